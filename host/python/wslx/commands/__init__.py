@@ -1,0 +1,1 @@
+"""One module per `wslx` subcommand; see wslx.cli."""

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything the kit needs on a fresh Debian 12 machine, and nothing
+# on a second run: apt packages are checked with dpkg first, and the venv is
+# rebuilt only when host/python/requirements.lock or pyproject.toml change.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+apt_packages=(
+  qemu-system-x86      # TCG guest boots
+  musl-tools           # static PID 1 (musl-gcc)
+  busybox-static       # guest userland for EXEC
+  linux-image-cloud-amd64  # default Track A kernel (modular)
+  linux-source-6.1     # Kconfig tree for validation and fragment kernel builds
+  build-essential bc flex bison libelf-dev libssl-dev xz-utils kmod
+  python3-venv
+)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "[setup] apt: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "[setup] apt: all ${#apt_packages[@]} packages present"
+fi
+
+stamp=.venv/.wslx-setup-stamp
+want="$(cat host/python/requirements.lock host/python/pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+  echo "[setup] venv: up to date (.venv)"
+else
+  echo "[setup] venv: creating .venv with pinned dependencies"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -r host/python/requirements.lock
+  .venv/bin/pip install -q --no-deps --no-build-isolation -e host/python
+  echo "$want" > "$stamp"
+fi
