@@ -1,0 +1,97 @@
+"""Generate the AgentX protocol reference (Markdown) from wslx.spec.agentx."""
+from __future__ import annotations
+
+from construct import Const
+
+from ..spec import agentx as spec
+from ..spec.fields import BoundedBytes, BoundedString, BoundedStringArray, split_fields
+from .c_header import example_frames, fixed_layout, marker
+
+
+def _field_type(con) -> str:
+    if isinstance(con, BoundedString):
+        return f"str (u16 len + UTF-8, <= {con.max_len} B)"
+    if isinstance(con, BoundedStringArray):
+        return f"str[] (u16 count <= {con.max_count}; each <= {con.max_len} B)"
+    if isinstance(con, BoundedBytes):
+        return f"bytes (u32 len + data, <= {con.max_len} B)"
+    if isinstance(con, Const):
+        return f"{con.sizeof()} zero bytes"
+    return {"<B": "u8", "<H": "u16", "<L": "u32", "<I": "u32", "<Q": "u64", "<l": "i32", "<i": "i32"}[con.fmtstr]
+
+
+def _hexdump(b: bytes) -> str:
+    return "\n".join(f"{i:04x}  " + " ".join(f"{x:02x}" for x in b[i:i + 16]) for i in range(0, len(b), 16))
+
+
+def generate() -> str:
+    L = []
+    w = L.append
+    w(f"<!-- {marker('wslx.codegen.markdown')} -->")
+    w(f"# AgentX wire protocol, version {spec.VERSION_MIN}..{spec.VERSION_MAX}")
+    w("")
+    w((spec.__doc__ or "").strip())
+    w("")
+    w("## Limits and endpoints")
+    w("")
+    w("| name | value |")
+    w("|---|---|")
+    for k in ("MAGIC", "HEADER_SIZE", "MAX_PAYLOAD", "MAX_FRAME", "STDIO_MAX_DATA", "PING_MAX_DATA",
+              "VSOCK_CONTROL_PORT", "VSOCK_HOST_CID", "VIRTIO_SERIAL_PORT_NAME"):
+        v = getattr(spec, k)
+        w(f"| {k} | {hex(v) if k == 'MAGIC' else v} |")
+    w("")
+    w("## Frame header")
+    w("")
+    _table(w, spec.FrameHeader)
+    w("")
+    w("Receivers check, in this order: magic and header CRC (EBADMSG: resynchronise on the next magic), "
+      "version (EPROTONOSUPPORT), flags (EPROTO), payload_len (EMSGSIZE: skipped unread), payload CRC "
+      "(EBADMSG), type (ENOSYS), payload (EPROTO: any bound, trailing byte, NUL in a string or invalid UTF-8). "
+      "An agent answers each with ERROR and keeps serving.")
+    w("")
+    w("## Enumerations")
+    for e in spec.ENUMS:
+        w("")
+        w(f"### {e.__name__}")
+        w("")
+        w((e.__doc__ or "").strip())
+        w("")
+        w("| name | value |")
+        w("|---|---|")
+        for m in e:
+            w(f"| {m.name} | 0x{int(m):x} |")
+    w("")
+    w("## Messages")
+    frames = example_frames()
+    for i, m in enumerate(spec.MESSAGES):
+        w("")
+        w(f"### {m.type.name} (0x{int(m.type):04x})")
+        w("")
+        w(f"{m.kind}, {m.direction}" + (f"; needs capability {m.capability.name}" if m.capability else "")
+          + (f"; replies: {', '.join(r.name for r in m.replies)}" if m.replies else ""))
+        w("")
+        w(m.doc)
+        w("")
+        if m.body.subcons:
+            _table(w, m.body)
+        else:
+            w("Empty payload.")
+        w("")
+        w(f"Example frame (request_id 0x{0x100 + i:x}, {m.example or 'empty'}):")
+        w("")
+        w("```")
+        w(_hexdump(frames[i]))
+        w("```")
+    return "\n".join(L) + "\n"
+
+
+def _table(w, body):
+    layout, _ = fixed_layout(body)
+    _, variable = split_fields(body)
+    w("| offset | field | type | meaning |")
+    w("|---|---|---|---|")
+    for name, con, docs, off, size in layout:
+        w(f"| {off} | {name} | {_field_type(con)} | {docs} |")
+    for name, con, docs in variable:
+        w(f"| then | {name} | {_field_type(con)} | {docs} |")
