@@ -156,7 +156,7 @@ def load_kconfig(tree: Path):
     if key not in _parsed:
         with _environ(kconfig_environ(Path(tree))):
             try:
-                kconf = LinuxKconfig(str(Path(tree) / "Kconfig"), warn=False, suppress_traceback=True)
+                kconf = LinuxKconfig(str(Path(tree) / "Kconfig"), warn=False)
             except kconfiglib.KconfigError as exc:
                 raise SourceTreeError(f"kconfiglib cannot parse {tree}/Kconfig: {exc}") from exc
         kconf.warn_assign_override = False
@@ -164,3 +164,15 @@ def load_kconfig(tree: Path):
         kconf.warn_assign_undef = False
         _parsed[key] = kconf
     return _parsed[key]
+
+
+def source_identity(source: str | os.PathLike | None = None) -> str:
+    """A cheap identity of the sources for build signatures: never unpacks anything."""
+    given = source or os.environ.get("KSOURCE") or None
+    path = Path(given) if given else DEFAULT_TARBALL
+    if path.is_file():
+        st = path.stat()
+        return f"{path.resolve()}:{st.st_size}:{int(st.st_mtime)}"
+    if path.is_dir() and (path / "Makefile").is_file():
+        return f"{path.resolve()}:linux-{_kernel_version(path)}"
+    return f"{path}:missing"

@@ -92,6 +92,7 @@ class Capability(enum.IntFlag):
     CONFIG = 1 << 6     # CONFIG hostname, environment, clock
     PORTAL = 1 << 7     # a Portal region is mapped (CONFIG portal_device)
     PING = 1 << 8       # PING / PONG
+    SYSTEM = 1 << 9     # CONFIG hostname and clock change the whole system (the agent owns its OS)
 
 
 class AgentKind(enum.IntEnum):
@@ -122,6 +123,7 @@ class ErrorCode(enum.IntEnum):
     EISDIR = 21
     EINVAL = 22
     ENOSPC = 28
+    EPIPE = 32            # stdin of that process is closed
     ENOSYS = 38           # unknown message type
     EPROTO = 71           # malformed payload, or a message in the wrong direction
     EBADMSG = 74          # bad magic, header CRC or payload CRC

@@ -1,0 +1,377 @@
+"""AgentX client: drives one agent over any byte stream.
+
+Requests are matched to replies by request_id; STDIO and EXIT events are
+routed to the Process they belong to; every wait has a timeout; failures are
+typed (wslx.agentx.errors). Model: m1n1's proxyclient, a host driving
+bare-metal code over a binary protocol, but synchronous and single-threaded:
+whoever waits pumps the stream.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import signal as _signal
+import socket
+import time
+from typing import Callable
+
+from ..spec.agentx import (AgentKind, Capability, ErrorCode, ExecFlag, ExitHow, FrameFlag, MsgType, ShutdownMode,
+                           Stream, StdioFlag, STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN, MAX_PAYLOAD)
+from . import codec
+from .errors import AgentTimeout, ConnectionLost, ProtocolError, RemoteError
+from .transport import FdTransport
+
+
+@dataclasses.dataclass
+class Hello:
+    version_min: int
+    version_max: int
+    version_selected: int
+    agent_kind: int
+    capabilities: int
+    max_payload: int
+    uptime_ms: int
+    name: str
+    os_release: str
+
+    @property
+    def kind_name(self) -> str:
+        try:
+            return AgentKind(self.agent_kind).name.lower()
+        except ValueError:
+            return f"unknown({self.agent_kind})"
+
+    def has(self, cap: Capability) -> bool:
+        return bool(self.capabilities & cap)
+
+    @property
+    def capability_names(self) -> list[str]:
+        return [c.name for c in Capability if self.capabilities & c]
+
+
+@dataclasses.dataclass
+class ExitStatus:
+    pid: int
+    how: int
+    code: int
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.code if self.how == ExitHow.EXITED else None
+
+    @property
+    def signal(self) -> int | None:
+        return self.code if self.how == ExitHow.SIGNALED else None
+
+    @property
+    def returncode(self) -> int:
+        """Shell convention: status, or 128 + signal."""
+        return self.code if self.how == ExitHow.EXITED else 128 + self.code
+
+    def __str__(self) -> str:
+        if self.how == ExitHow.EXITED:
+            return f"exited {self.code}"
+        try:
+            return f"killed by {_signal.Signals(self.code).name}"
+        except ValueError:
+            return f"killed by signal {self.code}"
+
+
+@dataclasses.dataclass
+class Completed:
+    status: ExitStatus
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def returncode(self) -> int:
+        return self.status.returncode
+
+
+class Process:
+    """A process started by EXEC. Output accumulates unless callbacks consume it."""
+
+    def __init__(self, client: "AgentClient", pid: int, argv):
+        self.client, self.pid, self.argv = client, pid, list(argv)
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+        self.eof = {Stream.STDOUT: False, Stream.STDERR: False}
+        self.status: ExitStatus | None = None
+        self.eof_before_exit: bool | None = None  # the spec sends EXIT after both EOFs
+        self.on_stdout: Callable[[bytes], None] | None = None
+        self.on_stderr: Callable[[bytes], None] | None = None
+
+    def _data(self, stream: int, data: bytes, eof: bool) -> None:
+        sink = {Stream.STDOUT: (self.on_stdout, self.stdout), Stream.STDERR: (self.on_stderr, self.stderr)}.get(stream)
+        if sink and data:
+            callback, buffer = sink
+            if callback:
+                callback(data)
+            else:
+                buffer.extend(data)
+        if eof and stream in self.eof:
+            self.eof[stream] = True
+
+    def write(self, data: bytes, timeout: float | None = None) -> None:
+        for i in range(0, len(data), STDIO_MAX_DATA):
+            self.client.send_event(MsgType.STDIO, dict(pid=self.pid, stream=Stream.STDIN, flags=0,
+                                                       data=bytes(data[i:i + STDIO_MAX_DATA])), timeout=timeout)
+
+    def close_stdin(self, timeout: float | None = None) -> None:
+        self.client.send_event(MsgType.STDIO, dict(pid=self.pid, stream=Stream.STDIN, flags=StdioFlag.EOF, data=b""),
+                               timeout=timeout)
+
+    def signal(self, signo: int, timeout: float | None = None) -> None:
+        self.client.signal(self.pid, signo, timeout=timeout)
+
+    @property
+    def done(self) -> bool:
+        return self.status is not None
+
+    def wait(self, timeout: float | None = None) -> ExitStatus:
+        deadline = self.client._deadline(timeout)
+        while self.status is None:
+            self.client._pump(deadline, f"EXIT of pid {self.pid} ({' '.join(self.argv)[:60]})")
+        return self.status
+
+
+class AgentClient:
+    """One AgentX session. `stream` is a socket or an FdTransport."""
+
+    def __init__(self, stream, *, default_timeout: float = 10.0, name: str = "agent"):
+        self.transport = stream if isinstance(stream, FdTransport) else FdTransport(stream, name=name)
+        self.default_timeout = default_timeout
+        self.name = name
+        self.reader = codec.FrameReader()
+        self.hello: Hello | None = None
+        self.hellos: list[Hello] = []              # every unsolicited HELLO (one per (re)connect)
+        self.unsolicited_errors: collections.deque[RemoteError] = collections.deque(maxlen=256)
+        self.protocol_errors: list[ProtocolError] = []   # bad frames *from* the agent
+        self._replies: dict[int, codec.Frame] = {}
+        self._processes: dict[int, Process] = {}
+        self._orphan_events: collections.deque = collections.deque(maxlen=1024)
+        self._next_id = 1
+        self._closed_reason: str | None = None
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _deadline(self, timeout: float | None) -> float:
+        return time.monotonic() + (self.default_timeout if timeout is None else timeout)
+
+    def _alloc_id(self) -> int:
+        rid = self._next_id
+        self._next_id = rid + 1 if rid < 0xFFFFFFFF else 1
+        return rid
+
+    def send_raw(self, data: bytes, timeout: float | None = None) -> None:
+        """Write bytes as they are (the conformance suite uses it for malformed frames).
+        Incoming data is read meanwhile, so a chatty agent cannot deadlock us."""
+        if self._closed_reason:
+            raise ConnectionLost(f"{self.name}: connection closed: {self._closed_reason}")
+        deadline = self._deadline(timeout)
+        view = memoryview(data)
+        while view:
+            n = self.transport.send_some(view)
+            view = view[n:]
+            if not view:
+                break
+            readable, _ = self.transport.wait(deadline, want_write=True)
+            if readable:
+                self._read_some(deadline)
+            if time.monotonic() >= deadline:
+                raise AgentTimeout(f"{self.name}: could not send {len(data)} bytes in time ({len(view)} left)")
+
+    def send_event(self, msg_type: int, body: dict, timeout: float | None = None) -> None:
+        self.send_raw(codec.encode_frame(msg_type, body), timeout)
+
+    def _read_some(self, deadline: float) -> None:
+        data = self.transport.recv(deadline)
+        if not data:
+            reason = "agent closed the stream"
+            try:
+                self.reader.check_eof()
+            except ProtocolError as e:
+                reason += f" ({e})"
+            self._closed_reason = reason
+            raise ConnectionLost(f"{self.name}: {reason}")
+        self.reader.feed(data)
+        self._drain()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                frame = self.reader.next()
+            except ProtocolError as e:  # the reader has already skipped the bad bytes
+                self.protocol_errors.append(e)
+                continue
+            if frame is None:
+                return
+            self._dispatch(frame)
+
+    def _dispatch(self, f: codec.Frame) -> None:
+        if f.request_id and (f.flags & FrameFlag.REPLY or f.type == MsgType.ERROR):
+            self._replies[f.request_id] = f
+        elif f.type == MsgType.STDIO:
+            p = self._processes.get(f.body["pid"])
+            if p:
+                p._data(f.body["stream"], f.body["data"], bool(f.body["flags"] & StdioFlag.EOF))
+            else:
+                self._orphan_events.append(f)
+        elif f.type == MsgType.EXIT:
+            b = f.body
+            p = self._processes.get(b["pid"])
+            if p:
+                p.status = ExitStatus(b["pid"], b["how"], b["code"])
+                p.eof_before_exit = all(p.eof.values())
+            else:
+                self._orphan_events.append(f)
+        elif f.type == MsgType.HELLO:
+            h = Hello(**f.body)
+            self.hello = h
+            self.hellos.append(h)
+        elif f.type == MsgType.ERROR:
+            b = f.body
+            self.unsolicited_errors.append(RemoteError(b["code"], b["message"], b["request_type"], f.request_id))
+        else:
+            self._orphan_events.append(f)
+
+    def _pump(self, deadline: float, what: str) -> None:
+        try:
+            self._read_some(deadline)
+        except AgentTimeout:
+            raise AgentTimeout(f"{self.name}: timed out waiting for {what}") from None
+
+    # -- requests ------------------------------------------------------------------------
+    def request(self, msg_type: int, body: dict | None = None, *, timeout: float | None = None,
+                expect: tuple = ()) -> codec.Frame:
+        """Send a request and wait for its reply; ERROR raises RemoteError."""
+        deadline = self._deadline(timeout)
+        rid = self._alloc_id()
+        self.send_raw(codec.encode_frame(msg_type, body or {}, request_id=rid), timeout)
+        while rid not in self._replies:
+            self._pump(deadline, f"reply to {MsgType(msg_type).name} #{rid}")
+        f = self._replies.pop(rid)
+        if f.type == MsgType.ERROR:
+            raise RemoteError(f.body["code"], f.body["message"], f.body["request_type"], rid)
+        if expect and f.type not in expect:
+            raise ProtocolError(f"{self.name}: {MsgType(msg_type).name} answered with {f.name}, expected "
+                                f"{'/'.join(MsgType(e).name for e in expect)}", request_id=rid, msg_type=f.type)
+        return f
+
+    def wait_reply(self, request_id: int, timeout: float | None = None) -> codec.Frame:
+        """The raw reply frame (ERROR included) to a request sent with send_raw."""
+        deadline = self._deadline(timeout)
+        while request_id not in self._replies:
+            self._pump(deadline, f"reply #{request_id}")
+        return self._replies.pop(request_id)
+
+    def wait_hello(self, timeout: float | None = None) -> Hello:
+        """Wait for the agent's unsolicited HELLO (returns at once if one arrived)."""
+        deadline = self._deadline(timeout)
+        while self.hello is None:
+            self._pump(deadline, "HELLO")
+        return self.hello
+
+    def wait_new_hello(self, timeout: float | None = None) -> Hello:
+        """Wait for a HELLO after the ones already seen (a reconnect)."""
+        deadline = self._deadline(timeout)
+        seen = len(self.hellos)
+        while len(self.hellos) == seen:
+            self._pump(deadline, "a new HELLO")
+        return self.hellos[-1]
+
+    def wait_error(self, timeout: float | None = None) -> RemoteError:
+        """Next unsolicited ERROR (request_id 0), e.g. the answer to a malformed frame."""
+        deadline = self._deadline(timeout)
+        while not self.unsolicited_errors:
+            self._pump(deadline, "an ERROR frame")
+        return self.unsolicited_errors.popleft()
+
+    def negotiate(self, vmin: int = VERSION_MIN, vmax: int = VERSION_MAX, timeout: float | None = None) -> Hello:
+        f = self.request(MsgType.HELLO, dict(version_min=vmin, version_max=vmax, version_selected=0,
+                                             agent_kind=AgentKind.HOST, capabilities=0, max_payload=MAX_PAYLOAD,
+                                             uptime_ms=0, name="wslx-host", os_release=""),
+                         timeout=timeout, expect=(MsgType.HELLO,))
+        return Hello(**f.body)
+
+    def ping(self, data: bytes = b"", timeout: float | None = None) -> bytes:
+        return self.request(MsgType.PING, dict(data=data), timeout=timeout, expect=(MsgType.PONG,)).body["data"]
+
+    def config(self, *, hostname: str = "", env=(), clock_realtime_ns: int = 0, portal_device: str = "",
+               portal_size: int = 0, timeout: float | None = None) -> None:
+        self.request(MsgType.CONFIG, dict(clock_realtime_ns=clock_realtime_ns, portal_size=portal_size,
+                                          hostname=hostname, env=list(env), portal_device=portal_device),
+                     timeout=timeout, expect=(MsgType.OK,))
+
+    def mount(self, fstype: str, source: str, target: str, options: str = "", readonly: bool = False,
+              timeout: float | None = None) -> None:
+        self.request(MsgType.MOUNT, dict(flags=1 if readonly else 0, fstype=fstype, source=source, target=target,
+                                         options=options), timeout=timeout, expect=(MsgType.OK,))
+
+    def unmount(self, target: str, detach: bool = False, timeout: float | None = None) -> None:
+        self.request(MsgType.UNMOUNT, dict(flags=1 if detach else 0, target=target), timeout=timeout,
+                     expect=(MsgType.OK,))
+
+    def exec(self, argv, *, env=(), cwd: str = "", stdin: bool = False, merge_stderr: bool = False,
+             on_stdout=None, on_stderr=None, timeout: float | None = None) -> Process:
+        flags = (ExecFlag.STDIN_PIPE if stdin else 0) | (ExecFlag.STDERR_TO_STDOUT if merge_stderr else 0)
+        f = self.request(MsgType.EXEC, dict(flags=int(flags), argv=list(argv), env=list(env), cwd=cwd),
+                         timeout=timeout, expect=(MsgType.EXEC_STARTED,))
+        p = Process(self, f.body["pid"], argv)
+        p.on_stdout, p.on_stderr = on_stdout, on_stderr
+        self._processes[p.pid] = p
+        # Events for this pid may have arrived before EXEC_STARTED was read: replay them.
+        early = [e for e in self._orphan_events if e.body.get("pid") == p.pid]
+        for e in early:
+            self._orphan_events.remove(e)
+            self._dispatch(e)
+        return p
+
+    def run(self, argv, *, input: bytes | None = None, env=(), cwd: str = "", timeout: float | None = None,
+            on_stdout=None, on_stderr=None) -> Completed:
+        """EXEC, feed input, collect (or stream) output, wait for EXIT."""
+        p = self.exec(argv, env=env, cwd=cwd, stdin=input is not None, on_stdout=on_stdout, on_stderr=on_stderr,
+                      timeout=timeout)
+        if input is not None:
+            if input:
+                p.write(input, timeout=timeout)
+            p.close_stdin(timeout=timeout)
+        status = p.wait(timeout)
+        self._processes.pop(p.pid, None)
+        return Completed(status, bytes(p.stdout), bytes(p.stderr))
+
+    def signal(self, pid: int, signo: int, timeout: float | None = None) -> None:
+        self.request(MsgType.SIGNAL, dict(pid=pid, signo=int(signo)), timeout=timeout, expect=(MsgType.OK,))
+
+    def quiesce(self, timeout_ms: int = 5000, timeout: float | None = None) -> dict:
+        return self.request(MsgType.QUIESCE, dict(timeout_ms=timeout_ms), timeout=timeout,
+                            expect=(MsgType.QUIESCE_COMPLETE,)).body
+
+    def resume(self, timeout: float | None = None) -> None:
+        self.request(MsgType.RESUME, {}, timeout=timeout, expect=(MsgType.OK,))
+
+    def shutdown(self, mode: int = ShutdownMode.POWEROFF, grace_ms: int = 2000, timeout: float | None = None) -> None:
+        self.request(MsgType.SHUTDOWN, dict(mode=int(mode), grace_ms=grace_ms), timeout=timeout, expect=(MsgType.OK,))
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def connect_unix(path: str, timeout: float = 10.0, **kw) -> AgentClient:
+    """Connect to an AgentX endpoint on a Unix socket (e.g. a QEMU chardev), retrying until timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            return AgentClient(s, **kw)
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            s.close()
+            if time.monotonic() >= deadline:
+                raise AgentTimeout(f"could not connect to {path} within {timeout}s: {e}") from None
+            time.sleep(0.05)

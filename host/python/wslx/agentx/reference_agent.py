@@ -1,0 +1,378 @@
+"""Pure-Python reference AgentX agent.
+
+It implements the protocol's semantics for real on the host: EXEC runs
+processes, stdio is relayed in both directions, SIGNAL delivers signals,
+QUIESCE/RESUME gate EXEC. It does not own an OS, so it offers neither MOUNT nor
+SYSTEM (hostname/clock). Single-threaded selector loop, like guest/init, so
+the conformance suite exercises the same shape of agent in milliseconds.
+
+    python -m wslx.agentx.reference_agent --fd N     serve on an inherited fd
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import platform
+import selectors
+import signal
+import subprocess
+import threading
+import time
+
+from ..spec.agentx import (AgentKind, Capability, ErrorCode, ExecFlag, ExitHow, FrameFlag, MsgType, StdioFlag, Stream,
+                           MAX_PAYLOAD, STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN, BY_TYPE)
+from . import codec
+from .errors import ProtocolError, InvalidMessage
+from .transport import FdTransport
+
+CAPABILITIES = (Capability.EXEC | Capability.STDIN | Capability.SIGNAL | Capability.QUIESCE | Capability.SHUTDOWN
+                | Capability.CONFIG | Capability.PING)
+OUT_HIGH_WATER = 1 << 20     # stop reading children while this much output waits for the host
+STDIN_QUEUE_MAX = 1 << 20    # bytes queued for one child's stdin before frames are refused
+MAX_PROCESSES = 64
+DEFAULT_PATH = "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+
+
+class _Child:
+    def __init__(self, popen: subprocess.Popen, pidfd: int):
+        self.popen = popen
+        self.pid = popen.pid
+        self.pidfd = pidfd
+        self.open_streams: dict[int, int] = {}  # fd -> Stream
+        self.stdin_fd: int | None = None
+        self.stdin_queue = bytearray()
+        self.stdin_eof = False
+        self.status: tuple[int, int] | None = None
+        self.exit_grace: float | None = None  # when to stop waiting for pipes held by grandchildren
+
+
+class ReferenceAgent:
+    def __init__(self, stream, *, capabilities: int = CAPABILITIES, name: str = "wslx-reference 0.1"):
+        self.t = stream if isinstance(stream, FdTransport) else FdTransport(stream, name="reference-agent")
+        self.capabilities = int(capabilities)
+        self.name = name
+        self.reader = codec.FrameReader()
+        self.out = bytearray()
+        self.sel = selectors.DefaultSelector()
+        self.children: dict[int, _Child] = {}
+        self.env_defaults: list[str] = []
+        self.quiesced = False
+        self.running = False
+        self.started = time.monotonic()
+        self._paused_children = False
+
+    # -- output ----------------------------------------------------------------------------
+    def _emit(self, msg_type, body, request_id=0, reply=False):
+        self.out += codec.encode_frame(msg_type, body, request_id=request_id, flags=FrameFlag.REPLY if reply else 0)
+
+    def _error(self, code, message, request_id=0, request_type=0):
+        self._emit(MsgType.ERROR, dict(code=int(code), request_type=int(request_type) & 0xFFFF,
+                                       message=message.encode()[:500].decode("utf-8", "ignore")),
+                   request_id=request_id, reply=bool(request_id))
+
+    def _flush(self, block: bool = False, timeout: float = 5.0):
+        deadline = time.monotonic() + timeout
+        while self.out:
+            n = self.t.send_some(self.out)
+            del self.out[:n]
+            if not block or not self.out:
+                return
+            if time.monotonic() > deadline:
+                return
+            self.t.wait(deadline, want_write=True)
+
+    # -- main loop -------------------------------------------------------------------------
+    def serve(self) -> None:
+        self.running = True
+        self.sel.register(self.t.rfd, selectors.EVENT_READ, ("control", None))
+        self._emit(MsgType.HELLO, self._hello_body(0))
+        try:
+            while self.running:
+                self._update_backpressure()
+                events = self.sel.select(timeout=0.5 if not self.out else 0.05)
+                for key, _ in events:
+                    kind, child = key.data
+                    if kind == "control":
+                        if not self._read_control():
+                            self.running = False
+                            break
+                    elif kind == "pipe":
+                        self._read_child(child, key.fd)
+                    elif kind == "pidfd":
+                        self._reap(child)
+                    elif kind == "stdin":
+                        self._write_stdin(child)
+                for c in [c for c in self.children.values() if c.exit_grace is not None]:
+                    self._maybe_exit(c)
+                self._flush()
+                if self.out:
+                    self.t.wait(time.monotonic() + 0.05, want_write=True)
+        finally:
+            self._kill_all(0)
+            self._flush(block=True, timeout=2.0)
+            self.sel.close()
+
+    def _update_backpressure(self):
+        pause = len(self.out) > OUT_HIGH_WATER
+        if pause == self._paused_children:
+            return
+        self._paused_children = pause
+        for c in self.children.values():
+            for fd in c.open_streams:
+                if pause:
+                    self.sel.unregister(fd)
+                else:
+                    self.sel.register(fd, selectors.EVENT_READ, ("pipe", c))
+
+    def _read_control(self) -> bool:
+        try:
+            data = os.read(self.t.rfd, 1 << 20)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        if not data:
+            return False
+        self.reader.feed(data)
+        while self.running:
+            try:
+                frame = self.reader.next()
+            except ProtocolError as e:
+                self._error(e.code, str(e), e.request_id, e.msg_type)
+                continue
+            if frame is None:
+                break
+            self._handle(frame)
+        return True
+
+    # -- requests --------------------------------------------------------------------------
+    def _handle(self, f: codec.Frame):
+        msg = BY_TYPE[f.type]
+        if msg.direction == "agent->host" or f.flags & FrameFlag.REPLY:
+            return self._error(ErrorCode.EPROTO, f"{msg.type.name} is not a host->agent message", f.request_id, f.type)
+        if msg.capability and not self.capabilities & msg.capability:
+            return self._error(ErrorCode.EOPNOTSUPP, f"{msg.type.name} needs capability {msg.capability.name}",
+                               f.request_id, f.type)
+        if msg.kind == "request" and f.request_id == 0 and f.type != MsgType.HELLO:
+            return self._error(ErrorCode.EPROTO, f"{msg.type.name} request needs a non-zero request_id", 0, f.type)
+        handler = getattr(self, f"_on_{msg.name}")
+        try:
+            handler(f)
+        except OSError as e:
+            self._error(e.errno or ErrorCode.EIO, f"{msg.type.name}: {e.strerror or e}", f.request_id, f.type)
+        except InvalidMessage as e:  # a reply we could not encode: report, keep serving
+            self._error(ErrorCode.EPROTO, f"{msg.type.name}: {e}", f.request_id, f.type)
+
+    def _ok(self, f):
+        self._emit(MsgType.OK, {}, f.request_id, reply=True)
+
+    def _hello_body(self, selected):
+        return dict(version_min=VERSION_MIN, version_max=VERSION_MAX, version_selected=selected,
+                    agent_kind=AgentKind.REFERENCE, capabilities=self.capabilities, max_payload=MAX_PAYLOAD,
+                    uptime_ms=int((time.monotonic() - self.started) * 1000) & 0xFFFFFFFF, name=self.name,
+                    os_release=platform.release()[:256])
+
+    def _on_hello(self, f):
+        if f.request_id == 0:
+            return  # a host announcement needs no answer
+        lo, hi = max(VERSION_MIN, f.body["version_min"]), min(VERSION_MAX, f.body["version_max"])
+        if lo > hi:
+            return self._error(ErrorCode.EPROTONOSUPPORT, f"no common version: host {f.body['version_min']}.."
+                               f"{f.body['version_max']}, agent {VERSION_MIN}..{VERSION_MAX}", f.request_id, f.type)
+        self._emit(MsgType.HELLO, self._hello_body(hi), f.request_id, reply=True)
+
+    def _on_config(self, f):
+        self.env_defaults = list(f.body["env"])
+        self._ok(f)
+
+    def _on_ping(self, f):
+        self._emit(MsgType.PONG, dict(data=f.body["data"]), f.request_id, reply=True)
+
+    def _on_exec(self, f):
+        b = f.body
+        if self.quiesced:
+            return self._error(ErrorCode.ECANCELED, "quiesced: EXEC refused until RESUME", f.request_id, f.type)
+        if not b["argv"]:
+            return self._error(ErrorCode.EINVAL, "EXEC needs argv[0]", f.request_id, f.type)
+        if len(self.children) >= MAX_PROCESSES:
+            return self._error(ErrorCode.EAGAIN, f"too many processes ({MAX_PROCESSES})", f.request_id, f.type)
+        env = {}
+        for item in [DEFAULT_PATH] + self.env_defaults + list(b["env"]):
+            k, sep, v = item.partition("=")
+            if sep:
+                env[k] = v
+        flags = b["flags"]
+        try:
+            p = subprocess.Popen(b["argv"], env=env, cwd=b["cwd"] or "/",
+                                 stdin=subprocess.PIPE if flags & ExecFlag.STDIN_PIPE else subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT if flags & ExecFlag.STDERR_TO_STDOUT else subprocess.PIPE,
+                                 start_new_session=True, close_fds=True)
+        except OSError as e:
+            return self._error(e.errno or ErrorCode.EIO, f"execve {b['argv'][0]}: {e.strerror}", f.request_id, f.type)
+        c = _Child(p, os.pidfd_open(p.pid))
+        self.children[c.pid] = c
+        for pipe, stream in ((p.stdout, Stream.STDOUT), (p.stderr, Stream.STDERR)):
+            if pipe is not None:
+                os.set_blocking(pipe.fileno(), False)
+                c.open_streams[pipe.fileno()] = stream
+                if not self._paused_children:
+                    self.sel.register(pipe.fileno(), selectors.EVENT_READ, ("pipe", c))
+        if p.stdin is not None:
+            c.stdin_fd = p.stdin.fileno()
+            os.set_blocking(c.stdin_fd, False)
+        self.sel.register(c.pidfd, selectors.EVENT_READ, ("pidfd", c))
+        self._emit(MsgType.EXEC_STARTED, dict(pid=c.pid), f.request_id, reply=True)
+        if flags & ExecFlag.STDERR_TO_STDOUT:
+            self._emit(MsgType.STDIO, dict(pid=c.pid, stream=Stream.STDERR, flags=StdioFlag.EOF, data=b""))
+
+    def _on_stdio(self, f):
+        b = f.body
+        c = self.children.get(b["pid"])
+        if c is None:
+            return self._error(ErrorCode.ESRCH, f"STDIO for unknown pid {b['pid']}", 0, f.type)
+        if b["stream"] != Stream.STDIN:
+            return self._error(ErrorCode.EINVAL, f"host can only send STDIN, not stream {b['stream']}", 0, f.type)
+        if c.stdin_fd is None or c.stdin_eof:
+            return self._error(ErrorCode.EPIPE, f"stdin of pid {c.pid} is closed", 0, f.type)
+        if len(c.stdin_queue) + len(b["data"]) > STDIN_QUEUE_MAX:
+            return self._error(ErrorCode.EAGAIN, f"stdin queue of pid {c.pid} is full", 0, f.type)
+        c.stdin_queue += b["data"]
+        if b["flags"] & StdioFlag.EOF:
+            c.stdin_eof = True
+        self._write_stdin(c)
+
+    def _write_stdin(self, c: _Child):
+        if c.stdin_fd is None:
+            return
+        try:
+            while c.stdin_queue:
+                n = os.write(c.stdin_fd, c.stdin_queue)
+                del c.stdin_queue[:n]
+        except BlockingIOError:
+            pass
+        except OSError:  # the child closed its stdin: drop what is queued
+            c.stdin_queue.clear()
+            c.stdin_eof = True
+        registered = c.stdin_fd in self.sel.get_map()
+        if c.stdin_queue and not registered:
+            self.sel.register(c.stdin_fd, selectors.EVENT_WRITE, ("stdin", c))
+        elif not c.stdin_queue and registered:
+            self.sel.unregister(c.stdin_fd)
+        if not c.stdin_queue and c.stdin_eof:
+            os.close(c.stdin_fd)
+            c.popen.stdin = None  # we closed it; keep Popen from closing it again
+            c.stdin_fd = None
+
+    def _read_child(self, c: _Child, fd: int):
+        stream = c.open_streams[fd]
+        try:
+            data = os.read(fd, STDIO_MAX_DATA)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._emit(MsgType.STDIO, dict(pid=c.pid, stream=stream, flags=0, data=data))
+            return
+        self.sel.unregister(fd)
+        del c.open_streams[fd]
+        self._emit(MsgType.STDIO, dict(pid=c.pid, stream=stream, flags=StdioFlag.EOF, data=b""))
+        self._maybe_exit(c)
+
+    def _reap(self, c: _Child):
+        rc = c.popen.wait()
+        self.sel.unregister(c.pidfd)
+        os.close(c.pidfd)
+        c.status = (ExitHow.SIGNALED, -rc) if rc < 0 else (ExitHow.EXITED, rc)
+        self._maybe_exit(c)
+
+    def _maybe_exit(self, c: _Child):
+        if c.status is None:
+            return
+        if c.open_streams:
+            # Exited, but something (a grandchild) may hold the pipes open: don't wait for it forever.
+            if c.exit_grace is None:
+                c.exit_grace = time.monotonic() + 0.5
+            if time.monotonic() < c.exit_grace:
+                return
+            for fd, stream in list(c.open_streams.items()):
+                if fd in self.sel.get_map():
+                    self.sel.unregister(fd)
+                self._emit(MsgType.STDIO, dict(pid=c.pid, stream=stream, flags=StdioFlag.EOF, data=b""))
+            c.open_streams.clear()
+        for pipe in (c.popen.stdout, c.popen.stderr):
+            if pipe:
+                pipe.close()
+        if c.stdin_fd is not None:
+            if c.stdin_fd in self.sel.get_map():
+                self.sel.unregister(c.stdin_fd)
+            os.close(c.stdin_fd)
+            c.popen.stdin = None
+        self.children.pop(c.pid, None)
+        how, code = c.status
+        self._emit(MsgType.EXIT, dict(pid=c.pid, how=how, code=code))
+
+    def _on_signal(self, f):
+        pid, signo = f.body["pid"], f.body["signo"]
+        c = self.children.get(pid)
+        if c is None or c.status is not None:
+            return self._error(ErrorCode.ESRCH, f"no running process {pid} started by this agent", f.request_id, f.type)
+        if not 1 <= signo < signal.NSIG:
+            return self._error(ErrorCode.EINVAL, f"invalid signal {signo}", f.request_id, f.type)
+        os.kill(pid, signo)
+        self._ok(f)
+
+    def _on_quiesce(self, f):
+        t0 = time.monotonic_ns()
+        self.quiesced = True
+        os.sync()
+        self._emit(MsgType.QUIESCE_COMPLETE, dict(flushed_regions=0, running_processes=len(self.children),
+                                                  elapsed_ns=time.monotonic_ns() - t0), f.request_id, reply=True)
+
+    def _on_resume(self, f):
+        self.quiesced = False
+        self._ok(f)
+
+    def _on_shutdown(self, f):
+        self._kill_all(f.body["grace_ms"])
+        self._ok(f)
+        self.running = False
+
+    def _on_mount(self, f):  # only reached if a caller enables MOUNT on purpose
+        self._error(ErrorCode.EOPNOTSUPP, "the reference agent does not own a filesystem namespace", f.request_id, f.type)
+
+    _on_unmount = _on_mount
+
+    def _kill_all(self, grace_ms: int):
+        for sig, wait_s in ((signal.SIGTERM, grace_ms / 1000), (signal.SIGKILL, 1.0)):
+            live = [c for c in self.children.values() if c.popen.poll() is None]
+            for c in live:
+                try:
+                    os.killpg(c.pid, sig)
+                except OSError:
+                    pass
+            deadline = time.monotonic() + wait_s
+            while live and time.monotonic() < deadline:
+                live = [c for c in live if c.popen.poll() is None]
+                time.sleep(0.01)
+
+
+def serve_in_thread(stream, **kw) -> tuple[ReferenceAgent, threading.Thread]:
+    agent = ReferenceAgent(stream, **kw)
+    t = threading.Thread(target=agent.serve, name="wslx-reference-agent", daemon=True)
+    t.start()
+    return agent, t
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--fd", type=int, required=True, help="inherited stream fd to serve on")
+    args = ap.parse_args(argv)
+    ReferenceAgent(FdTransport(args.fd)).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""`wslx conformance --target NAME`: the AgentX conformance suite against an agent."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def register(sub):
+    from ..conformance.targets import TARGETS
+    p = sub.add_parser("conformance", help="run the AgentX conformance suite against an agent")
+    p.add_argument("--target", required=True, choices=sorted(TARGETS), help="which agent to test")
+    p.add_argument("-k", dest="patterns", action="append", help="only cases matching this pattern (repeatable)")
+    p.add_argument("--junit", type=Path, help="write a JUnit XML report here")
+    p.add_argument("--markdown", type=Path, help="write a Markdown report here")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per wait (default 10)")
+    p.add_argument("--kernel", type=Path, help="guest kernel (VM targets)")
+    p.add_argument("--initrd", type=Path, help="guest initramfs (VM targets)")
+    p.add_argument("--list", action="store_true", help="list the cases and exit")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..agentx.errors import AgentXError
+    from ..conformance.runner import format_table, run_suite, select_cases, write_junit, write_markdown
+    from ..conformance.targets import TARGETS
+    if args.list:
+        for c in select_cases(args.patterns):
+            print(f"{c.name:40} {c.doc}")
+        return 0
+    print(f"[conformance] starting target {args.target} ...", flush=True)
+    try:
+        with TARGETS[args.target](timeout=args.timeout, kernel=args.kernel, initrd=args.initrd) as t:
+            report = run_suite(t, patterns=args.patterns, timeout=args.timeout,
+                               log=lambda s: print(s, flush=True))
+    except AgentXError as e:
+        print(f"wslx conformance: target {args.target} failed: {e}", file=sys.stderr)
+        return 1
+    print()
+    print(format_table(report))
+    if args.junit:
+        write_junit(report, args.junit)
+        print(f"JUnit report: {args.junit}")
+    if args.markdown:
+        write_markdown(report, args.markdown)
+        print(f"Markdown report: {args.markdown}")
+    return 0 if report.ok else 1

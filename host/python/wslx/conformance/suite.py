@@ -1,0 +1,348 @@
+"""AgentX conformance cases, written once for every agent.
+
+Each case gets a Context (a connected AgentClient plus the target) and
+asserts with `check`. Cases are selected by the capabilities the agent
+advertises in HELLO, so Track B, which cannot MOUNT, runs the same suite. The
+order matters only for the last case (SHUTDOWN ends the agent).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import struct
+import zlib
+from typing import Callable
+
+from ..agentx import codec
+from ..agentx.client import AgentClient, Hello
+from ..agentx.errors import RemoteError
+from ..spec.agentx import (ARGV_MAX_COUNT, Capability, ErrorCode, ExitHow, FrameFlag, MsgType, PING_MAX_DATA,
+                           VERSION_MAX, MAX_PAYLOAD, HEADER_SIZE, MAGIC)
+
+
+class ConformanceFailure(AssertionError):
+    pass
+
+
+def check(cond, message: str):
+    if not cond:
+        raise ConformanceFailure(message)
+
+
+@dataclasses.dataclass
+class Context:
+    client: AgentClient
+    target: object
+    timeout: float = 10.0
+
+    @property
+    def hello(self) -> Hello:
+        return self.client.hello
+
+    def expect_remote_error(self, code: int, fn, *a, **kw) -> RemoteError:
+        try:
+            fn(*a, **kw)
+        except RemoteError as e:
+            check(e.code == code, f"expected ERROR {ErrorCode(code).name}, got {e}")
+            return e
+        raise ConformanceFailure(f"expected ERROR {ErrorCode(code).name}, the request succeeded")
+
+    def expect_alive(self):
+        data = os.urandom(16)
+        check(self.client.ping(data, timeout=self.timeout) == data, "PING after the bad frame did not echo its data")
+
+
+@dataclasses.dataclass
+class Case:
+    name: str
+    func: Callable[[Context], None]
+    doc: str
+    requires: Capability = Capability(0)
+    requires_absent: Capability = Capability(0)
+    needs: str = ""      # a target feature, e.g. "reconnect"
+    last: bool = False
+
+
+CASES: list[Case] = []
+
+
+def case(requires=Capability(0), *, absent=Capability(0), needs: str = "", last: bool = False):
+    def deco(fn):
+        CASES.append(Case(fn.__name__, fn, (fn.__doc__ or "").strip(), Capability(requires), Capability(absent),
+                          needs, last))
+        return fn
+    return deco
+
+
+# ---- session ------------------------------------------------------------------------------
+
+@case()
+def hello_announced(ctx: Context):
+    """The agent announces HELLO with a sane version range, limits and a name."""
+    h = ctx.hello
+    check(h is not None, "no HELLO received")
+    check(h.version_min <= 1 <= h.version_max, f"version range {h.version_min}..{h.version_max} lacks 1")
+    check(h.version_selected == 0, "an unsolicited HELLO must have version_selected 0")
+    check(h.max_payload >= 4096, f"max_payload {h.max_payload} below 4096")
+    check(h.name, "HELLO name is empty")
+
+
+@case()
+def version_negotiation(ctx: Context):
+    """HELLO request picks the highest common version; disjoint ranges get EPROTONOSUPPORT."""
+    h = ctx.client.negotiate(1, VERSION_MAX + 3, timeout=ctx.timeout)
+    check(h.version_selected == VERSION_MAX, f"selected {h.version_selected}, expected {VERSION_MAX}")
+    ctx.expect_remote_error(ErrorCode.EPROTONOSUPPORT, ctx.client.negotiate, VERSION_MAX + 1, VERSION_MAX + 9,
+                            timeout=ctx.timeout)
+
+
+@case(Capability.PING)
+def ping_echoes_data(ctx: Context):
+    """PONG echoes PING data of 0, 1, 4096 and the maximum size."""
+    for n in (0, 1, 4096, PING_MAX_DATA):
+        data = os.urandom(n)
+        check(ctx.client.ping(data, timeout=ctx.timeout) == data, f"PONG data differs for {n} bytes")
+
+
+@case(Capability.PING)
+def replies_match_request_ids(ctx: Context):
+    """Pipelined requests are answered with their own request_id and the REPLY flag."""
+    ids = [0x7000_0001, 0x7000_0002, 0x7000_0003]
+    c = ctx.client
+    c.send_raw(b"".join(codec.encode_frame(MsgType.PING, dict(data=i.to_bytes(4, "little")), request_id=i)
+                        for i in ids))
+    for i in ids:
+        f = c.wait_reply(i, timeout=ctx.timeout)
+        check(f.type == MsgType.PONG, f"request {i:#x} answered with {f.name}")
+        check(f.flags & FrameFlag.REPLY, "reply lacks the REPLY flag")
+        check(f.body["data"] == i.to_bytes(4, "little"), f"PONG {i:#x} carries another request's data")
+
+
+# ---- processes ----------------------------------------------------------------------------
+
+@case(Capability.EXEC)
+def exec_reports_exit_status(ctx: Context):
+    """EXEC runs a program; EXIT reports its status after both streams' EOF."""
+    for code in (0, 3, 255):
+        r = ctx.client.run(["sh", "-c", f"exit {code}"], timeout=ctx.timeout)
+        check(r.status.how == ExitHow.EXITED and r.status.code == code, f"exit {code} reported as {r.status}")
+    p = ctx.client.exec(["sh", "-c", "echo out; echo err >&2"], timeout=ctx.timeout)
+    p.wait(ctx.timeout)
+    check(p.eof_before_exit, "EXIT arrived before the EOF of stdout and stderr")
+
+
+@case(Capability.EXEC)
+def exec_separates_stdout_and_stderr(ctx: Context):
+    """stdout and stderr arrive on their own streams, byte-exact."""
+    r = ctx.client.run(["sh", "-c", "printf 'a\\nb'; printf 'E1' >&2; printf c"], timeout=ctx.timeout)
+    check(r.stdout == b"a\nbc", f"stdout {r.stdout!r}")
+    check(r.stderr == b"E1", f"stderr {r.stderr!r}")
+
+
+@case(Capability.EXEC)
+def exec_missing_program_gives_errno(ctx: Context):
+    """A program that cannot be started gets ERROR ENOENT naming it, and no process."""
+    e = ctx.expect_remote_error(ErrorCode.ENOENT, ctx.client.exec, ["/nonexistent/wslx-conformance"],
+                                timeout=ctx.timeout)
+    check("/nonexistent/wslx-conformance" in e.message, f"error message does not name the program: {e.message!r}")
+    check(e.request_type == MsgType.EXEC, f"request_type {e.request_type} is not EXEC")
+    ctx.expect_remote_error(ErrorCode.EINVAL, ctx.client.exec, [], timeout=ctx.timeout)
+
+
+@case(Capability.EXEC)
+def exec_env_and_cwd(ctx: Context):
+    """EXEC env and cwd reach the process."""
+    r = ctx.client.run(["sh", "-c", 'echo "$WSLX_A|$WSLX_B"; pwd'], env=["WSLX_A=1", "WSLX_B=two words"], cwd="/tmp",
+                       timeout=ctx.timeout)
+    check(r.stdout == b"1|two words\n/tmp\n", f"output {r.stdout!r}")
+
+
+@case(Capability.EXEC)
+def exec_concurrent_processes(ctx: Context):
+    """Two processes run at once and their output is not mixed up."""
+    c = ctx.client
+    a = c.exec(["sh", "-c", "for i in 1 2 3; do echo A$i; sleep 0.05; done"], timeout=ctx.timeout)
+    b = c.exec(["sh", "-c", "for i in 1 2 3; do echo B$i; sleep 0.05; done"], timeout=ctx.timeout)
+    check(a.pid != b.pid, "two processes got the same pid")
+    a.wait(ctx.timeout), b.wait(ctx.timeout)
+    check(bytes(a.stdout) == b"A1\nA2\nA3\n" and bytes(b.stdout) == b"B1\nB2\nB3\n", f"{a.stdout!r} {b.stdout!r}")
+
+
+@case(Capability.EXEC)
+def exec_large_stdout(ctx: Context):
+    """1 MiB of stdout arrives complete, in frames within STDIO_MAX_DATA."""
+    r = ctx.client.run(["head", "-c", "1048576", "/dev/zero"], timeout=ctx.timeout * 3)
+    check(r.status.code == 0, f"head ended {r.status}")
+    check(len(r.stdout) == 1048576 and not r.stdout.strip(b"\0"), f"got {len(r.stdout)} bytes")
+
+
+@case(Capability.EXEC | Capability.STDIN)
+def stdin_is_relayed(ctx: Context):
+    """STDIO frames feed a process's stdin; EOF closes it."""
+    data = os.urandom(200_000)
+    r = ctx.client.run(["cat"], input=data, timeout=ctx.timeout * 3)
+    check(r.stdout == data, f"cat returned {len(r.stdout)} bytes of {len(data)}, or different bytes")
+    r = ctx.client.run(["wc", "-c"], input=b"", timeout=ctx.timeout)
+    check(r.stdout.strip() == b"0", f"empty stdin: wc -c said {r.stdout!r}")
+
+
+@case(Capability.EXEC | Capability.SIGNAL)
+def signal_is_delivered(ctx: Context):
+    """SIGNAL reaches a running process; a pid the agent did not start gets ESRCH."""
+    p = ctx.client.exec(["sleep", "100"], timeout=ctx.timeout)
+    ctx.client.signal(p.pid, 15, timeout=ctx.timeout)
+    st = p.wait(ctx.timeout)
+    check(st.how == ExitHow.SIGNALED and st.code == 15, f"sleep ended {st}, expected SIGTERM")
+    ctx.expect_remote_error(ErrorCode.ESRCH, ctx.client.signal, p.pid, 15, timeout=ctx.timeout)
+    ctx.expect_remote_error(ErrorCode.ESRCH, ctx.client.signal, 0x7FFF_FFF0, 15, timeout=ctx.timeout)
+
+
+# ---- configuration, mounts, quiesce ------------------------------------------------------
+
+@case(Capability.CONFIG | Capability.EXEC)
+def config_sets_default_env(ctx: Context):
+    """CONFIG env becomes the default environment of later EXECs."""
+    ctx.client.config(env=["WSLX_CONF=yes"], timeout=ctx.timeout)
+    try:
+        r = ctx.client.run(["sh", "-c", 'echo "$WSLX_CONF"'], timeout=ctx.timeout)
+        check(r.stdout == b"yes\n", f"default env not applied: {r.stdout!r}")
+    finally:
+        ctx.client.config(env=[], timeout=ctx.timeout)
+
+
+@case(Capability.CONFIG | Capability.SYSTEM | Capability.EXEC)
+def config_sets_hostname(ctx: Context):
+    """CONFIG hostname changes the system's hostname."""
+    ctx.client.config(hostname="wslx-conformance", timeout=ctx.timeout)
+    r = ctx.client.run(["uname", "-n"], timeout=ctx.timeout)
+    check(r.stdout.strip() == b"wslx-conformance", f"uname -n said {r.stdout!r}")
+
+
+@case(Capability.MOUNT | Capability.EXEC)
+def mount_and_unmount(ctx: Context):
+    """MOUNT creates the target and mounts; UNMOUNT removes it; bad mounts give an errno."""
+    target = "/mnt/wslx-conformance/tmp"
+    ctx.client.mount("tmpfs", "wslxconf", target, "size=1m", timeout=ctx.timeout)
+    r = ctx.client.run(["sh", "-c", f"echo data > {target}/f && cat {target}/f && grep -c ' {target} ' /proc/mounts"],
+                       timeout=ctx.timeout)
+    check(r.stdout == b"data\n1\n", f"mounted tmpfs not usable: {r.stdout!r} {r.stderr!r}")
+    ctx.client.unmount(target, timeout=ctx.timeout)
+    r = ctx.client.run(["grep", "-c", f" {target} ", "/proc/mounts"], timeout=ctx.timeout)
+    check(r.stdout.strip() == b"0", "still mounted after UNMOUNT")
+    try:
+        ctx.client.mount("no-such-fs", "x", target, timeout=ctx.timeout)
+        raise ConformanceFailure("mount of an unknown filesystem type succeeded")
+    except RemoteError as e:
+        check(e.code > 0, f"bad errno {e.code}")
+
+
+@case(absent=Capability.MOUNT)
+def mount_refused_without_capability(ctx: Context):
+    """An agent that does not offer MOUNT answers it with EOPNOTSUPP."""
+    ctx.expect_remote_error(ErrorCode.EOPNOTSUPP, ctx.client.mount, "tmpfs", "x", "/mnt/x", timeout=ctx.timeout)
+
+
+@case(Capability.QUIESCE | Capability.EXEC)
+def quiesce_blocks_exec_until_resume(ctx: Context):
+    """QUIESCE replies QUIESCE_COMPLETE, refuses EXEC with ECANCELED, is idempotent; RESUME undoes it."""
+    q = ctx.client.quiesce(timeout=ctx.timeout * 2)
+    check(q["elapsed_ns"] >= 0 and q["running_processes"] >= 0, f"odd QUIESCE_COMPLETE {q}")
+    try:
+        ctx.expect_remote_error(ErrorCode.ECANCELED, ctx.client.exec, ["true"], timeout=ctx.timeout)
+        ctx.client.quiesce(timeout=ctx.timeout * 2)
+    finally:
+        ctx.client.resume(timeout=ctx.timeout)
+    check(ctx.client.run(["true"], timeout=ctx.timeout).returncode == 0, "EXEC fails after RESUME")
+    ctx.client.resume(timeout=ctx.timeout)  # RESUME when not quiesced is a no-op
+
+
+# ---- hostile input: every bad frame gets an ERROR and the agent keeps serving -------------
+
+def _header(msg_type, payload, *, request_id=0, flags=0, version=VERSION_MAX, magic=MAGIC, length=None,
+            payload_crc=None, header_crc=None):
+    length = len(payload) if length is None else length
+    head = struct.pack("<IBBHIII", magic, version, flags, msg_type, request_id, length,
+                       zlib.crc32(payload) if payload_crc is None else payload_crc)
+    return head + struct.pack("<I", zlib.crc32(head) if header_crc is None else header_crc)
+
+
+def _bad_frame_case(name, doc, code, build, with_id=False):
+    def fn(ctx: Context):
+        rid = 0x6000_0000 + len(name)
+        ctx.client.send_raw(build(rid))
+        if with_id:
+            f = ctx.client.wait_reply(rid, timeout=ctx.timeout)
+            check(f.type == MsgType.ERROR, f"answered with {f.name}, expected ERROR")
+            got = f.body["code"]
+        else:
+            got = ctx.client.wait_error(timeout=ctx.timeout).code
+        check(got == code, f"ERROR code {got}, expected {ErrorCode(code).name} ({int(code)})")
+        ctx.expect_alive()
+    fn.__name__ = f"malformed_{name}"
+    fn.__doc__ = doc
+    case()(fn)
+
+
+def _exec_payload(argv_bytes: list[bytes]) -> bytes:
+    out = struct.pack("<IH", 0, len(argv_bytes))
+    for a in argv_bytes:
+        out += struct.pack("<H", len(a)) + a
+    return out + struct.pack("<H", 0) + struct.pack("<H", 0)
+
+
+_ping = codec.encode_body(MsgType.PING, dict(data=b"x"))
+_bad_frame_case("garbage", "Random bytes get EBADMSG; the agent resynchronises.", ErrorCode.EBADMSG,
+                lambda rid: bytes(range(1, 200)))
+_bad_frame_case("bad_magic", "A header with the wrong magic gets EBADMSG.", ErrorCode.EBADMSG,
+                lambda rid: _header(MsgType.PING, _ping, request_id=rid, magic=0x12345678) + _ping)
+_bad_frame_case("bad_header_crc", "A header whose CRC is wrong gets EBADMSG.", ErrorCode.EBADMSG,
+                lambda rid: _header(MsgType.PING, _ping, request_id=rid, header_crc=0xDEADBEEF) + _ping)
+_bad_frame_case("bad_payload_crc", "A payload whose CRC is wrong gets EBADMSG for that request.", ErrorCode.EBADMSG,
+                lambda rid: _header(MsgType.PING, _ping, request_id=rid, payload_crc=0xDEADBEEF) + _ping, True)
+_bad_frame_case("oversized", "payload_len above MAX_PAYLOAD gets EMSGSIZE and is never waited for.",
+                ErrorCode.EMSGSIZE, lambda rid: _header(MsgType.PING, b"", request_id=rid, length=MAX_PAYLOAD + 1),
+                True)
+_bad_frame_case("unknown_type", "An unknown message type gets ENOSYS.", ErrorCode.ENOSYS,
+                lambda rid: _header(0x7777, b"abc", request_id=rid) + b"abc", True)
+_bad_frame_case("bad_version", "A frame of an unsupported version gets EPROTONOSUPPORT.", ErrorCode.EPROTONOSUPPORT,
+                lambda rid: _header(MsgType.PING, _ping, request_id=rid, version=VERSION_MAX + 7) + _ping, True)
+_bad_frame_case("unknown_flags", "Unknown header flag bits get EPROTO.", ErrorCode.EPROTO,
+                lambda rid: _header(MsgType.PING, _ping, request_id=rid, flags=0x80) + _ping, True)
+_bad_frame_case("truncated_body", "A payload shorter than its fixed part gets EPROTO.", ErrorCode.EPROTO,
+                lambda rid: _header(MsgType.EXEC, b"\0\0", request_id=rid) + b"\0\0", True)
+_bad_frame_case("trailing_bytes", "Bytes after the last field get EPROTO.", ErrorCode.EPROTO,
+                lambda rid: _header(MsgType.PING, _ping + b"!", request_id=rid) + _ping + b"!", True)
+_bad_frame_case("string_past_payload", "A string length beyond the payload gets EPROTO.", ErrorCode.EPROTO,
+                lambda rid: (lambda p: _header(MsgType.EXEC, p, request_id=rid) + p)(
+                    struct.pack("<IHH", 0, 1, 5000) + b"sh"), True)
+_bad_frame_case("invalid_utf8", "Invalid UTF-8 in argv gets EPROTO.", ErrorCode.EPROTO,
+                lambda rid: (lambda p: _header(MsgType.EXEC, p, request_id=rid) + p)(_exec_payload([b"\xff\xfe"])),
+                True)
+_bad_frame_case("nul_in_string", "A NUL inside a string gets EPROTO.", ErrorCode.EPROTO,
+                lambda rid: (lambda p: _header(MsgType.EXEC, p, request_id=rid) + p)(_exec_payload([b"/bin/sh\0x"])),
+                True)
+_bad_frame_case("too_many_argv", "An argv count above the bound gets EPROTO.", ErrorCode.EPROTO,
+                lambda rid: (lambda p: _header(MsgType.EXEC, p, request_id=rid) + p)(
+                    _exec_payload([b"a"] * (ARGV_MAX_COUNT + 1))), True)
+_bad_frame_case("wrong_direction", "A reply type (OK) sent to the agent gets EPROTO.", ErrorCode.EPROTO,
+                lambda rid: _header(MsgType.OK, b"", request_id=rid), True)
+_bad_frame_case("truncated_frame", "A frame cut short is detected when the bytes that follow break its CRC.",
+                ErrorCode.EBADMSG,
+                lambda rid: _header(MsgType.PING, bytes(100), request_id=rid)[:HEADER_SIZE] + bytes(10) + b"\xff" * 90,
+                True)
+
+
+@case(needs="reconnect")
+def reconnect_after_host_disconnect(ctx: Context):
+    """When the host side goes away and comes back, the agent reconnects and says HELLO again."""
+    ctx.client = ctx.target.reconnect(ctx.client)
+    h = ctx.client.wait_hello(timeout=ctx.timeout * 3)
+    check(h.version_min <= 1 <= h.version_max, "HELLO after reconnect is malformed")
+    ctx.expect_alive()
+
+
+@case(Capability.SHUTDOWN, last=True)
+def shutdown_ends_the_agent(ctx: Context):
+    """SHUTDOWN is acknowledged with OK and the agent (or its VM) then ends."""
+    ctx.client.shutdown(grace_ms=1000, timeout=ctx.timeout)
+    check(ctx.target.wait_ended(ctx.timeout * 3), "the agent did not end after SHUTDOWN")

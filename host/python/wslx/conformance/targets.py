@@ -1,0 +1,43 @@
+"""Conformance targets: something that yields a connected AgentClient.
+
+A target is a context manager with .name, .client, wait_ended(timeout) and,
+when it can, reconnect(client) (then supports_reconnect = True)."""
+from __future__ import annotations
+
+import socket
+
+from ..agentx.client import AgentClient
+from ..agentx.reference_agent import serve_in_thread
+
+TARGETS: dict[str, type] = {}
+
+
+def target(name):
+    def deco(cls):
+        cls.name = name
+        TARGETS[name] = cls
+        return cls
+    return deco
+
+
+@target("reference")
+class ReferenceTarget:
+    """The pure-Python reference agent on a socketpair, in a thread."""
+    supports_reconnect = False
+
+    def __init__(self, timeout: float = 10.0, **_):
+        self.timeout = timeout
+
+    def __enter__(self):
+        host, agent_end = socket.socketpair()
+        self.agent, self.thread = serve_in_thread(agent_end)
+        self.client = AgentClient(host, default_timeout=self.timeout, name="reference")
+        return self
+
+    def wait_ended(self, timeout: float) -> bool:
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+    def __exit__(self, *exc):
+        self.client.close()
+        self.thread.join(5)
