@@ -24,6 +24,7 @@ from .errors import (BadChecksum, BadFlags, BadMagic, FrameTooLarge, InvalidMess
 
 HEADER = struct.Struct("<IBBHIIII")
 _HEADER20 = struct.Struct("<IBBHIII")
+_U32 = struct.Struct("<I")
 MAGIC_BYTES = struct.pack("<I", spec.MAGIC)
 _KNOWN_FLAGS = int(spec.FrameFlag.REPLY)
 _crc32 = zlib.crc32
@@ -92,149 +93,135 @@ def seal(msg_type: int, payload: bytes, request_id: int = 0, flags: int = 0) -> 
 
 # ---- bodies: compiled from the spec --------------------------------------------------
 
-_STR, _STRV, _BYTES = 1, 2, 3
-
-
 class _BodyCodec:
-    __slots__ = ("msg_type", "name", "fixed", "fixed_names", "reserved", "fixed_size", "variable", "all_names")
+    """Encoder and decoder of one message body, compiled from the spec into
+    straight-line Python (as construct's own compiler does) for speed."""
 
     def __init__(self, msg: spec.Message):
         fixed, variable = split_fields(msg.body)
-        fmt = "<"
-        self.fixed_names = []
-        self.reserved = []  # (offset, size)
-        off = 0
+        self.msg_type = int(msg.type)
+        self.name = msg.type.name
+        fmt, names, reserved, off = "<", [], [], 0
         for name, con, _ in fixed:
             size = con.sizeof()
             if isinstance(con, Const):
                 fmt += f"{size}x"
-                self.reserved.append((off, size))
+                reserved.append((off, size))
             else:
                 fmt += con.fmtstr[1:]
-                self.fixed_names.append(name)
+                names.append(name)
             off += size
-        self.fixed = struct.Struct(fmt)
-        assert self.fixed.size == off
         self.fixed_size = off
-        self.variable = []
+        self.all_names = tuple(names) + tuple(v[0] for v in variable)
+        ns = {"_fixed": struct.Struct(fmt), "_H": struct.Struct("<H"), "_I": struct.Struct("<I"),
+              "Malformed": MalformedPayload, "Invalid": InvalidMessage, "_extra": self._extra,
+              "_struct_error": struct.error}
+        self.decode = self._compile(ns, "decode", self._decoder_source(names, reserved, variable))
+        self.encode = self._compile(ns, "encode", self._encoder_source(names, variable))
+
+    @staticmethod
+    def _compile(ns, fn_name, lines):
+        exec("\n".join(lines), ns)
+        return ns[fn_name]
+
+    def _extra(self, body):
+        missing = [k for k in self.all_names if k not in body]
+        if missing:
+            raise InvalidMessage(f"{self.name}: missing field {missing[0]!r}")
+        raise InvalidMessage(f"{self.name}: unknown fields {sorted(set(body) - set(self.all_names))}")
+
+    def _decoder_source(self, names, reserved, variable):
+        m = self.name
+        src = ["def decode(p):",
+               "    n = len(p)",
+               f"    if n < {self.fixed_size}: raise Malformed(f'{m}: payload of {{n}} bytes < fixed part {self.fixed_size}')"]
+        for roff, rsize in reserved:
+            src.append(f"    if any(p[{roff}:{roff + rsize}]): raise Malformed('{m}: reserved bytes at {roff} are not zero')")
+        if names:
+            src.append(f"    {', '.join(f'v_{k}' for k in names)}, = _fixed.unpack_from(p)")
+        src += [f"    off = {self.fixed_size}", "    try:"]
+
+        def get_str(store, field, max_len, ind):
+            return [f"{ind}if n - off < 2: raise Malformed('{m}.{field}: truncated string length')",
+                    f"{ind}ln = _H.unpack_from(p, off)[0]",
+                    f"{ind}off += 2",
+                    f"{ind}if ln > {max_len} or n - off < ln: raise Malformed(f'{m}.{field}: string length {{ln}} exceeds bound {max_len} or payload')",
+                    f"{ind}raw = p[off:off + ln]",
+                    f"{ind}off += ln",
+                    f"{ind}if b'\\0' in raw: raise Malformed('{m}.{field}: string contains NUL')",
+                    ind + store.format("raw.decode('utf-8')")]
         for name, con, _ in variable:
             if isinstance(con, BoundedString):
-                self.variable.append((name, _STR, con.max_len, 0))
-            elif isinstance(con, BoundedStringArray):
-                self.variable.append((name, _STRV, con.max_len, con.max_count))
+                src += get_str(f"v_{name} = {{}}", name, con.max_len, " " * 8)
             elif isinstance(con, BoundedBytes):
-                self.variable.append((name, _BYTES, con.max_len, 0))
-        self.msg_type = int(msg.type)
-        self.name = msg.type.name
-        self.all_names = tuple(self.fixed_names) + tuple(v[0] for v in self.variable)
-
-    def decode(self, p) -> dict:
-        n = len(p)
-        if n < self.fixed_size:
-            raise MalformedPayload(f"{self.name}: payload of {n} bytes < fixed part {self.fixed_size}")
-        for roff, rsize in self.reserved:
-            if any(p[roff:roff + rsize]):
-                raise MalformedPayload(f"{self.name}: reserved bytes at {roff} are not zero")
-        body = dict(zip(self.fixed_names, self.fixed.unpack_from(p)))
-        off = self.fixed_size
-        for name, kind, max_len, max_count in self.variable:
-            if kind == _STR:
-                body[name], off = _get_str(p, off, n, max_len, self.name, name)
-            elif kind == _BYTES:
-                if n - off < 4:
-                    raise MalformedPayload(f"{self.name}.{name}: truncated length")
-                (ln,) = struct.unpack_from("<I", p, off)
-                if ln > max_len or n - off - 4 < ln:
-                    raise MalformedPayload(f"{self.name}.{name}: length {ln} exceeds bound {max_len} or payload")
-                body[name] = bytes(p[off + 4:off + 4 + ln])
-                off += 4 + ln
+                src += [f"        if n - off < 4: raise Malformed('{m}.{name}: truncated length')",
+                        "        ln = _I.unpack_from(p, off)[0]",
+                        "        off += 4",
+                        f"        if ln > {con.max_len} or n - off < ln: raise Malformed(f'{m}.{name}: length {{ln}} exceeds bound {con.max_len} or payload')",
+                        f"        v_{name} = p[off:off + ln]",
+                        "        off += ln"]
             else:
-                if n - off < 2:
-                    raise MalformedPayload(f"{self.name}.{name}: truncated count")
-                (count,) = struct.unpack_from("<H", p, off)
-                if count > max_count:
-                    raise MalformedPayload(f"{self.name}.{name}: {count} items > bound {max_count}")
-                off += 2
-                items = []
-                for _ in range(count):
-                    s, off = _get_str(p, off, n, max_len, self.name, name)
-                    items.append(s)
-                body[name] = items
-        if off != n:
-            raise MalformedPayload(f"{self.name}: {n - off} trailing bytes")
-        return body
+                src += [f"        if n - off < 2: raise Malformed('{m}.{name}: truncated count')",
+                        "        cnt = _H.unpack_from(p, off)[0]",
+                        "        off += 2",
+                        f"        if cnt > {con.max_count}: raise Malformed(f'{m}.{name}: {{cnt}} items > bound {con.max_count}')",
+                        f"        v_{name} = []",
+                        f"        app = v_{name}.append",
+                        "        for _ in range(cnt):"]
+                src += get_str("app({})", name, con.max_len, " " * 12)
+        src += ["        pass",
+                "    except UnicodeDecodeError as e:",
+                f"        raise Malformed(f'{m}: string is not UTF-8 ({{e.reason}})') from None",
+                f"    if off != n: raise Malformed(f'{m}: {{n - off}} trailing bytes')",
+                "    return {" + ", ".join(f"'{k}': v_{k}" for k in self.all_names) + "}"]
+        return src
 
-    def encode(self, body: dict) -> bytes:
-        try:
-            parts = [self.fixed.pack(*[body[k] for k in self.fixed_names])]
-        except KeyError as e:
-            raise InvalidMessage(f"{self.name}: missing field {e.args[0]!r}") from None
-        except struct.error as e:
-            raise InvalidMessage(f"{self.name}: bad fixed field value: {e}") from None
-        for name, kind, max_len, max_count in self.variable:
-            try:
-                v = body[name]
-            except KeyError:
-                raise InvalidMessage(f"{self.name}: missing field {name!r}") from None
-            if kind == _STR:
-                parts.append(_put_str(v, max_len, self.name, name))
-            elif kind == _BYTES:
-                if not isinstance(v, (bytes, bytearray, memoryview)):
-                    raise InvalidMessage(f"{self.name}.{name}: expected bytes, got {type(v).__name__}")
-                if len(v) > max_len:
-                    raise InvalidMessage(f"{self.name}.{name}: {len(v)} bytes > bound {max_len}")
-                parts.append(struct.pack("<I", len(v)))
-                parts.append(bytes(v))
+    def _encoder_source(self, names, variable):
+        m = self.name
+
+        def put_str(value, field, max_len, ind):
+            return [f"{ind}if type({value}) is not str: raise Invalid(f'{m}.{field}: expected str, got {{type({value}).__name__}}')",
+                    f"{ind}raw = {value}.encode('utf-8')",
+                    f"{ind}if len(raw) > {max_len}: raise Invalid(f'{m}.{field}: {{len(raw)}} bytes > bound {max_len}')",
+                    f"{ind}if b'\\0' in raw: raise Invalid('{m}.{field}: string contains NUL')",
+                    f"{ind}out.append(_H.pack(len(raw)))",
+                    f"{ind}out.append(raw)"]
+        src = ["def encode(body):",
+               f"    if len(body) != {len(self.all_names)}: _extra(body)",
+               "    try:",
+               (f"        out = [_fixed.pack({', '.join(f'body[{k!r}]' for k in names)})]" if names else "        out = []")]
+        for name, con, _ in variable:
+            src.append(f"        v = body[{name!r}]")
+            if isinstance(con, BoundedString):
+                src += put_str("v", name, con.max_len, " " * 8)
+            elif isinstance(con, BoundedBytes):
+                src += [f"        if not isinstance(v, (bytes, bytearray, memoryview)): raise Invalid(f'{m}.{name}: expected bytes, got {{type(v).__name__}}')",
+                        f"        if len(v) > {con.max_len}: raise Invalid(f'{m}.{name}: {{len(v)}} bytes > bound {con.max_len}')",
+                        "        out.append(_I.pack(len(v)))",
+                        "        out.append(bytes(v))"]
             else:
-                if not isinstance(v, (list, tuple)):
-                    raise InvalidMessage(f"{self.name}.{name}: expected a list of str, got {type(v).__name__}")
-                if len(v) > max_count:
-                    raise InvalidMessage(f"{self.name}.{name}: {len(v)} items > bound {max_count}")
-                parts.append(struct.pack("<H", len(v)))
-                parts.extend(_put_str(s, max_len, self.name, name) for s in v)
-        extra = set(body) - set(self.all_names)
-        if extra:
-            raise InvalidMessage(f"{self.name}: unknown fields {sorted(extra)}")
-        return b"".join(parts)
-
-
-def _get_str(p, off, n, max_len, msg, field):
-    if n - off < 2:
-        raise MalformedPayload(f"{msg}.{field}: truncated string length")
-    (ln,) = struct.unpack_from("<H", p, off)
-    if ln > max_len or n - off - 2 < ln:
-        raise MalformedPayload(f"{msg}.{field}: string length {ln} exceeds bound {max_len} or payload")
-    raw = bytes(p[off + 2:off + 2 + ln])
-    if b"\0" in raw:
-        raise MalformedPayload(f"{msg}.{field}: string contains NUL")
-    try:
-        return raw.decode("utf-8"), off + 2 + ln
-    except UnicodeDecodeError as e:
-        raise MalformedPayload(f"{msg}.{field}: not UTF-8 ({e.reason} at byte {e.start})") from None
-
-
-def _put_str(s, max_len, msg, field) -> bytes:
-    if not isinstance(s, str):
-        raise InvalidMessage(f"{msg}.{field}: expected str, got {type(s).__name__}")
-    try:
-        raw = s.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise InvalidMessage(f"{msg}.{field}: cannot encode as UTF-8: {e.reason}") from None
-    if len(raw) > max_len:
-        raise InvalidMessage(f"{msg}.{field}: {len(raw)} bytes > bound {max_len}")
-    if b"\0" in raw:
-        raise InvalidMessage(f"{msg}.{field}: string contains NUL")
-    return struct.pack("<H", len(raw)) + raw
+                src += [f"        if not isinstance(v, (list, tuple)): raise Invalid(f'{m}.{name}: expected a list of str, got {{type(v).__name__}}')",
+                        f"        if len(v) > {con.max_count}: raise Invalid(f'{m}.{name}: {{len(v)}} items > bound {con.max_count}')",
+                        "        out.append(_H.pack(len(v)))",
+                        "        for s in v:"]
+                src += put_str("s", name, con.max_len, " " * 12)
+        src += ["    except KeyError as e:",
+                f"        raise Invalid(f'{m}: missing field {{e.args[0]!r}}') from None",
+                "    except _struct_error as e:",
+                f"        raise Invalid(f'{m}: bad fixed field value: {{e}}') from None",
+                "    except UnicodeEncodeError as e:",
+                f"        raise Invalid(f'{m}: cannot encode as UTF-8: {{e.reason}}') from None",
+                "    return b''.join(out)"]
+        return src
 
 
 CODECS: dict[int, _BodyCodec] = {t: _BodyCodec(m) for t, m in spec.BY_TYPE.items()}
 
 
 def encode_body(msg_type: int, body: dict | None = None) -> bytes:
-    try:
-        codec = CODECS[int(msg_type)]
-    except (KeyError, ValueError, TypeError):
-        raise InvalidMessage(f"unknown message type {msg_type!r}") from None
+    codec = CODECS.get(msg_type)
+    if codec is None:
+        raise InvalidMessage(f"unknown message type {msg_type!r}")
     return codec.encode(body or {})
 
 
@@ -250,19 +237,34 @@ def decode_body(msg_type: int, payload, *, request_id: int = 0) -> dict:
 
 
 def encode_frame(msg_type: int, body: dict | None = None, *, request_id: int = 0, flags: int = 0) -> bytes:
-    return seal(int(msg_type), encode_body(msg_type, body), request_id, int(flags))
+    codec = CODECS.get(msg_type)
+    if codec is None:
+        raise InvalidMessage(f"unknown message type {msg_type!r}")
+    payload = codec.encode(body or {})
+    try:
+        head = _HEADER20.pack(spec.MAGIC, spec.VERSION_MAX, flags, msg_type, request_id, len(payload), _crc32(payload))
+    except struct.error as e:
+        raise InvalidMessage(f"bad header value: {e}") from None
+    return head + _U32.pack(_crc32(head)) + payload
 
 
 def decode_frame(buf) -> tuple[Frame, int]:
     """Decode one whole frame at the start of buf: (frame, bytes consumed)."""
-    h = parse_header(buf)
-    end = spec.HEADER_SIZE + h.payload_len
+    fast = False
+    if len(buf) >= spec.HEADER_SIZE:
+        magic, version, flags, msg_type, rid, plen, pcrc, hcrc = HEADER.unpack_from(buf)
+        fast = (magic == spec.MAGIC and version == spec.VERSION_MAX and not flags & ~_KNOWN_FLAGS
+                and plen <= spec.MAX_PAYLOAD and hcrc == _crc32(buf[:20]))
+    if not fast:
+        h = parse_header(buf)  # the careful path raises the precise error
+        magic, version, flags, msg_type, rid, plen, pcrc, hcrc = dataclasses.astuple(h)
+    end = spec.HEADER_SIZE + plen
     if len(buf) < end:
-        raise Truncated(f"frame needs {end} bytes, got {len(buf)}", request_id=h.request_id, msg_type=h.type)
+        raise Truncated(f"frame needs {end} bytes, got {len(buf)}", request_id=rid, msg_type=msg_type)
     payload = bytes(buf[spec.HEADER_SIZE:end])
-    if _crc32(payload) != h.payload_crc:
-        raise BadChecksum("payload CRC does not match", request_id=h.request_id, msg_type=h.type)
-    return Frame(h.type, h.request_id, h.flags, decode_body(h.type, payload, request_id=h.request_id)), end
+    if _crc32(payload) != pcrc:
+        raise BadChecksum("payload CRC does not match", request_id=rid, msg_type=msg_type)
+    return Frame(msg_type, rid, flags, decode_body(msg_type, payload, request_id=rid)), end
 
 
 class FrameReader:
