@@ -13,7 +13,7 @@ from . import commands, __version__
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wslx", description="WSLX guest kit: build, boot and drive AgentX guests.")
     parser.add_argument("--version", action="version", version=f"wslx {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", title="commands")
     for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if mod.name.startswith("_"):
             continue

@@ -126,9 +126,11 @@ def exec_reports_exit_status(ctx: Context):
     for code in (0, 3, 255):
         r = ctx.client.run(["sh", "-c", f"exit {code}"], timeout=ctx.timeout)
         check(r.status.how == ExitHow.EXITED and r.status.code == code, f"exit {code} reported as {r.status}")
-    p = ctx.client.exec(["sh", "-c", "echo out; echo err >&2"], timeout=ctx.timeout)
+    # The shell exits at once; its background child keeps stdout open a little longer.
+    p = ctx.client.exec(["sh", "-c", "(sleep 0.3; echo late) & echo early"], timeout=ctx.timeout)
     p.wait(ctx.timeout)
     check(p.eof_before_exit, "EXIT arrived before the EOF of stdout and stderr")
+    check(bytes(p.stdout) == b"early\nlate\n", f"output of the background child was lost: {bytes(p.stdout)!r}")
 
 
 @case(Capability.EXEC)

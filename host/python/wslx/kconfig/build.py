@@ -12,6 +12,7 @@ fragment are not part of the key, so rewording a reason does not rebuild.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -110,6 +111,11 @@ def build_from_requested(requested: dict[str, str], *, name: str, base: str = DE
         staging = cached.with_name(f".bzImage.{os.getpid()}")
         shutil.copyfile(obj / "arch/x86/boot/bzImage", staging)
         shutil.copyfile(obj / ".config", cached.with_name("config"))
+        # For benchmarks (image size, build time) without re-running anything.
+        cached.with_name("build.json").write_text(json.dumps({
+            "name": name, "key": key, "linux": tree.version, "base": base, "options": len(requested),
+            "compile_seconds": round(time.monotonic() - t0, 1), "bzimage_bytes": staging.stat().st_size,
+        }, indent=2) + "\n")
         staging.replace(cached)
     if output:
         output = Path(output)

@@ -1,0 +1,85 @@
+"""The conformance suite passes against the reference agent, and fails against
+agents that break the protocol (so it can fail)."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from wslx.agentx.reference_agent import ReferenceAgent
+from wslx.conformance import runner, targets
+from wslx.spec.agentx import MsgType
+
+
+def _run(agent_cls=None, patterns=None):
+    t = targets.ReferenceTarget(timeout=3)
+    if agent_cls:
+        import wslx.conformance.targets as tmod
+        orig = tmod.serve_in_thread
+        tmod.serve_in_thread = lambda stream, **kw: orig(stream, **kw) if False else _serve(agent_cls, stream)
+        try:
+            with t:
+                return runner.run_suite(t, patterns=patterns, timeout=3, log=lambda s: None)
+        finally:
+            tmod.serve_in_thread = orig
+    with t:
+        return runner.run_suite(t, patterns=patterns, timeout=3, log=lambda s: None)
+
+
+def _serve(cls, stream):
+    import threading
+    a = cls(stream)
+    th = threading.Thread(target=a.serve, daemon=True)
+    th.start()
+    return a, th
+
+
+def test_reference_agent_passes(tmp_path):
+    report = _run()
+    assert report.ok, runner.format_table(report)
+    names = {r.name for r in report.results if r.status == "pass"}
+    assert {"malformed_garbage", "malformed_oversized", "stdin_is_relayed", "shutdown_ends_the_agent"} <= names
+    skipped = {r.name: r.message for r in report.results if r.status == "skip"}
+    assert "MOUNT" in skipped["mount_and_unmount"], "cases are selected by advertised capabilities"
+    runner.write_junit(report, tmp_path / "c.xml")
+    runner.write_markdown(report, tmp_path / "c.md")
+    root = ET.parse(tmp_path / "c.xml").getroot()
+    assert root.get("failures") == "0" and int(root.get("tests")) == len(report.results)
+    assert "| malformed_garbage | pass |" in (tmp_path / "c.md").read_text()
+
+
+class SilentOnGarbage(ReferenceAgent):
+    """Swallows malformed frames without an ERROR reply."""
+    def _error(self, code, message, request_id=0, request_type=0):
+        if request_id == 0:
+            return
+        super()._error(code, message, request_id, request_type)
+
+
+class ExitBeforeEof(ReferenceAgent):
+    """Reports EXIT as soon as the process is reaped, before its streams' EOF."""
+    def _maybe_exit(self, c):
+        if c.status is not None and not getattr(c, "sent", False):
+            c.sent = True
+            how, code = c.status
+            self._emit(MsgType.EXIT, dict(pid=c.pid, how=how, code=code))
+            self.children.pop(c.pid, None)
+
+
+class WrongExitCode(ReferenceAgent):
+    def _emit(self, msg_type, body, request_id=0, reply=False):
+        if msg_type == MsgType.EXIT:
+            body = dict(body, code=body["code"] ^ 1)
+        super()._emit(msg_type, body, request_id, reply)
+
+
+@pytest.mark.parametrize("broken,case", [
+    (SilentOnGarbage, "malformed_garbage"),
+    (ExitBeforeEof, "exec_reports_exit_status"),
+    (WrongExitCode, "exec_reports_exit_status"),
+])
+def test_suite_fails_against_broken_agents(broken, case):
+    report = _run(broken, patterns=[case])
+    bad = [r for r in report.results if r.name == case]
+    assert bad and bad[0].status in ("fail", "error"), runner.format_table(report)
+    assert not report.ok

@@ -1,0 +1,259 @@
+"""wslx.vmm.qemu.QemuMachine on TCG with the Debian cloud kernel and a busybox-script /init.
+
+Tests that boot a guest are marked `vm`.  The /init here is a shell script (the
+AgentX agent may not exist yet) whose behaviour is picked by `wslx.test=MODE`
+on the kernel command line.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from wslx.image import initramfs as ir
+from wslx.vmm.errors import (ConsoleTimeout, GuestExited, GuestPanicked, LaunchError, VMError)
+from wslx.vmm.qemu import QemuMachine, leftover_qemu_processes
+
+QEMU = Path("/usr/bin/qemu-system-x86_64")
+try:
+    KERNEL = ir.find_default_kernel()
+except ir.InitramfsError:
+    KERNEL = None
+
+pytestmark = pytest.mark.skipif(not QEMU.exists() or KERNEL is None or not Path("/bin/busybox").exists(),
+                                reason="needs qemu-system-x86, linux-image-cloud-amd64, busybox-static")
+
+MARKER = "WSLX-TEST-MARKER"
+BOOT_TIMEOUT = 30
+
+INIT_SCRIPT = r"""#!/bin/sh
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+while read -r m; do insmod "$m" 2>/dev/null || echo "wslx-test: insmod failed: $m"; done < /etc/wslx/modules.load
+mode=$(sed -n 's/.*wslx\.test=\([a-z]*\).*/\1/p' /proc/cmdline)
+port=
+for p in /sys/class/virtio-ports/*; do
+  [ "$(cat "$p/name" 2>/dev/null)" = org.wslx.agentx ] && port=/dev/${p##*/}
+done
+echo "WSLX-TEST-MARKER mode=$mode uptime=$(cut -d' ' -f1 /proc/uptime) agentx=$port"
+case "$mode" in
+  exit) echo "wslx-test: init exits"; exit 3 ;;
+  poweroff) poweroff -f ;;
+  channel)
+    [ -e /dev/pmem0 ] && echo "wslx-test: pmem0 present"
+    exec 3<>"$port"
+    echo "hello-from-guest" >&3
+    read -r line <&3
+    echo "echo:$line" >&3
+    stty -F /dev/ttyS1 raw -echo
+    read -r sline < /dev/ttyS1
+    echo "serial:$sline" > /dev/ttyS1
+    echo "wslx-test: channel done"
+    while true; do sleep 1; done ;;
+  *) while true; do sleep 1; done ;;
+esac
+"""
+
+
+@pytest.fixture(scope="module")
+def initrd(tmp_path_factory):
+    out = tmp_path_factory.mktemp("initrd") / "test-initramfs.cpio"
+    return ir.build_initramfs(out, None, kernel=KERNEL, init_script=INIT_SCRIPT)
+
+
+def _machine(initrd, mode, tmp_path, **kw):
+    return QemuMachine(KERNEL, initrd, append=f"wslx.test={mode}", run_dir=tmp_path / "run", **kw)
+
+
+def _gone(pid: int, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if ") Z " in f.read():
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _recv_until(sock: socket.socket, needle: bytes, timeout: float) -> bytes:
+    sock.settimeout(0.5)
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while needle not in buf:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"did not receive {needle!r}, got {buf!r}")
+        try:
+            chunk = sock.recv(4096)
+        except socket.timeout:
+            continue
+        if not chunk:
+            raise AssertionError(f"EOF before {needle!r}, got {buf!r}")
+        buf += chunk
+    return buf
+
+
+@pytest.mark.vm
+def test_boot_to_console_marker(initrd, tmp_path):
+    with _machine(initrd, "hang", tmp_path) as vm:
+        m = vm.wait_console(MARKER + r" mode=(\w+) uptime=([\d.]+) agentx=(\S*)", BOOT_TIMEOUT)
+        boot_s = time.monotonic() - vm.start_time
+        assert m.group(1) == "hang"
+        assert m.group(3).startswith("/dev/vport"), "org.wslx.agentx port not found in guest"
+        assert "insmod failed: /lib/modules/virtio" not in vm.read_console()
+        pid = vm.pid
+        rd = vm.run_dir
+        print(f"boot to marker: {boot_s:.2f} s wall, guest uptime {m.group(2)} s")
+    assert _gone(pid)
+    assert vm.exitcode is not None
+    for f in ("qemu.log", "console.log", "cmdline.txt"):
+        assert (rd / f).exists(), f
+    cmd = (rd / "cmdline.txt").read_text()
+    assert "-accel tcg" in cmd and "name=org.wslx.agentx" in cmd and "-no-reboot" in cmd
+
+
+@pytest.mark.vm
+def test_agentx_and_serial_channels_and_pmem(initrd, tmp_path):
+    pmem = tmp_path / "pmem.img"
+    with open(pmem, "wb") as f:
+        f.truncate(16 << 20)
+    with _machine(initrd, "channel", tmp_path, serial_transport=True, pmem_path=pmem) as vm:
+        vm.wait_console(MARKER, BOOT_TIMEOUT)
+        s = vm.agentx_socket(timeout=10)
+        _recv_until(s, b"hello-from-guest\n", 10)
+        s.sendall(b"ping\n")
+        _recv_until(s, b"echo:ping\n", 10)
+        ser = vm.serial_socket(timeout=10)
+        ser.settimeout(0.5)
+        buf = b""
+        deadline = time.monotonic() + 15
+        while b"serial:pong" not in buf:  # resend until the guest has the tty open
+            assert time.monotonic() < deadline, f"no serial echo, got {buf!r}\n{vm.console_tail()}"
+            ser.sendall(b"pong\n")
+            try:
+                buf += ser.recv(4096)
+            except socket.timeout:
+                pass
+        vm.wait_console(r"wslx-test: channel done", 10)
+        assert "pmem0 present" in vm.read_console()
+
+
+@pytest.mark.vm
+def test_console_timeout_has_transcript_and_cmdline(initrd, tmp_path):
+    with _machine(initrd, "hang", tmp_path) as vm:
+        vm.wait_console(MARKER, BOOT_TIMEOUT)
+        with pytest.raises(ConsoleTimeout) as ei:
+            vm.wait_console(r"NEVER-PRINTED-\d+", 1.5)
+    e = ei.value
+    text = str(e)
+    assert "NEVER-PRINTED-\\d+" in text
+    assert MARKER in e.console_tail and MARKER in text
+    assert str(vm.console_log) in text
+    assert e.cmdline and e.cmdline[0].endswith("qemu-system-x86_64") and "qemu-system-x86_64" in text
+    assert e.log_dir == vm.run_dir
+    assert isinstance(e, VMError) and isinstance(e, TimeoutError)
+
+
+@pytest.mark.vm
+def test_init_exit_raises_guest_panicked(initrd, tmp_path):
+    with _machine(initrd, "exit", tmp_path) as vm:
+        with pytest.raises(GuestPanicked) as ei:
+            vm.wait_console(r"NEVER-PRINTED", BOOT_TIMEOUT)
+    e = ei.value
+    assert "Attempted to kill init" in e.console_tail
+    assert "Kernel panic" in str(e)
+    assert e.cmdline and e.log_dir == vm.run_dir
+    assert not vm.is_running()
+
+
+@pytest.mark.vm
+def test_guest_poweroff_raises_guest_exited(initrd, tmp_path):
+    with _machine(initrd, "poweroff", tmp_path) as vm:
+        with pytest.raises(GuestExited) as ei:
+            vm.wait_console(r"NEVER-PRINTED", BOOT_TIMEOUT)
+    assert ei.value.exitcode == 0
+
+
+def test_launch_error_carries_cmdline_and_output(initrd, tmp_path):
+    vm = _machine(initrd, "hang", tmp_path, extra_args=["-device", "no-such-device-wslx"])
+    with pytest.raises(LaunchError) as ei:
+        with vm:
+            pass
+    e = ei.value
+    assert e.exitcode not in (None, 0)
+    assert "no-such-device-wslx" in e.output
+    assert "no-such-device-wslx" in " ".join(e.cmdline)
+    assert "no-such-device-wslx" in str(e)
+    assert not vm.is_running()
+
+
+def test_missing_kernel_is_launch_error(tmp_path):
+    with pytest.raises(LaunchError):
+        with QemuMachine(tmp_path / "no-kernel", None, run_dir=tmp_path / "run"):
+            pass
+
+
+@pytest.mark.vm
+def test_process_gone_after_exception_in_with(initrd, tmp_path):
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        with _machine(initrd, "hang", tmp_path) as vm:
+            pid = vm.pid
+            assert vm.is_running()
+            raise Boom()
+    assert _gone(pid)
+
+
+@pytest.mark.vm
+def test_graceful_shutdown_steps(initrd, tmp_path):
+    with _machine(initrd, "hang", tmp_path) as vm:
+        vm.wait_console(MARKER, BOOT_TIMEOUT)
+        t0 = time.monotonic()
+        rc = vm.shutdown(wait=0.2)  # the guest ignores it; quit ends QEMU
+        assert rc is not None and time.monotonic() - t0 < 5
+        assert not vm.is_running()
+
+
+CHILD = textwrap.dedent("""
+    import sys, time
+    from wslx.vmm.qemu import QemuMachine
+    vm = QemuMachine(sys.argv[1], sys.argv[2], append="wslx.test=hang", run_dir=sys.argv[3])
+    vm.launch()
+    print(vm.pid, flush=True)
+    time.sleep(120)
+""")
+
+
+@pytest.mark.vm
+def test_sigkilled_owner_leaves_no_qemu(initrd, tmp_path):
+    session = f"test-{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ, WSLX_SESSION=session)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(KERNEL), str(initrd), str(tmp_path / "run")],
+                             stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        line = child.stdout.readline()
+        assert line.strip().isdigit(), f"child did not report a pid: {line!r}"
+        qpid = int(line)
+        assert [p for p, _ in leftover_qemu_processes(session)] == [qpid]
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+        assert _gone(qpid, 10), "QEMU survived its SIGKILLed owner"
+        assert leftover_qemu_processes(session) == []
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
