@@ -152,6 +152,7 @@ class AgentClient:
         self._orphan_events: collections.deque = collections.deque(maxlen=1024)
         self._next_id = 1
         self._closed_reason: str | None = None
+        self.diagnostics: Callable[[], str] | None = None  # e.g. console tail + QEMU command line
 
     # -- plumbing ------------------------------------------------------------------------
     def _deadline(self, timeout: float | None) -> float:
@@ -238,7 +239,18 @@ class AgentClient:
         try:
             self._read_some(deadline)
         except AgentTimeout:
-            raise AgentTimeout(f"{self.name}: timed out waiting for {what}") from None
+            raise AgentTimeout(self._with_diagnostics(f"{self.name}: timed out waiting for {what}")) from None
+        except ConnectionLost as e:
+            raise ConnectionLost(self._with_diagnostics(f"{e} (while waiting for {what})")) from None
+
+    def _with_diagnostics(self, message: str) -> str:
+        """Append what the owner knows about the peer (a VM adds its console tail and command line)."""
+        if self.diagnostics is None:
+            return message
+        try:
+            return message + "\n" + self.diagnostics()
+        except Exception as e:  # diagnostics must never hide the real error
+            return f"{message}\n(diagnostics failed: {e})"
 
     # -- requests ------------------------------------------------------------------------
     def request(self, msg_type: int, body: dict | None = None, *, timeout: float | None = None,

@@ -41,3 +41,14 @@ class ReferenceTarget:
     def __exit__(self, *exc):
         self.client.close()
         self.thread.join(5)
+
+
+@target("linux")
+class LinuxTarget:
+    """The Linux guest (Track A) under QEMU: wslx-init as PID 1, over virtio-serial."""
+
+    def __new__(cls, timeout: float = 10.0, kernel=None, initrd=None, **_):
+        from ..guests.linux import LinuxGuest
+        guest = LinuxGuest(kernel, initrd, timeout=max(timeout, 20.0))
+        guest.name = cls.name
+        return guest

@@ -1,0 +1,645 @@
+/* AgentX agent: the single-threaded epoll loop, the incremental frame reader
+ * (resynchronising exactly like wslx.agentx.codec.FrameReader), dispatch of
+ * host requests and the bounded output buffer towards the host.
+ *
+ * Backpressure: when more than OUT_HIGH bytes wait for the host, child
+ * stdout/stderr pipes are no longer read (children block on a full pipe);
+ * when the buffer nears OUT_CAP the control fd is not read either. So output
+ * is never dropped while the host is connected, and memory stays bounded.
+ * While disconnected, everything produced (STDIO, EXIT) is dropped. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/utsname.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "init.h"
+
+#define RX_CAP (AGX_MAX_FRAME + 65536u)
+#define OUT_HIGH (1u << 20)                    /* stop reading children above this */
+#define OUT_CAP (OUT_HIGH + 4u * AGX_MAX_FRAME) /* hard size of the output buffer */
+#define RETRY_MS 250
+
+static int epfd = -1, sigfd = -1;
+static int ctl = -1;
+static char ctl_desc[160];
+static uint32_t ctl_events;
+
+static uint8_t rx[RX_CAP];
+static size_t rx_len;
+static uint64_t rx_skip;   /* bytes of a rejected (version/flags) frame still to discard */
+static int in_garbage;     /* inside a bad-magic/CRC episode: report it only once */
+
+static uint8_t out[OUT_CAP];
+static size_t out_head, out_tail;
+
+/* state set by requests */
+static int quiesced;
+static char **cfg_env;
+static size_t cfg_env_n;
+static int portal_ok;
+
+/* ---- epoll helpers ---- */
+int ev_add(int fd, uint32_t events, uint64_t tag)
+{
+    struct epoll_event e = {.events = events, .data.u64 = tag};
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e);
+}
+
+int ev_mod(int fd, uint32_t events, uint64_t tag)
+{
+    struct epoll_event e = {.events = events, .data.u64 = tag};
+    return epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &e);
+}
+
+void ev_del(int fd)
+{
+    struct epoll_event e = {0};
+    epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &e);
+}
+
+/* ---- output buffer ---- */
+int agent_connected(void) { return ctl >= 0; }
+
+static size_t out_pending(void) { return out_tail - out_head; }
+
+int agent_bulk_ok(void) { return ctl >= 0 && out_pending() < OUT_HIGH; }
+
+/* Space for one whole frame at the tail, or NULL (disconnected / full: dropped). */
+static uint8_t *frame_begin(void)
+{
+    if (ctl < 0) return NULL;
+    if (out_head == out_tail) out_head = out_tail = 0;
+    if (OUT_CAP - out_tail < AGX_MAX_FRAME) {
+        memmove(out, out + out_head, out_pending());
+        out_tail -= out_head;
+        out_head = 0;
+    }
+    if (OUT_CAP - out_tail < AGX_MAX_FRAME) {
+        wlog("output buffer full, frame dropped");
+        return NULL;
+    }
+    return out + out_tail;
+}
+
+static void frame_commit(uint8_t *f, uint16_t type, uint8_t flags, uint32_t rid, long plen)
+{
+    if (plen < 0) {
+        wlog("cannot encode %s frame (%ld)", agx_msg_type_name(type), plen);
+        return;
+    }
+    out_tail += agx_frame_seal(f, type, flags, rid, (uint32_t)plen);
+}
+
+#define PAYLOAD(f) ((f) + AGX_HEADER_SIZE)
+
+static void send_error_v(uint32_t rid, uint16_t rtype, int code, const char *fmt, va_list ap)
+{
+    uint8_t *f = frame_begin();
+    if (!f) return;
+    char msg[AGX_ERROR_MESSAGE_MAX_LEN + 1];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    utf8_truncate(msg, AGX_ERROR_MESSAGE_MAX_LEN);
+    struct agx_error e = {.code = code, .request_type = rtype, .message = agx_str_from_c(msg)};
+    frame_commit(f, AGX_MSG_ERROR, rid ? AGX_FLAG_REPLY : 0, rid, agx_error_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &e));
+}
+
+void send_error(uint32_t rid, uint16_t rtype, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    send_error_v(rid, rtype, code, fmt, ap);
+    va_end(ap);
+}
+
+void send_ok(uint32_t rid)
+{
+    uint8_t *f = frame_begin();
+    if (!f) return;
+    struct agx_ok m = {0};
+    frame_commit(f, AGX_MSG_OK, AGX_FLAG_REPLY, rid, agx_ok_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &m));
+}
+
+void send_stdio(uint32_t pid, uint8_t stream, uint8_t flags, const uint8_t *data, uint32_t len)
+{
+    uint8_t *f = frame_begin();
+    if (!f) return;
+    struct agx_stdio m = {.pid = pid, .stream = stream, .flags = flags, .data = {.ptr = data, .len = len}};
+    frame_commit(f, AGX_MSG_STDIO, 0, 0, agx_stdio_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &m));
+}
+
+void send_exit(uint32_t pid, uint8_t how, int32_t code)
+{
+    uint8_t *f = frame_begin();
+    if (!f) return;
+    struct agx_exit m = {.pid = pid, .how = how, .code = code};
+    frame_commit(f, AGX_MSG_EXIT, 0, 0, agx_exit_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &m));
+}
+
+void send_exec_started(uint32_t rid, uint32_t pid)
+{
+    uint8_t *f = frame_begin();
+    if (!f) return;
+    struct agx_exec_started m = {.pid = pid};
+    frame_commit(f, AGX_MSG_EXEC_STARTED, AGX_FLAG_REPLY, rid,
+                 agx_exec_started_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &m));
+}
+
+static uint64_t capabilities(void)
+{
+    uint64_t c = AGX_CAP_EXEC | AGX_CAP_STDIN | AGX_CAP_SIGNAL | AGX_CAP_MOUNT | AGX_CAP_QUIESCE |
+                 AGX_CAP_SHUTDOWN | AGX_CAP_CONFIG | AGX_CAP_PING;
+    if (portal_ok) c |= AGX_CAP_PORTAL;
+#ifdef AGX_CAP_SYSTEM
+    if (g_opts.pid1) c |= AGX_CAP_SYSTEM;   /* CONFIG hostname/clock change the whole OS */
+#endif
+    return c;
+}
+
+static void send_hello(uint32_t rid, uint16_t selected)
+{
+    uint8_t *f = frame_begin();
+    if (!f) return;
+    struct utsname u;
+    if (uname(&u) < 0) snprintf(u.release, sizeof u.release, "unknown");
+    utf8_truncate(u.release, AGX_HELLO_OS_RELEASE_MAX_LEN);
+    struct agx_hello h = {
+        .version_min = AGX_VERSION_MIN,
+        .version_max = AGX_VERSION_MAX,
+        .version_selected = selected,
+        .agent_kind = AGX_AGENT_LINUX_INIT,
+        .capabilities = capabilities(),
+        .max_payload = AGX_MAX_PAYLOAD,
+        .uptime_ms = (uint32_t)(now_ns(CLOCK_BOOTTIME) / 1000000ull),
+        .name = agx_str_from_c("wslx-init " WSLX_INIT_VERSION),
+        .os_release = agx_str_from_c(u.release),
+    };
+    frame_commit(f, AGX_MSG_HELLO, rid ? AGX_FLAG_REPLY : 0, rid, agx_hello_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &h));
+}
+
+/* ---- control channel ---- */
+static void ctl_update_events(void)
+{
+    if (ctl < 0) return;
+    uint32_t ev = 0;
+    /* read more only if there is room to buffer it and to answer it */
+    if (rx_len < RX_CAP && out_pending() < OUT_HIGH + AGX_MAX_FRAME) ev |= EPOLLIN;
+    if (out_pending()) ev |= EPOLLOUT;
+    if (ev != ctl_events) {
+        ev_mod(ctl, ev, ev_tag(EV_CTL, 0, 0));
+        ctl_events = ev;
+    }
+}
+
+static void ctl_reset_buffers(void)
+{
+    rx_len = 0;
+    rx_skip = 0;
+    in_garbage = 0;
+    out_head = out_tail = 0;
+}
+
+static void ctl_up(int fd, const char *desc)
+{
+    ctl = fd;
+    snprintf(ctl_desc, sizeof ctl_desc, "%s", desc);
+    ctl_reset_buffers();
+    ctl_events = EPOLLIN;
+    if (ev_add(ctl, EPOLLIN, ev_tag(EV_CTL, 0, 0)) < 0) wlog("epoll add control fd: %s", strerror(errno));
+    send_hello(0, 0);
+}
+
+static void ctl_down(const char *why)
+{
+    if (ctl < 0) return;
+    ev_del(ctl);
+    close(ctl);
+    ctl = -1;
+    ctl_reset_buffers();
+    if (g_opts.agent_fd >= 0) {
+        /* host test mode: the one channel is gone; nothing to reconnect to */
+        proc_terminate_all(0);
+        exit(0);
+    }
+    wlog("agentx host gone from %s (%s); reconnecting", ctl_desc, why);
+    transport_disconnected();
+}
+
+static void flush_out(void)
+{
+    while (ctl >= 0 && out_pending()) {
+        ssize_t n = write(ctl, out + out_head, out_pending());
+        if (n > 0) {
+            out_head += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        ctl_down(n < 0 ? strerror(errno) : "write returned 0");
+        return;
+    }
+    if (out_head == out_tail) out_head = out_tail = 0;
+}
+
+void agent_flush_blocking(int timeout_ms)
+{
+    uint64_t deadline = now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000ull;
+    while (ctl >= 0 && out_pending()) {
+        flush_out();
+        if (ctl < 0 || !out_pending()) break;
+        uint64_t now = now_ns(CLOCK_MONOTONIC);
+        if (now >= deadline) break;
+        struct pollfd pf = {.fd = ctl, .events = POLLOUT};
+        poll(&pf, 1, (int)((deadline - now) / 1000000ull) + 1);
+    }
+}
+
+/* ---- requests ---- */
+static void config_apply(uint32_t rid, const struct agx_config *m)
+{
+    char buf[AGX_CONFIG_PORTAL_DEVICE_MAX_LEN + 1];
+    int err = 0;
+    char what[96] = "";
+
+    /* default environment for EXEC: replaces the previous one */
+    for (size_t i = 0; i < cfg_env_n; i++) free(cfg_env[i]);
+    free(cfg_env);
+    cfg_env = NULL;
+    cfg_env_n = 0;
+    if (m->env_count) {
+        cfg_env = calloc(m->env_count, sizeof *cfg_env);
+        for (size_t i = 0; cfg_env && i < m->env_count; i++) {
+            cfg_env[i] = malloc((size_t)m->env[i].len + 1);
+            if (!cfg_env[i]) break;
+            str_copy(cfg_env[i], (size_t)m->env[i].len + 1, m->env[i]);
+            cfg_env_n = i + 1;
+        }
+        if (cfg_env_n != m->env_count) { err = ENOMEM; snprintf(what, sizeof what, "env"); }
+    }
+
+    if (m->hostname.len) {
+        if (g_opts.pid1 || g_opts.sandboxed) {
+            if (sethostname(m->hostname.ptr, m->hostname.len) < 0 && !err) {
+                err = errno;
+                snprintf(what, sizeof what, "sethostname");
+            }
+        } else {
+            wlog("test mode: hostname not changed");
+        }
+    }
+
+    if (m->clock_realtime_ns) {
+        if (g_opts.pid1) {
+            struct timespec ts = {.tv_sec = (time_t)(m->clock_realtime_ns / 1000000000ull),
+                                  .tv_nsec = (long)(m->clock_realtime_ns % 1000000000ull)};
+            if (clock_settime(CLOCK_REALTIME, &ts) < 0 && !err) {
+                err = errno;
+                snprintf(what, sizeof what, "clock_settime");
+            }
+        } else {
+            wlog("test mode: clock not changed");
+        }
+    }
+
+    portal_ok = 0;
+    if (m->portal_device.len && !str_copy(buf, sizeof buf, m->portal_device)) {
+        portal_ok = access(buf, F_OK) == 0 && m->portal_size != 0;
+        if (!portal_ok) wlog("portal device %s not usable", buf);
+    }
+
+    if (err) send_error(rid, AGX_MSG_CONFIG, err, "%s: %s", what, strerror(err));
+    else send_ok(rid);
+}
+
+static void quiesce(uint32_t rid)
+{
+    uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+    quiesced = 1;
+    sync();
+    uint32_t flushed = power_flush_pmem();
+    struct agx_quiesce_complete q = {
+        .flushed_regions = flushed,
+        .running_processes = proc_running(),
+        .elapsed_ns = now_ns(CLOCK_MONOTONIC) - t0,
+    };
+    uint8_t *f = frame_begin();
+    if (!f) return;
+    frame_commit(f, AGX_MSG_QUIESCE_COMPLETE, AGX_FLAG_REPLY, rid,
+                 agx_quiesce_complete_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &q));
+}
+
+static void shutdown_now(uint32_t rid, const struct agx_shutdown *m)
+{
+    if (m->mode != AGX_SHUTDOWN_POWEROFF && m->mode != AGX_SHUTDOWN_REBOOT) {
+        send_error(rid, AGX_MSG_SHUTDOWN, AGX_EINVAL, "unknown shutdown mode %u", (unsigned)m->mode);
+        return;
+    }
+    wlog("shutdown requested (%s)", m->mode == AGX_SHUTDOWN_REBOOT ? "reboot" : "poweroff");
+    proc_terminate_all(m->grace_ms);
+    sync();
+    proc_drain_finished();
+    send_ok(rid);
+    agent_flush_blocking(2000);
+    if (!g_opts.pid1) exit(0);
+    power_off(m->mode);
+}
+
+/* Scratch for decoded views (they point into rx; large arrays, so not on the stack). */
+static union {
+    struct agx_hello hello;
+    struct agx_config config;
+    struct agx_mount mount;
+    struct agx_unmount unmount;
+    struct agx_exec exec;
+    struct agx_stdio stdio;
+    struct agx_signal signal;
+    struct agx_quiesce quiesce;
+    struct agx_shutdown shutdown;
+    struct agx_ping ping;
+} M;
+
+static void dispatch(const struct agx_header *h, const uint8_t *p)
+{
+    uint16_t t = h->type;
+    uint32_t rid = h->request_id;
+    const char *name = agx_msg_type_name(t);
+    int rc;
+
+    if (!name) {
+        send_error(rid, t, AGX_ENOSYS, "unknown message type 0x%04x", t);
+        return;
+    }
+    if (!agx_msg_type_host_to_agent(t)) {
+        send_error(rid, t, AGX_EPROTO, "%s is not a host-to-agent message", name);
+        return;
+    }
+    uint64_t need = agx_msg_type_capability(t);
+    if (need && !(capabilities() & need)) {
+        send_error(rid, t, AGX_EOPNOTSUPP, "%s: capability not offered", name);
+        return;
+    }
+
+    switch (t) {
+    case AGX_MSG_HELLO: rc = agx_hello_decode(p, h->payload_len, &M.hello); break;
+    case AGX_MSG_CONFIG: rc = agx_config_decode(p, h->payload_len, &M.config); break;
+    case AGX_MSG_MOUNT: rc = agx_mount_decode(p, h->payload_len, &M.mount); break;
+    case AGX_MSG_UNMOUNT: rc = agx_unmount_decode(p, h->payload_len, &M.unmount); break;
+    case AGX_MSG_EXEC: rc = agx_exec_decode(p, h->payload_len, &M.exec); break;
+    case AGX_MSG_STDIO: rc = agx_stdio_decode(p, h->payload_len, &M.stdio); break;
+    case AGX_MSG_SIGNAL: rc = agx_signal_decode(p, h->payload_len, &M.signal); break;
+    case AGX_MSG_QUIESCE: rc = agx_quiesce_decode(p, h->payload_len, &M.quiesce); break;
+    case AGX_MSG_RESUME: {
+        struct agx_resume r;
+        rc = agx_resume_decode(p, h->payload_len, &r);
+        break;
+    }
+    case AGX_MSG_SHUTDOWN: rc = agx_shutdown_decode(p, h->payload_len, &M.shutdown); break;
+    case AGX_MSG_PING: rc = agx_ping_decode(p, h->payload_len, &M.ping); break;
+    default: rc = -AGX_ENOSYS; break;
+    }
+    if (rc) {
+        send_error(rid, t, -rc, "malformed %s payload (%u bytes)", name, (unsigned)h->payload_len);
+        return;
+    }
+
+    switch (t) {
+    case AGX_MSG_HELLO: {
+        uint16_t lo = M.hello.version_min > AGX_VERSION_MIN ? M.hello.version_min : AGX_VERSION_MIN;
+        uint16_t hi = M.hello.version_max < AGX_VERSION_MAX ? M.hello.version_max : AGX_VERSION_MAX;
+        if (lo > hi)
+            send_error(rid, t, AGX_EPROTONOSUPPORT, "no common version: host %u..%u, agent %u..%u",
+                       M.hello.version_min, M.hello.version_max, AGX_VERSION_MIN, AGX_VERSION_MAX);
+        else
+            send_hello(rid, hi);
+        break;
+    }
+    case AGX_MSG_CONFIG: config_apply(rid, &M.config); break;
+    case AGX_MSG_MOUNT: mounts_handle_mount(rid, &M.mount); break;
+    case AGX_MSG_UNMOUNT: mounts_handle_unmount(rid, &M.unmount); break;
+    case AGX_MSG_EXEC:
+        if (quiesced) send_error(rid, t, AGX_ECANCELED, "quiesced: EXEC refused until RESUME");
+        else proc_exec(rid, &M.exec, (const char *const *)cfg_env, cfg_env_n);
+        break;
+    case AGX_MSG_STDIO: proc_stdin(rid, &M.stdio); break;
+    case AGX_MSG_SIGNAL: proc_signal(rid, &M.signal); break;
+    case AGX_MSG_QUIESCE: quiesce(rid); break;
+    case AGX_MSG_RESUME:
+        quiesced = 0;
+        send_ok(rid);
+        break;
+    case AGX_MSG_SHUTDOWN: shutdown_now(rid, &M.shutdown); break;
+    case AGX_MSG_PING: {
+        uint8_t *f = frame_begin();
+        if (!f) break;
+        struct agx_pong pong = {.data = M.ping.data};
+        frame_commit(f, AGX_MSG_PONG, AGX_FLAG_REPLY, rid, agx_pong_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &pong));
+        break;
+    }
+    }
+}
+
+static void rx_consume(size_t n)
+{
+    if (n >= rx_len) {
+        rx_len = 0;
+        return;
+    }
+    memmove(rx, rx + n, rx_len - n);
+    rx_len -= n;
+}
+
+/* Drop bytes up to the next magic at or after `start`; keep a possible partial magic. */
+static void rx_skip_to_magic(size_t start)
+{
+    uint8_t magic[4];
+    agx_put_u32(magic, AGX_MAGIC);
+    for (size_t i = start; i + 4 <= rx_len; i++) {
+        if (!memcmp(rx + i, magic, 4)) {
+            rx_consume(i);
+            return;
+        }
+    }
+    size_t keep = 3;
+    if (rx_len > keep) rx_consume(rx_len - keep);
+}
+
+/* Handle every complete frame in rx while there is room to answer. */
+static void process_rx(void)
+{
+    while (ctl >= 0 && out_pending() <= OUT_CAP - 2 * AGX_MAX_FRAME) {
+        if (rx_skip) {
+            size_t n = rx_len < rx_skip ? rx_len : (size_t)rx_skip;
+            rx_consume(n);
+            rx_skip -= n;
+            if (rx_skip) return;
+        }
+        if (rx_len < AGX_HEADER_SIZE) return;
+        struct agx_header h;
+        int rc = agx_header_decode(rx, &h);
+        if (rc == -AGX_EBADMSG) {
+            rx_skip_to_magic(1);
+            if (!in_garbage) {
+                in_garbage = 1;
+                send_error(0, 0, AGX_EBADMSG, "bad magic or header CRC; resynchronising");
+            }
+            continue;
+        }
+        if (rc == -AGX_EMSGSIZE) {
+            /* never wait for an oversized payload: scan on right after the header */
+            rx_skip_to_magic(AGX_HEADER_SIZE);
+            in_garbage = 0;
+            send_error(h.request_id, h.type, AGX_EMSGSIZE, "payload_len %u > %u", (unsigned)h.payload_len,
+                       AGX_MAX_PAYLOAD);
+            continue;
+        }
+        if (rc) {
+            /* intact header (CRC ok) with a bad version or flags: its length is trusted,
+             * skip the frame (streamed, so any length is skipped in bounded memory) */
+            in_garbage = 0;
+            rx_consume(AGX_HEADER_SIZE);
+            rx_skip = h.payload_len;
+            if (rc == -AGX_EPROTONOSUPPORT)
+                send_error(h.request_id, h.type, AGX_EPROTONOSUPPORT, "frame version %u not in %u..%u", h.version,
+                           AGX_VERSION_MIN, AGX_VERSION_MAX);
+            else
+                send_error(h.request_id, h.type, -rc, "unknown frame flag bits 0x%02x", h.flags);
+            continue;
+        }
+        size_t total = AGX_HEADER_SIZE + (size_t)h.payload_len;
+        if (rx_len < total) return;
+        in_garbage = 0;
+        if (agx_payload_verify(&h, rx + AGX_HEADER_SIZE)) {
+            const char *nm = agx_msg_type_name(h.type);
+            send_error(h.request_id, h.type, AGX_EBADMSG, "payload CRC mismatch in %s frame", nm ? nm : "unknown");
+        } else {
+            dispatch(&h, rx + AGX_HEADER_SIZE);
+        }
+        rx_consume(total);
+    }
+}
+
+static void ctl_readable(void)
+{
+    while (ctl >= 0 && rx_len < RX_CAP) {
+        ssize_t n = read(ctl, rx + rx_len, RX_CAP - rx_len);
+        if (n > 0) {
+            rx_len += (size_t)n;
+            process_rx();
+            if (out_pending() >= OUT_HIGH + AGX_MAX_FRAME) return;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        ctl_down(n == 0 ? "end of stream" : strerror(errno));
+        return;
+    }
+}
+
+static void handle_signalfd(void)
+{
+    struct signalfd_siginfo si;
+    while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {}
+    proc_reap();
+}
+
+/* ---- the loop ---- */
+static void loop_setup(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    for (;;) {
+        epfd = epoll_create1(EPOLL_CLOEXEC);
+        sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (epfd >= 0 && sigfd >= 0 && ev_add(sigfd, EPOLLIN, ev_tag(EV_SIGNALFD, 0, 0)) == 0) return;
+        wlog("event loop setup failed: %s; retrying", strerror(errno));
+        if (epfd >= 0) close(epfd);
+        if (sigfd >= 0) close(sigfd);
+        sleep(1);
+    }
+}
+
+void agent_run(void)
+{
+    uint64_t next_try = 0;
+    int waiting_logged = 0;
+    int reading = -1;
+
+    loop_setup();
+    proc_init();
+
+    if (g_opts.agent_fd >= 0) {
+        set_nonblock(g_opts.agent_fd);
+        ctl_up(g_opts.agent_fd, "fd");
+    }
+
+    for (;;) {
+        /* dial the host while disconnected */
+        if (ctl < 0 && now_ns(CLOCK_MONOTONIC) >= next_try) {
+            char desc[160];
+            int fd = transport_try_connect(desc, sizeof desc);
+            if (fd >= 0) {
+                wlog("agentx on %s", desc);
+                waiting_logged = 0;
+                ctl_up(fd, desc);
+            } else {
+                if (!waiting_logged) wlog("waiting for the host (transport %s)", transport_kind_name());
+                waiting_logged = 1;
+                next_try = now_ns(CLOCK_MONOTONIC) + RETRY_MS * 1000000ull;
+            }
+        }
+
+        flush_out();
+        process_rx();
+        flush_out();
+
+        /* backpressure: children are read while their output has somewhere to go */
+        int want = ctl < 0 || agent_bulk_ok();
+        if (want != reading) {
+            proc_set_reading(want);
+            reading = want;
+        }
+        ctl_update_events();
+
+        int timeout = -1;
+        if (ctl < 0) {
+            uint64_t now = now_ns(CLOCK_MONOTONIC);
+            timeout = next_try > now ? (int)((next_try - now) / 1000000ull) + 1 : 0;
+        }
+        struct epoll_event evs[64];
+        int n = epoll_wait(epfd, evs, 64, timeout);
+        if (n < 0) {
+            if (errno != EINTR) {
+                wlog("epoll_wait: %s", strerror(errno));
+                sleep(1);
+            }
+            continue;
+        }
+        for (int i = 0; i < n; i++) {
+            uint64_t tag = evs[i].data.u64;
+            uint32_t kind = (uint32_t)(tag >> 32), idx = (uint32_t)(tag >> 8) & 0xFFFFFF, stream = tag & 0xFF;
+            uint32_t e = evs[i].events;
+            switch (kind) {
+            case EV_CTL:
+                if (ctl < 0) break;
+                if (e & EPOLLOUT) flush_out();
+                if (ctl >= 0 && (e & EPOLLIN)) ctl_readable();
+                if (ctl >= 0 && (e & (EPOLLHUP | EPOLLERR)) && !(e & EPOLLIN)) ctl_down("hangup");
+                break;
+            case EV_SIGNALFD: handle_signalfd(); break;
+            case EV_PROC_OUT: proc_on_output(idx, stream); break;
+            case EV_PROC_IN: proc_on_stdin_writable(idx); break;
+            }
+        }
+    }
+}

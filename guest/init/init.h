@@ -1,0 +1,98 @@
+/* wslx-init: shared declarations of the static PID 1 / AgentX agent.
+ * The wire format comes only from the generated agentx_wire.h. */
+#ifndef WSLX_INIT_H
+#define WSLX_INIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "agentx_wire.h"
+
+#define WSLX_INIT_VERSION "0.1"
+
+/* ---- global configuration (main.c) ---- */
+struct init_opts {
+    int pid1;        /* really PID 1: setup, power off, never exit */
+    int test_mode;   /* --agent-fd / --no-setup: no reboot, exit on SHUTDOWN */
+    int agent_fd;    /* --agent-fd N, else -1 */
+    int sandboxed;   /* test mode only: private mount+UTS namespace, hostname may be set */
+};
+extern struct init_opts g_opts;
+
+/* ---- util.c ---- */
+void wlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+uint64_t now_ns(int clock);
+int set_nonblock(int fd);
+/* Copy an agx_str into a NUL-terminated buffer; -1 if it does not fit. */
+int str_copy(char *dst, size_t cap, struct agx_str s);
+/* Truncate a NUL-terminated string to at most max bytes on a UTF-8 boundary. */
+void utf8_truncate(char *s, size_t max);
+int mkdir_p(const char *path, mode_t mode);
+
+/* ---- transport.c ---- */
+struct transport;
+void transport_init(const char *cmdline);
+/* One connection attempt (called at boot and every retry tick while disconnected).
+ * Returns a non-blocking fd or -1. desc receives a human description. */
+int transport_try_connect(char *desc, size_t cap);
+/* The connected channel went away: forget it (the kind stays chosen). */
+void transport_disconnected(void);
+const char *transport_kind_name(void);
+
+/* ---- agent.c: event loop and output ---- */
+#define EV_CTL 1u
+#define EV_SIGNALFD 2u
+#define EV_PROC_OUT 3u
+#define EV_PROC_IN 4u
+static inline uint64_t ev_tag(uint32_t kind, uint32_t idx, uint32_t stream)
+{
+    return ((uint64_t)kind << 32) | ((uint64_t)idx << 8) | stream;
+}
+int ev_add(int fd, uint32_t events, uint64_t tag);
+int ev_mod(int fd, uint32_t events, uint64_t tag);
+void ev_del(int fd);
+
+void agent_run(void) __attribute__((noreturn));
+int agent_connected(void);
+/* Room for bulk output (child stdout/stderr) right now? */
+int agent_bulk_ok(void);
+/* Frame emitters; they silently drop when disconnected. */
+void send_error(uint32_t rid, uint16_t rtype, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void send_ok(uint32_t rid);
+void send_stdio(uint32_t pid, uint8_t stream, uint8_t flags, const uint8_t *data, uint32_t len);
+void send_exit(uint32_t pid, uint8_t how, int32_t code);
+void send_exec_started(uint32_t rid, uint32_t pid);
+/* Blocking best-effort flush of queued output (SHUTDOWN), bounded by timeout_ms. */
+void agent_flush_blocking(int timeout_ms);
+
+/* ---- proc.c ---- */
+#define PROC_MAX 64
+void proc_init(void);
+void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *default_env, size_t ndefault);
+void proc_stdin(uint32_t rid, const struct agx_stdio *m);
+void proc_signal(uint32_t rid, const struct agx_signal *m);
+void proc_on_output(uint32_t idx, uint32_t stream);
+void proc_on_stdin_writable(uint32_t idx);
+void proc_reap(void);
+/* Enable/disable reading child output (backpressure). */
+void proc_set_reading(int on);
+unsigned proc_running(void);
+/* SIGTERM all our process groups (and in PID 1 mode everything), wait grace, SIGKILL. */
+void proc_terminate_all(uint32_t grace_ms);
+/* Drain remaining output / emit EXIT for finished processes (after terminate_all). */
+void proc_drain_finished(void);
+
+/* ---- mounts.c ---- */
+void mounts_early(void);
+void mounts_handle_mount(uint32_t rid, const struct agx_mount *m);
+void mounts_handle_unmount(uint32_t rid, const struct agx_unmount *m);
+
+/* ---- modules.c ---- */
+void modules_load(const char *list_path);
+
+/* ---- power.c ---- */
+uint32_t power_flush_pmem(void);
+void power_off(uint32_t mode) __attribute__((noreturn));
+
+#endif

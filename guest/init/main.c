@@ -1,0 +1,126 @@
+/* wslx-init: PID 1 of WSLX Linux guests and their AgentX agent.
+ *
+ *   /init                         as PID 1: set up the system, dial the host, serve AgentX forever
+ *   wslx-init --agent-fd N        host test mode: serve AgentX on the already-connected fd N, no setup,
+ *                                 exit when N closes or on SHUTDOWN
+ *   wslx-init --no-setup [--cmdline STR]
+ *                                 like PID 1 (transport selection, reconnects) minus mounts, modules and
+ *                                 power off; STR replaces /proc/cmdline
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "init.h"
+
+struct init_opts g_opts = {.agent_fd = -1};
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "wslx-init " WSLX_INIT_VERSION ": PID 1 and AgentX agent of WSLX Linux guests\n"
+            "usage: wslx-init                       (as PID 1)\n"
+            "       wslx-init --agent-fd N          serve AgentX on fd N (host test mode)\n"
+            "       wslx-init --no-setup [--cmdline STR]\n");
+}
+
+static void read_cmdline(char *buf, size_t cap)
+{
+    buf[0] = 0;
+    int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+}
+
+/* Console on fds 0, 1, 2 (the kernel may have started us without /dev/console). */
+static void console_setup(void)
+{
+    int fd = open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) return;
+    for (int i = 0; i < 3; i++) dup2(fd, i);
+    if (fd > 2) close(fd);
+}
+
+/* Test mode as root: keep MOUNT and hostname changes inside private namespaces. */
+static void test_sandbox(void)
+{
+    if (geteuid() != 0) return;
+    if (unshare(CLONE_NEWNS | CLONE_NEWUTS) < 0) {
+        wlog("test mode: unshare: %s (MOUNT and hostname would touch the host)", strerror(errno));
+        return;
+    }
+    if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) wlog("test mode: make / private: %s", strerror(errno));
+    g_opts.sandboxed = 1;
+}
+
+int main(int argc, char **argv)
+{
+    static char cmdline[4096];
+    const char *cmdline_arg = NULL;
+    int no_setup = 0;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--agent-fd") && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 0 || fcntl((int)v, F_GETFD) < 0) {
+                fprintf(stderr, "wslx-init: --agent-fd %s: not an open fd\n", argv[i]);
+                return 2;
+            }
+            g_opts.agent_fd = (int)v;
+        } else if (!strcmp(argv[i], "--no-setup")) {
+            no_setup = 1;
+        } else if (!strcmp(argv[i], "--cmdline") && i + 1 < argc) {
+            cmdline_arg = argv[++i];
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("wslx-init " WSLX_INIT_VERSION "\n");
+            return 0;
+        } else if (getpid() != 1) {
+            usage();
+            return 2;
+        } /* as PID 1, ignore whatever the kernel passed on */
+    }
+
+    if (g_opts.agent_fd >= 0 || no_setup || getpid() != 1) {
+        if (g_opts.agent_fd < 0 && !no_setup) {
+            usage();
+            return 2;
+        }
+        /* Host test mode: no system setup, processes are ours to reap, exit instead of power off. */
+        g_opts.test_mode = 1;
+        if (g_opts.agent_fd >= 0) fcntl(g_opts.agent_fd, F_SETFD, FD_CLOEXEC);
+        prctl(PR_SET_CHILD_SUBREAPER, 1);
+        test_sandbox();
+        if (cmdline_arg) snprintf(cmdline, sizeof cmdline, "%s", cmdline_arg);
+        else read_cmdline(cmdline, sizeof cmdline);
+        transport_init(cmdline);
+        agent_run();
+    }
+
+    g_opts.pid1 = 1;
+    /* 1. files we create are not group/world writable */
+    umask(022);
+    /* 2. proc, sysfs, devtmpfs, devpts, tmpfs /run /tmp */
+    mounts_early();
+    /* 3. stdin/stdout/stderr on /dev/console (now that devtmpfs is there) */
+    console_setup();
+    /* 4. our own session, so children's setsid() groups are clean */
+    setsid();
+    /* 5. kernel modules (virtio, vsock, pmem...), dependencies first */
+    modules_load("/etc/wslx/modules.load");
+    /* 6. transport choice from the kernel command line */
+    read_cmdline(cmdline, sizeof cmdline);
+    transport_init(cmdline);
+    /* 7. serve AgentX forever: dial the host, reconnect, reap zombies */
+    agent_run();
+}

@@ -1,0 +1,472 @@
+/* Processes started by EXEC: spawn with exec-error reporting, stdout/stderr
+ * relay as STDIO frames, stdin relay with a bounded queue, SIGNAL, reaping
+ * (PID 1 also reaps orphans it inherits) and the EXIT event, which is sent
+ * only after both output streams reached EOF and the process was reaped. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "init.h"
+
+#define STDIN_QUEUE_MAX (256u * 1024u)   /* per process; a STDIO frame that does not fit gets EAGAIN */
+#define PIPE_SIZE (1u << 20)              /* larger stdout pipes: fewer wakeups for bulk output */
+#define DEFAULT_PATH "PATH=/bin:/sbin:/usr/bin:/usr/sbin"
+
+extern char **environ;
+
+struct proc {
+    int used;
+    pid_t pid;
+    int fd[3];        /* [0] stdin write end, [1] stdout read end, [2] stderr read end; -1 when closed */
+    int eof[3];       /* [1], [2]: stream finished and its EOF frame sent */
+    int reaped;
+    int status;
+    int stdin_piped;
+    int stdin_eof;    /* host sent EOF: close once the queue drains */
+    int stdin_out_registered;
+    uint8_t *inq;
+    size_t inq_len;
+};
+
+static struct proc procs[PROC_MAX];
+static int reading = 1;
+
+void proc_init(void)
+{
+    for (int i = 0; i < PROC_MAX; i++) procs[i].used = 0;
+}
+
+static struct proc *find_pid(uint32_t pid)
+{
+    for (int i = 0; i < PROC_MAX; i++)
+        if (procs[i].used && (uint32_t)procs[i].pid == pid) return &procs[i];
+    return NULL;
+}
+
+unsigned proc_running(void)
+{
+    unsigned n = 0;
+    for (int i = 0; i < PROC_MAX; i++)
+        if (procs[i].used && !procs[i].reaped) n++;
+    return n;
+}
+
+static void close_stdin(struct proc *p)
+{
+    if (p->fd[0] >= 0) {
+        ev_del(p->fd[0]);
+        close(p->fd[0]);
+        p->fd[0] = -1;
+    }
+    free(p->inq);
+    p->inq = NULL;
+    p->inq_len = 0;
+    p->stdin_out_registered = 0;
+}
+
+static void maybe_exit(struct proc *p)
+{
+    if (!p->used || !p->reaped || !p->eof[1] || !p->eof[2]) return;
+    if (WIFSIGNALED(p->status)) send_exit((uint32_t)p->pid, AGX_EXIT_SIGNALED, WTERMSIG(p->status));
+    else send_exit((uint32_t)p->pid, AGX_EXIT_EXITED, WEXITSTATUS(p->status));
+    close_stdin(p);
+    p->used = 0;
+}
+
+static void stream_eof(struct proc *p, int s)
+{
+    if (p->fd[s] >= 0) {
+        ev_del(p->fd[s]);
+        close(p->fd[s]);
+        p->fd[s] = -1;
+    }
+    if (!p->eof[s]) {
+        p->eof[s] = 1;
+        send_stdio((uint32_t)p->pid, (uint8_t)s, AGX_STDIO_EOF, NULL, 0);
+    }
+    maybe_exit(p);
+}
+
+void proc_set_reading(int on)
+{
+    reading = on;
+    for (int i = 0; i < PROC_MAX; i++) {
+        if (!procs[i].used) continue;
+        for (int s = 1; s <= 2; s++)
+            if (procs[i].fd[s] >= 0) ev_mod(procs[i].fd[s], on ? EPOLLIN : 0, ev_tag(EV_PROC_OUT, (uint32_t)i, (uint32_t)s));
+    }
+}
+
+void proc_on_output(uint32_t idx, uint32_t stream)
+{
+    static uint8_t buf[AGX_STDIO_MAX_DATA];
+    if (idx >= PROC_MAX || (stream != 1 && stream != 2)) return;
+    struct proc *p = &procs[idx];
+    if (!p->used || p->fd[stream] < 0) return;
+    /* several full reads per wakeup, as long as the host keeps up */
+    for (int i = 0; i < 8; i++) {
+        if (agent_connected() && !agent_bulk_ok()) return;
+        ssize_t n = read(p->fd[stream], buf, sizeof buf);
+        if (n > 0) {
+            send_stdio((uint32_t)p->pid, (uint8_t)stream, 0, buf, (uint32_t)n);
+            if ((size_t)n < sizeof buf) return;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        stream_eof(p, (int)stream);
+        return;
+    }
+}
+
+/* Write as much of the stdin queue as the pipe takes. */
+static void stdin_pump(struct proc *p)
+{
+    while (p->fd[0] >= 0 && p->inq_len) {
+        ssize_t n = write(p->fd[0], p->inq, p->inq_len);
+        if (n > 0) {
+            memmove(p->inq, p->inq + n, p->inq_len - (size_t)n);
+            p->inq_len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        /* EPIPE: the process closed its stdin; the rest is discarded */
+        close_stdin(p);
+        p->stdin_eof = 1;
+        return;
+    }
+    if (p->fd[0] < 0) return;
+    if (!p->inq_len && p->stdin_eof) {
+        close_stdin(p);
+        return;
+    }
+    int want = p->inq_len != 0;
+    if (want != p->stdin_out_registered) {
+        ev_mod(p->fd[0], want ? EPOLLOUT : 0, ev_tag(EV_PROC_IN, (uint32_t)(p - procs), 0));
+        p->stdin_out_registered = want;
+    }
+}
+
+void proc_on_stdin_writable(uint32_t idx)
+{
+    if (idx >= PROC_MAX || !procs[idx].used) return;
+    stdin_pump(&procs[idx]);
+}
+
+#ifdef AGX_EPIPE
+#define ERR_STDIN_CLOSED AGX_EPIPE
+#else
+#define ERR_STDIN_CLOSED AGX_EINVAL
+#endif
+
+void proc_stdin(uint32_t rid, const struct agx_stdio *m)
+{
+    (void)rid; /* STDIO is an event: errors go out with request_id 0 */
+    if (m->stream != AGX_STREAM_STDIN) {
+        send_error(0, AGX_MSG_STDIO, AGX_EINVAL, "STDIO to the agent must be stream STDIN, not %u", m->stream);
+        return;
+    }
+    if (m->flags & ~(uint32_t)AGX_STDIO_EOF) {
+        send_error(0, AGX_MSG_STDIO, AGX_EINVAL, "unknown STDIO flag bits 0x%02x", m->flags);
+        return;
+    }
+    struct proc *p = find_pid(m->pid);
+    if (!p) {
+        send_error(0, AGX_MSG_STDIO, AGX_ESRCH, "no process %u", (unsigned)m->pid);
+        return;
+    }
+    if (!p->stdin_piped || p->fd[0] < 0 || p->stdin_eof) {
+        if (m->data.len)
+            send_error(0, AGX_MSG_STDIO, ERR_STDIN_CLOSED, "stdin of process %u is %s", (unsigned)m->pid,
+                       p->stdin_piped ? "closed" : "not a pipe (EXEC without STDIN_PIPE)");
+        return;
+    }
+    if (m->data.len) {
+        if (p->inq_len + m->data.len > STDIN_QUEUE_MAX) {
+            send_error(0, AGX_MSG_STDIO, AGX_EAGAIN, "stdin queue of process %u full (%u bytes); %u bytes dropped",
+                       (unsigned)m->pid, (unsigned)p->inq_len, (unsigned)m->data.len);
+            return;
+        }
+        if (!p->inq) p->inq = malloc(STDIN_QUEUE_MAX);
+        if (!p->inq) {
+            send_error(0, AGX_MSG_STDIO, AGX_ENOMEM, "no memory for the stdin queue");
+            return;
+        }
+        memcpy(p->inq + p->inq_len, m->data.ptr, m->data.len);
+        p->inq_len += m->data.len;
+    }
+    if (m->flags & AGX_STDIO_EOF) p->stdin_eof = 1;
+    stdin_pump(p);
+}
+
+void proc_signal(uint32_t rid, const struct agx_signal *m)
+{
+    if (m->signo > 64) {
+        send_error(rid, AGX_MSG_SIGNAL, AGX_EINVAL, "invalid signal %u", (unsigned)m->signo);
+        return;
+    }
+    struct proc *p = find_pid(m->pid);
+    if (!p || p->reaped) {
+        send_error(rid, AGX_MSG_SIGNAL, AGX_ESRCH, "no running process %u started by this agent", (unsigned)m->pid);
+        return;
+    }
+    /* the process leads its own group (setsid): signal the whole group */
+    if (kill(-p->pid, (int)m->signo) < 0 && kill(p->pid, (int)m->signo) < 0) {
+        int e = errno;
+        send_error(rid, AGX_MSG_SIGNAL, e, "kill %u: %s", (unsigned)m->pid, strerror(e));
+        return;
+    }
+    send_ok(rid);
+}
+
+static void mark_reaped(pid_t pid, int status)
+{
+    struct proc *p = find_pid((uint32_t)pid);
+    if (!p || p->reaped) return; /* an orphan PID 1 inherited, or a failed exec: nothing to report */
+    p->reaped = 1;
+    p->status = status;
+    /* nobody reads its stdin any more */
+    if (p->fd[0] >= 0) close_stdin(p);
+    maybe_exit(p);
+}
+
+void proc_reap(void)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) mark_reaped(pid, status);
+}
+
+/* ---- EXEC ---- */
+
+/* argv/env/cwd copied out of the frame as C strings */
+static char arena[AGX_MAX_PAYLOAD + 2 * (AGX_EXEC_ARGV_MAX_COUNT + AGX_EXEC_ENV_MAX_COUNT) + 16];
+static char *argv_c[AGX_EXEC_ARGV_MAX_COUNT + 1];
+static char *envp_c[AGX_EXEC_ENV_MAX_COUNT + AGX_ENV_MAX_COUNT + 2];
+
+static size_t key_len(const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    return eq ? (size_t)(eq - kv) : strlen(kv);
+}
+
+struct spawn_fail {
+    int stage; /* 1 chdir, 2 execve, 3 setup */
+    int err;
+};
+
+static void close_pair(int p[2])
+{
+    if (p[0] >= 0) close(p[0]);
+    if (p[1] >= 0) close(p[1]);
+    p[0] = p[1] = -1;
+}
+
+void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv, size_t ndef)
+{
+    if (m->argv_count == 0) {
+        send_error(rid, AGX_MSG_EXEC, AGX_EINVAL, "argv is empty");
+        return;
+    }
+    int slot = -1;
+    for (int i = 0; i < PROC_MAX; i++)
+        if (!procs[i].used) { slot = i; break; }
+    if (slot < 0) {
+        send_error(rid, AGX_MSG_EXEC, AGX_EAGAIN, "too many processes (%d)", PROC_MAX);
+        return;
+    }
+
+    /* C strings: argv, env (CONFIG defaults overridden by EXEC's own), cwd */
+    size_t off = 0;
+    for (unsigned i = 0; i < m->argv_count; i++) {
+        argv_c[i] = arena + off;
+        str_copy(argv_c[i], sizeof arena - off, m->argv[i]);
+        off += m->argv[i].len + 1u;
+    }
+    argv_c[m->argv_count] = NULL;
+    char *exec_env[AGX_EXEC_ENV_MAX_COUNT];
+    for (unsigned i = 0; i < m->env_count; i++) {
+        exec_env[i] = arena + off;
+        str_copy(exec_env[i], sizeof arena - off, m->env[i]);
+        off += m->env[i].len + 1u;
+    }
+    char *cwd = arena + off;
+    str_copy(cwd, sizeof arena - off, m->cwd);
+    if (!cwd[0]) cwd = "/";
+
+    size_t ne = 0;
+    int have_path = 0;
+    for (size_t i = 0; i < ndef; i++) {
+        size_t kl = key_len(defenv[i]);
+        int overridden = 0;
+        for (unsigned j = 0; j < m->env_count && !overridden; j++)
+            overridden = key_len(exec_env[j]) == kl && !memcmp(exec_env[j], defenv[i], kl);
+        if (!overridden) envp_c[ne++] = (char *)defenv[i];
+    }
+    for (unsigned j = 0; j < m->env_count; j++) envp_c[ne++] = exec_env[j];
+    for (size_t i = 0; i < ne; i++)
+        if (!strncmp(envp_c[i], "PATH=", 5)) have_path = 1;
+    if (!have_path) envp_c[ne++] = DEFAULT_PATH;
+    envp_c[ne] = NULL;
+
+    int merge = (m->flags & AGX_EXEC_STDERR_TO_STDOUT) != 0;
+    int piped = (m->flags & AGX_EXEC_STDIN_PIPE) != 0;
+    int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1}, pfail[2] = {-1, -1};
+    int devnull = -1;
+    if (pipe2(pout, O_CLOEXEC) < 0 || (!merge && pipe2(perr, O_CLOEXEC) < 0) || (piped && pipe2(pin, O_CLOEXEC) < 0) ||
+        pipe2(pfail, O_CLOEXEC) < 0 || (!piped && (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)) {
+        int e = errno;
+        close_pair(pin), close_pair(pout), close_pair(perr), close_pair(pfail);
+        send_error(rid, AGX_MSG_EXEC, e, "pipe: %s", strerror(e));
+        return;
+    }
+    fcntl(pout[0], F_SETPIPE_SZ, PIPE_SIZE);
+
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* child: own session, stdio on the pipes, default signals, then exec */
+        struct spawn_fail f = {3, 0};
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        setsid();
+        if (g_opts.test_mode) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (dup2(piped ? pin[0] : devnull, 0) < 0 || dup2(pout[1], 1) < 0 || dup2(merge ? pout[1] : perr[1], 2) < 0) {
+            f.err = errno;
+        } else if (chdir(cwd) < 0) {
+            f.stage = 1;
+            f.err = errno;
+        } else {
+            environ = envp_c;
+            execvp(argv_c[0], argv_c);
+            f.stage = 2;
+            f.err = errno;
+        }
+        ssize_t w = write(pfail[1], &f, sizeof f);
+        (void)w;
+        _exit(127);
+    }
+    int fork_err = errno;
+    close(pfail[1]);
+    if (pin[0] >= 0) close(pin[0]);
+    close(pout[1]);
+    if (perr[1] >= 0) close(perr[1]);
+    if (devnull >= 0) close(devnull);
+    if (pid < 0) {
+        close(pfail[0]);
+        if (pin[1] >= 0) close(pin[1]);
+        close(pout[0]);
+        if (perr[0] >= 0) close(perr[0]);
+        send_error(rid, AGX_MSG_EXEC, fork_err, "fork: %s", strerror(fork_err));
+        return;
+    }
+
+    /* the error pipe closes on a successful exec (CLOEXEC) or carries the failure */
+    struct spawn_fail f = {0, 0};
+    ssize_t n;
+    do n = read(pfail[0], &f, sizeof f);
+    while (n < 0 && errno == EINTR);
+    close(pfail[0]);
+    if (n == (ssize_t)sizeof f) {
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+        if (pin[1] >= 0) close(pin[1]);
+        close(pout[0]);
+        if (perr[0] >= 0) close(perr[0]);
+        if (f.stage == 1) send_error(rid, AGX_MSG_EXEC, f.err, "chdir %s: %s", cwd, strerror(f.err));
+        else if (f.stage == 2) send_error(rid, AGX_MSG_EXEC, f.err, "execve %s: %s", argv_c[0], strerror(f.err));
+        else send_error(rid, AGX_MSG_EXEC, f.err, "spawn %s: %s", argv_c[0], strerror(f.err));
+        return;
+    }
+
+    struct proc *p = &procs[slot];
+    memset(p, 0, sizeof *p);
+    p->used = 1;
+    p->pid = pid;
+    p->fd[0] = pin[1];
+    p->fd[1] = pout[0];
+    p->fd[2] = perr[0];
+    p->stdin_piped = piped;
+    set_nonblock(p->fd[1]);
+    ev_add(p->fd[1], reading ? EPOLLIN : 0, ev_tag(EV_PROC_OUT, (uint32_t)slot, 1));
+    if (p->fd[2] >= 0) {
+        set_nonblock(p->fd[2]);
+        ev_add(p->fd[2], reading ? EPOLLIN : 0, ev_tag(EV_PROC_OUT, (uint32_t)slot, 2));
+    }
+    if (p->fd[0] >= 0) {
+        set_nonblock(p->fd[0]);
+        ev_add(p->fd[0], 0, ev_tag(EV_PROC_IN, (uint32_t)slot, 0));
+    }
+    send_exec_started(rid, (uint32_t)pid);
+    /* merged stderr: the stream has no data of its own; end it right away */
+    if (merge) stream_eof(p, 2);
+}
+
+/* ---- shutdown ---- */
+static int all_reaped(void)
+{
+    for (int i = 0; i < PROC_MAX; i++)
+        if (procs[i].used && !procs[i].reaped) return 0;
+    return 1;
+}
+
+static void wait_children(uint64_t ms)
+{
+    uint64_t deadline = now_ns(CLOCK_MONOTONIC) + ms * 1000000ull;
+    for (;;) {
+        int status;
+        pid_t pid;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) mark_reaped(pid, status);
+        /* PID 1 waits for every process; otherwise for ours */
+        if (g_opts.pid1 ? (pid < 0 && errno == ECHILD) : all_reaped()) return;
+        if (now_ns(CLOCK_MONOTONIC) >= deadline) return;
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void signal_all(int sig)
+{
+    for (int i = 0; i < PROC_MAX; i++)
+        if (procs[i].used && !procs[i].reaped && kill(-procs[i].pid, sig) < 0) kill(procs[i].pid, sig);
+    if (g_opts.pid1) kill(-1, sig); /* everything but PID 1 itself */
+}
+
+void proc_terminate_all(uint32_t grace_ms)
+{
+    signal_all(SIGTERM);
+    wait_children(grace_ms);
+    signal_all(SIGKILL);
+    wait_children(1000);
+}
+
+void proc_drain_finished(void)
+{
+    static uint8_t buf[AGX_STDIO_MAX_DATA];
+    for (int i = 0; i < PROC_MAX; i++) {
+        struct proc *p = &procs[i];
+        for (int s = 1; s <= 2 && p->used; s++) {
+            while (p->used && p->fd[s] >= 0) {
+                if (!agent_bulk_ok()) agent_flush_blocking(1000);
+                ssize_t n = read(p->fd[s], buf, sizeof buf);
+                if (n > 0) {
+                    send_stdio((uint32_t)p->pid, (uint8_t)s, 0, buf, (uint32_t)n);
+                    continue;
+                }
+                if (n < 0 && errno == EINTR) continue;
+                stream_eof(p, s); /* EOF, or EAGAIN: a writer escaped the group; end the stream anyway */
+            }
+        }
+    }
+}

@@ -1,0 +1,210 @@
+/* Control transport: AF_VSOCK to the host, else the virtio-serial port named
+ * AGX_VIRTIO_SERIAL_PORT_NAME, else a serial line. The guest dials the host.
+ *
+ * Kernel command line:
+ *   wslx.transport=auto|vsock|virtio-serial|serial   (default auto)
+ *   wslx.port=N        vsock port (default AGX_VSOCK_CONTROL_PORT)
+ *   wslx.serial=DEV    serial device (default /dev/ttyS1)
+ *
+ * auto: vsock and virtio-serial are tried on every tick; the serial line is
+ * only used once AUTO_SERIAL_AFTER_MS have passed without either (the vport
+ * may appear only after modules load). The first kind that connects is kept
+ * for all later reconnects; a present org.wslx.agentx port is chosen even
+ * while its host side is still closed (the host may connect late). */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "init.h"
+
+/* struct sockaddr_vm from <linux/vm_sockets.h> (kernel ABI; musl ships no linux/ headers). */
+struct wslx_sockaddr_vm {
+    sa_family_t svm_family;
+    unsigned short svm_reserved1;
+    unsigned int svm_port;
+    unsigned int svm_cid;
+    unsigned char svm_flags;
+    unsigned char svm_zero[sizeof(struct sockaddr) - sizeof(sa_family_t) - sizeof(unsigned short) -
+                           2 * sizeof(unsigned int) - 1];
+};
+
+enum kind { K_AUTO, K_VSOCK, K_VPORT, K_SERIAL };
+static const char *const kind_names[] = {"auto", "vsock", "virtio-serial", "serial"};
+
+#define VSOCK_CONNECT_TIMEOUT_MS 500
+#define AUTO_SERIAL_AFTER_MS 5000
+
+static struct {
+    enum kind forced;   /* from wslx.transport= */
+    enum kind locked;   /* kind that connected first (auto), K_AUTO until then */
+    unsigned port;
+    char serial[128];
+    uint64_t start_ns;
+    int vport_seen;     /* the named port exists (its host side may still be closed) */
+} T;
+
+static void cmdline_value(const char *cmdline, const char *key, char *out, size_t cap)
+{
+    size_t klen = strlen(key);
+    const char *p = cmdline;
+    while (p && *p) {
+        while (*p == ' ' || *p == '\t' || *p == '\n') p++;
+        const char *end = p;
+        while (*end && *end != ' ' && *end != '\t' && *end != '\n') end++;
+        if ((size_t)(end - p) > klen && !strncmp(p, key, klen) && p[klen] == '=') {
+            size_t n = (size_t)(end - p) - klen - 1;
+            if (n >= cap) n = cap - 1;
+            memcpy(out, p + klen + 1, n);
+            out[n] = 0;
+        }
+        p = end;
+    }
+}
+
+void transport_init(const char *cmdline)
+{
+    char v[128] = "";
+    T.forced = K_AUTO;
+    T.locked = K_AUTO;
+    T.port = AGX_VSOCK_CONTROL_PORT;
+    snprintf(T.serial, sizeof T.serial, "/dev/ttyS1");
+    T.start_ns = now_ns(CLOCK_MONOTONIC);
+    cmdline_value(cmdline, "wslx.transport", v, sizeof v);
+    if (v[0]) {
+        int found = 0;
+        for (int k = K_AUTO; k <= K_SERIAL; k++)
+            if (!strcmp(v, kind_names[k])) { T.forced = (enum kind)k; found = 1; }
+        if (!found) wlog("unknown wslx.transport=%s, using auto", v);
+    }
+    v[0] = 0;
+    cmdline_value(cmdline, "wslx.port", v, sizeof v);
+    if (v[0]) {
+        char *end;
+        unsigned long p = strtoul(v, &end, 10);
+        if (*end || p == 0 || p > 0xFFFFFFFFul) wlog("bad wslx.port=%s ignored", v);
+        else T.port = (unsigned)p;
+    }
+    v[0] = 0;
+    cmdline_value(cmdline, "wslx.serial", v, sizeof v);
+    if (v[0]) snprintf(T.serial, sizeof T.serial, "%s", v);
+}
+
+static int try_vsock(char *desc, size_t cap)
+{
+    int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    struct wslx_sockaddr_vm sa;
+    memset(&sa, 0, sizeof sa);
+    sa.svm_family = AF_VSOCK;
+    sa.svm_cid = AGX_VSOCK_HOST_CID;
+    sa.svm_port = T.port;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        if (errno != EINPROGRESS) { close(fd); return -1; }
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        int err = 0;
+        socklen_t el = sizeof err;
+        if (poll(&p, 1, VSOCK_CONNECT_TIMEOUT_MS) <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 ||
+            err) {
+            close(fd);
+            return -1;
+        }
+    }
+    snprintf(desc, cap, "vsock cid %u port %u", (unsigned)AGX_VSOCK_HOST_CID, T.port);
+    return fd;
+}
+
+/* A virtio-serial port whose host side is closed polls POLLHUP: treat it as not connected. */
+static int try_vport(char *desc, size_t cap)
+{
+    DIR *d = opendir("/sys/class/virtio-ports");
+    if (!d) return -1;
+    struct dirent *e;
+    int fd = -1;
+    while ((e = readdir(d))) {
+        char path[300], name[128];
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", e->d_name);
+        int nf = open(path, O_RDONLY | O_CLOEXEC);
+        if (nf < 0) continue;
+        ssize_t n = read(nf, name, sizeof name - 1);
+        close(nf);
+        if (n <= 0) continue;
+        while (n > 0 && (name[n - 1] == '\n' || name[n - 1] == ' ')) n--;
+        name[n] = 0;
+        if (strcmp(name, AGX_VIRTIO_SERIAL_PORT_NAME)) continue;
+        T.vport_seen = 1;
+        snprintf(path, sizeof path, "/dev/%s", e->d_name);
+        fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0) break;
+        struct pollfd p = {.fd = fd, .events = POLLIN | POLLOUT};
+        if (poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP | POLLERR | POLLNVAL))) {
+            close(fd);
+            fd = -1;
+            break;
+        }
+        snprintf(desc, cap, "virtio-serial %s", path);
+        break;
+    }
+    closedir(d);
+    return fd;
+}
+
+static int try_serial(char *desc, size_t cap)
+{
+    int fd = open(T.serial, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return -1;
+    struct termios tio;
+    if (tcgetattr(fd, &tio) == 0) {
+        cfmakeraw(&tio);
+        cfsetispeed(&tio, B115200);
+        cfsetospeed(&tio, B115200);
+        tio.c_cflag |= CLOCAL | CREAD;
+        tio.c_cflag &= ~(tcflag_t)CRTSCTS;
+        tio.c_cc[VMIN] = 1;
+        tio.c_cc[VTIME] = 0;
+        if (tcsetattr(fd, TCSANOW, &tio) < 0) wlog("serial %s: tcsetattr: %s", T.serial, strerror(errno));
+        tcflush(fd, TCIOFLUSH);
+    }
+    snprintf(desc, cap, "serial %s", T.serial);
+    return fd;
+}
+
+int transport_try_connect(char *desc, size_t cap)
+{
+    enum kind k = T.forced != K_AUTO ? T.forced : T.locked;
+    int fd = -1;
+    switch (k) {
+    case K_VSOCK: return try_vsock(desc, cap);
+    case K_VPORT: return try_vport(desc, cap);
+    case K_SERIAL: return try_serial(desc, cap);
+    case K_AUTO: break;
+    }
+    if ((fd = try_vsock(desc, cap)) >= 0) { T.locked = K_VSOCK; return fd; }
+    if ((fd = try_vport(desc, cap)) >= 0 || T.vport_seen) {
+        /* the port exists: the host will open its side; never fall back to serial then */
+        T.locked = K_VPORT;
+        return fd;
+    }
+    if (now_ns(CLOCK_MONOTONIC) - T.start_ns >= AUTO_SERIAL_AFTER_MS * 1000000ull &&
+        (fd = try_serial(desc, cap)) >= 0) {
+        T.locked = K_SERIAL;
+        return fd;
+    }
+    return -1;
+}
+
+void transport_disconnected(void) {}
+
+const char *transport_kind_name(void)
+{
+    return kind_names[T.forced != K_AUTO ? T.forced : T.locked];
+}

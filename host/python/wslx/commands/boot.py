@@ -1,0 +1,108 @@
+"""`wslx boot linux` and `wslx run linux -- CMD ARGS...`."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+GUESTS = ["linux"]
+
+
+def _common(p):
+    p.add_argument("guest", choices=GUESTS, help="which guest to boot")
+    p.add_argument("--kernel", type=Path, help="kernel image (default: Debian's cloud kernel)")
+    p.add_argument("--initrd", type=Path, help="initramfs (default: images/linux-initramfs.cpio, built if needed)")
+    p.add_argument("--append", default="", help="extra kernel command-line words")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for HELLO (default 60)")
+
+
+def register(sub):
+    p = sub.add_parser("boot", help="boot a guest to AgentX HELLO, print its details, shut it down")
+    _common(p)
+    p.add_argument("--stay", action="store_true", help="keep the guest up until Ctrl-C")
+    p.set_defaults(func=boot)
+    r = sub.add_parser("run", help="boot a guest, run a command in it, stream its output, exit with its status")
+    _common(r)
+    r.add_argument("--stdin", action="store_true", help="forward this process's stdin to the command")
+    r.add_argument("--run-timeout", type=float, default=3600.0, help="seconds the command may run (default 3600)")
+    r.add_argument("command", nargs="+", metavar="-- CMD ARGS", help="command to run in the guest")
+    r.set_defaults(func=run)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _guest(args):
+    from ..guests.linux import LinuxGuest
+    return LinuxGuest(args.kernel, args.initrd, append=args.append, hello_timeout=args.timeout, log=_log)
+
+
+def boot(args) -> int:
+    from ..agentx.errors import AgentXError
+    from ..vmm.errors import VMError
+    try:
+        with _guest(args) as g:
+            h = g.hello
+            print(f"guest:        {args.guest}")
+            print(f"agent:        {h.name} ({h.kind_name})")
+            print(f"os release:   {h.os_release}")
+            print(f"protocol:     v{h.version_min}..v{h.version_max}, max payload {h.max_payload}")
+            print(f"capabilities: {', '.join(h.capability_names)}")
+            print(f"hello after:  {g.vm.hello_seconds:.2f} s since QEMU start (guest uptime {h.uptime_ms} ms)")
+            print(f"console log:  {g.console_log}")
+            print(f"run dir:      {g.vm.run_dir}", flush=True)
+            if args.stay:
+                _log("[boot] guest is up; Ctrl-C to shut it down")
+                try:
+                    while g.vm.is_running():
+                        g.vm.wait_exit(1.0)
+                except KeyboardInterrupt:
+                    pass
+            rc = g.shutdown()
+            _log(f"[boot] guest shut down (QEMU exit code {rc})")
+        return 0
+    except (VMError, AgentXError) as e:
+        print(f"wslx boot: {e}", file=sys.stderr)
+        return 1
+
+
+def run(args) -> int:
+    from ..agentx.errors import AgentXError, RemoteError
+    from ..vmm.errors import VMError
+    argv = args.command[1:] if args.command and args.command[0] == "--" else args.command
+    if not argv:
+        print("wslx run: no command given", file=sys.stderr)
+        return 2
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+
+    def emit(stream):
+        def write(data: bytes):
+            stream.write(data)
+            stream.flush()
+        return write
+    try:
+        with _guest(args) as g:
+            _log(f"[run] {' '.join(argv)}")
+            p = g.client.exec(argv, stdin=args.stdin, on_stdout=emit(out), on_stderr=emit(err))
+            if args.stdin:
+                _feed_stdin(p)
+            status = p.wait(timeout=args.run_timeout)
+            _log(f"[run] {status}")
+            g.shutdown()
+        return status.returncode
+    except RemoteError as e:
+        print(f"wslx run: cannot run {argv[0]!r} in the guest: {e}", file=sys.stderr)
+        return 127 if e.code == 2 else 126
+    except (VMError, AgentXError) as e:
+        print(f"wslx run: {e}", file=sys.stderr)
+        return 1
+
+
+def _feed_stdin(p) -> None:
+    """Forward our stdin in the waiting thread's gaps: read it all first when it is
+    not a terminal (pipes and files), which keeps the client single-threaded."""
+    data = sys.stdin.buffer.read() if not os.isatty(0) else b""
+    if data:
+        p.write(data)
+    p.close_stdin()

@@ -1,0 +1,1 @@
+"""Bootable guests: image selection plus a VM launcher plus the AgentX client."""
