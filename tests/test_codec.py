@@ -152,3 +152,17 @@ def test_all_protocol_errors_share_one_base():
     for cls in (BadMagic, BadChecksum, BadFlags, FrameTooLarge, Truncated, UnknownType, MalformedPayload,
                 UnsupportedVersion):
         assert issubclass(cls, ProtocolError)
+
+
+def test_reader_reports_bad_version_at_once_and_discards_its_payload_as_it_arrives():
+    payload = b"\3\0\0\0abc"
+    frame = _reheader(version=9, payload=payload)
+    r = codec.FrameReader()
+    r.feed(frame[:24])  # only the header so far: the error must not wait for the payload
+    with pytest.raises(UnsupportedVersion):
+        r.next()
+    r.feed(frame[24:26])
+    assert r.next() is None
+    r.feed(frame[26:] + codec.encode_frame(spec.MsgType.PING, dict(data=b"ok"), request_id=3))
+    f = r.next()
+    assert f.request_id == 3 and f.body["data"] == b"ok"

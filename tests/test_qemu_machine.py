@@ -72,7 +72,9 @@ def initrd(tmp_path_factory):
 
 
 def _machine(initrd, mode, tmp_path, **kw):
-    return QemuMachine(KERNEL, initrd, append=f"wslx.test={mode}", run_dir=tmp_path / "run", **kw)
+    # Run directories default to fresh dirs under $WSLX_RUN_DIR (set by conftest), which is
+    # what the session-end leftover check looks for in QEMU command lines.
+    return QemuMachine(KERNEL, initrd, append=f"wslx.test={mode}", **kw)
 
 
 def _gone(pid: int, timeout: float = 5.0) -> bool:
@@ -201,7 +203,7 @@ def test_launch_error_carries_cmdline_and_output(initrd, tmp_path):
 
 def test_missing_kernel_is_launch_error(tmp_path):
     with pytest.raises(LaunchError):
-        with QemuMachine(tmp_path / "no-kernel", None, run_dir=tmp_path / "run"):
+        with QemuMachine(tmp_path / "no-kernel", None):
             pass
 
 
@@ -231,7 +233,7 @@ def test_graceful_shutdown_steps(initrd, tmp_path):
 CHILD = textwrap.dedent("""
     import sys, time
     from wslx.vmm.qemu import QemuMachine
-    vm = QemuMachine(sys.argv[1], sys.argv[2], append="wslx.test=hang", run_dir=sys.argv[3])
+    vm = QemuMachine(sys.argv[1], sys.argv[2], append="wslx.test=hang")
     vm.launch()
     print(vm.pid, flush=True)
     time.sleep(120)
@@ -242,7 +244,7 @@ CHILD = textwrap.dedent("""
 def test_sigkilled_owner_leaves_no_qemu(initrd, tmp_path):
     session = f"test-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ, WSLX_SESSION=session)
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(KERNEL), str(initrd), str(tmp_path / "run")],
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(KERNEL), str(initrd)],
                              stdout=subprocess.PIPE, env=env, text=True)
     try:
         line = child.stdout.readline()

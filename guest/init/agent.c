@@ -158,9 +158,7 @@ static uint64_t capabilities(void)
     uint64_t c = AGX_CAP_EXEC | AGX_CAP_STDIN | AGX_CAP_SIGNAL | AGX_CAP_MOUNT | AGX_CAP_QUIESCE |
                  AGX_CAP_SHUTDOWN | AGX_CAP_CONFIG | AGX_CAP_PING;
     if (portal_ok) c |= AGX_CAP_PORTAL;
-#ifdef AGX_CAP_SYSTEM
     if (g_opts.pid1) c |= AGX_CAP_SYSTEM;   /* CONFIG hostname/clock change the whole OS */
-#endif
     return c;
 }
 
@@ -418,7 +416,7 @@ static void dispatch(const struct agx_header *h, const uint8_t *p)
             send_error(rid, t, AGX_EPROTONOSUPPORT, "no common version: host %u..%u, agent %u..%u",
                        M.hello.version_min, M.hello.version_max, AGX_VERSION_MIN, AGX_VERSION_MAX);
         else
-            send_hello(rid, hi);
+            send_hello(rid, rid ? hi : 0);  /* request_id 0 asks for a fresh announcement */
         break;
     }
     case AGX_MSG_CONFIG: config_apply(rid, &M.config); break;

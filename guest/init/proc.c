@@ -163,11 +163,7 @@ void proc_on_stdin_writable(uint32_t idx)
     stdin_pump(&procs[idx]);
 }
 
-#ifdef AGX_EPIPE
 #define ERR_STDIN_CLOSED AGX_EPIPE
-#else
-#define ERR_STDIN_CLOSED AGX_EINVAL
-#endif
 
 void proc_stdin(uint32_t rid, const struct agx_stdio *m)
 {

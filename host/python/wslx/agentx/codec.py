@@ -280,9 +280,17 @@ class FrameReader:
     def __init__(self):
         self._buf = bytearray()
         self._in_garbage = False
+        self._discard = 0  # payload bytes of a rejected frame still to drop
 
     def feed(self, data) -> None:
         self._buf += data
+        if self._discard:
+            self._drop_discarded()
+
+    def _drop_discarded(self) -> None:
+        n = min(self._discard, len(self._buf))
+        del self._buf[:n]
+        self._discard -= n
 
     @property
     def pending(self) -> int:
@@ -291,7 +299,7 @@ class FrameReader:
     def next(self) -> Frame | None:
         buf = self._buf
         while True:
-            if len(buf) < spec.HEADER_SIZE:
+            if self._discard or len(buf) < spec.HEADER_SIZE:
                 return None
             try:
                 h = parse_header(buf)
@@ -305,12 +313,16 @@ class FrameReader:
                 self._skip_to_magic(spec.HEADER_SIZE)
                 self._in_garbage = False
                 raise
-            except (UnsupportedVersion, BadFlags) as e:
-                # The header is intact (CRC ok), so its length is trusted: skip the frame.
-                need = spec.HEADER_SIZE + _header_len(buf)
-                if len(buf) < need:
-                    return None
-                del buf[:need]
+            except (UnsupportedVersion, BadFlags):
+                # The header is intact (CRC ok), so its length is trusted: report now and discard
+                # the payload as it arrives (never buffer it). An oversized length is not trusted.
+                length = _header_len(buf)
+                del buf[:spec.HEADER_SIZE]
+                if length <= spec.MAX_PAYLOAD:
+                    self._discard = length
+                    self._drop_discarded()
+                else:
+                    self._skip_to_magic(0)
                 self._in_garbage = False
                 raise
             end = spec.HEADER_SIZE + h.payload_len

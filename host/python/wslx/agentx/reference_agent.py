@@ -21,7 +21,7 @@ import threading
 import time
 
 from ..spec.agentx import (AgentKind, Capability, ErrorCode, ExecFlag, ExitHow, FrameFlag, MsgType, StdioFlag, Stream,
-                           MAX_PAYLOAD, STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN, BY_TYPE)
+                           MAX_PAYLOAD, SIGNAL_MAX, STDIN_QUEUE_MIN, STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN, BY_TYPE)
 from . import codec
 from .errors import ProtocolError, InvalidMessage
 from .transport import FdTransport
@@ -29,7 +29,7 @@ from .transport import FdTransport
 CAPABILITIES = (Capability.EXEC | Capability.STDIN | Capability.SIGNAL | Capability.QUIESCE | Capability.SHUTDOWN
                 | Capability.CONFIG | Capability.PING)
 OUT_HIGH_WATER = 1 << 20     # stop reading children while this much output waits for the host
-STDIN_QUEUE_MAX = 1 << 20    # bytes queued for one child's stdin before frames are refused
+STDIN_QUEUE_MAX = STDIN_QUEUE_MIN  # bytes queued for one child's stdin before frames are refused
 MAX_PROCESSES = 64
 DEFAULT_PATH = "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 
@@ -174,8 +174,8 @@ class ReferenceAgent:
                     os_release=platform.release()[:256])
 
     def _on_hello(self, f):
-        if f.request_id == 0:
-            return  # a host announcement needs no answer
+        if f.request_id == 0:  # the host asks for a fresh announcement
+            return self._emit(MsgType.HELLO, self._hello_body(0))
         lo, hi = max(VERSION_MIN, f.body["version_min"]), min(VERSION_MAX, f.body["version_max"])
         if lo > hi:
             return self._error(ErrorCode.EPROTONOSUPPORT, f"no common version: host {f.body['version_min']}.."
@@ -319,7 +319,7 @@ class ReferenceAgent:
         c = self.children.get(pid)
         if c is None or c.status is not None:
             return self._error(ErrorCode.ESRCH, f"no running process {pid} started by this agent", f.request_id, f.type)
-        if not 1 <= signo < signal.NSIG:
+        if not 1 <= signo <= SIGNAL_MAX:
             return self._error(ErrorCode.EINVAL, f"invalid signal {signo}", f.request_id, f.type)
         os.kill(pid, signo)
         self._ok(f)

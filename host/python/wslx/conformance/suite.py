@@ -96,6 +96,17 @@ def version_negotiation(ctx: Context):
                             timeout=ctx.timeout)
 
 
+@case()
+def hello_request_id_zero_reannounces(ctx: Context):
+    """A host HELLO with request_id 0 makes the agent announce itself again."""
+    c = ctx.client
+    c.send_raw(codec.encode_frame(MsgType.HELLO, dict(version_min=1, version_max=VERSION_MAX, version_selected=0,
+                                                       agent_kind=0, capabilities=0, max_payload=MAX_PAYLOAD,
+                                                       uptime_ms=0, name="wslx-host", os_release="")))
+    h = c.wait_new_hello(timeout=ctx.timeout)
+    check(h.version_selected == 0 and h.name == ctx.hello.name, f"re-announcement differs: {h}")
+
+
 @case(Capability.PING)
 def ping_echoes_data(ctx: Context):
     """PONG echoes PING data of 0, 1, 4096 and the maximum size."""

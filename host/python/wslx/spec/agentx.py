@@ -32,6 +32,8 @@ MAX_PAYLOAD = 65536         # hard limit; a longer frame is rejected unread
 MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD
 STDIO_MAX_DATA = 61440      # per STDIO frame
 PING_MAX_DATA = 61440
+STDIN_QUEUE_MIN = 262144    # stdin bytes an agent buffers per process at least
+SIGNAL_MAX = 64
 PATH_MAX_LEN = 4096
 ARGV_MAX_COUNT = 256
 ENV_MAX_COUNT = 256
@@ -246,7 +248,7 @@ StdioBody = Struct(
 
 SignalBody = Struct(
     "pid" / Int32ul * "process id from EXEC_STARTED",
-    "signo" / Int32ul * "Linux signal number",
+    "signo" / Int32ul * "Linux signal number, 1..64 (else EINVAL)",
 )
 
 QuiesceBody = Struct(
@@ -287,7 +289,9 @@ MESSAGES: list[Message] = [
     Message(MsgType.HELLO, "both", "request", HelloBody,
             "Sent by the agent, unsolicited with request_id 0, as soon as the channel is up. "
             "The host may send HELLO as a request with its own range; the agent replies with HELLO "
-            "(REPLY flag) carrying version_selected, or ERROR EPROTONOSUPPORT when the ranges are disjoint.",
+            "(REPLY flag) carrying version_selected, or ERROR EPROTONOSUPPORT when the ranges are disjoint. "
+            "A host HELLO with request_id 0 asks the agent to announce itself again (a host reattaching to a "
+            "serial line, where the agent cannot see it come back): the agent sends an unsolicited HELLO.",
             replies=(MsgType.HELLO,) + _ERR,
             example=dict(version_min=1, version_max=1, version_selected=0, agent_kind=AgentKind.LINUX_INIT,
                          capabilities=int(Capability.EXEC | Capability.STDIN | Capability.PING),
@@ -313,7 +317,9 @@ MESSAGES: list[Message] = [
             example=dict(flags=int(ExecFlag.STDIN_PIPE), argv=["/bin/sh", "-c", "echo hi"], env=["A=1"], cwd="/")),
     Message(MsgType.STDIO, "both", "event", StdioBody,
             "Bytes of a process's stdin (host->agent) or stdout/stderr (agent->host). No reply; "
-            "errors for bad stdin frames come back as ERROR with request_id 0.",
+            "errors for bad stdin frames come back as ERROR with request_id 0. An agent queues at least "
+            "STDIN_QUEUE_MIN bytes of stdin per process; a frame beyond its queue gets ERROR EAGAIN, so a "
+            "host keeps no more than that in flight.",
             capability=Capability.EXEC,
             example=dict(pid=42, stream=Stream.STDOUT, flags=0, data=b"hi\n")),
     Message(MsgType.SIGNAL, "host->agent", "request", SignalBody,

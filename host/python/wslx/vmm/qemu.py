@@ -15,7 +15,9 @@ Per-VM run directory (given, or a fresh one under $WSLX_RUN_DIR or the temp dir)
 
 No QEMU outlives its owner: the process gets PR_SET_PDEATHSIG=SIGKILL and its
 own session/process group; `__exit__` always ends it (quit, SIGTERM, SIGKILL);
-`leftover_qemu_processes()` finds any tagged QEMU still running.
+`leftover_qemu_processes()` finds any tagged QEMU still running.  Note that
+PDEATHSIG fires when the *thread* that launched QEMU exits: launch from a
+thread that lives as long as the machine (normally the main thread).
 
 Measured here (Debian cloud kernel 6.1 + 21 modules, TCG, 2 cores), boot to an
 initramfs marker printed after loading the modules: q35+SeaBIOS ~2.3 s wall,

@@ -1,0 +1,65 @@
+"""Track A end to end: the Linux guest boots under QEMU with wslx-init as PID 1
+and passes the same conformance suite as the reference agent."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from wslx.agentx.errors import AgentTimeout
+from wslx.conformance import runner
+from wslx.conformance.targets import TARGETS
+from wslx.guests.linux import LinuxGuest
+
+pytestmark = [pytest.mark.vm, pytest.mark.slow]
+WSLX = [sys.executable, "-m", "wslx.cli"]
+
+
+def test_run_uname_prints_the_guest_kernel_and_exits_zero():
+    r = subprocess.run(WSLX + ["run", "linux", "--", "uname", "-a"], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Linux ") and "cloud-amd64" in r.stdout, r.stdout
+    assert "HELLO after" in r.stderr  # progress goes to stderr, output to stdout
+
+
+def test_run_exits_with_the_commands_status():
+    r = subprocess.run(WSLX + ["run", "linux", "--", "sh", "-c", "echo to-stderr >&2; exit 3"],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 3, r.stderr
+    assert "to-stderr" in r.stderr
+
+
+def test_run_of_a_missing_program_reports_errno():
+    r = subprocess.run(WSLX + ["run", "linux", "--", "/no/such/program"], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 127
+    assert "ENOENT" in r.stderr and "/no/such/program" in r.stderr
+
+
+def test_boot_prints_hello_details_and_console_log():
+    r = subprocess.run(WSLX + ["boot", "linux"], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert "wslx-init" in r.stdout and "linux_init" in r.stdout
+    assert "console log:" in r.stdout and "console.log" in r.stdout
+    assert "capabilities: EXEC" in r.stdout
+
+
+def test_conformance_suite_passes_against_the_linux_guest(tmp_path):
+    with TARGETS["linux"](timeout=20) as t:
+        report = runner.run_suite(t, timeout=20, log=lambda s: None)
+    runner.write_junit(report, tmp_path / "linux.xml")
+    assert report.ok, runner.format_table(report)
+    passed = {r.name for r in report.results if r.status == "pass"}
+    assert {"mount_and_unmount", "config_sets_hostname", "reconnect_after_host_disconnect",
+            "malformed_garbage", "shutdown_ends_the_agent"} <= passed
+
+
+def test_host_side_timeout_carries_console_tail_and_command_line():
+    with LinuxGuest() as g:
+        with pytest.raises(AgentTimeout) as ei:
+            g.client.run(["sleep", "5"], timeout=0.5)
+        msg = str(ei.value)
+        assert "timed out waiting for EXIT" in msg
+        assert "qemu-system-x86_64" in msg and "console (last lines)" in msg and "console.log" in msg
+        assert g.client.ping(b"still-alive") == b"still-alive"
+        g.shutdown()
