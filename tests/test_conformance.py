@@ -83,3 +83,14 @@ def test_suite_fails_against_broken_agents(broken, case):
     bad = [r for r in report.results if r.name == case]
     assert bad and bad[0].status in ("fail", "error"), runner.format_table(report)
     assert not report.ok
+
+
+def test_c_init_passes_the_same_suite_on_the_host(repo_root):
+    """The same cases, unchanged, against guest/init's binary in its host test mode."""
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, "-m", "SCons", "-Q", "init"], cwd=repo_root, check=True, capture_output=True)
+    with targets.TARGETS["init-host"](timeout=5) as t:
+        report = runner.run_suite(t, timeout=5, log=lambda s: None)
+    assert report.ok, runner.format_table(report)
+    assert report.agent.startswith("wslx-init")
