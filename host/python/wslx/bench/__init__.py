@@ -92,12 +92,12 @@ def run_benchmark(bench: Benchmark, args, runs: int, out_dir: Path, log=print) -
         "median": medians,
         "units": bench.units,
         "all_runs": results,
-        "parameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("func",) and not callable(v)},
+        "parameters": {k: v for k, v in vars(args).items() if not k.startswith("_") and not callable(v)},
         "machine": machine_info(),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     path = out_dir / f"{bench.name}.json"
-    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
     if bench.plot:
         try:
             bench.plot(doc, out_dir / f"{bench.name}.png")
