@@ -63,3 +63,25 @@ def test_host_side_timeout_carries_console_tail_and_command_line():
         assert "qemu-system-x86_64" in msg and "console (last lines)" in msg and "console.log" in msg
         assert g.client.ping(b"still-alive") == b"still-alive"
         g.shutdown()
+
+
+def test_quiesce_flushes_guest_writes_to_the_portal_backing_file(tmp_path):
+    """Bytes the guest writes to /dev/pmem0 reach the host file once QUIESCE has
+    synced and flushed; CONFIG with a Portal device makes the agent advertise PORTAL."""
+    backing = tmp_path / "portal.img"
+    backing.write_bytes(bytes(16 << 20))
+    with LinuxGuest(pmem_path=backing, pmem_size=16 << 20, log=lambda s: None) as g:
+        # The writer keeps the device open, so only QUIESCE's sync and flush can push the
+        # dirty page out (the kernel's own writeback waits 30 s for a dirty page).
+        writer = g.client.exec(["sh", "-c", "exec 3>/dev/pmem0; printf WSLX-PORTAL-FLUSHED >&3; echo written; sleep 60"])
+        writer.wait_for_output(b"written", timeout=10)
+        assert backing.read_bytes()[:19] == bytes(19), "written back before QUIESCE: the test proves nothing"
+        q = g.client.quiesce()
+        assert q["flushed_regions"] >= 1, q
+        assert backing.read_bytes()[:19] == b"WSLX-PORTAL-FLUSHED"
+        writer.signal(9)
+        writer.wait()
+        g.client.resume()
+        g.client.config(portal_device="/dev/pmem0", portal_size=16 << 20)
+        assert "PORTAL" in g.client.negotiate().capability_names
+        g.shutdown()

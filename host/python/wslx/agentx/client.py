@@ -128,6 +128,14 @@ class Process:
     def done(self) -> bool:
         return self.status is not None
 
+    def wait_for_output(self, needle: bytes, timeout: float | None = None) -> None:
+        """Wait until the collected stdout contains `needle` (the process keeps running)."""
+        deadline = self.client._deadline(timeout)
+        while needle not in self.stdout:
+            if self.status is not None:
+                raise ProtocolError(f"pid {self.pid} exited ({self.status}) without printing {needle!r}")
+            self.client._pump(deadline, f"{needle!r} on stdout of pid {self.pid}")
+
     def wait(self, timeout: float | None = None) -> ExitStatus:
         deadline = self.client._deadline(timeout)
         while self.status is None:
