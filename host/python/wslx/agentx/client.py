@@ -18,7 +18,7 @@ from typing import Callable
 from ..spec.agentx import (AgentKind, Capability, ErrorCode, ExecFlag, ExitHow, FrameFlag, MsgType, ShutdownMode,
                            Stream, StdioFlag, STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN, MAX_PAYLOAD)
 from . import codec
-from .errors import AgentTimeout, ConnectionLost, ProtocolError, RemoteError
+from .errors import AgentTimeout, AgentXError, ConnectionLost, ProtocolError, RemoteError
 from .transport import FdTransport
 
 
@@ -133,7 +133,7 @@ class Process:
         deadline = self.client._deadline(timeout)
         while needle not in self.stdout:
             if self.status is not None:
-                raise ProtocolError(f"pid {self.pid} exited ({self.status}) without printing {needle!r}")
+                raise AgentXError(f"pid {self.pid} exited ({self.status}) without printing {needle!r}")
             self.client._pump(deadline, f"{needle!r} on stdout of pid {self.pid}")
 
     def wait(self, timeout: float | None = None) -> ExitStatus:
