@@ -46,3 +46,4 @@ def test_bench_codec_writes_json_with_medians_runs_and_machine(tmp_path):
     assert doc["median"]["small_frames_per_s"] > 1000
     assert doc["machine"]["cpus"] >= 1 and "git_commit" in doc["machine"]
     assert "run 2/2" in r.stdout  # progress is shown
+    assert (tmp_path / "codec.png").stat().st_size > 1000

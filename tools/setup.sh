@@ -35,8 +35,8 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
 else
   echo "[setup] venv: creating .venv with pinned dependencies"
   python3 -m venv .venv
-  .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -r host/python/requirements.lock
-  .venv/bin/pip install -q --no-deps --no-build-isolation -e host/python
+  quiet() { "$@" 2>&1 | { grep -vE "Location 'file:|^\s*$" || true; }; }  # pip's noise about this machine's mirrors
+  quiet .venv/bin/pip install -q -r host/python/requirements.lock
+  PYTHONWARNINGS=ignore quiet .venv/bin/pip install -q --no-deps --no-build-isolation -e host/python
   echo "$want" > "$stamp"
 fi

@@ -44,6 +44,13 @@ def run_once(args, log) -> dict:
     return out
 
 
-BENCHMARK = Benchmark(name="boot", help="boot time to AgentX HELLO (QEMU TCG)", run_once=run_once,
+def plot(doc, png):
+    from .plot import runs_and_medians
+    metrics = sorted(k for k in doc["median"] if k.startswith("hello_s"))
+    labels = [m.replace("hello_s", "").strip("[]") or "first --kernel" for m in metrics]
+    runs_and_medians(doc, metrics, png, title="QEMU start to AgentX HELLO (TCG)", ylabel="seconds", labels=labels)
+
+
+BENCHMARK = Benchmark(name="boot", plot=plot, help="boot time to AgentX HELLO (QEMU TCG)", run_once=run_once,
                       add_arguments=add_arguments, default_runs=5,
                       units={"hello_s": " s", "guest_uptime_ms": " ms", "kernel_bytes": " B", "initramfs_bytes": " B"})

@@ -54,7 +54,14 @@ def add_arguments(p):
     p.add_argument("--seconds", type=float, default=1.0, help="measuring time per metric per run (default 1)")
 
 
-BENCHMARK = Benchmark(name="codec", help="encode+decode rate of the AgentX Python codec", run_once=run_once,
+def plot(doc, png):
+    from .plot import runs_and_medians
+    metrics = ["small_frames_per_s", "stdio4k_frames_per_s", "construct_small_frames_per_s"]
+    runs_and_medians(doc, metrics, png, title="AgentX Python codec, encode+decode", ylabel="frames per second",
+                     labels=["EXEC (fast)", "STDIO 4 KiB (fast)", "EXEC (construct)"])
+
+
+BENCHMARK = Benchmark(name="codec", plot=plot, help="encode+decode rate of the AgentX Python codec", run_once=run_once,
                       add_arguments=add_arguments, default_runs=5,
                       units={"small_frames_per_s": " frames/s", "stdio4k_frames_per_s": " frames/s",
                              "construct_small_frames_per_s": " frames/s"})
