@@ -47,7 +47,8 @@ def run_once(args, log) -> dict:
 def plot(doc, png):
     from .plot import runs_and_medians
     metrics = sorted(k for k in doc["median"] if k.startswith("hello_s"))
-    labels = [m.replace("hello_s", "").strip("[]") or "first --kernel" for m in metrics]
+    first = Path(str((doc["parameters"].get("kernel") or ["Debian cloud kernel"])[0])).name
+    labels = [m.replace("hello_s", "").strip("[]") or first for m in metrics]
     runs_and_medians(doc, metrics, png, title="QEMU start to AgentX HELLO (TCG)", ylabel="seconds", labels=labels)
 
 
