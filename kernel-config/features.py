@@ -11,7 +11,7 @@ BASE = Feature(
     "base",
     "serial console + initramfs + what a static musl PID 1 (AgentX init) uses",
     symbols={
-        "64BIT": ("y", "x86_64 kernel; tinyconfig with ARCH=x86 would otherwise be i386"),
+        "64BIT": ("y", "x86_64 kernel: explicit, so the fragment also holds with ARCH=x86"),
         "SMP": ("y", "use every vCPU the VMM gives for EXEC workloads"),
         "PRINTK": ("y", "kernel messages on the console; boot failures are otherwise silent"),
         "PRINTK_TIME": ("y", "timestamps in dmesg, used to measure boot-to-init time"),

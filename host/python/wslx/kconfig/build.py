@@ -37,7 +37,7 @@ def _log(msg: str) -> None:
 
 
 def cache_key(requested: dict[str, str], base: str, tree: SourceTree) -> str:
-    material = f"recipe {RECIPE_VERSION}\nbase {base}\nsource {tree.key}\n{config_key_material(requested)}"
+    material = f"recipe {RECIPE_VERSION}\narch {ARCH}\nbase {base}\nsource {tree.key}\n{config_key_material(requested)}"
     return hashlib.sha256(material.encode()).hexdigest()[:20]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from .declarations import Composition, resolve_profile
 from .errors import BaseConfigError, SourceTreeError
 from .fragment import ParsedFragment, parse_file
-from .source import ARCH, SourceTree, cache_root, find_source, load_kconfig
+from .source import ARCH, SRCARCH, SourceTree, cache_root, find_source, load_kconfig
 
 BASES = ("tinyconfig", "allnoconfig", "defconfig")
 DEFAULT_BASE = "tinyconfig"
@@ -121,7 +121,7 @@ def base_config_path(tree: SourceTree, base: str) -> Path:
         if not path.is_file():
             raise BaseConfigError(f"--base {base!r} is neither one of {', '.join(BASES)} nor an existing file")
         return path
-    key = hashlib.sha256(f"{tree.key}\n{tree.path}\n{base}\nv1".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{tree.key}\n{tree.path}\n{ARCH}\n{base}\nv2".encode()).hexdigest()[:16]
     cached = cache_root() / "kconfig-cache" / key / f"{base}.config"
     if cached.is_file():
         return cached
@@ -134,10 +134,10 @@ def base_config_path(tree: SourceTree, base: str) -> Path:
         elif base == "tinyconfig":
             _allnoconfig(kconf, src / "kernel/configs/tiny-base.config")
             _reload(kconf, work)
-            for frag in (src / "kernel/configs/tiny.config", src / f"arch/x86/configs/tiny.config"):
+            for frag in (src / "kernel/configs/tiny.config", src / f"arch/{SRCARCH}/configs/tiny.config"):
                 kconf.load_config(str(frag), replace=False)
         elif base == "defconfig":
-            kconf.load_config(str(src / "arch/x86/configs/x86_64_defconfig"))
+            kconf.load_config(str(src / f"arch/{SRCARCH}/configs/x86_64_defconfig"))
         cached.parent.mkdir(parents=True, exist_ok=True)
         staged = cached.with_name(f".{base}.{os.getpid()}.tmp")
         _write_config(kconf, staged)

@@ -21,7 +21,8 @@ from .. import repo_root
 from .errors import SourceTreeError
 
 DEFAULT_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
-ARCH = "x86"
+ARCH = "x86_64"   # what `make` picks on this host: 64BIT has no prompt, so allnoconfig stays 64-bit
+SRCARCH = "x86"
 _BARE_MODULES = re.compile(r"^(\s*)modules\s*$", re.M)
 
 
@@ -57,7 +58,7 @@ def _kernel_version(tree: Path) -> str:
 
 
 def _is_tree(path: Path) -> bool:
-    return (path / "Kconfig").is_file() and (path / "Makefile").is_file() and (path / "arch" / ARCH).is_dir()
+    return (path / "Kconfig").is_file() and (path / "Makefile").is_file() and (path / "arch" / SRCARCH).is_dir()
 
 
 def _unpack(tarball: Path, dest_parent: Path, log=print) -> Path:
@@ -85,7 +86,7 @@ def _unpack(tarball: Path, dest_parent: Path, log=print) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if not _is_tree(dest):
-        raise SourceTreeError(f"{tarball} does not contain a Linux source tree for {ARCH}")
+        raise SourceTreeError(f"{tarball} does not contain a Linux source tree for {SRCARCH}")
     stamp.write_text(want)
     return dest
 
@@ -99,7 +100,7 @@ def find_source(source: str | os.PathLike | None = None, log=print) -> SourceTre
         raise SourceTreeError(f"Linux source {path} does not exist{hint}")
     if path.is_dir():
         if not _is_tree(path):
-            raise SourceTreeError(f"{path} is not a Linux source tree (no Kconfig, Makefile, arch/{ARCH})")
+            raise SourceTreeError(f"{path} is not a Linux source tree (no Kconfig, Makefile, arch/{SRCARCH})")
         tree = path.resolve()
         return SourceTree(tree, _kernel_version(tree), str(tree))
     if ".tar" not in path.name:
@@ -116,7 +117,7 @@ def kconfig_environ(tree: Path) -> dict[str, str]:
     except (OSError, IndexError):
         cc_version = ""
     return {
-        "srctree": str(tree), "ARCH": ARCH, "SRCARCH": ARCH, "CC": cc, "LD": os.environ.get("LD", "ld"),
+        "srctree": str(tree), "ARCH": ARCH, "SRCARCH": SRCARCH, "CC": cc, "LD": os.environ.get("LD", "ld"),
         "HOSTCC": "gcc", "HOSTCXX": "g++", "CC_VERSION_TEXT": cc_version,
         "KERNELVERSION": _kernel_version(tree), "RUSTC": "rustc", "BINDGEN": "bindgen",
     }
