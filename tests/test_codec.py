@@ -166,3 +166,13 @@ def test_reader_reports_bad_version_at_once_and_discards_its_payload_as_it_arriv
     r.feed(frame[26:] + codec.encode_frame(spec.MsgType.PING, dict(data=b"ok"), request_id=3))
     f = r.next()
     assert f.request_id == 3 and f.body["data"] == b"ok"
+
+
+def test_reader_skipping_an_oversized_header_keeps_none_of_its_bytes():
+    r = codec.FrameReader()
+    r.feed(_reheader(length=spec.MAX_PAYLOAD + 1)[:24])
+    with pytest.raises(FrameTooLarge):
+        r.next()
+    assert r.pending == 0, "bytes of the rejected header would corrupt the next frame"
+    r.feed(codec.encode_frame(spec.MsgType.PING, dict(data=b"n"), request_id=4))
+    assert r.next().request_id == 4

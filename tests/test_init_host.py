@@ -3,7 +3,9 @@
 The static musl binary runs on the host in test mode, `wslx-init --agent-fd N`:
 no mounts, modules or power off; it serves AgentX on one end of a socketpair
 and exits when that closes or on SHUTDOWN. As root it unshares its mount and
-UTS namespaces first, so MOUNT and CONFIG hostname never touch the host.
+UTS namespaces first and mounts its own tmpfs on /mnt, so MOUNT and CONFIG
+hostname never touch the host. Stdin tests follow STDIN_ACK credit (at most
+STDIN_WINDOW unacknowledged bytes per process), as a conforming host does.
 
     .venv/bin/scons -Q images/wslx-init && .venv/bin/pytest -q tests/test_init_host.py
 """
@@ -57,6 +59,7 @@ class Agent:
         self.reader = codec.FrameReader()
         self.rid = 0
         self.pending: list[codec.Frame] = []  # events that arrived while waiting for a reply
+        self.acked: dict[int, int] = {}  # STDIN_ACK bytes per pid, counted by recv()
 
     def send_raw(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -68,10 +71,16 @@ class Agent:
         self.sock.sendall(codec.encode_frame(msg_type, body or {}, request_id=request_id, flags=flags))
         return request_id
 
-    def recv(self, timeout: float = TIMEOUT) -> codec.Frame:
-        if self.pending:
-            return self.pending.pop(0)
-        return self._recv_wire(timeout)
+    def recv(self, timeout: float = TIMEOUT, *, acks: bool = False) -> codec.Frame:
+        """The next frame; STDIN_ACKs are counted into self.acked and skipped unless acks."""
+        while True:
+            f = self.pending.pop(0) if self.pending else self._recv_wire(timeout)
+            if f.type == T.STDIN_ACK:
+                assert f.request_id == 0 and not f.is_reply and f.body["bytes"] > 0, f
+                self.acked[f.body["pid"]] = self.acked.get(f.body["pid"], 0) + f.body["bytes"]
+                if not acks:
+                    continue
+            return f
 
     def _recv_wire(self, timeout: float = TIMEOUT) -> codec.Frame:
         deadline = time.monotonic() + timeout
@@ -99,7 +108,7 @@ class Agent:
         rid = self.send(msg_type, body)
         while True:
             f = self._recv_wire()
-            if f.request_id == 0 and f.type in (T.STDIO, T.EXIT, T.ERROR):
+            if f.request_id == 0 and f.type in (T.STDIO, T.EXIT, T.ERROR, T.STDIN_ACK):
                 self.pending.append(f)  # an event of some process: keep it for collect()
                 continue
             break
@@ -280,39 +289,90 @@ def test_stdin_relay_cat(agent):
     assert (out, err, ex["code"]) == (b"hello world\n", b"", 0)
 
 
-def test_stdin_bulk(agent):
-    # The stdin queue is bounded (overflow -> ERROR EAGAIN), so the host keeps a window in flight.
-    data = os.urandom(1 << 20)
-    pid = agent.exec(["cat"], flags=spec.ExecFlag.STDIN_PIPE)
-    step, window = spec.STDIO_MAX_DATA, 128 * 1024
-    got = bytearray()
-    sent = 0
-    while sent < len(data) or len(got) < len(data):
-        if sent < len(data) and sent - len(got) < window:
-            agent.send(T.STDIO, {"pid": pid, "stream": 0, "flags": 0, "data": data[sent:sent + step]}, request_id=0)
-            sent += len(data[sent:sent + step])
+def _feed_with_credit(agent, pid, data: bytes, *, eof=True) -> bytes:
+    """Send data to pid's stdin keeping at most STDIN_WINDOW unacknowledged (STDIN_ACK credit);
+    returns the stdout that came back meanwhile. Any ERROR (EAGAIN...) fails the test."""
+    step, got, sent = spec.STDIO_MAX_DATA, bytearray(), 0
+    agent.acked.setdefault(pid, 0)
+    while sent < len(data):
+        chunk = data[sent:sent + step]
+        if sent + len(chunk) - agent.acked[pid] <= spec.STDIN_WINDOW:
+            agent.send(T.STDIO, {"pid": pid, "stream": 0, "flags": 0, "data": chunk}, request_id=0)
+            sent += len(chunk)
             continue
-        f = agent.recv()
-        assert f.type == T.STDIO and f.body["stream"] == 1 and not f.body["flags"], f
+        f = agent.recv()  # counts STDIN_ACKs
+        assert f.type == T.STDIO and f.body["pid"] == pid and f.body["stream"] == 1 and not f.body["flags"], f
         got += f.body["data"]
+    if eof:
+        agent.send(T.STDIO, {"pid": pid, "stream": 0, "flags": spec.StdioFlag.EOF, "data": b""}, request_id=0)
+    return bytes(got)
+
+
+def test_stdin_bulk_with_credit(agent):
+    # 2 MiB through cat, never more than STDIN_WINDOW in flight: no EAGAIN, and the STDIN_ACKs
+    # add up to exactly the bytes sent (all of them before EXIT)
+    data = os.urandom(2 << 20)
+    pid = agent.exec(["cat"], flags=spec.ExecFlag.STDIN_PIPE)
+    got = _feed_with_credit(agent, pid, data)
+    out, _, ex = agent.collect(pid)
+    assert got + out == data and ex["code"] == 0
+    assert agent.acked[pid] == len(data)
+
+
+def test_stdin_credit_is_window_sized(agent):
+    # a process that does not read yet: the agent takes a whole window (pipe + queue) without EAGAIN
+    pid = agent.exec(["sh", "-c", "sleep 0.5; exec cat"], flags=spec.ExecFlag.STDIN_PIPE)
+    data = os.urandom(spec.STDIN_WINDOW)
+    for i in range(0, len(data), spec.STDIO_MAX_DATA):
+        agent.send(T.STDIO, {"pid": pid, "stream": 0, "flags": 0, "data": data[i:i + spec.STDIO_MAX_DATA]},
+                   request_id=0)
     agent.send(T.STDIO, {"pid": pid, "stream": 0, "flags": spec.StdioFlag.EOF, "data": b""}, request_id=0)
     out, _, ex = agent.collect(pid)
-    assert out == b"" and bytes(got) == data and ex["code"] == 0
+    assert out == data and ex["code"] == 0 and agent.acked[pid] == len(data)
+
+
+@pytest.mark.parametrize("argv", [["sh", "-c", "sleep 0.3"], ["head", "-c", "10"]], ids=["exits", "closes_stdin"])
+def test_stdin_discarded_is_acknowledged(agent, argv):
+    # bytes dropped because the process ended or closed its stdin still return their credit
+    pid = agent.exec(argv, flags=spec.ExecFlag.STDIN_PIPE)
+    n = 0
+    for _ in range(4):  # 240 KiB: more than the 64 KiB pipe takes
+        agent.send(T.STDIO, {"pid": pid, "stream": 0, "flags": 0, "data": b"y" * spec.STDIO_MAX_DATA}, request_id=0)
+        n += spec.STDIO_MAX_DATA
+    refused = 0
+    while True:
+        f = agent.recv()
+        if f.type == T.EXIT and f.body["pid"] == pid:
+            break
+        if f.type == T.ERROR:  # a frame that came after stdin closed never entered the queue
+            assert f.body["code"] == E.EPIPE and f.request_id == 0, f
+            refused += spec.STDIO_MAX_DATA
+            continue
+        assert f.type == T.STDIO, f
+    assert refused < n and agent.acked[pid] == n - refused
 
 
 def test_stdin_queue_overflow_is_eagain(agent):
     pid = agent.exec(["sleep", "100"], flags=spec.ExecFlag.STDIN_PIPE)  # never reads its stdin
     chunk = b"x" * spec.STDIO_MAX_DATA
-    for _ in range(20):  # 1.2 MB > pipe + queue
+    for _ in range(20):  # 1.2 MB > pipe + window
         agent.send(T.STDIO, {"pid": pid, "stream": 0, "flags": 0, "data": chunk}, request_id=0)
-    f = agent.expect(T.ERROR)
-    assert f.body["code"] == E.EAGAIN and f.request_id == 0 and f.body["request_type"] == T.STDIO
+    agent.ping()  # every STDIO above was handled before the PONG
+    dropped = 0
+    while agent.pending:
+        f = agent.recv()
+        assert f.type == T.ERROR, f
+        assert f.body["code"] == E.EAGAIN and f.request_id == 0 and f.body["request_type"] == T.STDIO
+        dropped += len(chunk)
+    assert dropped > 0
     agent.request(T.SIGNAL, {"pid": pid, "signo": 9}, T.OK)
     while True:
         f = agent.recv()
         if f.type == T.EXIT:
             break
         assert f.type in (T.ERROR, T.STDIO)
+    # what was accepted was acknowledged (written, or discarded at the reap); dropped was not
+    assert agent.acked[pid] == 20 * len(chunk) - dropped
     agent.ping()
 
 
@@ -338,8 +398,9 @@ def test_signal(agent):
     f = agent.request(T.SIGNAL, {"pid": 1, "signo": 15}, T.ERROR)
     assert f.body["code"] == E.ESRCH
     pid = agent.exec(["sleep", "100"])
-    f = agent.request(T.SIGNAL, {"pid": pid, "signo": 1000}, T.ERROR)
-    assert f.body["code"] == E.EINVAL
+    for bad in (0, spec.SIGNAL_MAX + 1, 1000):
+        f = agent.request(T.SIGNAL, {"pid": pid, "signo": bad}, T.ERROR)
+        assert f.body["code"] == E.EINVAL, bad
     agent.request(T.SIGNAL, {"pid": pid, "signo": 9}, T.OK)
     assert agent.collect(pid)[2]["code"] == 9
 
@@ -375,6 +436,31 @@ def test_process_limit(agent):
             exits.add(f.body["pid"])
     assert exits == set(pids)
     assert agent.collect(agent.exec(["true"]))[2]["code"] == 0
+
+
+def test_exit_not_held_by_background_child(agent):
+    # `sleep 30 &` inherits stdout/stderr: EXIT comes AGX_EXIT_EOF_GRACE_MS after the reap, not in 30 s
+    t0 = time.monotonic()
+    pid = agent.exec(["/bin/sh", "-c", "sleep 30 & echo hi"])
+    out, err, ex = agent.collect(pid)
+    elapsed = time.monotonic() - t0
+    assert (out, err, ex["code"]) == (b"hi\n", b"", 0)
+    assert elapsed < 2.0, elapsed
+    assert elapsed >= spec.EXIT_EOF_GRACE_MS / 1000 * 0.9, elapsed  # the grace was honoured
+    agent.ping()
+
+
+def test_output_within_exit_grace_is_relayed(agent):
+    pid = agent.exec(["/bin/sh", "-c", "(sleep 0.3; echo late; echo late2 >&2) & echo early"])
+    out, err, ex = agent.collect(pid)
+    assert (out, err, ex["code"]) == (b"early\nlate\n", b"late2\n", 0)
+
+
+def test_exit_grace_merged_stderr(agent):
+    t0 = time.monotonic()
+    pid = agent.exec(["/bin/sh", "-c", "sleep 30 & echo hi >&2"], flags=spec.ExecFlag.STDERR_TO_STDOUT)
+    out, err, ex = agent.collect(pid)
+    assert (out, err, ex["code"]) == (b"hi\n", b"", 0) and time.monotonic() - t0 < 2.0
 
 
 def test_orphans_are_reaped(agent):
@@ -427,6 +513,28 @@ def test_config_portal(agent, tmp_path):
     assert f.body["capabilities"] & spec.Capability.PORTAL
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="the test-mode sandbox needs root")
+def test_mount_under_mnt_stays_private(agent):
+    # the sandbox has its own tmpfs on /mnt: MOUNT's mkdir -p must not create directories on the host
+    name = f"wslx-init-test-{os.getpid()}"
+    target = f"/mnt/{name}/x"
+    agent.request(T.MOUNT, dict(flags=0, fstype="tmpfs", source="none", target=target, options="size=1m"), T.OK)
+    out, _, _ = agent.collect(agent.exec(["sh", "-c", f"grep -c ' {target} tmpfs' /proc/self/mounts"]))
+    assert out == b"1\n"
+    assert not os.path.exists(f"/mnt/{name}")
+
+
+def test_shutdown_grace_over_cap_is_einval(agent):
+    pid = agent.exec(["sleep", "100"])
+    f = agent.request(T.SHUTDOWN, {"mode": spec.ShutdownMode.POWEROFF, "grace_ms": spec.SHUTDOWN_GRACE_MAX_MS + 1},
+                      T.ERROR)
+    assert f.body["code"] == E.EINVAL and f.body["request_type"] == T.SHUTDOWN
+    agent.ping()  # still serving; the child still runs
+    assert agent.proc.poll() is None
+    agent.request(T.SIGNAL, {"pid": pid, "signo": 9}, T.OK)
+    assert agent.collect(pid)[2]["code"] == 9
+
+
 def test_shutdown_kills_children_and_exits(agent):
     pid = agent.exec(["sleep", "100"])
     rid = agent.send(T.SHUTDOWN, {"mode": spec.ShutdownMode.POWEROFF, "grace_ms": 500})
@@ -477,6 +585,9 @@ MALFORMED = {
     "nul_in_argv": frame(T.EXEC, _exec_payload([b"/bin/t\x00rue"]), request_id=15),
     "bad_version": frame(T.PING, b"\0\0\0\0", request_id=16, version=9),
     "bad_version_long": frame(T.PING, b"\0" * 1000, request_id=17, version=9, payload_crc=0),
+    # a CRC-valid header of an unknown version with an absurd length: not trusted, resync on magic
+    "bad_version_huge_len": frame(T.PING, b"", request_id=20, version=9, payload_len=0xFFFFFFF0),
+    "bad_flags_huge_len": frame(T.PING, b"", request_id=21, flags=0x80, payload_len=spec.MAX_PAYLOAD + 1),
     "bad_flags": frame(T.PING, b"\0\0\0\0", request_id=18, flags=0x80),
     "reserved_nonzero": frame(T.STDIO, struct.pack("<IBBBBI", 1, 0, 0, 1, 0, 0), request_id=0),
     "empty_fixed": frame(T.SIGNAL, b"\1\0", request_id=19),
@@ -500,6 +611,59 @@ def test_malformed_then_ping(agent, name):
         assert f.body["message"]
         got.append((f.body["code"], f.request_id))
     assert got == want
+    agent.ping()
+
+
+@pytest.mark.parametrize("kw", [dict(payload_len=spec.MAX_PAYLOAD + 1), dict(version=9, payload_len=0xFFFFFFF0)],
+                         ids=["oversized", "bad_version_huge_len"])
+def test_lone_untrusted_header_leaves_nothing_behind(agent, kw):
+    # the header arrives alone: none of its bytes may be kept and misparsed with the next frame
+    agent.send_raw(frame(T.PING, b"", request_id=3, **kw))
+    f = agent.expect(T.ERROR)
+    assert f.request_id == 3 and f.body["code"] in (E.EMSGSIZE, E.EPROTONOSUPPORT)
+    time.sleep(0.05)
+    agent.send_raw(_ping(4))
+    agent.expect(T.PONG, 4)  # no EBADMSG first
+
+
+def test_bad_version_huge_length_then_ping(agent):
+    agent.send_raw(frame(T.PING, b"", request_id=3, version=9, payload_len=0xFFFFFFF0))
+    agent.send_raw(_ping(4))
+    f = agent.expect(T.ERROR)
+    assert f.body["code"] == E.EPROTONOSUPPORT and f.request_id == 3
+    agent.expect(T.PONG, 4)
+
+
+def test_request_id_zero_is_eproto(agent, tmp_path):
+    marker = tmp_path / "ran"
+    agent.send(T.EXEC, {"flags": 0, "argv": ["touch", str(marker)], "env": [], "cwd": ""}, request_id=0)
+    f = agent.expect(T.ERROR)
+    assert f.body["code"] == E.EPROTO and f.request_id == 0 and not f.is_reply and f.body["request_type"] == T.EXEC
+    for msg_type, body in ((T.PING, {"data": b"x"}), (T.SIGNAL, {"pid": 1, "signo": 15}), (T.RESUME, {})):
+        agent.send(msg_type, body, request_id=0)
+        f = agent.expect(T.ERROR)
+        assert f.body["code"] == E.EPROTO and f.request_id == 0 and f.body["request_type"] == msg_type
+    agent.ping()  # no EXEC_STARTED / EXIT was queued
+    time.sleep(0.2)
+    assert not marker.exists()
+    # HELLO with request_id 0 is not an error: it asks for a fresh announcement
+    agent.send(T.HELLO, dict(version_min=1, version_max=1, version_selected=0, agent_kind=0, capabilities=0,
+                             max_payload=spec.MAX_PAYLOAD, uptime_ms=0, name="t", os_release=""), request_id=0)
+    f = agent.expect(T.HELLO)
+    assert f.request_id == 0 and not f.is_reply
+
+
+def test_reply_flag_from_host_is_eproto(agent):
+    agent.send(T.PING, {"data": b"x"}, request_id=7, flags=spec.FrameFlag.REPLY)
+    f = agent.expect(T.ERROR, 7)
+    assert f.body["code"] == E.EPROTO and f.body["request_type"] == T.PING
+    pid = agent.exec(["cat"], flags=spec.ExecFlag.STDIN_PIPE)
+    agent.send(T.STDIO, {"pid": pid, "stream": 0, "flags": spec.StdioFlag.EOF, "data": b"x"}, request_id=0,
+               flags=spec.FrameFlag.REPLY)
+    f = agent.expect(T.ERROR)
+    assert f.body["code"] == E.EPROTO and f.body["request_type"] == T.STDIO
+    agent.send(T.STDIO, {"pid": pid, "stream": 0, "flags": spec.StdioFlag.EOF, "data": b""}, request_id=0)
+    assert agent.collect(pid)[0] == b""  # the REPLY-flagged STDIO was not executed
     agent.ping()
 
 
@@ -551,3 +715,32 @@ def test_unread_replies_do_not_block_agent(agent):
         elif sent >= len(payload):
             raise TimeoutError(f"{got} of {n} PONGs")
     agent.sock.setblocking(True)
+
+
+# ---- modules (vsock transport choice) ----------------------------------------------------
+
+def _is_hyperv() -> bool:
+    # same facts the agent reads with CPUID, as the kernel exposes them
+    try:
+        return Path("/sys/hypervisor/type").read_text().strip() == "hyperv" or \
+            Path("/sys/bus/vmbus").is_dir()
+    except OSError:
+        return Path("/sys/bus/vmbus").is_dir()
+
+
+def test_modules_vsock_transport_choice(binary, tmp_path):
+    names = ["vsock", "vmw_vsock_virtio_transport_common", "vmw_vsock_virtio_transport", "hv_vmbus", "hv_sock",
+             "hyperv_keyboard", "virtio_pmem"]
+    lst = tmp_path / "modules.load"
+    lst.write_text("".join(f"/lib/modules/{n}.ko\n" for n in names) + "# comment\n\n")
+    r = subprocess.run([str(binary), "--modules-dry-run", str(lst)], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    loaded = [Path(p).stem for p in r.stdout.split()]
+    log = [line for line in r.stderr.splitlines() if "modules:" in line]
+    assert len(log) == 1, r.stderr  # one line says which set and why
+    if "Hyper-V" in log[0]:
+        assert loaded == ["vsock", "hv_vmbus", "hv_sock", "hyperv_keyboard", "virtio_pmem"]
+    else:
+        assert "CPUID" in log[0] or "x86" in log[0]
+        assert loaded == ["vsock", "vmw_vsock_virtio_transport_common", "vmw_vsock_virtio_transport", "virtio_pmem"]
+    assert ("Hyper-V" in log[0]) == _is_hyperv()

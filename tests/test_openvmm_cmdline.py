@@ -22,11 +22,11 @@ def test_direct_boot_minimal():
 
 
 def test_full_wslx_guest():
-    a = OpenVMMConfig("/k/bzImage", "/i/initramfs.cpio", cmdline="console=ttyS0 wslx.transport=hvsock",
+    a = OpenVMMConfig("/k/bzImage", "/i/initramfs.cpio", cmdline="console=ttyS0 wslx.transport=vsock",
                       processors=2, memory=1024, com1="file=/run/vm/console.log",
                       vsock_path="/run/vm/vsock", pmem=["/run/vm/pmem.img"]).argv()
     assert _pairs(a, "-k") == ["/k/bzImage"] and _pairs(a, "-r") == ["/i/initramfs.cpio"]
-    assert _pairs(a, "-c") == ["console=ttyS0 wslx.transport=hvsock"]
+    assert _pairs(a, "-c") == ["console=ttyS0 wslx.transport=vsock"]
     assert _pairs(a, "--memory") == ["1GB"] and _pairs(a, "--processors") == ["2"]
     assert "--hv" in a
     assert _pairs(a, "--com1") == ["file=/run/vm/console.log"]

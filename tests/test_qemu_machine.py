@@ -259,3 +259,24 @@ def test_sigkilled_owner_leaves_no_qemu(initrd, tmp_path):
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_silent_qmp_monitor_is_a_launch_error_within_the_timeout(tmp_path):
+    """A QEMU whose monitor accepts but never greets must not hang launch()."""
+    fake = tmp_path / "fake-qemu"
+    fake.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import re, socket, sys, time
+        path = next(m.group(1) for a in sys.argv if (m := re.search(r"id=qmp,path=([^,]+)", a)))
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(path)
+        s.listen(1)
+        conn, _ = s.accept()
+        time.sleep(60)
+        """))
+    fake.chmod(0o755)
+    t0 = time.monotonic()
+    with pytest.raises(LaunchError, match="QMP greeting did not arrive"):
+        with QemuMachine("/nonexistent-kernel", qemu_binary=str(fake), launch_timeout=2.0):
+            pass
+    assert time.monotonic() - t0 < 10

@@ -153,6 +153,17 @@ void send_exec_started(uint32_t rid, uint32_t pid)
                  agx_exec_started_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &m));
 }
 
+int send_stdin_ack(uint32_t pid, uint32_t bytes, int force)
+{
+    /* small and retried later: never push the buffer into the room kept for replies */
+    if (!force && out_pending() + 2u * AGX_MAX_FRAME > OUT_CAP) return -1;
+    uint8_t *f = frame_begin();
+    if (!f) return -1;
+    struct agx_stdin_ack m = {.pid = pid, .bytes = bytes};
+    frame_commit(f, AGX_MSG_STDIN_ACK, 0, 0, agx_stdin_ack_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &m));
+    return 0;
+}
+
 static uint64_t capabilities(void)
 {
     uint64_t c = AGX_CAP_EXEC | AGX_CAP_STDIN | AGX_CAP_SIGNAL | AGX_CAP_MOUNT | AGX_CAP_QUIESCE |
@@ -222,6 +233,7 @@ static void ctl_down(const char *why)
     close(ctl);
     ctl = -1;
     ctl_reset_buffers();
+    proc_connection_lost();
     if (g_opts.agent_fd >= 0) {
         /* host test mode: the one channel is gone; nothing to reconnect to */
         proc_terminate_all(0);
@@ -340,6 +352,11 @@ static void shutdown_now(uint32_t rid, const struct agx_shutdown *m)
         send_error(rid, AGX_MSG_SHUTDOWN, AGX_EINVAL, "unknown shutdown mode %u", (unsigned)m->mode);
         return;
     }
+    if (m->grace_ms > AGX_SHUTDOWN_GRACE_MAX_MS) {
+        send_error(rid, AGX_MSG_SHUTDOWN, AGX_EINVAL, "grace_ms %u > %u", (unsigned)m->grace_ms,
+                   AGX_SHUTDOWN_GRACE_MAX_MS);
+        return;
+    }
     wlog("shutdown requested (%s)", m->mode == AGX_SHUTDOWN_REBOOT ? "reboot" : "poweroff");
     proc_terminate_all(m->grace_ms);
     sync();
@@ -379,9 +396,19 @@ static void dispatch(const struct agx_header *h, const uint8_t *p)
         send_error(rid, t, AGX_EPROTO, "%s is not a host-to-agent message", name);
         return;
     }
+    if (h->flags & AGX_FLAG_REPLY) {
+        send_error(rid, t, AGX_EPROTO, "%s from the host carries the REPLY flag", name);
+        return;
+    }
     uint64_t need = agx_msg_type_capability(t);
     if (need && !(capabilities() & need)) {
         send_error(rid, t, AGX_EOPNOTSUPP, "%s: capability not offered", name);
+        return;
+    }
+    /* every host->agent message but STDIO (an event) is a request: it needs a request_id;
+     * HELLO is exempt (request_id 0 asks for a fresh announcement) */
+    if (rid == 0 && t != AGX_MSG_STDIO && t != AGX_MSG_HELLO) {
+        send_error(0, t, AGX_EPROTO, "%s request needs a non-zero request_id", name);
         return;
     }
 
@@ -454,7 +481,8 @@ static void rx_consume(size_t n)
     rx_len -= n;
 }
 
-/* Drop bytes up to the next magic at or after `start`; keep a possible partial magic. */
+/* Drop bytes up to the next magic at or after `start`; keep a possible partial magic at
+ * the tail, but nothing before `start` (the rejected header's own bytes never come back). */
 static void rx_skip_to_magic(size_t start)
 {
     uint8_t magic[4];
@@ -465,8 +493,8 @@ static void rx_skip_to_magic(size_t start)
             return;
         }
     }
-    size_t keep = 3;
-    if (rx_len > keep) rx_consume(rx_len - keep);
+    size_t keep = 3, drop = rx_len > keep ? rx_len - keep : 0;
+    rx_consume(drop > start ? drop : start);
 }
 
 /* Handle every complete frame in rx while there is room to answer. */
@@ -499,11 +527,13 @@ static void process_rx(void)
             continue;
         }
         if (rc) {
-            /* intact header (CRC ok) with a bad version or flags: its length is trusted,
-             * skip the frame (streamed, so any length is skipped in bounded memory) */
+            /* intact header (CRC ok) with a bad version or flags: a length up to MAX_PAYLOAD is
+             * trusted and the payload discarded as it arrives; a longer one is not (a newer
+             * version must not make us swallow gigabytes): scan for the magic after the header */
             in_garbage = 0;
             rx_consume(AGX_HEADER_SIZE);
-            rx_skip = h.payload_len;
+            if (h.payload_len > AGX_MAX_PAYLOAD) rx_skip_to_magic(0);
+            else rx_skip = h.payload_len;
             if (rc == -AGX_EPROTONOSUPPORT)
                 send_error(h.request_id, h.type, AGX_EPROTONOSUPPORT, "frame version %u not in %u..%u", h.version,
                            AGX_VERSION_MIN, AGX_VERSION_MAX);
@@ -599,6 +629,7 @@ void agent_run(void)
 
         flush_out();
         process_rx();
+        proc_flush_acks();
         flush_out();
 
         /* backpressure: children are read while their output has somewhere to go */
@@ -609,10 +640,11 @@ void agent_run(void)
         }
         ctl_update_events();
 
-        int timeout = -1;
+        int timeout = proc_timeout_ms(); /* EXIT grace deadlines */
         if (ctl < 0) {
             uint64_t now = now_ns(CLOCK_MONOTONIC);
-            timeout = next_try > now ? (int)((next_try - now) / 1000000ull) + 1 : 0;
+            int t = next_try > now ? (int)((next_try - now) / 1000000ull) + 1 : 0;
+            if (timeout < 0 || t < timeout) timeout = t;
         }
         struct epoll_event evs[64];
         int n = epoll_wait(epfd, evs, 64, timeout);
@@ -639,5 +671,7 @@ void agent_run(void)
             case EV_PROC_IN: proc_on_stdin_writable(idx); break;
             }
         }
+        proc_timers();
+        proc_flush_acks();
     }
 }

@@ -63,6 +63,9 @@ void send_ok(uint32_t rid);
 void send_stdio(uint32_t pid, uint8_t stream, uint8_t flags, const uint8_t *data, uint32_t len);
 void send_exit(uint32_t pid, uint8_t how, int32_t code);
 void send_exec_started(uint32_t rid, uint32_t pid);
+/* STDIN_ACK event. 0 when queued; -1 when disconnected or (unless force) when the output
+ * buffer is too full right now (the caller keeps the credit and retries). */
+int send_stdin_ack(uint32_t pid, uint32_t bytes, int force);
 /* Blocking best-effort flush of queued output (SHUTDOWN), bounded by timeout_ms. */
 void agent_flush_blocking(int timeout_ms);
 
@@ -82,6 +85,12 @@ unsigned proc_running(void);
 void proc_terminate_all(uint32_t grace_ms);
 /* Drain remaining output / emit EXIT for finished processes (after terminate_all). */
 void proc_drain_finished(void);
+/* Event loop hooks: ms until the next EOF-grace deadline (-1: none), fire expired deadlines,
+ * retry deferred STDIN_ACKs, forget stdin credit owed to a lost connection. */
+int proc_timeout_ms(void);
+void proc_timers(void);
+void proc_flush_acks(void);
+void proc_connection_lost(void);
 
 /* ---- mounts.c ---- */
 void mounts_early(void);
@@ -90,6 +99,8 @@ void mounts_handle_unmount(uint32_t rid, const struct agx_unmount *m);
 
 /* ---- modules.c ---- */
 void modules_load(const char *list_path);
+/* Host test aid (--modules-dry-run): log the transport choice, print the paths that would load. */
+void modules_dry_run(const char *list_path);
 
 /* ---- power.c ---- */
 uint32_t power_flush_pmem(void);

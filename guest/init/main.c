@@ -6,6 +6,9 @@
  *   wslx-init --no-setup [--cmdline STR]
  *                                 like PID 1 (transport selection, reconnects) minus mounts, modules and
  *                                 power off; STR replaces /proc/cmdline
+ *   wslx-init --modules-dry-run LIST
+ *                                 print the modules of LIST this machine would load (Hyper-V or virtio
+ *                                 vsock set) and exit
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,7 +32,8 @@ static void usage(void)
             "wslx-init " WSLX_INIT_VERSION ": PID 1 and AgentX agent of WSLX Linux guests\n"
             "usage: wslx-init                       (as PID 1)\n"
             "       wslx-init --agent-fd N          serve AgentX on fd N (host test mode)\n"
-            "       wslx-init --no-setup [--cmdline STR]\n");
+            "       wslx-init --no-setup [--cmdline STR]\n"
+            "       wslx-init --modules-dry-run LIST\n");
 }
 
 static void read_cmdline(char *buf, size_t cap)
@@ -59,7 +63,13 @@ static void test_sandbox(void)
         wlog("test mode: unshare: %s (MOUNT and hostname would touch the host)", strerror(errno));
         return;
     }
-    if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) wlog("test mode: make / private: %s", strerror(errno));
+    if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+        wlog("test mode: make / private: %s", strerror(errno));
+    } else if (mount("wslx-test", "/mnt", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m") < 0) {
+        /* a fresh /mnt of our own: MOUNT's mkdir -p of /mnt/... never touches the host's /mnt */
+        wlog("test mode: tmpfs on /mnt: %s (MOUNT targets under /mnt would be created on the host)",
+             strerror(errno));
+    }
     g_opts.sandboxed = 1;
 }
 
@@ -82,6 +92,10 @@ int main(int argc, char **argv)
             no_setup = 1;
         } else if (!strcmp(argv[i], "--cmdline") && i + 1 < argc) {
             cmdline_arg = argv[++i];
+        } else if (!strcmp(argv[i], "--modules-dry-run") && i + 1 < argc && getpid() != 1) {
+            /* which modules of a modules.load list this machine would load (vsock transport choice) */
+            modules_dry_run(argv[++i]);
+            return 0;
         } else if (!strcmp(argv[i], "--version")) {
             printf("wslx-init " WSLX_INIT_VERSION "\n");
             return 0;

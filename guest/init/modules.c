@@ -2,7 +2,13 @@
  * .ko files, dependencies first (written by the initramfs builder). Each is
  * loaded with finit_module(2); EEXIST (built in or already loaded) is fine,
  * other failures are logged and the boot goes on. A missing or empty list
- * means a non-modular kernel. */
+ * means a non-modular kernel.
+ *
+ * Vsock transports: the list carries both the virtio one
+ * (vmw_vsock_virtio_transport + _common) and Hyper-V's (hv_vmbus, hv_sock), but
+ * only one guest->host transport can be registered: loading virtio's claims the
+ * slot even without a device, and hv_sock would then fail with EBUSY. So the
+ * hypervisor is detected first (CPUID) and the other set is skipped. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -10,8 +16,59 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "init.h"
+
+#define HV_SIGNATURE "Microsoft Hv"
+#define HV_INTERFACE_HV1 0x31237648u /* "Hv#1" */
+
+/* 1 on Hyper-V (the hv_* drivers apply), 0 elsewhere. why receives the reason. */
+static int detect_hyperv(char *why, size_t cap)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    __cpuid(1, a, b, c, d);
+    if (!(c & (1u << 31))) {
+        snprintf(why, cap, "CPUID: no hypervisor bit");
+        return 0;
+    }
+    __cpuid(0x40000000, a, b, c, d);
+    char sig[13];
+    memcpy(sig, &b, 4);
+    memcpy(sig + 4, &c, 4);
+    memcpy(sig + 8, &d, 4);
+    sig[12] = 0;
+    for (int i = 0; i < 12; i++)
+        if (sig[i] && (sig[i] < 0x20 || sig[i] > 0x7e)) sig[i] = '?';
+    if (memcmp(sig, HV_SIGNATURE, 12) != 0 || a < 0x40000001u) {
+        snprintf(why, cap, "CPUID hypervisor '%s'", sig);
+        return 0;
+    }
+    __cpuid(0x40000001, a, b, c, d);
+    if (a != HV_INTERFACE_HV1) {
+        snprintf(why, cap, "CPUID '%s' but interface 0x%08x, not Hv#1", sig, a);
+        return 0;
+    }
+    snprintf(why, cap, "CPUID 'Microsoft Hv', interface Hv#1");
+    return 1;
+#else
+    snprintf(why, cap, "not x86: no Hyper-V");
+    return 0;
+#endif
+}
+
+/* Does the other hypervisor's vsock set contain this module? Lines are absolute paths
+ * like /lib/modules/<name>.ko, '-' in the module name written as '_'. */
+static int module_skipped(const char *path, int hyperv)
+{
+    const char *name = strrchr(path, '/');
+    name = name ? name + 1 : path;
+    if (hyperv) return !strncmp(name, "vmw_vsock_virtio_transport", 26);
+    return !strncmp(name, "hv_", 3) || !strncmp(name, "hyperv", 6);
+}
 
 static void load_one(const char *path)
 {
@@ -25,10 +82,15 @@ static void load_one(const char *path)
     close(fd);
 }
 
-void modules_load(const char *list_path)
+/* dry_run: print what would be loaded (one path a line on stdout) instead of loading. */
+static void modules_run(const char *list_path, int dry_run)
 {
     FILE *f = fopen(list_path, "re");
     if (!f) return;
+    char why[128];
+    int hyperv = detect_hyperv(why, sizeof why);
+    wlog("modules: %s (%s): skipping %s", hyperv ? "Hyper-V vsock (hv_sock)" : "virtio vsock", why,
+         hyperv ? "vmw_vsock_virtio_transport*" : "hv_* and hyperv* modules");
     char line[4096];
     while (fgets(line, sizeof line, f)) {
         char *s = line, *e;
@@ -36,7 +98,14 @@ void modules_load(const char *list_path)
         e = s + strlen(s);
         while (e > s && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t')) *--e = 0;
         if (!*s || *s == '#') continue;
-        load_one(s);
+        if (module_skipped(s, hyperv)) continue;
+        if (dry_run) printf("%s\n", s);
+        else load_one(s);
     }
     fclose(f);
+    if (dry_run) fflush(stdout);
 }
+
+void modules_load(const char *list_path) { modules_run(list_path, 0); }
+
+void modules_dry_run(const char *list_path) { modules_run(list_path, 1); }

@@ -1,7 +1,9 @@
 /* Processes started by EXEC: spawn with exec-error reporting, stdout/stderr
- * relay as STDIO frames, stdin relay with a bounded queue, SIGNAL, reaping
- * (PID 1 also reaps orphans it inherits) and the EXIT event, which is sent
- * only after both output streams reached EOF and the process was reaped. */
+ * relay as STDIO frames, stdin relay with a bounded queue and STDIN_ACK credit,
+ * SIGNAL, reaping (PID 1 also reaps orphans it inherits) and the EXIT event,
+ * which is sent after both output streams reached EOF and the process was
+ * reaped; if background children hold the output pipes open, at most
+ * AGX_EXIT_EOF_GRACE_MS after the reap (our read ends are then closed). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -17,7 +20,9 @@
 
 #include "init.h"
 
-#define STDIN_QUEUE_MAX (256u * 1024u)   /* per process; a STDIO frame that does not fit gets EAGAIN */
+/* Per process stdin queue: AGX_STDIN_WINDOW bytes (the most a host may have unacknowledged);
+ * a STDIO frame that does not fit gets EAGAIN. */
+#define STDIN_QUEUE_CAP AGX_STDIN_WINDOW
 #define PIPE_SIZE (1u << 20)              /* larger stdout pipes: fewer wakeups for bulk output */
 #define DEFAULT_PATH "PATH=/bin:/sbin:/usr/bin:/usr/sbin"
 
@@ -35,6 +40,14 @@ struct proc {
     int stdin_out_registered;
     uint8_t *inq;
     size_t inq_len;
+    /* STDIN_ACK bookkeeping: bytes that left the queue and are not yet acknowledged, and
+     * bytes still to leave that a previous connection sent (never acknowledged to a new host) */
+    uint32_t ack_pending;
+    size_t ack_skip;
+    /* reaped with an output stream still open: deadline (CLOCK_MONOTONIC ns) for its EOFs */
+    uint64_t eof_deadline;
+    int closing;          /* deadline passed: streams end once tail_left[s] more bytes are relayed */
+    size_t tail_left[3];  /* bytes that were in the pipe at the deadline */
 };
 
 static struct proc procs[PROC_MAX];
@@ -60,6 +73,27 @@ unsigned proc_running(void)
     return n;
 }
 
+/* n bytes left the stdin queue (written or discarded): they become STDIN_ACK credit, except
+ * bytes a previous connection sent. */
+static void stdin_left(struct proc *p, size_t n)
+{
+    size_t skip = n < p->ack_skip ? n : p->ack_skip;
+    p->ack_skip -= skip;
+    p->ack_pending += (uint32_t)(n - skip);
+}
+
+/* Send the pending STDIN_ACK; if the output buffer has no room it stays pending and
+ * proc_flush_acks retries. force: send even into a nearly full buffer (slot about to go). */
+static void ack_flush(struct proc *p, int force)
+{
+    if (!p->ack_pending) return;
+    if (!agent_connected()) {
+        p->ack_pending = 0; /* nobody to credit */
+        return;
+    }
+    if (send_stdin_ack((uint32_t)p->pid, p->ack_pending, force) == 0) p->ack_pending = 0;
+}
+
 static void close_stdin(struct proc *p)
 {
     if (p->fd[0] >= 0) {
@@ -67,18 +101,26 @@ static void close_stdin(struct proc *p)
         close(p->fd[0]);
         p->fd[0] = -1;
     }
+    stdin_left(p, p->inq_len); /* discarded: the host gets its credit back */
     free(p->inq);
     p->inq = NULL;
     p->inq_len = 0;
     p->stdin_out_registered = 0;
+    ack_flush(p, 0);
 }
 
 static void maybe_exit(struct proc *p)
 {
-    if (!p->used || !p->reaped || !p->eof[1] || !p->eof[2]) return;
+    if (!p->used || !p->reaped) return;
+    if (!p->eof[1] || !p->eof[2]) {
+        /* background children may hold the pipes: wait at most AGX_EXIT_EOF_GRACE_MS (proc_timers) */
+        if (!p->eof_deadline) p->eof_deadline = now_ns(CLOCK_MONOTONIC) + AGX_EXIT_EOF_GRACE_MS * 1000000ull;
+        return;
+    }
+    close_stdin(p);
+    ack_flush(p, 1); /* every STDIN_ACK goes out before the EXIT */
     if (WIFSIGNALED(p->status)) send_exit((uint32_t)p->pid, AGX_EXIT_SIGNALED, WTERMSIG(p->status));
     else send_exit((uint32_t)p->pid, AGX_EXIT_EXITED, WEXITSTATUS(p->status));
-    close_stdin(p);
     p->used = 0;
 }
 
@@ -115,10 +157,23 @@ void proc_on_output(uint32_t idx, uint32_t stream)
     /* several full reads per wakeup, as long as the host keeps up */
     for (int i = 0; i < 8; i++) {
         if (agent_connected() && !agent_bulk_ok()) return;
-        ssize_t n = read(p->fd[stream], buf, sizeof buf);
+        size_t want = sizeof buf;
+        if (p->closing && p->tail_left[stream] < want) want = p->tail_left[stream];
+        if (!want) {
+            stream_eof(p, (int)stream); /* grace over and the tail relayed: end the stream */
+            return;
+        }
+        ssize_t n = read(p->fd[stream], buf, want);
         if (n > 0) {
             send_stdio((uint32_t)p->pid, (uint8_t)stream, 0, buf, (uint32_t)n);
-            if ((size_t)n < sizeof buf) return;
+            if (p->closing) {
+                p->tail_left[stream] -= (size_t)n;
+                if (!p->tail_left[stream]) {
+                    stream_eof(p, (int)stream);
+                    return;
+                }
+            }
+            if ((size_t)n < want) return;
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
@@ -128,28 +183,39 @@ void proc_on_output(uint32_t idx, uint32_t stream)
     }
 }
 
-/* Write as much of the stdin queue as the pipe takes. */
+/* Write as much of the stdin queue as the pipe takes; what left the queue is acknowledged
+ * with one STDIN_ACK per batch. */
 static void stdin_pump(struct proc *p)
 {
-    while (p->fd[0] >= 0 && p->inq_len) {
-        ssize_t n = write(p->fd[0], p->inq, p->inq_len);
+    size_t off = 0;
+    int broken = 0;
+    while (p->fd[0] >= 0 && off < p->inq_len) {
+        ssize_t n = write(p->fd[0], p->inq + off, p->inq_len - off);
         if (n > 0) {
-            memmove(p->inq, p->inq + n, p->inq_len - (size_t)n);
-            p->inq_len -= (size_t)n;
+            off += (size_t)n;
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        /* EPIPE: the process closed its stdin; the rest is discarded */
-        close_stdin(p);
+        broken = 1; /* EPIPE: the process closed its stdin */
+        break;
+    }
+    if (off) {
+        memmove(p->inq, p->inq + off, p->inq_len - off);
+        p->inq_len -= off;
+        stdin_left(p, off);
+    }
+    if (p->fd[0] < 0) {
+        ack_flush(p, 0);
+        return;
+    }
+    if (broken || (!p->inq_len && p->stdin_eof)) {
+        /* the rest is discarded (and acknowledged); further STDIO gets EPIPE */
         p->stdin_eof = 1;
-        return;
-    }
-    if (p->fd[0] < 0) return;
-    if (!p->inq_len && p->stdin_eof) {
         close_stdin(p);
         return;
     }
+    ack_flush(p, 0);
     int want = p->inq_len != 0;
     if (want != p->stdin_out_registered) {
         ev_mod(p->fd[0], want ? EPOLLOUT : 0, ev_tag(EV_PROC_IN, (uint32_t)(p - procs), 0));
@@ -188,12 +254,14 @@ void proc_stdin(uint32_t rid, const struct agx_stdio *m)
         return;
     }
     if (m->data.len) {
-        if (p->inq_len + m->data.len > STDIN_QUEUE_MAX) {
-            send_error(0, AGX_MSG_STDIO, AGX_EAGAIN, "stdin queue of process %u full (%u bytes); %u bytes dropped",
-                       (unsigned)m->pid, (unsigned)p->inq_len, (unsigned)m->data.len);
+        if (p->inq_len + m->data.len > STDIN_QUEUE_CAP) {
+            /* beyond the window: dropped and not acknowledged (it never entered the queue) */
+            send_error(0, AGX_MSG_STDIO, AGX_EAGAIN,
+                       "stdin queue of process %u full (%u bytes, window %u); %u bytes dropped", (unsigned)m->pid,
+                       (unsigned)p->inq_len, AGX_STDIN_WINDOW, (unsigned)m->data.len);
             return;
         }
-        if (!p->inq) p->inq = malloc(STDIN_QUEUE_MAX);
+        if (!p->inq) p->inq = malloc(STDIN_QUEUE_CAP);
         if (!p->inq) {
             send_error(0, AGX_MSG_STDIO, AGX_ENOMEM, "no memory for the stdin queue");
             return;
@@ -207,7 +275,7 @@ void proc_stdin(uint32_t rid, const struct agx_stdio *m)
 
 void proc_signal(uint32_t rid, const struct agx_signal *m)
 {
-    if (m->signo > 64) {
+    if (m->signo < 1 || m->signo > AGX_SIGNAL_MAX) {
         send_error(rid, AGX_MSG_SIGNAL, AGX_EINVAL, "invalid signal %u", (unsigned)m->signo);
         return;
     }
@@ -241,6 +309,61 @@ void proc_reap(void)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) mark_reaped(pid, status);
+}
+
+/* ---- timers and STDIN_ACK retries (called by the event loop) ---- */
+
+/* Milliseconds until the earliest EOF deadline (rounded up), or -1 if none. */
+int proc_timeout_ms(void)
+{
+    uint64_t first = 0;
+    for (int i = 0; i < PROC_MAX; i++) {
+        struct proc *p = &procs[i];
+        if (p->used && p->eof_deadline && !p->closing && (!first || p->eof_deadline < first)) first = p->eof_deadline;
+    }
+    if (!first) return -1;
+    uint64_t now = now_ns(CLOCK_MONOTONIC);
+    if (first <= now) return 0;
+    uint64_t ms = (first - now + 999999ull) / 1000000ull;
+    return ms > 60000 ? 60000 : (int)ms;
+}
+
+/* Reaped processes whose output streams outlived the grace: relay what is already in the
+ * pipe (with the usual backpressure), then close our read ends and send the EOFs (and EXIT).
+ * A background writer that keeps writing only gets what was there at the deadline. */
+void proc_timers(void)
+{
+    uint64_t now = now_ns(CLOCK_MONOTONIC);
+    for (int i = 0; i < PROC_MAX; i++) {
+        struct proc *p = &procs[i];
+        if (!p->used || !p->eof_deadline || p->closing || now < p->eof_deadline) continue;
+        p->closing = 1;
+        for (int s = 1; s <= 2 && p->used; s++) {
+            if (p->eof[s] || p->fd[s] < 0) continue;
+            int avail = 0;
+            if (ioctl(p->fd[s], FIONREAD, &avail) < 0 || avail < 0) avail = 0;
+            p->tail_left[s] = (size_t)avail;
+            if (!avail) stream_eof(p, s); /* may send EXIT and free the slot */
+            else if (reading) proc_on_output((uint32_t)i, (uint32_t)s);
+        }
+    }
+}
+
+/* Retry STDIN_ACKs that found the output buffer full. */
+void proc_flush_acks(void)
+{
+    for (int i = 0; i < PROC_MAX; i++)
+        if (procs[i].used && procs[i].ack_pending) ack_flush(&procs[i], 0);
+}
+
+/* The control connection went away: nothing is owed to the next host; bytes still queued
+ * came from the old one and will not be acknowledged to the new one. */
+void proc_connection_lost(void)
+{
+    for (int i = 0; i < PROC_MAX; i++) {
+        procs[i].ack_pending = 0;
+        procs[i].ack_skip = procs[i].used ? procs[i].inq_len : 0;
+    }
 }
 
 /* ---- EXEC ---- */

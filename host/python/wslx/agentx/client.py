@@ -16,7 +16,7 @@ import time
 from typing import Callable
 
 from ..spec.agentx import (AgentKind, Capability, ErrorCode, ExecFlag, ExitHow, FrameFlag, MsgType, ShutdownMode,
-                           Stream, StdioFlag, STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN, MAX_PAYLOAD)
+                           Stream, StdioFlag, STDIN_WINDOW, STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN, MAX_PAYLOAD)
 from . import codec
 from .errors import AgentTimeout, AgentXError, ConnectionLost, ProtocolError, RemoteError
 from .transport import FdTransport
@@ -98,6 +98,7 @@ class Process:
         self.eof = {Stream.STDOUT: False, Stream.STDERR: False}
         self.status: ExitStatus | None = None
         self.eof_before_exit: bool | None = None  # the spec sends EXIT after both EOFs
+        self.stdin_in_flight = 0  # stdin bytes sent and not yet acknowledged by STDIN_ACK
         self.on_stdout: Callable[[bytes], None] | None = None
         self.on_stderr: Callable[[bytes], None] | None = None
 
@@ -113,9 +114,22 @@ class Process:
             self.eof[stream] = True
 
     def write(self, data: bytes, timeout: float | None = None) -> None:
-        for i in range(0, len(data), STDIO_MAX_DATA):
-            self.client.send_event(MsgType.STDIO, dict(pid=self.pid, stream=Stream.STDIN, flags=0,
-                                                       data=bytes(data[i:i + STDIO_MAX_DATA])), timeout=timeout)
+        """Send stdin, never more than STDIN_WINDOW bytes ahead of the agent's STDIN_ACKs
+        (while waiting for credit, output keeps flowing)."""
+        deadline = self.client._deadline(timeout)
+        view = memoryview(data)
+        while view:
+            if self.status is not None:
+                raise AgentXError(f"pid {self.pid} ended ({self.status}) with {len(view)} stdin bytes unsent")
+            room = STDIN_WINDOW - self.stdin_in_flight
+            if room <= 0:
+                self.client._pump(deadline, f"STDIN_ACK credit for pid {self.pid}")
+                continue
+            chunk = bytes(view[:min(room, STDIO_MAX_DATA)])
+            self.client.send_event(MsgType.STDIO, dict(pid=self.pid, stream=Stream.STDIN, flags=0, data=chunk),
+                                   timeout=max(0.0, deadline - time.monotonic()))
+            self.stdin_in_flight += len(chunk)
+            view = view[len(chunk):]
 
     def close_stdin(self, timeout: float | None = None) -> None:
         self.client.send_event(MsgType.STDIO, dict(pid=self.pid, stream=Stream.STDIN, flags=StdioFlag.EOF, data=b""),
@@ -156,6 +170,8 @@ class AgentClient:
         self.unsolicited_errors: collections.deque[RemoteError] = collections.deque(maxlen=256)
         self.protocol_errors: list[ProtocolError] = []   # bad frames *from* the agent
         self._replies: dict[int, codec.Frame] = {}
+        self._pending: set[int] = set()              # request ids still waiting for a reply
+        self._failed: dict[int, ProtocolError] = {}  # their replies arrived broken
         self._processes: dict[int, Process] = {}
         self._orphan_events: collections.deque = collections.deque(maxlen=1024)
         self._next_id = 1
@@ -211,6 +227,8 @@ class AgentClient:
                 frame = self.reader.next()
             except ProtocolError as e:  # the reader has already skipped the bad bytes
                 self.protocol_errors.append(e)
+                if e.request_id and e.request_id in self._pending:
+                    self._failed[e.request_id] = e  # the waiting request fails with this reason
                 continue
             if frame is None:
                 return
@@ -218,6 +236,8 @@ class AgentClient:
 
     def _dispatch(self, f: codec.Frame) -> None:
         if f.request_id and (f.flags & FrameFlag.REPLY or f.type == MsgType.ERROR):
+            if len(self._replies) >= 1024:  # replies nobody waits for must not pile up
+                self._replies.pop(next(iter(self._replies)))
             self._replies[f.request_id] = f
         elif f.type == MsgType.STDIO:
             p = self._processes.get(f.body["pid"])
@@ -233,6 +253,10 @@ class AgentClient:
                 p.eof_before_exit = all(p.eof.values())
             else:
                 self._orphan_events.append(f)
+        elif f.type == MsgType.STDIN_ACK:
+            p = self._processes.get(f.body["pid"])
+            if p:
+                p.stdin_in_flight = max(0, p.stdin_in_flight - f.body["bytes"])
         elif f.type == MsgType.HELLO:
             h = Hello(**f.body)
             self.hello = h
@@ -266,10 +290,13 @@ class AgentClient:
         """Send a request and wait for its reply; ERROR raises RemoteError."""
         deadline = self._deadline(timeout)
         rid = self._alloc_id()
-        self.send_raw(codec.encode_frame(msg_type, body or {}, request_id=rid), timeout)
-        while rid not in self._replies:
-            self._pump(deadline, f"reply to {MsgType(msg_type).name} #{rid}")
-        f = self._replies.pop(rid)
+        self._replies.pop(rid, None)  # a stale reply to a raw frame that reused this id
+        self._pending.add(rid)
+        try:
+            self.send_raw(codec.encode_frame(msg_type, body or {}, request_id=rid), timeout)
+            f = self._await_reply(rid, deadline, f"reply to {MsgType(msg_type).name} #{rid}")
+        finally:
+            self._pending.discard(rid)
         if f.type == MsgType.ERROR:
             raise RemoteError(f.body["code"], f.body["message"], f.body["request_type"], rid)
         if expect and f.type not in expect:
@@ -277,12 +304,33 @@ class AgentClient:
                                 f"{'/'.join(MsgType(e).name for e in expect)}", request_id=rid, msg_type=f.type)
         return f
 
+    def _await_reply(self, rid: int, deadline: float, what: str) -> codec.Frame:
+        while rid not in self._replies:
+            if rid in self._failed:
+                e = self._failed.pop(rid)
+                raise type(e)(f"{self.name}: {what} arrived malformed: {e}", request_id=rid, msg_type=e.msg_type)
+            try:
+                self._pump(deadline, what)
+            except AgentTimeout as e:
+                if self.protocol_errors:  # say what went wrong on the wire meanwhile
+                    raise AgentTimeout(f"{e}\nlast protocol error from the agent: {self.protocol_errors[-1]!r}") from None
+                raise
+        return self._replies.pop(rid)
+
     def wait_reply(self, request_id: int, timeout: float | None = None) -> codec.Frame:
         """The raw reply frame (ERROR included) to a request sent with send_raw."""
-        deadline = self._deadline(timeout)
-        while request_id not in self._replies:
-            self._pump(deadline, f"reply #{request_id}")
-        return self._replies.pop(request_id)
+        self._pending.add(request_id)
+        try:
+            return self._await_reply(request_id, self._deadline(timeout), f"reply #{request_id}")
+        finally:
+            self._pending.discard(request_id)
+
+    def pump(self, timeout: float) -> None:
+        """Process whatever arrives within `timeout` seconds (output callbacks run); no error if nothing does."""
+        try:
+            self._read_some(self._deadline(timeout))
+        except AgentTimeout:
+            pass
 
     def wait_hello(self, timeout: float | None = None) -> Hello:
         """Wait for the agent's unsolicited HELLO (returns at once if one arrived)."""

@@ -337,13 +337,12 @@ class FrameReader:
             return Frame(h.type, h.request_id, h.flags, decode_body(h.type, payload, request_id=h.request_id))
 
     def _skip_to_magic(self, start: int) -> None:
+        """Drop bytes before the next magic at or after `start`."""
         i = self._buf.find(MAGIC_BYTES, start)
         if i < 0:
-            # keep a possible partial magic at the tail
-            keep = len(MAGIC_BYTES) - 1
-            del self._buf[:max(0, len(self._buf) - keep)]
-        else:
-            del self._buf[:i]
+            # keep a possible partial magic at the tail, but nothing before `start`
+            i = max(start, len(self._buf) - (len(MAGIC_BYTES) - 1))
+        del self._buf[:i]
 
     def check_eof(self) -> None:
         """At end of stream: a partial frame left over is a Truncated error."""

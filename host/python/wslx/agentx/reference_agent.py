@@ -21,7 +21,7 @@ import threading
 import time
 
 from ..spec.agentx import (AgentKind, Capability, ErrorCode, ExecFlag, ExitHow, FrameFlag, MsgType, StdioFlag, Stream,
-                           MAX_PAYLOAD, SIGNAL_MAX, STDIN_QUEUE_MIN, STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN, BY_TYPE)
+                           EXIT_EOF_GRACE_MS, MAX_PAYLOAD, SHUTDOWN_GRACE_MAX_MS, SIGNAL_MAX, STDIN_WINDOW, STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN, BY_TYPE)
 from . import codec
 from .errors import ProtocolError, InvalidMessage
 from .transport import FdTransport
@@ -29,7 +29,7 @@ from .transport import FdTransport
 CAPABILITIES = (Capability.EXEC | Capability.STDIN | Capability.SIGNAL | Capability.QUIESCE | Capability.SHUTDOWN
                 | Capability.CONFIG | Capability.PING)
 OUT_HIGH_WATER = 1 << 20     # stop reading children while this much output waits for the host
-STDIN_QUEUE_MAX = STDIN_QUEUE_MIN  # bytes queued for one child's stdin before frames are refused
+STDIN_QUEUE_MAX = STDIN_WINDOW  # the host never has more in flight (STDIN_ACK credits)
 MAX_PROCESSES = 64
 DEFAULT_PATH = "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 
@@ -90,7 +90,8 @@ class ReferenceAgent:
         try:
             while self.running:
                 self._update_backpressure()
-                events = self.sel.select(timeout=0.5 if not self.out else 0.05)
+                waiting = self.out or any(c.exit_grace is not None for c in self.children.values())
+                events = self.sel.select(timeout=0.05 if waiting else 0.5)
                 for key, _ in events:
                     kind, child = key.data
                     if kind == "control":
@@ -246,15 +247,19 @@ class ReferenceAgent:
     def _write_stdin(self, c: _Child):
         if c.stdin_fd is None:
             return
+        done = 0
         try:
             while c.stdin_queue:
                 n = os.write(c.stdin_fd, c.stdin_queue)
                 del c.stdin_queue[:n]
+                done += n
         except BlockingIOError:
             pass
         except OSError:  # the child closed its stdin: drop what is queued
+            done += len(c.stdin_queue)
             c.stdin_queue.clear()
             c.stdin_eof = True
+        self._ack_stdin(c, done)
         registered = c.stdin_fd in self.sel.get_map()
         if c.stdin_queue and not registered:
             self.sel.register(c.stdin_fd, selectors.EVENT_WRITE, ("stdin", c))
@@ -264,6 +269,11 @@ class ReferenceAgent:
             os.close(c.stdin_fd)
             c.popen.stdin = None  # we closed it; keep Popen from closing it again
             c.stdin_fd = None
+
+    def _ack_stdin(self, c: _Child, n: int):
+        """Return stdin credit: these bytes left our queue (written, or dropped)."""
+        if n:
+            self._emit(MsgType.STDIN_ACK, dict(pid=c.pid, bytes=n))
 
     def _read_child(self, c: _Child, fd: int):
         stream = c.open_streams[fd]
@@ -294,7 +304,7 @@ class ReferenceAgent:
         if c.open_streams:
             # Exited, but something (a grandchild) may hold the pipes open: don't wait for it forever.
             if c.exit_grace is None:
-                c.exit_grace = time.monotonic() + 0.5
+                c.exit_grace = time.monotonic() + EXIT_EOF_GRACE_MS / 1000
             if time.monotonic() < c.exit_grace:
                 return
             for fd, stream in list(c.open_streams.items()):
@@ -310,6 +320,8 @@ class ReferenceAgent:
                 self.sel.unregister(c.stdin_fd)
             os.close(c.stdin_fd)
             c.popen.stdin = None
+            self._ack_stdin(c, len(c.stdin_queue))  # never written: give the credit back
+            c.stdin_queue.clear()
         self.children.pop(c.pid, None)
         how, code = c.status
         self._emit(MsgType.EXIT, dict(pid=c.pid, how=how, code=code))
@@ -336,6 +348,9 @@ class ReferenceAgent:
         self._ok(f)
 
     def _on_shutdown(self, f):
+        if f.body["grace_ms"] > SHUTDOWN_GRACE_MAX_MS:
+            return self._error(ErrorCode.EINVAL, f"grace_ms {f.body['grace_ms']} > {SHUTDOWN_GRACE_MAX_MS}",
+                               f.request_id, f.type)
         self._kill_all(f.body["grace_ms"])
         self._ok(f)
         self.running = False

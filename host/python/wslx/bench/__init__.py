@@ -75,6 +75,11 @@ def machine_info() -> dict:
     }
 
 
+def _unit(bench: Benchmark, metric: str) -> str:
+    """Unit of a metric; `hello_s[kernel]` shares the unit of `hello_s`."""
+    return bench.units.get(metric) or bench.units.get(metric.split("[", 1)[0], "")
+
+
 def run_benchmark(bench: Benchmark, args, runs: int, out_dir: Path, log=print) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
@@ -103,6 +108,6 @@ def run_benchmark(bench: Benchmark, args, runs: int, out_dir: Path, log=print) -
             bench.plot(doc, out_dir / f"{bench.name}.png")
         except ImportError as e:  # plotting is optional; the JSON is the record
             log(f"[bench {bench.name}] no plot: {e}")
-    log(f"[bench {bench.name}] medians: " + ", ".join(f"{k}={v:.4g}{bench.units.get(k, '')}" for k, v in medians.items()))
+    log(f"[bench {bench.name}] medians: " + ", ".join(f"{k}={v:.4g} {_unit(bench, k)}".rstrip() for k, v in medians.items()))
     log(f"[bench {bench.name}] wrote {path}")
     return doc

@@ -54,4 +54,4 @@ def plot(doc, png):
 
 BENCHMARK = Benchmark(name="boot", plot=plot, help="boot time to AgentX HELLO (QEMU TCG)", run_once=run_once,
                       add_arguments=add_arguments, default_runs=5,
-                      units={"hello_s": " s", "guest_uptime_ms": " ms", "kernel_bytes": " B", "initramfs_bytes": " B"})
+                      units={"hello_s": "s", "guest_uptime_ms": "ms", "kernel_bytes": "B", "initramfs_bytes": "B"})

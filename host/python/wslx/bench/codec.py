@@ -63,5 +63,5 @@ def plot(doc, png):
 
 BENCHMARK = Benchmark(name="codec", plot=plot, help="encode+decode rate of the AgentX Python codec", run_once=run_once,
                       add_arguments=add_arguments, default_runs=5,
-                      units={"small_frames_per_s": " frames/s", "stdio4k_frames_per_s": " frames/s",
-                             "construct_small_frames_per_s": " frames/s"})
+                      units={"small_frames_per_s": "frames/s", "stdio4k_frames_per_s": "frames/s",
+                             "construct_small_frames_per_s": "frames/s"})

@@ -59,4 +59,4 @@ def run_once(args, log) -> dict:
 
 BENCHMARK = Benchmark(name="exec", help="EXEC round trip and STDIO stdout throughput", run_once=run_once,
                       add_arguments=add_arguments, default_runs=3,
-                      units={"exec_roundtrip_ms": " ms", "stdout_mb_per_s": " MB/s"})
+                      units={"exec_roundtrip_ms": "ms", "stdout_mb_per_s": "MB/s"})

@@ -65,7 +65,7 @@ def generate() -> str:
     w("")
     w(f"#define AGX_MAGIC 0x{spec.MAGIC:08X}u")
     for const in ("VERSION_MIN", "VERSION_MAX", "HEADER_SIZE", "MAX_PAYLOAD", "MAX_FRAME", "STDIO_MAX_DATA",
-                  "PING_MAX_DATA", "STDIN_QUEUE_MIN", "SIGNAL_MAX", "PATH_MAX_LEN", "ARGV_MAX_COUNT", "ENV_MAX_COUNT", "ENV_ITEM_MAX_LEN",
+                  "PING_MAX_DATA", "STDIN_WINDOW", "SIGNAL_MAX", "SHUTDOWN_GRACE_MAX_MS", "EXIT_EOF_GRACE_MS", "PATH_MAX_LEN", "ARGV_MAX_COUNT", "ENV_MAX_COUNT", "ENV_ITEM_MAX_LEN",
                   "ERROR_MESSAGE_MAX_LEN", "VSOCK_CONTROL_PORT", "VSOCK_HOST_CID"):
         w(f"#define AGX_{const} {getattr(spec, const)}u")
     w(f'#define AGX_VIRTIO_SERIAL_PORT_NAME "{spec.VIRTIO_SERIAL_PORT_NAME}"')

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import os
+import select
 import sys
 from pathlib import Path
+
+from ..spec.agentx import STDIO_MAX_DATA
 
 GUESTS = ["linux"]
 
@@ -86,7 +89,7 @@ def run(args) -> int:
             _log(f"[run] {' '.join(argv)}")
             p = g.client.exec(argv, stdin=args.stdin, on_stdout=emit(out), on_stderr=emit(err))
             if args.stdin:
-                _feed_stdin(p)
+                _feed_stdin(g.client, p)
             status = p.wait(timeout=args.run_timeout)
             _log(f"[run] {status}")
             g.shutdown()
@@ -99,10 +102,17 @@ def run(args) -> int:
         return 1
 
 
-def _feed_stdin(p) -> None:
-    """Forward our stdin in the waiting thread's gaps: read it all first when it is
-    not a terminal (pipes and files), which keeps the client single-threaded."""
-    data = sys.stdin.buffer.read() if not os.isatty(0) else b""
-    if data:
-        p.write(data)
-    p.close_stdin()
+def _feed_stdin(client, p) -> None:
+    """Relay our stdin to the process as it arrives (pipe, file or terminal), while its
+    output keeps streaming; Process.write holds back when the STDIN_ACK window is full."""
+    fd = sys.stdin.fileno()
+    while not p.done:
+        ready, _, _ = select.select([fd, client.transport.fileno()], [], [], 1.0)
+        if client.transport.fileno() in ready:
+            client.pump(0)
+        if fd in ready:
+            data = os.read(fd, STDIO_MAX_DATA)
+            if not data:
+                p.close_stdin()
+                return
+            p.write(data)

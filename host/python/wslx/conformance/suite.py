@@ -10,14 +10,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import struct
+import time
 import zlib
 from typing import Callable
 
 from ..agentx import codec
 from ..agentx.client import AgentClient, Hello
 from ..agentx.errors import RemoteError
-from ..spec.agentx import (ARGV_MAX_COUNT, Capability, ErrorCode, ExitHow, FrameFlag, MsgType, PING_MAX_DATA,
-                           VERSION_MAX, MAX_PAYLOAD, HEADER_SIZE, MAGIC)
+from ..spec.agentx import (ARGV_MAX_COUNT, EXIT_EOF_GRACE_MS, HEADER_SIZE, MAGIC, MAX_PAYLOAD, PING_MAX_DATA,
+                           SHUTDOWN_GRACE_MAX_MS, SIGNAL_MAX, VERSION_MAX, Capability, ErrorCode, ExitHow, FrameFlag,
+                           MsgType)
 
 
 class ConformanceFailure(AssertionError):
@@ -199,6 +201,29 @@ def stdin_is_relayed(ctx: Context):
     check(r.stdout.strip() == b"0", f"empty stdin: wc -c said {r.stdout!r}")
 
 
+@case(Capability.EXEC | Capability.STDIN)
+def stdin_flow_control_moves_megabytes(ctx: Context):
+    """Stdin far beyond STDIN_WINDOW arrives complete when the host follows STDIN_ACK credit."""
+    data = os.urandom(4 << 20)
+    r = ctx.client.run(["sh", "-c", "sleep 0.3; cat"], input=data, timeout=ctx.timeout * 6)
+    check(len(r.stdout) == len(data), f"cat returned {len(r.stdout)} of {len(data)} bytes")
+    check(r.stdout == data, "stdin bytes arrived altered or out of order")
+    check(not ctx.client.unsolicited_errors, f"agent refused stdin: {list(ctx.client.unsolicited_errors)[:1]}")
+
+
+@case(Capability.EXEC)
+def exit_not_held_back_by_background_children(ctx: Context):
+    """A background child holding stdout open delays EXIT by at most EXIT_EOF_GRACE_MS."""
+    t0 = time.monotonic()
+    p = ctx.client.exec(["sh", "-c", "sleep 30 & echo hi"], timeout=ctx.timeout)
+    st = p.wait(ctx.timeout)
+    elapsed = time.monotonic() - t0
+    check(st.how == ExitHow.EXITED and st.code == 0, f"sh ended {st}")
+    check(bytes(p.stdout) == b"hi\n", f"stdout {bytes(p.stdout)!r}")
+    check(p.eof_before_exit, "EXIT arrived before the EOFs")
+    check(elapsed < EXIT_EOF_GRACE_MS / 1000 + 3, f"EXIT took {elapsed:.1f} s")
+
+
 @case(Capability.EXEC | Capability.SIGNAL)
 def signal_is_delivered(ctx: Context):
     """SIGNAL reaches a running process; a pid the agent did not start gets ESRCH."""
@@ -208,6 +233,13 @@ def signal_is_delivered(ctx: Context):
     check(st.how == ExitHow.SIGNALED and st.code == 15, f"sleep ended {st}, expected SIGTERM")
     ctx.expect_remote_error(ErrorCode.ESRCH, ctx.client.signal, p.pid, 15, timeout=ctx.timeout)
     ctx.expect_remote_error(ErrorCode.ESRCH, ctx.client.signal, 0x7FFF_FFF0, 15, timeout=ctx.timeout)
+    q = ctx.client.exec(["sleep", "100"], timeout=ctx.timeout)
+    try:
+        for bad in (0, SIGNAL_MAX + 1):
+            ctx.expect_remote_error(ErrorCode.EINVAL, ctx.client.signal, q.pid, bad, timeout=ctx.timeout)
+    finally:
+        ctx.client.signal(q.pid, 9, timeout=ctx.timeout)
+        q.wait(ctx.timeout)
 
 
 # ---- configuration, mounts, quiesce ------------------------------------------------------
@@ -291,6 +323,9 @@ def _bad_frame_case(name, doc, code, build, with_id=False):
             got = ctx.client.wait_error(timeout=ctx.timeout).code
         check(got == code, f"ERROR code {got}, expected {ErrorCode(code).name} ({int(code)})")
         ctx.expect_alive()
+        extra = list(ctx.client.unsolicited_errors)
+        ctx.client.unsolicited_errors.clear()
+        check(not extra, f"one bad frame drew more than one ERROR: also {extra[0]}" if extra else "")
     fn.__name__ = f"malformed_{name}"
     fn.__doc__ = doc
     case()(fn)
@@ -343,6 +378,33 @@ _bad_frame_case("truncated_frame", "A frame cut short is detected when the bytes
                 ErrorCode.EBADMSG,
                 lambda rid: _header(MsgType.PING, bytes(100), request_id=rid)[:HEADER_SIZE] + bytes(10) + b"\xff" * 90,
                 True)
+
+
+_bad_frame_case("bad_version_huge_length", "A bad-version frame whose length is beyond MAX_PAYLOAD is not "
+                "trusted: EPROTONOSUPPORT, then the agent resynchronises.", ErrorCode.EPROTONOSUPPORT,
+                lambda rid: _header(MsgType.PING, b"", request_id=rid, version=VERSION_MAX + 1, length=0xFFFFFFF0),
+                True)
+_bad_frame_case("reply_flag_on_request", "A request carrying the REPLY flag gets EPROTO.", ErrorCode.EPROTO,
+                lambda rid: _header(MsgType.PING, _ping, request_id=rid, flags=FrameFlag.REPLY) + _ping, True)
+
+
+@case(Capability.EXEC)
+def request_without_id_is_refused_and_not_run(ctx: Context):
+    """A request with request_id 0 gets EPROTO and is not executed."""
+    marker = f"/tmp/wslx-conformance-rid0-{os.getpid()}"
+    ctx.client.send_raw(codec.encode_frame(MsgType.EXEC, dict(flags=0, argv=["touch", marker], env=[], cwd="")))
+    e = ctx.client.wait_error(timeout=ctx.timeout)
+    check(e.code == ErrorCode.EPROTO, f"ERROR {e}, expected EPROTO")
+    r = ctx.client.run(["sh", "-c", f"test -e {marker} && echo ran || echo not-run"], timeout=ctx.timeout)
+    check(r.stdout == b"not-run\n", "the EXEC with request_id 0 was executed")
+
+
+@case(Capability.SHUTDOWN)
+def shutdown_grace_above_the_bound_is_refused(ctx: Context):
+    """SHUTDOWN with grace_ms above SHUTDOWN_GRACE_MAX_MS gets EINVAL and the agent stays up."""
+    ctx.expect_remote_error(ErrorCode.EINVAL, ctx.client.shutdown, grace_ms=SHUTDOWN_GRACE_MAX_MS + 1,
+                            timeout=ctx.timeout)
+    ctx.expect_alive()
 
 
 @case(needs="reconnect")

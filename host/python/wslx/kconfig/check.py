@@ -248,10 +248,14 @@ class _Explainer:
             b.hint = "no prompt: only a select or its default can turn it on"
         dep_ok = K.expr_value(sym.direct_dep) >= need
         if has_prompt:
-            if b.requested is not None:
+            final = sym.str_value
+            if b.requested is not None and b.requested != final:
                 b.hint = f"requested {b.requested} but lost too (see its own row)"
+            elif b.requested is not None:
+                b.hint = f"the fragment sets it to {b.requested}, which blocks this option"
             elif dep_ok:
-                b.hint = f"missing from fragment: add CONFIG_{sym.name}={'y' if need == 2 else 'm'}"
+                value = "m" if need == 1 and sym.orig_type == K.TRISTATE else "y"
+                b.hint = f"missing from fragment: add CONFIG_{sym.name}={value}"
             else:
                 b.hint = "missing from fragment, and its own dependencies are unmet"
         if not dep_ok and depth < MAX_DEPTH and sym.name not in seen:

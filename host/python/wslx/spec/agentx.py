@@ -13,6 +13,10 @@ Frame = 24-byte header + payload, all little-endian:
 header_crc is CRC-32 (IEEE, as zlib.crc32) of the first 20 header bytes, so a
 corrupted length is caught before anything is read on its behalf; payload_crc
 covers the payload. Serial links corrupt bytes; both checks are mandatory.
+
+Requests (host->agent messages of kind "request") carry a non-zero request_id and
+no REPLY flag; an agent answers a request that breaks either rule with ERROR
+EPROTO. HELLO is the one exception (request_id 0 asks for a re-announcement).
 """
 from __future__ import annotations
 
@@ -32,8 +36,10 @@ MAX_PAYLOAD = 65536         # hard limit; a longer frame is rejected unread
 MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD
 STDIO_MAX_DATA = 61440      # per STDIO frame
 PING_MAX_DATA = 61440
-STDIN_QUEUE_MIN = 262144    # stdin bytes an agent buffers per process at least
+STDIN_WINDOW = 262144       # stdin bytes a host may have in flight per process (see STDIN_ACK)
 SIGNAL_MAX = 64
+SHUTDOWN_GRACE_MAX_MS = 60000
+EXIT_EOF_GRACE_MS = 500     # after a reap, how long EXIT waits for EOFs held open by background children
 PATH_MAX_LEN = 4096
 ARGV_MAX_COUNT = 256
 ENV_MAX_COUNT = 256
@@ -81,6 +87,7 @@ class MsgType(enum.IntEnum):
     EXEC_STARTED = 0x0083
     EXIT = 0x0084
     QUIESCE_COMPLETE = 0x0085
+    STDIN_ACK = 0x0086
 
 
 class Capability(enum.IntFlag):
@@ -257,7 +264,7 @@ QuiesceBody = Struct(
 
 ShutdownBody = Struct(
     "mode" / Int32ul * "ShutdownMode",
-    "grace_ms" / Int32ul * "time between SIGTERM and SIGKILL of children",
+    "grace_ms" / Int32ul * "time between SIGTERM and SIGKILL of children, <= SHUTDOWN_GRACE_MAX_MS (else EINVAL)",
 )
 
 PingBody = Struct("data" / BoundedBytes(PING_MAX_DATA) * "echoed in PONG")
@@ -276,6 +283,12 @@ ExitBody = Struct(
     "how" / Int8ul * "ExitHow",
     "_reserved" / Reserved(3),
     "code" / Int32sl * "exit status or signal number",
+)
+
+StdinAckBody = Struct(
+    "pid" / Int32ul * "process id",
+    "bytes" / Int32ul * "stdin bytes that left the agent's queue (written to the process, or dropped "
+                        "because its stdin closed): the host may send that many more",
 )
 
 QuiesceCompleteBody = Struct(
@@ -317,9 +330,9 @@ MESSAGES: list[Message] = [
             example=dict(flags=int(ExecFlag.STDIN_PIPE), argv=["/bin/sh", "-c", "echo hi"], env=["A=1"], cwd="/")),
     Message(MsgType.STDIO, "both", "event", StdioBody,
             "Bytes of a process's stdin (host->agent) or stdout/stderr (agent->host). No reply; "
-            "errors for bad stdin frames come back as ERROR with request_id 0. An agent queues at least "
-            "STDIN_QUEUE_MIN bytes of stdin per process; a frame beyond its queue gets ERROR EAGAIN, so a "
-            "host keeps no more than that in flight.",
+            "errors for bad stdin frames come back as ERROR with request_id 0. Stdin is credit-based: a host "
+            "keeps at most STDIN_WINDOW bytes per process not yet acknowledged by STDIN_ACK; data beyond "
+            "the window gets ERROR EAGAIN and is dropped.",
             capability=Capability.EXEC,
             example=dict(pid=42, stream=Stream.STDOUT, flags=0, data=b"hi\n")),
     Message(MsgType.SIGNAL, "host->agent", "request", SignalBody,
@@ -352,11 +365,16 @@ MESSAGES: list[Message] = [
     Message(MsgType.EXEC_STARTED, "agent->host", "reply", ExecStartedBody, "The process started.",
             example=dict(pid=42)),
     Message(MsgType.EXIT, "agent->host", "event", ExitBody,
-            "A process started by EXEC ended. Sent after the EOF of its stdout and stderr.",
+            "A process started by EXEC ended. Sent after the EOF of its stdout and stderr. If background "
+            "children keep those streams open, the agent waits EXIT_EOF_GRACE_MS after the reap, then "
+            "closes its ends, sends the EOFs and EXIT (later output of those children is lost).",
             example=dict(pid=42, how=ExitHow.EXITED, code=3)),
     Message(MsgType.QUIESCE_COMPLETE, "agent->host", "reply", QuiesceCompleteBody,
             "The agent is quiesced.",
             example=dict(flushed_regions=1, running_processes=0, elapsed_ns=1500000)),
+    Message(MsgType.STDIN_ACK, "agent->host", "event", StdinAckBody,
+            "Stdin flow control: returns credit for STDIO stdin bytes the agent no longer holds.",
+            example=dict(pid=42, bytes=65536)),
 ]
 
 BY_TYPE: dict[int, Message] = {int(m.type): m for m in MESSAGES}

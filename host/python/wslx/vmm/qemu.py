@@ -36,6 +36,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -322,10 +323,12 @@ class QemuMachine:
             if self.qmp_socket_path.exists():
                 qmp = QEMUMonitorProtocol(str(self.qmp_socket_path))
                 try:
-                    qmp.connect()
+                    self._connect_with_deadline(qmp, deadline)
                     qmp.settimeout(10.0)
                     self.qmp = qmp
                     return
+                except LaunchError:
+                    raise
                 except Exception as e:  # ConnectError, OSError
                     last_err = e
                     try:
@@ -336,6 +339,28 @@ class QemuMachine:
                 raise self._launch_error(
                     f"QMP monitor did not come up within {self.launch_timeout} s (last error: {last_err})", None)
             time.sleep(0.02)
+
+    def _connect_with_deadline(self, qmp, deadline: float) -> None:
+        """qemu.qmp's connect() waits for the QMP greeting without a timeout; run it in a
+        thread and, if QEMU stays silent past the deadline, kill QEMU (which ends the wait)."""
+        result: list[BaseException | None] = []
+
+        def connect():
+            try:
+                qmp.connect()
+                result.append(None)
+            except BaseException as e:  # handed to the launching thread
+                result.append(e)
+
+        t = threading.Thread(target=connect, name=f"{self.name}-qmp-connect", daemon=True)
+        t.start()
+        t.join(max(0.0, deadline - time.monotonic()))
+        if t.is_alive():
+            self._kill_now()
+            t.join(5.0)
+            raise self._launch_error(f"QMP greeting did not arrive within {self.launch_timeout} s", self.exitcode)
+        if result and result[0] is not None:
+            raise result[0]
 
     def _launch_error(self, msg: str, rc: int | None) -> LaunchError:
         return LaunchError(msg, exitcode=rc, output=self.read_qemu_log(), cmdline=self.cmdline,
