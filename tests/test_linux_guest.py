@@ -85,3 +85,24 @@ def test_quiesce_flushes_guest_writes_to_the_portal_backing_file(tmp_path):
         g.client.config(portal_device="/dev/pmem0", portal_size=16 << 20)
         assert "PORTAL" in g.client.negotiate().capability_names
         g.shutdown()
+
+
+@pytest.mark.parametrize("forced", [True, False], ids=["forced-serial", "auto-fallback"])
+def test_agent_falls_back_to_a_serial_line(forced):
+    """Without vsock or the virtio-serial port, the agent serves AgentX on ttyS1 (forced with
+    wslx.transport=serial, or chosen by auto after the other transports stay absent)."""
+    from wslx.agentx.client import AgentClient
+    from wslx.image.initramfs import find_default_kernel
+    from wslx.vmm.qemu import QemuMachine
+    from wslx.guests.linux import ensure_built, images_dir
+    ensure_built(log=lambda s: None)
+    append = "wslx.transport=serial" if forced else ""
+    with QemuMachine(find_default_kernel(), images_dir() / "linux-initramfs.cpio", append=append, agentx=False,
+                     serial_transport=True, log=lambda s: None) as vm:
+        client = AgentClient(vm.serial_socket(timeout=30), default_timeout=30, name="serial")
+        # A serial line cannot tell the agent that the host attached: ask for an announcement.
+        vm.wait_console(r"wslx-init: agentx on serial", timeout=60)
+        client.negotiate(timeout=10)
+        assert client.run(["echo", "over-serial"]).stdout == b"over-serial\n"
+        client.shutdown()
+        assert vm.wait_exit(20) is not None
