@@ -47,3 +47,13 @@ def test_bench_codec_writes_json_with_medians_runs_and_machine(tmp_path):
     assert doc["machine"]["cpus"] >= 1 and "git_commit" in doc["machine"]
     assert "run 2/2" in r.stdout  # progress is shown
     assert (tmp_path / "codec.png").stat().st_size > 1000
+
+
+def test_boot_dry_run_prints_vmm_command_lines():
+    q = run("boot", "linux", "--dry-run")
+    assert q.returncode == 0, q.stderr
+    assert "qemu-system-x86_64" in q.stdout and "name=org.wslx.agentx" in q.stdout and "-accel tcg" in q.stdout
+    o = run("boot", "linux", "--vmm", "openvmm", "--dry-run")
+    assert o.returncode == 0, o.stderr
+    assert o.stdout.startswith("openvmm -k ") and "--hv" in o.stdout and "--vmbus-vsock-path" in o.stdout
+    assert "wslx.transport=vsock" in o.stdout and "vsock_50010" in o.stdout

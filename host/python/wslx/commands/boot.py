@@ -23,6 +23,9 @@ def register(sub):
     p = sub.add_parser("boot", help="boot a guest to AgentX HELLO, print its details, shut it down")
     _common(p)
     p.add_argument("--stay", action="store_true", help="keep the guest up until Ctrl-C")
+    p.add_argument("--vmm", choices=["qemu", "openvmm"], default="qemu",
+                   help="qemu (TCG, here) or openvmm (Hyper-V enlightenments, hv_sock; needs its binary)")
+    p.add_argument("--dry-run", action="store_true", help="print the VMM command line and exit")
     p.set_defaults(func=boot)
     r = sub.add_parser("run", help="boot a guest, run a command in it, stream its output, exit with its status")
     _common(r)
@@ -41,9 +44,48 @@ def _guest(args):
     return LinuxGuest(args.kernel, args.initrd, append=args.append, hello_timeout=args.timeout, log=_log)
 
 
+def _openvmm(args) -> int:
+    """OpenVMM: the guest dials hv_sock port 50010, which OpenVMM hands to the Unix
+    socket <vsock path>_50010 on the host."""
+    import shlex
+    from ..guests.linux import ensure_built, initramfs_for
+    from ..image.initramfs import find_default_kernel
+    from ..spec.agentx import VSOCK_CONTROL_PORT
+    from ..vmm.openvmm import find_openvmm, openvmm_cmdline, vsock_listen_path
+    kernel = args.kernel or find_default_kernel()
+    if not args.initrd:
+        ensure_built(log=_log)
+    initrd = args.initrd or initramfs_for(kernel, _log)
+    run_dir = Path(os.environ.get("WSLX_RUN_DIR", "/tmp")) / "wslx-openvmm"
+    vsock = run_dir / "vsock"
+    argv = openvmm_cmdline(kernel, initrd, cmdline=f"console=ttyS0 panic=-1 wslx.transport=vsock {args.append}".strip(),
+                           com1=f"file={run_dir / 'console.log'}", vsock_path=vsock)
+    print(shlex.join(argv))
+    print(f"# AgentX: listen on {vsock_listen_path(vsock, VSOCK_CONTROL_PORT)} before starting; the guest dials it")
+    if args.dry_run:
+        return 0
+    if not find_openvmm():
+        print("wslx boot: no openvmm binary on PATH; this machine can only print the command line (--dry-run)",
+              file=sys.stderr)
+        return 2
+    print("wslx boot: launching OpenVMM is not implemented yet; run the command above", file=sys.stderr)
+    return 2
+
+
 def boot(args) -> int:
     from ..agentx.errors import AgentXError
     from ..vmm.errors import VMError
+    if args.vmm == "openvmm":
+        return _openvmm(args)
+    if args.dry_run:
+        import shlex
+        from ..guests.linux import images_dir
+        from ..image.initramfs import find_default_kernel
+        from ..vmm.qemu import QemuMachine
+        vm = QemuMachine(args.kernel or find_default_kernel(), args.initrd or images_dir() / "linux-initramfs.cpio",
+                         append=args.append)
+        print(shlex.join(vm.preview_cmdline()))
+        return 0
     try:
         with _guest(args) as g:
             h = g.hello

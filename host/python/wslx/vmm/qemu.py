@@ -217,6 +217,15 @@ class QemuMachine:
             return ["-bios", str(QBOOT_ROM)]
         return ["-bios", str(fw)]
 
+    def preview_cmdline(self) -> list[str]:
+        """The argv launch() would run, without launching (run dir as given, or <run-dir>)."""
+        saved = self.run_dir
+        self.run_dir = self._given_run_dir or Path("<run-dir>")
+        try:
+            return self.build_cmdline()
+        finally:
+            self.run_dir = saved
+
     def build_cmdline(self) -> list[str]:
         """The QEMU argv (run_dir must be set)."""
         rd = self.run_dir
