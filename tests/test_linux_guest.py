@@ -106,3 +106,33 @@ def test_agent_falls_back_to_a_serial_line(forced):
         assert client.run(["echo", "over-serial"]).stdout == b"over-serial\n"
         client.shutdown()
         assert vm.wait_exit(20) is not None
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/vhost-vsock"),
+                    reason="no /dev/vhost-vsock on this host: QEMU cannot give the guest a virtio-vsock device")
+def test_agent_prefers_vsock_when_the_host_offers_it():
+    """Transport order: AF_VSOCK to CID 2 comes first. The host listens on the AgentX port
+    and the guest dials it (as hv_sock, virtio-vsock and Firecracker give)."""
+    import socket
+    from wslx.agentx.client import AgentClient
+    from wslx.spec.agentx import VSOCK_CONTROL_PORT
+    listener = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    listener.bind((socket.VMADDR_CID_ANY, VSOCK_CONTROL_PORT))
+    listener.listen(1)
+    listener.settimeout(60)
+    from wslx.guests.linux import ensure_built, images_dir
+    from wslx.image.initramfs import find_default_kernel
+    from wslx.vmm.qemu import QemuMachine
+    ensure_built(log=lambda s: None)
+    try:
+        with QemuMachine(find_default_kernel(), images_dir() / "linux-initramfs.cpio", agentx=False,
+                         extra_args=["-device", "vhost-vsock-pci,guest-cid=42"], log=lambda s: None) as vm:
+            conn, (cid, _port) = listener.accept()
+            assert cid == 42
+            client = AgentClient(conn, default_timeout=20, name="vsock")
+            assert client.wait_hello().name.startswith("wslx-init")
+            assert client.run(["echo", "over-vsock"]).stdout == b"over-vsock\n"
+            client.shutdown()
+            assert vm.wait_exit(20) is not None
+    finally:
+        listener.close()
