@@ -66,6 +66,7 @@ def test_agent_survives_mutated_frames(target, repo_root):
             except AgentTimeout as e:
                 answered, last = False, e
             assert answered, f"agent stopped answering after batch {i // 100}: {last!r}"
-        assert c.unsolicited_errors or c.protocol_errors == [], "no ERROR for any malformed frame"
+        assert c.unsolicited_errors, "no ERROR for any malformed frame"
+        assert not c.protocol_errors, f"the agent itself sent malformed frames: {list(c.protocol_errors)[:3]}"
         if target == "init-host":
             assert t.proc.poll() is None, "wslx-init died"

@@ -111,3 +111,27 @@ def test_request_ids_are_unique_and_replies_flagged(agent):
     replies = [f for f in frames if f.type == MsgType.PONG]
     assert len({f.request_id for f in replies}) == 5
     assert all(f.flags & FrameFlag.REPLY for f in replies)
+
+
+def test_reference_agent_output_stays_bounded_when_the_host_does_not_read():
+    """A host that floods requests and never reads replies cannot grow the agent's memory."""
+    from wslx.agentx.reference_agent import CONTROL_READ_SIZE, OUT_HIGH_WATER
+    from wslx.spec.agentx import MAX_FRAME
+    host, agent_end = socket.socketpair()
+    agent, t = serve_in_thread(agent_end)
+    host.setblocking(False)
+    ping = codec.encode_frame(MsgType.PING, dict(data=b"x" * 60000), request_id=1)
+    sent = 0
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and sent < 3000:
+        try:
+            host.send(ping)
+            sent += 1
+        except BlockingIOError:
+            time.sleep(0.01)  # the agent stopped reading: that is the point
+    time.sleep(0.3)
+    assert sent < 3000, "the agent kept reading requests while its replies piled up"
+    # the last read before the agent stopped may still add the replies to what it held
+    assert len(agent.out) <= OUT_HIGH_WATER + MAX_FRAME + CONTROL_READ_SIZE + MAX_FRAME
+    host.close()
+    t.join(5)

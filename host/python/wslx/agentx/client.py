@@ -16,9 +16,10 @@ import time
 from typing import Callable
 
 from ..spec.agentx import (AgentKind, Capability, ErrorCode, ExecFlag, ExitHow, FrameFlag, MsgType, ShutdownMode,
-                           Stream, StdioFlag, STDIN_WINDOW, STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN, MAX_PAYLOAD)
+                           StdinAckFlag, Stream, StdioFlag, STDIN_WINDOW, STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN,
+                           MAX_PAYLOAD)
 from . import codec
-from .errors import AgentTimeout, AgentXError, ConnectionLost, ProtocolError, RemoteError
+from .errors import AgentTimeout, AgentXError, ConnectionLost, ProtocolError, RemoteError, StdinClosed, StdinDropped
 from .transport import FdTransport
 
 
@@ -99,6 +100,8 @@ class Process:
         self.status: ExitStatus | None = None
         self.eof_before_exit: bool | None = None  # the spec sends EXIT after both EOFs
         self.stdin_in_flight = 0  # stdin bytes sent and not yet acknowledged by STDIN_ACK
+        self.stdin_closed = False  # STDIN_ACK said CLOSED: the process no longer reads stdin
+        self.stdin_dropped = 0     # bytes the agent dropped as over the window (STDIN_ACK DROPPED)
         self.on_stdout: Callable[[bytes], None] | None = None
         self.on_stderr: Callable[[bytes], None] | None = None
 
@@ -119,8 +122,9 @@ class Process:
         deadline = self.client._deadline(timeout)
         view = memoryview(data)
         while view:
+            self._check_stdin(len(view))
             if self.status is not None:
-                raise AgentXError(f"pid {self.pid} ended ({self.status}) with {len(view)} stdin bytes unsent")
+                raise StdinClosed(f"pid {self.pid} ended ({self.status}) with {len(view)} stdin bytes unsent")
             room = STDIN_WINDOW - self.stdin_in_flight
             if room <= 0:
                 self.client._pump(deadline, f"STDIN_ACK credit for pid {self.pid}")
@@ -130,6 +134,12 @@ class Process:
                                    timeout=max(0.0, deadline - time.monotonic()))
             self.stdin_in_flight += len(chunk)
             view = view[len(chunk):]
+
+    def _check_stdin(self, unsent: int) -> None:
+        if self.stdin_dropped:
+            raise StdinDropped(f"agent dropped {self.stdin_dropped} stdin bytes of pid {self.pid} (window exceeded)")
+        if self.stdin_closed:
+            raise StdinClosed(f"stdin of pid {self.pid} is closed; {unsent} bytes not sent")
 
     def close_stdin(self, timeout: float | None = None) -> None:
         self.client.send_event(MsgType.STDIO, dict(pid=self.pid, stream=Stream.STDIN, flags=StdioFlag.EOF, data=b""),
@@ -168,7 +178,7 @@ class AgentClient:
         self.hello: Hello | None = None
         self.hellos: list[Hello] = []              # every unsolicited HELLO (one per (re)connect)
         self.unsolicited_errors: collections.deque[RemoteError] = collections.deque(maxlen=256)
-        self.protocol_errors: list[ProtocolError] = []   # bad frames *from* the agent
+        self.protocol_errors: collections.deque[ProtocolError] = collections.deque(maxlen=256)  # bad frames from the agent
         self._replies: dict[int, codec.Frame] = {}
         self._pending: set[int] = set()              # request ids still waiting for a reply
         self._failed: dict[int, ProtocolError] = {}  # their replies arrived broken
@@ -251,12 +261,18 @@ class AgentClient:
             if p:
                 p.status = ExitStatus(b["pid"], b["how"], b["code"])
                 p.eof_before_exit = all(p.eof.values())
+                del self._processes[b["pid"]]  # EXIT is its last frame; the pid may be reused
             else:
                 self._orphan_events.append(f)
         elif f.type == MsgType.STDIN_ACK:
             p = self._processes.get(f.body["pid"])
             if p:
-                p.stdin_in_flight = max(0, p.stdin_in_flight - f.body["bytes"])
+                b = f.body
+                p.stdin_in_flight = max(0, p.stdin_in_flight - b["bytes"])
+                if b["flags"] & StdinAckFlag.CLOSED:
+                    p.stdin_closed = True
+                if b["flags"] & StdinAckFlag.DROPPED:
+                    p.stdin_dropped += b["bytes"]
         elif f.type == MsgType.HELLO:
             h = Hello(**f.body)
             self.hello = h
@@ -404,7 +420,6 @@ class AgentClient:
                 p.write(input, timeout=timeout)
             p.close_stdin(timeout=timeout)
         status = p.wait(timeout)
-        self._processes.pop(p.pid, None)
         return Completed(status, bytes(p.stdout), bytes(p.stderr))
 
     def signal(self, pid: int, signo: int, timeout: float | None = None) -> None:

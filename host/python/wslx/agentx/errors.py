@@ -79,3 +79,11 @@ class AgentTimeout(AgentXError, TimeoutError):
 
 class ConnectionLost(AgentXError, ConnectionError):
     """The byte stream closed or failed; `reason` says why."""
+
+
+class StdinClosed(AgentXError, BrokenPipeError):
+    """The process's stdin is closed (or it ended): what was sent is dropped, nothing more can be."""
+
+
+class StdinDropped(AgentXError):
+    """The agent dropped stdin bytes sent beyond the STDIN_WINDOW credit (a host-side bug)."""

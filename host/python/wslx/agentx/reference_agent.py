@@ -20,15 +20,17 @@ import subprocess
 import threading
 import time
 
-from ..spec.agentx import (AgentKind, Capability, ErrorCode, ExecFlag, ExitHow, FrameFlag, MsgType, StdioFlag, Stream,
-                           EXIT_EOF_GRACE_MS, MAX_PAYLOAD, SHUTDOWN_GRACE_MAX_MS, SIGNAL_MAX, STDIN_WINDOW, STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN, BY_TYPE)
+from ..spec.agentx import (BY_TYPE, EXIT_EOF_GRACE_MS, MAX_PAYLOAD, SHUTDOWN_GRACE_MAX_MS, SIGNAL_MAX, STDIN_WINDOW,
+                           STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN, AgentKind, Capability, ErrorCode, ExecFlag,
+                           ExitHow, FrameFlag, MsgType, StdinAckFlag, StdioFlag, Stream)
 from . import codec
-from .errors import ProtocolError, InvalidMessage
+from .errors import ConnectionLost, InvalidMessage, ProtocolError
 from .transport import FdTransport
 
 CAPABILITIES = (Capability.EXEC | Capability.STDIN | Capability.SIGNAL | Capability.QUIESCE | Capability.SHUTDOWN
                 | Capability.CONFIG | Capability.PING)
 OUT_HIGH_WATER = 1 << 20     # stop reading children while this much output waits for the host
+CONTROL_READ_SIZE = 256 << 10  # per read of the control stream: bounds the replies one read can cause
 STDIN_QUEUE_MAX = STDIN_WINDOW  # the host never has more in flight (STDIN_ACK credits)
 MAX_PROCESSES = 64
 DEFAULT_PATH = "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
@@ -74,7 +76,12 @@ class ReferenceAgent:
     def _flush(self, block: bool = False, timeout: float = 5.0):
         deadline = time.monotonic() + timeout
         while self.out:
-            n = self.t.send_some(self.out)
+            try:
+                n = self.t.send_some(self.out)
+            except ConnectionLost:  # the host went away: nothing to deliver to any more
+                self.out.clear()
+                self.running = False
+                return
             del self.out[:n]
             if not block or not self.out:
                 return
@@ -91,6 +98,7 @@ class ReferenceAgent:
             while self.running:
                 self._update_backpressure()
                 waiting = self.out or any(c.exit_grace is not None for c in self.children.values())
+                self._update_control_reading()
                 events = self.sel.select(timeout=0.05 if waiting else 0.5)
                 for key, _ in events:
                     kind, child = key.data
@@ -114,6 +122,15 @@ class ReferenceAgent:
             self._flush(block=True, timeout=2.0)
             self.sel.close()
 
+    def _update_control_reading(self):
+        """A host that sends requests but does not read replies must not grow our memory:
+        stop reading its requests while the output backlog is above the high-water mark."""
+        reading = self.t.rfd in self.sel.get_map()
+        if len(self.out) > OUT_HIGH_WATER + MAX_PAYLOAD and reading:
+            self.sel.unregister(self.t.rfd)
+        elif len(self.out) <= OUT_HIGH_WATER and not reading:
+            self.sel.register(self.t.rfd, selectors.EVENT_READ, ("control", None))
+
     def _update_backpressure(self):
         pause = len(self.out) > OUT_HIGH_WATER
         if pause == self._paused_children:
@@ -128,7 +145,7 @@ class ReferenceAgent:
 
     def _read_control(self) -> bool:
         try:
-            data = os.read(self.t.rfd, 1 << 20)
+            data = os.read(self.t.rfd, CONTROL_READ_SIZE)
         except BlockingIOError:
             return True
         except OSError:
@@ -235,11 +252,18 @@ class ReferenceAgent:
             return self._error(ErrorCode.ESRCH, f"STDIO for unknown pid {b['pid']}", 0, f.type)
         if b["stream"] != Stream.STDIN:
             return self._error(ErrorCode.EINVAL, f"host can only send STDIN, not stream {b['stream']}", 0, f.type)
+        if b["flags"] & ~StdioFlag.EOF:
+            return self._error(ErrorCode.EINVAL, f"unknown STDIO flags 0x{b['flags']:x}", 0, f.type)
+        data = b["data"]
         if c.stdin_fd is None or c.stdin_eof:
-            return self._error(ErrorCode.EPIPE, f"stdin of pid {c.pid} is closed", 0, f.type)
-        if len(c.stdin_queue) + len(b["data"]) > STDIN_QUEUE_MAX:
+            if data:  # an EOF-only frame for a closed stdin is a no-op
+                self._ack_stdin(c, len(data), StdinAckFlag.CLOSED)
+                self._error(ErrorCode.EPIPE, f"stdin of pid {c.pid} is closed", 0, f.type)
+            return
+        if len(c.stdin_queue) + len(data) > STDIN_QUEUE_MAX:
+            self._ack_stdin(c, len(data), StdinAckFlag.DROPPED)
             return self._error(ErrorCode.EAGAIN, f"stdin queue of pid {c.pid} is full", 0, f.type)
-        c.stdin_queue += b["data"]
+        c.stdin_queue += data
         if b["flags"] & StdioFlag.EOF:
             c.stdin_eof = True
         self._write_stdin(c)
@@ -256,7 +280,9 @@ class ReferenceAgent:
         except BlockingIOError:
             pass
         except OSError:  # the child closed its stdin: drop what is queued
-            done += len(c.stdin_queue)
+            self._ack_stdin(c, done)
+            done = 0
+            self._ack_stdin(c, len(c.stdin_queue), StdinAckFlag.CLOSED)
             c.stdin_queue.clear()
             c.stdin_eof = True
         self._ack_stdin(c, done)
@@ -270,10 +296,10 @@ class ReferenceAgent:
             c.popen.stdin = None  # we closed it; keep Popen from closing it again
             c.stdin_fd = None
 
-    def _ack_stdin(self, c: _Child, n: int):
-        """Return stdin credit: these bytes left our queue (written, or dropped)."""
+    def _ack_stdin(self, c: _Child, n: int, flags: int = 0):
+        """Return stdin credit: these bytes were written (flags 0) or dropped (CLOSED, DROPPED)."""
         if n:
-            self._emit(MsgType.STDIN_ACK, dict(pid=c.pid, bytes=n))
+            self._emit(MsgType.STDIN_ACK, dict(pid=c.pid, bytes=n, flags=int(flags)))
 
     def _read_child(self, c: _Child, fd: int):
         stream = c.open_streams[fd]
@@ -320,7 +346,7 @@ class ReferenceAgent:
                 self.sel.unregister(c.stdin_fd)
             os.close(c.stdin_fd)
             c.popen.stdin = None
-            self._ack_stdin(c, len(c.stdin_queue))  # never written: give the credit back
+            self._ack_stdin(c, len(c.stdin_queue), StdinAckFlag.CLOSED)  # never written: give the credit back
             c.stdin_queue.clear()
         self.children.pop(c.pid, None)
         how, code = c.status
@@ -333,7 +359,7 @@ class ReferenceAgent:
             return self._error(ErrorCode.ESRCH, f"no running process {pid} started by this agent", f.request_id, f.type)
         if not 1 <= signo <= SIGNAL_MAX:
             return self._error(ErrorCode.EINVAL, f"invalid signal {signo}", f.request_id, f.type)
-        os.kill(pid, signo)
+        os.killpg(pid, signo)  # EXEC made it a session and group leader: reach its children too
         self._ok(f)
 
     def _on_quiesce(self, f):

@@ -26,7 +26,7 @@ def marker(generator: str) -> str:
 
 def _enum_prefix(enum_cls) -> str:
     return {"FrameFlag": "AGX_FLAG", "MsgType": "AGX_MSG", "Capability": "AGX_CAP", "AgentKind": "AGX_AGENT",
-            "ErrorCode": "AGX", "Stream": "AGX_STREAM", "StdioFlag": "AGX_STDIO", "ExecFlag": "AGX_EXEC",
+            "ErrorCode": "AGX", "Stream": "AGX_STREAM", "StdioFlag": "AGX_STDIO", "StdinAckFlag": "AGX_STDIN_ACK", "ExecFlag": "AGX_EXEC",
             "ExitHow": "AGX_EXIT", "MountFlag": "AGX_MOUNT", "UnmountFlag": "AGX_UNMOUNT",
             "ShutdownMode": "AGX_SHUTDOWN"}[enum_cls.__name__]
 

@@ -16,9 +16,9 @@ from typing import Callable
 
 from ..agentx import codec
 from ..agentx.client import AgentClient, Hello
-from ..agentx.errors import RemoteError
+from ..agentx.errors import RemoteError, StdinClosed
 from ..spec.agentx import (ARGV_MAX_COUNT, EXIT_EOF_GRACE_MS, HEADER_SIZE, MAGIC, MAX_PAYLOAD, PING_MAX_DATA,
-                           SHUTDOWN_GRACE_MAX_MS, SIGNAL_MAX, VERSION_MAX, Capability, ErrorCode, ExitHow, FrameFlag,
+                           SHUTDOWN_GRACE_MAX_MS, SIGNAL_MAX, STDIN_WINDOW, VERSION_MAX, Capability, ErrorCode, ExitHow, FrameFlag,
                            MsgType)
 
 
@@ -209,6 +209,24 @@ def stdin_flow_control_moves_megabytes(ctx: Context):
     check(len(r.stdout) == len(data), f"cat returned {len(r.stdout)} of {len(data)} bytes")
     check(r.stdout == data, "stdin bytes arrived altered or out of order")
     check(not ctx.client.unsolicited_errors, f"agent refused stdin: {list(ctx.client.unsolicited_errors)[:1]}")
+
+
+@case(Capability.EXEC | Capability.STDIN)
+def stdin_to_a_closed_stdin_is_reported(ctx: Context):
+    """Stdin for a process that closed its stdin comes back as STDIN_ACK CLOSED: the host gets a
+    typed error instead of waiting for credit forever."""
+    p = ctx.client.exec(["sh", "-c", "exec 0<&-; echo closed; sleep 5"], stdin=True, timeout=ctx.timeout)
+    try:
+        p.wait_for_output(b"closed", timeout=ctx.timeout)
+        try:
+            p.write(os.urandom(3 * STDIN_WINDOW), timeout=ctx.timeout)
+            raise ConformanceFailure("3 windows of stdin to a closed stdin were accepted")
+        except StdinClosed:
+            pass
+    finally:
+        p.signal(9, timeout=ctx.timeout)
+        p.wait(ctx.timeout)
+        ctx.client.unsolicited_errors.clear()  # the EPIPE errors that came with the CLOSED acks
 
 
 @case(Capability.EXEC)

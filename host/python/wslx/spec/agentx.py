@@ -155,6 +155,12 @@ class StdioFlag(enum.IntFlag):
     EOF = 0x01  # no more data on this stream; data may be empty
 
 
+class StdinAckFlag(enum.IntFlag):
+    """STDIN_ACK flags. Without flags the bytes were written to the process."""
+    CLOSED = 0x01   # the process's stdin is closed (or it ended): these bytes, and any sent later, are dropped
+    DROPPED = 0x02  # these bytes exceeded STDIN_WINDOW and were dropped
+
+
 class ExecFlag(enum.IntFlag):
     """EXEC flags."""
     STDIN_PIPE = 0x01        # stdin is fed by STDIO frames (else /dev/null)
@@ -183,7 +189,7 @@ class ShutdownMode(enum.IntEnum):
     REBOOT = 1
 
 
-ENUMS = [FrameFlag, MsgType, Capability, AgentKind, ErrorCode, Stream, StdioFlag, ExecFlag,
+ENUMS = [FrameFlag, MsgType, Capability, AgentKind, ErrorCode, Stream, StdioFlag, StdinAckFlag, ExecFlag,
          ExitHow, MountFlag, UnmountFlag, ShutdownMode]
 
 
@@ -259,7 +265,7 @@ SignalBody = Struct(
 )
 
 QuiesceBody = Struct(
-    "timeout_ms" / Int32ul * "how long to wait for in-flight work",
+    "timeout_ms" / Int32ul * "reserved for draining in-flight Portal work (agents without Portal producers ignore it)",
 )
 
 ShutdownBody = Struct(
@@ -287,8 +293,8 @@ ExitBody = Struct(
 
 StdinAckBody = Struct(
     "pid" / Int32ul * "process id",
-    "bytes" / Int32ul * "stdin bytes that left the agent's queue (written to the process, or dropped "
-                        "because its stdin closed): the host may send that many more",
+    "bytes" / Int32ul * "stdin bytes that left the agent's queue or were refused: the host may send that many more",
+    "flags" / Int32ul * "StdinAckFlag bits: why bytes were not delivered, if they were not",
 )
 
 QuiesceCompleteBody = Struct(
@@ -332,11 +338,13 @@ MESSAGES: list[Message] = [
             "Bytes of a process's stdin (host->agent) or stdout/stderr (agent->host). No reply; "
             "errors for bad stdin frames come back as ERROR with request_id 0. Stdin is credit-based: a host "
             "keeps at most STDIN_WINDOW bytes per process not yet acknowledged by STDIN_ACK; data beyond "
-            "the window gets ERROR EAGAIN and is dropped.",
+            "the window is dropped (STDIN_ACK DROPPED, and ERROR EAGAIN). Unknown flag bits get EINVAL; an "
+            "EOF-only frame for an already closed stdin is a no-op.",
             capability=Capability.EXEC,
             example=dict(pid=42, stream=Stream.STDOUT, flags=0, data=b"hi\n")),
     Message(MsgType.SIGNAL, "host->agent", "request", SignalBody,
-            "Deliver a signal to a process this agent started (ESRCH otherwise).",
+            "Deliver a signal to the process group of a process this agent started (each EXEC starts a new "
+            "session, so the signal reaches e.g. the children of `sh -c`); ESRCH otherwise.",
             replies=(MsgType.OK,) + _ERR, capability=Capability.SIGNAL,
             example=dict(pid=42, signo=15)),
     Message(MsgType.QUIESCE, "host->agent", "request", QuiesceBody,
@@ -373,8 +381,10 @@ MESSAGES: list[Message] = [
             "The agent is quiesced.",
             example=dict(flushed_regions=1, running_processes=0, elapsed_ns=1500000)),
     Message(MsgType.STDIN_ACK, "agent->host", "event", StdinAckBody,
-            "Stdin flow control: returns credit for STDIO stdin bytes the agent no longer holds.",
-            example=dict(pid=42, bytes=65536)),
+            "Stdin flow control: returns credit for STDIO stdin bytes the agent no longer holds. Every stdin "
+            "byte the host sends is acknowledged exactly once while the connection lasts: written (no flag), "
+            "dropped because stdin is closed (CLOSED), or refused as over the window (DROPPED).",
+            example=dict(pid=42, bytes=65536, flags=0)),
 ]
 
 BY_TYPE: dict[int, Message] = {int(m.type): m for m in MESSAGES}
