@@ -48,18 +48,40 @@ def binary() -> Path:
 
 
 class Agent:
-    """wslx-init in test mode on a socketpair, with a frame reader that times out."""
+    """wslx-init in test mode on a socketpair, with a frame reader that times out.
+    wrap: argv prefix to run the agent under (e.g. unshare); proc is then the wrapper."""
 
-    def __init__(self, binary: Path, env_extra: dict | None = None):
-        self.sock, theirs = socket.socketpair()
-        env = dict(os.environ, **(env_extra or {}))
-        self.proc = subprocess.Popen([str(binary), "--agent-fd", str(theirs.fileno())], pass_fds=[theirs.fileno()],
-                                     stdin=subprocess.DEVNULL, env=env)
-        theirs.close()
-        self.reader = codec.FrameReader()
+    def __init__(self, binary: Path | None, env_extra: dict | None = None, wrap: list[str] = ()):
         self.rid = 0
         self.pending: list[codec.Frame] = []  # events that arrived while waiting for a reply
         self.acked: dict[int, int] = {}  # STDIN_ACK bytes per pid, counted by recv()
+        self.acks: list[tuple[int, int, int]] = []  # every STDIN_ACK seen: (pid, bytes, flags)
+        self.reader = codec.FrameReader()
+        if binary is None:  # the caller sets sock and proc (see UnixHost)
+            return
+        self.sock, theirs = socket.socketpair()
+        env = dict(os.environ, **(env_extra or {}))
+        self.proc = subprocess.Popen([*wrap, str(binary), "--agent-fd", str(theirs.fileno())],
+                                     pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env)
+        theirs.close()
+
+    def drain_pending(self) -> list[codec.Frame]:
+        """The events kept while waiting for replies, STDIN_ACKs counted and left out."""
+        frames, self.pending = self.pending, []
+        for f in frames:
+            if f.type == T.STDIN_ACK:
+                self._count_ack(f)
+        return [f for f in frames if f.type != T.STDIN_ACK]
+
+    def _count_ack(self, f: codec.Frame) -> None:
+        assert f.request_id == 0 and not f.is_reply and f.body["bytes"] > 0, f
+        assert f.body["flags"] in (0, spec.StdinAckFlag.CLOSED, spec.StdinAckFlag.DROPPED), f
+        self.acked[f.body["pid"]] = self.acked.get(f.body["pid"], 0) + f.body["bytes"]
+        self.acks.append((f.body["pid"], f.body["bytes"], int(f.body["flags"])))
+
+    def acked_as(self, pid: int, flags: int) -> int:
+        """STDIN_ACK bytes of pid with exactly these flags."""
+        return sum(n for p, n, fl in self.acks if p == pid and fl == flags)
 
     def send_raw(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -76,8 +98,7 @@ class Agent:
         while True:
             f = self.pending.pop(0) if self.pending else self._recv_wire(timeout)
             if f.type == T.STDIN_ACK:
-                assert f.request_id == 0 and not f.is_reply and f.body["bytes"] > 0, f
-                self.acked[f.body["pid"]] = self.acked.get(f.body["pid"], 0) + f.body["bytes"]
+                self._count_ack(f)
                 if not acks:
                     continue
             return f
@@ -344,12 +365,22 @@ def test_stdin_discarded_is_acknowledged(agent, argv):
         f = agent.recv()
         if f.type == T.EXIT and f.body["pid"] == pid:
             break
-        if f.type == T.ERROR:  # a frame that came after stdin closed never entered the queue
+        if f.type == T.ERROR:  # a frame that came after stdin closed: STDIN_ACK CLOSED + EPIPE
             assert f.body["code"] == E.EPIPE and f.request_id == 0, f
             refused += spec.STDIO_MAX_DATA
             continue
         assert f.type == T.STDIO, f
-    assert refused < n and agent.acked[pid] == n - refused
+    # A chunk the agent reads only after it freed the slot is refused as an unknown pid (ESRCH,
+    # no credit: the process is gone). Everything else is acknowledged exactly once.
+    late = 0
+    agent.ping()  # everything sent before this PING has been handled once its PONG is back
+    for f in agent.drain_pending():
+        if f.type == T.ERROR and f.body["code"] == E.ESRCH:
+            late += spec.STDIO_MAX_DATA
+    assert refused < n and agent.acked[pid] + late == n
+    closed = agent.acked_as(pid, spec.StdinAckFlag.CLOSED)
+    assert closed >= refused and agent.acked_as(pid, 0) + closed + late == n
+    assert agent.acked_as(pid, spec.StdinAckFlag.DROPPED) == 0
 
 
 def test_stdin_queue_overflow_is_eagain(agent):
@@ -371,8 +402,10 @@ def test_stdin_queue_overflow_is_eagain(agent):
         if f.type == T.EXIT:
             break
         assert f.type in (T.ERROR, T.STDIO)
-    # what was accepted was acknowledged (written, or discarded at the reap); dropped was not
-    assert agent.acked[pid] == 20 * len(chunk) - dropped
+    # all of it acknowledged: written, discarded at the reap (CLOSED), or refused (DROPPED)
+    assert agent.acked[pid] == 20 * len(chunk)
+    assert agent.acked_as(pid, spec.StdinAckFlag.DROPPED) == dropped
+    assert agent.acked_as(pid, 0) + agent.acked_as(pid, spec.StdinAckFlag.CLOSED) == 20 * len(chunk) - dropped
     agent.ping()
 
 
@@ -380,12 +413,195 @@ def test_stdio_errors(agent):
     agent.send(T.STDIO, {"pid": 999999, "stream": 0, "flags": 0, "data": b"x"}, request_id=0)
     f = agent.expect(T.ERROR)
     assert f.body["code"] == E.ESRCH and f.request_id == 0
+    agent.ping()
+    assert 999999 not in agent.acked  # unknown pid: ESRCH only, no STDIN_ACK
     pid = agent.exec(["sleep", "100"], flags=spec.ExecFlag.STDIN_PIPE)
     agent.send(T.STDIO, {"pid": pid, "stream": 1, "flags": 0, "data": b"x"}, request_id=0)
     f = agent.expect(T.ERROR)
     assert f.body["code"] == E.EINVAL and f.request_id == 0
+    agent.send(T.STDIO, {"pid": pid, "stream": 0, "flags": 0x80, "data": b"x"}, request_id=0)
+    f = agent.expect(T.ERROR)
+    assert f.body["code"] == E.EINVAL and f.request_id == 0
     agent.request(T.SIGNAL, {"pid": pid, "signo": 9}, T.OK)
     agent.collect(pid)
+
+
+def _stdin_closed_ack(agent, pid, n):
+    """After n bytes of stdin to pid whose stdin is closed: STDIN_ACK {n, CLOSED} and ERROR EPIPE."""
+    f = agent.recv(acks=True)
+    assert f.type == T.STDIN_ACK and f.body == {"pid": pid, "bytes": n, "flags": spec.StdinAckFlag.CLOSED}, f
+    f = agent.expect(T.ERROR)
+    assert f.body["code"] == E.EPIPE and f.request_id == 0 and f.body["request_type"] == T.STDIO
+
+
+def test_stdin_to_closed_or_unpiped_stdin(agent):
+    # not a pipe: data is acknowledged as CLOSED with EPIPE; an EOF-only frame is a silent no-op
+    pid = agent.exec(["sleep", "100"])
+    agent.send(T.STDIO, {"pid": pid, "stream": 0, "flags": 0, "data": b"abc"}, request_id=0)
+    _stdin_closed_ack(agent, pid, 3)
+    agent.send(T.STDIO, {"pid": pid, "stream": 0, "flags": spec.StdioFlag.EOF, "data": b""}, request_id=0)
+    agent.ping()
+    assert agent.drain_pending() == []
+    agent.request(T.SIGNAL, {"pid": pid, "signo": 9}, T.OK)
+    agent.collect(pid)
+    # stdin the host closed: later data gets CLOSED + EPIPE, a second EOF nothing
+    pid = agent.exec(["sleep", "100"], flags=spec.ExecFlag.STDIN_PIPE)
+    agent.send(T.STDIO, {"pid": pid, "stream": 0, "flags": spec.StdioFlag.EOF, "data": b"x"}, request_id=0)
+    agent.send(T.STDIO, {"pid": pid, "stream": 0, "flags": spec.StdioFlag.EOF, "data": b""}, request_id=0)
+    agent.ping()
+    assert agent.drain_pending() == [] and agent.acks[-1] == (pid, 1, 0)
+    agent.send(T.STDIO, {"pid": pid, "stream": 0, "flags": spec.StdioFlag.EOF, "data": b"yz"}, request_id=0)
+    _stdin_closed_ack(agent, pid, 2)
+    agent.request(T.SIGNAL, {"pid": pid, "signo": 9}, T.OK)
+    agent.collect(pid)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_child_closing_stdin_does_not_spin(agent):
+    # the reader of the stdin pipe goes away: EPOLLERR on our write end must not busy-loop the agent
+    pid = agent.exec(["sh", "-c", "exec 0<&-; echo closed; sleep 3"], flags=spec.ExecFlag.STDIN_PIPE)
+    f = agent.expect(T.STDIO)
+    assert f.body["data"] == b"closed\n"
+    c0 = _cpu_seconds(agent.proc.pid)
+    time.sleep(2.0)
+    used = _cpu_seconds(agent.proc.pid) - c0
+    assert used < 0.3, f"agent used {used:.2f} s of CPU in 2 s while idle"
+    agent.send(T.STDIO, {"pid": pid, "stream": 0, "flags": 0, "data": b"late"}, request_id=0)
+    _stdin_closed_ack(agent, pid, 4)
+    agent.request(T.SIGNAL, {"pid": pid, "signo": 9}, T.OK)
+    out, _, ex = agent.collect(pid)
+    assert ex["code"] == 9 and agent.acked[pid] == 4
+
+
+def test_backpressure_with_exited_child_does_not_spin(agent):
+    # the host does not read; the child exits with output left in its pipe (EPOLLHUP): no busy loop,
+    # and once the host reads, every byte arrives, then the EOFs and EXIT
+    size = 1_500_000
+    c0 = _cpu_seconds(agent.proc.pid)
+    rid = agent.send(T.EXEC, {"flags": 0, "argv": ["head", "-c", str(size), "/dev/zero"], "env": [], "cwd": ""})
+    time.sleep(3.0)
+    used = _cpu_seconds(agent.proc.pid) - c0
+    assert used < 0.3, f"agent used {used:.2f} s of CPU in 3 s while the host did not read"
+    f = agent.expect(T.EXEC_STARTED, rid)
+    out, err, ex = agent.collect(f.body["pid"], timeout=10)
+    assert (len(out), out.count(0), err, ex["code"]) == (size, size, b"", 0)
+
+
+class UnixHost:
+    """wslx-init --no-setup --connect-unix PATH: the test plays the host on a listening AF_UNIX
+    socket, so it can drop the connection and take the agent's next one."""
+
+    def __init__(self, binary: Path, path: Path):
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(path))
+        self.listener.listen(1)
+        self.proc = subprocess.Popen([str(binary), "--no-setup", "--connect-unix", str(path)],
+                                     stdin=subprocess.DEVNULL)
+
+    def accept(self, timeout: float = TIMEOUT) -> Agent:
+        self.listener.settimeout(timeout)
+        conn, _ = self.listener.accept()
+        conn.settimeout(None)
+        a = Agent(None)
+        a.sock, a.proc = conn, self.proc
+        a.hello = a.expect(T.HELLO)
+        return a
+
+    def close(self) -> None:
+        self.listener.close()
+        if self.proc.poll() is None:
+            self.proc.kill()  # children die with it (PR_SET_PDEATHSIG)
+        self.proc.wait(timeout=5)
+
+
+def test_reconnect_gives_the_new_host_a_whole_stdin_window(binary, tmp_path):
+    # bytes a lost connection left in the stdin queue are neither acknowledged to the next host nor
+    # counted against its window: it may send STDIN_WINDOW bytes at once
+    host = UnixHost(binary, tmp_path / "agentx.sock")
+    try:
+        a = host.accept()
+        pid = a.exec(["sleep", "100"], flags=spec.ExecFlag.STDIN_PIPE)  # never reads its stdin
+        W, chunk = spec.STDIN_WINDOW, spec.STDIO_MAX_DATA
+
+        def feed(agent, byte: bytes, total: int) -> None:
+            for i in range(0, total, chunk):
+                agent.send(T.STDIO, {"pid": pid, "stream": 0, "flags": 0, "data": byte * min(chunk, total - i)},
+                           request_id=0)
+
+        feed(a, b"a", W)  # a full window: the pipe takes 64 KiB, the queue keeps the rest
+        a.ping()
+        assert a.drain_pending() == []
+        a.sock.close()
+
+        b = host.accept()
+        feed(b, b"b", W)  # the new host's own window
+        b.ping()
+        assert b.drain_pending() == [], "the new host's first window was refused"
+        b.send(T.STDIO, {"pid": pid, "stream": 0, "flags": 0, "data": b"c" * chunk}, request_id=0)
+        f = b.recv(acks=True)  # beyond the window: acknowledged as DROPPED, with EAGAIN
+        assert f.type == T.STDIN_ACK and f.body == {"pid": pid, "bytes": chunk, "flags": spec.StdinAckFlag.DROPPED}
+        f = b.expect(T.ERROR)
+        assert f.body["code"] == E.EAGAIN and f.request_id == 0
+        b.request(T.SIGNAL, {"pid": pid, "signo": 9}, T.OK)
+        assert b.collect(pid)[2]["code"] == 9
+        # the new host got credit for exactly what it sent (its queued window discarded at the
+        # reap: CLOSED); nothing of the old host's
+        assert b.acked[pid] == W + chunk
+        assert b.acked_as(pid, spec.StdinAckFlag.CLOSED) == W
+        assert b.acked_as(pid, spec.StdinAckFlag.DROPPED) == chunk
+        b.request(T.SHUTDOWN, {"mode": spec.ShutdownMode.POWEROFF, "grace_ms": 0}, T.OK)
+        assert host.proc.wait(timeout=5) == 0
+    finally:
+        host.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("setsid"),
+                    reason="needs root and unshare(1) for a pid namespace whose ns_last_pid can be set")
+def test_pid_reuse_while_old_slot_relays_its_tail(binary):
+    # the agent in a fresh pid namespace (as pid 2: a shell is its pid 1), where ns_last_pid makes the
+    # kernel hand a reaped process's pid to the next EXEC while the old slot still waits out the EXIT
+    # grace for a background child holding its stdout
+    a = Agent(binary, wrap=["unshare", "--pid", "--fork", "sh", "-c", '"$@"; exit $?', "sh"])
+    try:
+        try:
+            a.expect(T.HELLO)
+        except (EOFError, TimeoutError):
+            pytest.skip("could not start the agent in a new pid namespace")
+        # the background child leaves the session (else the pid stays in use as its sid/pgid)
+        old = a.exec(["sh", "-c", "setsid sleep 5 & exit 0"])
+        time.sleep(0.1)  # reaped; its EXIT waits AGX_EXIT_EOF_GRACE_MS for the background sleep
+        setter = a.exec(["sh", "-c", f"echo {old - 1} > /proc/sys/kernel/ns_last_pid"])
+        assert a.collect(setter)[2]["code"] == 0
+        new = a.exec(["sh", "-c", "read line; echo got $line; sleep 100"], flags=spec.ExecFlag.STDIN_PIPE)
+        if new != old:
+            a.request(T.SIGNAL, {"pid": new, "signo": 9}, T.OK)
+            pytest.skip(f"pid {old} was not reused (got {new})")
+        # stdin and SIGNAL go to the live process, not to the reaped slot holding the same pid;
+        # the reap of the new process is matched to its own slot (else its EXIT never comes)
+        a.send(T.STDIO, {"pid": new, "stream": 0, "flags": 0, "data": b"hi\n"}, request_id=0)
+        out, exits = bytearray(), []
+        while b"got hi\n" not in out:
+            f = a.recv()
+            assert f.type in (T.STDIO, T.EXIT) and f.body["pid"] == old, f
+            if f.type == T.EXIT:
+                exits.append((f.body["how"], f.body["code"]))
+            else:
+                out += f.body["data"]
+        a.request(T.SIGNAL, {"pid": new, "signo": 9}, T.OK)
+        while len(exits) < 2:
+            f = a.recv()
+            assert f.type in (T.STDIO, T.EXIT) and f.body["pid"] == old, f
+            if f.type == T.EXIT:
+                exits.append((f.body["how"], f.body["code"]))
+        assert sorted(exits) == [(spec.ExitHow.EXITED, 0), (spec.ExitHow.SIGNALED, 9)]
+        assert a.acks == [(new, 3, 0)]
+    finally:
+        a.close()
 
 
 def test_signal(agent):
@@ -744,3 +960,32 @@ def test_modules_vsock_transport_choice(binary, tmp_path):
         assert "CPUID" in log[0] or "x86" in log[0]
         assert loaded == ["vsock", "vmw_vsock_virtio_transport_common", "vmw_vsock_virtio_transport", "virtio_pmem"]
     assert ("Hyper-V" in log[0]) == _is_hyperv()
+
+
+@pytest.mark.parametrize("assume", ["hyperv", "other"])
+def test_modules_assume_hypervisor(binary, tmp_path, assume):
+    # both branches of the vsock transport choice, whatever this host is
+    names = ["vsock", "vmw_vsock_virtio_transport_common", "vmw_vsock_virtio_transport", "hv_vmbus", "hv_sock",
+             "hyperv_keyboard", "virtio_pmem"]
+    lst = tmp_path / "modules.load"
+    lst.write_text("".join(f"/lib/modules/{n}.ko\n" for n in names))
+    r = subprocess.run([str(binary), "--assume-hypervisor", assume, "--modules-dry-run", str(lst)],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    loaded = [Path(p).stem for p in r.stdout.split()]
+    log = [line for line in r.stderr.splitlines() if "modules:" in line]
+    assert len(log) == 1 and f"--assume-hypervisor {assume}" in log[0], r.stderr
+    if assume == "hyperv":
+        assert "Hyper-V" in log[0] and "skipping vmw_vsock_virtio_transport" in log[0]
+        assert loaded == ["vsock", "hv_vmbus", "hv_sock", "hyperv_keyboard", "virtio_pmem"]
+    else:
+        assert "virtio vsock" in log[0] and "skipping hv_* and hyperv*" in log[0]
+        assert loaded == ["vsock", "vmw_vsock_virtio_transport_common", "vmw_vsock_virtio_transport", "virtio_pmem"]
+
+
+def test_modules_assume_hypervisor_bad_usage(binary, tmp_path):
+    lst = tmp_path / "modules.load"
+    lst.write_text("/lib/modules/vsock.ko\n")
+    r = subprocess.run([str(binary), "--assume-hypervisor", "kvm", "--modules-dry-run", str(lst)],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and not r.stdout

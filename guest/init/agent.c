@@ -153,13 +153,13 @@ void send_exec_started(uint32_t rid, uint32_t pid)
                  agx_exec_started_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &m));
 }
 
-int send_stdin_ack(uint32_t pid, uint32_t bytes, int force)
+int send_stdin_ack(uint32_t pid, uint32_t bytes, uint32_t flags, int force)
 {
     /* small and retried later: never push the buffer into the room kept for replies */
     if (!force && out_pending() + 2u * AGX_MAX_FRAME > OUT_CAP) return -1;
     uint8_t *f = frame_begin();
     if (!f) return -1;
-    struct agx_stdin_ack m = {.pid = pid, .bytes = bytes};
+    struct agx_stdin_ack m = {.pid = pid, .bytes = bytes, .flags = flags};
     frame_commit(f, AGX_MSG_STDIN_ACK, 0, 0, agx_stdin_ack_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &m));
     return 0;
 }
@@ -668,7 +668,7 @@ void agent_run(void)
                 break;
             case EV_SIGNALFD: handle_signalfd(); break;
             case EV_PROC_OUT: proc_on_output(idx, stream); break;
-            case EV_PROC_IN: proc_on_stdin_writable(idx); break;
+            case EV_PROC_IN: proc_on_stdin_writable(idx, e); break;
             }
         }
         proc_timers();

@@ -36,6 +36,8 @@ void transport_init(const char *cmdline);
 /* One connection attempt (called at boot and every retry tick while disconnected).
  * Returns a non-blocking fd or -1. desc receives a human description. */
 int transport_try_connect(char *desc, size_t cap);
+/* Host test mode (--connect-unix PATH): dial an AF_UNIX stream socket instead (after transport_init). */
+void transport_force_unix(const char *path);
 /* The connected channel went away: forget it (the kind stays chosen). */
 void transport_disconnected(void);
 const char *transport_kind_name(void);
@@ -63,9 +65,9 @@ void send_ok(uint32_t rid);
 void send_stdio(uint32_t pid, uint8_t stream, uint8_t flags, const uint8_t *data, uint32_t len);
 void send_exit(uint32_t pid, uint8_t how, int32_t code);
 void send_exec_started(uint32_t rid, uint32_t pid);
-/* STDIN_ACK event. 0 when queued; -1 when disconnected or (unless force) when the output
- * buffer is too full right now (the caller keeps the credit and retries). */
-int send_stdin_ack(uint32_t pid, uint32_t bytes, int force);
+/* STDIN_ACK event (flags: AGX_STDIN_ACK_*). 0 when queued; -1 when disconnected or (unless force)
+ * when the output buffer is too full right now (the caller keeps the credit and retries). */
+int send_stdin_ack(uint32_t pid, uint32_t bytes, uint32_t flags, int force);
 /* Blocking best-effort flush of queued output (SHUTDOWN), bounded by timeout_ms. */
 void agent_flush_blocking(int timeout_ms);
 
@@ -76,7 +78,8 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defaul
 void proc_stdin(uint32_t rid, const struct agx_stdio *m);
 void proc_signal(uint32_t rid, const struct agx_signal *m);
 void proc_on_output(uint32_t idx, uint32_t stream);
-void proc_on_stdin_writable(uint32_t idx);
+/* epoll reported events (EPOLLOUT, or EPOLLERR: the process closed its stdin) on a stdin pipe */
+void proc_on_stdin_writable(uint32_t idx, uint32_t events);
 void proc_reap(void);
 /* Enable/disable reading child output (backpressure). */
 void proc_set_reading(int on);
@@ -100,7 +103,8 @@ void mounts_handle_unmount(uint32_t rid, const struct agx_unmount *m);
 /* ---- modules.c ---- */
 void modules_load(const char *list_path);
 /* Host test aid (--modules-dry-run): log the transport choice, print the paths that would load. */
-void modules_dry_run(const char *list_path);
+/* assume: -1 detect with CPUID, 1 Hyper-V, 0 anything else (--assume-hypervisor, test aid). */
+void modules_dry_run(const char *list_path, int assume);
 
 /* ---- power.c ---- */
 uint32_t power_flush_pmem(void);

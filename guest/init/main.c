@@ -6,9 +6,11 @@
  *   wslx-init --no-setup [--cmdline STR]
  *                                 like PID 1 (transport selection, reconnects) minus mounts, modules and
  *                                 power off; STR replaces /proc/cmdline
- *   wslx-init --modules-dry-run LIST
+ *   wslx-init --no-setup --connect-unix PATH
+ *                                 the same, dialling the AF_UNIX stream socket PATH (host tests of reconnects)
+ *   wslx-init [--assume-hypervisor hyperv|other] --modules-dry-run LIST
  *                                 print the modules of LIST this machine would load (Hyper-V or virtio
- *                                 vsock set) and exit
+ *                                 vsock set) and exit; --assume-hypervisor replaces the CPUID detection
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,6 +22,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "init.h"
@@ -32,8 +35,8 @@ static void usage(void)
             "wslx-init " WSLX_INIT_VERSION ": PID 1 and AgentX agent of WSLX Linux guests\n"
             "usage: wslx-init                       (as PID 1)\n"
             "       wslx-init --agent-fd N          serve AgentX on fd N (host test mode)\n"
-            "       wslx-init --no-setup [--cmdline STR]\n"
-            "       wslx-init --modules-dry-run LIST\n");
+            "       wslx-init --no-setup [--cmdline STR | --connect-unix PATH]\n"
+            "       wslx-init [--assume-hypervisor hyperv|other] --modules-dry-run LIST\n");
 }
 
 static void read_cmdline(char *buf, size_t cap)
@@ -76,8 +79,8 @@ static void test_sandbox(void)
 int main(int argc, char **argv)
 {
     static char cmdline[4096];
-    const char *cmdline_arg = NULL;
-    int no_setup = 0;
+    const char *cmdline_arg = NULL, *unix_path = NULL, *dry_run_list = NULL;
+    int no_setup = 0, assume_hv = -1;
 
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--agent-fd") && i + 1 < argc) {
@@ -92,10 +95,24 @@ int main(int argc, char **argv)
             no_setup = 1;
         } else if (!strcmp(argv[i], "--cmdline") && i + 1 < argc) {
             cmdline_arg = argv[++i];
+        } else if (!strcmp(argv[i], "--connect-unix") && i + 1 < argc && getpid() != 1) {
+            unix_path = argv[++i];
+            if (strlen(unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+                fprintf(stderr, "wslx-init: --connect-unix %s: path too long\n", unix_path);
+                return 2;
+            }
         } else if (!strcmp(argv[i], "--modules-dry-run") && i + 1 < argc && getpid() != 1) {
             /* which modules of a modules.load list this machine would load (vsock transport choice) */
-            modules_dry_run(argv[++i]);
-            return 0;
+            dry_run_list = argv[++i];
+        } else if (!strcmp(argv[i], "--assume-hypervisor") && i + 1 < argc && getpid() != 1) {
+            /* host tests: force the detection result to test both module sets */
+            i++;
+            if (!strcmp(argv[i], "hyperv")) assume_hv = 1;
+            else if (!strcmp(argv[i], "other")) assume_hv = 0;
+            else {
+                fprintf(stderr, "wslx-init: --assume-hypervisor %s: expected hyperv or other\n", argv[i]);
+                return 2;
+            }
         } else if (!strcmp(argv[i], "--version")) {
             printf("wslx-init " WSLX_INIT_VERSION "\n");
             return 0;
@@ -103,6 +120,15 @@ int main(int argc, char **argv)
             usage();
             return 2;
         } /* as PID 1, ignore whatever the kernel passed on */
+    }
+
+    if (dry_run_list) {
+        modules_dry_run(dry_run_list, assume_hv);
+        return 0;
+    }
+    if (assume_hv >= 0 || (unix_path && !no_setup)) {
+        usage(); /* --assume-hypervisor goes with --modules-dry-run, --connect-unix with --no-setup */
+        return 2;
     }
 
     if (g_opts.agent_fd >= 0 || no_setup || getpid() != 1) {
@@ -118,6 +144,7 @@ int main(int argc, char **argv)
         if (cmdline_arg) snprintf(cmdline, sizeof cmdline, "%s", cmdline_arg);
         else read_cmdline(cmdline, sizeof cmdline);
         transport_init(cmdline);
+        if (unix_path) transport_force_unix(unix_path);
         agent_run();
     }
 

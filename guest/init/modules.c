@@ -82,13 +82,20 @@ static void load_one(const char *path)
     close(fd);
 }
 
-/* dry_run: print what would be loaded (one path a line on stdout) instead of loading. */
-static void modules_run(const char *list_path, int dry_run)
+/* dry_run: print what would be loaded (one path a line on stdout) instead of loading.
+ * assume: -1 detect, else the detection result forced by the host tests (1 Hyper-V, 0 other). */
+static void modules_run(const char *list_path, int dry_run, int assume)
 {
     FILE *f = fopen(list_path, "re");
     if (!f) return;
     char why[128];
-    int hyperv = detect_hyperv(why, sizeof why);
+    int hyperv;
+    if (assume < 0) {
+        hyperv = detect_hyperv(why, sizeof why);
+    } else {
+        hyperv = assume;
+        snprintf(why, sizeof why, "--assume-hypervisor %s", hyperv ? "hyperv" : "other");
+    }
     wlog("modules: %s (%s): skipping %s", hyperv ? "Hyper-V vsock (hv_sock)" : "virtio vsock", why,
          hyperv ? "vmw_vsock_virtio_transport*" : "hv_* and hyperv* modules");
     char line[4096];
@@ -106,6 +113,6 @@ static void modules_run(const char *list_path, int dry_run)
     if (dry_run) fflush(stdout);
 }
 
-void modules_load(const char *list_path) { modules_run(list_path, 0); }
+void modules_load(const char *list_path) { modules_run(list_path, 0, -1); }
 
-void modules_dry_run(const char *list_path) { modules_run(list_path, 1); }
+void modules_dry_run(const char *list_path, int assume) { modules_run(list_path, 1, assume); }

@@ -20,9 +20,10 @@
 
 #include "init.h"
 
-/* Per process stdin queue: AGX_STDIN_WINDOW bytes (the most a host may have unacknowledged);
- * a STDIO frame that does not fit gets EAGAIN. */
-#define STDIN_QUEUE_CAP AGX_STDIN_WINDOW
+/* Per process stdin queue. The current connection may have AGX_STDIN_WINDOW bytes in it; bytes a
+ * lost connection left behind (ack_skip) take up to another window, so the queue holds 2 windows.
+ * A STDIO frame beyond the window is dropped: STDIN_ACK DROPPED + ERROR EAGAIN. */
+#define STDIN_QUEUE_CAP (2u * AGX_STDIN_WINDOW)
 #define PIPE_SIZE (1u << 20)              /* larger stdout pipes: fewer wakeups for bulk output */
 #define DEFAULT_PATH "PATH=/bin:/sbin:/usr/bin:/usr/sbin"
 
@@ -36,13 +37,16 @@ struct proc {
     int reaped;
     int status;
     int stdin_piped;
-    int stdin_eof;    /* host sent EOF: close once the queue drains */
-    int stdin_out_registered;
+    int stdin_eof;    /* host sent EOF (close once the queue drains), or stdin is closed */
+    int stdin_out_registered; /* fd[0] is watched for EPOLLOUT (queue not empty) */
+    int out_registered[3];    /* fd[1], fd[2] are in the epoll set (only while reading: see proc_set_reading) */
     uint8_t *inq;
     size_t inq_len;
-    /* STDIN_ACK bookkeeping: bytes that left the queue and are not yet acknowledged, and
-     * bytes still to leave that a previous connection sent (never acknowledged to a new host) */
-    uint32_t ack_pending;
+    /* STDIN_ACK bookkeeping: bytes not yet acknowledged, by why they left (ACK_WRITTEN: written
+     * to the pipe, ACK_CLOSED: discarded, stdin closed or process ended, ACK_DROPPED: refused as
+     * over the window), and bytes at the head of the queue that a previous connection sent
+     * (never acknowledged to a new host, and not part of its window) */
+    size_t ack_pending[3];
     size_t ack_skip;
     /* reaped with an output stream still open: deadline (CLOCK_MONOTONIC ns) for its EOFs */
     uint64_t eof_deadline;
@@ -58,8 +62,20 @@ void proc_init(void)
     for (int i = 0; i < PROC_MAX; i++) procs[i].used = 0;
 }
 
+/* The live (not yet reaped) slot of pid. A reaped slot may still relay its output tail while
+ * the kernel already gave the pid to a new process of ours: both slots then carry that pid. */
+static struct proc *find_live(uint32_t pid)
+{
+    for (int i = 0; i < PROC_MAX; i++)
+        if (procs[i].used && !procs[i].reaped && (uint32_t)procs[i].pid == pid) return &procs[i];
+    return NULL;
+}
+
+/* pid's slot for host requests: the live one if any, else one that is reaped but not yet gone. */
 static struct proc *find_pid(uint32_t pid)
 {
+    struct proc *p = find_live(pid);
+    if (p) return p;
     for (int i = 0; i < PROC_MAX; i++)
         if (procs[i].used && (uint32_t)procs[i].pid == pid) return &procs[i];
     return NULL;
@@ -73,27 +89,43 @@ unsigned proc_running(void)
     return n;
 }
 
-/* n bytes left the stdin queue (written or discarded): they become STDIN_ACK credit, except
- * bytes a previous connection sent. */
-static void stdin_left(struct proc *p, size_t n)
+enum { ACK_WRITTEN, ACK_CLOSED, ACK_DROPPED };
+static const uint32_t ack_flags[3] = {0, AGX_STDIN_ACK_CLOSED, AGX_STDIN_ACK_DROPPED};
+
+/* n bytes left the stdin queue (written, or discarded as ACK_CLOSED): they become STDIN_ACK
+ * credit, except bytes a previous connection sent. */
+static void stdin_left(struct proc *p, size_t n, int why)
 {
     size_t skip = n < p->ack_skip ? n : p->ack_skip;
     p->ack_skip -= skip;
-    p->ack_pending += (uint32_t)(n - skip);
+    p->ack_pending[why] += n - skip;
 }
 
-/* Send the pending STDIN_ACK; if the output buffer has no room it stays pending and
- * proc_flush_acks retries. force: send even into a nearly full buffer (slot about to go). */
+/* Send the pending STDIN_ACKs (one per kind: written, closed, dropped, in that order); if the
+ * output buffer has no room they stay pending and proc_flush_acks retries. force: send even into
+ * a nearly full buffer (slot about to go). */
 static void ack_flush(struct proc *p, int force)
 {
-    if (!p->ack_pending) return;
-    if (!agent_connected()) {
-        p->ack_pending = 0; /* nobody to credit */
-        return;
+    for (int k = 0; k < 3; k++) {
+        while (p->ack_pending[k]) {
+            if (!agent_connected()) {
+                p->ack_pending[0] = p->ack_pending[1] = p->ack_pending[2] = 0; /* nobody to credit */
+                return;
+            }
+            uint32_t n = p->ack_pending[k] > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)p->ack_pending[k];
+            if (send_stdin_ack((uint32_t)p->pid, n, ack_flags[k], force) < 0) return;
+            p->ack_pending[k] -= n;
+        }
     }
-    if (send_stdin_ack((uint32_t)p->pid, p->ack_pending, force) == 0) p->ack_pending = 0;
 }
 
+static int ack_owed(const struct proc *p)
+{
+    return p->ack_pending[0] || p->ack_pending[1] || p->ack_pending[2];
+}
+
+/* Our stdin write end goes: stdin is closed for good (later STDIO data gets CLOSED + EPIPE), the
+ * queued bytes are discarded and acknowledged as CLOSED. */
 static void close_stdin(struct proc *p)
 {
     if (p->fd[0] >= 0) {
@@ -101,7 +133,8 @@ static void close_stdin(struct proc *p)
         close(p->fd[0]);
         p->fd[0] = -1;
     }
-    stdin_left(p, p->inq_len); /* discarded: the host gets its credit back */
+    p->stdin_eof = 1;
+    stdin_left(p, p->inq_len, ACK_CLOSED);
     free(p->inq);
     p->inq = NULL;
     p->inq_len = 0;
@@ -124,10 +157,26 @@ static void maybe_exit(struct proc *p)
     p->used = 0;
 }
 
+/* Watch (or stop watching) an output pipe. While the host is slow the pipes leave the epoll set
+ * altogether: a pipe whose writers are gone reports EPOLLHUP whatever events are asked for. */
+static void out_watch(struct proc *p, int s, int on)
+{
+    if (p->fd[s] < 0 || on == p->out_registered[s]) return;
+    if (on) {
+        if (ev_add(p->fd[s], EPOLLIN, ev_tag(EV_PROC_OUT, (uint32_t)(p - procs), (uint32_t)s)) < 0) {
+            wlog("epoll add pipe of process %d: %s", (int)p->pid, strerror(errno));
+            return;
+        }
+    } else {
+        ev_del(p->fd[s]);
+    }
+    p->out_registered[s] = on;
+}
+
 static void stream_eof(struct proc *p, int s)
 {
     if (p->fd[s] >= 0) {
-        ev_del(p->fd[s]);
+        out_watch(p, s, 0);
         close(p->fd[s]);
         p->fd[s] = -1;
     }
@@ -143,8 +192,7 @@ void proc_set_reading(int on)
     reading = on;
     for (int i = 0; i < PROC_MAX; i++) {
         if (!procs[i].used) continue;
-        for (int s = 1; s <= 2; s++)
-            if (procs[i].fd[s] >= 0) ev_mod(procs[i].fd[s], on ? EPOLLIN : 0, ev_tag(EV_PROC_OUT, (uint32_t)i, (uint32_t)s));
+        for (int s = 1; s <= 2; s++) out_watch(&procs[i], s, on);
     }
 }
 
@@ -203,15 +251,14 @@ static void stdin_pump(struct proc *p)
     if (off) {
         memmove(p->inq, p->inq + off, p->inq_len - off);
         p->inq_len -= off;
-        stdin_left(p, off);
+        stdin_left(p, off, ACK_WRITTEN);
     }
     if (p->fd[0] < 0) {
         ack_flush(p, 0);
         return;
     }
     if (broken || (!p->inq_len && p->stdin_eof)) {
-        /* the rest is discarded (and acknowledged); further STDIO gets EPIPE */
-        p->stdin_eof = 1;
+        /* the rest is discarded (acknowledged as CLOSED); further STDIO gets CLOSED + EPIPE */
         close_stdin(p);
         return;
     }
@@ -223,10 +270,15 @@ static void stdin_pump(struct proc *p)
     }
 }
 
-void proc_on_stdin_writable(uint32_t idx)
+void proc_on_stdin_writable(uint32_t idx, uint32_t events)
 {
     if (idx >= PROC_MAX || !procs[idx].used) return;
-    stdin_pump(&procs[idx]);
+    struct proc *p = &procs[idx];
+    if (p->fd[0] < 0) return;
+    stdin_pump(p);
+    /* EPOLLERR (and EPOLLHUP) come whatever was asked for once the process closed its stdin:
+     * a broken pipe, even with nothing queued (else the loop would spin on it) */
+    if (p->fd[0] >= 0 && (events & (EPOLLERR | EPOLLHUP))) close_stdin(p);
 }
 
 #define ERR_STDIN_CLOSED AGX_EPIPE
@@ -247,23 +299,36 @@ void proc_stdin(uint32_t rid, const struct agx_stdio *m)
         send_error(0, AGX_MSG_STDIO, AGX_ESRCH, "no process %u", (unsigned)m->pid);
         return;
     }
+    /* from here on every data byte is acknowledged exactly once: written, CLOSED or DROPPED */
     if (!p->stdin_piped || p->fd[0] < 0 || p->stdin_eof) {
-        if (m->data.len)
+        if (m->data.len) { /* an EOF-only frame for a closed stdin is a no-op */
+            p->ack_pending[ACK_CLOSED] += m->data.len;
+            ack_flush(p, 0);
             send_error(0, AGX_MSG_STDIO, ERR_STDIN_CLOSED, "stdin of process %u is %s", (unsigned)m->pid,
-                       p->stdin_piped ? "closed" : "not a pipe (EXEC without STDIN_PIPE)");
+                       !p->stdin_piped ? "not a pipe (EXEC without STDIN_PIPE)"
+                       : p->reaped     ? "closed (the process ended)"
+                                       : "closed");
+        }
         return;
     }
     if (m->data.len) {
-        if (p->inq_len + m->data.len > STDIN_QUEUE_CAP) {
-            /* beyond the window: dropped and not acknowledged (it never entered the queue) */
+        /* the window counts only bytes this connection sent: those a lost one left (ack_skip)
+         * are not the new host's, and the queue has room for a window of them on top */
+        size_t mine = p->inq_len - p->ack_skip;
+        if (mine + m->data.len > AGX_STDIN_WINDOW || p->inq_len + m->data.len > STDIN_QUEUE_CAP) {
+            p->ack_pending[ACK_DROPPED] += m->data.len;
+            ack_flush(p, 0);
             send_error(0, AGX_MSG_STDIO, AGX_EAGAIN,
                        "stdin queue of process %u full (%u bytes, window %u); %u bytes dropped", (unsigned)m->pid,
-                       (unsigned)p->inq_len, AGX_STDIN_WINDOW, (unsigned)m->data.len);
+                       (unsigned)mine, AGX_STDIN_WINDOW, (unsigned)m->data.len);
             return;
         }
         if (!p->inq) p->inq = malloc(STDIN_QUEUE_CAP);
         if (!p->inq) {
-            send_error(0, AGX_MSG_STDIO, AGX_ENOMEM, "no memory for the stdin queue");
+            p->ack_pending[ACK_DROPPED] += m->data.len;
+            ack_flush(p, 0);
+            send_error(0, AGX_MSG_STDIO, AGX_ENOMEM, "no memory for the stdin queue; %u bytes dropped",
+                       (unsigned)m->data.len);
             return;
         }
         memcpy(p->inq + p->inq_len, m->data.ptr, m->data.len);
@@ -295,8 +360,9 @@ void proc_signal(uint32_t rid, const struct agx_signal *m)
 
 static void mark_reaped(pid_t pid, int status)
 {
-    struct proc *p = find_pid((uint32_t)pid);
-    if (!p || p->reaped) return; /* an orphan PID 1 inherited, or a failed exec: nothing to report */
+    /* only a live slot: an older, reaped one may still hold the same (reused) pid */
+    struct proc *p = find_live((uint32_t)pid);
+    if (!p) return; /* an orphan PID 1 inherited, or a failed exec: nothing to report */
     p->reaped = 1;
     p->status = status;
     /* nobody reads its stdin any more */
@@ -353,7 +419,7 @@ void proc_timers(void)
 void proc_flush_acks(void)
 {
     for (int i = 0; i < PROC_MAX; i++)
-        if (procs[i].used && procs[i].ack_pending) ack_flush(&procs[i], 0);
+        if (procs[i].used && ack_owed(&procs[i])) ack_flush(&procs[i], 0);
 }
 
 /* The control connection went away: nothing is owed to the next host; bytes still queued
@@ -361,7 +427,7 @@ void proc_flush_acks(void)
 void proc_connection_lost(void)
 {
     for (int i = 0; i < PROC_MAX; i++) {
-        procs[i].ack_pending = 0;
+        procs[i].ack_pending[0] = procs[i].ack_pending[1] = procs[i].ack_pending[2] = 0;
         procs[i].ack_skip = procs[i].used ? procs[i].inq_len : 0;
     }
 }
@@ -518,12 +584,12 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv
     p->fd[2] = perr[0];
     p->stdin_piped = piped;
     set_nonblock(p->fd[1]);
-    ev_add(p->fd[1], reading ? EPOLLIN : 0, ev_tag(EV_PROC_OUT, (uint32_t)slot, 1));
-    if (p->fd[2] >= 0) {
-        set_nonblock(p->fd[2]);
-        ev_add(p->fd[2], reading ? EPOLLIN : 0, ev_tag(EV_PROC_OUT, (uint32_t)slot, 2));
-    }
+    if (p->fd[2] >= 0) set_nonblock(p->fd[2]);
+    out_watch(p, 1, reading);
+    out_watch(p, 2, reading);
     if (p->fd[0] >= 0) {
+        /* watched with no events while the queue is empty: EPOLLERR still says the process
+         * closed its stdin (proc_on_stdin_writable) */
         set_nonblock(p->fd[0]);
         ev_add(p->fd[0], 0, ev_tag(EV_PROC_IN, (uint32_t)slot, 0));
     }

@@ -10,7 +10,10 @@
  * only used once AUTO_SERIAL_AFTER_MS have passed without either (the vport
  * may appear only after modules load). The first kind that connects is kept
  * for all later reconnects; a present org.wslx.agentx port is chosen even
- * while its host side is still closed (the host may connect late). */
+ * while its host side is still closed (the host may connect late).
+ *
+ * Host test mode only (--connect-unix PATH): an AF_UNIX stream socket, so the
+ * host tests can drop the connection and watch the agent dial again. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -20,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,8 +41,8 @@ struct wslx_sockaddr_vm {
                            2 * sizeof(unsigned int) - 1];
 };
 
-enum kind { K_AUTO, K_VSOCK, K_VPORT, K_SERIAL };
-static const char *const kind_names[] = {"auto", "vsock", "virtio-serial", "serial"};
+enum kind { K_AUTO, K_VSOCK, K_VPORT, K_SERIAL, K_UNIX };
+static const char *const kind_names[] = {"auto", "vsock", "virtio-serial", "serial", "unix"};
 
 #define VSOCK_CONNECT_TIMEOUT_MS 500
 #define AUTO_SERIAL_AFTER_MS 5000
@@ -48,6 +52,7 @@ static struct {
     enum kind locked;   /* kind that connected first (auto), K_AUTO until then */
     unsigned port;
     char serial[128];
+    char unix_path[108]; /* test mode: sun_path of the host's listening socket */
     uint64_t start_ns;
     int vport_seen;     /* the named port exists (its host side may still be closed) */
 } T;
@@ -158,6 +163,28 @@ static int try_vport(char *desc, size_t cap)
     return fd;
 }
 
+void transport_force_unix(const char *path)
+{
+    snprintf(T.unix_path, sizeof T.unix_path, "%s", path);
+    T.forced = K_UNIX;
+}
+
+static int try_unix(char *desc, size_t cap)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, T.unix_path, sizeof T.unix_path);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) { /* AF_UNIX: done or failed at once */
+        close(fd);
+        return -1;
+    }
+    snprintf(desc, cap, "unix %s", T.unix_path);
+    return fd;
+}
+
 static int try_serial(char *desc, size_t cap)
 {
     int fd = open(T.serial, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
@@ -186,6 +213,7 @@ int transport_try_connect(char *desc, size_t cap)
     case K_VSOCK: return try_vsock(desc, cap);
     case K_VPORT: return try_vport(desc, cap);
     case K_SERIAL: return try_serial(desc, cap);
+    case K_UNIX: return try_unix(desc, cap);
     case K_AUTO: break;
     }
     if ((fd = try_vsock(desc, cap)) >= 0) { T.locked = K_VSOCK; return fd; }

@@ -4,8 +4,12 @@ A target is a context manager with .name, .client, wait_ended(timeout) and,
 when it can, reconnect(client) (then supports_reconnect = True)."""
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
+import tempfile
+from pathlib import Path
 
 from ..agentx.client import AgentClient
 from ..agentx.reference_agent import serve_in_thread
@@ -57,26 +61,46 @@ class LinuxTarget:
 
 @target("init-host")
 class InitHostTarget:
-    """guest/init's binary run on the host in its test mode (`wslx-init --agent-fd N`):
-    the C agent's protocol handling in milliseconds, without a VM. As root it
-    isolates itself in private mount and UTS namespaces, so MOUNT cannot touch the host."""
-    supports_reconnect = False
+    """guest/init's binary run on the host in its test mode (`wslx-init --no-setup
+    --connect-unix PATH`): the C agent's protocol handling in milliseconds, without a VM.
+    It dials our Unix socket and redials when we drop it, so reconnects are tested too.
+    As root it isolates itself in private mount and UTS namespaces (tmpfs on /mnt), so
+    MOUNT and hostname changes cannot touch the host."""
+    supports_reconnect = True
 
     def __init__(self, timeout: float = 10.0, binary=None, **_):
         from .. import repo_root
         self.timeout = timeout
-        self.binary = binary or repo_root() / "images" / "wslx-init"
+        self.binary = Path(binary) if binary else repo_root() / "images" / "wslx-init"
 
     def __enter__(self):
         from ..agentx.errors import ConnectionLost
         if not self.binary.exists():
             raise ConnectionLost(f"{self.binary} does not exist: build it with `scons init`")
-        host, agent_end = socket.socketpair()
-        self.proc = subprocess.Popen([str(self.binary), "--agent-fd", str(agent_end.fileno())],
-                                     pass_fds=[agent_end.fileno()], start_new_session=True)
-        agent_end.close()
-        self.client = AgentClient(host, default_timeout=self.timeout, name="init-host")
+        self._dir = tempfile.mkdtemp(prefix="wslx-init-host-", dir=os.environ.get("WSLX_RUN_DIR"))
+        path = os.path.join(self._dir, "agentx.sock")
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(path)
+        self._listener.listen(1)
+        self.proc = subprocess.Popen([str(self.binary), "--no-setup", "--connect-unix", path],
+                                     start_new_session=True)
+        self.client = self._accept()
         return self
+
+    def _accept(self) -> AgentClient:
+        from ..agentx.errors import AgentTimeout
+        self._listener.settimeout(self.timeout)
+        try:
+            conn, _ = self._listener.accept()
+        except socket.timeout:
+            raise AgentTimeout(f"{self.binary} did not dial {self._listener.getsockname()} within "
+                               f"{self.timeout} s (exit code {self.proc.poll()})") from None
+        return AgentClient(conn, default_timeout=self.timeout, name="init-host")
+
+    def reconnect(self, client: AgentClient) -> AgentClient:
+        client.close()
+        self.client = self._accept()
+        return self.client
 
     def wait_ended(self, timeout: float) -> bool:
         try:
@@ -87,6 +111,8 @@ class InitHostTarget:
 
     def __exit__(self, *exc):
         self.client.close()
+        self._listener.close()
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(5)
+        shutil.rmtree(self._dir, ignore_errors=True)
