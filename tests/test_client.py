@@ -135,3 +135,8 @@ def test_reference_agent_output_stays_bounded_when_the_host_does_not_read():
     assert len(agent.out) <= OUT_HIGH_WATER + MAX_FRAME + CONTROL_READ_SIZE + MAX_FRAME
     host.close()
     t.join(5)
+
+
+def test_run_tolerates_a_program_that_stops_reading_stdin(agent):
+    r = agent.run(["head", "-c", "10"], input=b"z" * (3 << 20))
+    assert r.returncode == 0 and r.stdout == b"z" * 10

@@ -416,9 +416,12 @@ class AgentClient:
         p = self.exec(argv, env=env, cwd=cwd, stdin=input is not None, on_stdout=on_stdout, on_stderr=on_stderr,
                       timeout=timeout)
         if input is not None:
-            if input:
-                p.write(input, timeout=timeout)
-            p.close_stdin(timeout=timeout)
+            try:
+                if input:
+                    p.write(input, timeout=timeout)
+                p.close_stdin(timeout=timeout)
+            except StdinClosed:
+                pass  # like subprocess.run: a program may stop reading early (head -c 10)
         status = p.wait(timeout)
         return Completed(status, bytes(p.stdout), bytes(p.stderr))
 

@@ -6,6 +6,7 @@ import select
 import sys
 from pathlib import Path
 
+from ..agentx.errors import StdinClosed
 from ..spec.agentx import STDIO_MAX_DATA
 
 GUESTS = ["linux"]
@@ -154,7 +155,10 @@ def _feed_stdin(client, p) -> None:
             client.pump(0)
         if fd in ready:
             data = os.read(fd, STDIO_MAX_DATA)
-            if not data:
-                p.close_stdin()
-                return
-            p.write(data)
+            try:
+                if not data:
+                    p.close_stdin()
+                    return
+                p.write(data)
+            except StdinClosed:
+                return  # the command stopped reading its stdin (e.g. head): not an error
