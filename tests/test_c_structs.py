@@ -81,7 +81,7 @@ def test_unsupported_fields_are_refused():
 def test_markdown_lists_every_field_with_offsets():
     md = c_structs.generate_markdown(toy_spec())
     assert "## struct toy_outer (48 bytes)" in md
-    assert "| 12 | 4 | `uint8_t[4]` | `pad` | reserved, must be zero |" in md
+    assert "| 4 | 4 | `uint8_t[4]` | `pad` | reserved, must be zero |" in md
     assert "| 16 | 24 | `uint64_t[3]` | `slots` | three slots |" in md
 
 
