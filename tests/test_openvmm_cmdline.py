@@ -49,7 +49,13 @@ def test_com1_forms(com1):
     assert _pairs(openvmm_cmdline("/k", com1=com1), "--com1") == [com1]
 
 
-@pytest.mark.parametrize("kw", [dict(com1="/bare/path"), dict(processors=0), dict(memory=0),
+def test_com2_for_the_track_b_agent_channel():
+    a = openvmm_cmdline("/trackb.elf", com1="file=/r/console.log", com2="listen=/r/com2.sock")
+    assert _pairs(a, "--com2") == ["listen=/r/com2.sock"]
+    assert "--com2" not in openvmm_cmdline("/k")
+
+
+@pytest.mark.parametrize("kw", [dict(com1="/bare/path"), dict(com2="tcp:1.2.3.4:5"), dict(processors=0), dict(memory=0),
                                 dict(hv=False, vsock_path="/v"),
                                 dict(pmem=["/p"], restore_snapshot="/snap")])
 def test_invalid_configs(kw):
@@ -71,6 +77,6 @@ def test_vsock_helpers():
 @pytest.mark.skipif(find_openvmm() is None, reason="no openvmm binary on this host")
 def test_openvmm_accepts_our_flags():
     out = subprocess.run([find_openvmm(), "--help"], capture_output=True, text=True, timeout=30).stdout
-    for flag in ("--hv", "--com1", "--vmbus-vsock-path", "--virtio-pmem", "--pcie-root-port", "--memory",
+    for flag in ("--hv", "--com1", "--com2", "--vmbus-vsock-path", "--virtio-pmem", "--pcie-root-port", "--memory",
                  "--processors"):
         assert flag in out, flag

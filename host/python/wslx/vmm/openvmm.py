@@ -7,6 +7,7 @@ Built from OpenVMM's documented CLI (see shared/reference/hyperv-guest-facts.md,
   --processors N --memory SIZE[,file=PATH]       (SIZE like 512MB / 1GB)
   --hv                                           Hyper-V enlightenments + VMBus
   --com1 console|stderr|file=PATH|listen=PATH|listen=tcp:IP:PORT
+  --com2 (same forms)                            Track B's AgentX channel (its COM2 UART)
   --vmbus-vsock-path PATH                        hv_sock to the host (needs --hv)
   --pcie-root-complex rc0 --pcie-root-port rc0:p0 --virtio-pmem pcie_port=p0:PATH
   --restore-snapshot DIR
@@ -43,12 +44,12 @@ def _memory_arg(memory: int | str) -> str:
     return memory
 
 
-def _com1_arg(com1: str | Path) -> str:
-    s = str(com1)
-    if s in ("console", "stderr") or s.startswith(("file=", "listen=")):
+def _serial_arg(port: str, binding: str | Path) -> str:
+    s = str(binding)
+    if s in ("console", "stderr", "none") or s.startswith(("file=", "listen=")):
         return s
     raise OpenVMMConfigError(
-        f"com1 must be console, stderr, file=PATH, listen=PATH or listen=tcp:IP:PORT, got {s!r}")
+        f"{port} must be console, stderr, none, file=PATH, listen=PATH or listen=tcp:IP:PORT, got {s!r}")
 
 
 @dataclass
@@ -61,6 +62,7 @@ class OpenVMMConfig:
     memory_file: Path | str | None = None  # --memory SIZE,file=PATH (snapshots)
     hv: bool = True                  # Hyper-V enlightenments + VMBus
     com1: str | None = None          # e.g. "file=/run/x/console.log" or "listen=/run/x/com1.sock"
+    com2: str | None = None          # e.g. "listen=/run/x/com2.sock" (Track B's AgentX UART)
     vsock_path: Path | str | None = None   # --vmbus-vsock-path
     pmem: Sequence[Path | str] = field(default_factory=tuple)  # virtio-pmem backing files
     restore_snapshot: Path | str | None = None
@@ -86,7 +88,9 @@ class OpenVMMConfig:
         if self.hv:
             a.append("--hv")
         if self.com1 is not None:
-            a += ["--com1", _com1_arg(self.com1)]
+            a += ["--com1", _serial_arg("com1", self.com1)]
+        if self.com2 is not None:
+            a += ["--com2", _serial_arg("com2", self.com2)]
         if self.vsock_path is not None:
             a += ["--vmbus-vsock-path", str(self.vsock_path)]
         if self.pmem:
