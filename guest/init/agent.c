@@ -334,7 +334,7 @@ static void quiesce(uint32_t rid)
     uint64_t t0 = now_ns(CLOCK_MONOTONIC);
     quiesced = 1;
     sync();
-    uint32_t flushed = power_flush_pmem();
+    uint32_t flushed = power_flush_pmem() + portal_quiesce_flush();
     struct agx_quiesce_complete q = {
         .flushed_regions = flushed,
         .running_processes = proc_running(),

@@ -106,6 +106,12 @@ void modules_load(const char *list_path);
 /* assume: -1 detect with CPUID, 1 Hyper-V, 0 anything else (--assume-hypervisor, test aid). */
 void modules_dry_run(const char *list_path, int assume);
 
+/* ---- portal_linux.c ---- */
+/* `wslx-init portal serve|probe|memcpy|info ...` (argv[0] is "portal"). */
+int portal_main(int argc, char **argv);
+/* QUIESCE: order Portal stores; returns the device-dax regions covered. */
+uint32_t portal_quiesce_flush(void);
+
 /* ---- power.c ---- */
 uint32_t power_flush_pmem(void);
 void power_off(uint32_t mode) __attribute__((noreturn));

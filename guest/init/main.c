@@ -8,6 +8,8 @@
  *                                 power off; STR replaces /proc/cmdline
  *   wslx-init --no-setup --connect-unix PATH
  *                                 the same, dialling the AF_UNIX stream socket PATH (host tests of reconnects)
+ *   wslx-init portal serve|probe|memcpy|info [...]
+ *                                 Portal service and probes (portal_linux.c), started by EXEC
  *   wslx-init [--assume-hypervisor hyperv|other] --modules-dry-run LIST
  *                                 print the modules of LIST this machine would load (Hyper-V or virtio
  *                                 vsock set) and exit; --assume-hypervisor replaces the CPUID detection
@@ -81,6 +83,9 @@ int main(int argc, char **argv)
     static char cmdline[4096];
     const char *cmdline_arg = NULL, *unix_path = NULL, *dry_run_list = NULL;
     int no_setup = 0, assume_hv = -1;
+
+    /* multi-call: `/init portal ...` runs the Portal service or its probes (started by EXEC) */
+    if (argc >= 2 && !strcmp(argv[1], "portal") && getpid() != 1) return portal_main(argc - 1, argv + 1);
 
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--agent-fd") && i + 1 < argc) {

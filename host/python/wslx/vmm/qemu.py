@@ -111,6 +111,7 @@ class QemuMachine:
         serial_transport: bool = False,
         pmem_path: Path | str | None = None,
         pmem_size: int | str | None = None,
+        pmem_addr: int | None = None,
         extra_args: Sequence[str] = (),
         qemu_binary: str = QEMU_BINARY,
         name: str | None = None,
@@ -123,7 +124,9 @@ class QemuMachine:
         firmware: 'auto' (qboot if installed, else SeaBIOS), 'seabios'/None, 'qboot', or a ROM path.
         append: extra kernel command-line words after `console=ttyS0 panic=-1 [quiet]`.
         pmem_path/pmem_size: back a virtio-pmem device with that file (size in bytes,
-        or a QEMU size string; default the file's size).  exit_grace/powerdown_grace:
+        or a QEMU size string; default the file's size).  pmem_addr: pin the device's
+        guest-physical address (virtio-pmem-pci memaddr=), so a restored snapshot finds
+        the region where the guest mapped it.  exit_grace/powerdown_grace:
         seconds `__exit__` waits for the guest to exit by itself / after system_powerdown.
         """
         self.kernel = Path(kernel)
@@ -140,6 +143,7 @@ class QemuMachine:
         self.serial_transport = serial_transport
         self.pmem_path = Path(pmem_path) if pmem_path is not None else None
         self.pmem_size = pmem_size
+        self.pmem_addr = pmem_addr
         self.extra_args = list(extra_args)
         self.qemu_binary = qemu_binary
         self.id = uuid.uuid4().hex[:10]

@@ -1,0 +1,116 @@
+/* Header validation and span checks. */
+#include "portal.h"
+
+/* The header copied out of shared memory exactly once, so a peer changing it
+ * mid-check cannot make us validate one value and use another. */
+union header_copy {
+    struct portal_header h;
+    uint64_t w[PORTAL_HEADER_SIZE / 8];
+};
+
+static void copy_header(union header_copy *c, const void *src)
+{
+    const volatile uint64_t *s = (const volatile uint64_t *)src;
+    for (size_t i = 0; i < PORTAL_HEADER_SIZE / 8; i++) c->w[i] = s[i];
+}
+
+/* [off, off + len) lies inside [0, limit) without overflow. */
+static int inside(uint64_t off, uint64_t len, uint64_t limit)
+{
+    return off <= limit && len <= limit - off;
+}
+
+static int overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+    return a < b + blen && b < a + alen;
+}
+
+int portal_attach(struct portal_end *e, void *base, uint64_t size, int side)
+{
+    union header_copy copy;
+    uint64_t ext_off[2 + PORTAL_RING_COUNT + 1], ext_len[2 + PORTAL_RING_COUNT + 1];
+    unsigned next = 0;
+
+    if (!base || size < PORTAL_HEADER_PAGE || (side != PORTAL_SIDE_HOST && side != PORTAL_SIDE_GUEST))
+        return PERR(PORTAL_ERR_INVAL);
+    copy_header(&copy, base);
+    const struct portal_header h = copy.h;
+    if (h.magic != PORTAL_MAGIC || h.version != PORTAL_VERSION) return PERR(PORTAL_ERR_HEADER);
+    if (h.header_page != PORTAL_HEADER_PAGE || h.flags != 0 || h.generation == 0) return PERR(PORTAL_ERR_HEADER);
+    if (h.window_size < PORTAL_HEADER_PAGE || h.window_size > size) return PERR(PORTAL_ERR_FAULT);
+    for (unsigned i = 0; i < sizeof h.reserved; i++)
+        if (h.reserved[i]) return PERR(PORTAL_ERR_HEADER);
+
+    ext_off[next] = 0;
+    ext_len[next++] = PORTAL_HEADER_PAGE;
+    e->base = (unsigned char *)base;
+    e->size = h.window_size; /* never touch bytes past the window, even if more is mapped */
+    e->side = side;
+    e->info.window_size = h.window_size;
+    e->info.generation = h.generation;
+    e->info.portal_id = h.portal_id;
+    e->info.version = h.version;
+    e->info.arena_offset[0] = h.host_arena_offset;
+    e->info.arena_size[0] = h.host_arena_size;
+    e->info.arena_offset[1] = h.guest_arena_offset;
+    e->info.arena_size[1] = h.guest_arena_size;
+    for (unsigned a = 0; a < 2; a++) {
+        uint64_t off = e->info.arena_offset[a], len = e->info.arena_size[a];
+        if (off % PORTAL_SPAN_ALIGN || len == 0 || !inside(off, len, h.window_size)) return PERR(PORTAL_ERR_FAULT);
+        ext_off[next] = off;
+        ext_len[next++] = len;
+    }
+    for (unsigned r = 0; r < PORTAL_RING_COUNT; r++) {
+        struct portal_ring_desc d = h.rings[r];
+        uint32_t n = d.slot_count;
+        if (n < PORTAL_RING_MIN_SLOTS || n > PORTAL_RING_MAX_SLOTS || (n & (n - 1)) ||
+            d.slot_size != PORTAL_SLOT_SIZE || d.offset % PORTAL_CACHELINE)
+            return PERR(PORTAL_ERR_HEADER);
+        uint64_t len = PORTAL_RING_CTL_SIZE + (uint64_t)n * PORTAL_SLOT_SIZE;
+        if (!inside(d.offset, len, h.window_size)) return PERR(PORTAL_ERR_FAULT);
+        ext_off[next] = d.offset;
+        ext_len[next++] = len;
+        e->info.rings[r] = d;
+    }
+    /* header page, arenas and rings must not overlap: a message must never alias a payload */
+    for (unsigned i = 0; i < next; i++)
+        for (unsigned j = i + 1; j < next; j++)
+            if (overlap(ext_off[i], ext_len[i], ext_off[j], ext_len[j])) return PERR(PORTAL_ERR_FAULT);
+
+    for (unsigned r = 0; r < PORTAL_RING_COUNT; r++) {
+        struct portal_ring *ring = &e->ring[r];
+        int host_produces = r == PORTAL_RING_SUBMIT || r == PORTAL_RING_UPCALL;
+        ring->ctl = (struct portal_ring_ctl *)(e->base + e->info.rings[r].offset);
+        ring->slots = e->base + e->info.rings[r].offset + PORTAL_RING_CTL_SIZE;
+        ring->mask = e->info.rings[r].slot_count - 1;
+        ring->producer = host_produces == (side == PORTAL_SIDE_HOST);
+        /* start from the indices as they are (a re-attach finds work in flight) */
+        uint32_t head = __atomic_load_n(&ring->ctl->head, __ATOMIC_ACQUIRE);
+        uint32_t tail = __atomic_load_n(&ring->ctl->tail, __ATOMIC_ACQUIRE);
+        if ((uint32_t)(head - tail) > ring->mask + 1) return PERR(PORTAL_ERR_PROTO);
+        ring->mine = ring->producer ? head : tail;
+        ring->peer = ring->producer ? tail : head;
+    }
+    return 0;
+}
+
+int portal_check(const struct portal_end *e)
+{
+    const volatile struct portal_header *h = (const volatile struct portal_header *)e->base;
+    if (h->magic != PORTAL_MAGIC || h->version != e->info.version || h->generation != e->info.generation ||
+        h->portal_id != e->info.portal_id)
+        return PERR(PORTAL_ERR_HEADER);
+    return 0;
+}
+
+int portal_span_check(const struct portal_end *e, const struct portal_span *s, void **ptr)
+{
+    if (s->portal_id != e->info.portal_id) return PERR(PORTAL_ERR_XDEV);
+    if (s->flags & ~(uint32_t)PORTAL_SPAN_GUEST_ARENA) return PERR(PORTAL_ERR_INVAL);
+    if ((uint32_t)(s->generation >> 32) != (uint32_t)e->info.generation) return PERR(PORTAL_ERR_STALE);
+    unsigned a = (s->flags & PORTAL_SPAN_GUEST_ARENA) ? 1 : 0;
+    uint64_t lo = e->info.arena_offset[a], size = e->info.arena_size[a];
+    if (s->offset < lo || !inside(s->offset - lo, s->length, size)) return PERR(PORTAL_ERR_FAULT);
+    if (ptr) *ptr = e->base + s->offset;
+    return 0;
+}

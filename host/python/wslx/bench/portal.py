@@ -1,0 +1,141 @@
+"""`wslx bench portal --guest linux`: Portal against the AgentX control channel,
+side by side in one booted guest per run.
+
+portal_bulk_gbps         TRANSFORM round trips over a --bulk-mib span: the guest reads and writes
+                         every byte in place (host -> guest -> host, no copies), GB/s
+portal_roundtrips_per_s  one NOP in flight at a time, host C fast path (cffi), guest service polling
+portal_rtt_us            1e6 / portal_roundtrips_per_s
+portal_py_roundtrips_per_s  the same through the Python API (Portal.echo)
+portal_msgs_per_s        NOPs streamed in batches (--batch) through SUBMIT/COMPLETE, host C fast path
+control_bulk_gbps        the same bytes through AgentX STDIO: `cat` in the guest, stdin -> stdout
+control_roundtrips_per_s AgentX PING/PONG round trips
+guest_memcpy_gbps        the guest's own memcpy (best of 20, 16 MiB, anonymous memory)
+*_x                      ratios measured in the same run (targets: bulk 50x, round trips 100x, bulk/memcpy 0.5)
+"""
+from __future__ import annotations
+
+import re
+import time
+
+from . import Benchmark
+
+UNITS = {"portal_bulk_gbps": "GB/s", "control_bulk_gbps": "GB/s", "guest_memcpy_gbps": "GB/s",
+         "portal_roundtrips_per_s": "1/s", "portal_py_roundtrips_per_s": "1/s", "control_roundtrips_per_s": "1/s",
+         "portal_msgs_per_s": "1/s", "portal_rtt_us": "us", "control_rtt_us": "us",
+         "bulk_vs_control_x": "x", "roundtrips_vs_control_x": "x", "bulk_vs_memcpy_x": "x"}
+
+
+def add_arguments(p):
+    p.add_argument("--guest", choices=["linux", "trackb"], default="linux",
+                   help="linux: the Track A guest's `/init portal serve`; trackb: not yet (no Portal built-in)")
+    p.add_argument("--kernel", help="guest kernel (default: Debian's cloud kernel)")
+    p.add_argument("--bulk-mib", type=int, default=16, help="span size of the bulk transfer (default 16 MiB)")
+    p.add_argument("--control-mib", type=int, default=4, help="bytes through AgentX STDIO (default 4 MiB)")
+    p.add_argument("--roundtrips", type=int, default=20000, help="Portal NOP round trips per run")
+    p.add_argument("--messages", type=int, default=4_000_000, help="NOPs streamed per run")
+    p.add_argument("--batch", type=int, default=512, help="NOPs per SUBMIT batch (default 512)")
+    p.add_argument("--pings", type=int, default=200, help="AgentX PING round trips per run")
+
+
+def _measure(g, portal, args, log) -> dict:
+    from ..portal.guest import PortalService
+    from ..spec.portal import Op
+    out = {}
+    client = g.client
+    # the guest's own memcpy: the ceiling for bulk data it touches
+    r = client.run(["/init", "portal", "memcpy"], timeout=120)
+    m = re.search(rb"memcpy_gbps ([0-9.]+)", r.stdout)
+    assert r.returncode == 0 and m, f"guest memcpy failed: {r.stdout!r}"
+    out["guest_memcpy_gbps"] = float(m.group(1))
+    # control channel: PING round trips and bulk through STDIO
+    client.ping(b"warm")
+    t0 = time.perf_counter()
+    for _ in range(args.pings):
+        client.ping(b"x" * 16)
+    out["control_roundtrips_per_s"] = args.pings / (time.perf_counter() - t0)
+    out["control_rtt_us"] = 1e6 / out["control_roundtrips_per_s"]
+    data = bytes(range(256)) * (args.control_mib << 12)
+    t0 = time.perf_counter()
+    r = client.run(["cat"], input=data, timeout=600)
+    dt = time.perf_counter() - t0
+    assert r.returncode == 0 and r.stdout == data, "cat did not return the bytes"
+    out["control_bulk_gbps"] = len(data) / dt / 1e9
+    # Portal
+    with PortalService(g, portal) as svc:
+        span = portal.alloc(args.bulk_mib << 20)
+        portal.view(span)[:] = bytes(span.length)
+        portal.transform(span, 1)  # warm: fault in the guest's pages
+        reps, t0 = 0, time.perf_counter()
+        while reps < 3 or time.perf_counter() - t0 < 1.0:
+            portal.call(Op.TRANSFORM, span, 0x0101010101010101 * (reps & 0xFF), timeout=60)
+            reps += 1
+        out["portal_bulk_gbps"] = reps * span.length / (time.perf_counter() - t0) / 1e9
+        portal.free(span)
+        portal.pingpong(1000)
+        t0 = time.perf_counter()
+        portal.pingpong(args.roundtrips, timeout=120)
+        out["portal_roundtrips_per_s"] = args.roundtrips / (time.perf_counter() - t0)
+        out["portal_rtt_us"] = 1e6 / out["portal_roundtrips_per_s"]
+        n = max(1, args.roundtrips // 10)
+        t0 = time.perf_counter()
+        for i in range(n):
+            portal.echo(i)
+        out["portal_py_roundtrips_per_s"] = n / (time.perf_counter() - t0)
+        portal.stream(100_000, args.batch)
+        t0 = time.perf_counter()
+        portal.stream(args.messages, args.batch, timeout=300)
+        out["portal_msgs_per_s"] = args.messages / (time.perf_counter() - t0)
+        svc.stop()
+    out["bulk_vs_control_x"] = out["portal_bulk_gbps"] / out["control_bulk_gbps"]
+    out["roundtrips_vs_control_x"] = out["portal_roundtrips_per_s"] / out["control_roundtrips_per_s"]
+    out["bulk_vs_memcpy_x"] = out["portal_bulk_gbps"] / out["guest_memcpy_gbps"]
+    return out
+
+
+def run_once(args, log) -> dict:
+    if args.guest == "trackb":
+        raise SystemExit("wslx bench portal --guest trackb: the Track B guest has no `portal` built-in yet "
+                         "(it will call portal_service_step from guest/portal/service.c); use --guest linux")
+    from ..guests.linux import LinuxGuest
+    from ..portal import Portal
+    from ..portal.guest import portal_machine_kw
+    from ..vmm.qemu import default_run_root
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory(prefix="wslx-bench-portal-", dir=default_run_root()) as d:
+        size = max(64 << 20, ((args.bulk_mib + 8) << 20) * 2)
+        with Portal.create(Path(d) / "portal.img", size) as portal:
+            with LinuxGuest(args.kernel, log=lambda s: None, **portal_machine_kw(portal)) as g:
+                out = _measure(g, portal, args, log)
+                g.shutdown()
+    return out
+
+
+def plot(doc: dict, png) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    groups = [("bulk (GB/s)", ["portal_bulk_gbps", "control_bulk_gbps", "guest_memcpy_gbps"]),
+              ("round trips (1/s)", ["portal_roundtrips_per_s", "portal_py_roundtrips_per_s", "control_roundtrips_per_s"]),
+              ("small messages (1/s)", ["portal_msgs_per_s"]),
+              ("ratios (x)", ["bulk_vs_control_x", "roundtrips_vs_control_x", "bulk_vs_memcpy_x"])]
+    fig, axes = plt.subplots(1, len(groups), figsize=(15, 4.5))
+    for ax, (title, metrics) in zip(axes, groups):
+        for i, m in enumerate(metrics):
+            values = [r[m] for r in doc["all_runs"] if m in r]
+            ax.bar(i, doc["median"][m], color="#9ecae1", width=0.6)
+            ax.scatter([i] * len(values), values, color="#08519c", s=14, zorder=3)
+            ax.annotate(f"{doc['median'][m]:.3g}", (i, doc["median"][m]), ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(range(len(metrics)), [m.replace("_", "\n", 1) for m in metrics], fontsize=7)
+        ax.set_yscale("log")
+        ax.set_title(title, fontsize=9)
+    commit = (doc["machine"].get("git_commit") or "")[:10]
+    fig.suptitle(f"Portal vs AgentX control channel, Linux guest (TCG); {doc['runs']} runs, median bars; {commit}",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+BENCHMARK = Benchmark(name="portal", help="Portal shared memory vs the AgentX control channel", run_once=run_once,
+                      add_arguments=add_arguments, default_runs=3, units=UNITS, plot=plot)

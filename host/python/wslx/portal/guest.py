@@ -1,0 +1,82 @@
+"""The Portal service of the Linux guest, driven from the host.
+
+The service is wslx-init itself (multi-call: `/init portal serve`), started
+with AgentX EXEC and a stdin pipe, so the initramfs needs no extra binary:
+
+    with LinuxGuest(**portal_machine_kw(portal)) as g, PortalService(g, portal) as svc:
+        portal.echo(42)
+
+Doorbells ride on the same AgentX process: the host writes a byte to the
+service's stdin when the service sleeps on SUBMIT (need_wakeup), and the
+service writes a byte to stdout when the host sleeps on COMPLETE. Both sides
+poll first (spin, then yield, then sleep with a bounded backoff), so the
+doorbell costs nothing while traffic flows.
+"""
+from __future__ import annotations
+
+from ..spec.portal import DEFAULT_PMEM_GPA
+from .errors import PortalError
+from .region import Portal
+
+SERVE_ARGV = ["/init", "portal", "serve"]
+
+
+def portal_machine_kw(portal: Portal) -> dict:
+    """QemuMachine/LinuxGuest keywords that attach the Portal's file as virtio-pmem at the pinned address."""
+    return dict(pmem_path=portal.path, pmem_size=portal.file_size, pmem_addr=DEFAULT_PMEM_GPA)
+
+
+class PortalService:
+    """`/init portal serve` in a booted LinuxGuest, wired to a host Portal."""
+
+    def __init__(self, guest, portal: Portal, *, timeout: float = 30.0, doorbell: bool = True):
+        self.guest = guest
+        self.portal = portal
+        self.timeout = timeout
+        self.doorbell = doorbell
+        self.proc = None
+        self.doorbells_rung = 0
+
+    def start(self) -> "PortalService":
+        client = self.guest.client
+        self.proc = client.exec(SERVE_ARGV, stdin=True, merge_stderr=True, timeout=self.timeout)
+        try:
+            self.proc.wait_for_output(b"portal: serving", timeout=self.timeout)
+        except Exception as e:
+            raise PortalError(f"the guest Portal service did not start: {e}\n"
+                              f"its output: {bytes(self.proc.stdout)!r}") from e
+        self.portal.wait_guest(self.timeout)
+        if self.doorbell:
+            self.portal.doorbell_ring = self._ring
+            self.portal.doorbell_wait = self._wait
+        return self
+
+    def _ring(self) -> None:
+        self.doorbells_rung += 1
+        self.proc.write(b"!", timeout=self.timeout)
+
+    def _wait(self, seconds: float) -> None:
+        # Any frame (the guest's doorbell byte on stdout, STDIN_ACKs) ends the wait early.
+        self.guest.client.pump(seconds)
+
+    @property
+    def output(self) -> bytes:
+        return bytes(self.proc.stdout) if self.proc else b""
+
+    def stop(self) -> int | None:
+        """Close the service's stdin (it exits) and wait for its EXIT; returns its exit code."""
+        self.portal.doorbell_ring = self.portal.doorbell_wait = None
+        if self.proc is None or self.proc.done:
+            return self.proc.status.returncode if self.proc and self.proc.status else None
+        self.proc.close_stdin(timeout=self.timeout)
+        return self.proc.wait(self.timeout).returncode
+
+    def __enter__(self) -> "PortalService":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.stop()
+        except Exception:
+            if exc[0] is None:
+                raise

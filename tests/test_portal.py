@@ -1,0 +1,268 @@
+"""Portal without a VM: the layout from the construct spec, the generated header,
+the host API over the guest's own C core, and hostile region contents.
+
+The "guest" here is the guest's C service (guest/portal/service.c) compiled into
+libportal_host.so and stepped in-process, so every test is deterministic."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from wslx.portal import (Portal, PortalCorrupt, PortalError, PortalHeaderChanged, PortalRemoteError,
+                         PortalSpanError, PortalStaleSpan, PortalTimeout)
+from wslx.portal.region import SIDE_GUEST, Span
+from wslx.spec import portal as spec
+from wslx.spec.portal import Err, Op, RingId
+
+
+@pytest.fixture(scope="session")
+def portal_lib(repo_root):
+    r = subprocess.run([sys.executable, "-m", "SCons", "-Q", "portal", "build/gen/portal_layout.h"], cwd=repo_root,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return repo_root / "build" / "portal" / "libportal_host.so"
+
+
+class InProcessGuest:
+    """The guest side of a Portal: the C service, stepped by the test."""
+
+    def __init__(self, p: Portal):
+        self.p = p
+        self.g = p.ffi.new("char[]", p.lib.portal_guest_size())
+        self.rc = p.lib.portal_guest_init(self.g, p._wbase, len(p.window))
+
+    def step(self, budget: int = 1024) -> int:
+        return self.p.lib.portal_service_step(self.g, budget)
+
+
+@pytest.fixture
+def portal(tmp_path, portal_lib):
+    p = Portal.create(tmp_path / "portal.img", 8 << 20, ring_slots=64)
+    yield p
+    p.close()
+
+
+def serve_call(p: Portal, g: InProcessGuest, op, span=None, arg=0):
+    p.submit(op, span, arg)
+    assert g.step() == 1
+    (c,) = p.reap(1, timeout=1)
+    return c
+
+
+def test_generated_header_matches_the_spec(repo_root, portal_lib):
+    text = (repo_root / "build" / "gen" / "portal_layout.h").read_text()
+    assert "generated from host/python/wslx/spec/portal.py" in text and "do not edit" in text
+    assert f"#define PORTAL_MAGIC 0x{spec.MAGIC:X}ull" in text
+    assert "_Static_assert(sizeof(struct portal_msg) == 64" in text
+    assert "#define PORTAL_RING_CTL_OFF_TAIL 64u" in text  # head and tail on separate cache lines
+
+
+def test_committed_docs_match_the_spec(repo_root):
+    from wslx.codegen import c_structs
+    committed = (repo_root / "docs" / "portal.md").read_text()
+    assert committed == c_structs.generate_markdown(spec.C_HEADER), (
+        "docs/portal.md drifted from the spec: regenerate with .venv/bin/python -c 'from wslx.codegen import "
+        "c_structs; from wslx.spec import portal; print(c_structs.generate_markdown(portal.C_HEADER), end=\"\")' "
+        "> docs/portal.md (PYTHONPATH=host/python)")
+
+
+def test_layout_plan_is_aligned_and_disjoint():
+    plan = spec.plan(62 << 20, ring_slots=4096)
+    extents = [(0, spec.HEADER_PAGE)] + [(r["offset"], spec.ring_bytes(r["slot_count"])) for r in plan["rings"]]
+    extents += [(plan["host_arena_offset"], plan["host_arena_size"]), (plan["guest_arena_offset"], plan["guest_arena_size"])]
+    extents.sort()
+    for (a, alen), (b, _) in zip(extents, extents[1:]):
+        assert a + alen <= b
+    assert extents[-1][0] + extents[-1][1] <= 62 << 20
+    assert all(off % 64 == 0 for off, _ in extents)
+    with pytest.raises(ValueError):
+        spec.plan(62 << 20, ring_slots=1000)
+
+
+def test_header_written_by_construct_parses_back(portal):
+    hdr = spec.PortalHeader.parse(bytes(portal.window[:spec.HEADER_STRUCT_SIZE]))
+    assert hdr.magic == spec.MAGIC and hdr.version == spec.VERSION
+    assert hdr.generation == portal.generation and hdr.portal_id == portal.portal_id
+    assert [r.slot_count for r in hdr.rings] == [64] * 4
+    assert portal.file_size == 8 << 20
+
+
+def test_reinitialising_bumps_the_generation(portal):
+    g0 = portal.generation
+    portal.initialise()
+    assert portal.generation == (g0 + 1) & 0xFFFFFFFF
+
+
+def test_echo_checksum_transform_in_place(portal):
+    g = InProcessGuest(portal)
+    assert g.rc == 0
+    assert portal.guest_status()["state"] == spec.GuestState.SERVING
+    c = serve_call(portal, g, Op.ECHO, None, 0xDEADBEEF12345678)
+    assert c.status == 0 and c.result == 0xDEADBEEF12345678
+    span = portal.alloc(1001)  # odd length: the tail word is zero-padded
+    data = bytes((i * 7 + 3) & 0xFF for i in range(1001))
+    portal.view(span)[:] = data
+    c = serve_call(portal, g, Op.CHECKSUM, span)
+    assert c.status == 0 and c.result == spec.sum64(data) != 0
+    key = 0x0102030405060708
+    c = serve_call(portal, g, Op.TRANSFORM, span, key)
+    assert c.status == 0
+    kb = key.to_bytes(8, "little")
+    assert bytes(portal.view(span)) == bytes(b ^ kb[i % 8] for i, b in enumerate(data))
+    assert c.span == span  # the same bytes came back: nothing was copied
+
+
+def test_guest_rejects_bad_requests_with_a_status(portal):
+    g = InProcessGuest(portal)
+    span = portal.alloc(256)
+    outside = Span(portal.portal_id, 0, portal.layout["host_arena_offset"] - 64, 256, span.generation)
+    past_end = Span(portal.portal_id, 0, span.offset, portal.layout["host_arena_size"] + 64, span.generation)
+    stale = Span(portal.portal_id, 0, span.offset, 256, span.generation ^ (1 << 40))
+    other = Span(portal.portal_id ^ 1, 0, span.offset, 256, span.generation)
+    buf = portal.ffi.new("struct portal_msg[]", 5)
+    cases = [(outside, Err.FAULT), (past_end, Err.FAULT), (stale, Err.STALE), (other, Err.XDEV)]
+    for i, (s, _) in enumerate(cases):  # forged past the host's own checks, straight into the ring
+        m = buf[i]
+        m.cookie, m.op = i + 1, Op.CHECKSUM
+        m.span.portal_id, m.span.flags, m.span.offset, m.span.length, m.span.generation = (
+            s.portal_id, s.flags, s.offset, s.length, s.generation)
+    buf[4].cookie, buf[4].op = 5, 99
+    assert portal.lib.portal_send(portal._end, RingId.SUBMIT, buf, 5) == 5
+    assert g.step() == 5
+    out = portal.ffi.new("struct portal_msg[]", 5)
+    assert portal.lib.portal_recv(portal._end, RingId.COMPLETE, out, 5) == 5
+    assert [out[i].status for i in range(5)] == [e for _, e in cases] + [Err.NOSYS]
+    # the guest keeps serving after bad requests
+    assert serve_call(portal, g, Op.ECHO, None, 9).result == 9
+
+
+def test_failed_request_raises_a_typed_remote_error(portal):
+    import threading
+    g = InProcessGuest(portal)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            g.step()
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        with pytest.raises(PortalRemoteError) as ei:
+            portal.call(99)
+        assert ei.value.err == Err.NOSYS
+        assert portal.echo(3) == 3
+    finally:
+        stop.set()
+        t.join()
+
+
+def test_host_api_checks_spans_and_generations(portal):
+    span = portal.alloc(4096)
+    portal.free(span)
+    with pytest.raises(PortalStaleSpan):
+        portal.view(span)
+    again = portal.alloc(4096)
+    assert again.offset == span.offset and again.generation != span.generation
+    with pytest.raises(PortalStaleSpan):
+        portal.submit(Op.CHECKSUM, span)
+    with pytest.raises(PortalSpanError):
+        portal.view(Span(portal.portal_id, 0, 0, 64, again.generation))  # the header is not arena
+    with pytest.raises(ValueError):
+        again.sub(4000, 200)
+
+
+def test_a_ring_that_never_drains_times_out(portal):
+    # No guest steps: SUBMIT (64 slots) fills, then submit waits and gives up.
+    with pytest.raises(PortalTimeout, match="does not drain"):
+        portal.submit_many([(Op.NOP, None, 0)] * 65, timeout=0.2)
+    with pytest.raises(PortalTimeout, match="no completion"):
+        portal.reap(1, timeout=0.05)
+
+
+def test_changed_magic_or_generation_is_a_typed_error(portal):
+    g = InProcessGuest(portal)
+    portal.window[0] ^= 0xFF  # magic
+    with pytest.raises(PortalHeaderChanged):
+        portal.check()
+    with pytest.raises(PortalHeaderChanged):
+        portal.submit(Op.NOP)
+        portal.reap(1, timeout=0.05)
+    assert g.step() == -Err.HEADER
+    assert portal.guest_status()["state"] == spec.GuestState.FAILED
+    assert portal.guest_status()["error"] == Err.HEADER
+
+
+def _ring_ctl(p: Portal, ring: RingId) -> int:
+    return p.layout["rings"][ring]["offset"]
+
+
+def test_ring_index_out_of_range_is_corrupt(portal):
+    g = InProcessGuest(portal)
+    portal.submit(Op.NOP)
+    assert g.step() == 1
+    # the guest (producer of COMPLETE) claims 1000 messages in a 64-slot ring
+    portal._u64(_ring_ctl(portal, RingId.COMPLETE))[0] = 1000
+    with pytest.raises(PortalCorrupt):
+        portal.reap(1, timeout=0.05)
+    # the host (producer of SUBMIT) moves head backwards: the guest detaches
+    portal._u64(_ring_ctl(portal, RingId.SUBMIT))[0] = 0xFFFFFFF0
+    assert g.step() == -Err.PROTO
+
+
+def test_completion_that_does_not_match_its_request_is_corrupt(portal):
+    g = InProcessGuest(portal)
+    span = portal.alloc(128)
+    portal.submit(Op.ECHO, span, 5)
+    assert g.step() == 1
+    slot = _ring_ctl(portal, RingId.COMPLETE) + 128  # first completion slot
+    gen_off = slot + spec.PortalMsg.sizeof() - 8 - 8 - 8  # span.generation
+    portal._u64(gen_off)[0] ^= 1  # a stale generation in the completion
+    with pytest.raises(PortalCorrupt, match="does not match"):
+        portal.reap(1, timeout=0.5)
+
+
+REGION_BYTES = st.lists(st.tuples(st.integers(0, 4 * (128 + 64 * 64) + 4096 * 4), st.integers(0, 255)),
+                        min_size=1, max_size=24)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(REGION_BYTES, st.integers(0, 40), st.integers(0, 3))
+def test_random_corruption_of_header_and_rings_is_typed(portal, writes, inflight, when):
+    """Scribble over the header page and the rings at random, at a random point of an
+    exchange: both sides answer with typed errors or timeouts, never a crash or a hang."""
+    portal.initialise()
+    g = InProcessGuest(portal)
+    span = portal.alloc(512)
+    limit = portal.layout["host_arena_offset"]
+    try:
+        def corrupt():
+            for off, val in writes:
+                portal.window[off % limit] = val
+        if when == 0:
+            corrupt()
+        portal.submit_many([(Op.CHECKSUM, span, 0)] * min(inflight, 60), timeout=0.05)
+        if when == 1:
+            corrupt()
+        rc = g.step()
+        assert rc >= 0 or -rc in Err._value2member_map_
+        if when == 2:
+            corrupt()
+        while portal._inflight:
+            for c in portal.reap(64, timeout=0.02):
+                assert c.status in Err._value2member_map_
+        if when == 3:
+            corrupt()
+        portal.check()
+    except PortalError:
+        pass
+    finally:
+        portal.free(span)
+    # the guest side survives the same memory: any answer is a count or a typed error
+    g2 = InProcessGuest(portal)
+    assert g2.rc <= 0
+    if g2.rc == 0:
+        rc = g2.step()
+        assert rc >= 0 or -rc in Err._value2member_map_
