@@ -1,0 +1,66 @@
+/* agent_int.h: internals shared by the Track B agent's files (not an interface
+ * to the kernel; that is agent_env.h). Freestanding: no libc. */
+#ifndef WSLX_TRACKB_AGENT_INT_H
+#define WSLX_TRACKB_AGENT_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agentx_wire.h"
+#include "agent_env.h"
+
+#define AGENT_NAME "wslx-trackb-agent 0.1"
+#define WRITE_TIMEOUT_MS 5000u   /* a host that reads nothing for this long loses the frame */
+
+/* ---- agent_util.c: tiny string/memory helpers (unique names: the kernel may define memcpy) ---- */
+void ag_memcpy(void *d, const void *s, size_t n);
+void ag_memmove(void *d, const void *s, size_t n);
+void ag_memset(void *d, int c, size_t n);
+int ag_memcmp(const void *a, const void *b, size_t n);
+size_t ag_strlen(const char *s);
+int ag_streq(const char *a, const char *b);
+/* snprintf subset: %s %.*s %c %d %u %x %ld %lu %lx %llu %lld %llx %%; always NUL-terminates. */
+size_t ag_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+size_t ag_vfmt(char *buf, size_t cap, const char *fmt, __builtin_va_list ap);
+/* Decimal u64; 0 ok, -1 on junk or overflow. */
+int ag_parse_u64(const char *s, uint64_t *out);
+/* "N", "N.F" seconds (optional s/m/h suffix) to nanoseconds; -1 on junk. */
+int ag_parse_seconds(const char *s, uint64_t *ns);
+void ag_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));   /* console line */
+const char *ag_strerror(int e);
+
+/* ---- agent.c: frames towards the host ---- */
+void send_error(uint32_t rid, uint16_t rtype, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void send_ok(uint32_t rid);
+void send_stdio(uint32_t pid, uint8_t stream, uint8_t flags, const uint8_t *data, uint32_t len);
+void send_exit(uint32_t pid, uint8_t how, int32_t code);
+void send_exec_started(uint32_t rid, uint32_t pid);
+/* CONFIG state the processes see */
+const char *agent_hostname(void);
+size_t agent_default_env(const char *const **out);
+
+/* ---- proc.c: built-in "processes" stepped by the loop ---- */
+void proc_exec(uint32_t rid, const struct agx_exec *m);
+void proc_signal(uint32_t rid, const struct agx_signal *m);
+void proc_stdin(const struct agx_stdio *m);
+int proc_step_all(void);            /* 1 if any work was done */
+unsigned proc_running(void);
+void proc_kill_all(int signo);      /* SHUTDOWN: end everything, send EOFs and EXITs */
+
+/* ---- portal hook: helper P's freestanding Portal service registers here ---- */
+/* The `portal` built-in runs these as a cooperative program: start once, then step until it
+ * is done; stop when SIGNAL (or SHUTDOWN) ends it. out() writes to its stdout (fd 1) or stderr
+ * (fd 2). Without a registered service `portal` says so and exits 1. */
+typedef void (*agent_out_fn)(void *out_ctx, int fd, const void *data, size_t len);
+struct agent_portal_ops {
+    /* 0, or a positive exit status to end at once; state: the service's own per-run pointer */
+    int (*start)(void **state, int argc, char *const *argv, void *pmem, uint64_t pmem_size,
+                 agent_out_fn out, void *out_ctx);
+    /* bounded work; 1 while running, 0 when done with *status set */
+    int (*step)(void *state, int *status, agent_out_fn out, void *out_ctx);
+    void (*stop)(void *state, int signo);
+};
+void agent_register_portal(const struct agent_portal_ops *ops);
+const struct agent_portal_ops *agent_portal(void);
+
+#endif

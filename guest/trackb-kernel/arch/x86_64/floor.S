@@ -1,0 +1,30 @@
+/* floor.S: the boot benchmark's floor, a kernel that exits at its first
+ * instruction. Same PVH note and entry ABI as entry.S; the first instruction
+ * writes to QEMU's isa-debug-exit (iobase 0xf4), which ends QEMU with status
+ * (0 << 1) | 1 = 1. Without that device it halts forever. */
+        .section .note.Xen, "a", @note
+        .balign 4
+        .long 4
+        .long 8
+        .long 18                /* XEN_ELFNOTE_PHYS32_ENTRY */
+        .asciz "Xen"
+        .balign 4
+        .quad pvh_entry32
+        .balign 4
+
+        .section .text.entry, "ax"
+        .code32
+        .globl pvh_entry32
+pvh_entry32:
+        outb    %al, $0xf4      /* isa-debug-exit: QEMU exits here */
+1:      cli
+        hlt
+        jmp     1b
+
+        .code64
+        .globl linux64_entry
+linux64_entry:
+        outb    %al, $0xf4
+2:      cli
+        hlt
+        jmp     2b

@@ -1,0 +1,80 @@
+/* trapasm.S: IDT entry stubs for the 32 CPU exceptions.
+ * Each stub pushes a dummy error code when the CPU does not push one, then
+ * the vector number, then jumps to the common path, which saves the general
+ * registers into a struct trapframe (kernel/trap.h) and calls trap(). */
+        .text
+        .code64
+
+.macro VEC n, has_err
+        .globl trap_vec\n
+trap_vec\n:
+        .if \has_err == 0
+        pushq   $0
+        .endif
+        pushq   $\n
+        jmp     trap_common
+.endm
+
+        VEC 0,0
+        VEC 1,0
+        VEC 2,0
+        VEC 3,0
+        VEC 4,0
+        VEC 5,0
+        VEC 6,0
+        VEC 7,0
+        VEC 8,1
+        VEC 9,0
+        VEC 10,1
+        VEC 11,1
+        VEC 12,1
+        VEC 13,1
+        VEC 14,1
+        VEC 15,0
+        VEC 16,0
+        VEC 17,1
+        VEC 18,0
+        VEC 19,0
+        VEC 20,0
+        VEC 21,1
+        VEC 22,0
+        VEC 23,0
+        VEC 24,0
+        VEC 25,0
+        VEC 26,0
+        VEC 27,0
+        VEC 28,0
+        VEC 29,1
+        VEC 30,1
+        VEC 31,0
+
+trap_common:
+        push    %rax
+        push    %rbx
+        push    %rcx
+        push    %rdx
+        push    %rsi
+        push    %rdi
+        push    %rbp
+        push    %r8
+        push    %r9
+        push    %r10
+        push    %r11
+        push    %r12
+        push    %r13
+        push    %r14
+        push    %r15
+        mov     %rsp, %rdi              /* trap(struct trapframe *) */
+        and     $-16, %rsp              /* ABI stack alignment */
+        call    trap
+1:      cli                             /* trap() does not return for exceptions */
+        hlt
+        jmp     1b
+
+        .section .rodata
+        .balign 8
+        .globl trap_vectors
+trap_vectors:
+        .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+        .quad trap_vec\n
+        .endr

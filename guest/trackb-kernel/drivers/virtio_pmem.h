@@ -1,0 +1,26 @@
+/* virtio_pmem.h: virtio-pmem driver (VIRTIO 1.2, 5.19; Linux drivers/nvdimm/virtio_pmem.c). */
+#ifndef TRACKB_VIRTIO_PMEM_H
+#define TRACKB_VIRTIO_PMEM_H
+
+#include <stdint.h>
+
+#include "drivers/virtio_pci.h"
+
+struct virtio_pmem {
+    struct virtio_pci vp;
+    struct virtqueue vq;
+    uint64_t start, size;       /* guest-physical region */
+    const char *region_source;  /* "shared memory cap" or "device config" */
+    void *base;                 /* mapped region */
+    uint8_t *page;              /* virtqueue + request/response */
+    uint64_t page_pa, io_pa;
+};
+
+enum { PMEM_ENODEV = -19, PMEM_EIO = -5, PMEM_ENOMEM = -12, PMEM_ETIMEDOUT = -110 };
+
+/* Bring up the device at d: transport, features, region, queue, mapping. */
+int virtio_pmem_probe(struct pci_dev *d, struct virtio_pmem *pm);
+/* One flush request; 0, PMEM_EIO (device said no / bad reply), PMEM_ETIMEDOUT. */
+int virtio_pmem_flush(struct virtio_pmem *pm, uint64_t timeout_ns);
+
+#endif

@@ -1,0 +1,103 @@
+/* env.c: agent/agent_env.h for the kernel. The agent's control channel is
+ * COM2 (ttyS1 = QemuMachine's serial_transport socket), polled. */
+#include "agent/agent_env.h"
+#include "drivers/qemu_isa.h"
+#include "drivers/uart.h"
+#include "drivers/uart16550.h"
+#include "kernel/console.h"
+#include "kernel/env.h"
+#include "kernel/pmm.h"
+#include "kernel/timer.h"
+#include "platform/platform.h"
+#include "x86boot.h"
+
+#define UART_FIFO_DEPTH 16
+#define RESET_CONTROL_PORT 0xCF9     /* PIIX/ICH9 reset control: 0x06 = hard reset */
+#define KBC_CMD_PORT 0x64            /* 8042: 0xFE pulses the reset line */
+#define FAULT_ADDRESS ((uint64_t)0x00000DEAD0000000ULL)   /* canonical, never mapped */
+
+static int chan_ok;
+static struct virtio_pmem *pmem;
+static const struct acpi_facts *acpi;
+
+void env_init(struct virtio_pmem *pm, const struct acpi_facts *af)
+{
+    chan_ok = uart_init(COM2_BASE) == 0;
+    pmem = pm;
+    acpi = af;
+    kprintf("env: control channel COM2 %s\n", chan_ok ? "ready" : "missing");
+}
+
+long env_chan_read(void *buf, size_t cap)
+{
+    uint8_t *b = buf;
+    size_t n = 0;
+    if (!chan_ok)
+        return -1;
+    while (n < cap && uart_rx_ready(COM2_BASE))
+        b[n++] = uart_rx(COM2_BASE);
+    return (long)n;
+}
+
+int env_chan_write(const void *buf, size_t len, uint32_t timeout_ms)
+{
+    const uint8_t *b = buf;
+    if (!chan_ok)
+        return -1;
+    uint64_t deadline = timer_now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+    size_t i = 0;
+    while (i < len) {
+        if (!uart_tx_ready(COM2_BASE)) {
+            if (timer_now_ns() > deadline)
+                return -1;
+            cpu_relax();
+            continue;
+        }
+        /* THRE means the transmit FIFO is empty: fill it in one go. */
+        for (int k = 0; k < UART_FIFO_DEPTH && i < len; k++)
+            uart_tx(COM2_BASE, b[i++]);
+    }
+    return 0;
+}
+
+uint64_t env_now_ns(void) { return timer_now_ns(); }
+void env_relax(void) { cpu_relax(); }
+const char *env_uname(void) { return "wslx-trackb 0.1 x86_64"; }
+uint64_t env_mem_total_bytes(void) { return pmm_total_bytes(); }
+uint64_t env_mem_free_bytes(void) { return pmm_free_bytes(); }
+void *env_pmem_base(void) { return pmem ? pmem->base : NULL; }
+uint64_t env_pmem_size(void) { return pmem && pmem->base ? pmem->size : 0; }
+
+int env_pmem_flush(uint32_t timeout_ms)
+{
+    if (!pmem || !pmem->base)
+        return PMEM_ENODEV;
+    return virtio_pmem_flush(pmem, (uint64_t)timeout_ms * 1000000ULL);
+}
+
+void env_console_write(const char *s, size_t len) { console_write(s, len); }
+
+_Noreturn void env_fault_on_purpose(void)
+{
+    kprintf("env: faulting on purpose (read of %lx)\n", FAULT_ADDRESS);
+    (void)*(volatile uint64_t *)(uintptr_t)FAULT_ADDRESS;   /* #PF: trap() prints and stops */
+    cpu_halt_forever();
+}
+
+_Noreturn void env_power_off(int code, int reboot)
+{
+    kprintf("env: %s (code %d)\n", reboot ? "reboot" : "power off", code);
+    if (reboot) {
+        pio_out8(RESET_CONTROL_PORT, 0x02);
+        pio_out8(RESET_CONTROL_PORT, 0x06);
+        pio_out8(KBC_CMD_PORT, 0xFE);
+        cpu_halt_forever();
+    }
+    /* QEMU with isa-debug-exit ends here with status (code << 1) | 1. */
+    pio_out32(ISA_DEBUG_EXIT_PORT, (uint32_t)code);
+    if (acpi && acpi->pm1a_cnt && acpi->have_s5)
+        pio_out16((uint16_t)acpi->pm1a_cnt,
+                  (uint16_t)(acpi->slp_typa << X86BOOT_ACPI_SLP_TYP_SHIFT | X86BOOT_ACPI_SLP_EN));
+    kprintf("env: power off did not take effect; halting\n");
+    cpu_halt_forever();
+}

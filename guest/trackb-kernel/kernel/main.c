@@ -1,0 +1,176 @@
+/* main.c: the Track B kernel's boot path, from entry.S to the agent. */
+#include <stdint.h>
+
+#include "agent/agent_env.h"
+#include "drivers/pci.h"
+#include "drivers/virtio_pmem.h"
+#include "kernel/acpi.h"
+#include "kernel/console.h"
+#include "kernel/env.h"
+#include "kernel/klib.h"
+#include "kernel/memlayout.h"
+#include "kernel/panic.h"
+#include "kernel/pmm.h"
+#include "kernel/timer.h"
+#include "kernel/trap.h"
+#include "platform/platform.h"
+#include "virtio.h"
+#include "x86boot.h"
+
+#define MAX_REGIONS 64
+#define CMDLINE_MAX 1024
+#define PCI_HOLE_END 0xFEC00000ULL   /* IOAPIC and up are chipset devices */
+
+extern char _kernel_start[], _kernel_end[];
+
+static struct mem_region regions[MAX_REGIONS];
+static char cmdline[CMDLINE_MAX];
+static struct acpi_facts acpi;
+static struct virtio_pmem pmem;
+
+/* Copy the boot loader's facts out before anything can overwrite them. */
+static int read_boot_info(uint32_t kind, uint64_t info, struct boot_facts *facts)
+{
+    int n;
+    if (kind == BOOT_PVH) {
+        const uint8_t *si = phys_ptr(info, HVM_START_INFO_SIZE);
+        int err = si ? pvh_parse_start_info(si, HVM_START_INFO_SIZE, facts) : PARSE_ERANGE;
+        if (err)
+            panic("PVH start_info at %lx: %s", info, parse_strerror(err));
+        uint64_t len = (uint64_t)facts->memmap_entries * HVM_MEMMAP_TABLE_ENTRY_SIZE;
+        const uint8_t *mm = phys_ptr(facts->memmap_paddr, len);
+        n = mm ? pvh_parse_memmap(mm, len, facts->memmap_entries, regions, MAX_REGIONS) : PARSE_ERANGE;
+    } else if (kind == BOOT_LINUX64) {
+        const uint8_t *bp = phys_ptr(info, X86BOOT_BP_SIZE);
+        n = bp ? bootparams_parse(bp, X86BOOT_BP_SIZE, facts, regions, MAX_REGIONS) : PARSE_ERANGE;
+    } else {
+        panic("unknown boot kind %u", kind);
+    }
+    if (n <= 0)
+        panic("boot memory map: %s", n == 0 ? "empty" : parse_strerror(n));
+    /* The command line: NUL terminated, bounded, unmapped means none. */
+    for (size_t i = 0; facts->cmdline_paddr && i + 1 < CMDLINE_MAX; i++) {
+        const char *c = phys_ptr(facts->cmdline_paddr + i, 1);
+        if (!c || !*c)
+            break;
+        cmdline[i] = *c;
+    }
+    return n;
+}
+
+/* Value of word "key=value" on the command line, copied into val. */
+static int cmdline_get(const char *key, char *val, size_t cap)
+{
+    size_t kl = strlen(key);
+    for (const char *p = cmdline; *p;) {
+        while (*p == ' ')
+            p++;
+        const char *w = p;
+        while (*p && *p != ' ')
+            p++;
+        if ((size_t)(p - w) > kl && !memcmp(w, key, kl) && w[kl] == '=') {
+            size_t n = (size_t)(p - w) - kl - 1;
+            if (n >= cap)
+                n = cap - 1;
+            memcpy(val, w + kl + 1, n);
+            val[n] = 0;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int cmdline_has(const char *word)
+{
+    size_t wl = strlen(word);
+    for (const char *p = cmdline; *p;) {
+        while (*p == ' ')
+            p++;
+        const char *w = p;
+        while (*p && *p != ' ')
+            p++;
+        if ((size_t)(p - w) == wl && !memcmp(w, word, wl))
+            return 1;
+    }
+    return 0;
+}
+
+static const char *type_name(uint32_t t)
+{
+    switch (t) {
+    case X86BOOT_E820_RAM: return "ram";
+    case X86BOOT_E820_RESERVED: return "reserved";
+    case X86BOOT_E820_ACPI: return "acpi";
+    case X86BOOT_E820_NVS: return "nvs";
+    case X86BOOT_E820_UNUSABLE: return "unusable";
+    case X86BOOT_E820_PMEM: return "pmem";
+    default: return "other";
+    }
+}
+
+/* Where unassigned BARs may go: above every memory-map entry below 4 GiB. */
+static uint64_t pci_window_start(int n)
+{
+    uint64_t lo = 0xC0000000ULL;
+    for (int i = 0; i < n; i++) {
+        uint64_t end = regions[i].base + regions[i].size;
+        if (regions[i].base < PCI_HOLE_END && end > lo)
+            lo = end;
+    }
+    return (lo + 0xFFFFFULL) & ~0xFFFFFULL;
+}
+
+_Noreturn void kmain(uint32_t kind, uint64_t info)
+{
+    struct boot_facts facts = {0};
+    char fault[8];
+
+    console_init();                                   /* COM1: ttyS0 */
+    trap_init();                                      /* exceptions print and stop */
+    int n = read_boot_info(kind, info, &facts);       /* memory map, command line, RSDP */
+    console_set_quiet(cmdline_has("quiet"));
+    kprintf("\ntrackb: Track B kernel, %s entry, boot info at %lx\n", kind == BOOT_PVH ? "PVH" : "64-bit", info);
+    kdetail("cmdline: %s\n", cmdline);
+    for (int i = 0; i < n; i++)
+        kdetail("memmap: %016lx-%016lx %s\n", regions[i].base, regions[i].base + regions[i].size - 1,
+                type_name(regions[i].type));
+
+    timer_init();                                     /* TSC against PIT channel 2 */
+    kprintf("timer: TSC %lu kHz, calibrated against %s in %lu us\n", timer_tsc_hz() / 1000, timer_source(),
+            timer_calibration_ns() / 1000);
+
+    pmm_init(regions, (size_t)n, (uint64_t)(uintptr_t)_kernel_start, (uint64_t)(uintptr_t)_kernel_end);
+    kprintf("pmm: %lu KiB usable in %d memory map entries, kernel %lx-%lx\n", pmm_total_bytes() / 1024, n, (uint64_t)(uintptr_t)_kernel_start,
+            (uint64_t)(uintptr_t)_kernel_end);
+
+    acpi_init(facts.rsdp_paddr, &acpi);               /* MCFG, FADT/S5 */
+    pci_init(acpi.ecam, acpi.n_ecam, pci_window_start(n), PCI_HOLE_END);
+    int ndev = pci_enumerate();                       /* bus 0 and behind bridges */
+    kprintf("pci: %d functions via %s\n", ndev, pci_access_method());
+
+    struct pci_dev *pd = pci_find(VIRTIO_PCI_VENDOR_ID, VIRTIO_PMEM_PCI_DEVICE_ID);
+    struct virtio_pmem *pm = NULL;
+    if (!pd) {
+        kprintf("pmem: no virtio-pmem device\n");
+    } else {
+        int err = virtio_pmem_probe(pd, &pmem);
+        if (err)
+            kprintf("pmem: %02x:%02x.%u probe failed (%d)\n", pd->bus, pd->dev, pd->fn, err);
+        else {
+            pm = &pmem;
+            kprintf("pmem: region %lx size %lu bytes (%s), queue size %u\n", pmem.start, pmem.size,
+                    pmem.region_source, pmem.vq.size);
+            kdetail("pmem: first 8 bytes %016lx\n", *(volatile uint64_t *)pmem.base);  /* proves the mapping */
+        }
+    }
+
+    env_init(pm, &acpi);                              /* agent environment: COM2, pmem, power */
+    kprintf("trackb: ready after %lu us\n", timer_now_ns() / 1000);
+
+    if (cmdline_get("trackb.fault", fault, sizeof fault)) {  /* tests: the exception path */
+        if (!memcmp(fault, "ud", 3))
+            __builtin_trap();
+        env_fault_on_purpose();
+    }
+    agent_main();
+}

@@ -1,0 +1,56 @@
+/* platform.h: the thin hardware access layer of the Track B kernel.
+ *
+ * Everything that touches hardware (port I/O, MMIO, MSRs, CPUID, the TSC,
+ * physical memory) goes through these functions. platform_x86.c implements
+ * them with inline assembly (the only place that does); a host test model
+ * implements them against a simulated device, so the drivers compile and run
+ * on the host unchanged. Addresses are physical; the kernel's direct map
+ * makes phys_to_virt() trivial in the VM. */
+#ifndef TRACKB_PLATFORM_H
+#define TRACKB_PLATFORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Port I/O. */
+uint8_t pio_in8(uint16_t port);
+uint16_t pio_in16(uint16_t port);
+uint32_t pio_in32(uint16_t port);
+void pio_out8(uint16_t port, uint8_t v);
+void pio_out16(uint16_t port, uint16_t v);
+void pio_out32(uint16_t port, uint32_t v);
+
+/* MMIO at physical addresses (must be mapped; see vm_map_mmio). */
+uint8_t mmio_read8(uint64_t pa);
+uint16_t mmio_read16(uint64_t pa);
+uint32_t mmio_read32(uint64_t pa);
+uint64_t mmio_read64(uint64_t pa);
+void mmio_write8(uint64_t pa, uint8_t v);
+void mmio_write16(uint64_t pa, uint16_t v);
+void mmio_write32(uint64_t pa, uint32_t v);
+void mmio_write64(uint64_t pa, uint64_t v);
+
+/* Physical memory: a pointer through the direct map, or NULL when [pa, pa+len)
+ * is not mapped. Parsers then get (pointer, length) and never read past it. */
+void *phys_ptr(uint64_t pa, uint64_t len);
+uint64_t virt_to_phys(const void *p);
+
+/* CPU. */
+void cpu_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
+uint64_t cpu_rdmsr(uint32_t msr);
+void cpu_wrmsr(uint32_t msr, uint64_t v);
+uint64_t cpu_rdtsc(void);
+void cpu_relax(void);                 /* pause */
+_Noreturn void cpu_halt_forever(void); /* cli; hlt loop */
+uint64_t cpu_read_cr2(void);
+uint64_t cpu_read_cr3(void);
+void cpu_write_cr3(uint64_t v);
+void cpu_invlpg(uint64_t va);
+void cpu_load_idt(const void *base, uint16_t limit);
+
+/* Ordering between memory the device reads (virtqueues) and MMIO/port writes. */
+void mb(void);
+void rmb(void);
+void wmb(void);
+
+#endif
