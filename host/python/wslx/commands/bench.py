@@ -11,7 +11,8 @@ def register(sub):
     bsub = p.add_subparsers(dest="benchmark", metavar="NAME", required=True)
     for name, b in sorted(all_benchmarks().items()):
         bp = bsub.add_parser(name, help=b.help)
-        bp.add_argument("--out", type=Path, default=Path("images/bench"), help="output folder (default images/bench)")
+        bp.add_argument("--out", type=Path, default=None,
+                        help="output folder (default images/bench; images/bench/GUEST for a --guest other than linux)")
         bp.add_argument("--runs", type=int, default=b.default_runs, help=f"number of runs (default {b.default_runs})")
         if b.add_arguments:
             b.add_arguments(bp)
@@ -19,5 +20,8 @@ def register(sub):
 
 
 def _run(bench, args) -> int:
+    if args.out is None:  # another guest's figures must not overwrite the Linux ones
+        guest = getattr(args, "guest", "linux")
+        args.out = Path("images/bench") if guest == "linux" else Path("images/bench") / guest
     run_benchmark(bench, args, args.runs, args.out)
     return 0

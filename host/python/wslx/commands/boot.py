@@ -9,12 +9,13 @@ from pathlib import Path
 from ..agentx.errors import StdinClosed
 from ..spec.agentx import STDIO_MAX_DATA
 
-GUESTS = ["linux"]
+GUESTS = ["linux", "trackb"]
 
 
 def _common(p):
     p.add_argument("guest", choices=GUESTS, help="which guest to boot")
-    p.add_argument("--kernel", type=Path, help="kernel image (default: Debian's cloud kernel)")
+    p.add_argument("--kernel", type=Path,
+                   help="kernel image (default: Debian's cloud kernel; trackb: images/trackb-kernel.elf)")
     p.add_argument("--initrd", type=Path, help="initramfs (default: images/linux-initramfs.cpio, built if needed)")
     p.add_argument("--append", default="", help="extra kernel command-line words")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for HELLO (default 60)")
@@ -41,6 +42,9 @@ def _log(msg: str) -> None:
 
 
 def _guest(args):
+    if args.guest == "trackb":
+        from ..guests.trackb import TrackBGuest
+        return TrackBGuest(args.kernel, append=args.append, hello_timeout=args.timeout, log=_log)
     from ..guests.linux import LinuxGuest
     return LinuxGuest(args.kernel, args.initrd, append=args.append, hello_timeout=args.timeout, log=_log)
 
@@ -76,8 +80,15 @@ def _openvmm(args) -> int:
 def boot(args) -> int:
     from ..agentx.errors import AgentXError
     from ..vmm.errors import VMError
+    if args.vmm == "openvmm" and args.guest == "trackb":
+        print("wslx boot: --vmm openvmm is not wired up for trackb yet (QEMU only)", file=sys.stderr)
+        return 2
     if args.vmm == "openvmm":
         return _openvmm(args)
+    if args.dry_run and args.guest == "trackb":
+        import shlex
+        print(shlex.join(_guest(args).machine().preview_cmdline()))
+        return 0
     if args.dry_run:
         import shlex
         from ..guests.linux import images_dir

@@ -116,3 +116,83 @@ class InitHostTarget:
             self.proc.kill()
         self.proc.wait(5)
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+@target("trackb-host")
+class TrackBHostTarget:
+    """The Track B kernel's agent sources built for the host (`build/trackb/trackb-agent-host`,
+    ASan+UBSan) on a Unix socket: agent_env.h is implemented on the socket and a pmem file,
+    so the same protocol code the kernel runs answers the suite in milliseconds. The harness
+    dials once and powers off when the channel goes, so reconnects are not tested here."""
+    supports_reconnect = False
+
+    def __init__(self, timeout: float = 10.0, binary=None, pmem_size: int = 2 << 20, **_):
+        from .. import repo_root
+        self.timeout = timeout
+        self.pmem_size = pmem_size
+        self.binary = Path(binary) if binary else repo_root() / "build" / "trackb" / "trackb-agent-host"
+
+    def __enter__(self):
+        from ..agentx.errors import ConnectionLost
+        if not self.binary.exists():
+            raise ConnectionLost(f"{self.binary} does not exist: build it with `scons trackb-agent-host`")
+        self._dir = tempfile.mkdtemp(prefix="wslx-trackb-host-", dir=os.environ.get("WSLX_RUN_DIR"))
+        path = os.path.join(self._dir, "agentx.sock")
+        self.log_path = os.path.join(self._dir, "agent.log")
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(path)
+        self._listener.listen(1)
+        args = [str(self.binary), "--connect-unix", path]
+        if self.pmem_size:
+            args += ["--pmem-file", os.path.join(self._dir, "pmem.img"), "--pmem-size", str(self.pmem_size)]
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.client = self._accept()
+        return self
+
+    def _accept(self) -> AgentClient:
+        from ..agentx.errors import AgentTimeout
+        self._listener.settimeout(self.timeout)
+        try:
+            conn, _ = self._listener.accept()
+        except socket.timeout:
+            raise AgentTimeout(f"{self.binary} did not dial {self._listener.getsockname()} within "
+                               f"{self.timeout} s (exit code {self.proc.poll()})") from None
+        client = AgentClient(conn, default_timeout=self.timeout, name="trackb-host")
+        client.diagnostics = self.log_tail
+        return client
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = Path(self.log_path).read_text(errors="replace")
+        except OSError:
+            return ""
+        return "agent log tail:\n" + "\n".join(text.splitlines()[-lines:])
+
+    def wait_ended(self, timeout: float) -> bool:
+        try:
+            self.proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def __exit__(self, *exc):
+        self.client.close()
+        self._listener.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(5)
+        self._log.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+@target("trackb")
+class TrackBTarget:
+    """The Track B kernel (images/trackb-kernel.elf) under QEMU: its agent on COM2, over
+    QemuMachine's serial channel."""
+
+    def __new__(cls, timeout: float = 10.0, kernel=None, **_):
+        from ..guests.trackb import TrackBGuest
+        guest = TrackBGuest(kernel, timeout=max(timeout, 20.0))
+        guest.name = cls.name
+        return guest

@@ -269,7 +269,8 @@ class QemuMachine:
         if self.pmem_path is not None:
             size = self.pmem_size if self.pmem_size is not None else os.stat(self.pmem_path).st_size
             args += ["-object", f"memory-backend-file,id=pmem0,share=on,mem-path={self.pmem_path},size={size}",
-                     "-device", "virtio-pmem-pci,memdev=pmem0,id=pmem0"]
+                     "-device", "virtio-pmem-pci,memdev=pmem0,id=pmem0"
+                     + (f",memaddr={self.pmem_addr:#x}" if self.pmem_addr is not None else "")]
         args += self.extra_args
         return args
 
@@ -519,20 +520,29 @@ class QemuMachine:
             raise VMError("machine was created with serial_transport=False", log_dir=self.run_dir)
         return self._connect_unix(self.serial_socket_path, timeout, "serial channel (ttyS1)")
 
-    def wait_hello(self, timeout: float = 30.0):
+    def wait_hello(self, timeout: float = 30.0, channel: str = "agentx"):
         """Connect the AgentX channel and wait for the agent's HELLO.
 
+        channel: 'agentx' (the virtio-serial port) or 'serial' (ttyS1/COM2, needs
+        serial_transport=True).  A serial line has no connect event, so the agent may
+        have announced itself before we were there: on 'serial' we ask for a fresh
+        announcement (HELLO with request_id 0) at once and then every second.
         Sets `self.agent` (the AgentClient) and `self.hello_seconds` (monotonic
         seconds from QEMU start to HELLO).  A guest panic or exit while waiting
         is raised as GuestPanicked/GuestExited instead of the AgentX error."""
         from ..agentx.client import AgentClient
         from ..agentx.errors import AgentXError
 
+        if channel not in ("agentx", "serial"):
+            raise ValueError(f"channel must be 'agentx' or 'serial', not {channel!r}")
         t0 = time.monotonic()
-        sock = self.agentx_socket(timeout)
+        sock = self.serial_socket(timeout) if channel == "serial" else self.agentx_socket(timeout)
         client = AgentClient(sock, default_timeout=max(timeout, 1.0))
         try:
-            hello = client.wait_hello(max(0.0, timeout - (time.monotonic() - t0)))
+            if channel == "serial":
+                hello = self._serial_hello(client, t0 + timeout)
+            else:
+                hello = client.wait_hello(max(0.0, timeout - (time.monotonic() - t0)))
         except AgentXError:
             self.check_alive("waiting for AgentX HELLO")
             raise
@@ -540,6 +550,23 @@ class QemuMachine:
         self.agent = client
         self._log_fn(f"[vm {self.name}] AgentX HELLO after {self.hello_seconds:.2f} s since launch")
         return hello
+
+    def _serial_hello(self, client, deadline: float):
+        from ..agentx import codec
+        from ..agentx.errors import AgentTimeout
+        from ..spec.agentx import MAX_PAYLOAD, VERSION_MAX, VERSION_MIN, MsgType
+        ask = codec.encode_frame(MsgType.HELLO, dict(version_min=VERSION_MIN, version_max=VERSION_MAX,
+                                                     version_selected=0, agent_kind=0, capabilities=0,
+                                                     max_payload=MAX_PAYLOAD, uptime_ms=0, name="wslx-host",
+                                                     os_release=""))
+        while True:
+            client.send_raw(ask, timeout=max(1.0, deadline - time.monotonic()))
+            try:
+                return client.wait_hello(min(1.0, max(0.0, deadline - time.monotonic())))
+            except AgentTimeout:
+                if time.monotonic() >= deadline:
+                    raise
+                self.check_alive("waiting for AgentX HELLO on the serial line")
 
     # ------------------------------------------------------------------ shutdown
 

@@ -1,0 +1,154 @@
+"""Track B guest: the freestanding kernel images/trackb-kernel.elf under QEMU,
+its AgentX agent on the second UART (ttyS1/COM2), a virtio-pmem file for the
+Portal, and isa-debug-exit for power-off. Used by `wslx boot/run trackb`, the
+conformance target `trackb` and `wslx bench boot --guest trackb`, so all of
+them boot the guest the same way (mirrors wslx.guests.linux.LinuxGuest)."""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..agentx import codec
+from ..agentx.client import AgentClient, Hello
+from ..agentx.errors import AgentXError
+from ..spec.agentx import MAX_PAYLOAD, VERSION_MAX, VERSION_MIN, MsgType
+from ..vmm.errors import VMError
+from ..vmm.qemu import QemuMachine, default_run_root
+from .linux import GuestAgentError, ensure_built, images_dir
+
+ISA_DEBUG_EXIT = ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
+DEFAULT_PMEM_SIZE = 16 << 20
+
+
+def default_kernel() -> Path:
+    return images_dir() / "trackb-kernel.elf"
+
+
+def hello_request() -> bytes:
+    """HELLO with request_id 0: on a serial line, asks the agent to announce itself again."""
+    return codec.encode_frame(MsgType.HELLO, dict(version_min=VERSION_MIN, version_max=VERSION_MAX,
+                                                  version_selected=0, agent_kind=0, capabilities=0,
+                                                  max_payload=MAX_PAYLOAD, uptime_ms=0, name="wslx-host",
+                                                  os_release=""))
+
+
+class TrackBGuest:
+    """Boot the Track B kernel to AgentX HELLO.
+
+        with TrackBGuest() as g:
+            print(g.hello.name)
+            g.client.run(["echo", "hello"])
+
+    Every AgentX wait on `client` that times out or loses the channel raises an
+    error whose message carries the console tail and the QEMU command line."""
+
+    def __init__(self, kernel: Path | str | None = None, *, append: str = "", pmem_size: int | None = DEFAULT_PMEM_SIZE,
+                 hello_timeout: float = 30.0, timeout: float = 30.0, build: bool = True,
+                 log: Callable[[str], None] = print, **machine_kw):
+        self.kernel = Path(kernel) if kernel else default_kernel()
+        self.append = append
+        self.pmem_size = pmem_size
+        self.hello_timeout = hello_timeout
+        self.timeout = timeout
+        self.build = build
+        self.log = log
+        self.machine_kw = machine_kw
+        self.vm: QemuMachine | None = None
+        self.client: AgentClient | None = None
+        self.hello: Hello | None = None
+        self.pmem_path: Path | None = None
+
+    def machine(self) -> QemuMachine:
+        """The QemuMachine this guest boots (not launched); its run dir holds the pmem file."""
+        run_dir = Path(self.machine_kw.pop("run_dir", None) or
+                       tempfile.mkdtemp(prefix="wslx-run-", dir=default_run_root()))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        kw = dict(self.machine_kw)
+        if self.pmem_size:
+            self.pmem_path = run_dir / "pmem.img"
+            with open(self.pmem_path, "wb") as f:
+                f.truncate(self.pmem_size)
+            kw.setdefault("pmem_path", self.pmem_path)
+        kw["extra_args"] = list(kw.get("extra_args", ())) + ISA_DEBUG_EXIT
+        return QemuMachine(self.kernel, None, append=self.append, agentx=False, serial_transport=True,
+                           run_dir=run_dir, log=self.log, **kw)
+
+    def __enter__(self) -> "TrackBGuest":
+        if self.build:
+            ensure_built(("trackb",), log=self.log)
+        if not self.kernel.exists():
+            raise VMError(f"{self.kernel} does not exist: build it with `scons trackb`")
+        self.log(f"[boot] Track B kernel {self.kernel}")
+        self.vm = self.machine()
+        self.vm.__enter__()
+        try:
+            self.hello = self.vm.wait_hello(self.hello_timeout, channel="serial")
+            self._attach(self.vm.agent)
+            self._sync()
+        except AgentXError as e:
+            err = GuestAgentError(f"no AgentX HELLO within {self.hello_timeout} s: {e}", **self.vm._common())
+            self.vm.__exit__(type(err), err, None)
+            raise err from e
+        except BaseException:
+            self.vm.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def _sync(self) -> None:
+        """A PING round trip: every HELLO the boot-time re-announcement requests drew (and any
+        ERROR for bytes the UART lost while the kernel set it up) arrives before the PONG, so
+        later waits for a *new* HELLO or an ERROR see only their own."""
+        self.client.ping(b"sync", timeout=self.timeout)
+        self.client.unsolicited_errors.clear()
+        self.hello = self.client.hello
+
+    def _attach(self, client: AgentClient) -> None:
+        client.default_timeout = self.timeout
+        client.name = "trackb"
+        client.diagnostics = self._diagnostics
+        self.client = client
+
+    def _diagnostics(self) -> str:
+        vm = self.vm
+        try:
+            vm.check_alive("talking to the agent")
+        except VMError as e:  # a fault on purpose or a crash: say so, with the console tail
+            return "\n".join([f"guest state: {type(e).__name__}: {e.message}"] + e.details())
+        return "\n".join(VMError("", cmdline=vm.cmdline, console_tail=vm.console_tail(), log_dir=vm.run_dir).details())
+
+    @property
+    def console_log(self) -> Path:
+        return self.vm.console_log
+
+    # conformance target protocol
+    supports_reconnect = True
+
+    def reconnect(self, client: AgentClient) -> AgentClient:
+        """Drop the host side of the serial line and attach again; a serial line has no
+        connect event, so we ask for the re-announcement the agent cannot know to send."""
+        client.close()
+        time.sleep(0.2)
+        c = AgentClient(self.vm.serial_socket(self.timeout), default_timeout=self.timeout, name="trackb")
+        self._attach(c)
+        c.send_raw(hello_request())
+        return c
+
+    def wait_ended(self, timeout: float) -> bool:
+        return self.vm.wait_exit(timeout) is not None
+
+    def shutdown(self, grace_ms: int = 2000) -> int | None:
+        """AgentX SHUTDOWN, then wait for QEMU to exit (escalating if it does not)."""
+        try:
+            if self.vm.is_running():
+                self.client.shutdown(grace_ms=grace_ms, timeout=self.timeout)
+        except AgentXError as e:
+            self.log(f"[boot] SHUTDOWN failed ({e}); stopping the VM")
+        return self.vm.shutdown(wait=10.0)
+
+    def __exit__(self, *exc):
+        if self.vm is not None:
+            self.vm.__exit__(*exc)

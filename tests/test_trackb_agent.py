@@ -1,0 +1,354 @@
+"""The Track B agent (guest/trackb-kernel/agent) on the host harness
+(build/trackb/trackb-agent-host, ASan+UBSan): the conformance suite, hostile
+frames, the built-in programs and the small `sh -c` they run under. The same
+sources are linked into the kernel; tests/test_trackb_guest.py runs them there."""
+from __future__ import annotations
+
+import os
+import random
+import re
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+from wslx.agentx import codec
+from wslx.agentx.errors import AgentTimeout, RemoteError
+from wslx.conformance import runner
+from wslx.conformance.targets import TARGETS
+from wslx.spec.agentx import (HEADER_SIZE, MAX_PAYLOAD, Capability, ErrorCode,
+                              ExitHow, MsgType, Stream)
+
+AGENT_DIR = Path(__file__).resolve().parents[1] / "guest" / "trackb-kernel" / "agent"
+AGENT_SOURCES = ["agent.c", "agent_util.c", "proc.c", "sh_parse.c", "builtins.c"]
+
+
+@pytest.fixture(scope="session")
+def harness(repo_root) -> Path:
+    r = subprocess.run([sys.executable, "-m", "SCons", "-Q", "trackb-agent-host"], cwd=repo_root,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, f"scons trackb-agent-host failed:\n{r.stdout}\n{r.stderr}"
+    return repo_root / "build" / "trackb" / "trackb-agent-host"
+
+
+@pytest.fixture
+def agent(harness):
+    with TARGETS["trackb-host"](timeout=10, binary=harness) as t:
+        t.client.wait_hello()
+        yield t
+
+
+def run(t, argv, **kw):
+    return t.client.run(argv, timeout=10, **kw)
+
+
+# ---- the agent is freestanding: nothing but agent_env.h and the compiler's helpers ----
+
+def test_agent_objects_need_only_agent_env(repo_root, generated, tmp_path):
+    """Compiled -ffreestanding and linked together, the agent leaves undefined only the
+    agent_env.h functions (and the memcpy/memset the compiler may emit): no libc."""
+    objs = []
+    for src in AGENT_SOURCES:
+        o = tmp_path / (src + ".o")
+        subprocess.run(["gcc", "-std=c11", "-O2", "-ffreestanding", "-fno-builtin", "-nostdlib", "-Wall", "-Wextra",
+                        "-Wno-comment", "-Werror", "-mno-red-zone", "-fno-pic", "-I", str(generated), "-I", str(AGENT_DIR),
+                        "-c", str(AGENT_DIR / src), "-o", str(o)], check=True)
+        objs.append(str(o))
+    linked = tmp_path / "agent.o"
+    subprocess.run(["ld", "-r", "-o", str(linked), *objs], check=True)
+    undefined = set(subprocess.run(["nm", "-u", str(linked)], capture_output=True, text=True, check=True)
+                    .stdout.split()) - {"U"}
+    env_api = set(re.findall(r"\b(env_\w+)\s*\(", (AGENT_DIR / "agent_env.h").read_text()))
+    assert undefined, "nm found no undefined symbols at all: the check itself is broken"
+    assert undefined <= env_api | {"memcpy", "memset", "memmove"}, f"agent needs {undefined - env_api}"
+    assert "agent_main" in subprocess.run(["nm", "--defined-only", str(linked)], capture_output=True, text=True).stdout
+
+
+# ---- conformance ----
+
+def test_conformance_suite_passes(harness):
+    """The whole suite against the harness; only what HELLO does not offer (STDIN, MOUNT) and
+    what the harness cannot do (reconnect) is skipped."""
+    with TARGETS["trackb-host"](timeout=10, binary=harness) as t:
+        report = runner.run_suite(t, timeout=10, log=lambda s: None)
+    bad = [r for r in report.results if r.status not in ("pass", "skip")]
+    assert report.ok, "\n".join(f"{r.name}: {r.status}: {r.message}" for r in bad)
+    skipped = {r.name: r.message for r in report.results if r.status == "skip"}
+    for name, why in skipped.items():
+        assert ("STDIN" in why or "MOUNT" in why or "cannot reconnect" in why), f"{name} skipped: {why}"
+    passed = {r.name for r in report.results if r.status == "pass"}
+    assert {"exec_reports_exit_status", "signal_is_delivered", "quiesce_blocks_exec_until_resume",
+            "mount_refused_without_capability", "shutdown_ends_the_agent"} <= passed
+
+
+def test_hello_describes_the_trackb_agent(agent):
+    h = agent.client.hello
+    assert h.kind_name.lower() == "trackb"
+    assert h.has(Capability.EXEC) and h.has(Capability.SIGNAL) and h.has(Capability.QUIESCE)
+    assert not h.has(Capability.MOUNT) and not h.has(Capability.STDIN)
+    assert h.has(Capability.PORTAL), "the harness has a pmem file: PORTAL must be offered"
+
+
+def test_no_portal_capability_without_pmem(harness):
+    with TARGETS["trackb-host"](timeout=10, binary=harness, pmem_size=0) as t:
+        h = t.client.wait_hello()
+        assert not h.has(Capability.PORTAL)
+        q = t.client.quiesce(timeout=10)
+        assert q["flushed_regions"] == 0
+
+
+# ---- hostile input ----
+
+SEEDS = [
+    (MsgType.PING, dict(data=b"fuzz")),
+    (MsgType.HELLO, dict(version_min=1, version_max=1, version_selected=0, agent_kind=0, capabilities=0,
+                         max_payload=65536, uptime_ms=0, name="h", os_release="")),
+    (MsgType.STDIO, dict(pid=100, stream=Stream.STDIN, flags=0, data=b"abc")),
+    (MsgType.QUIESCE, dict(timeout_ms=10)),
+    (MsgType.RESUME, {}),
+    (MsgType.OK, {}),
+    # the harness runs built-ins only, so EXEC, SIGNAL and CONFIG are safe to mutate here
+    (MsgType.EXEC, dict(flags=0, argv=["sh", "-c", "for i in 1 2; do echo $i; done; (echo x) & exit 3"], env=[],
+                        cwd="/tmp")),
+    (MsgType.EXEC, dict(flags=2, argv=["echo", "hi"], env=["A=1"], cwd="")),
+    (MsgType.SIGNAL, dict(pid=100, signo=15)),
+    (MsgType.CONFIG, dict(clock_realtime_ns=0, portal_size=0, hostname="fz", env=["B=2"], portal_device="")),
+]
+
+
+def mutated_frames(rng: random.Random, count: int):
+    for _ in range(count):
+        msg_type, body = rng.choice(SEEDS)
+        f = bytearray(codec.encode_frame(msg_type, body, request_id=rng.choice([0, 0x9000_0000 + rng.randrange(16)])))
+        for _ in range(rng.randint(1, 4)):
+            f[rng.randrange(len(f))] = rng.randrange(256)
+        if rng.random() < 0.2:
+            f = f[:rng.randint(0, len(f))] + bytes(rng.randrange(256) for _ in range(rng.randint(0, 40)))
+        if len(f) >= 24 and rng.random() < 0.5:  # re-sealed: the decoders see the damage
+            f[16:20] = zlib.crc32(bytes(f[24:])).to_bytes(4, "little")
+            f[20:24] = zlib.crc32(bytes(f[:20])).to_bytes(4, "little")
+        if len(f) >= 8 and struct.unpack_from("<H", f, 6)[0] == MsgType.SHUTDOWN:
+            continue
+        yield bytes(f)
+
+
+@pytest.mark.slow
+def test_agent_survives_mutated_frames(agent):
+    rng = random.Random(20261126)
+    c = agent.client
+    frames = list(mutated_frames(rng, 3000))
+    for i in range(0, len(frames), 100):
+        c.send_raw(b"".join(frames[i:i + 100]))
+        # a trusted header may announce up to MAX_PAYLOAD bytes: zeros flush it out
+        c.send_raw(bytes(MAX_PAYLOAD + HEADER_SIZE))
+        try:
+            answered, last = c.ping(b"alive", timeout=5) == b"alive", None
+        except AgentTimeout as e:
+            answered, last = False, e
+        assert answered, f"agent stopped answering after batch {i // 100}: {last!r}\n{agent.log_tail()}"
+    assert c.unsolicited_errors, "no ERROR for any malformed frame"
+    assert not c.protocol_errors, f"the agent sent malformed frames: {list(c.protocol_errors)[:3]}"
+    assert agent.proc.poll() is None, f"the agent died:\n{agent.log_tail()}"
+    agent.client.resume(timeout=5)   # a mutated QUIESCE may have been valid
+    r = run(agent, ["echo", "still", "here"])
+    assert r.stdout == b"still here\n"
+
+
+def test_each_bad_frame_draws_one_error_then_ping_works(agent):
+    c = agent.client
+    good = codec.encode_frame(MsgType.PING, dict(data=b"x"), request_id=5)
+    bad_crc = bytearray(good)
+    bad_crc[24] ^= 0xFF
+    c.send_raw(bytes(bad_crc))
+    assert c.wait_reply(5, timeout=5).type == MsgType.ERROR
+    assert c.ping(b"after", timeout=5) == b"after"
+    c.send_raw(b"\x00" * 100 + good)   # garbage, then a good frame: one EBADMSG, one PONG
+    assert c.wait_error(timeout=5).code == ErrorCode.EBADMSG
+    assert c.wait_reply(5, timeout=5).type == MsgType.PONG
+    assert c.ping(b"z", timeout=5) == b"z"
+    assert not c.unsolicited_errors
+
+
+def test_unsupported_requests_get_eopnotsupp(agent):
+    with pytest.raises(RemoteError) as e:
+        agent.client.mount("tmpfs", "x", "/mnt", timeout=5)
+    assert e.value.code == ErrorCode.EOPNOTSUPP
+    with pytest.raises(RemoteError) as e:
+        agent.client.unmount("/mnt", timeout=5)
+    assert e.value.code == ErrorCode.EOPNOTSUPP
+
+
+def test_stdin_frames_are_refused_without_a_pipe(agent):
+    p = agent.client.exec(["sleep", "5"], timeout=5)
+    agent.client.send_event(MsgType.STDIO, dict(pid=p.pid, stream=Stream.STDIN, flags=0, data=b"abc"))
+    assert agent.client.wait_error(timeout=5).code == ErrorCode.EPIPE
+    agent.client.send_event(MsgType.STDIO, dict(pid=0x7777, stream=Stream.STDIN, flags=0, data=b"abc"))
+    assert agent.client.wait_error(timeout=5).code == ErrorCode.ESRCH
+    p.signal(9, timeout=5)
+    assert p.wait(5).how == ExitHow.SIGNALED
+
+
+# ---- built-ins ----
+
+def test_echo_and_exit_status(agent):
+    r = run(agent, ["echo", "hello", "world"])
+    assert (r.stdout, r.stderr, r.returncode) == (b"hello world\n", b"", 0)
+    assert run(agent, ["/bin/echo", "-n", "x"]).stdout == b"x"
+    assert run(agent, ["false"]).returncode == 1
+
+
+def test_unknown_program_is_enoent(agent):
+    for argv in (["nosuchprogram"], ["/usr/lib/echo"], ["./echo"]):
+        with pytest.raises(RemoteError) as e:
+            agent.client.exec(argv, timeout=5)
+        assert e.value.code == ErrorCode.ENOENT and argv[0] in e.value.message
+    with pytest.raises(RemoteError) as e:
+        agent.client.exec(["echo"], cwd="/no/such/dir", timeout=5)
+    assert e.value.code == ErrorCode.ENOENT
+
+
+def test_uname_meminfo_hostname(agent):
+    agent.client.config(hostname="tb-test", timeout=5)
+    r = run(agent, ["uname", "-a"])
+    assert r.stdout.split()[:2] == [b"wslx-trackb", b"tb-test"]
+    assert run(agent, ["uname", "-n"]).stdout == b"tb-test\n"
+    m = run(agent, ["meminfo"]).stdout.decode()
+    fields = dict(line.split(":") for line in m.splitlines())
+    assert int(fields["MemTotal"].split()[0]) > 0
+    assert int(fields["Pmem"].split()[0]) == (2 << 20) // 1024
+
+
+def test_selftest_passes(agent):
+    r = run(agent, ["selftest"])
+    assert r.returncode == 0, r.stdout.decode()
+    assert b"FAIL" not in r.stdout and b"0 failed" in r.stdout
+
+
+def test_sleep_is_interruptible(agent):
+    p = agent.client.exec(["sleep", "100"], timeout=5)
+    assert agent.client.ping(b"x", timeout=5) == b"x"  # the loop keeps serving while it sleeps
+    agent.client.signal(p.pid, 15, timeout=5)
+    st = p.wait(5)
+    assert st.how == ExitHow.SIGNALED and st.code == 15
+    assert p.eof_before_exit
+    # ignored-by-default signals leave it running; SIGKILL ends it
+    q = agent.client.exec(["sh", "-c", "sleep 100"], timeout=5)
+    agent.client.signal(q.pid, 28, timeout=5)   # SIGWINCH
+    agent.client.signal(q.pid, 9, timeout=5)
+    assert q.wait(5).code == 9
+
+
+def test_sleep_finishes(agent):
+    r = run(agent, ["sleep", "0.05"])
+    assert r.returncode == 0
+    r = run(agent, ["sleep", "bogus"])
+    assert r.returncode == 1 and b"invalid time interval" in r.stderr
+
+
+def test_merge_stderr_into_stdout(agent):
+    p = agent.client.exec(["sh", "-c", "echo out; echo err >&2"], merge_stderr=True, timeout=10)
+    assert p.wait(10).code == 0
+    assert bytes(p.stdout) == b"out\nerr\n" and bytes(p.stderr) == b""
+
+
+def test_fault_ends_the_harness_with_a_diagnostic(harness):
+    with TARGETS["trackb-host"](timeout=10, binary=harness) as t:
+        t.client.wait_hello()
+        t.client.exec(["fault"], timeout=5)
+        assert t.wait_ended(10), "the harness did not stop after `fault`"
+        assert t.proc.returncode == 70
+        assert "EXCEPTION" in t.log_tail()
+
+
+def test_portal_without_a_service_says_so(agent):
+    r = run(agent, ["portal"])
+    assert r.returncode == 1 and b"no Portal service" in r.stderr
+
+
+def test_too_many_processes_is_eagain(agent):
+    procs = []
+    with pytest.raises(RemoteError) as e:
+        for _ in range(64):
+            procs.append(agent.client.exec(["sleep", "100"], timeout=5))
+    assert e.value.code == ErrorCode.EAGAIN and len(procs) >= 4
+    for p in procs:
+        p.signal(9, timeout=5)
+        p.wait(5)
+    assert run(agent, ["true"]).returncode == 0
+
+
+def test_argv_larger_than_the_arena_is_e2big(agent):
+    with pytest.raises(RemoteError) as e:
+        agent.client.exec(["echo"] + ["x" * 4000] * 12, timeout=5)
+    assert e.value.code == ErrorCode.E2BIG
+    assert run(agent, ["echo", "x" * 4000]).stdout == b"x" * 4000 + b"\n"
+
+
+# ---- sh -c ----
+
+@pytest.mark.parametrize("script,stdout,stderr,code", [
+    ("echo a; echo b", b"a\nb\n", b"", 0),
+    ("true && echo yes || echo no", b"yes\n", b"", 0),
+    ("false && echo yes || echo no", b"no\n", b"", 0),
+    ("false || false && echo x", b"", b"", 1),
+    ("for i in 1 2 3; do printf '%s,' $i; done", b"1,2,3,", b"", 0),
+    ("if test 2 -gt 1; then echo big; else echo small; fi", b"big\n", b"", 0),
+    ("if [ a = b ]; then echo same; fi", b"", b"", 0),
+    ("X=5; echo \"x=$X ${X}\" 'no $X'", b"x=5 5 no $X\n", b"", 0),
+    ("(exit 4); echo $?", b"4\n", b"", 0),
+    ("{ echo in; exit 6; }; echo never", b"in\n", b"", 6),
+    ("echo e >&2; echo o 2>/dev/null", b"o\n", b"e\n", 0),
+    ("echo data > /tmp/f1 && cat /tmp/f1 && test -e /tmp/f1 && rm /tmp/f1 && test -e /tmp/f1 || echo gone",
+     b"data\ngone\n", b"", 0),
+    ("sh -c 'echo nested; exit 9'; echo $?", b"nested\n9\n", b"", 0),
+    ("head -c 5 /dev/zero | cat", b"", b"sh: pipelines are not supported\n", 2),
+    ("echo 'unterminated", b"", b"sh: unterminated ' near ''unterminated'\n", 2),
+    ("nosuch arg", b"", b"sh: nosuch: not found\n", 127),
+    ("printf 'a\\tb\\n%d|%x\\n' 42 255", b"a\tb\n42|ff\n", b"", 0),
+])
+def test_sh_subset(agent, script, stdout, stderr, code):
+    r = run(agent, ["sh", "-c", script])
+    assert (r.stdout, r.stderr, r.returncode) == (stdout, stderr, code)
+
+
+def test_sh_background_job_output_before_exit(agent):
+    p = agent.client.exec(["sh", "-c", "(sleep 0.1; echo late) & echo early"], timeout=5)
+    st = p.wait(5)
+    assert st.code == 0 and bytes(p.stdout) == b"early\nlate\n" and p.eof_before_exit
+
+
+def test_sh_env_cwd_and_config_env(agent):
+    agent.client.config(env=["FROM_CONFIG=c", "OVER=config"], timeout=5)
+    r = run(agent, ["sh", "-c", "echo $FROM_CONFIG $OVER; pwd"], env=["OVER=exec"], cwd="/tmp/../tmp")
+    assert r.stdout == b"c exec\n/tmp\n"
+    assert b"OVER=exec" in run(agent, ["env"], env=["OVER=exec"]).stdout
+
+
+def test_large_output_is_complete(agent):
+    r = agent.client.run(["head", "-c", str(3 << 20), "/dev/zero"], timeout=30)
+    assert r.returncode == 0 and len(r.stdout) == 3 << 20 and not r.stdout.strip(b"\0")
+
+
+def test_deep_nesting_and_many_tokens_are_refused_not_crashing(agent):
+    r = run(agent, ["sh", "-c", "(" * 40 + "echo x" + ")" * 40])
+    assert r.returncode == 2 and b"too deep" in r.stderr
+    r = run(agent, ["sh", "-c", "echo " + "a " * 400])
+    assert r.returncode == 2 and b"too many" in r.stderr
+    assert agent.client.ping(b"ok", timeout=5) == b"ok"
+
+
+def test_quiesce_flushes_pmem_and_shutdown_exits(agent):
+    q = agent.client.quiesce(timeout=5)
+    assert q["flushed_regions"] == 1
+    with pytest.raises(RemoteError) as e:
+        agent.client.exec(["true"], timeout=5)
+    assert e.value.code == ErrorCode.ECANCELED
+    agent.client.resume(timeout=5)
+    p = agent.client.exec(["sleep", "100"], timeout=5)
+    agent.client.shutdown(grace_ms=100, timeout=5)
+    st = p.wait(5)   # SHUTDOWN ends the built-ins first: their EXIT comes before the OK
+    assert st.how == ExitHow.SIGNALED and st.code == 15
+    assert agent.wait_ended(5) and agent.proc.returncode == 0
