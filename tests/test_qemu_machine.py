@@ -280,3 +280,30 @@ def test_silent_qmp_monitor_is_a_launch_error_within_the_timeout(tmp_path):
         with QemuMachine("/nonexistent-kernel", qemu_binary=str(fake), launch_timeout=2.0):
             pass
     assert time.monotonic() - t0 < 10
+
+
+def test_panic_before_qmp_is_reported_as_a_panic(tmp_path):
+    """A guest that panics (and takes QEMU down) before QMP answers is a GuestPanicked with
+    the console tail, not a launch error; without the panic line it stays a LaunchError."""
+    def fake_qemu(name: str, console_text: str) -> Path:
+        fake = tmp_path / name
+        fake.write_text(textwrap.dedent(f"""\
+            #!{sys.executable}
+            import re, sys
+            path = next(m.group(1) for a in sys.argv if (m := re.search(r"id=con0,path=([^,]+)", a)))
+            open(path, "w").write({console_text!r})
+            sys.exit(0)
+            """))
+        fake.chmod(0o755)
+        return fake
+
+    text = "booting\ntrap: vector 14 (#PF page fault) rip=100123 cr2=dead0000000 error=2\ntrackb: stopped\n"
+    with pytest.raises(GuestPanicked, match="during launch: trap: vector 14") as ei:
+        with QemuMachine("/k", qemu_binary=str(fake_qemu("panics", text)), panic_regex=r"^trap: vector \d+",
+                         run_dir=tmp_path / "a"):
+            pass
+    assert "trackb: stopped" in ei.value.console_tail
+    with pytest.raises(LaunchError, match="exited with code 0 during launch"):
+        with QemuMachine("/k", qemu_binary=str(fake_qemu("exits", "booting\n")), panic_regex=r"^trap: vector \d+",
+                         run_dir=tmp_path / "b"):
+            pass

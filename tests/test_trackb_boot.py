@@ -17,6 +17,7 @@ import pytest
 
 from wslx.agentx.client import AgentClient
 from wslx.vmm.errors import GuestExited, GuestPanicked
+from wslx.guests.trackb import PANIC_REGEX
 from wslx.vmm.qemu import QemuMachine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +45,8 @@ def pmem_file(tmp_path):
 
 def machine(tmp_path, *, append="", pmem=None, quiet=False, kernel=KERNEL, extra=()):
     return QemuMachine(kernel, None, append=append, quiet=quiet, agentx=False, serial_transport=True,
-                       pmem_path=pmem, extra_args=DEBUG_EXIT + list(extra), run_dir=tmp_path / "vm")
+                       pmem_path=pmem, extra_args=DEBUG_EXIT + list(extra), run_dir=tmp_path / "vm",
+                       panic_regex=PANIC_REGEX)
 
 
 def test_boot_console_and_hello(tmp_path, pmem_file):
@@ -102,8 +104,9 @@ def test_quiet_boot_prints_summary_only(tmp_path, pmem_file):
 
 @pytest.mark.parametrize("kind,vector,name", [("pf", 14, "#PF page fault"), ("ud", 6, "#UD invalid opcode")])
 def test_fault_diagnostic_and_panic(tmp_path, kind, vector, name):
-    with machine(tmp_path, append=f"trackb.fault={kind}") as vm:
-        with pytest.raises(GuestPanicked) as ei:
+    # The fault comes within milliseconds, often before QMP is up: launch itself may report it.
+    with pytest.raises(GuestPanicked) as ei:
+        with machine(tmp_path, append=f"trackb.fault={kind}") as vm:
             vm.wait_console(r"this line never appears", timeout=30)
     tail = ei.value.console_tail
     m = re.search(rf"trap: vector {vector} \({re.escape(name)}\) rip=([0-9a-f]+) cr2=([0-9a-f]+) error=([0-9a-f]+)",

@@ -22,6 +22,8 @@ from .linux import GuestAgentError, ensure_built, images_dir
 
 ISA_DEBUG_EXIT = ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
 DEFAULT_PMEM_SIZE = 16 << 20
+# The kernel's last words (kernel/trap.c, kernel/panic.c) before it raises pvpanic and halts.
+PANIC_REGEX = r"^(?:trap: vector \d+|panic: )"
 
 
 def default_kernel() -> Path:
@@ -74,6 +76,7 @@ class TrackBGuest:
                 f.truncate(self.pmem_size)
             kw.setdefault("pmem_path", self.pmem_path)
         kw["extra_args"] = list(kw.get("extra_args", ())) + ISA_DEBUG_EXIT
+        kw.setdefault("panic_regex", PANIC_REGEX)
         return QemuMachine(self.kernel, None, append=self.append, agentx=False, serial_transport=True,
                            run_dir=run_dir, log=self.log, **kw)
 

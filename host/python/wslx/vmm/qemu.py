@@ -112,6 +112,7 @@ class QemuMachine:
         pmem_path: Path | str | None = None,
         pmem_size: int | str | None = None,
         pmem_addr: int | None = None,
+        panic_regex: str | re.Pattern = PANIC_RE,
         extra_args: Sequence[str] = (),
         qemu_binary: str = QEMU_BINARY,
         name: str | None = None,
@@ -144,6 +145,7 @@ class QemuMachine:
         self.pmem_path = Path(pmem_path) if pmem_path is not None else None
         self.pmem_size = pmem_size
         self.pmem_addr = pmem_addr
+        self.panic_re = re.compile(panic_regex, re.MULTILINE) if isinstance(panic_regex, str) else panic_regex
         self.extra_args = list(extra_args)
         self.qemu_binary = qemu_binary
         self.id = uuid.uuid4().hex[:10]
@@ -320,8 +322,14 @@ class QemuMachine:
                      f"run dir {self.run_dir}")
         try:
             self._connect_qmp()
-        except BaseException:
+        except BaseException as e:
             self._kill_now()
+            # A guest that panics within milliseconds can take QEMU down (pvpanic's default
+            # action) before QMP answers: report the panic, not a failed launch.
+            m = self.panic_re.search(self.read_console())
+            if m and isinstance(e, (LaunchError, OSError, EOFError)):
+                raise GuestPanicked(f"guest panicked during launch: {self._line_at(m)}", exitcode=self.exitcode,
+                                    event=None, **self._common()) from e
             raise
         self._log_fn(f"[vm {self.name}] QMP up after {time.monotonic() - self.start_time:.2f} s")
 
@@ -442,6 +450,12 @@ class QemuMachine:
                 return ev
         return None
 
+    def _line_at(self, m: re.Match) -> str:
+        """The console line holding match m (of read_console()'s text)."""
+        s = self._console_text
+        end = s.find("\n", m.start())
+        return s[s.rfind("\n", 0, m.start()) + 1: end if end >= 0 else len(s)].strip()
+
     def _common(self) -> dict:
         return dict(cmdline=self.cmdline, console_tail=self.console_tail(), log_dir=self.run_dir)
 
@@ -451,14 +465,11 @@ class QemuMachine:
         # Once QEMU has exited, give the QMP reader a moment to deliver GUEST_PANICKED.
         ev = self._panic_event(0.2 if rc is not None and self.qmp is not None else 0.0)
         text = self.read_console()
-        if ev is not None or PANIC_RE.search(text):
+        if ev is not None or self.panic_re.search(text):
             if rc is None and ev is None:
                 time.sleep(0.3)  # let the panic message finish
-            m = PANIC_RE.search(self.read_console())
-            line = ""
-            if m:
-                s = self._console_text
-                line = s[m.start(): s.find("\n", m.start()) if "\n" in s[m.start():] else len(s)].strip()
+            m = self.panic_re.search(self.read_console())
+            line = self._line_at(m) if m else ""
             raise GuestPanicked(f"guest panicked{' while ' + what if what else ''}: {line or ev}",
                                 exitcode=rc, event=ev, **self._common())
         if rc is not None:
