@@ -233,7 +233,7 @@ REGION_BYTES = st.lists(st.tuples(st.integers(0, 4 * (128 + 64 * 64) + 4096 * 4)
 def test_random_corruption_of_header_and_rings_is_typed(portal, writes, inflight, when):
     """Scribble over the header page and the rings at random, at a random point of an
     exchange: both sides answer with typed errors or timeouts, never a crash or a hang."""
-    portal.initialise()
+    portal.initialise(detach_timeout=0)  # the previous example's in-process guest never steps again
     g = InProcessGuest(portal)
     span = portal.alloc(512)
     limit = portal.layout["host_arena_offset"]
@@ -266,3 +266,60 @@ def test_random_corruption_of_header_and_rings_is_typed(portal, writes, inflight
     if g2.rc == 0:
         rc = g2.step()
         assert rc >= 0 or -rc in Err._value2member_map_
+
+
+def test_host_attaches_with_its_own_header_not_the_regions(tmp_path, portal_lib):
+    """A guest that rewrites the header between the host's write and its attach must not choose
+    the host's layout: here it points the host arena at the guest arena."""
+    class Raced(Portal):
+        def _attach(self, *args):
+            forged = self.layout["guest_arena_offset"]
+            self.window[40:48] = forged.to_bytes(8, "little")  # PortalHeader.host_arena_offset
+            super()._attach(*args)
+
+    with Raced.create(tmp_path / "raced.img", 8 << 20, ring_slots=64) as p:
+        span = p.alloc(64)
+        lo = p.layout["host_arena_offset"]
+        assert lo <= span.offset < lo + p.layout["host_arena_size"]
+
+
+def test_a_closed_portal_raises_a_typed_error(tmp_path, portal_lib):
+    p = Portal.create(tmp_path / "closed.img", 8 << 20, ring_slots=64)
+    span = p.alloc(64)
+    p.close()
+    for call in (p.check, lambda: p.alloc(64), lambda: p.submit(Op.NOP), lambda: p.reap(1, 0.01),
+                 lambda: p.pingpong(1), lambda: p.view(span), p.guest_status, lambda: p.probe_wait(1, 0.01)):
+        with pytest.raises(PortalError, match="closed"):
+            call()
+
+
+def test_span_fields_that_do_not_fit_are_span_errors(portal):
+    span = portal.alloc(64)
+    for bad in (Span(span.portal_id, 0, -64, 64, span.generation), Span(span.portal_id, 0, span.offset, 1 << 64,
+                                                                         span.generation)):
+        with pytest.raises(PortalSpanError):
+            portal.view(bad)
+
+
+def test_reinitialise_waits_until_a_serving_guest_detached(portal):
+    """A guest in the middle of a step must not write its old-generation completions into the
+    new rings: initialise() returns only after the guest noticed the header change."""
+    import threading
+    import time
+    g = InProcessGuest(portal)
+    noticed, stop = [], threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            if g.step() < 0 and not noticed:
+                noticed.append(time.monotonic())
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        assert portal.echo(1) == 1
+        portal.initialise()
+        returned = time.monotonic()
+    finally:
+        stop.set()
+        t.join()
+    assert noticed and noticed[0] <= returned

@@ -109,7 +109,7 @@ void modules_dry_run(const char *list_path, int assume);
 /* ---- portal_linux.c ---- */
 /* `wslx-init portal serve|probe|memcpy|info ...` (argv[0] is "portal"). */
 int portal_main(int argc, char **argv);
-/* QUIESCE: order Portal stores; returns the device-dax regions covered. */
+/* QUIESCE: Portal regions flushed from the guest: 0, Linux 6.1 has no device-dax flush (see there). */
 uint32_t portal_quiesce_flush(void);
 
 /* ---- power.c ---- */

@@ -58,6 +58,9 @@ struct portal_end {
 /* ---- layout.c ---- */
 /* Validate the header at base (size bytes mapped) and attach as side. */
 int portal_attach(struct portal_end *e, void *base, uint64_t size, int side);
+/* The same with a header from private memory (the host's own, never read back from the region,
+ * where the guest could have changed it between the host's write and its attach). */
+int portal_attach_header(struct portal_end *e, void *base, uint64_t size, int side, const struct portal_header *h);
 /* 0 while magic, version, generation and portal_id still match the attached copy. */
 int portal_check(const struct portal_end *e);
 /* A span the peer handed us: portal_id, flags, generation epoch, and bounds inside its arena.

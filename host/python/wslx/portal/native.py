@@ -15,6 +15,7 @@ FUNCTIONS = """
 size_t portal_end_size(void);
 size_t portal_arena_size(void);
 int portal_attach(void *e, void *base, uint64_t size, int side);
+int portal_attach_header(void *e, void *base, uint64_t size, int side, const void *h);
 int portal_check(void *e);
 int portal_span_check(void *e, const struct portal_span *s, void **ptr);
 int portal_send(void *e, unsigned ring, const struct portal_msg *m, unsigned n);

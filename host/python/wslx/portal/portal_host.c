@@ -104,7 +104,7 @@ int64_t portal_stream(struct portal_end *e, uint64_t n, unsigned batch, uint64_t
 /* Spin until the u64 at window offset off equals want or timeout_ns pass; returns 0 or the timeout. */
 int portal_spin_u64(struct portal_end *e, uint64_t off, uint64_t want, uint64_t timeout_ns)
 {
-    if (off % 8 || off + 8 > e->size) return PERR(PORTAL_ERR_FAULT);
+    if (off % 8 || off > e->size || e->size - off < 8) return PERR(PORTAL_ERR_FAULT); /* no off + 8 wrap */
     const volatile uint64_t *p = (const volatile uint64_t *)(e->base + off);
     uint64_t deadline = now_ns() + timeout_ns;
     unsigned k = 0;

@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 from ..spec import portal as spec
 from ..spec.portal import Err, Op, RingId
 from . import native
-from .errors import PortalCorrupt, PortalError, PortalRemoteError, PortalTimeout, from_code
+from .errors import PortalCorrupt, PortalError, PortalRemoteError, PortalSpanError, PortalTimeout, from_code
 
 SIDE_HOST, SIDE_GUEST = 0, 1
 FILE_ALIGN = 2 << 20  # virtio-pmem wants the backing size in 2 MiB units
@@ -65,8 +65,11 @@ def _span_to_c(span: Span | None, out) -> None:
     if span is None:
         out.portal_id = out.flags = out.offset = out.length = out.generation = 0
         return
-    out.portal_id, out.flags, out.offset, out.length, out.generation = (
-        span.portal_id, span.flags, span.offset, span.length, span.generation)
+    try:
+        out.portal_id, out.flags, out.offset, out.length, out.generation = (
+            span.portal_id, span.flags, span.offset, span.length, span.generation)
+    except (OverflowError, TypeError) as e:  # a field that does not fit its C type
+        raise PortalSpanError(f"span {span}: {e}") from None
 
 
 class Portal:
@@ -122,24 +125,44 @@ class Portal:
         self._base = self.ffi.from_buffer(self._mm)
         self._wbase = self._base + spec.WINDOW_OFFSET
 
+    def _window(self) -> memoryview:
+        if self.window is None:
+            raise PortalError(f"{self.path}: the Portal is closed")
+        return self.window
+
+    def _e(self):
+        """The C core's attachment; PortalError once closed (the C code must never get NULL)."""
+        if self._end is None:
+            raise PortalError(f"{self.path}: the Portal is closed or not initialised")
+        return self._end
+
     def _u64(self, off: int) -> memoryview:
         """An 8-byte native view: one aligned store or load (struct.pack_into would store byte by byte)."""
-        return self.window[off:off + 8].cast("Q")
+        return self._window()[off:off + 8].cast("Q")
 
-    def initialise(self) -> None:
-        """Write a fresh layout: a new generation (old + 1), zeroed rings, magic last."""
-        w = self.window
+    def initialise(self, detach_timeout: float = 1.0) -> None:
+        """Write a fresh layout: a new generation (old + 1), zeroed rings, magic last.
+
+        A guest serving the old generation may be in the middle of a step; its late
+        stores to COMPLETE and to SUBMIT's tail would land in the new rings. So magic is
+        cleared first and, before the rings are reused, we wait (up to detach_timeout)
+        until the guest reports it detached, or until its heartbeat stops: a guest
+        between steps checks the header before it touches a ring again."""
+        w = self._window()
         try:  # a previous layout (e.g. before a restore): continue its generations
             prev_gen = spec.PortalHeader.parse(bytes(w[:spec.HEADER_STRUCT_SIZE])).generation
         except Exception:  # construct errors: no valid previous header
             prev_gen = 0
         if self._u64(0)[0] != spec.MAGIC:
             prev_gen = 0
+        if self.generation:  # ours, not what the guest may have written there since
+            prev_gen = self.generation
         gen = (prev_gen + 1) & 0xFFFFFFFF or 1
         if not prev_gen:
             gen = random.randrange(1, 1 << 31)
         plan = spec.plan(len(w), ring_slots=self.ring_slots)
         self._u64(0)[0] = 0  # invalidate first: the guest must never attach to a half-written header
+        self._wait_guest_detached(detach_timeout)
         w[:spec.HEADER_PAGE] = bytes(spec.HEADER_PAGE)
         for r in plan["rings"]:
             w[r["offset"]:r["offset"] + spec.RingCtl.sizeof()] = bytes(spec.RingCtl.sizeof())
@@ -150,21 +173,41 @@ class Portal:
         self._u64(0)[0] = spec.MAGIC
         self.generation = gen
         self.layout = plan
-        self._attach()
+        self._attach(spec.PortalHeader.build(dict(magic=spec.MAGIC, version=spec.VERSION, generation=gen,
+                                                  portal_id=self.portal_id, **plan)))
 
-    def _attach(self) -> None:
+    def _wait_guest_detached(self, timeout: float, idle: float = 0.2) -> None:
+        st = self.guest_status()
+        if not self.generation or st["state"] != spec.GuestState.SERVING or st["generation"] != self.generation:
+            return
+        now = time.monotonic()
+        deadline, beat, beat_seen = now + timeout, st["heartbeat"], now
+        while now < deadline and now - beat_seen < idle:
+            time.sleep(0.001)
+            st, now = self.guest_status(), time.monotonic()
+            if st["state"] != spec.GuestState.SERVING or st["generation"] != self.generation:
+                return
+            if st["heartbeat"] != beat:
+                beat, beat_seen = st["heartbeat"], now
+
+    def _attach(self, header: bytes) -> None:
+        """Attach the C core with our own header bytes, never with what the region holds now:
+        the guest could have rewritten it since we wrote it."""
         ffi, lib = self.ffi, self.lib
-        self._end = ffi.new("char[]", lib.portal_end_size())
-        rc = lib.portal_attach(self._end, self._wbase, len(self.window), SIDE_HOST)
+        self._end = None  # until attached: an unattached struct must never reach the C core
+        end = ffi.new("char[]", lib.portal_end_size())
+        self._hdr = ffi.new("char[]", header)
+        rc = lib.portal_attach_header(end, self._wbase, len(self.window), SIDE_HOST, self._hdr)
         if rc:
             raise from_code(rc, "attaching to the Portal header")
+        self._end = end
         self._arena = ffi.new("char[]", lib.portal_arena_size())
         lib.portal_arena_init(self._arena, self._end, SIDE_HOST)
         self._cbuf = ffi.new("struct portal_msg[]", 1024)
         self._inflight.clear()
 
     def close(self) -> None:
-        self._end = None
+        self._end = self._arena = None
         self.window = None
         self._base = self._wbase = None
         if self._mm is not None:
@@ -192,13 +235,13 @@ class Portal:
 
     def check(self) -> None:
         """PortalHeaderChanged if the guest rewrote magic, version, generation or portal_id."""
-        rc = self.lib.portal_check(self._end)
+        rc = self.lib.portal_check(self._e())
         if rc:
             raise from_code(rc, "Portal header check")
 
     def guest_status(self) -> dict:
         """The guest-written status line (hostile: state may be any integer)."""
-        raw = bytes(self.window[spec.GUEST_STATUS_OFFSET:spec.GUEST_STATUS_OFFSET + spec.PortalGuestStatus.sizeof()])
+        raw = bytes(self._window()[spec.GUEST_STATUS_OFFSET:spec.GUEST_STATUS_OFFSET + spec.PortalGuestStatus.sizeof()])
         return dict(state=int.from_bytes(raw[0:4], "little"), error=int.from_bytes(raw[4:8], "little"),
                     generation=int.from_bytes(raw[8:16], "little"), served=int.from_bytes(raw[16:24], "little"),
                     heartbeat=int.from_bytes(raw[24:32], "little"))
@@ -221,6 +264,7 @@ class Portal:
 
     def alloc(self, length: int) -> Span:
         s = self.ffi.new("struct portal_span *")
+        self._e()
         rc = self.lib.portal_arena_alloc(self._arena, length, s)
         if rc:
             raise from_code(rc, f"allocating {length} bytes")
@@ -229,6 +273,7 @@ class Portal:
     def free(self, span: Span) -> None:
         s = self.ffi.new("struct portal_span *")
         _span_to_c(span, s)
+        self._e()
         rc = self.lib.portal_arena_free(self._arena, s)
         if rc:
             raise from_code(rc, f"freeing {span}")
@@ -237,6 +282,7 @@ class Portal:
         """The span lies in a live allocation of the host arena, with its generation."""
         s = self.ffi.new("struct portal_span *")
         _span_to_c(span, s)
+        self._e()
         rc = self.lib.portal_arena_check(self._arena, s)
         if rc:
             raise from_code(rc, f"span {span}")
@@ -244,7 +290,7 @@ class Portal:
     def view(self, span: Span) -> memoryview:
         """The span's bytes, in place (no copy)."""
         self.check_span(span)
-        return self.window[span.offset:span.offset + span.length]
+        return self._window()[span.offset:span.offset + span.length]
 
     # ------------------------------------------------------------------ requests
 
@@ -267,7 +313,7 @@ class Portal:
         cookies = [self._fill(buf[i], op, span, arg) for i, (op, span, arg) in enumerate(reqs)]
         sent, deadline, delay = 0, time.monotonic() + timeout, 20e-6
         while sent < len(reqs):
-            n = self.lib.portal_send(self._end, RingId.SUBMIT, buf + sent, len(reqs) - sent)
+            n = self.lib.portal_send(self._e(), RingId.SUBMIT, buf + sent, len(reqs) - sent)
             if n < 0:
                 raise from_code(n, "SUBMIT ring")
             sent += n
@@ -313,7 +359,7 @@ class Portal:
         """At least one completion (up to max_count) or PortalTimeout. Spins briefly in C,
         then backs off (sleeping up to 1 ms, or on the doorbell) until the timeout."""
         max_count = max(1, min(max_count, 1024))
-        lib, end = self.lib, self._end
+        lib, end = self.lib, self._e()
         n = lib.portal_recv_spin(end, RingId.COMPLETE, self._cbuf, max_count, self.spin_ns)
         deadline, delay = time.monotonic() + timeout, 50e-6
         while n == 0:
@@ -359,13 +405,13 @@ class Portal:
     # ------------------------------------------------------------------ native fast paths
 
     def pingpong(self, n: int, timeout: float = 30.0) -> int:
-        rc = self.lib.portal_pingpong(self._end, n, int(timeout * 1e9))
+        rc = self.lib.portal_pingpong(self._e(), n, int(timeout * 1e9))
         if rc < 0:
             raise from_code(rc, "NOP round trips")
         return rc
 
     def stream(self, n: int, batch: int = 256, timeout: float = 30.0) -> int:
-        rc = self.lib.portal_stream(self._end, n, batch, int(timeout * 1e9))
+        rc = self.lib.portal_stream(self._e(), n, batch, int(timeout * 1e9))
         if rc < 0:
             raise from_code(rc, "NOP stream")
         return rc
@@ -377,6 +423,6 @@ class Portal:
 
     def probe_wait(self, value: int, timeout: float) -> None:
         """Spin until the guest's probe line holds value."""
-        rc = self.lib.portal_spin_u64(self._end, spec.GUEST_PROBE_OFFSET, value, int(timeout * 1e9))
+        rc = self.lib.portal_spin_u64(self._e(), spec.GUEST_PROBE_OFFSET, value, int(timeout * 1e9))
         if rc:
             raise from_code(rc, f"waiting for the guest probe {value}")

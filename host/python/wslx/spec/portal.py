@@ -36,6 +36,16 @@ Memory ordering (both sides, C11 semantics via __atomic builtins):
             issues a seq_cst fence and reads need_wakeup: if set it rings the
             doorbell (Dekker pattern: one of the two always sees the other).
 
+Header writes and reads (seqlock style): the host stores magic = 0, then the
+other fields (with a new generation every time), then magic. The guest copies
+generation, magic, the whole header, then re-reads magic and generation: a
+difference means the host was rewriting it (PORTAL_ERR_HEADER; retry). The host
+attaches with its own private header bytes, never with what the region holds.
+Re-initialisation: the host clears magic, then waits (bounded) until a guest
+serving the old generation reports FAILED or its heartbeat stops (a guest between
+steps checks the header before it touches a ring), and only then zeroes the
+ring control blocks and writes the new header.
+
 Everything the peer writes is hostile. Each side copies the header into
 private memory once, at attach, validates it, and never reads ring offsets or
 sizes from the shared copy again; it re-checks magic, version, generation and
@@ -45,6 +55,16 @@ messages are copied out of the slot before any field is looked at; spans are
 bounds-checked against the private copy of the arena bounds, and their
 generation must carry the current region generation (and, on the host, match
 the live allocation).
+
+Flush (QUIESCE): the guest's stores through its device-dax mapping land in the
+host's MAP_SHARED mapping of the backing file as they execute, so a host reader
+of the file (a snapshot copy) sees them without any flush. virtio-pmem's flush
+request would only make QEMU fsync that file. Linux 6.1 cannot send it for a
+device-dax namespace: the region's deep_flush attribute is hidden (virtio-pmem
+regions have no nd mappings, so nvdimm_has_flush() is -ENXIO), the pmem block
+driver that flushes on REQ_PREFLUSH is not bound to a namespace claimed by dax,
+and device-dax has no fsync. So QUIESCE_COMPLETE.flushed_regions does not count
+the Portal, and the host fsyncs the file itself (wslx.portal Portal.flush).
 """
 from __future__ import annotations
 
