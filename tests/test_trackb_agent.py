@@ -263,9 +263,101 @@ def test_fault_ends_the_harness_with_a_diagnostic(harness):
         assert "EXCEPTION" in t.log_tail()
 
 
-def test_portal_without_a_service_says_so(agent):
-    r = run(agent, ["portal"])
-    assert r.returncode == 1 and b"no Portal service" in r.stderr
+# ---- the Portal service (portal_svc.c around guest/portal's core) on the harness's pmem file ----
+
+def check_portal_rpcs(p, service) -> None:
+    """echo, checksum and transform round trips, results computed on the host; then a
+    forged span draws an error status and the service keeps serving. Shared with the VM
+    test (tests/test_trackb_guest.py)."""
+    from wslx.portal import PortalRemoteError, Span
+    from wslx.spec import portal as spec
+    assert p.echo(0xFEEDFACECAFEBEEF) == 0xFEEDFACECAFEBEEF
+    span = p.alloc((256 << 10) + 5)
+    data = bytes((i * 131 + 7) & 0xFF for i in range(span.length))
+    p.view(span)[:] = data
+    assert p.checksum(span) == spec.sum64(data)
+    key = 0xA5A5_0F0F_3C3C_9696
+    p.transform(span, key)
+    kb = key.to_bytes(8, "little")
+    assert bytes(p.view(span)) == bytes(b ^ kb[i % 8] for i, b in enumerate(data))
+    assert p.checksum(span) == spec.sum64(bytes(p.view(span)))  # the guest sees what it wrote, in place
+    # forged: a span at window offset 0 (the header, not the host arena), sent past the host's own checks
+    buf = p.ffi.new("struct portal_msg *")
+    buf.cookie, buf.op = 77, spec.Op.CHECKSUM
+    buf.span.portal_id, buf.span.offset, buf.span.length, buf.span.generation = p.portal_id, 0, 64, span.generation
+    p._inflight[77] = (spec.Op.CHECKSUM, Span(p.portal_id, 0, 0, 64, span.generation), 0)
+    assert p.lib.portal_send(p._end, spec.RingId.SUBMIT, buf, 1) == 1
+    (c,) = p.reap(1, timeout=10)
+    assert c.status == spec.Err.FAULT
+    with pytest.raises(PortalRemoteError):
+        p.call(9)  # no such op: NOSYS
+    assert p.echo(1) == 1
+    assert p.pingpong(500) == 500
+    assert p.stream(5000, batch=128) == 5000
+    p.free(span)
+    st = p.guest_status()
+    assert st["state"] == spec.GuestState.SERVING and st["served"] >= 5000 + 500 + 6, st
+    assert b"portal: serving generation" in service.output
+
+
+def test_portal_service_round_trips_on_the_harness(harness):
+    from wslx.portal import Portal
+    from wslx.portal.trackb import TrackBPortalService
+    with TARGETS["trackb-host"](timeout=10, binary=harness, pmem_size=8 << 20) as t:
+        t.client.wait_hello()
+        with Portal.create(Path(t._dir) / "pmem.img", 8 << 20) as p:   # the file the harness mapped
+            r = run(t, ["portal", "info"])
+            assert r.returncode == 0 and f"header ok generation {p.generation}".encode() in r.stdout, r.stdout
+            with TrackBPortalService(t, p) as svc:
+                check_portal_rpcs(p, svc)
+                r = run(t, ["portal", "serve"])   # one server per region
+                assert r.returncode == 1 and b"already running" in r.stderr
+                # the host re-initialises: the service detaches and attaches to the new generation
+                old = p.generation
+                p.initialise()
+                p.wait_guest(10)
+                assert p.generation != old and p.echo(6) == 6
+                svc.proc.wait_for_output(b"detached from generation", timeout=10)
+            assert svc.status.how == ExitHow.SIGNALED and svc.status.code == 15
+            r = run(t, ["portal", "memcpy", "--bytes", "65536", "--iters", "3"])
+            a = b = 0x5A  # a starts as 0x5a; each step copies a->b / b->a, then XORs b with 0x01*(i+1)
+            for i in range(3):
+                if i & 1:
+                    a = b
+                else:
+                    b = a
+                b ^= i + 1
+            assert r.returncode == 0 and re.fullmatch(
+                rb"memcpy_gbps \d+\.\d{4} inplace_xor_gbps \d+\.\d{4} bytes 65536 check %d\n" % (a ^ b),
+                r.stdout), r.stdout
+            assert t.proc.poll() is None, t.log_tail()
+
+
+def test_portal_bad_arguments_and_no_header(harness):
+    with TARGETS["trackb-host"](timeout=10, binary=harness, pmem_size=8 << 20) as t:
+        t.client.wait_hello()
+        for argv, code, err in [
+            (["portal"], 2, b"usage"),
+            (["portal", "serve", "--budget", "0"], 2, b"bad --budget"),
+            (["portal", "serve", "--bogus", "1"], 2, b"usage"),
+            (["portal", "memcpy", "--bytes", str(64 << 20)], 2, b"--bytes"),
+            (["portal", "serve", "--attach-timeout-ms", "50"], 3, b"no valid Portal header"),  # file is all zeros
+            (["portal", "info"], 3, b"header HEADER"),
+        ]:
+            r = run(t, argv)
+            assert r.returncode == code and err in r.stdout + r.stderr, (argv, r.stdout, r.stderr)
+
+
+def test_portal_needs_room_for_the_window(agent):
+    r = run(agent, ["portal", "serve"])   # the default harness pmem is 2 MiB: all of it before the window
+    assert r.returncode == 2 and b"leaves no Portal window" in r.stderr, r.stderr
+
+
+def test_portal_without_pmem_says_so(harness):
+    with TARGETS["trackb-host"](timeout=10, binary=harness, pmem_size=0) as t:
+        t.client.wait_hello()
+        r = run(t, ["portal", "serve"])
+        assert r.returncode == 1 and b"no virtio-pmem device" in r.stderr
 
 
 def test_too_many_processes_is_eagain(agent):

@@ -32,12 +32,25 @@ def images():
     return kernel, floor
 
 
+def kernel_budget() -> int:
+    """IMAGE_BUDGET of trackb-kernel.elf as the SConscript states it (the README quotes it)."""
+    import re
+    m = re.search(r"'trackb-kernel\.elf'.*IMAGE_BUDGET=(\d+) \* 1024", (ROOT / "guest/trackb-kernel/SConscript").read_text())
+    assert m, "no IMAGE_BUDGET for trackb-kernel.elf in guest/trackb-kernel/SConscript"
+    return int(m.group(1)) * 1024
+
+
+def test_budget_is_tight():
+    """The kernel loads ~105 KiB (the agent's big tables live in .bss); the budget says so."""
+    assert kernel_budget() <= 128 * 1024
+
+
 def test_built_kernel_passes(images):
     kernel, _ = images
-    r = elfcheck.check_kernel(kernel, budget=512 * 1024)
+    r = elfcheck.check_kernel(kernel, budget=kernel_budget())
     assert r.pvh_entry is not None and r.pvh_entry < 1 << 32
     assert r.entry64 != r.pvh_entry
-    assert 0 < r.loaded_bytes <= 512 * 1024
+    assert 0 < r.loaded_bytes <= kernel_budget()
     assert all(not ("W" in f and "X" in f) for *_, f in r.segments)
 
 
@@ -204,3 +217,19 @@ def test_scons_step_deletes_failing_image(tmp_path):
     assert not img.exists()
     good = craft(tmp_path, "good2")
     assert tool._elfcheck([good], [], {"IMAGE_BUDGET": 65536}) == 0 and good.exists()
+
+
+def test_no_duplicated_or_oversized_loaded_data(images):
+    """One CRC table (agentx_wire.h's is static: only agent.c may use it), and no object over
+    8 KiB in the loaded data/rodata (big tables belong in .bss, which costs no image bytes)."""
+    from elftools.elf.elffile import ELFFile
+    kernel, _ = images
+    with open(kernel, "rb") as f:
+        elf = ELFFile(f)
+        loaded = [s for s in elf.iter_sections() if s.name in (".data", ".rodata")]
+        symtab = elf.get_section_by_name(".symtab")
+        syms = [(s.name, s["st_value"], s["st_size"]) for s in symtab.iter_symbols() if s["st_info"]["type"] == "STT_OBJECT"]
+    assert sum(1 for n, *_ in syms if n == "agx_crc32_table") == 1
+    big = [(n, size) for n, addr, size in syms if size > 8192 and
+           any(sec["sh_addr"] <= addr < sec["sh_addr"] + sec["sh_size"] for sec in loaded)]
+    assert not big, f"large initialised objects: {big}"

@@ -1,5 +1,6 @@
 """The Track B kernel under QEMU TCG: boot to HELLO over COM2, the CLI, the
-conformance suite, and a built-in that faults on purpose."""
+conformance suite, a built-in that faults on purpose, the Portal service over
+the kernel's direct map of virtio-pmem, and hostile frames on the serial line."""
 from __future__ import annotations
 
 import os
@@ -12,9 +13,12 @@ from wslx.agentx.errors import AgentXError
 from wslx.conformance import runner
 from wslx.conformance.targets import TARGETS
 from wslx.guests.trackb import TrackBGuest
+from wslx.portal import Portal
+from wslx.portal.trackb import TrackBPortalService, trackb_portal_kw
+from wslx.spec import portal as pspec
 from wslx.spec.agentx import Capability, ExitHow
 
-pytestmark = pytest.mark.vm
+vm = pytest.mark.vm   # every test but the --dry-run ones boots QEMU
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +31,7 @@ def built(repo_root):
     return repo_root / "images" / "trackb-kernel.elf"
 
 
+@vm
 def test_boots_to_hello(built):
     with TrackBGuest(built, build=False, log=lambda s: None) as g:
         h = g.hello
@@ -42,6 +47,7 @@ def test_boots_to_hello(built):
         assert not g.vm.is_running()
 
 
+@vm
 def test_cli_run_echo_hello(built, repo_root):
     env = dict(os.environ, PYTHONPATH=str(repo_root / "host" / "python"))
     r = subprocess.run([sys.executable, "-m", "wslx.cli", "run", "trackb", "--", "echo", "hello"], cwd=repo_root,
@@ -53,6 +59,7 @@ def test_cli_run_echo_hello(built, repo_root):
     assert r.returncode == 7, r.stderr
 
 
+@vm
 def test_cli_boot(built, repo_root):
     env = dict(os.environ, PYTHONPATH=str(repo_root / "host" / "python"))
     r = subprocess.run([sys.executable, "-m", "wslx.cli", "boot", "trackb"], cwd=repo_root, env=env,
@@ -61,6 +68,7 @@ def test_cli_boot(built, repo_root):
     assert "agent:        wslx-trackb-agent" in r.stdout and "capabilities: EXEC" in r.stdout
 
 
+@vm
 def test_conformance_passes(built):
     with TARGETS["trackb"](timeout=10, kernel=built) as t:
         report = runner.run_suite(t, timeout=10, log=lambda s: None)
@@ -72,6 +80,7 @@ def test_conformance_passes(built):
     assert any(r.name == "reconnect_after_host_disconnect" and r.status == "pass" for r in report.results)
 
 
+@vm
 def test_sleep_is_interrupted_by_signal(built):
     with TrackBGuest(built, build=False, log=lambda s: None) as g:
         p = g.client.exec(["sleep", "1000"], timeout=10)
@@ -81,6 +90,7 @@ def test_sleep_is_interrupted_by_signal(built):
         assert st.how == ExitHow.SIGNALED and st.code == 15
 
 
+@vm
 def test_fault_builtin_is_reported_with_the_diagnostic(built):
     """`fault` takes a #PF in the kernel: its handler prints vector/RIP/CR2/error code and
     stops through pvpanic; the host's error names the panic and carries the console tail."""
@@ -92,3 +102,91 @@ def test_fault_builtin_is_reported_with_the_diagnostic(built):
         assert "GuestPanicked" in msg, msg
         assert "trap: vector 14" in msg and "cr2=" in msg, msg
         assert "faulting on purpose" in g.vm.read_console()
+
+
+@vm
+def test_portal_round_trips_over_the_kernel(built, tmp_path):
+    """The kernel's `portal serve` (guest/portal's core, unchanged) on the pmem range it maps
+    directly, at the pinned address: RPCs checked on the host, a forged span refused, and
+    the service still serving afterwards (tests/test_trackb_agent.py: check_portal_rpcs)."""
+    from test_trackb_agent import check_portal_rpcs
+    with Portal.create(tmp_path / "portal.img", 16 << 20) as p, \
+            TrackBGuest(built, build=False, log=lambda s: None, **trackb_portal_kw(p)) as g:
+        assert g.hello.has(Capability.PORTAL)
+        r = g.client.run(["portal", "info"], timeout=30)
+        assert r.returncode == 0 and f"header ok generation {p.generation}".encode() in r.stdout, r.stdout
+        with TrackBPortalService(g, p) as svc:
+            check_portal_rpcs(p, svc)
+            assert g.client.ping(b"alive", timeout=10) == b"alive"   # the agent loop keeps serving AgentX
+        assert svc.status.how == ExitHow.SIGNALED and svc.status.code == 15
+        assert p.guest_status()["generation"] == p.generation
+        console = g.vm.read_console()
+        assert "trap:" not in console and "panic:" not in console, console[-2000:]
+        assert f"pmem: region {pspec.DEFAULT_PMEM_GPA:x}" in console, console[-2000:]
+        assert g.shutdown() is not None
+
+
+@vm
+def test_hostile_frames_on_the_serial_line(built):
+    """A few hundred mutated frames (half re-sealed so the decoders see the damage; the
+    generator of tests/test_trackb_agent.py) go to the real kernel over COM2: after each
+    batch the agent still answers PING, and the console shows no trap or panic."""
+    import random
+    from test_trackb_agent import mutated_frames
+    from wslx.spec.agentx import HEADER_SIZE, MAX_PAYLOAD
+    rng = random.Random(20261127)
+    frames = list(mutated_frames(rng, 400))
+    with TrackBGuest(built, build=False, log=lambda s: None, timeout=20) as g:
+        c = g.client
+        for i in range(0, len(frames), 50):
+            c.send_raw(b"".join(frames[i:i + 50]))
+            c.send_raw(bytes(MAX_PAYLOAD + HEADER_SIZE))   # flushes a trusted header's announced payload
+            assert c.ping(b"alive", timeout=30) == b"alive", f"no PONG after batch {i // 50}"
+        assert c.unsolicited_errors, "no ERROR for any malformed frame"
+        assert not c.protocol_errors, f"the agent sent malformed frames: {list(c.protocol_errors)[:3]}"
+        c.resume(timeout=10)   # a mutated QUIESCE may have been valid
+        r = c.run(["echo", "still", "here"], timeout=30)
+        assert r.stdout == b"still here\n"
+        console = g.vm.read_console()
+        assert "trap:" not in console and "panic:" not in console, console[-3000:]
+        assert g.vm.is_running()
+        assert g.shutdown() is not None
+
+
+def _cli(repo_root, *argv, env=None):
+    e = dict(os.environ, PYTHONPATH=str(repo_root / "host" / "python"), **(env or {}))
+    return subprocess.run([sys.executable, "-m", "wslx.cli", *argv], cwd=repo_root, env=e, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_boot_openvmm_dry_run_prints_the_trackb_command_line(repo_root, tmp_path):
+    """OpenVMM direct boot of the ELF (64-bit entry), COM1 = console file, COM2 = the AgentX
+    socket, virtio-pmem over PCIe, Hyper-V enlightenments; nothing is created."""
+    import shlex
+    rd = tmp_path / "runs"
+    r = _cli(repo_root, "boot", "trackb", "--vmm", "openvmm", "--dry-run", "--append", "quiet",
+             env={"WSLX_RUN_DIR": str(rd)})
+    assert r.returncode == 0, r.stderr
+    argv = shlex.split(r.stdout.splitlines()[0])
+    base = rd / "wslx-openvmm-trackb"
+    assert argv[:3] == ["openvmm", "-k", str(repo_root / "images" / "trackb-kernel.elf")]
+    assert "-r" not in argv and "--hv" in argv
+    opt = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("--") and argv[i] != "--hv"}
+    assert argv[argv.index("-c") + 1] == "quiet"
+    assert opt["--com1"] == f"file={base / 'console.log'}"
+    assert opt["--com2"] == f"listen={base / 'com2.sock'}"
+    assert opt["--pcie-root-complex"] == "rc0" and opt["--pcie-root-port"] == "rc0:p0"
+    assert opt["--virtio-pmem"] == f"pcie_port=p0:{base / 'pmem.img'}"
+    assert "com2.sock" in r.stdout.splitlines()[1]
+    assert not rd.exists(), "--dry-run created files"
+
+
+def test_boot_qemu_dry_run_creates_nothing(repo_root, tmp_path):
+    import shlex
+    rd = tmp_path / "runs"
+    r = _cli(repo_root, "boot", "trackb", "--dry-run", env={"WSLX_RUN_DIR": str(rd)})
+    assert r.returncode == 0, r.stderr
+    argv = shlex.split(r.stdout)
+    assert argv[0].startswith("qemu-system-x86_64") and "-kernel" in argv
+    assert any("pmem.img" in a for a in argv) and "isa-debug-exit,iobase=0xf4,iosize=0x04" in argv
+    assert not rd.exists() or not any(rd.iterdir()), f"--dry-run created {list(rd.rglob('*'))}"

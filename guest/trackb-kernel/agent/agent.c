@@ -39,6 +39,14 @@ size_t agent_default_env(const char *const **out)
     return cfg_env_n;
 }
 
+uint32_t agent_crc32(const uint8_t *p, size_t n) { return agx_crc32(p, n); }
+size_t agent_frame_seal(uint8_t *frame, uint16_t type, uint8_t flags, uint32_t rid, uint32_t payload_len)
+{
+    return agx_frame_seal(frame, type, flags, rid, payload_len);
+}
+int agent_header_decode(const uint8_t *p, struct agx_header *h) { return agx_header_decode(p, h); }
+int agent_payload_verify(const struct agx_header *h, const uint8_t *payload) { return agx_payload_verify(h, payload); }
+
 /* ---- frames towards the host ---- */
 #define PAYLOAD (tx + AGX_HEADER_SIZE)
 

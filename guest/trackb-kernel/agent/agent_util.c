@@ -61,7 +61,7 @@ static void put_c(struct fmtbuf *b, char c)
     b->len++;
 }
 
-static void put_num(struct fmtbuf *b, uint64_t v, unsigned base, int neg)
+static void put_num(struct fmtbuf *b, uint64_t v, unsigned base, int neg, int width, char pad)
 {
     char tmp[24];
     int n = 0;
@@ -69,7 +69,8 @@ static void put_num(struct fmtbuf *b, uint64_t v, unsigned base, int neg)
         tmp[n++] = "0123456789abcdef"[v % base];
         v /= base;
     } while (v);
-    if (neg) put_c(b, '-');
+    if (neg) put_c(b, '-'), width--;
+    for (int w = n; w < width; w++) put_c(b, pad);
     while (n) put_c(b, tmp[--n]);
 }
 
@@ -82,7 +83,14 @@ size_t ag_vfmt(char *buf, size_t cap, const char *fmt, __builtin_va_list ap)
             continue;
         }
         f++;
-        int prec = -1, lng = 0;
+        int prec = -1, lng = 0, width = 0, alt = 0;
+        char pad = ' ';
+        /* flags and width: '#' (0x prefix), '0' (zero padding), a decimal width */
+        for (; *f == '#' || *f == '0'; f++) {
+            if (*f == '#') alt = 1;
+            else pad = '0';
+        }
+        while (*f >= '0' && *f <= '9' && width < 64) width = width * 10 + (*f++ - '0');
         if (*f == '.' && f[1] == '*') {
             prec = __builtin_va_arg(ap, int);
             f += 2;
@@ -98,13 +106,14 @@ size_t ag_vfmt(char *buf, size_t cap, const char *fmt, __builtin_va_list ap)
         case 'c': put_c(&b, (char)__builtin_va_arg(ap, int)); break;
         case 'd': {
             int64_t v = lng ? __builtin_va_arg(ap, long long) : __builtin_va_arg(ap, int);
-            put_num(&b, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, 10, v < 0);
+            put_num(&b, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, 10, v < 0, width, pad);
             break;
         }
         case 'u':
         case 'x': {
             uint64_t v = lng ? __builtin_va_arg(ap, unsigned long long) : __builtin_va_arg(ap, unsigned);
-            put_num(&b, v, *f == 'x' ? 16 : 10, 0);
+            if (alt && *f == 'x') put_c(&b, '0'), put_c(&b, 'x');
+            put_num(&b, v, *f == 'x' ? 16 : 10, 0, width, pad);
             break;
         }
         case '%': put_c(&b, '%'); break;

@@ -19,14 +19,28 @@ struct rfile {
     uint8_t data[FS_DATA];
 };
 
-static struct rfile files[FS_FILES] = {
-    {1, 1, 0, "/", 0, {0}},
-    {1, 1, 0, "/tmp", 0, {0}},
-    {1, 1, 0, "/dev", 0, {0}},
-    {1, 1, 0, "/bin", 0, {0}},
-    {1, 0, 1, "/dev/null", 0, {0}},
-    {1, 0, 2, "/dev/zero", 0, {0}},
+/* The table is ~100 KiB: in .bss (not loaded with the image), the first entries filled in
+ * on first use from this small one. */
+static struct rfile files[FS_FILES];
+static const struct {
+    uint8_t dir, dev;
+    const char *path;
+} initial_files[] = {
+    {1, 0, "/"}, {1, 0, "/tmp"}, {1, 0, "/dev"}, {1, 0, "/bin"}, {0, 1, "/dev/null"}, {0, 2, "/dev/zero"},
 };
+
+static void fs_init(void)
+{
+    static int ready;
+    if (ready) return;
+    ready = 1;
+    for (size_t i = 0; i < sizeof initial_files / sizeof initial_files[0]; i++) {
+        files[i].used = 1;
+        files[i].dir = initial_files[i].dir;
+        files[i].dev = initial_files[i].dev;
+        ag_memcpy(files[i].path, initial_files[i].path, ag_strlen(initial_files[i].path) + 1);
+    }
+}
 
 /* Join cwd and path and normalise ".", ".." and repeated slashes. */
 int fs_resolve(const char *cwd, const char *path, char *out, size_t cap)
@@ -72,6 +86,7 @@ int fs_resolve(const char *cwd, const char *path, char *out, size_t cap)
 
 static int fs_lookup(const char *abs)
 {
+    fs_init();
     for (int i = 0; i < FS_FILES; i++)
         if (files[i].used && ag_streq(files[i].path, abs)) return i;
     return -1;
@@ -135,7 +150,7 @@ static int resolve_arg(struct proc *p, struct job *j, const char *prog, const ch
     return 0;
 }
 
-static const uint8_t zeros[AGX_STDIO_MAX_DATA];
+static uint8_t zeros[AGX_STDIO_MAX_DATA];   /* never written: .bss, not 60 KiB of loaded rodata */
 
 /* ---- the built-ins ---- */
 static int b_true(struct proc *p, struct job *j, struct cmd *c) { (void)p, (void)j, (void)c; return 0; }
@@ -559,7 +574,7 @@ static int b_selftest(struct proc *p, struct job *j, struct cmd *c)
         job_printf(p, j, 1, "%s %s\n", ok_ ? "ok  " : "FAIL", what);           \
         if (ok_) pass++; else fail++;                                          \
     } while (0)
-    CHECK(agx_crc32((const uint8_t *)"123456789", 9) == 0xCBF43926u, "crc32 check value");
+    CHECK(agent_crc32((const uint8_t *)"123456789", 9) == 0xCBF43926u, "crc32 check value");
     uint8_t buf[128];
     struct agx_ping ping = {.data = {(const uint8_t *)"abc", 3}}, back;
     long n = agx_ping_encode(buf, sizeof buf, &ping);
@@ -567,11 +582,11 @@ static int b_selftest(struct proc *p, struct job *j, struct cmd *c)
               !ag_memcmp(back.data.ptr, "abc", 3), "PING payload round trip");
     struct agx_header h;
     ag_memcpy(buf + AGX_HEADER_SIZE, buf, (size_t)n);
-    agx_frame_seal(buf, AGX_MSG_PING, 0, 7, (uint32_t)n);
-    CHECK(agx_header_decode(buf, &h) == 0 && h.request_id == 7 && !agx_payload_verify(&h, buf + AGX_HEADER_SIZE),
+    agent_frame_seal(buf, AGX_MSG_PING, 0, 7, (uint32_t)n);
+    CHECK(agent_header_decode(buf, &h) == 0 && h.request_id == 7 && !agent_payload_verify(&h, buf + AGX_HEADER_SIZE),
           "frame seal and header decode");
     buf[AGX_HEADER_SIZE] ^= 1;
-    CHECK(agx_payload_verify(&h, buf + AGX_HEADER_SIZE) != 0, "payload CRC catches a flipped bit");
+    CHECK(agent_payload_verify(&h, buf + AGX_HEADER_SIZE) != 0, "payload CRC catches a flipped bit");
     char f[32];
     ag_fmt(f, sizeof f, "%d|%u|%x|%s", -5, 42u, 255u, "s");
     CHECK(ag_streq(f, "-5|42|ff|s"), "formatting");

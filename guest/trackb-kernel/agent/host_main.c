@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "agent_env.h"
+#include "portal_svc.h"
 
 static int chan = -1;
 static struct timespec t_start;
@@ -170,5 +171,6 @@ int main(int argc, char **argv)
         return 1;
     }
     if (pmem_file) map_pmem(pmem_file, pmem_size);
+    agent_register_portal(&portal_service_ops);   /* as the kernel does */
     agent_main();
 }

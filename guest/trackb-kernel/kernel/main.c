@@ -2,6 +2,7 @@
 #include <stdint.h>
 
 #include "agent/agent_env.h"
+#include "agent/portal_svc.h"
 #include "drivers/pci.h"
 #include "drivers/virtio_pmem.h"
 #include "kernel/acpi.h"
@@ -165,6 +166,7 @@ _Noreturn void kmain(uint32_t kind, uint64_t info)
     }
 
     env_init(pm, &acpi);                              /* agent environment: COM2, pmem, power */
+    agent_register_portal(&portal_service_ops);       /* `portal serve`: guest/portal's service */
     kprintf("trackb: ready after %lu us\n", timer_now_ns() / 1000);
 
     if (cmdline_get("trackb.fault", fault, sizeof fault)) {  /* tests: the exception path */

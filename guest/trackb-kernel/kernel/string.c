@@ -1,10 +1,18 @@
 /* string.c: the four functions a freestanding GCC may emit calls to. */
 #include <stddef.h>
+#include <stdint.h>
 
+/* x86 loads and stores words at any alignment; may_alias: any object's bytes. */
+typedef uint64_t __attribute__((aligned(1), may_alias)) word_t;
+
+/* Eight bytes per step (the Portal's bulk copies and STDIO frames go through
+ * here; under TCG every guest instruction counts), then the tail. */
 void *memcpy(void *dst, const void *src, size_t n)
 {
     unsigned char *d = dst;
     const unsigned char *s = src;
+    for (; n >= 8; n -= 8, d += 8, s += 8)
+        *(word_t *)d = *(const word_t *)s;
     while (n--)
         *d++ = *s++;
     return dst;

@@ -44,7 +44,8 @@ UNITS = {"portal_bulk_gbps": "GB/s", "portal_bulk_host_copy_gbps": "GB/s", "gues
 
 def add_arguments(p):
     p.add_argument("--guest", choices=["linux", "trackb"], default="linux",
-                   help="linux: the Track A guest's `/init portal serve`; trackb: not yet (no Portal built-in)")
+                   help="linux: the Track A guest's `/init portal serve`; trackb: the Track B kernel's `portal serve` "
+                        "built-in (polled in the agent loop; see wslx.bench._portal_trackb)")
     p.add_argument("--kernel", help="guest kernel (default: Debian's cloud kernel)")
     p.add_argument("--bulk-mib", type=int, default=16, help="span size of the bulk transfer (default 16 MiB)")
     p.add_argument("--control-mib", type=int, default=4, help="bytes through AgentX STDIO (default 4 MiB)")
@@ -136,8 +137,8 @@ def _measure(g, portal, args, log) -> dict:
 
 def run_once(args, log) -> dict:
     if args.guest == "trackb":
-        raise SystemExit("wslx bench portal --guest trackb: the Track B guest has no `portal` built-in yet "
-                         "(it will call portal_service_step from guest/portal/service.c); use --guest linux")
+        from ._portal_trackb import run_once_trackb
+        return run_once_trackb(args, log)
     from ..guests.linux import LinuxGuest
     from ..portal import Portal
     from ..portal.guest import portal_machine_kw

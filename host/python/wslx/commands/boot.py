@@ -77,17 +77,40 @@ def _openvmm(args) -> int:
     return 2
 
 
+def _openvmm_trackb(args) -> int:
+    """OpenVMM: Track B enters at its 64-bit e_entry with boot_params (no initrd); its AgentX
+    UART is COM2 (a Unix socket OpenVMM listens on), COM1 the console; virtio-pmem over PCIe."""
+    import shlex
+    from ..guests.trackb import DEFAULT_PMEM_SIZE, default_kernel
+    from ..vmm.openvmm import OpenVMMConfig, find_openvmm
+    run_dir = Path(os.environ["WSLX_RUN_DIR"]) / "wslx-openvmm-trackb" if os.environ.get("WSLX_RUN_DIR") \
+        else Path("<run-dir>")
+    cfg = OpenVMMConfig(args.kernel or default_kernel(), cmdline=args.append, hv=True,
+                        com1=f"file={run_dir / 'console.log'}", com2=f"listen={run_dir / 'com2.sock'}",
+                        pmem=[run_dir / "pmem.img"])
+    print(shlex.join(cfg.argv()))
+    print(f"# AgentX: connect to {run_dir / 'com2.sock'} (COM2) once OpenVMM listens; "
+          f"pmem.img: any size in 2 MiB units (QEMU runs use {DEFAULT_PMEM_SIZE >> 20} MiB)")
+    if args.dry_run:
+        return 0
+    if not find_openvmm():
+        print("wslx boot: no openvmm binary on PATH; this machine can only print the command line (--dry-run)",
+              file=sys.stderr)
+        return 2
+    print("wslx boot: launching OpenVMM is not implemented yet; run the command above", file=sys.stderr)
+    return 2
+
+
 def boot(args) -> int:
     from ..agentx.errors import AgentXError
     from ..vmm.errors import VMError
     if args.vmm == "openvmm" and args.guest == "trackb":
-        print("wslx boot: --vmm openvmm is not wired up for trackb yet (QEMU only)", file=sys.stderr)
-        return 2
+        return _openvmm_trackb(args)
     if args.vmm == "openvmm":
         return _openvmm(args)
     if args.dry_run and args.guest == "trackb":
         import shlex
-        print(shlex.join(_guest(args).machine().preview_cmdline()))
+        print(shlex.join(_guest(args).machine(dry_run=True).preview_cmdline()))  # creates no files
         return 0
     if args.dry_run:
         import shlex

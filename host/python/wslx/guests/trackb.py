@@ -64,17 +64,29 @@ class TrackBGuest:
         self.hello: Hello | None = None
         self.pmem_path: Path | None = None
 
-    def machine(self) -> QemuMachine:
-        """The QemuMachine this guest boots (not launched); its run dir holds the pmem file."""
-        run_dir = Path(self.machine_kw.pop("run_dir", None) or
-                       tempfile.mkdtemp(prefix="wslx-run-", dir=default_run_root()))
-        run_dir.mkdir(parents=True, exist_ok=True)
-        kw = dict(self.machine_kw)
-        if self.pmem_size:
-            self.pmem_path = run_dir / "pmem.img"
-            with open(self.pmem_path, "wb") as f:
-                f.truncate(self.pmem_size)
-            kw.setdefault("pmem_path", self.pmem_path)
+    def machine(self, *, dry_run: bool = False) -> QemuMachine:
+        """The QemuMachine this guest boots (not launched); its run dir holds the pmem file.
+        A pmem_path keyword (e.g. a Portal's file, see wslx.portal.trackb) is used as is;
+        otherwise a scratch file of pmem_size bytes is made in the run dir. dry_run: create
+        nothing (no run dir, no file), for printing the command line."""
+        given = self.machine_kw.get("run_dir")
+        kw = {k: v for k, v in self.machine_kw.items() if k != "run_dir"}
+        if dry_run:
+            run_dir = Path(given) if given else None
+        else:
+            run_dir = Path(given) if given else Path(tempfile.mkdtemp(prefix="wslx-run-", dir=default_run_root()))
+            run_dir.mkdir(parents=True, exist_ok=True)
+        if "pmem_path" in kw:
+            self.pmem_path = Path(kw["pmem_path"])
+            if self.pmem_size:
+                kw.setdefault("pmem_size", self.pmem_size)
+        elif self.pmem_size:
+            self.pmem_path = (run_dir or Path("<run-dir>")) / "pmem.img"
+            if not dry_run:
+                with open(self.pmem_path, "wb") as f:
+                    f.truncate(self.pmem_size)
+            kw["pmem_path"] = self.pmem_path
+            kw["pmem_size"] = self.pmem_size
         kw["extra_args"] = list(kw.get("extra_args", ())) + ISA_DEBUG_EXIT
         kw.setdefault("panic_regex", PANIC_REGEX)
         return QemuMachine(self.kernel, None, append=self.append, agentx=False, serial_transport=True,
