@@ -4,7 +4,10 @@ Checks the boot console (memory map, PCI functions, calibrated timer, the
 virtio-pmem region matching the backing file and mapped), HELLO on the COM2
 channel, a pmem flush through QUIESCE, power-off through isa-debug-exit, and
 the exception path: a deliberate #PF / #UD prints vector, RIP, CR2 and error
-code, and the host sees GuestPanicked (pvpanic) with the console tail."""
+code, and the host sees GuestPanicked (pvpanic) with the console tail. W^X at
+run time: a write to .text and a call into .data or the stack fault with a
+protection-violation #PF (write / instruction fetch) at the address the kernel
+names, inside the section the ELF symbols bound."""
 from __future__ import annotations
 
 import re
@@ -119,6 +122,51 @@ def test_fault_diagnostic_and_panic(tmp_path, kind, vector, name):
     assert "trackb: stopped" in tail
 
 
+def kernel_symbols(*names: str) -> dict[str, int]:
+    from elftools.elf.elffile import ELFFile
+    with open(KERNEL, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        return {n: symtab.get_symbol_by_name(n)[0]["st_value"] for n in names}
+
+
+PF_P, PF_W, PF_U, PF_RSVD, PF_I = 0x01, 0x02, 0x04, 0x08, 0x10     # Intel SDM Vol. 3A 4.7
+
+
+@pytest.mark.parametrize("kind,what,section,bits,words", [
+    ("wtext", "write to .text", ("__text_start", "__text_end"), PF_P | PF_W, "protection violation, write, cr2 in .text"),
+    ("xdata", "call into .data", ("__data_start", "__bss_start"), PF_P | PF_I,
+     "protection violation, instruction fetch, cr2 in .data/.bss"),
+    ("xstack", "call into the stack", ("__bss_start", "_kernel_end"), PF_P | PF_I,
+     "protection violation, instruction fetch, cr2 in .data/.bss"),
+], ids=["wtext", "xdata", "xstack"])
+def test_wx_violation_faults(tmp_path, kind, what, section, bits, words):
+    """W^X at run time: the kernel names the address it writes to / calls; the #PF comes at that
+    address (CR2, and RIP for a fetch) with the protection-violation bit and the access kind set.
+    Without W^X the access succeeds and a 'wtext: .text is writable'-style panic follows instead."""
+    lo, hi = kernel_symbols(*section).values()
+    vm = machine(tmp_path, append=f"trackb.fault={kind}")
+    with pytest.raises(GuestPanicked) as ei:
+        with vm:
+            vm.wait_console(r"this line never appears", timeout=30)
+    tail = ei.value.console_tail
+    assert re.search(r"^vm: text [0-9a-f]+-[0-9a-f]+ r-x, .* NX on, in \d+ us\r?$", vm.read_console(), re.M)
+    addr = int(re.search(rf"trackb: faulting on purpose \({what} at ([0-9a-f]+)\)", tail).group(1), 16)
+    assert lo <= addr < hi, (hex(addr), hex(lo), hex(hi))
+    m = re.search(r"trap: vector 14 \(#PF page fault\) rip=([0-9a-f]+) cr2=([0-9a-f]+) error=([0-9a-f]+)", tail)
+    assert m, tail
+    rip, cr2, err = (int(g, 16) for g in m.groups())
+    assert cr2 == addr
+    assert err & (PF_P | PF_W | PF_U | PF_RSVD | PF_I) == bits, hex(err)
+    text_start, text_end = kernel_symbols("__text_start", "__text_end").values()
+    if bits & PF_I:
+        assert rip == addr                                   # the fetch itself faulted
+    else:
+        assert text_start <= rip < text_end                  # the store instruction in .text
+    assert f"trap: #PF {words}\n" in tail
+    assert "is writable" not in tail and "is executable" not in tail
+    assert "trackb: stopped" in tail
+
+
 def test_agent_fault_builtin(tmp_path):
     with machine(tmp_path) as vm:
         client = AgentClient(vm.serial_socket(10), default_timeout=20)
@@ -163,5 +211,6 @@ def test_64bit_entry_with_boot_params(tmp_path, pmem_file):
         assert "trackb.via=shim" in con                          # command line through cmd_line_ptr
         assert re.search(r"memmap: 0000000000100000-000000001fffffff ram", con)   # e820 from boot_params
         assert re.search(r"acpi: MCFG segment 0", con)          # RSDP through acpi_rsdp_addr
+        assert re.search(r"^vm: text 100000-[0-9a-f]+ r-x, .* NX on", con, re.M)   # W^X on this path too
         assert re.search(r"pmem: region [0-9a-f]+ size 16777216", con)
         client.wait_hello(20)

@@ -14,6 +14,7 @@
 #include "kernel/pmm.h"
 #include "kernel/timer.h"
 #include "kernel/trap.h"
+#include "kernel/vm.h"
 #include "platform/platform.h"
 #include "virtio.h"
 #include "x86boot.h"
@@ -28,6 +29,8 @@ static struct mem_region regions[MAX_REGIONS];
 static char cmdline[CMDLINE_MAX];
 static struct acpi_facts acpi;
 static struct virtio_pmem pmem;
+/* `ret` in .data (volatile: never promoted to .rodata) for trackb.fault=xdata. */
+static volatile uint8_t xdata_code[16] = {0xC3};
 
 /* Copy the boot loader's facts out before anything can overwrite them. */
 static int read_boot_info(uint32_t kind, uint64_t info, struct boot_facts *facts)
@@ -121,10 +124,41 @@ static uint64_t pci_window_start(int n)
     return (lo + 0xFFFFFULL) & ~0xFFFFFULL;
 }
 
+_Noreturn void kmain(uint32_t kind, uint64_t info);   /* called from entry.S */
+
+static int streq(const char *a, const char *b) { return strlen(a) == strlen(b) && !memcmp(a, b, strlen(a)); }
+
+/* trackb.fault=...: the exception path on purpose (tests). Each names the
+ * address first; if the access does not fault, a unique panic says W^X is off. */
+static _Noreturn void fault_on_purpose(const char *kind)
+{
+    if (streq(kind, "ud"))                            /* #UD */
+        __builtin_trap();
+    if (streq(kind, "wtext")) {                       /* #PF, write to a read-only page */
+        volatile uint8_t *p = (volatile uint8_t *)(uintptr_t)&kmain;
+        kprintf("trackb: faulting on purpose (write to .text at %lx)\n", (uint64_t)(uintptr_t)p);
+        *p = 0xCC;
+        panic("wtext: .text is writable");
+    }
+    if (streq(kind, "xdata")) {                       /* #PF, instruction fetch from an NX page */
+        kprintf("trackb: faulting on purpose (call into .data at %lx)\n", (uint64_t)(uintptr_t)xdata_code);
+        ((void (*)(void))(uintptr_t)xdata_code)();
+        panic("xdata: .data is executable");
+    }
+    if (streq(kind, "xstack")) {                      /* the same on the stack */
+        volatile uint8_t code[16];
+        code[0] = 0xC3;
+        kprintf("trackb: faulting on purpose (call into the stack at %lx)\n", (uint64_t)(uintptr_t)code);
+        ((void (*)(void))(uintptr_t)code)();
+        panic("xstack: the stack is executable");
+    }
+    env_fault_on_purpose();                           /* pf: read of an unmapped address */
+}
+
 _Noreturn void kmain(uint32_t kind, uint64_t info)
 {
     struct boot_facts facts = {0};
-    char fault[8];
+    char fault[16];
 
     console_init();                                   /* COM1: ttyS0 */
     trap_init();                                      /* exceptions print and stop */
@@ -143,6 +177,7 @@ _Noreturn void kmain(uint32_t kind, uint64_t info)
     pmm_init(regions, (size_t)n, (uint64_t)(uintptr_t)_kernel_start, (uint64_t)(uintptr_t)_kernel_end);
     kprintf("pmm: %lu KiB usable in %d memory map entries, kernel %lx-%lx\n", pmm_total_bytes() / 1024, n, (uint64_t)(uintptr_t)_kernel_start,
             (uint64_t)(uintptr_t)_kernel_end);
+    vm_init();                                        /* W^X: text R+X, rodata R, the rest RW+NX */
 
     acpi_init(facts.rsdp_paddr, &acpi);               /* MCFG, FADT/S5 */
     pci_init(acpi.ecam, acpi.n_ecam, pci_window_start(n), PCI_HOLE_END);
@@ -169,10 +204,7 @@ _Noreturn void kmain(uint32_t kind, uint64_t info)
     agent_register_portal(&portal_service_ops);       /* `portal serve`: guest/portal's service */
     kprintf("trackb: ready after %lu us\n", timer_now_ns() / 1000);
 
-    if (cmdline_get("trackb.fault", fault, sizeof fault)) {  /* tests: the exception path */
-        if (!memcmp(fault, "ud", 3))
-            __builtin_trap();
-        env_fault_on_purpose();
-    }
+    if (cmdline_get("trackb.fault", fault, sizeof fault))   /* tests: pf|ud|wtext|xdata|xstack */
+        fault_on_purpose(fault);
     agent_main();
 }

@@ -18,6 +18,7 @@ struct idt_gate {
 
 static struct idt_gate idt[32] __attribute__((aligned(16)));
 extern const uint64_t trap_vectors[32];
+extern char __text_start[], __text_end[], __rodata_start[], __rodata_end[], __data_start[], _kernel_end[];
 
 static const char *const names[32] = {
     "#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow", "#BR bound range",
@@ -36,11 +37,35 @@ void trap_init(void)
     cpu_load_idt(idt, sizeof idt - 1);
 }
 
+/* Which part of the image (kernel.ld's bounds) holds address a. */
+static const char *where(uint64_t a)
+{
+    if (a >= (uintptr_t)__text_start && a < (uintptr_t)__text_end)
+        return "in .text";
+    if (a >= (uintptr_t)__rodata_start && a < (uintptr_t)__rodata_end)
+        return "in .rodata";
+    if (a >= (uintptr_t)__data_start && a < (uintptr_t)_kernel_end)
+        return "in .data/.bss";
+    return "outside the image";
+}
+
+/* The #PF error code in words (Intel SDM Vol. 3A 4.7): W^X violations read
+ * "protection violation, write" or "protection violation, instruction fetch". */
+static void page_fault_detail(uint64_t err, uint64_t cr2)
+{
+    kprintf("trap: #PF %s, %s%s%s, cr2 %s\n", err & PF_ERR_P ? "protection violation" : "not present",
+            err & PF_ERR_I ? "instruction fetch" : err & PF_ERR_W ? "write" : "read",
+            err & PF_ERR_U ? ", user mode" : "", err & PF_ERR_RSVD ? ", reserved bit set" : "", where(cr2));
+}
+
 void trap(struct trapframe *tf)
 {
     unsigned v = (unsigned)tf->vector;
+    uint64_t cr2 = cpu_read_cr2();
     kprintf("\ntrap: vector %u (%s) rip=%lx cr2=%lx error=%lx\n", v, v < 32 && names[v] ? names[v] : "?",
-            tf->rip, cpu_read_cr2(), tf->error);
+            tf->rip, cr2, tf->error);
+    if (v == 14)
+        page_fault_detail(tf->error, cr2);
     kprintf("trap: rsp=%lx rflags=%lx rax=%lx rbx=%lx rcx=%lx rdx=%lx\n", tf->rsp, tf->rflags, tf->rax, tf->rbx,
             tf->rcx, tf->rdx);
     kprintf("trap: rsi=%lx rdi=%lx rbp=%lx r8=%lx\n", tf->rsi, tf->rdi, tf->rbp, tf->r8);

@@ -1,21 +1,33 @@
-/* vm.c: identity mappings above the boot page tables' 4 GiB (the virtio-pmem
- * range under QEMU lives in the device-memory area above RAM). */
+/* vm.c: the kernel's page tables after boot.
+ *
+ * vm_init() turns entry.S's read/write/execute identity map into W^X (see
+ * kernel/memlayout.h): [0, KERNEL_SPLIT_LIMIT) is split into 4 KiB pages so
+ * that .text is R+X, .rodata R+NX and everything else RW+NX; the rest of
+ * [0, 4 GiB) keeps its 2 MiB pages and gets NX. vm_map_identity() adds identity mappings
+ * above 4 GiB on demand (the virtio-pmem range under QEMU lives in the
+ * device-memory area above RAM), also RW+NX. */
 #include <stddef.h>
 
+#include "kernel/console.h"
 #include "kernel/memlayout.h"
 #include "kernel/pmm.h"
+#include "kernel/timer.h"
 #include "kernel/vm.h"
 #include "platform/platform.h"
 
-#define PTE_P 0x001ULL
-#define PTE_W 0x002ULL
-#define PTE_PWT 0x008ULL
-#define PTE_PCD 0x010ULL
-#define PTE_PS 0x080ULL
-#define PTE_ADDR 0x000FFFFFFFFFF000ULL
 #define MAX_EXTRA 16
+#define PT_ENTRIES 512
+#define N_SPLIT (KERNEL_SPLIT_LIMIT / LARGE_PAGE_SIZE)       /* PD entries split into 4 KiB pages */
+#define N_BOOT_PD (BOOT_MAP_LIMIT / LARGE_PAGE_SIZE)         /* entry.S's 4 PDs of 2 MiB pages */
 
-extern uint64_t boot_pml4[512];
+extern uint64_t boot_pml4[PT_ENTRIES];
+extern uint64_t boot_pdpt[PT_ENTRIES];
+extern uint64_t boot_pd[N_BOOT_PD];
+extern char __text_start[], __text_end[], __rodata_start[], __rodata_end[], __data_start[], _kernel_end[];
+
+/* The 4 KiB page tables of [0, KERNEL_SPLIT_LIMIT): in .bss, so they cost no image bytes. */
+static uint64_t split_pt[N_SPLIT][PT_ENTRIES] __attribute__((aligned(4096)));
+static uint64_t pte_nx;   /* PTE_NX once EFER.NXE is on; 0 on a CPU without NX */
 
 static struct {
     uint64_t base, end;
@@ -34,6 +46,57 @@ int vm_is_mapped(uint64_t pa, uint64_t len)
             return 1;
     }
     return 0;
+}
+
+/* Leaves of [lo, hi) (page aligned by kernel.ld, below KERNEL_SPLIT_LIMIT). */
+static void set_leaves(uint64_t lo, uint64_t hi, uint64_t flags)
+{
+    uint64_t *pte = &split_pt[0][0];
+    for (uint64_t pa = lo; pa < hi; pa += PAGE_SIZE)
+        pte[pa / PAGE_SIZE] = pa | flags;
+}
+
+/* Drop every translation, global ones too (a 64-bit loader may have run with
+ * CR4.PGE and global pages): toggling PGE flushes them, else a CR3 reload. */
+static void flush_tlb_all(void)
+{
+    uint64_t cr4 = cpu_read_cr4();
+    if (cr4 & CR4_PGE) {
+        cpu_write_cr4(cr4 & ~(uint64_t)CR4_PGE);
+        cpu_write_cr4(cr4);
+    } else {
+        cpu_write_cr3(cpu_read_cr3());
+    }
+}
+
+void vm_init(void)
+{
+    uint32_t r[4];
+    uint64_t t0 = timer_now_ns();
+
+    cpu_cpuid(0x80000000, 0, r);                          /* NX is CPUID 0x80000001 EDX bit 20 */
+    if (r[0] >= CPUID_EXT_FEATURES) {
+        cpu_cpuid(CPUID_EXT_FEATURES, 0, r);
+        if (r[3] & CPUID_EXT_NX)
+            pte_nx = PTE_NX;
+    }
+    if (pte_nx)                                           /* before any entry has bit 63 (reserved until then) */
+        cpu_wrmsr(MSR_EFER, cpu_rdmsr(MSR_EFER) | EFER_NXE);
+    cpu_write_cr0(cpu_read_cr0() | CR0_WP);               /* read-only pages bind the kernel too */
+    set_leaves(0, KERNEL_SPLIT_LIMIT, PTE_P | PTE_W | pte_nx);            /* low memory, the image, RAM: RW */
+    set_leaves((uintptr_t)__text_start, (uintptr_t)__text_end, PTE_P);   /* .text: R+X */
+    set_leaves((uintptr_t)__rodata_start, (uintptr_t)__rodata_end, PTE_P | pte_nx);   /* .rodata: R */
+    for (uint64_t i = 0; i < N_SPLIT; i++)                /* the image's 2 MiB pages become 4 KiB pages */
+        boot_pd[i] = virt_to_phys(split_pt[i]) | PTE_P | PTE_W;   /* (leaves decide) */
+    for (uint64_t i = N_SPLIT; i < PT_ENTRIES; i++)       /* the rest of the first GiB: NX */
+        boot_pd[i] |= pte_nx;
+    for (uint64_t i = 1; i < N_BOOT_PD / PT_ENTRIES; i++) /* [1 GiB, 4 GiB) with the PCI hole: NX */
+        boot_pdpt[i] |= pte_nx;                           /* (NX in a PDPT entry covers its 1 GiB) */
+    flush_tlb_all();
+    kdetail("vm: text %lx-%lx r-x, rodata %lx-%lx r--, data %lx-%lx rw-, rest of memory rw-, NX %s, in %lu us\n",
+            (uint64_t)(uintptr_t)__text_start, (uint64_t)(uintptr_t)__text_end, (uint64_t)(uintptr_t)__rodata_start,
+            (uint64_t)(uintptr_t)__rodata_end, (uint64_t)(uintptr_t)__data_start, (uint64_t)(uintptr_t)_kernel_end,
+            pte_nx ? "on" : "unavailable (data stays executable)", (timer_now_ns() - t0) / 1000);
 }
 
 /* The next-level table of entry e, allocated (zeroed) when absent. */
@@ -65,7 +128,8 @@ int vm_map_identity(uint64_t pa, uint64_t len, int uncached)
         uint64_t *pd = pdpt ? next_table(&pdpt[(va >> 30) & 511]) : NULL;
         if (!pd)
             return -1;
-        pd[(va >> 21) & 511] = va | PTE_P | PTE_W | PTE_PS | (uncached ? PTE_PCD | PTE_PWT : 0);
+        /* pmem and MMIO hold data only: NX (set once vm_init ran, which kmain does first) */
+        pd[(va >> 21) & 511] = va | PTE_P | PTE_W | PTE_PS | pte_nx | (uncached ? PTE_PCD | PTE_PWT : 0);
     }
     extra[n_extra].base = start;
     extra[n_extra].end = end;

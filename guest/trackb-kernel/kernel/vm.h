@@ -1,12 +1,15 @@
-/* vm.h: identity mappings beyond the boot page tables. */
+/* vm.h: W^X for the boot page tables, identity mappings beyond them. */
 #ifndef TRACKB_VM_H
 #define TRACKB_VM_H
 
 #include <stdint.h>
 
+/* W^X on entry.S's identity map (layout in memlayout.h): .text R+X, .rodata
+ * R, everything else RW; NX where the CPU has it (EFER.NXE), CR0.WP on. */
+void vm_init(void);
 /* 1 if [pa, pa+len) is mapped (the boot 4 GiB, or a range added below). */
 int vm_is_mapped(uint64_t pa, uint64_t len);
-/* Identity-map [pa, pa+len) with 2 MiB pages (uncached for MMIO). 0 or -1
+/* Identity-map [pa, pa+len) with 2 MiB pages, RW+NX (uncached for MMIO). 0 or -1
  * (no page-table memory, non-canonical address, too many ranges). */
 int vm_map_identity(uint64_t pa, uint64_t len, int uncached);
 

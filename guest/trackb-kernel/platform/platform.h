@@ -42,9 +42,13 @@ void cpu_wrmsr(uint32_t msr, uint64_t v);
 uint64_t cpu_rdtsc(void);
 void cpu_relax(void);                 /* pause */
 _Noreturn void cpu_halt_forever(void); /* cli; hlt loop */
+uint64_t cpu_read_cr0(void);
+void cpu_write_cr0(uint64_t v);
 uint64_t cpu_read_cr2(void);
 uint64_t cpu_read_cr3(void);
 void cpu_write_cr3(uint64_t v);
+uint64_t cpu_read_cr4(void);
+void cpu_write_cr4(uint64_t v);
 void cpu_invlpg(uint64_t va);
 void cpu_load_idt(const void *base, uint16_t limit);
 

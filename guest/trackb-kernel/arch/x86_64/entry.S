@@ -6,19 +6,10 @@
  *                loader's identity map of the first 4 GiB, RSI = boot_params.
  *
  * Both switch to this kernel's own GDT and page tables (identity map of the
- * first 4 GiB with 2 MiB pages, built at assembly time below) and stack. */
-#include "kernel/memlayout.h"
-
-#define CR0_PE    (1 << 0)
-#define CR0_PG    (1 << 31)
-#define CR4_PAE   (1 << 5)
-#define MSR_EFER  0xC0000080
-#define EFER_LME  (1 << 8)
-#define PTE_P     0x001
-#define PTE_W     0x002
-#define PTE_PWT   0x008
-#define PTE_PCD   0x010
-#define PTE_PS    0x080
+ * first 4 GiB with 2 MiB pages, built at assembly time below) and stack.
+ * These tables are read/write/execute; kmain's vm_init() tightens them to
+ * W^X once the kernel runs (kernel/vm.c, kernel/memlayout.h). */
+#include "kernel/memlayout.h"     /* also the CR0/CR4/EFER and page-table bits */
 
 /* ---- PVH note: XEN_ELFNOTE_PHYS32_ENTRY (18). QEMU reads the descriptor as
  * a pointer-sized value in an ELF64 file, so it is a .quad (as in Linux). */
@@ -107,8 +98,10 @@ long_mode_start:
         .balign 16
 boot_gdt:
         .quad 0
-        .quad 0x00AF9A000000FFFF        /* 0x08: code, L=1, present, DPL 0 */
-        .quad 0x00CF92000000FFFF        /* 0x10: data, writable, present */
+        /* Accessed bits preset: the CPU would otherwise write them on a segment
+         * load, and this page becomes read-only (as Linux's GDT_ENTRY_INIT). */
+        .quad 0x00AF9B000000FFFF        /* 0x08: code, L=1, present, DPL 0 */
+        .quad 0x00CF93000000FFFF        /* 0x10: data, writable, present */
 boot_gdt_end:
         .balign 4
         .word 0
