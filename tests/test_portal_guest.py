@@ -8,12 +8,11 @@ import sys
 import numpy as np
 import pytest
 
+from helpers.portal_checks import forged_span_faults
 from wslx.guests.linux import LinuxGuest
 from wslx.portal import Portal, PortalRemoteError
 from wslx.portal.guest import PortalService, portal_machine_kw
-from wslx.portal.region import Span
 from wslx.spec import portal as spec
-from wslx.spec.portal import Err
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -69,15 +68,8 @@ def test_echo_checksum_transform_over_the_linux_service(booted):
         assert got == want.tobytes()
         assert spec.sum64(got) == p.checksum(span)  # the guest sees what it wrote, in place
         # a forged span outside the arena: a typed remote error, and the service carries on
-        bad = Span(p.portal_id, 0, 0, 64, span.generation)
         p._inflight.clear()
-        buf = p.ffi.new("struct portal_msg *")
-        buf.cookie, buf.op = 77, spec.Op.CHECKSUM
-        buf.span.portal_id, buf.span.offset, buf.span.length, buf.span.generation = bad.portal_id, 0, 64, bad.generation
-        p._inflight[77] = (spec.Op.CHECKSUM, bad, 0)
-        assert p.lib.portal_send(p._end, spec.RingId.SUBMIT, buf, 1) == 1
-        (c,) = p.reap(1, timeout=10)
-        assert c.status == Err.FAULT
+        forged_span_faults(p, span.generation)
         with pytest.raises(PortalRemoteError):
             p.call(9)
         assert p.echo(1) == 1

@@ -7,23 +7,22 @@ from __future__ import annotations
 import os
 import random
 import re
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
 
+from helpers import agentx_fuzz
 from wslx.agentx import codec
-from wslx.agentx.errors import AgentTimeout, RemoteError
+from wslx.agentx.errors import RemoteError
 from wslx.conformance import runner
 from wslx.conformance.targets import TARGETS
-from wslx.spec.agentx import (HEADER_SIZE, MAX_PAYLOAD, Capability, ErrorCode,
-                              ExitHow, MsgType, Stream)
+from wslx.spec.agentx import Capability, ErrorCode, ExitHow, MsgType, Stream
 
 AGENT_DIR = Path(__file__).resolve().parents[1] / "guest" / "trackb-kernel" / "agent"
-AGENT_SOURCES = ["agent.c", "agent_util.c", "proc.c", "sh_parse.c", "builtins.c"]
+AGENT_SOURCES = ["agent.c", "agent_util.c", "proc.c", "sh_parse.c", "builtins.c", "../lib/fmt.c",
+                 "../../agentx/agentx_rx.c"]
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +51,7 @@ def test_agent_objects_need_only_agent_env(repo_root, generated, tmp_path):
     agent_env.h functions (and the memcpy/memset the compiler may emit): no libc."""
     objs = []
     for src in AGENT_SOURCES:
-        o = tmp_path / (src + ".o")
+        o = tmp_path / (Path(src).name + ".o")
         subprocess.run(["gcc", "-std=c11", "-O2", "-ffreestanding", "-fno-builtin", "-nostdlib", "-Wall", "-Wextra",
                         "-Wno-comment", "-Werror", "-mno-red-zone", "-fno-pic", "-I", str(generated), "-I", str(AGENT_DIR),
                         "-c", str(AGENT_DIR / src), "-o", str(o)], check=True)
@@ -102,14 +101,7 @@ def test_no_portal_capability_without_pmem(harness):
 
 # ---- hostile input ----
 
-SEEDS = [
-    (MsgType.PING, dict(data=b"fuzz")),
-    (MsgType.HELLO, dict(version_min=1, version_max=1, version_selected=0, agent_kind=0, capabilities=0,
-                         max_payload=65536, uptime_ms=0, name="h", os_release="")),
-    (MsgType.STDIO, dict(pid=100, stream=Stream.STDIN, flags=0, data=b"abc")),
-    (MsgType.QUIESCE, dict(timeout_ms=10)),
-    (MsgType.RESUME, {}),
-    (MsgType.OK, {}),
+SEEDS = agentx_fuzz.base_seeds(pid=100) + [
     # the harness runs built-ins only, so EXEC, SIGNAL and CONFIG are safe to mutate here
     (MsgType.EXEC, dict(flags=0, argv=["sh", "-c", "for i in 1 2; do echo $i; done; (echo x) & exit 3"], env=[],
                         cwd="/tmp")),
@@ -120,37 +112,15 @@ SEEDS = [
 
 
 def mutated_frames(rng: random.Random, count: int):
-    for _ in range(count):
-        msg_type, body = rng.choice(SEEDS)
-        f = bytearray(codec.encode_frame(msg_type, body, request_id=rng.choice([0, 0x9000_0000 + rng.randrange(16)])))
-        for _ in range(rng.randint(1, 4)):
-            f[rng.randrange(len(f))] = rng.randrange(256)
-        if rng.random() < 0.2:
-            f = f[:rng.randint(0, len(f))] + bytes(rng.randrange(256) for _ in range(rng.randint(0, 40)))
-        if len(f) >= 24 and rng.random() < 0.5:  # re-sealed: the decoders see the damage
-            f[16:20] = zlib.crc32(bytes(f[24:])).to_bytes(4, "little")
-            f[20:24] = zlib.crc32(bytes(f[:20])).to_bytes(4, "little")
-        if len(f) >= 8 and struct.unpack_from("<H", f, 6)[0] == MsgType.SHUTDOWN:
-            continue
-        yield bytes(f)
+    """The shared generator (helpers.agentx_fuzz) with this agent's seeds; only SHUTDOWN is held back."""
+    return agentx_fuzz.mutated_frames(rng, count, SEEDS, skip={MsgType.SHUTDOWN})
 
 
 @pytest.mark.slow
 def test_agent_survives_mutated_frames(agent):
     rng = random.Random(20261126)
     c = agent.client
-    frames = list(mutated_frames(rng, 3000))
-    for i in range(0, len(frames), 100):
-        c.send_raw(b"".join(frames[i:i + 100]))
-        # a trusted header may announce up to MAX_PAYLOAD bytes: zeros flush it out
-        c.send_raw(bytes(MAX_PAYLOAD + HEADER_SIZE))
-        try:
-            answered, last = c.ping(b"alive", timeout=5) == b"alive", None
-        except AgentTimeout as e:
-            answered, last = False, e
-        assert answered, f"agent stopped answering after batch {i // 100}: {last!r}\n{agent.log_tail()}"
-    assert c.unsolicited_errors, "no ERROR for any malformed frame"
-    assert not c.protocol_errors, f"the agent sent malformed frames: {list(c.protocol_errors)[:3]}"
+    agentx_fuzz.send_and_ping(c, list(mutated_frames(rng, 3000)), context=agent.log_tail)
     assert agent.proc.poll() is None, f"the agent died:\n{agent.log_tail()}"
     agent.client.resume(timeout=5)   # a mutated QUIESCE may have been valid
     r = run(agent, ["echo", "still", "here"])
@@ -269,7 +239,8 @@ def check_portal_rpcs(p, service) -> None:
     """echo, checksum and transform round trips, results computed on the host; then a
     forged span draws an error status and the service keeps serving. Shared with the VM
     test (tests/test_trackb_guest.py)."""
-    from wslx.portal import PortalRemoteError, Span
+    from helpers.portal_checks import forged_span_faults
+    from wslx.portal import PortalRemoteError
     from wslx.spec import portal as spec
     assert p.echo(0xFEEDFACECAFEBEEF) == 0xFEEDFACECAFEBEEF
     span = p.alloc((256 << 10) + 5)
@@ -281,14 +252,7 @@ def check_portal_rpcs(p, service) -> None:
     kb = key.to_bytes(8, "little")
     assert bytes(p.view(span)) == bytes(b ^ kb[i % 8] for i, b in enumerate(data))
     assert p.checksum(span) == spec.sum64(bytes(p.view(span)))  # the guest sees what it wrote, in place
-    # forged: a span at window offset 0 (the header, not the host arena), sent past the host's own checks
-    buf = p.ffi.new("struct portal_msg *")
-    buf.cookie, buf.op = 77, spec.Op.CHECKSUM
-    buf.span.portal_id, buf.span.offset, buf.span.length, buf.span.generation = p.portal_id, 0, 64, span.generation
-    p._inflight[77] = (spec.Op.CHECKSUM, Span(p.portal_id, 0, 0, 64, span.generation), 0)
-    assert p.lib.portal_send(p._end, spec.RingId.SUBMIT, buf, 1) == 1
-    (c,) = p.reap(1, timeout=10)
-    assert c.status == spec.Err.FAULT
+    forged_span_faults(p, span.generation)
     with pytest.raises(PortalRemoteError):
         p.call(9)  # no such op: NOSYS
     assert p.echo(1) == 1

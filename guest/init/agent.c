@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "init.h"
+#include "../agentx/agentx_rx.h"
 
 #define RX_CAP (AGX_MAX_FRAME + 65536u)
 #define OUT_HIGH (1u << 20)                    /* stop reading children above this */
@@ -33,10 +34,11 @@ static int ctl = -1;
 static char ctl_desc[160];
 static uint32_t ctl_events;
 
-static uint8_t rx[RX_CAP];
-static size_t rx_len;
-static uint64_t rx_skip;   /* bytes of a rejected (version/flags) frame still to discard */
-static int in_garbage;     /* inside a bad-magic/CRC episode: report it only once */
+static uint8_t rx_buf[RX_CAP];
+static void dispatch(const struct agx_header *h, const uint8_t *p);
+static int can_answer(void);
+static struct agx_rx rx = {.buf = rx_buf, .cap = RX_CAP, .deliver = dispatch, .error = send_error,
+                           .can_answer = can_answer};
 
 static uint8_t out[OUT_CAP];
 static size_t out_head, out_tail;
@@ -106,9 +108,9 @@ static void send_error_v(uint32_t rid, uint16_t rtype, int code, const char *fmt
     uint8_t *f = frame_begin();
     if (!f) return;
     char msg[AGX_ERROR_MESSAGE_MAX_LEN + 1];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    utf8_truncate(msg, AGX_ERROR_MESSAGE_MAX_LEN);
-    struct agx_error e = {.code = code, .request_type = rtype, .message = agx_str_from_c(msg)};
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
+    struct agx_error e = {.code = code, .request_type = rtype, .message = agx_error_text(msg, len)};
     frame_commit(f, AGX_MSG_ERROR, rid ? AGX_FLAG_REPLY : 0, rid, agx_error_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &e));
 }
 
@@ -200,7 +202,7 @@ static void ctl_update_events(void)
     if (ctl < 0) return;
     uint32_t ev = 0;
     /* read more only if there is room to buffer it and to answer it */
-    if (rx_len < RX_CAP && out_pending() < OUT_HIGH + AGX_MAX_FRAME) ev |= EPOLLIN;
+    if (agx_rx_room(&rx) && out_pending() < OUT_HIGH + AGX_MAX_FRAME) ev |= EPOLLIN;
     if (out_pending()) ev |= EPOLLOUT;
     if (ev != ctl_events) {
         ev_mod(ctl, ev, ev_tag(EV_CTL, 0, 0));
@@ -210,9 +212,7 @@ static void ctl_update_events(void)
 
 static void ctl_reset_buffers(void)
 {
-    rx_len = 0;
-    rx_skip = 0;
-    in_garbage = 0;
+    agx_rx_reset(&rx);
     out_head = out_tail = 0;
 }
 
@@ -348,15 +348,7 @@ static void quiesce(uint32_t rid)
 
 static void shutdown_now(uint32_t rid, const struct agx_shutdown *m)
 {
-    if (m->mode != AGX_SHUTDOWN_POWEROFF && m->mode != AGX_SHUTDOWN_REBOOT) {
-        send_error(rid, AGX_MSG_SHUTDOWN, AGX_EINVAL, "unknown shutdown mode %u", (unsigned)m->mode);
-        return;
-    }
-    if (m->grace_ms > AGX_SHUTDOWN_GRACE_MAX_MS) {
-        send_error(rid, AGX_MSG_SHUTDOWN, AGX_EINVAL, "grace_ms %u > %u", (unsigned)m->grace_ms,
-                   AGX_SHUTDOWN_GRACE_MAX_MS);
-        return;
-    }
+    if (agx_shutdown_check(rid, m, send_error)) return;
     wlog("shutdown requested (%s)", m->mode == AGX_SHUTDOWN_REBOOT ? "reboot" : "poweroff");
     proc_terminate_all(m->grace_ms);
     sync();
@@ -368,82 +360,18 @@ static void shutdown_now(uint32_t rid, const struct agx_shutdown *m)
 }
 
 /* Scratch for decoded views (they point into rx; large arrays, so not on the stack). */
-static union {
-    struct agx_hello hello;
-    struct agx_config config;
-    struct agx_mount mount;
-    struct agx_unmount unmount;
-    struct agx_exec exec;
-    struct agx_stdio stdio;
-    struct agx_signal signal;
-    struct agx_quiesce quiesce;
-    struct agx_shutdown shutdown;
-    struct agx_ping ping;
-} M;
+static union agx_request M;
 
 static void dispatch(const struct agx_header *h, const uint8_t *p)
 {
     uint16_t t = h->type;
     uint32_t rid = h->request_id;
-    const char *name = agx_msg_type_name(t);
-    int rc;
 
-    if (!name) {
-        send_error(rid, t, AGX_ENOSYS, "unknown message type 0x%04x", t);
-        return;
-    }
-    if (!agx_msg_type_host_to_agent(t)) {
-        send_error(rid, t, AGX_EPROTO, "%s is not a host-to-agent message", name);
-        return;
-    }
-    if (h->flags & AGX_FLAG_REPLY) {
-        send_error(rid, t, AGX_EPROTO, "%s from the host carries the REPLY flag", name);
-        return;
-    }
-    uint64_t need = agx_msg_type_capability(t);
-    if (need && !(capabilities() & need)) {
-        send_error(rid, t, AGX_EOPNOTSUPP, "%s: capability not offered", name);
-        return;
-    }
-    /* every host->agent message but STDIO (an event) is a request: it needs a request_id;
-     * HELLO is exempt (request_id 0 asks for a fresh announcement) */
-    if (rid == 0 && t != AGX_MSG_STDIO && t != AGX_MSG_HELLO) {
-        send_error(0, t, AGX_EPROTO, "%s request needs a non-zero request_id", name);
-        return;
-    }
-
-    switch (t) {
-    case AGX_MSG_HELLO: rc = agx_hello_decode(p, h->payload_len, &M.hello); break;
-    case AGX_MSG_CONFIG: rc = agx_config_decode(p, h->payload_len, &M.config); break;
-    case AGX_MSG_MOUNT: rc = agx_mount_decode(p, h->payload_len, &M.mount); break;
-    case AGX_MSG_UNMOUNT: rc = agx_unmount_decode(p, h->payload_len, &M.unmount); break;
-    case AGX_MSG_EXEC: rc = agx_exec_decode(p, h->payload_len, &M.exec); break;
-    case AGX_MSG_STDIO: rc = agx_stdio_decode(p, h->payload_len, &M.stdio); break;
-    case AGX_MSG_SIGNAL: rc = agx_signal_decode(p, h->payload_len, &M.signal); break;
-    case AGX_MSG_QUIESCE: rc = agx_quiesce_decode(p, h->payload_len, &M.quiesce); break;
-    case AGX_MSG_RESUME: {
-        struct agx_resume r;
-        rc = agx_resume_decode(p, h->payload_len, &r);
-        break;
-    }
-    case AGX_MSG_SHUTDOWN: rc = agx_shutdown_decode(p, h->payload_len, &M.shutdown); break;
-    case AGX_MSG_PING: rc = agx_ping_decode(p, h->payload_len, &M.ping); break;
-    default: rc = -AGX_ENOSYS; break;
-    }
-    if (rc) {
-        send_error(rid, t, -rc, "malformed %s payload (%u bytes)", name, (unsigned)h->payload_len);
-        return;
-    }
-
+    if (agx_request_decode(h, p, capabilities(), &M, send_error)) return;
     switch (t) {
     case AGX_MSG_HELLO: {
-        uint16_t lo = M.hello.version_min > AGX_VERSION_MIN ? M.hello.version_min : AGX_VERSION_MIN;
-        uint16_t hi = M.hello.version_max < AGX_VERSION_MAX ? M.hello.version_max : AGX_VERSION_MAX;
-        if (lo > hi)
-            send_error(rid, t, AGX_EPROTONOSUPPORT, "no common version: host %u..%u, agent %u..%u",
-                       M.hello.version_min, M.hello.version_max, AGX_VERSION_MIN, AGX_VERSION_MAX);
-        else
-            send_hello(rid, rid ? hi : 0);  /* request_id 0 asks for a fresh announcement */
+        uint16_t selected;
+        if (!agx_hello_select(rid, &M.hello, &selected, send_error)) send_hello(rid, selected);
         break;
     }
     case AGX_MSG_CONFIG: config_apply(rid, &M.config); break;
@@ -471,96 +399,15 @@ static void dispatch(const struct agx_header *h, const uint8_t *p)
     }
 }
 
-static void rx_consume(size_t n)
-{
-    if (n >= rx_len) {
-        rx_len = 0;
-        return;
-    }
-    memmove(rx, rx + n, rx_len - n);
-    rx_len -= n;
-}
-
-/* Drop bytes up to the next magic at or after `start`; keep a possible partial magic at
- * the tail, but nothing before `start` (the rejected header's own bytes never come back). */
-static void rx_skip_to_magic(size_t start)
-{
-    uint8_t magic[4];
-    agx_put_u32(magic, AGX_MAGIC);
-    for (size_t i = start; i + 4 <= rx_len; i++) {
-        if (!memcmp(rx + i, magic, 4)) {
-            rx_consume(i);
-            return;
-        }
-    }
-    size_t keep = 3, drop = rx_len > keep ? rx_len - keep : 0;
-    rx_consume(drop > start ? drop : start);
-}
-
-/* Handle every complete frame in rx while there is room to answer. */
-static void process_rx(void)
-{
-    while (ctl >= 0 && out_pending() <= OUT_CAP - 2 * AGX_MAX_FRAME) {
-        if (rx_skip) {
-            size_t n = rx_len < rx_skip ? rx_len : (size_t)rx_skip;
-            rx_consume(n);
-            rx_skip -= n;
-            if (rx_skip) return;
-        }
-        if (rx_len < AGX_HEADER_SIZE) return;
-        struct agx_header h;
-        int rc = agx_header_decode(rx, &h);
-        if (rc == -AGX_EBADMSG) {
-            rx_skip_to_magic(1);
-            if (!in_garbage) {
-                in_garbage = 1;
-                send_error(0, 0, AGX_EBADMSG, "bad magic or header CRC; resynchronising");
-            }
-            continue;
-        }
-        if (rc == -AGX_EMSGSIZE) {
-            /* never wait for an oversized payload: scan on right after the header */
-            rx_skip_to_magic(AGX_HEADER_SIZE);
-            in_garbage = 0;
-            send_error(h.request_id, h.type, AGX_EMSGSIZE, "payload_len %u > %u", (unsigned)h.payload_len,
-                       AGX_MAX_PAYLOAD);
-            continue;
-        }
-        if (rc) {
-            /* intact header (CRC ok) with a bad version or flags: a length up to MAX_PAYLOAD is
-             * trusted and the payload discarded as it arrives; a longer one is not (a newer
-             * version must not make us swallow gigabytes): scan for the magic after the header */
-            in_garbage = 0;
-            rx_consume(AGX_HEADER_SIZE);
-            if (h.payload_len > AGX_MAX_PAYLOAD) rx_skip_to_magic(0);
-            else rx_skip = h.payload_len;
-            if (rc == -AGX_EPROTONOSUPPORT)
-                send_error(h.request_id, h.type, AGX_EPROTONOSUPPORT, "frame version %u not in %u..%u", h.version,
-                           AGX_VERSION_MIN, AGX_VERSION_MAX);
-            else
-                send_error(h.request_id, h.type, -rc, "unknown frame flag bits 0x%02x", h.flags);
-            continue;
-        }
-        size_t total = AGX_HEADER_SIZE + (size_t)h.payload_len;
-        if (rx_len < total) return;
-        in_garbage = 0;
-        if (agx_payload_verify(&h, rx + AGX_HEADER_SIZE)) {
-            const char *nm = agx_msg_type_name(h.type);
-            send_error(h.request_id, h.type, AGX_EBADMSG, "payload CRC mismatch in %s frame", nm ? nm : "unknown");
-        } else {
-            dispatch(&h, rx + AGX_HEADER_SIZE);
-        }
-        rx_consume(total);
-    }
-}
+/* Frames wait in rx while the output buffer has no room for their replies. */
+static int can_answer(void) { return ctl >= 0 && out_pending() <= OUT_CAP - 2 * AGX_MAX_FRAME; }
 
 static void ctl_readable(void)
 {
-    while (ctl >= 0 && rx_len < RX_CAP) {
-        ssize_t n = read(ctl, rx + rx_len, RX_CAP - rx_len);
+    while (ctl >= 0 && agx_rx_room(&rx)) {
+        ssize_t n = read(ctl, agx_rx_tail(&rx), agx_rx_room(&rx));
         if (n > 0) {
-            rx_len += (size_t)n;
-            process_rx();
+            agx_rx_push(&rx, (size_t)n);
             if (out_pending() >= OUT_HIGH + AGX_MAX_FRAME) return;
             continue;
         }
@@ -628,7 +475,7 @@ void agent_run(void)
         }
 
         flush_out();
-        process_rx();
+        agx_rx_process(&rx);
         proc_flush_acks();
         flush_out();
 

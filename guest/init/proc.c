@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "init.h"
+#include "../agentx/agentx_rx.h"
 
 /* Per process stdin queue. The current connection may have AGX_STDIN_WINDOW bytes in it; bytes a
  * lost connection left behind (ack_skip) take up to another window, so the queue holds 2 windows.
@@ -286,14 +287,7 @@ void proc_on_stdin_writable(uint32_t idx, uint32_t events)
 void proc_stdin(uint32_t rid, const struct agx_stdio *m)
 {
     (void)rid; /* STDIO is an event: errors go out with request_id 0 */
-    if (m->stream != AGX_STREAM_STDIN) {
-        send_error(0, AGX_MSG_STDIO, AGX_EINVAL, "STDIO to the agent must be stream STDIN, not %u", m->stream);
-        return;
-    }
-    if (m->flags & ~(uint32_t)AGX_STDIO_EOF) {
-        send_error(0, AGX_MSG_STDIO, AGX_EINVAL, "unknown STDIO flag bits 0x%02x", m->flags);
-        return;
-    }
+    if (agx_stdin_check(m, send_error)) return;
     struct proc *p = find_pid(m->pid);
     if (!p) {
         send_error(0, AGX_MSG_STDIO, AGX_ESRCH, "no process %u", (unsigned)m->pid);
@@ -340,10 +334,7 @@ void proc_stdin(uint32_t rid, const struct agx_stdio *m)
 
 void proc_signal(uint32_t rid, const struct agx_signal *m)
 {
-    if (m->signo < 1 || m->signo > AGX_SIGNAL_MAX) {
-        send_error(rid, AGX_MSG_SIGNAL, AGX_EINVAL, "invalid signal %u", (unsigned)m->signo);
-        return;
-    }
+    if (agx_signal_check(rid, m, send_error)) return;
     struct proc *p = find_pid(m->pid);
     if (!p || p->reaped) {
         send_error(rid, AGX_MSG_SIGNAL, AGX_ESRCH, "no running process %u started by this agent", (unsigned)m->pid);

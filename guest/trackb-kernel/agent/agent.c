@@ -1,6 +1,6 @@
-/* agent.c: the Track B AgentX agent's single polling loop: incremental frame
- * reader (resynchronising exactly like guest/init/agent.c and
- * wslx.agentx.codec.FrameReader), request dispatch, and the replies.
+/* agent.c: the Track B AgentX agent's single polling loop: the frame reader
+ * (guest/agentx/agentx_rx.c, the one guest/init links too), request dispatch,
+ * and the replies.
  *
  * There are no threads and no interrupts here: each loop iteration reads what
  * the control channel has, answers every complete frame, then steps the
@@ -11,10 +11,9 @@
 
 #define RX_CAP (AGX_MAX_FRAME + 4096u)
 
-static uint8_t rx[RX_CAP];
-static size_t rx_len;
-static uint64_t rx_skip;   /* bytes of a rejected (version/flags) frame still to discard */
-static int in_garbage;     /* inside a bad-magic/CRC episode: report it only once */
+static uint8_t rx_buf[RX_CAP];
+static void dispatch(const struct agx_header *h, const uint8_t *p);
+static struct agx_rx rx = {.buf = rx_buf, .cap = RX_CAP, .deliver = dispatch, .error = send_error};
 
 static uint8_t tx[AGX_MAX_FRAME];
 
@@ -39,14 +38,6 @@ size_t agent_default_env(const char *const **out)
     return cfg_env_n;
 }
 
-uint32_t agent_crc32(const uint8_t *p, size_t n) { return agx_crc32(p, n); }
-size_t agent_frame_seal(uint8_t *frame, uint16_t type, uint8_t flags, uint32_t rid, uint32_t payload_len)
-{
-    return agx_frame_seal(frame, type, flags, rid, payload_len);
-}
-int agent_header_decode(const uint8_t *p, struct agx_header *h) { return agx_header_decode(p, h); }
-int agent_payload_verify(const struct agx_header *h, const uint8_t *payload) { return agx_payload_verify(h, payload); }
-
 /* ---- frames towards the host ---- */
 #define PAYLOAD (tx + AGX_HEADER_SIZE)
 
@@ -56,7 +47,7 @@ static void frame_send(uint16_t type, uint8_t flags, uint32_t rid, long plen)
         ag_log("cannot encode %s frame (%ld)", agx_msg_type_name(type), plen);
         return;
     }
-    size_t n = agx_frame_seal(tx, type, flags, rid, (uint32_t)plen);
+    size_t n = agentx_frame_seal(tx, type, flags, rid, (uint32_t)plen);
     if (env_chan_write(tx, n, WRITE_TIMEOUT_MS) < 0) ag_log("%s frame of %u bytes not sent", agx_msg_type_name(type), (unsigned)n);
 }
 
@@ -64,19 +55,7 @@ static void send_error_v(uint32_t rid, uint16_t rtype, int code, const char *fmt
 {
     char msg[AGX_ERROR_MESSAGE_MAX_LEN + 1];
     size_t n = ag_vfmt(msg, sizeof msg, fmt, ap);
-    /* never cut a UTF-8 sequence in half: the host decodes strictly */
-    while (n && (msg[n - 1] & 0x80)) {
-        size_t k = n;
-        while (k && (msg[k - 1] & 0xC0) == 0x80) k--;
-        if (!k) { n = 0; break; }
-        uint8_t lead = (uint8_t)msg[k - 1];
-        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-        if (n - (k - 1) == need) break;
-        n = k - 1;
-    }
-    msg[n] = 0;
-    struct agx_error e = {.code = code, .request_type = rtype, .message = agx_str_from_c(msg)};
-    if (!agx_utf8_valid((const uint8_t *)msg, n)) e.message = agx_str_from_c("(message not UTF-8)");
+    struct agx_error e = {.code = code, .request_type = rtype, .message = agx_error_text(msg, n)};
     frame_send(AGX_MSG_ERROR, rid ? AGX_FLAG_REPLY : 0, rid, agx_error_encode(PAYLOAD, AGX_MAX_PAYLOAD, &e));
 }
 
@@ -192,15 +171,7 @@ static void quiesce(uint32_t rid, const struct agx_quiesce *m)
 
 static void shutdown_now(uint32_t rid, const struct agx_shutdown *m)
 {
-    if (m->mode != AGX_SHUTDOWN_POWEROFF && m->mode != AGX_SHUTDOWN_REBOOT) {
-        send_error(rid, AGX_MSG_SHUTDOWN, AGX_EINVAL, "unknown shutdown mode %u", (unsigned)m->mode);
-        return;
-    }
-    if (m->grace_ms > AGX_SHUTDOWN_GRACE_MAX_MS) {
-        send_error(rid, AGX_MSG_SHUTDOWN, AGX_EINVAL, "grace_ms %u > %u", (unsigned)m->grace_ms,
-                   AGX_SHUTDOWN_GRACE_MAX_MS);
-        return;
-    }
+    if (agx_shutdown_check(rid, m, send_error)) return;
     ag_log("shutdown requested (%s)", m->mode == AGX_SHUTDOWN_REBOOT ? "reboot" : "poweroff");
     /* built-ins have nothing to clean up: SIGTERM ends them at once, no grace needed */
     proc_kill_all(15);
@@ -210,78 +181,19 @@ static void shutdown_now(uint32_t rid, const struct agx_shutdown *m)
 }
 
 /* Scratch for decoded views (they point into rx; large arrays, so not on the stack). */
-static union {
-    struct agx_hello hello;
-    struct agx_config config;
-    struct agx_mount mount;
-    struct agx_unmount unmount;
-    struct agx_exec exec;
-    struct agx_stdio stdio;
-    struct agx_signal signal;
-    struct agx_quiesce quiesce;
-    struct agx_resume resume;
-    struct agx_shutdown shutdown;
-    struct agx_ping ping;
-} M;
+static union agx_request M;
 
 static void dispatch(const struct agx_header *h, const uint8_t *p)
 {
     uint16_t t = h->type;
     uint32_t rid = h->request_id;
-    const char *name = agx_msg_type_name(t);
-    int rc;
 
-    if (!name) {
-        send_error(rid, t, AGX_ENOSYS, "unknown message type 0x%04x", t);
-        return;
-    }
-    if (!agx_msg_type_host_to_agent(t)) {
-        send_error(rid, t, AGX_EPROTO, "%s is not a host-to-agent message", name);
-        return;
-    }
-    if (h->flags & AGX_FLAG_REPLY) {
-        send_error(rid, t, AGX_EPROTO, "%s from the host carries the REPLY flag", name);
-        return;
-    }
-    uint64_t need = agx_msg_type_capability(t);
-    if (need && !(capabilities() & need)) {
-        send_error(rid, t, AGX_EOPNOTSUPP, "%s: capability not offered by the Track B agent", name);
-        return;
-    }
-    /* every host->agent message but STDIO (an event) is a request: it needs a request_id;
-     * HELLO is exempt (request_id 0 asks for a fresh announcement) */
-    if (rid == 0 && t != AGX_MSG_STDIO && t != AGX_MSG_HELLO) {
-        send_error(0, t, AGX_EPROTO, "%s request needs a non-zero request_id", name);
-        return;
-    }
-
-    uint32_t n = h->payload_len;
-    switch (t) {
-    case AGX_MSG_HELLO: rc = agx_hello_decode(p, n, &M.hello); break;
-    case AGX_MSG_CONFIG: rc = agx_config_decode(p, n, &M.config); break;
-    case AGX_MSG_EXEC: rc = agx_exec_decode(p, n, &M.exec); break;
-    case AGX_MSG_STDIO: rc = agx_stdio_decode(p, n, &M.stdio); break;
-    case AGX_MSG_SIGNAL: rc = agx_signal_decode(p, n, &M.signal); break;
-    case AGX_MSG_QUIESCE: rc = agx_quiesce_decode(p, n, &M.quiesce); break;
-    case AGX_MSG_RESUME: rc = agx_resume_decode(p, n, &M.resume); break;
-    case AGX_MSG_SHUTDOWN: rc = agx_shutdown_decode(p, n, &M.shutdown); break;
-    case AGX_MSG_PING: rc = agx_ping_decode(p, n, &M.ping); break;
-    default: rc = -AGX_EOPNOTSUPP; break;   /* MOUNT/UNMOUNT: refused above, but never a hang */
-    }
-    if (rc) {
-        send_error(rid, t, -rc, "malformed %s payload (%u bytes)", name, (unsigned)n);
-        return;
-    }
-
+    /* MOUNT/UNMOUNT are refused here: no capability */
+    if (agx_request_decode(h, p, capabilities(), &M, send_error)) return;
     switch (t) {
     case AGX_MSG_HELLO: {
-        uint16_t lo = M.hello.version_min > AGX_VERSION_MIN ? M.hello.version_min : AGX_VERSION_MIN;
-        uint16_t hi = M.hello.version_max < AGX_VERSION_MAX ? M.hello.version_max : AGX_VERSION_MAX;
-        if (lo > hi)
-            send_error(rid, t, AGX_EPROTONOSUPPORT, "no common version: host %u..%u, agent %u..%u",
-                       M.hello.version_min, M.hello.version_max, AGX_VERSION_MIN, AGX_VERSION_MAX);
-        else
-            send_hello(rid, rid ? hi : 0);  /* request_id 0 asks for a fresh announcement */
+        uint16_t selected;
+        if (!agx_hello_select(rid, &M.hello, &selected, send_error)) send_hello(rid, selected);
         break;
     }
     case AGX_MSG_CONFIG: config_apply(rid, &M.config); break;
@@ -304,91 +216,8 @@ static void dispatch(const struct agx_header *h, const uint8_t *p)
         break;
     }
     default:
-        send_error(rid, t, AGX_EOPNOTSUPP, "%s is not supported by the Track B agent", name);
+        send_error(rid, t, AGX_EOPNOTSUPP, "%s is not supported by the Track B agent", agx_msg_type_name(t));
         break;
-    }
-}
-
-/* ---- frame reassembly ---- */
-static void rx_consume(size_t n)
-{
-    if (n >= rx_len) {
-        rx_len = 0;
-        return;
-    }
-    ag_memmove(rx, rx + n, rx_len - n);
-    rx_len -= n;
-}
-
-/* Drop bytes up to the next magic at or after `start`; keep a possible partial magic at
- * the tail, but nothing before `start` (the rejected header's own bytes never come back). */
-static void rx_skip_to_magic(size_t start)
-{
-    uint8_t magic[4];
-    agx_put_u32(magic, AGX_MAGIC);
-    for (size_t i = start; i + 4 <= rx_len; i++) {
-        if (!ag_memcmp(rx + i, magic, 4)) {
-            rx_consume(i);
-            return;
-        }
-    }
-    size_t keep = 3, drop = rx_len > keep ? rx_len - keep : 0;
-    rx_consume(drop > start ? drop : start);
-}
-
-/* Handle every complete frame in rx. */
-static void process_rx(void)
-{
-    for (;;) {
-        if (rx_skip) {
-            size_t n = rx_len < rx_skip ? rx_len : (size_t)rx_skip;
-            rx_consume(n);
-            rx_skip -= n;
-            if (rx_skip) return;
-        }
-        if (rx_len < AGX_HEADER_SIZE) return;
-        struct agx_header h;
-        int rc = agx_header_decode(rx, &h);
-        if (rc == -AGX_EBADMSG) {
-            rx_skip_to_magic(1);
-            if (!in_garbage) {
-                in_garbage = 1;
-                send_error(0, 0, AGX_EBADMSG, "bad magic or header CRC; resynchronising");
-            }
-            continue;
-        }
-        if (rc == -AGX_EMSGSIZE) {
-            /* never wait for an oversized payload: scan on right after the header */
-            rx_skip_to_magic(AGX_HEADER_SIZE);
-            in_garbage = 0;
-            send_error(h.request_id, h.type, AGX_EMSGSIZE, "payload_len %u > %u", (unsigned)h.payload_len,
-                       AGX_MAX_PAYLOAD);
-            continue;
-        }
-        if (rc) {
-            /* intact header with a bad version or flags: a length up to MAX_PAYLOAD is trusted and
-             * the payload discarded as it arrives; a longer one is not: scan for the magic */
-            in_garbage = 0;
-            rx_consume(AGX_HEADER_SIZE);
-            if (h.payload_len > AGX_MAX_PAYLOAD) rx_skip_to_magic(0);
-            else rx_skip = h.payload_len;
-            if (rc == -AGX_EPROTONOSUPPORT)
-                send_error(h.request_id, h.type, AGX_EPROTONOSUPPORT, "frame version %u not in %u..%u", h.version,
-                           AGX_VERSION_MIN, AGX_VERSION_MAX);
-            else
-                send_error(h.request_id, h.type, -rc, "unknown frame flag bits 0x%x", h.flags);
-            continue;
-        }
-        size_t total = AGX_HEADER_SIZE + (size_t)h.payload_len;
-        if (rx_len < total) return;
-        in_garbage = 0;
-        if (agx_payload_verify(&h, rx + AGX_HEADER_SIZE)) {
-            const char *nm = agx_msg_type_name(h.type);
-            send_error(h.request_id, h.type, AGX_EBADMSG, "payload CRC mismatch in %s frame", nm ? nm : "unknown");
-        } else {
-            dispatch(&h, rx + AGX_HEADER_SIZE);
-        }
-        rx_consume(total);
     }
 }
 
@@ -399,16 +228,15 @@ _Noreturn void agent_main(void)
     send_hello(0, 0);
     for (;;) {
         int work = 0;
-        if (rx_len < RX_CAP) {
-            long n = env_chan_read(rx + rx_len, RX_CAP - rx_len);
+        if (agx_rx_room(&rx)) {
+            long n = env_chan_read(agx_rx_tail(&rx), agx_rx_room(&rx));
             if (n < 0) {
                 ag_log("control channel gone; powering off");
                 proc_kill_all(9);
                 env_power_off(0, 0);
             }
             if (n > 0) {
-                rx_len += (size_t)n;
-                process_rx();
+                agx_rx_push(&rx, (size_t)n);
                 work = 1;
             }
         }

@@ -8,6 +8,7 @@
 
 #include "agentx_wire.h"
 #include "agent_env.h"
+#include "../../agentx/agentx_rx.h"
 
 #define AGENT_NAME "wslx-trackb-agent 0.1"
 #define WRITE_TIMEOUT_MS 5000u   /* a host that reads nothing for this long loses the frame */
@@ -19,8 +20,8 @@ void ag_memset(void *d, int c, size_t n);
 int ag_memcmp(const void *a, const void *b, size_t n);
 size_t ag_strlen(const char *s);
 int ag_streq(const char *a, const char *b);
-/* snprintf subset: %s %.*s %c %d %u %x %ld %lu %lx %llu %lld %llx %%, flags '#' and '0', a width;
- * always NUL-terminates. */
+/* snprintf subset (../lib/fmt.h): %s %.*s %c %d %i %u %x %p %%, flags '#' and '0', a width,
+ * modifiers l/ll/z; always NUL-terminates. */
 size_t ag_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 size_t ag_vfmt(char *buf, size_t cap, const char *fmt, __builtin_va_list ap);
 /* Decimal u64; 0 ok, -1 on junk or overflow. */
@@ -36,12 +37,7 @@ void send_ok(uint32_t rid);
 void send_stdio(uint32_t pid, uint8_t stream, uint8_t flags, const uint8_t *data, uint32_t len);
 void send_exit(uint32_t pid, uint8_t how, int32_t code);
 void send_exec_started(uint32_t rid, uint32_t pid);
-/* The frame code for other files: agentx_wire.h's CRC table is static, so every file that
- * calls the inline helpers links its own 8 KiB copy; only agent.c has one. */
-uint32_t agent_crc32(const uint8_t *p, size_t n);
-size_t agent_frame_seal(uint8_t *frame, uint16_t type, uint8_t flags, uint32_t rid, uint32_t payload_len);
-int agent_header_decode(const uint8_t *p, struct agx_header *h);
-int agent_payload_verify(const struct agx_header *h, const uint8_t *payload);
+/* The CRC and frame helpers are agentx_rx.h's out-of-line agentx_* (one CRC table). */
 /* CONFIG state the processes see */
 const char *agent_hostname(void);
 size_t agent_default_env(const char *const **out);

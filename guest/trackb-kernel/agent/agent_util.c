@@ -1,6 +1,7 @@
 /* agent_util.c: the few libc-like helpers the agent needs, with names of its
  * own so they never clash with the kernel's memcpy/memset. */
 #include "agent_int.h"
+#include "../lib/fmt.h"
 
 void ag_memcpy(void *d, const void *s, size_t n)
 {
@@ -49,80 +50,10 @@ int ag_streq(const char *a, const char *b)
     return *a == *b;
 }
 
-/* ---- formatting ---- */
-struct fmtbuf {
-    char *p;
-    size_t cap, len;
-};
-
-static void put_c(struct fmtbuf *b, char c)
-{
-    if (b->len + 1 < b->cap) b->p[b->len] = c;
-    b->len++;
-}
-
-static void put_num(struct fmtbuf *b, uint64_t v, unsigned base, int neg, int width, char pad)
-{
-    char tmp[24];
-    int n = 0;
-    do {
-        tmp[n++] = "0123456789abcdef"[v % base];
-        v /= base;
-    } while (v);
-    if (neg) put_c(b, '-'), width--;
-    for (int w = n; w < width; w++) put_c(b, pad);
-    while (n) put_c(b, tmp[--n]);
-}
-
+/* ---- formatting: the image's one formatter (lib/fmt.c, freestanding; the kernel's console uses it too) ---- */
 size_t ag_vfmt(char *buf, size_t cap, const char *fmt, __builtin_va_list ap)
 {
-    struct fmtbuf b = {buf, cap, 0};
-    for (const char *f = fmt; *f; f++) {
-        if (*f != '%') {
-            put_c(&b, *f);
-            continue;
-        }
-        f++;
-        int prec = -1, lng = 0, width = 0, alt = 0;
-        char pad = ' ';
-        /* flags and width: '#' (0x prefix), '0' (zero padding), a decimal width */
-        for (; *f == '#' || *f == '0'; f++) {
-            if (*f == '#') alt = 1;
-            else pad = '0';
-        }
-        while (*f >= '0' && *f <= '9' && width < 64) width = width * 10 + (*f++ - '0');
-        if (*f == '.' && f[1] == '*') {
-            prec = __builtin_va_arg(ap, int);
-            f += 2;
-        }
-        while (*f == 'l') lng++, f++;
-        switch (*f) {
-        case 's': {
-            const char *s = __builtin_va_arg(ap, const char *);
-            if (!s) s = "(null)";
-            for (int i = 0; s[i] && (prec < 0 || i < prec); i++) put_c(&b, s[i]);
-            break;
-        }
-        case 'c': put_c(&b, (char)__builtin_va_arg(ap, int)); break;
-        case 'd': {
-            int64_t v = lng ? __builtin_va_arg(ap, long long) : __builtin_va_arg(ap, int);
-            put_num(&b, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, 10, v < 0, width, pad);
-            break;
-        }
-        case 'u':
-        case 'x': {
-            uint64_t v = lng ? __builtin_va_arg(ap, unsigned long long) : __builtin_va_arg(ap, unsigned);
-            if (alt && *f == 'x') put_c(&b, '0'), put_c(&b, 'x');
-            put_num(&b, v, *f == 'x' ? 16 : 10, 0, width, pad);
-            break;
-        }
-        case '%': put_c(&b, '%'); break;
-        case 0: f--; break;
-        default: put_c(&b, '%'), put_c(&b, *f); break;
-        }
-    }
-    if (cap) buf[b.len < cap ? b.len : cap - 1] = 0;
-    return b.len < cap ? b.len : (cap ? cap - 1 : 0);
+    return fmt_vsnprintf(buf, cap, fmt, ap);
 }
 
 size_t ag_fmt(char *buf, size_t cap, const char *fmt, ...)

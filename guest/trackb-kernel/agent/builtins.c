@@ -574,7 +574,7 @@ static int b_selftest(struct proc *p, struct job *j, struct cmd *c)
         job_printf(p, j, 1, "%s %s\n", ok_ ? "ok  " : "FAIL", what);           \
         if (ok_) pass++; else fail++;                                          \
     } while (0)
-    CHECK(agent_crc32((const uint8_t *)"123456789", 9) == 0xCBF43926u, "crc32 check value");
+    CHECK(agentx_crc32((const uint8_t *)"123456789", 9) == 0xCBF43926u, "crc32 check value");
     uint8_t buf[128];
     struct agx_ping ping = {.data = {(const uint8_t *)"abc", 3}}, back;
     long n = agx_ping_encode(buf, sizeof buf, &ping);
@@ -582,14 +582,17 @@ static int b_selftest(struct proc *p, struct job *j, struct cmd *c)
               !ag_memcmp(back.data.ptr, "abc", 3), "PING payload round trip");
     struct agx_header h;
     ag_memcpy(buf + AGX_HEADER_SIZE, buf, (size_t)n);
-    agent_frame_seal(buf, AGX_MSG_PING, 0, 7, (uint32_t)n);
-    CHECK(agent_header_decode(buf, &h) == 0 && h.request_id == 7 && !agent_payload_verify(&h, buf + AGX_HEADER_SIZE),
+    agentx_frame_seal(buf, AGX_MSG_PING, 0, 7, (uint32_t)n);
+    CHECK(agentx_header_decode(buf, &h) == 0 && h.request_id == 7 && !agentx_payload_verify(&h, buf + AGX_HEADER_SIZE),
           "frame seal and header decode");
     buf[AGX_HEADER_SIZE] ^= 1;
-    CHECK(agent_payload_verify(&h, buf + AGX_HEADER_SIZE) != 0, "payload CRC catches a flipped bit");
-    char f[32];
+    CHECK(agentx_payload_verify(&h, buf + AGX_HEADER_SIZE) != 0, "payload CRC catches a flipped bit");
+    char f[48];
     ag_fmt(f, sizeof f, "%d|%u|%x|%s", -5, 42u, 255u, "s");
     CHECK(ag_streq(f, "-5|42|ff|s"), "formatting");
+    ag_fmt(f, sizeof f, "%05d|%4d|%#x|%.*s|%016lx", -42, -7, 255u, 2, "abc", 0xbeefUL);
+    CHECK(ag_streq(f, "-0042|  -7|0xff|ab|000000000000beef"), "formatting: padding, sign, #, precision");
+    CHECK(ag_fmt(f, 4, "%s", "abcdef") == 3 && ag_streq(f, "abc"), "formatting: cut at the buffer");
     uint64_t ns;
     CHECK(!ag_parse_seconds("0.25", &ns) && ns == 250000000ull && ag_parse_seconds("x", &ns), "duration parsing");
     uint64_t t0 = env_now_ns(), t1 = env_now_ns();

@@ -640,10 +640,7 @@ static int signal_terminates(uint32_t s)
 
 void proc_signal(uint32_t rid, const struct agx_signal *m)
 {
-    if (m->signo < 1 || m->signo > AGX_SIGNAL_MAX) {
-        send_error(rid, AGX_MSG_SIGNAL, AGX_EINVAL, "invalid signal %u", (unsigned)m->signo);
-        return;
-    }
+    if (agx_signal_check(rid, m, send_error)) return;
     struct proc *p = find_pid(m->pid);
     if (!p || p->reaped) {
         send_error(rid, AGX_MSG_SIGNAL, AGX_ESRCH, "no running process %u started by this agent", (unsigned)m->pid);
@@ -655,14 +652,7 @@ void proc_signal(uint32_t rid, const struct agx_signal *m)
 
 void proc_stdin(const struct agx_stdio *m)
 {
-    if (m->stream != AGX_STREAM_STDIN) {
-        send_error(0, AGX_MSG_STDIO, AGX_EINVAL, "STDIO to the agent must be stream STDIN, not %u", m->stream);
-        return;
-    }
-    if (m->flags & ~(uint32_t)AGX_STDIO_EOF) {
-        send_error(0, AGX_MSG_STDIO, AGX_EINVAL, "unknown STDIO flag bits 0x%x", m->flags);
-        return;
-    }
+    if (agx_stdin_check(m, send_error)) return;
     if (!find_pid(m->pid)) {
         send_error(0, AGX_MSG_STDIO, AGX_ESRCH, "no process %u", (unsigned)m->pid);
         return;

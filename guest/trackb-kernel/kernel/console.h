@@ -7,7 +7,7 @@
 
 void console_init(void);
 void console_write(const char *s, size_t len);
-/* printf subset: %s %c %d %u %x %p, modifiers l/ll/z, width with 0 padding. */
+/* printf subset (lib/fmt.h): %s %.*s %c %d %i %u %x %p, flags # and 0, a width, modifiers l/ll/z. */
 void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void kvprintf(const char *fmt, va_list ap);
 /* Detail lines (memory map, ACPI tables, PCI functions): printed unless the

@@ -24,13 +24,27 @@ guest_inplace_xor_gbps   the TRANSFORM loop itself over anonymous memory (best o
                          ceiling of portal_bulk_gbps; bulk_vs_inplace_x is Portal's efficiency
 *_x                      ratios measured in the same run (targets: bulk 50x, round trips 100x, bulk/memcpy 0.5)
 host_loadavg_1m, host_qemu_processes  how busy the host was at the end of the run (other QEMUs share the cores)
+
+`--guest trackb` measures the same metrics against the Track B kernel; what differs,
+because its agent has no STDIN (see _GUESTS):
+guest_memcpy_gbps        `portal memcpy`: the kernel's memcpy (8 bytes a step) between two buffers
+                         in the 2 MiB of pmem below the Portal window (960 KiB, best of 20)
+guest_inplace_xor_gbps   the same command: TRANSFORM's loop (portal_xor64) in place there
+control_bulk_gbps        `head -c N /dev/zero` in the guest: N bytes guest -> host through AgentX
+                         STDIO over the serial line (one way; Linux's `cat` goes both ways)
+the service              `portal serve` (TrackBPortalService): the guest polls SUBMIT in the agent
+                         loop, so there is no host -> guest doorbell to ring; it ends on SIGTERM
 """
 from __future__ import annotations
 
 import os
 import re
 import subprocess
+import tempfile
 import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 from . import Benchmark
 
@@ -45,7 +59,7 @@ UNITS = {"portal_bulk_gbps": "GB/s", "portal_bulk_host_copy_gbps": "GB/s", "gues
 def add_arguments(p):
     p.add_argument("--guest", choices=["linux", "trackb"], default="linux",
                    help="linux: the Track A guest's `/init portal serve`; trackb: the Track B kernel's `portal serve` "
-                        "built-in (polled in the agent loop; see wslx.bench._portal_trackb)")
+                        "built-in (polled in the agent loop; see this module's docstring)")
     p.add_argument("--kernel", help="guest kernel (default: Debian's cloud kernel)")
     p.add_argument("--bulk-mib", type=int, default=16, help="span size of the bulk transfer (default 16 MiB)")
     p.add_argument("--control-mib", type=int, default=4, help="bytes through AgentX STDIO (default 4 MiB)")
@@ -55,17 +69,76 @@ def add_arguments(p):
     p.add_argument("--pings", type=int, default=200, help="AgentX PING round trips per run")
 
 
-def _measure(g, portal, args, log) -> dict:
+def _cat_bulk(client, args) -> float:
+    """`cat` in the guest: the bytes go host -> guest -> host through STDIO; GB/s."""
+    data = bytes(range(256)) * (args.control_mib << 12)
+    t0 = time.perf_counter()
+    r = client.run(["cat"], input=data, timeout=600)
+    dt = time.perf_counter() - t0
+    assert r.returncode == 0 and r.stdout == data, "cat did not return the bytes"
+    return len(data) / dt / 1e9
+
+
+def _head_bulk(client, args) -> float:
+    """`head -c N /dev/zero` in the guest (no STDIN): guest -> host only; GB/s."""
+    n = args.control_mib << 20
+    t0 = time.perf_counter()
+    r = client.run(["head", "-c", str(n), "/dev/zero"], timeout=600)
+    dt = time.perf_counter() - t0
+    assert r.returncode == 0 and r.stdout == bytes(n), "head -c did not return the bytes"
+    return n / dt / 1e9
+
+
+@dataclass(frozen=True)
+class _Guest:
+    """What the bench does differently per guest; everything else is _measure."""
+    boot: Callable          # (args, portal) -> a guest context manager with the Portal's pmem attached
+    service: Callable       # (guest, portal) -> a wslx.portal.guest.PortalService
+    memcpy_argv: list
+    control_bulk: Callable  # (client, args) -> GB/s through AgentX STDIO
+    stopped: Callable       # the service's ExitStatus after stop() -> True when it ended as it should
+
+
+def _boot_linux(args, portal):
+    from ..guests.linux import LinuxGuest
+    from ..portal.guest import portal_machine_kw
+    return LinuxGuest(args.kernel, log=lambda s: None, **portal_machine_kw(portal))
+
+
+def _boot_trackb(args, portal):
+    from ..guests.trackb import TrackBGuest
+    from ..portal.trackb import trackb_portal_kw
+    return TrackBGuest(args.kernel, log=lambda s: None, **trackb_portal_kw(portal))
+
+
+def _linux_service(g, portal):
+    from ..portal.guest import PortalService
+    return PortalService(g, portal)
+
+
+def _trackb_service(g, portal):
+    from ..portal.trackb import TrackBPortalService
+    return TrackBPortalService(g, portal)
+
+
+_GUESTS = {
+    "linux": _Guest(_boot_linux, _linux_service, ["/init", "portal", "memcpy"], _cat_bulk,
+                    stopped=lambda st: st is not None and st.returncode == 0),   # stdin EOF: exit 0
+    "trackb": _Guest(_boot_trackb, _trackb_service, ["portal", "memcpy"], _head_bulk,
+                     stopped=lambda st: st is not None and st.code == 15),   # SIGTERM
+}
+
+
+def _measure(g, portal, args, log, kind: _Guest) -> dict:
     import numpy as np
 
-    from ..portal.guest import PortalService
     from ..spec.portal import Op
     out = {}
     client = g.client
     # the guest's own memcpy: the ceiling for bulk data it touches
-    r = client.run(["/init", "portal", "memcpy"], timeout=120)
+    r = client.run(kind.memcpy_argv, timeout=120)
     m = re.search(rb"memcpy_gbps ([0-9.]+) inplace_xor_gbps ([0-9.]+)", r.stdout)
-    assert r.returncode == 0 and m, f"guest memcpy failed: {r.stdout!r}"
+    assert r.returncode == 0 and m, f"guest memcpy failed: {r.stdout!r} {r.stderr!r}"
     out["guest_memcpy_gbps"] = float(m.group(1))
     out["guest_inplace_xor_gbps"] = float(m.group(2))
     # control channel: PING round trips and bulk through STDIO
@@ -75,18 +148,13 @@ def _measure(g, portal, args, log) -> dict:
         client.ping(b"x" * 16)
     out["control_roundtrips_per_s"] = args.pings / (time.perf_counter() - t0)
     out["control_rtt_us"] = 1e6 / out["control_roundtrips_per_s"]
-    data = bytes(range(256)) * (args.control_mib << 12)
-    t0 = time.perf_counter()
-    r = client.run(["cat"], input=data, timeout=600)
-    dt = time.perf_counter() - t0
-    assert r.returncode == 0 and r.stdout == data, "cat did not return the bytes"
-    out["control_bulk_gbps"] = len(data) / dt / 1e9
+    out["control_bulk_gbps"] = kind.control_bulk(client, args)
     # Portal
-    with PortalService(g, portal) as svc:
+    with kind.service(g, portal) as svc:
         span = portal.alloc(args.bulk_mib << 20)
         view = portal.view(span)
         view[:] = bytes(span.length)
-        portal.transform(span, 0x0101010101010101)  # warm: fault in the guest's pages
+        portal.transform(span, 0x0101010101010101, timeout=60)  # warm: fault in the guest's pages
         reps, t0 = 0, time.perf_counter()
         while reps < 3 or time.perf_counter() - t0 < 1.0:
             portal.call(Op.TRANSFORM, span, 0x0101010101010101 * ((reps * 37 + 11) & 0xFF), timeout=60)
@@ -125,6 +193,7 @@ def _measure(g, portal, args, log) -> dict:
         portal.stream(args.messages, args.batch, timeout=300)
         out["portal_msgs_per_s"] = args.messages / (time.perf_counter() - t0)
         svc.stop()
+        assert kind.stopped(svc.status), f"the service did not end as it should: {svc.status}"
     out["host_loadavg_1m"] = os.getloadavg()[0]
     out["host_qemu_processes"] = float(len(subprocess.run(["pgrep", "qemu-system"], capture_output=True,
                                                           text=True).stdout.split()))
@@ -136,20 +205,14 @@ def _measure(g, portal, args, log) -> dict:
 
 
 def run_once(args, log) -> dict:
-    if args.guest == "trackb":
-        from ._portal_trackb import run_once_trackb
-        return run_once_trackb(args, log)
-    from ..guests.linux import LinuxGuest
     from ..portal import Portal
-    from ..portal.guest import portal_machine_kw
     from ..vmm.qemu import default_run_root
-    import tempfile
-    from pathlib import Path
+    kind = _GUESTS[args.guest]
     with tempfile.TemporaryDirectory(prefix="wslx-bench-portal-", dir=default_run_root()) as d:
         size = max(64 << 20, ((args.bulk_mib + 8) << 20) * 2)
         with Portal.create(Path(d) / "portal.img", size) as portal:
-            with LinuxGuest(args.kernel, log=lambda s: None, **portal_machine_kw(portal)) as g:
-                out = _measure(g, portal, args, log)
+            with kind.boot(args, portal) as g:
+                out = _measure(g, portal, args, log, kind)
                 g.shutdown()
     return out
 

@@ -49,6 +49,19 @@ def _guest(args):
     return LinuxGuest(args.kernel, args.initrd, append=args.append, hello_timeout=args.timeout, log=_log)
 
 
+def _openvmm_launch(args) -> int:
+    """After the OpenVMM command line is printed: --dry-run ends here; launching is not there yet."""
+    from ..vmm.openvmm import find_openvmm
+    if args.dry_run:
+        return 0
+    if not find_openvmm():
+        print("wslx boot: no openvmm binary on PATH; this machine can only print the command line (--dry-run)",
+              file=sys.stderr)
+        return 2
+    print("wslx boot: launching OpenVMM is not implemented yet; run the command above", file=sys.stderr)
+    return 2
+
+
 def _openvmm(args) -> int:
     """OpenVMM: the guest dials hv_sock port 50010, which OpenVMM hands to the Unix
     socket <vsock path>_50010 on the host."""
@@ -56,7 +69,7 @@ def _openvmm(args) -> int:
     from ..guests.linux import ensure_built, initramfs_for
     from ..image.initramfs import find_default_kernel
     from ..spec.agentx import VSOCK_CONTROL_PORT
-    from ..vmm.openvmm import find_openvmm, openvmm_cmdline, vsock_listen_path
+    from ..vmm.openvmm import openvmm_cmdline, vsock_listen_path
     kernel = args.kernel or find_default_kernel()
     if not args.initrd:
         ensure_built(log=_log)
@@ -67,14 +80,7 @@ def _openvmm(args) -> int:
                            com1=f"file={run_dir / 'console.log'}", vsock_path=vsock)
     print(shlex.join(argv))
     print(f"# AgentX: listen on {vsock_listen_path(vsock, VSOCK_CONTROL_PORT)} before starting; the guest dials it")
-    if args.dry_run:
-        return 0
-    if not find_openvmm():
-        print("wslx boot: no openvmm binary on PATH; this machine can only print the command line (--dry-run)",
-              file=sys.stderr)
-        return 2
-    print("wslx boot: launching OpenVMM is not implemented yet; run the command above", file=sys.stderr)
-    return 2
+    return _openvmm_launch(args)
 
 
 def _openvmm_trackb(args) -> int:
@@ -82,7 +88,7 @@ def _openvmm_trackb(args) -> int:
     UART is COM2 (a Unix socket OpenVMM listens on), COM1 the console; virtio-pmem over PCIe."""
     import shlex
     from ..guests.trackb import DEFAULT_PMEM_SIZE, default_kernel
-    from ..vmm.openvmm import OpenVMMConfig, find_openvmm
+    from ..vmm.openvmm import OpenVMMConfig
     run_dir = Path(os.environ["WSLX_RUN_DIR"]) / "wslx-openvmm-trackb" if os.environ.get("WSLX_RUN_DIR") \
         else Path("<run-dir>")
     cfg = OpenVMMConfig(args.kernel or default_kernel(), cmdline=args.append, hv=True,
@@ -91,14 +97,7 @@ def _openvmm_trackb(args) -> int:
     print(shlex.join(cfg.argv()))
     print(f"# AgentX: connect to {run_dir / 'com2.sock'} (COM2) once OpenVMM listens; "
           f"pmem.img: any size in 2 MiB units (QEMU runs use {DEFAULT_PMEM_SIZE >> 20} MiB)")
-    if args.dry_run:
-        return 0
-    if not find_openvmm():
-        print("wslx boot: no openvmm binary on PATH; this machine can only print the command line (--dry-run)",
-              file=sys.stderr)
-        return 2
-    print("wslx boot: launching OpenVMM is not implemented yet; run the command above", file=sys.stderr)
-    return 2
+    return _openvmm_launch(args)
 
 
 def boot(args) -> int:
@@ -108,18 +107,9 @@ def boot(args) -> int:
         return _openvmm_trackb(args)
     if args.vmm == "openvmm":
         return _openvmm(args)
-    if args.dry_run and args.guest == "trackb":
-        import shlex
-        print(shlex.join(_guest(args).machine(dry_run=True).preview_cmdline()))  # creates no files
-        return 0
     if args.dry_run:
         import shlex
-        from ..guests.linux import images_dir
-        from ..image.initramfs import find_default_kernel
-        from ..vmm.qemu import QemuMachine
-        vm = QemuMachine(args.kernel or find_default_kernel(), args.initrd or images_dir() / "linux-initramfs.cpio",
-                         append=args.append)
-        print(shlex.join(vm.preview_cmdline()))
+        print(shlex.join(_guest(args).machine(dry_run=True).preview_cmdline()))  # builds and creates nothing
         return 0
     try:
         with _guest(args) as g:

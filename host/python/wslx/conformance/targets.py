@@ -59,30 +59,36 @@ class LinuxTarget:
         return guest
 
 
-@target("init-host")
-class InitHostTarget:
-    """guest/init's binary run on the host in its test mode (`wslx-init --no-setup
-    --connect-unix PATH`): the C agent's protocol handling in milliseconds, without a VM.
-    It dials our Unix socket and redials when we drop it, so reconnects are tested too.
-    As root it isolates itself in private mount and UTS namespaces (tmpfs on /mnt), so
-    MOUNT and hostname changes cannot touch the host."""
-    supports_reconnect = True
+class _HostBinaryTarget:
+    """An agent binary run on the host that dials our Unix socket (--connect-unix PATH)."""
+    BUILD = ""             # the scons target that makes the binary, for the error
+    supports_reconnect = False
 
-    def __init__(self, timeout: float = 10.0, binary=None, **_):
-        from .. import repo_root
+    def __init__(self, timeout: float, binary: Path):
         self.timeout = timeout
-        self.binary = Path(binary) if binary else repo_root() / "images" / "wslx-init"
+        self.binary = binary
+
+    def _argv(self, sock_path: str) -> list[str]:
+        raise NotImplementedError
+
+    def _output(self):
+        """Where the binary's stdout/stderr go (None: inherited)."""
+        return None
+
+    def _attach(self, client: AgentClient) -> None:
+        """Called on each new client."""
 
     def __enter__(self):
         from ..agentx.errors import ConnectionLost
         if not self.binary.exists():
-            raise ConnectionLost(f"{self.binary} does not exist: build it with `scons init`")
-        self._dir = tempfile.mkdtemp(prefix="wslx-init-host-", dir=os.environ.get("WSLX_RUN_DIR"))
+            raise ConnectionLost(f"{self.binary} does not exist: build it with `scons {self.BUILD}`")
+        self._dir = tempfile.mkdtemp(prefix=f"wslx-{self.name}-", dir=os.environ.get("WSLX_RUN_DIR"))
         path = os.path.join(self._dir, "agentx.sock")
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(path)
         self._listener.listen(1)
-        self.proc = subprocess.Popen([str(self.binary), "--no-setup", "--connect-unix", path],
+        out = self._output()
+        self.proc = subprocess.Popen(self._argv(path), stdout=out, stderr=subprocess.STDOUT if out else None,
                                      start_new_session=True)
         self.client = self._accept()
         return self
@@ -95,12 +101,9 @@ class InitHostTarget:
         except socket.timeout:
             raise AgentTimeout(f"{self.binary} did not dial {self._listener.getsockname()} within "
                                f"{self.timeout} s (exit code {self.proc.poll()})") from None
-        return AgentClient(conn, default_timeout=self.timeout, name="init-host")
-
-    def reconnect(self, client: AgentClient) -> AgentClient:
-        client.close()
-        self.client = self._accept()
-        return self.client
+        client = AgentClient(conn, default_timeout=self.timeout, name=self.name)
+        self._attach(client)
+        return client
 
     def wait_ended(self, timeout: float) -> bool:
         try:
@@ -118,49 +121,55 @@ class InitHostTarget:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
+@target("init-host")
+class InitHostTarget(_HostBinaryTarget):
+    """guest/init's binary run on the host in its test mode (`wslx-init --no-setup
+    --connect-unix PATH`): the C agent's protocol handling in milliseconds, without a VM.
+    It dials our Unix socket and redials when we drop it, so reconnects are tested too.
+    As root it isolates itself in private mount and UTS namespaces (tmpfs on /mnt), so
+    MOUNT and hostname changes cannot touch the host."""
+    BUILD = "init"
+    supports_reconnect = True
+
+    def __init__(self, timeout: float = 10.0, binary=None, **_):
+        from .. import repo_root
+        super().__init__(timeout, Path(binary) if binary else repo_root() / "images" / "wslx-init")
+
+    def _argv(self, sock_path: str) -> list[str]:
+        return [str(self.binary), "--no-setup", "--connect-unix", sock_path]
+
+    def reconnect(self, client: AgentClient) -> AgentClient:
+        client.close()
+        self.client = self._accept()
+        return self.client
+
+
 @target("trackb-host")
-class TrackBHostTarget:
+class TrackBHostTarget(_HostBinaryTarget):
     """The Track B kernel's agent sources built for the host (`build/trackb/trackb-agent-host`,
     ASan+UBSan) on a Unix socket: agent_env.h is implemented on the socket and a pmem file,
     so the same protocol code the kernel runs answers the suite in milliseconds. The harness
     dials once and powers off when the channel goes, so reconnects are not tested here."""
-    supports_reconnect = False
+    BUILD = "trackb-agent-host"
 
     def __init__(self, timeout: float = 10.0, binary=None, pmem_size: int = 2 << 20, **_):
         from .. import repo_root
-        self.timeout = timeout
+        super().__init__(timeout, Path(binary) if binary else repo_root() / "build" / "trackb" / "trackb-agent-host")
         self.pmem_size = pmem_size
-        self.binary = Path(binary) if binary else repo_root() / "build" / "trackb" / "trackb-agent-host"
 
-    def __enter__(self):
-        from ..agentx.errors import ConnectionLost
-        if not self.binary.exists():
-            raise ConnectionLost(f"{self.binary} does not exist: build it with `scons trackb-agent-host`")
-        self._dir = tempfile.mkdtemp(prefix="wslx-trackb-host-", dir=os.environ.get("WSLX_RUN_DIR"))
-        path = os.path.join(self._dir, "agentx.sock")
-        self.log_path = os.path.join(self._dir, "agent.log")
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(path)
-        self._listener.listen(1)
-        args = [str(self.binary), "--connect-unix", path]
+    def _argv(self, sock_path: str) -> list[str]:
+        args = [str(self.binary), "--connect-unix", sock_path]
         if self.pmem_size:
             args += ["--pmem-file", os.path.join(self._dir, "pmem.img"), "--pmem-size", str(self.pmem_size)]
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.client = self._accept()
-        return self
+        return args
 
-    def _accept(self) -> AgentClient:
-        from ..agentx.errors import AgentTimeout
-        self._listener.settimeout(self.timeout)
-        try:
-            conn, _ = self._listener.accept()
-        except socket.timeout:
-            raise AgentTimeout(f"{self.binary} did not dial {self._listener.getsockname()} within "
-                               f"{self.timeout} s (exit code {self.proc.poll()})") from None
-        client = AgentClient(conn, default_timeout=self.timeout, name="trackb-host")
+    def _output(self):
+        self.log_path = os.path.join(self._dir, "agent.log")
+        self._log = open(self.log_path, "wb")
+        return self._log
+
+    def _attach(self, client: AgentClient) -> None:
         client.diagnostics = self.log_tail
-        return client
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -169,21 +178,11 @@ class TrackBHostTarget:
             return ""
         return "agent log tail:\n" + "\n".join(text.splitlines()[-lines:])
 
-    def wait_ended(self, timeout: float) -> bool:
-        try:
-            self.proc.wait(timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
-
     def __exit__(self, *exc):
-        self.client.close()
-        self._listener.close()
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(5)
-        self._log.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        try:
+            super().__exit__(*exc)
+        finally:
+            self._log.close()
 
 
 @target("trackb")

@@ -5,20 +5,16 @@ conformance target `trackb` and `wslx bench boot --guest trackb`, so all of
 them boot the guest the same way (mirrors wslx.guests.linux.LinuxGuest)."""
 from __future__ import annotations
 
-import os
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
 from ..agentx import codec
-from ..agentx.client import AgentClient, Hello
-from ..agentx.errors import AgentXError
+from ..agentx.client import AgentClient
 from ..spec.agentx import MAX_PAYLOAD, VERSION_MAX, VERSION_MIN, MsgType
 from ..vmm.errors import VMError
 from ..vmm.qemu import QemuMachine, default_run_root
-from .linux import GuestAgentError, ensure_built, images_dir
+from .base import Guest, ensure_built, images_dir
 
 ISA_DEBUG_EXIT = ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
 DEFAULT_PMEM_SIZE = 16 << 20
@@ -38,30 +34,24 @@ def hello_request() -> bytes:
                                                   os_release=""))
 
 
-class TrackBGuest:
+class TrackBGuest(Guest):
     """Boot the Track B kernel to AgentX HELLO.
 
         with TrackBGuest() as g:
             print(g.hello.name)
             g.client.run(["echo", "hello"])
 
-    Every AgentX wait on `client` that times out or loses the channel raises an
-    error whose message carries the console tail and the QEMU command line."""
+    The AgentX client, its errors, reconnect and shutdown: wslx.guests.base.Guest."""
+
+    NAME = "trackb"
+    CHANNEL = "serial"
 
     def __init__(self, kernel: Path | str | None = None, *, append: str = "", pmem_size: int | None = DEFAULT_PMEM_SIZE,
                  hello_timeout: float = 30.0, timeout: float = 30.0, build: bool = True,
                  log: Callable[[str], None] = print, **machine_kw):
-        self.kernel = Path(kernel) if kernel else default_kernel()
-        self.append = append
+        super().__init__(Path(kernel) if kernel else default_kernel(), append=append, hello_timeout=hello_timeout,
+                         timeout=timeout, build=build, log=log, machine_kw=machine_kw)
         self.pmem_size = pmem_size
-        self.hello_timeout = hello_timeout
-        self.timeout = timeout
-        self.build = build
-        self.log = log
-        self.machine_kw = machine_kw
-        self.vm: QemuMachine | None = None
-        self.client: AgentClient | None = None
-        self.hello: Hello | None = None
         self.pmem_path: Path | None = None
 
     def machine(self, *, dry_run: bool = False) -> QemuMachine:
@@ -92,26 +82,15 @@ class TrackBGuest:
         return QemuMachine(self.kernel, None, append=self.append, agentx=False, serial_transport=True,
                            run_dir=run_dir, log=self.log, **kw)
 
-    def __enter__(self) -> "TrackBGuest":
+    def _prepare(self) -> None:
         if self.build:
             ensure_built(("trackb",), log=self.log)
         if not self.kernel.exists():
             raise VMError(f"{self.kernel} does not exist: build it with `scons trackb`")
         self.log(f"[boot] Track B kernel {self.kernel}")
-        self.vm = self.machine()
-        self.vm.__enter__()
-        try:
-            self.hello = self.vm.wait_hello(self.hello_timeout, channel="serial")
-            self._attach(self.vm.agent)
-            self._sync()
-        except AgentXError as e:
-            err = GuestAgentError(f"no AgentX HELLO within {self.hello_timeout} s: {e}", **self.vm._common())
-            self.vm.__exit__(type(err), err, None)
-            raise err from e
-        except BaseException:
-            self.vm.__exit__(*sys.exc_info())
-            raise
-        return self
+
+    def _ready(self) -> None:
+        self._sync()
 
     def _sync(self) -> None:
         """A PING round trip: every HELLO the boot-time re-announcement requests drew (and any
@@ -121,49 +100,9 @@ class TrackBGuest:
         self.client.unsolicited_errors.clear()
         self.hello = self.client.hello
 
-    def _attach(self, client: AgentClient) -> None:
-        client.default_timeout = self.timeout
-        client.name = "trackb"
-        client.diagnostics = self._diagnostics
-        self.client = client
+    def _connect(self):
+        return self.vm.serial_socket(self.timeout)
 
-    def _diagnostics(self) -> str:
-        vm = self.vm
-        try:
-            vm.check_alive("talking to the agent")
-        except VMError as e:  # a fault on purpose or a crash: say so, with the console tail
-            return "\n".join([f"guest state: {type(e).__name__}: {e.message}"] + e.details())
-        return "\n".join(VMError("", cmdline=vm.cmdline, console_tail=vm.console_tail(), log_dir=vm.run_dir).details())
-
-    @property
-    def console_log(self) -> Path:
-        return self.vm.console_log
-
-    # conformance target protocol
-    supports_reconnect = True
-
-    def reconnect(self, client: AgentClient) -> AgentClient:
-        """Drop the host side of the serial line and attach again; a serial line has no
-        connect event, so we ask for the re-announcement the agent cannot know to send."""
-        client.close()
-        time.sleep(0.2)
-        c = AgentClient(self.vm.serial_socket(self.timeout), default_timeout=self.timeout, name="trackb")
-        self._attach(c)
-        c.send_raw(hello_request())
-        return c
-
-    def wait_ended(self, timeout: float) -> bool:
-        return self.vm.wait_exit(timeout) is not None
-
-    def shutdown(self, grace_ms: int = 2000) -> int | None:
-        """AgentX SHUTDOWN, then wait for QEMU to exit (escalating if it does not)."""
-        try:
-            if self.vm.is_running():
-                self.client.shutdown(grace_ms=grace_ms, timeout=self.timeout)
-        except AgentXError as e:
-            self.log(f"[boot] SHUTDOWN failed ({e}); stopping the VM")
-        return self.vm.shutdown(wait=10.0)
-
-    def __exit__(self, *exc):
-        if self.vm is not None:
-            self.vm.__exit__(*exc)
+    def _reconnected(self, client: AgentClient) -> None:
+        # a serial line has no connect event: ask for the re-announcement the agent cannot know to send
+        client.send_raw(hello_request())

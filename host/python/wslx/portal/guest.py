@@ -14,6 +14,7 @@ doorbell costs nothing while traffic flows.
 """
 from __future__ import annotations
 
+from ..agentx.client import ExitStatus
 from ..spec.portal import DEFAULT_PMEM_GPA
 from .errors import PortalError
 from .region import Portal
@@ -27,27 +28,39 @@ def portal_machine_kw(portal: Portal) -> dict:
 
 
 class PortalService:
-    """`/init portal serve` in a booted LinuxGuest, wired to a host Portal."""
+    """`/init portal serve` in a booted LinuxGuest, wired to a host Portal.
 
-    def __init__(self, guest, portal: Portal, *, timeout: float = 30.0, doorbell: bool = True):
+    The base of every guest's service (wslx.portal.trackb.TrackBPortalService): what
+    differs is the argv, whether the service has a stdin (the host -> guest doorbell)
+    and how it is asked to end (_end)."""
+
+    SERVE_ARGV = SERVE_ARGV
+    STDIN = True                      # a stdin pipe: the doorbell byte, and EOF ends the service
+    WHAT = "the guest Portal service"
+
+    def __init__(self, guest, portal: Portal, *, timeout: float = 30.0, doorbell: bool = True,
+                 argv: list[str] | None = None):
         self.guest = guest
         self.portal = portal
         self.timeout = timeout
         self.doorbell = doorbell
+        self.argv = list(argv or self.SERVE_ARGV)
         self.proc = None
+        self.status: ExitStatus | None = None
         self.doorbells_rung = 0
 
     def start(self) -> "PortalService":
         client = self.guest.client
-        self.proc = client.exec(SERVE_ARGV, stdin=True, merge_stderr=True, timeout=self.timeout)
+        self.proc = client.exec(self.argv, stdin=self.STDIN, merge_stderr=True, timeout=self.timeout)
         try:
             self.proc.wait_for_output(b"portal: serving", timeout=self.timeout)
         except Exception as e:
-            raise PortalError(f"the guest Portal service did not start: {e}\n"
+            raise PortalError(f"{self.WHAT} did not start: {e}\n"
                               f"its output: {bytes(self.proc.stdout)!r}") from e
         self.portal.wait_guest(self.timeout)
         if self.doorbell:
-            self.portal.doorbell_ring = self._ring
+            # without a stdin the guest polls SUBMIT: nothing to ring
+            self.portal.doorbell_ring = self._ring if self.STDIN else None
             self.portal.doorbell_wait = self._wait
         return self
 
@@ -63,13 +76,25 @@ class PortalService:
     def output(self) -> bytes:
         return bytes(self.proc.stdout) if self.proc else b""
 
-    def stop(self) -> int | None:
-        """Close the service's stdin (it exits) and wait for its EXIT; returns its exit code."""
-        self.portal.doorbell_ring = self.portal.doorbell_wait = None
-        if self.proc is None or self.proc.done:
-            return self.proc.status.returncode if self.proc and self.proc.status else None
+    def _end(self) -> None:
+        """Ask the running service to end: close its stdin (it exits)."""
         self.proc.close_stdin(timeout=self.timeout)
-        return self.proc.wait(self.timeout).returncode
+
+    def _stop(self) -> ExitStatus | None:
+        self.portal.doorbell_ring = self.portal.doorbell_wait = None
+        if self.proc is None:
+            return None
+        if self.proc.done:
+            self.status = self.proc.status
+        else:
+            self._end()
+            self.status = self.proc.wait(self.timeout)
+        return self.status
+
+    def stop(self) -> int | None:
+        """End the service and wait for its EXIT; returns its exit code."""
+        status = self._stop()
+        return status.returncode if status else None
 
     def __enter__(self) -> "PortalService":
         return self.start()

@@ -1,0 +1,230 @@
+/* agentx_rx.c: the AgentX receive path of both guest agents (see agentx_rx.h).
+ * This file is the one caller of agentx_wire.h's CRC helpers in an agent image. */
+#include "agentx_rx.h"
+
+/* ---- frame reassembly ---- */
+void agx_rx_reset(struct agx_rx *rx)
+{
+    rx->len = 0;
+    rx->skip = 0;
+    rx->in_garbage = 0;
+}
+
+static void rx_consume(struct agx_rx *rx, size_t n)
+{
+    if (n >= rx->len) {
+        rx->len = 0;
+        return;
+    }
+    __builtin_memmove(rx->buf, rx->buf + n, rx->len - n);
+    rx->len -= n;
+}
+
+/* Drop bytes up to the next magic at or after `start`; keep a possible partial magic at
+ * the tail, but nothing before `start` (the rejected header's own bytes never come back). */
+static void rx_skip_to_magic(struct agx_rx *rx, size_t start)
+{
+    for (size_t i = start; i + 4 <= rx->len; i++) {
+        if (agx_get_u32(rx->buf + i) == AGX_MAGIC) {
+            rx_consume(rx, i);
+            return;
+        }
+    }
+    size_t keep = 3, drop = rx->len > keep ? rx->len - keep : 0;
+    rx_consume(rx, drop > start ? drop : start);
+}
+
+void agx_rx_process(struct agx_rx *rx)
+{
+    while (!rx->can_answer || rx->can_answer()) {
+        if (rx->skip) {
+            size_t n = rx->len < rx->skip ? rx->len : (size_t)rx->skip;
+            rx_consume(rx, n);
+            rx->skip -= n;
+            if (rx->skip) return;
+        }
+        if (rx->len < AGX_HEADER_SIZE) return;
+        struct agx_header h;
+        int rc = agx_header_decode(rx->buf, &h);
+        if (rc == -AGX_EBADMSG) {
+            rx_skip_to_magic(rx, 1);
+            if (!rx->in_garbage) {
+                rx->in_garbage = 1;
+                rx->error(0, 0, AGX_EBADMSG, "bad magic or header CRC; resynchronising");
+            }
+            continue;
+        }
+        if (rc == -AGX_EMSGSIZE) {
+            /* never wait for an oversized payload: scan on right after the header */
+            rx_skip_to_magic(rx, AGX_HEADER_SIZE);
+            rx->in_garbage = 0;
+            rx->error(h.request_id, h.type, AGX_EMSGSIZE, "payload_len %u > %u", (unsigned)h.payload_len,
+                      AGX_MAX_PAYLOAD);
+            continue;
+        }
+        if (rc) {
+            /* intact header (CRC ok) with a bad version or flags: a length up to MAX_PAYLOAD is
+             * trusted and the payload discarded as it arrives; a longer one is not (a newer
+             * version must not make us swallow gigabytes): scan for the magic after the header */
+            rx->in_garbage = 0;
+            rx_consume(rx, AGX_HEADER_SIZE);
+            if (h.payload_len > AGX_MAX_PAYLOAD) rx_skip_to_magic(rx, 0);
+            else rx->skip = h.payload_len;
+            if (rc == -AGX_EPROTONOSUPPORT)
+                rx->error(h.request_id, h.type, AGX_EPROTONOSUPPORT, "frame version %u not in %u..%u", h.version,
+                          AGX_VERSION_MIN, AGX_VERSION_MAX);
+            else
+                rx->error(h.request_id, h.type, -rc, "unknown frame flag bits 0x%02x", h.flags);
+            continue;
+        }
+        size_t total = AGX_HEADER_SIZE + (size_t)h.payload_len;
+        if (rx->len < total) return;
+        rx->in_garbage = 0;
+        if (agx_payload_verify(&h, rx->buf + AGX_HEADER_SIZE)) {
+            const char *nm = agx_msg_type_name(h.type);
+            rx->error(h.request_id, h.type, AGX_EBADMSG, "payload CRC mismatch in %s frame", nm ? nm : "unknown");
+        } else {
+            rx->deliver(&h, rx->buf + AGX_HEADER_SIZE);
+        }
+        rx_consume(rx, total);   /* after a reset in deliver len is 0: nothing left to drop */
+    }
+}
+
+void agx_rx_push(struct agx_rx *rx, size_t n)
+{
+    rx->len += n;
+    agx_rx_process(rx);
+}
+
+/* ---- requests ---- */
+int agx_request_decode(const struct agx_header *h, const uint8_t *p, uint64_t caps, union agx_request *m,
+                       agx_error_fn *error)
+{
+    uint16_t t = h->type;
+    uint32_t rid = h->request_id, n = h->payload_len;
+    const char *name = agx_msg_type_name(t);
+    int rc;
+
+    if (!name) {
+        error(rid, t, AGX_ENOSYS, "unknown message type 0x%04x", t);
+        return -1;
+    }
+    if (!agx_msg_type_host_to_agent(t)) {
+        error(rid, t, AGX_EPROTO, "%s is not a host-to-agent message", name);
+        return -1;
+    }
+    if (h->flags & AGX_FLAG_REPLY) {
+        error(rid, t, AGX_EPROTO, "%s from the host carries the REPLY flag", name);
+        return -1;
+    }
+    uint64_t need = agx_msg_type_capability(t);
+    if (need && !(caps & need)) {
+        error(rid, t, AGX_EOPNOTSUPP, "%s: capability not offered by this agent", name);
+        return -1;
+    }
+    /* every host->agent message but STDIO (an event) is a request: it needs a request_id;
+     * HELLO is exempt (request_id 0 asks for a fresh announcement) */
+    if (rid == 0 && t != AGX_MSG_STDIO && t != AGX_MSG_HELLO) {
+        error(0, t, AGX_EPROTO, "%s request needs a non-zero request_id", name);
+        return -1;
+    }
+
+    switch (t) {
+    case AGX_MSG_HELLO: rc = agx_hello_decode(p, n, &m->hello); break;
+    case AGX_MSG_CONFIG: rc = agx_config_decode(p, n, &m->config); break;
+    case AGX_MSG_MOUNT: rc = agx_mount_decode(p, n, &m->mount); break;
+    case AGX_MSG_UNMOUNT: rc = agx_unmount_decode(p, n, &m->unmount); break;
+    case AGX_MSG_EXEC: rc = agx_exec_decode(p, n, &m->exec); break;
+    case AGX_MSG_STDIO: rc = agx_stdio_decode(p, n, &m->stdio); break;
+    case AGX_MSG_SIGNAL: rc = agx_signal_decode(p, n, &m->signal); break;
+    case AGX_MSG_QUIESCE: rc = agx_quiesce_decode(p, n, &m->quiesce); break;
+    case AGX_MSG_RESUME: rc = agx_resume_decode(p, n, &m->resume); break;
+    case AGX_MSG_SHUTDOWN: rc = agx_shutdown_decode(p, n, &m->shutdown); break;
+    case AGX_MSG_PING: rc = agx_ping_decode(p, n, &m->ping); break;
+    default: rc = -AGX_ENOSYS; break;   /* a host-to-agent type added to the spec but not here */
+    }
+    if (rc) {
+        error(rid, t, -rc, "malformed %s payload (%u bytes)", name, (unsigned)n);
+        return -1;
+    }
+    return 0;
+}
+
+int agx_hello_select(uint32_t rid, const struct agx_hello *m, uint16_t *selected, agx_error_fn *error)
+{
+    uint16_t lo = m->version_min > AGX_VERSION_MIN ? m->version_min : AGX_VERSION_MIN;
+    uint16_t hi = m->version_max < AGX_VERSION_MAX ? m->version_max : AGX_VERSION_MAX;
+    if (lo > hi) {
+        error(rid, AGX_MSG_HELLO, AGX_EPROTONOSUPPORT, "no common version: host %u..%u, agent %u..%u",
+              m->version_min, m->version_max, AGX_VERSION_MIN, AGX_VERSION_MAX);
+        return -1;
+    }
+    *selected = rid ? hi : 0;   /* request_id 0 asks for a fresh announcement */
+    return 0;
+}
+
+int agx_shutdown_check(uint32_t rid, const struct agx_shutdown *m, agx_error_fn *error)
+{
+    if (m->mode != AGX_SHUTDOWN_POWEROFF && m->mode != AGX_SHUTDOWN_REBOOT) {
+        error(rid, AGX_MSG_SHUTDOWN, AGX_EINVAL, "unknown shutdown mode %u", (unsigned)m->mode);
+        return -1;
+    }
+    if (m->grace_ms > AGX_SHUTDOWN_GRACE_MAX_MS) {
+        error(rid, AGX_MSG_SHUTDOWN, AGX_EINVAL, "grace_ms %u > %u", (unsigned)m->grace_ms,
+              AGX_SHUTDOWN_GRACE_MAX_MS);
+        return -1;
+    }
+    return 0;
+}
+
+int agx_signal_check(uint32_t rid, const struct agx_signal *m, agx_error_fn *error)
+{
+    if (m->signo < 1 || m->signo > AGX_SIGNAL_MAX) {
+        error(rid, AGX_MSG_SIGNAL, AGX_EINVAL, "invalid signal %u", (unsigned)m->signo);
+        return -1;
+    }
+    return 0;
+}
+
+int agx_stdin_check(const struct agx_stdio *m, agx_error_fn *error)
+{
+    if (m->stream != AGX_STREAM_STDIN) {
+        error(0, AGX_MSG_STDIO, AGX_EINVAL, "STDIO to the agent must be stream STDIN, not %u", m->stream);
+        return -1;
+    }
+    if (m->flags & ~(uint32_t)AGX_STDIO_EOF) {
+        error(0, AGX_MSG_STDIO, AGX_EINVAL, "unknown STDIO flag bits 0x%02x", m->flags);
+        return -1;
+    }
+    return 0;
+}
+
+struct agx_str agx_error_text(char *msg, size_t n)
+{
+    /* a cut may have split the last sequence: drop its lead and continuation bytes */
+    size_t k = n;
+    while (k && n - k < 3 && ((uint8_t)msg[k - 1] & 0xC0) == 0x80) k--;
+    if (k && ((uint8_t)msg[k - 1] & 0xC0) == 0xC0) {
+        uint8_t lead = (uint8_t)msg[k - 1];
+        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+        if (n - (k - 1) < need) n = k - 1;
+    }
+    msg[n] = 0;
+    if (!agx_utf8_valid((const uint8_t *)msg, n)) return agx_str_from_c("(message not UTF-8)");
+    return agx_str_from_c(msg);
+}
+
+/* ---- frame helpers out of line ---- */
+uint32_t agentx_crc32(const uint8_t *p, size_t n) { return agx_crc32(p, n); }
+
+size_t agentx_frame_seal(uint8_t *frame, uint16_t type, uint8_t flags, uint32_t rid, uint32_t payload_len)
+{
+    return agx_frame_seal(frame, type, flags, rid, payload_len);
+}
+
+int agentx_header_decode(const uint8_t *p, struct agx_header *h) { return agx_header_decode(p, h); }
+
+int agentx_payload_verify(const struct agx_header *h, const uint8_t *payload)
+{
+    return agx_payload_verify(h, payload);
+}

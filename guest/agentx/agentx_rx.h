@@ -1,0 +1,99 @@
+/* agentx_rx.h: the AgentX receive path both guest agents link (guest/init's
+ * wslx-init and the Track B agent, guest/trackb-kernel/agent): frame
+ * reassembly with resynchronisation exactly like wslx.agentx.codec.FrameReader,
+ * the checks every host request passes before an agent acts on it, and the
+ * ERROR each malformed input gets. One copy, so the two agents cannot drift.
+ *
+ * Freestanding: only <stddef.h>, <stdint.h> and the generated agentx_wire.h
+ * (and memmove via __builtin_memmove, which every build provides: libc on
+ * Linux and the host, kernel/string.c in the Track B kernel). The agent owns
+ * the buffer, the dispatch and how a frame reaches the host; it hands those in
+ * as callbacks. */
+#ifndef WSLX_AGENTX_RX_H
+#define WSLX_AGENTX_RX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agentx_wire.h"
+
+/* The agent's ERROR sender: request_id (0 for events and bad frames), the offending
+ * type (0 when unknown), an AGX_E* code and a printf-style message. */
+typedef void agx_error_fn(uint32_t rid, uint16_t rtype, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+struct agx_rx {
+    /* set by the agent before agx_rx_reset */
+    uint8_t *buf;
+    size_t cap;                 /* at least AGX_MAX_FRAME: a whole frame must fit */
+    /* an intact frame (header and payload CRC good); payload points into buf */
+    void (*deliver)(const struct agx_header *h, const uint8_t *payload);
+    agx_error_fn *error;
+    /* NULL, or 0 while replies would have nowhere to go: frames wait in buf */
+    int (*can_answer)(void);
+    /* state */
+    size_t len;
+    uint64_t skip;              /* bytes of a rejected (version/flags) frame still to discard */
+    int in_garbage;             /* inside a bad-magic/CRC episode: report it only once */
+};
+
+/* Forget buffered bytes and any resync state (a new connection). */
+void agx_rx_reset(struct agx_rx *rx);
+
+/* Free room at the tail: read into agx_rx_tail(rx), up to agx_rx_room(rx) bytes, then
+ * agx_rx_push(rx, n) handles every complete frame. */
+static inline uint8_t *agx_rx_tail(struct agx_rx *rx) { return rx->buf + rx->len; }
+static inline size_t agx_rx_room(const struct agx_rx *rx) { return rx->cap - rx->len; }
+void agx_rx_push(struct agx_rx *rx, size_t n);
+
+/* Handle every complete frame in the buffer (while can_answer allows): bad frames get
+ * exactly one ERROR each (a bad-magic/CRC episode one in all), good ones go to deliver.
+ * A deliver that resets the receiver (connection lost) is fine. */
+void agx_rx_process(struct agx_rx *rx);
+
+/* ---- requests ---- */
+
+/* Decoded views of every host-to-agent message (they point into the receive buffer). */
+union agx_request {
+    struct agx_hello hello;
+    struct agx_config config;
+    struct agx_mount mount;
+    struct agx_unmount unmount;
+    struct agx_exec exec;
+    struct agx_stdio stdio;
+    struct agx_signal signal;
+    struct agx_quiesce quiesce;
+    struct agx_resume resume;
+    struct agx_shutdown shutdown;
+    struct agx_ping ping;
+};
+
+/* The checks before dispatch: a known host-to-agent type without the REPLY flag, a
+ * capability the agent offers (caps), a non-zero request_id (but STDIO, an event, and
+ * HELLO, whose request_id 0 asks for a fresh announcement), a well-formed payload.
+ * 0 with *m decoded, or -1 after sending the ERROR. */
+int agx_request_decode(const struct agx_header *h, const uint8_t *payload, uint64_t caps, union agx_request *m,
+                       agx_error_fn *error);
+
+/* HELLO from the host: the version to answer with in *selected (0 for request_id 0, an
+ * announcement), or -1 after ERROR EPROTONOSUPPORT (no common version). */
+int agx_hello_select(uint32_t rid, const struct agx_hello *m, uint16_t *selected, agx_error_fn *error);
+
+/* Field checks shared by both agents; 0, or -1 after sending the ERROR (EINVAL). */
+int agx_shutdown_check(uint32_t rid, const struct agx_shutdown *m, agx_error_fn *error);
+int agx_signal_check(uint32_t rid, const struct agx_signal *m, agx_error_fn *error);
+int agx_stdin_check(const struct agx_stdio *m, agx_error_fn *error);   /* STDIO is an event: rid 0 */
+
+/* An ERROR message the host will decode: msg (n bytes, formatted and maybe cut short)
+ * loses a trailing partial UTF-8 sequence; text that is still not UTF-8 is replaced. */
+struct agx_str agx_error_text(char *msg, size_t n);
+
+/* ---- frame helpers out of line ----
+ * agentx_wire.h's CRC table is static, so every file that calls its inline CRC helpers
+ * links its own 8 KiB copy; a freestanding image (Track B) calls these instead. */
+uint32_t agentx_crc32(const uint8_t *p, size_t n);
+size_t agentx_frame_seal(uint8_t *frame, uint16_t type, uint8_t flags, uint32_t rid, uint32_t payload_len);
+int agentx_header_decode(const uint8_t *p, struct agx_header *h);
+int agentx_payload_verify(const struct agx_header *h, const uint8_t *payload);
+
+#endif

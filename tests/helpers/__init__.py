@@ -1,0 +1,1 @@
+"""Helpers shared by several test files (imported as `helpers.X`: pytest puts tests/ on sys.path)."""
