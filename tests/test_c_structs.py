@@ -4,6 +4,7 @@ C would pad differently, it refuses field types it cannot express, and every
 spec header in build/gen matches a fresh regeneration."""
 from __future__ import annotations
 
+import enum
 import importlib
 import pkgutil
 import subprocess
@@ -25,9 +26,21 @@ OUTER = Struct(
 )
 
 
+class Color(enum.IntEnum):
+    """A toy enum."""
+    RED = 1
+    GREEN = 22
+
+
+class Bits(enum.IntFlag):
+    """Flags get no name function."""
+    A = 1
+
+
 def toy_spec(structs=None) -> HeaderSpec:
     return HeaderSpec(name="toy_layout", source="tests/test_c_structs.py", prefix="TOY", title="toy",
                       constants=[Constant("MAGIC", 0x59544F54, "toy magic"), Constant("BIG", 1 << 40)],
+                      enums=[("TOY_COLOR", Color), ("TOY_BITS", Bits)],
                       structs=structs or [CStruct("toy_inner", INNER), CStruct("toy_outer", OUTER, "outer")])
 
 
@@ -55,11 +68,13 @@ int main(void) {{
     printf("%x %u %x %x %llu %llu %llu %.8s %u\\n", o.magic, o.count, o.inner.a, o.inner.b,
            (unsigned long long)o.slots[0], (unsigned long long)o.slots[1], (unsigned long long)o.slots[2],
            (const char *)o.tag, (unsigned)TOY_OUTER_OFF_SLOTS);
+    printf("%s %s %s\n", toy_color_name(TOY_COLOR_RED), toy_color_name(22), toy_color_name(-5));
     return TOY_MAGIC == o.magic && TOY_BIG == (1ull << 40) ? 0 : 1;
 }}""")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["59544f54", "7", "1234", "beef", "1", str(1 << 40), str(2**64 - 1), "ABCDEFGH",
-                                str(OUTER.sizeof() - 8 - 24)]
+                                str(OUTER.sizeof() - 8 - 24), "RED", "GREEN", "?"]
+    assert "toy_bits_name" not in c_structs.generate_header(toy_spec())
 
 
 def test_static_asserts_fire_when_c_would_pad_differently(tmp_path):

@@ -272,17 +272,6 @@ static long opt_long(int argc, char **argv, const char *name, long def)
     return def;
 }
 
-static const char *err_name(int rc)
-{
-    switch (-rc) {
-    case PORTAL_ERR_HEADER: return "HEADER";
-    case PORTAL_ERR_PROTO: return "PROTO";
-    case PORTAL_ERR_FAULT: return "FAULT";
-    case PORTAL_ERR_INVAL: return "INVAL";
-    default: return "?";
-    }
-}
-
 /* Drain doorbell bytes; 1 when stdin has reached EOF (the host ended the service). */
 static int drain_stdin(int timeout_ms)
 {
@@ -345,7 +334,7 @@ static int cmd_serve(int argc, char **argv)
         }
         if (n < 0) {
             uint64_t bad = g.end.info.generation;
-            printf("portal: detached from generation %llu: %s\n", (unsigned long long)bad, err_name(n));
+            printf("portal: detached from generation %llu: %s\n", (unsigned long long)bad, portal_err_name(-n));
             fflush(stdout);
             rc = attach(&g, &m, bad, 24L * 3600 * 1000);
             if (rc > 0) return 0;
@@ -384,7 +373,7 @@ static int cmd_probe(int argc, char **argv)
     }
     int rc = portal_attach(&e, m.window, m.window_size, PORTAL_SIDE_GUEST);
     if (rc) {
-        printf("portal: bad header: %s\n", err_name(rc));
+        printf("portal: bad header: %s\n", portal_err_name(-rc));
         return 3;
     }
     volatile uint64_t *host = (volatile uint64_t *)(m.window + PORTAL_HOST_PROBE_OFFSET);
@@ -456,7 +445,7 @@ static int cmd_info(void)
     int rc = portal_attach(&e, m.window, m.window_size, PORTAL_SIDE_GUEST);
     printf("device %s dataoff %#llx dax_size %llu window %llu header %s generation %llu\n", m.dev,
            (unsigned long long)m.dataoff, (unsigned long long)m.dax_size, (unsigned long long)m.window_size,
-           rc ? err_name(rc) : "ok", rc ? 0ull : (unsigned long long)e.info.generation);
+           rc ? portal_err_name(-rc) : "ok", rc ? 0ull : (unsigned long long)e.info.generation);
     return rc ? 3 : 0;
 }
 

@@ -62,18 +62,6 @@ static void say(agent_out_fn out, void *ctx, int fd, const char *fmt, ...)
     out(ctx, fd, buf, n);
 }
 
-static const char *err_name(int rc)
-{
-    switch (-rc) {
-    case PORTAL_ERR_HEADER: return "HEADER";
-    case PORTAL_ERR_PROTO: return "PROTO";
-    case PORTAL_ERR_FAULT: return "FAULT";
-    case PORTAL_ERR_INVAL: return "INVAL";
-    case PORTAL_ERR_STALE: return "STALE";
-    default: return "?";
-    }
-}
-
 /* "--name N" among argv[2..]: 0 (absent: *v untouched) or -1 (junk) */
 static int opt_u64(int argc, char *const *argv, const char *name, uint64_t *v)
 {
@@ -153,7 +141,7 @@ static int start(void **state, int argc, char *const *argv, void *pmem, uint64_t
         struct portal_end *e = &s->g.end;
         int rc = portal_attach(e, s->window, s->window_size, PORTAL_SIDE_GUEST);
         say(out, ctx, 1, "window %llu bytes at pmem+%#x header %s generation %llu\n",
-            (unsigned long long)s->window_size, PORTAL_WINDOW_OFFSET, rc ? err_name(rc) : "ok",
+            (unsigned long long)s->window_size, PORTAL_WINDOW_OFFSET, rc ? portal_err_name(-rc) : "ok",
             rc ? 0ull : (unsigned long long)e->info.generation);
         s->mode = M_DONE;
         s->status = rc ? 3 : 0;
@@ -188,7 +176,7 @@ static int step(void *state, int *status, agent_out_fn out, void *ctx)
             return 1;
         }
         if (s->deadline_ns && env_now_ns() > s->deadline_ns) {
-            say(out, ctx, 1, "portal: no valid Portal header (%s)\n", rc ? err_name(rc) : "stale generation");
+            say(out, ctx, 1, "portal: no valid Portal header (%s)\n", rc ? portal_err_name(-rc) : "stale generation");
             return finish(s, status, 3);
         }
         return 1;
@@ -199,7 +187,7 @@ static int step(void *state, int *status, agent_out_fn out, void *ctx)
         if (n < 0) {
             s->bad_gen = s->g.end.info.generation;
             say(out, ctx, 1, "portal: detached from generation %llu: %s\n", (unsigned long long)s->bad_gen,
-                err_name(n));
+                portal_err_name(-n));
             s->deadline_ns = 0;
             s->mode = M_ATTACH;
         }

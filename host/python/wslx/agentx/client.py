@@ -370,12 +370,20 @@ class AgentClient:
             self._pump(deadline, "an ERROR frame")
         return self.unsolicited_errors.popleft()
 
+    @staticmethod
+    def _host_hello(vmin: int = VERSION_MIN, vmax: int = VERSION_MAX) -> dict:
+        return dict(version_min=vmin, version_max=vmax, version_selected=0, agent_kind=AgentKind.HOST,
+                    capabilities=0, max_payload=MAX_PAYLOAD, uptime_ms=0, name="wslx-host", os_release="")
+
     def negotiate(self, vmin: int = VERSION_MIN, vmax: int = VERSION_MAX, timeout: float | None = None) -> Hello:
-        f = self.request(MsgType.HELLO, dict(version_min=vmin, version_max=vmax, version_selected=0,
-                                             agent_kind=AgentKind.HOST, capabilities=0, max_payload=MAX_PAYLOAD,
-                                             uptime_ms=0, name="wslx-host", os_release=""),
-                         timeout=timeout, expect=(MsgType.HELLO,))
+        f = self.request(MsgType.HELLO, self._host_hello(vmin, vmax), timeout=timeout, expect=(MsgType.HELLO,))
         return Hello(**f.body)
+
+    def ask_announce(self, timeout: float | None = None) -> None:
+        """Send HELLO with request_id 0, which asks the agent to announce itself again
+        (an unsolicited HELLO, seen by wait_hello/wait_new_hello). A serial line has
+        no connect event, so a host that connects late asks this way."""
+        self.send_raw(codec.encode_frame(MsgType.HELLO, self._host_hello()), timeout)
 
     def ping(self, data: bytes = b"", timeout: float | None = None) -> bytes:
         return self.request(MsgType.PING, dict(data=data), timeout=timeout, expect=(MsgType.PONG,)).body["data"]

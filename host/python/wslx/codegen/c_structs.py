@@ -12,7 +12,7 @@ A spec module describes what goes into its header with a HeaderSpec:
     )
 
 and `generate_header(spec)` renders it: #defines for constants and enum
-members, one C struct per CStruct with _Static_asserts on its size and on
+members (plus `<prefix>_name(v)` for non-flag enums), one C struct per CStruct with _Static_asserts on its size and on
 every field's offset, and `<STRUCT>_SIZE` / `<STRUCT>_OFF_<FIELD>` macros so
 parsers of untrusted bytes can read fields by offset without casting. The
 header is freestanding (<stddef.h>, <stdint.h>) so the Track B kernel and the
@@ -192,6 +192,16 @@ def generate_header(spec: HeaderSpec) -> str:
         w(f"/* {enum_cls.__name__}" + (f": {first[0]}" if first else "") + " */")
         for member in enum_cls:
             w(f"#define {prefix}_{member.name} {_enum_value(member)}")
+        if not issubclass(enum_cls, enum.Flag):
+            # a name for log lines, so no guest writes its own switch over these values
+            w(f"static inline const char *{prefix.lower()}_name(int64_t v)")
+            w("{")
+            w("    switch (v) {")
+            for member in enum_cls:
+                w(f"    case {int(member.value)}: return \"{member.name}\";")
+            w("    default: return \"?\";")
+            w("    }")
+            w("}")
         w("")
     for cs, fields, size in layouts(spec):
         upper = cs.c_name.upper()

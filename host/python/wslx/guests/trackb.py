@@ -9,9 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from ..agentx import codec
 from ..agentx.client import AgentClient
-from ..spec.agentx import MAX_PAYLOAD, VERSION_MAX, VERSION_MIN, MsgType
 from ..vmm.errors import VMError
 from ..vmm.qemu import QemuMachine, default_run_root
 from .base import Guest, ensure_built, images_dir
@@ -24,14 +22,6 @@ PANIC_REGEX = r"^(?:trap: vector \d+|panic: )"
 
 def default_kernel() -> Path:
     return images_dir() / "trackb-kernel.elf"
-
-
-def hello_request() -> bytes:
-    """HELLO with request_id 0: on a serial line, asks the agent to announce itself again."""
-    return codec.encode_frame(MsgType.HELLO, dict(version_min=VERSION_MIN, version_max=VERSION_MAX,
-                                                  version_selected=0, agent_kind=0, capabilities=0,
-                                                  max_payload=MAX_PAYLOAD, uptime_ms=0, name="wslx-host",
-                                                  os_release=""))
 
 
 class TrackBGuest(Guest):
@@ -105,4 +95,4 @@ class TrackBGuest(Guest):
 
     def _reconnected(self, client: AgentClient) -> None:
         # a serial line has no connect event: ask for the re-announcement the agent cannot know to send
-        client.send_raw(hello_request())
+        client.ask_announce()

@@ -563,15 +563,9 @@ class QemuMachine:
         return hello
 
     def _serial_hello(self, client, deadline: float):
-        from ..agentx import codec
         from ..agentx.errors import AgentTimeout
-        from ..spec.agentx import MAX_PAYLOAD, VERSION_MAX, VERSION_MIN, MsgType
-        ask = codec.encode_frame(MsgType.HELLO, dict(version_min=VERSION_MIN, version_max=VERSION_MAX,
-                                                     version_selected=0, agent_kind=0, capabilities=0,
-                                                     max_payload=MAX_PAYLOAD, uptime_ms=0, name="wslx-host",
-                                                     os_release=""))
         while True:
-            client.send_raw(ask, timeout=max(1.0, deadline - time.monotonic()))
+            client.ask_announce(timeout=max(1.0, deadline - time.monotonic()))
             try:
                 return client.wait_hello(min(1.0, max(0.0, deadline - time.monotonic())))
             except AgentTimeout:
