@@ -68,7 +68,7 @@ int main(void) {{
     printf("%x %u %x %x %llu %llu %llu %.8s %u\\n", o.magic, o.count, o.inner.a, o.inner.b,
            (unsigned long long)o.slots[0], (unsigned long long)o.slots[1], (unsigned long long)o.slots[2],
            (const char *)o.tag, (unsigned)TOY_OUTER_OFF_SLOTS);
-    printf("%s %s %s\n", toy_color_name(TOY_COLOR_RED), toy_color_name(22), toy_color_name(-5));
+    printf("%s %s %s\\n", toy_color_name(TOY_COLOR_RED), toy_color_name(22), toy_color_name(-5));
     return TOY_MAGIC == o.magic && TOY_BIG == (1ull << 40) ? 0 : 1;
 }}""")
     assert r.returncode == 0, r.stderr
