@@ -62,18 +62,26 @@ static int read_boot_info(uint32_t kind, uint64_t info, struct boot_facts *facts
     return n;
 }
 
+/* The next space-separated word of the command line at *p (length in *len), or NULL. */
+static const char *cmdline_word(const char **p, size_t *len)
+{
+    while (**p == ' ')
+        (*p)++;
+    const char *w = *p;
+    while (**p && **p != ' ')
+        (*p)++;
+    *len = (size_t)(*p - w);
+    return *len ? w : NULL;
+}
+
 /* Value of word "key=value" on the command line, copied into val. */
 static int cmdline_get(const char *key, char *val, size_t cap)
 {
-    size_t kl = strlen(key);
-    for (const char *p = cmdline; *p;) {
-        while (*p == ' ')
-            p++;
-        const char *w = p;
-        while (*p && *p != ' ')
-            p++;
-        if ((size_t)(p - w) > kl && !memcmp(w, key, kl) && w[kl] == '=') {
-            size_t n = (size_t)(p - w) - kl - 1;
+    size_t kl = strlen(key), wl;
+    const char *p = cmdline;
+    for (const char *w; (w = cmdline_word(&p, &wl));) {
+        if (wl > kl && !memcmp(w, key, kl) && w[kl] == '=') {
+            size_t n = wl - kl - 1;
             if (n >= cap)
                 n = cap - 1;
             memcpy(val, w + kl + 1, n);
@@ -86,16 +94,11 @@ static int cmdline_get(const char *key, char *val, size_t cap)
 
 static int cmdline_has(const char *word)
 {
-    size_t wl = strlen(word);
-    for (const char *p = cmdline; *p;) {
-        while (*p == ' ')
-            p++;
-        const char *w = p;
-        while (*p && *p != ' ')
-            p++;
-        if ((size_t)(p - w) == wl && !memcmp(w, word, wl))
+    size_t len = strlen(word), wl;
+    const char *p = cmdline;
+    for (const char *w; (w = cmdline_word(&p, &wl));)
+        if (wl == len && !memcmp(w, word, len))
             return 1;
-    }
     return 0;
 }
 

@@ -10,18 +10,11 @@
  * These tables are read/write/execute; kmain's vm_init() tightens them to
  * W^X once the kernel runs (kernel/vm.c, kernel/memlayout.h). */
 #include "kernel/memlayout.h"     /* also the CR0/CR4/EFER and page-table bits */
+#include "arch/x86_64/pvh_note.h"
 
 /* ---- PVH note: XEN_ELFNOTE_PHYS32_ENTRY (18). QEMU reads the descriptor as
  * a pointer-sized value in an ELF64 file, so it is a .quad (as in Linux). */
-        .section .note.Xen, "a", @note
-        .balign 4
-        .long 4                 /* namesz: "Xen\0" */
-        .long 8                 /* descsz */
-        .long 18                /* XEN_ELFNOTE_PHYS32_ENTRY */
-        .asciz "Xen"
-        .balign 4
-        .quad pvh_entry32
-        .balign 4
+        PVH_NOTE pvh_entry32
 
 /* ---- 32-bit PVH entry ---- */
         .section .text.entry, "ax"

@@ -1,16 +1,10 @@
 /* floor.S: the boot benchmark's floor, a kernel that exits at its first
  * instruction. Same PVH note and entry ABI as entry.S; the first instruction
- * writes to QEMU's isa-debug-exit (iobase 0xf4), which ends QEMU with status
- * (0 << 1) | 1 = 1. Without that device it halts forever. */
-        .section .note.Xen, "a", @note
-        .balign 4
-        .long 4
-        .long 8
-        .long 18                /* XEN_ELFNOTE_PHYS32_ENTRY */
-        .asciz "Xen"
-        .balign 4
-        .quad pvh_entry32
-        .balign 4
+ * writes AL, whatever the loader left there, to QEMU's isa-debug-exit (iobase
+ * 0xf4), which ends QEMU with the odd status (AL << 1) | 1. Without that device
+ * it halts forever. */
+#include "arch/x86_64/pvh_note.h"
+        PVH_NOTE pvh_entry32
 
         .section .text.entry, "ax"
         .code32
