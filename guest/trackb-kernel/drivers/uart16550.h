@@ -22,6 +22,7 @@
 #define UART_LCR_DLAB  0x80
 #define UART_FCR_ENABLE 0x01
 #define UART_FCR_CLEAR  0x06   /* clear RX and TX FIFOs */
+#define UART_FCR_TRIGGER_14 0xC0 /* RX trigger level 14 bytes */
 #define UART_MCR_DTR_RTS_OUT2 0x0B
 #define UART_LSR_DR    0x01   /* data ready */
 #define UART_LSR_THRE  0x20   /* transmit holding register empty */
