@@ -212,6 +212,17 @@ def test_ring_index_out_of_range_is_corrupt(portal):
     assert g.step() == -Err.PROTO
 
 
+def test_stream_refuses_completions_nobody_asked_for(portal):
+    """A guest that publishes more in-order completions than the host sent must not make the
+    native stream loop count them as served."""
+    ctl = _ring_ctl(portal, RingId.COMPLETE)
+    for i in range(2):  # two NOP completions, cookies 1 and 2, status 0
+        portal._u64(ctl + spec.RingCtl.sizeof() + i * spec.SLOT_SIZE)[0] = i + 1
+    portal.window[ctl:ctl + 4] = (2).to_bytes(4, "little")  # COMPLETE head: 2 published
+    with pytest.raises(PortalCorrupt):
+        portal.stream(1, batch=1, timeout=1)
+
+
 def test_completion_that_does_not_match_its_request_is_corrupt(portal):
     g = InProcessGuest(portal)
     span = portal.alloc(128)
@@ -288,7 +299,7 @@ def test_a_closed_portal_raises_a_typed_error(tmp_path, portal_lib):
     span = p.alloc(64)
     p.close()
     for call in (p.check, lambda: p.alloc(64), lambda: p.submit(Op.NOP), lambda: p.reap(1, 0.01),
-                 lambda: p.pingpong(1), lambda: p.view(span), p.guest_status, lambda: p.probe_wait(1, 0.01)):
+                 lambda: p.pingpong(1), lambda: p.view(span), p.guest_status, lambda: p.probe_wait(1, 0.01), p.flush):
         with pytest.raises(PortalError, match="closed"):
             call()
 

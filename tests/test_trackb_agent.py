@@ -312,6 +312,24 @@ def test_portal_bad_arguments_and_no_header(harness):
             assert r.returncode == code and err in r.stdout + r.stderr, (argv, r.stdout, r.stderr)
 
 
+def test_portal_service_that_does_not_start_says_why(harness):
+    """The host's error names the command, the generation it waited for, the service's own
+    words, the region's guest status and the agent's log tail."""
+    from wslx.portal import Portal, PortalError
+    from wslx.portal.trackb import TrackBPortalService
+    with TARGETS["trackb-host"](timeout=10, binary=harness, pmem_size=8 << 20) as t:
+        t.client.wait_hello()
+        with Portal.create(Path(t._dir) / "pmem.img", 8 << 20) as p:
+            p._u64(0)[0] = 0   # no valid header: the service gives up after its attach timeout
+            svc = TrackBPortalService(t, p, timeout=10, argv=["portal", "serve", "--attach-timeout-ms", "50"])
+            with pytest.raises(PortalError) as e:
+                svc.start()
+            msg = str(e.value)
+            assert f"portal serve --attach-timeout-ms 50) did not start serving generation {p.generation}" in msg
+            assert "no valid Portal header (HEADER)" in msg and "Portal guest status: {'state': 0" in msg, msg
+            assert t.proc.poll() is None, t.log_tail()
+
+
 def test_portal_needs_room_for_the_window(agent):
     r = run(agent, ["portal", "serve"])   # the default harness pmem is 2 MiB: all of it before the window
     assert r.returncode == 2 and b"leaves no Portal window" in r.stderr, r.stderr

@@ -484,10 +484,44 @@ def test_model_feature_negotiation_failure(model, scenario):
     assert r["pages_out"] == "0"
 
 
-@pytest.mark.parametrize("scenario,want", [("device_error", "-5"), ("bad_used_id", "-5"), ("silent", "-110")])
+@pytest.mark.parametrize("scenario,want", [("device_error", "-5"), ("bad_used_id", "-5"), ("short_len", "-5"),
+                                           ("silent", "-110")])
 def test_model_flush_errors(model, scenario, want):
     r = run_model(model, scenario)
     assert r["probe"] == "0" and r["flush"] == want
+
+
+@pytest.mark.parametrize("scenario", ["cap_beyond_bar", "notify_beyond"])
+def test_model_device_regions_outside_their_bar_are_refused(model, scenario):
+    """A capability (device config) that ends past its BAR, a queue notify offset past the
+    notify capability: the probe fails (no MMIO outside the BAR; the model aborts on any)."""
+    r = run_model(model, scenario)
+    assert r["probe"] != "0" and not int(r["status"]) & V.DeviceStatus.DRIVER_OK
+    if scenario == "notify_beyond":      # found after negotiation: the device is told the driver gave up
+        assert int(r["status"]) & V.DeviceStatus.FAILED
+    assert r["pages_out"] == "0"
+
+
+def test_model_region_over_ram_is_refused(model):
+    """A device config that claims guest RAM (here 16 MiB at 16 MiB) as the pmem region: the
+    Portal would write into the kernel's own memory, so the probe refuses it."""
+    r = run_model(model, "over_ram")
+    assert r["probe"] == "-34" and int(r["status"]) & V.DeviceStatus.FAILED
+    assert r["pages_out"] == "0"
+
+
+def test_model_device_rewriting_descriptors_is_harmless(model):
+    """The device scribbles desc[].next after every request: the driver's free list is private,
+    so 300 flushes still recycle the 64 descriptors (ASan would catch a walk off the table)."""
+    r = run_model(model, "scribble_next")
+    assert (r["flush"], r["flushes"]) == ("0", "300")
+
+
+def test_model_late_answer_to_a_timed_out_flush(model):
+    """A flush that timed out is answered with the next one: the next flush skips the stale
+    completion (and frees its chain) instead of failing."""
+    r = run_model(model, "late")
+    assert (r["flush_first"], r["flush"], r["flushes"]) == ("-110", "0", "2")
 
 
 def test_model_queue_size_and_recycling(model):

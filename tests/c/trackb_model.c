@@ -34,6 +34,7 @@
 /* ---- scenario knobs ---- */
 static int openvmm;            /* config 0/0 + shared memory cap on BAR 2 */
 static int no_version1, refuse_features, device_error, silent, bad_used_id, max_queue = 128;
+static int scribble_next, late, short_len, cap_beyond_bar, notify_beyond, over_ram;
 
 /* ---- device state ---- */
 static uint8_t cfg[256];
@@ -74,7 +75,7 @@ static void build_config_space(void)
     cfg[0x34] = 0x40;
     cap(0x40, 0x54, 20, VIRTIO_PCI_CAP_NOTIFY_CFG, 4, 0x3000, 0x1000);
     put32(cfg + 0x40 + 16, 4);                      /* notify_off_multiplier */
-    cap(0x54, 0x64, 16, VIRTIO_PCI_CAP_DEVICE_CFG, 4, 0x2000, 0x1000);
+    cap(0x54, 0x64, 16, VIRTIO_PCI_CAP_DEVICE_CFG, 4, cap_beyond_bar ? 0x3800 : 0x2000, 0x1000);  /* 0x3800: ends past BAR 4 */
     cap(0x64, 0x74, 16, VIRTIO_PCI_CAP_ISR_CFG, 4, 0x1000, 0x1000);
     cap(0x74, openvmm ? 0x84 : 0, 16, VIRTIO_PCI_CAP_COMMON_CFG, 4, 0, 0x1000);
     if (openvmm) {
@@ -125,7 +126,7 @@ static void cfg_write(uint64_t off, uint32_t v)
 static void process_queue(void)
 {
     notifies++;
-    if (silent)
+    if (silent || (late && notifies == 1))      /* late: the first request is answered on the second notify */
         return;
     struct virtq_avail *av = (struct virtq_avail *)(uintptr_t)qdriver;
     uint16_t *ring = (uint16_t *)(av + 1);
@@ -143,9 +144,12 @@ static void process_queue(void)
             abort();
         *(uint32_t *)(uintptr_t)rs->addr = device_error ? 1 : 0;
         flushes++;
-        uring[used->idx % qsize] = (struct virtq_used_elem){bad_used_id ? 999u : head, 4};
+        uring[used->idx % qsize] = (struct virtq_used_elem){bad_used_id ? 999u : head, short_len ? 0u : 4u};
         __atomic_store_n(&used->idx, (uint16_t)(used->idx + 1), __ATOMIC_RELEASE);
     }
+    if (scribble_next)                              /* a hostile device rewrites the descriptor table */
+        for (unsigned i = 0; i < qsize; i++)
+            desc[i].next = 999;
 }
 
 /* ---- BAR 4 registers ---- */
@@ -154,7 +158,7 @@ static void process_queue(void)
 static uint64_t bar4_read(uint64_t off, int size)
 {
     if (off >= 0x2000 && off < 0x2000 + 16) {       /* device config: start, size */
-        uint64_t v[2] = {openvmm ? 0 : QEMU_START, openvmm ? 0 : QEMU_SIZE}, r = 0;
+        uint64_t v[2] = {openvmm ? 0 : over_ram ? 0x1000000ULL : QEMU_START, openvmm ? 0 : QEMU_SIZE}, r = 0;
         memcpy(&r, (uint8_t *)v + (off - 0x2000), (size_t)size);
         return r;
     }
@@ -165,7 +169,7 @@ static uint64_t bar4_read(uint64_t off, int size)
     case CC(CONFIG_GENERATION): return 0;
     case CC(QUEUE_SIZE): return qsel == 0 ? qsize : 0;
     case CC(QUEUE_ENABLE): return qenable;
-    case CC(QUEUE_NOTIFY_OFF): return 0;
+    case CC(QUEUE_NOTIFY_OFF): return notify_beyond ? 0x400 : 0;   /* x4: past the 4 KiB notify cap */
     }
     fprintf(stderr, "model: BAR4 read %llx/%d\n", (unsigned long long)off, size);
     abort();
@@ -269,6 +273,11 @@ void pmm_free_page(uint64_t pa)
     free((void *)(uintptr_t)pa);
     pages_out--;
 }
+/* The model's "RAM": [1 MiB, 1 GiB), where over_ram puts the device's region. */
+int pmm_overlaps(uint64_t base, uint64_t size)
+{
+    return base < (1ULL << 30) && base + size > 0x100000ULL;
+}
 int vm_map_identity(uint64_t pa, uint64_t len, int uncached)
 {
     (void)uncached;
@@ -306,6 +315,12 @@ int main(int argc, char **argv)
     device_error = !strcmp(s, "device_error");
     silent = !strcmp(s, "silent");
     bad_used_id = !strcmp(s, "bad_used_id");
+    scribble_next = !strcmp(s, "scribble_next");
+    late = !strcmp(s, "late");
+    short_len = !strcmp(s, "short_len");
+    cap_beyond_bar = !strcmp(s, "cap_beyond_bar");
+    notify_beyond = !strcmp(s, "notify_beyond");
+    over_ram = !strcmp(s, "over_ram");
     if (!strcmp(s, "small_queue"))
         max_queue = 8;
     qsize = (uint16_t)max_queue;
@@ -326,8 +341,12 @@ int main(int argc, char **argv)
                (unsigned long long)pm.size, pm.region_source, pm.vq.size);
         for (int i = 0; i < n_mapped; i++)
             printf("mapped=%llx,%llx\n", (unsigned long long)mapped[i][0], (unsigned long long)mapped[i][1]);
-        int n = !strcmp(s, "many") ? 300 : 1;
+        int n = !strcmp(s, "many") || scribble_next ? 300 : late ? 2 : 1;
         for (int i = 0; i < n; i++) {
+            if (late && i == 0) {                   /* times out; its late answer must not fail the next */
+                printf("flush_first=%d\n", virtio_pmem_flush(&pm, 20000000ULL));
+                continue;
+            }
             rc = virtio_pmem_flush(&pm, 50000000ULL);
             if (rc)
                 break;

@@ -36,6 +36,10 @@ int virtio_pmem_probe(struct pci_dev *d, struct virtio_pmem *pm)
             goto fail;
         pm->region_source = "device config";
     }
+    if (pmm_overlaps(pm->start, pm->size)) {    /* the device must not hand us our own RAM */
+        err = PMEM_ERANGE;
+        goto fail;
+    }
     pm->page_pa = pmm_alloc_zeroed();
     if (!pm->page_pa) {
         err = PMEM_ENOMEM;
@@ -89,13 +93,14 @@ int virtio_pmem_flush(struct virtio_pmem *pm, uint64_t timeout_ns)
         int r = vq_get_used(&pm->vq, &head, &len);
         if (r < 0)
             return PMEM_EIO;
-        if (r > 0)
+        if (r > 0 && head == h)
             break;
+        /* r > 0, another head: an earlier flush that timed out, answered late (freed now) */
         if (timer_now_ns() - t0 > timeout_ns)
             return PMEM_ETIMEDOUT;   /* the chain stays owned by the device */
         cpu_relax();
     }
-    if (head != h || len < VIRTIO_PMEM_RESP_SIZE)
+    if (len < VIRTIO_PMEM_RESP_SIZE)
         return PMEM_EIO;
     return ld32(resp) == 0 ? 0 : PMEM_EIO;
 }

@@ -16,7 +16,7 @@ struct virtio_pmem {
     uint64_t page_pa, io_pa;
 };
 
-enum { PMEM_ENODEV = -19, PMEM_EIO = -5, PMEM_ENOMEM = -12, PMEM_ETIMEDOUT = -110 };
+enum { PMEM_ENODEV = -19, PMEM_EIO = -5, PMEM_ENOMEM = -12, PMEM_ERANGE = -34, PMEM_ETIMEDOUT = -110 };
 
 /* Bring up the device at d: transport, features, region, queue, mapping. */
 int virtio_pmem_probe(struct pci_dev *d, struct virtio_pmem *pm);

@@ -1,6 +1,7 @@
 /* virtqueue.c: split virtqueue, driver side. The rings live in ordinary
  * memory shared with the device; the used ring is device-written and is
- * validated before use. */
+ * validated before use, and the free list lives in private memory (vq->next),
+ * never in the device-visible descriptor table. */
 #include "drivers/virtqueue.h"
 #include "platform/platform.h"
 
@@ -23,7 +24,7 @@ int vq_init(struct virtqueue *vq, uint16_t index, uint16_t size, void *mem, uint
     vq->avail_pa = mem_pa + avail_off;
     vq->used_pa = mem_pa + used_off;
     for (uint16_t i = 0; i < size; i++)
-        vq->desc[i].next = (uint16_t)(i + 1);
+        vq->next[i] = (uint16_t)((i + 1) & (size - 1));   /* the free list; only num_free bounds it */
     vq->free_head = 0;
     vq->num_free = size;
     vq->avail->flags = VIRTIO_VIRTQ_AVAIL_F_NO_INTERRUPT;   /* polled */
@@ -40,10 +41,11 @@ int vq_add(struct virtqueue *vq, const struct vq_buf *bufs, unsigned n)
         d->addr = bufs[k].pa;
         d->len = bufs[k].len;
         d->flags = (uint16_t)((bufs[k].device_writes ? VIRTQ_DESC_F_WRITE : 0) | (k + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
+        d->next = vq->next[i];
         last = i;
-        i = d->next;
+        i = vq->next[i];
     }
-    vq->free_head = vq->desc[last].next;
+    vq->free_head = vq->next[last];
     vq->num_free = (uint16_t)(vq->num_free - n);
     vq->chain_len[head] = (uint16_t)n;
     vq->avail_ring[vq->avail->idx % vq->size] = head;
@@ -66,8 +68,8 @@ int vq_get_used(struct virtqueue *vq, uint16_t *head, uint32_t *len)
     /* Return the chain to the free list. */
     uint16_t i = (uint16_t)e.id, n = vq->chain_len[e.id];
     for (uint16_t k = 1; k < n; k++)
-        i = vq->desc[i].next;
-    vq->desc[i].next = vq->free_head;
+        i = vq->next[i];
+    vq->next[i] = vq->free_head;
     vq->free_head = (uint16_t)e.id;
     vq->num_free = (uint16_t)(vq->num_free + n);
     vq->chain_len[e.id] = 0;

@@ -19,6 +19,7 @@ struct virtqueue {
     uint64_t desc_pa, avail_pa, used_pa;
     uint16_t free_head, num_free, last_used;
     uint16_t chain_len[VQ_MAX_SIZE];   /* descriptors per head, for freeing */
+    uint16_t next[VQ_MAX_SIZE];        /* private copy of desc[].next: the device can rewrite the table */
     uint64_t notify_addr;              /* set by the transport */
 };
 

@@ -10,8 +10,9 @@
 #define MAX_RANGES 32
 
 static struct {
-    uint64_t next, end;
+    uint64_t lo, next, end;
 } ranges[MAX_RANGES];
+static uint64_t kernel_lo, kernel_hi;
 static int n_ranges;
 static uint64_t free_list;     /* physical address of the first freed page, 0 = empty */
 static uint64_t total_pages, free_pages;
@@ -22,6 +23,7 @@ static void add_range(uint64_t lo, uint64_t hi)
     hi &= ~(PAGE_SIZE - 1);
     if (hi <= lo || n_ranges == MAX_RANGES)
         return;
+    ranges[n_ranges].lo = lo;
     ranges[n_ranges].next = lo;
     ranges[n_ranges].end = hi;
     n_ranges++;
@@ -31,6 +33,8 @@ static void add_range(uint64_t lo, uint64_t hi)
 
 void pmm_init(const struct mem_region *map, size_t n, uint64_t reserved_lo, uint64_t reserved_hi)
 {
+    kernel_lo = reserved_lo;
+    kernel_hi = reserved_hi;
     for (size_t i = 0; i < n; i++) {
         if (map[i].type != X86BOOT_E820_RAM)
             continue;
@@ -88,6 +92,17 @@ void pmm_free_page(uint64_t pa)
     *(uint64_t *)(uintptr_t)pa = free_list;
     free_list = pa;
     free_pages++;
+}
+
+int pmm_overlaps(uint64_t base, uint64_t size)
+{
+    uint64_t end = base + size;
+    if (end < base || base < LOW_MEM_LIMIT || (base < kernel_hi && kernel_lo < end))
+        return 1;
+    for (int i = 0; i < n_ranges; i++)
+        if (base < ranges[i].end && ranges[i].lo < end)
+            return 1;
+    return 0;
 }
 
 uint64_t pmm_total_bytes(void) { return total_pages * PAGE_SIZE; }

@@ -13,6 +13,9 @@ void pmm_init(const struct mem_region *map, size_t n, uint64_t reserved_lo, uint
 uint64_t pmm_alloc_page(void);      /* 4 KiB page, physical address; 0 when out of memory */
 uint64_t pmm_alloc_zeroed(void);
 void pmm_free_page(uint64_t pa);
+/* 1 if [base, base+size) touches low memory, the kernel image or RAM the allocator hands out
+ * (a device claiming such a range as its own, e.g. a hostile virtio-pmem config, is refused). */
+int pmm_overlaps(uint64_t base, uint64_t size);
 uint64_t pmm_total_bytes(void);
 uint64_t pmm_free_bytes(void);
 

@@ -239,7 +239,8 @@ def plot(doc: dict, png) -> None:
         ax.set_yscale("log")
         ax.set_title(title, fontsize=9)
     commit = (doc["machine"].get("git_commit") or "")[:10]
-    fig.suptitle(f"Portal vs AgentX control channel, Linux guest (TCG); {doc['runs']} runs, median bars; {commit}",
+    guest = {"linux": "Linux guest", "trackb": "Track B kernel"}.get(doc.get("parameters", {}).get("guest"), "guest")
+    fig.suptitle(f"Portal vs AgentX control channel, {guest} (TCG); {doc['runs']} runs, median bars; {commit}",
                  fontsize=9)
     fig.tight_layout()
     fig.savefig(png, dpi=110)

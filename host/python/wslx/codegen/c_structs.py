@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import enum
 import importlib
+import textwrap
 from dataclasses import dataclass, field
 
 from construct import Array, Bytes, Const, Enum, FlagsEnum, FormatField, Renamed, Struct
@@ -174,8 +175,13 @@ def generate_header(spec: HeaderSpec) -> str:
     w(f" * {marker(spec)}.")
     w(" * Freestanding: needs only <stddef.h> and <stdint.h>. Multi-byte fields are little-endian")
     w(" * unless noted; the *_OFF_* macros let parsers of untrusted bytes read fields without casts. */")
-    for line in _comment_lines(spec.doc):
-        w(f"/* {line} */")
+    if spec.doc.strip():  # line breaks kept: the spec's prose has tables (the Markdown page shows the same)
+        w("/*")
+        for line in textwrap.dedent(spec.doc).strip("\n").replace("*/", "* /").splitlines():
+            indent = line[:len(line) - len(line.lstrip())]
+            for part in textwrap.wrap(line, 96, subsequent_indent=indent) or [""]:
+                w(f" * {part}".rstrip())
+        w(" */")
     w(f"#ifndef {guard}")
     w(f"#define {guard}")
     w("")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import repo_root
 from ..bench import all_benchmarks, run_benchmark
 
 
@@ -22,6 +23,7 @@ def register(sub):
 def _run(bench, args) -> int:
     if args.out is None:  # another guest's figures must not overwrite the Linux ones
         guest = getattr(args, "guest", "linux")
-        args.out = Path("images/bench") if guest == "linux" else Path("images/bench") / guest
+        base = repo_root() / "images" / "bench"   # not the working directory's images/
+        args.out = base if guest == "linux" else base / guest
     run_benchmark(bench, args, args.runs, args.out)
     return 0

@@ -76,7 +76,9 @@ class TrackBGuest(Guest):
         if self.build:
             ensure_built(("trackb",), log=self.log)
         if not self.kernel.exists():
-            raise VMError(f"{self.kernel} does not exist: build it with `scons trackb`")
+            hint = ("build it with `scons trackb`" if self.kernel == default_kernel()
+                    else f"expected an ELF kernel image (the default is {default_kernel()})")
+            raise VMError(f"Track B kernel {self.kernel} does not exist: {hint}")
         self.log(f"[boot] Track B kernel {self.kernel}")
 
     def _ready(self) -> None:

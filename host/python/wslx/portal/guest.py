@@ -54,15 +54,31 @@ class PortalService:
         self.proc = client.exec(self.argv, stdin=self.STDIN, merge_stderr=True, timeout=self.timeout)
         try:
             self.proc.wait_for_output(b"portal: serving", timeout=self.timeout)
+            self.portal.wait_guest(self.timeout)
         except Exception as e:
-            raise PortalError(f"{self.WHAT} did not start: {e}\n"
-                              f"its output: {bytes(self.proc.stdout)!r}") from e
-        self.portal.wait_guest(self.timeout)
+            raise PortalError(self._failure(f"{self.WHAT} ({' '.join(self.argv)}) did not start serving "
+                                            f"generation {self.portal.generation}: {e}")) from e
         if self.doorbell:
             # without a stdin the guest polls SUBMIT: nothing to ring
             self.portal.doorbell_ring = self._ring if self.STDIN else None
             self.portal.doorbell_wait = self._wait
         return self
+
+    def _failure(self, message: str) -> str:
+        """message + the service's output, the region's guest status, and where the guest's logs
+        are (console tail, QEMU command line) unless the error already carries them."""
+        parts = [message, f"its output: {self.output!r}"]
+        try:
+            parts.append(f"Portal guest status: {self.portal.guest_status()}")
+        except PortalError:
+            pass
+        diagnostics = getattr(self.guest, "_diagnostics", None) or getattr(self.guest, "log_tail", None)
+        if diagnostics is not None and "console log" not in message:
+            try:
+                parts.append(diagnostics())
+            except Exception as d:  # diagnostics must never hide the real error
+                parts.append(f"(diagnostics failed: {d})")
+        return "\n".join(parts)
 
     def _ring(self) -> None:
         self.doorbells_rung += 1

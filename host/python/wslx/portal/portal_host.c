@@ -86,6 +86,7 @@ int64_t portal_stream(struct portal_end *e, uint64_t n, unsigned batch, uint64_t
         }
         int got = portal_recv(e, PORTAL_RING_COMPLETE, in, MAXB);
         if (got < 0) return got;
+        if ((uint64_t)got > sent - done) return PERR(PORTAL_ERR_PROTO); /* completions nobody asked for */
         for (int i = 0; i < got; i++)
             if (in[i].cookie != done + i + 1 || in[i].status) return PERR(PORTAL_ERR_PROTO);
         done += (unsigned)got;

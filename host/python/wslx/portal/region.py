@@ -228,6 +228,8 @@ class Portal:
 
     def flush(self) -> None:
         """msync the mapping and fsync the file (what the guest's virtio-pmem flush asks QEMU to do)."""
+        if self._mm is None or self._file is None:
+            raise PortalError(f"{self.path}: the Portal is closed")
         self._mm.flush()
         os.fsync(self._file.fileno())
 
@@ -315,6 +317,8 @@ class Portal:
         while sent < len(reqs):
             n = self.lib.portal_send(self._e(), RingId.SUBMIT, buf + sent, len(reqs) - sent)
             if n < 0:
+                for c in cookies[sent:]:
+                    self._inflight.pop(c, None)
                 raise from_code(n, "SUBMIT ring")
             sent += n
             if n:

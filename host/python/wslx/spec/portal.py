@@ -65,6 +65,8 @@ regions have no nd mappings, so nvdimm_has_flush() is -ENXIO), the pmem block
 driver that flushes on REQ_PREFLUSH is not bound to a namespace claimed by dax,
 and device-dax has no fsync. So QUIESCE_COMPLETE.flushed_regions does not count
 the Portal, and the host fsyncs the file itself (wslx.portal Portal.flush).
+The Track B kernel has no such layer: it maps the pmem range directly and sends
+the flush request on QUIESCE itself (flushed_regions = 1).
 """
 from __future__ import annotations
 

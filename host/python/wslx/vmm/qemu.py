@@ -160,6 +160,7 @@ class QemuMachine:
         self.run_dir: Path | None = None
         self.cmdline: list[str] = []
         self.proc: subprocess.Popen | None = None
+        self._end_reported = False   # the "ended with code" line, once (shutdown, then __exit__)
         self.qmp = None
         self.exitcode: int | None = None
         self.start_time: float | None = None  # time.monotonic() at process start
@@ -628,8 +629,10 @@ class QemuMachine:
                 raise ShutdownError(f"QEMU pid {self.proc.pid} survived SIGKILL", **self._common())
         rc = self.proc.wait()
         self._reap(rc)
-        self._log_fn(f"[vm {self.name}] ended with code {rc} in {time.monotonic() - t0:.2f} s "
-                     f"({', '.join(steps) or 'had exited'})")
+        if steps or not self._end_reported:
+            self._log_fn(f"[vm {self.name}] ended with code {rc} in {time.monotonic() - t0:.2f} s "
+                         f"({', '.join(steps) or 'had exited'})")
+        self._end_reported = True
         return rc
 
     def _qmp_cmd(self, cmd: str, **args):
