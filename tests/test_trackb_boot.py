@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from wslx.agentx.client import AgentClient
-from wslx.vmm.errors import GuestExited, GuestPanicked
+from wslx.bench.boot import _floor_seconds
+from wslx.vmm.errors import GuestExited, GuestPanicked, LaunchError
 from wslx.guests.trackb import PANIC_REGEX
 from wslx.vmm.qemu import QemuMachine
 
@@ -179,10 +180,17 @@ def test_agent_fault_builtin(tmp_path):
 
 @pytest.mark.skipif(not FLOOR.exists(), reason="images/trackb-floor.elf not built")
 def test_floor_exits_at_once(tmp_path):
-    with machine(tmp_path, kernel=FLOOR) as vm:
-        rc = vm.wait_exit(20)
+    """The floor leaves through isa-debug-exit at its first instruction, often before QMP is
+    up: launch then reports the exit as a LaunchError that carries QEMU's status."""
+    try:
+        with machine(tmp_path, kernel=FLOOR) as vm:
+            rc = vm.wait_exit(20)
+    except LaunchError as e:
+        rc = e.exitcode
     assert rc is not None and rc & 1 == 1                     # isa-debug-exit status, not a crash
-    assert vm.read_console() == ""
+    assert (tmp_path / "vm" / "console.log").read_text() == ""
+    # the boot benchmark's own measurement of the same kernel (raises unless isa-debug-exit)
+    assert _floor_seconds(FLOOR, log=lambda s: None) > 0
 
 
 SHIM_LDS = """SECTIONS { . = 0x4000000; .text : { *(.text) } . = ALIGN(4096);
