@@ -7,7 +7,9 @@ the exception path: a deliberate #PF / #UD prints vector, RIP, CR2 and error
 code, and the host sees GuestPanicked (pvpanic) with the console tail. W^X at
 run time: a write to .text and a call into .data or the stack fault with a
 protection-violation #PF (write / instruction fetch) at the address the kernel
-names, inside the section the ELF symbols bound."""
+names, inside the section the ELF symbols bound. A kernel stack overflow runs
+into the unmapped guard page and ends as a #DF on its IST stack with a
+diagnostic, not a triple fault."""
 from __future__ import annotations
 
 import re
@@ -165,6 +167,34 @@ def test_wx_violation_faults(tmp_path, kind, what, section, bits, words):
         assert text_start <= rip < text_end                  # the store instruction in .text
     assert f"trap: #PF {words}\n" in tail
     assert "is writable" not in tail and "is executable" not in tail
+    assert "trackb: stopped" in tail
+
+
+def test_stack_overflow_double_faults_on_ist(tmp_path):
+    """trackb.fault=stack recurses without bound: the boot stack runs into the unmapped guard page
+    below it, the #PF frame cannot be pushed there either, so the CPU raises #DF, which switches
+    to its IST stack (TSS) and prints. Without the guard page the recursion would run on through
+    .bss; without IST the #DF push would fault too and triple-fault (QEMU resets, no diagnostic)."""
+    guard, stack, top = kernel_symbols("boot_stack_guard", "boot_stack", "boot_stack_top").values()
+    assert stack - guard == 4096 and top - stack == 32 << 10
+    vm = machine(tmp_path, append="trackb.fault=stack")
+    with pytest.raises(GuestPanicked) as ei:
+        with vm:
+            vm.wait_console(r"this line never appears", timeout=30)
+    tail = ei.value.console_tail
+    assert re.search(rf"^vm: .* stack guard {guard:x}-{stack:x} ---, .* NX on", vm.read_console(), re.M)
+    assert f"trackb: faulting on purpose (unbounded recursion, guard page at {guard:x})" in tail
+    m = re.search(r"trap: vector 8 \(#DF double fault\) rip=([0-9a-f]+) cr2=([0-9a-f]+) error=([0-9a-f]+)", tail)
+    assert m, tail
+    rip, cr2, err = (int(g, 16) for g in m.groups())
+    text_start, text_end = kernel_symbols("__text_start", "__text_end").values()
+    assert text_start <= rip < text_end and err == 0                   # #DF's error code is always 0
+    assert guard <= cr2 < stack                                        # the fault was in the guard page
+    assert f"trap: kernel stack overflow (cr2 {cr2:x} in the guard page {guard:x}-{stack:x} " \
+           f"below the boot stack {stack:x}-{top:x})" in tail
+    rsp = int(re.search(r"trap: rsp=([0-9a-f]+)", tail).group(1), 16)
+    assert guard <= rsp <= stack                                       # the interrupted RSP: at the bottom
+    assert "vector 14" not in tail and "panic:" not in tail            # #PF never ran; no fallback panic
     assert "trackb: stopped" in tail
 
 

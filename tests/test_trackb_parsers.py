@@ -424,12 +424,13 @@ def test_mutated_inputs_never_crash(driver, kind):
 
 
 # ---------------------------------------------------------------- driver model
-# The kernel's PCI, virtio-pci transport, virtqueue and virtio-pmem driver, compiled unchanged
-# against tests/c/trackb_model.c: platform.h backed by a model virtio-pmem function (ECAM config
-# space, BAR 4 registers, a device that answers flush requests from the split virtqueue).
+# The kernel's PCI, virtio-pci transport, virtqueue, virtio-pmem driver and vm_map_identity
+# (kernel/vm.c), compiled unchanged against tests/c/trackb_model.c: platform.h backed by a model
+# virtio-pmem function (ECAM config space, BAR 4 registers, a device that answers flush requests
+# from the split virtqueue), a page allocator with a page budget, entry.S's boot page tables.
 
 DRIVER_SOURCES = ["drivers/pci.c", "drivers/virtio_pci.c", "drivers/virtqueue.c", "drivers/virtio_pmem.c",
-                  "kernel/string.c"]
+                  "kernel/string.c", "kernel/vm.c"]
 
 
 @pytest.fixture(scope="module")
@@ -465,7 +466,8 @@ def test_model_qemu_config_region(model):
     assert (r["start"], r["size"]) == ("100000000", "1000000")
     assert int(r["features"], 16) == 1 << V.F_VERSION_1 | 1 << V.PMEM_F_SHMEM_REGION  # never bit 33
     assert r["bar4"] == "c0000000"                       # unassigned BAR placed in the window
-    assert "100000000,1000000" in r["mapped"]            # the region is mapped for env_pmem_base()
+    assert r["mapped"] == ["100000000,1000000"]          # identity, 2 MiB pages, in the tables vm.c built
+    assert r["pt_pages"] == "1"                          # one PD for [4 GiB, 5 GiB)
     assert (r["flush"], r["flushes"], r["pages_out"]) == ("0", "1", "0")
 
 
@@ -474,6 +476,7 @@ def test_model_openvmm_shared_memory_region(model):
     assert (r["probe"], r["source"]) == ("0", "shared memory cap")
     assert r["start"] == r["bar2"] and r["size"] == "2000000"
     assert f"{r['bar2']},2000000" in r["mapped"]
+    assert r["pt_pages"] == "0"                          # below 4 GiB: the boot map has it
 
 
 @pytest.mark.parametrize("scenario", ["no_version1", "refuse_features"])
@@ -507,6 +510,45 @@ def test_model_region_over_ram_is_refused(model):
     Portal would write into the kernel's own memory, so the probe refuses it."""
     r = run_model(model, "over_ram")
     assert r["probe"] == "-34" and int(r["status"]) & V.DeviceStatus.FAILED
+    assert r["pages_out"] == "0"
+
+
+def test_model_oversize_pmem_region_is_refused(model):
+    """A device config claiming 64 TiB (canonical, page aligned, not RAM): beyond PMEM_MAX_SIZE
+    (64 GiB), refused before any page is allocated; without the bound vm_map_identity would
+    try to build 64 Ki PDs (256 MiB of page tables) from the guest's RAM."""
+    r = run_model(model, "huge")
+    assert r["probe"] == "-34" and int(r["status"]) & V.DeviceStatus.FAILED
+    assert (r["pt_pages"], r["pages_out"]) == ("0", "0")
+
+
+def test_model_pmem_region_at_the_limit_is_mapped(model):
+    r = run_model(model, "max_size")
+    assert (r["probe"], r["size"]) == ("0", f"{64 << 30:x}")
+    assert r["mapped"] == [f"100000000,{64 << 30:x}"]    # every 2 MiB leaf walked
+    assert r["pt_pages"] == "64" and r["pages_out"] == "0"
+
+
+def test_model_page_tables_exhausted_part_way(model):
+    """32 GiB needs 32 PDs; the allocator runs dry after 5: the probe fails with ENOMEM and the
+    5 PDs vm_map_identity took are back (no leak, no half-built entries left in the PDPT)."""
+    r = run_model(model, "tables_exhausted")
+    assert r["probe"] == "-12" and int(r["status"]) & V.DeviceStatus.FAILED
+    assert (r["pt_pages"], r["pages_out"]) == ("0", "0")
+
+
+def test_model_vm_map_identity_bounds_and_rollback(model):
+    r = run_model(model, "vm")
+    # non-canonical end, over VM_MAP_MAX_LEN, wrapping: refused without allocating
+    assert (r["canonical"], r["over_limit"], r["wraps"], r["pages_after_refused"]) == ("-1", "-1", "-1", "0")
+    assert (r["first"], r["first_pages"]) == ("0", "1")
+    # [511 GiB, 519 GiB) with 2 pages left: PD 511 and the new PDPT are taken, PD 512 fails;
+    # both go back, their entries are cleared, the earlier mapping is untouched
+    assert (r["exhausted"], r["pages_after_exhausted"], r["pml4_1"], r["pdpt_511"]) == ("-1", "1", "0", "0")
+    assert (r["exhausted_mapped"], r["first_still_mapped"]) == ("0", "1")
+    assert (r["retry"], r["retry_pages"], r["retry_mapped"]) == ("0", "10", "1")   # 1 + PD 511, PDPT, 7 PDs
+    # the worst case VM_MAP_MAX_LEN: 65 PDs and 2 PDPTs, all new (vm.c's MAX_NEW_TABLES)
+    assert (r["max"], r["max_mapped"]) == ("0", "1") and int(r["max_pages"]) - int(r["retry_pages"]) == 67
     assert r["pages_out"] == "0"
 
 

@@ -1,10 +1,12 @@
 /* trackb_model.c: a host model of the platform layer and one virtio-pmem PCI
  * function, for tests/test_trackb_parsers.py::test_model_*.
  *
- * The kernel's PCI, virtio-pci transport, virtqueue and virtio-pmem code is
- * compiled unchanged against this file, which implements platform.h (MMIO
- * dispatch to the model: ECAM config space, BAR 4 registers), the page
- * allocator, vm.h and the timer. "Physical" addresses are host addresses.
+ * The kernel's PCI, virtio-pci transport, virtqueue, virtio-pmem and page
+ * table (kernel/vm.c: vm_map_identity) code is compiled unchanged against
+ * this file, which implements platform.h (MMIO dispatch to the model: ECAM
+ * config space, BAR 4 registers), the page allocator (with a page budget),
+ * entry.S's boot page tables and the timer. "Physical" addresses are host
+ * addresses; the page tables are walked here, never loaded.
  *
  *   trackb_model SCENARIO
  * prints key=value lines; abort() on any access the model does not expect. */
@@ -17,6 +19,7 @@
 #include "drivers/pci.h"
 #include "drivers/virtio_pmem.h"
 #include "kernel/console.h"
+#include "kernel/memlayout.h"
 #include "kernel/pmm.h"
 #include "kernel/timer.h"
 #include "kernel/vm.h"
@@ -30,11 +33,14 @@
 #define SHM_BAR2_SIZE (32ULL << 20)
 #define QEMU_START 0x100000000ULL
 #define QEMU_SIZE (16ULL << 20)
+#define GIB (1ULL << 30)
 
 /* ---- scenario knobs ---- */
 static int openvmm;            /* config 0/0 + shared memory cap on BAR 2 */
 static int no_version1, refuse_features, device_error, silent, bad_used_id, max_queue = 128;
 static int scribble_next, late, short_len, cap_beyond_bar, notify_beyond, over_ram;
+static uint64_t cfg_size = QEMU_SIZE;  /* huge, max_size, tables_exhausted: what the config claims */
+static long page_budget = -1;          /* pages pmm_alloc_zeroed may still hand out; -1: no limit */
 
 /* ---- device state ---- */
 static uint8_t cfg[256];
@@ -46,8 +52,6 @@ static uint16_t qsel, qsize = 128, qenable;
 static uint64_t qdesc, qdriver, qdevice;
 static uint16_t last_avail;
 static int flushes, notifies;
-static uint64_t mapped[8][2];
-static int n_mapped;
 
 static uint64_t dev_features(void)
 {
@@ -158,7 +162,7 @@ static void process_queue(void)
 static uint64_t bar4_read(uint64_t off, int size)
 {
     if (off >= 0x2000 && off < 0x2000 + 16) {       /* device config: start, size */
-        uint64_t v[2] = {openvmm ? 0 : over_ram ? 0x1000000ULL : QEMU_START, openvmm ? 0 : QEMU_SIZE}, r = 0;
+        uint64_t v[2] = {openvmm ? 0 : over_ram ? 0x1000000ULL : QEMU_START, openvmm ? 0 : cfg_size}, r = 0;
         memcpy(&r, (uint8_t *)v + (off - 0x2000), (size_t)size);
         return r;
     }
@@ -255,14 +259,98 @@ void mmio_write64(uint64_t pa, uint64_t v) { (void)pa, (void)v; abort(); }
 void *phys_ptr(uint64_t pa, uint64_t len) { return len ? (void *)(uintptr_t)pa : NULL; }
 uint64_t virt_to_phys(const void *p) { return (uint64_t)(uintptr_t)p; }
 void cpu_relax(void) {}
+/* vm.c: vm_map_identity reloads CR3 to flush; vm_init (never run here) is the only other user. */
+static int cr3_reloads;
+uint64_t cpu_read_cr3(void) { return 0; }
+void cpu_write_cr3(uint64_t v) { (void)v, cr3_reloads++; }
+void cpu_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]) { (void)leaf, (void)subleaf, (void)out; abort(); }
+uint64_t cpu_rdmsr(uint32_t msr) { (void)msr; abort(); }
+void cpu_wrmsr(uint32_t msr, uint64_t v) { (void)msr, (void)v; abort(); }
+uint64_t cpu_read_cr0(void) { abort(); }
+void cpu_write_cr0(uint64_t v) { (void)v; abort(); }
+uint64_t cpu_read_cr4(void) { abort(); }
+void cpu_write_cr4(uint64_t v) { (void)v; abort(); }
 void mb(void) { __sync_synchronize(); }
 void rmb(void) { __sync_synchronize(); }
 void wmb(void) { __sync_synchronize(); }
+
+/* ---- entry.S and kernel.ld symbols vm.c uses ---- */
+uint64_t boot_pml4[512] __attribute__((aligned(4096)));
+uint64_t boot_pdpt[512] __attribute__((aligned(4096)));
+uint64_t boot_pd[2048] __attribute__((aligned(4096)));
+char __text_start[1], __text_end[1], __rodata_start[1], __rodata_end[1], _kernel_end[1];   /* vm_init only */
+/* (__data_start: the C runtime's own symbol of that name stands in) */
+char boot_stack_guard[1];
+
+/* entry.S's tables: PML4[0] -> PDPT, PDPT[0..3] -> the four boot PDs ([0, 4 GiB) stays model-less). */
+static void boot_tables_init(void)
+{
+    boot_pml4[0] = (uint64_t)(uintptr_t)boot_pdpt | PTE_P | PTE_W;
+    for (int i = 0; i < 4; i++)
+        boot_pdpt[i] = (uint64_t)(uintptr_t)&boot_pd[512 * i] | PTE_P | PTE_W;
+}
+
+static uint64_t *table_of(uint64_t e) { return (uint64_t *)(uintptr_t)(e & PTE_ADDR); }
+
+/* The 2 MiB leaf that maps va (above 4 GiB), or 0. */
+static uint64_t leaf_of(uint64_t va)
+{
+    uint64_t e = boot_pml4[(va >> 39) & 511];
+    if (!(e & PTE_P))
+        return 0;
+    e = table_of(e)[(va >> 30) & 511];
+    if (!(e & PTE_P))
+        return 0;
+    return table_of(e)[(va >> 21) & 511];
+}
+
+/* 1 if [pa, pa+len) is identity mapped with 2 MiB RW pages (the boot map below 4 GiB). */
+static int identity_mapped(uint64_t pa, uint64_t len, int uncached)
+{
+    if (!vm_is_mapped(pa, len))
+        return 0;
+    uint64_t want = PTE_P | PTE_W | PTE_PS | (uncached ? PTE_PCD | PTE_PWT : 0);
+    for (uint64_t va = pa & ~(LARGE_PAGE_SIZE - 1); va < pa + len; va += LARGE_PAGE_SIZE) {
+        uint64_t l = va < BOOT_MAP_LIMIT ? va | want : leaf_of(va);
+        if (l != (va | want))
+            return 0;
+    }
+    return 1;
+}
+
+/* Page-table pages added after boot (PDs beyond the boot four, PDPTs beyond
+ * boot_pdpt); with free_them, give them back and clear their entries. */
+static int page_table_pages(int free_them)
+{
+    int n = 0;
+    for (int i = 0; i < 512; i++) {
+        if (!(boot_pml4[i] & PTE_P))
+            continue;
+        uint64_t *pdpt = table_of(boot_pml4[i]);
+        for (int j = pdpt == boot_pdpt ? 4 : 0; j < 512; j++) {
+            if (!(pdpt[j] & PTE_P))
+                continue;
+            n++;
+            if (free_them)
+                pmm_free_page(pdpt[j] & PTE_ADDR), pdpt[j] = 0;
+        }
+        if (pdpt != boot_pdpt) {
+            n++;
+            if (free_them)
+                pmm_free_page(boot_pml4[i] & PTE_ADDR), boot_pml4[i] = 0;
+        }
+    }
+    return n;
+}
 
 /* ---- kernel services the drivers use ---- */
 static int pages_out;
 uint64_t pmm_alloc_zeroed(void)
 {
+    if (page_budget == 0)
+        return 0;
+    if (page_budget > 0)
+        page_budget--;
     void *p = aligned_alloc(4096, 4096);
     memset(p, 0, 4096);
     pages_out++;
@@ -277,13 +365,6 @@ void pmm_free_page(uint64_t pa)
 int pmm_overlaps(uint64_t base, uint64_t size)
 {
     return base < (1ULL << 30) && base + size > 0x100000ULL;
-}
-int vm_map_identity(uint64_t pa, uint64_t len, int uncached)
-{
-    (void)uncached;
-    if (n_mapped < 8)
-        mapped[n_mapped][0] = pa, mapped[n_mapped][1] = len, n_mapped++;
-    return 0;
 }
 uint64_t timer_now_ns(void)
 {
@@ -306,9 +387,42 @@ void kdetail(const char *fmt, ...)
     va_end(ap);
 }
 
+/* vm_map_identity on its own: the size bound, and a mapping that runs out of
+ * page-table pages part way gives back every table it added (here a PD in
+ * boot_pdpt, a new PDPT, and the PD inside it) and leaves older mappings. */
+static int vm_scenario(void)
+{
+    printf("canonical=%d\n", vm_map_identity((1ULL << 47) - LARGE_PAGE_SIZE, 2 * LARGE_PAGE_SIZE, 0));
+    printf("over_limit=%d\n", vm_map_identity(8 * GIB, VM_MAP_MAX_LEN + 4096, 0));
+    printf("wraps=%d\n", vm_map_identity(~0ULL - 4095, 8192, 0));
+    printf("pages_after_refused=%d\n", pages_out);
+    printf("first=%d\n", vm_map_identity(4 * GIB, LARGE_PAGE_SIZE, 1));
+    printf("first_pages=%d\n", pages_out);
+    page_budget = 2;      /* PD for 511 GiB, PDPT for PML4[1]; the PD for 512 GiB fails */
+    printf("exhausted=%d\n", vm_map_identity(511 * GIB, 8 * GIB, 0));
+    printf("pages_after_exhausted=%d\npml4_1=%llx\npdpt_511=%llx\n", pages_out, (unsigned long long)boot_pml4[1],
+           (unsigned long long)boot_pdpt[511]);
+    printf("exhausted_mapped=%d\nfirst_still_mapped=%d\n", vm_is_mapped(511 * GIB, 8 * GIB),
+           identity_mapped(4 * GIB, LARGE_PAGE_SIZE, 1));
+    page_budget = -1;
+    printf("retry=%d\n", vm_map_identity(511 * GIB, 8 * GIB, 0));
+    printf("retry_pages=%d\nretry_mapped=%d\n", page_table_pages(0), identity_mapped(511 * GIB, 8 * GIB, 0));
+    /* the worst case: the longest range, 4 KiB into the last 2 MiB of a 512 GiB slot:
+     * 65 PDs and 2 PDPTs, all new (vm.c's MAX_NEW_TABLES) */
+    uint64_t worst = 2048 * GIB - LARGE_PAGE_SIZE + 4096;
+    printf("max=%d\n", vm_map_identity(worst, VM_MAP_MAX_LEN, 0));
+    printf("max_pages=%d\nmax_mapped=%d\n", page_table_pages(0), identity_mapped(worst, VM_MAP_MAX_LEN, 0));
+    page_table_pages(1);
+    printf("pages_out=%d\n", pages_out);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *s = argc > 1 ? argv[1] : "qemu";
+    boot_tables_init();
+    if (!strcmp(s, "vm"))
+        return vm_scenario();
     openvmm = !strcmp(s, "openvmm");
     no_version1 = !strcmp(s, "no_version1");
     refuse_features = !strcmp(s, "refuse_features");
@@ -323,6 +437,12 @@ int main(int argc, char **argv)
     over_ram = !strcmp(s, "over_ram");
     if (!strcmp(s, "small_queue"))
         max_queue = 8;
+    if (!strcmp(s, "huge"))                         /* 64 TiB: within 2^47, far beyond the limit */
+        cfg_size = 1ULL << 46;
+    if (!strcmp(s, "max_size"))                     /* exactly PMEM_MAX_SIZE: accepted */
+        cfg_size = PMEM_MAX_SIZE;
+    if (!strcmp(s, "tables_exhausted"))             /* 32 GiB (32 PDs) but the queue page + 5 pages left */
+        cfg_size = 32 * GIB, page_budget = 6;
     qsize = (uint16_t)max_queue;
     build_config_space();
 
@@ -339,8 +459,8 @@ int main(int argc, char **argv)
     if (rc == 0) {
         printf("start=%llx\nsize=%llx\nsource=%s\nqsize=%u\n", (unsigned long long)pm.start,
                (unsigned long long)pm.size, pm.region_source, pm.vq.size);
-        for (int i = 0; i < n_mapped; i++)
-            printf("mapped=%llx,%llx\n", (unsigned long long)mapped[i][0], (unsigned long long)mapped[i][1]);
+        if (identity_mapped(pm.start, pm.size, 0))    /* walked in the tables vm_map_identity built */
+            printf("mapped=%llx,%llx\n", (unsigned long long)pm.start, (unsigned long long)pm.size);
         int n = !strcmp(s, "many") || scribble_next ? 300 : late ? 2 : 1;
         for (int i = 0; i < n; i++) {
             if (late && i == 0) {                   /* times out; its late answer must not fail the next */
@@ -355,6 +475,7 @@ int main(int argc, char **argv)
         free(pm.page);
         pages_out--;
     }
+    printf("pt_pages=%d\n", page_table_pages(1));
     printf("pages_out=%d\n", pages_out);
     return 0;
 }

@@ -2,7 +2,9 @@
  *
  * The region comes from the shared-memory capability (id 0) when the device
  * has one (OpenVMM leaves the config at 0) and from config start/size
- * otherwise (QEMU). The request queue carries flushes only. */
+ * otherwise (QEMU). The request queue carries flushes only. A region larger
+ * than PMEM_MAX_SIZE is refused before anything is allocated: the size is
+ * the device's word, and mapping 2^47 bytes would take 512 MiB of page tables. */
 #include "drivers/virtio_pmem.h"
 #include "kernel/klib.h"
 #include "kernel/pmm.h"
@@ -36,7 +38,7 @@ int virtio_pmem_probe(struct pci_dev *d, struct virtio_pmem *pm)
             goto fail;
         pm->region_source = "device config";
     }
-    if (pmm_overlaps(pm->start, pm->size)) {    /* the device must not hand us our own RAM */
+    if (pm->size > PMEM_MAX_SIZE || pmm_overlaps(pm->start, pm->size)) {   /* no page-table flood, not our RAM */
         err = PMEM_ERANGE;
         goto fail;
     }

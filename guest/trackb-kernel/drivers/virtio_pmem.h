@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "drivers/virtio_pci.h"
+#include "kernel/memlayout.h"
 
 struct virtio_pmem {
     struct virtio_pci vp;
@@ -15,6 +16,10 @@ struct virtio_pmem {
     uint8_t *page;              /* virtqueue + request/response */
     uint64_t page_pa, io_pa;
 };
+
+/* Largest region the driver maps: 64 GiB = vm_map_identity's VM_MAP_MAX_LEN
+ * (at most 67 page-table pages, 268 KiB); larger is PMEM_ERANGE. */
+#define PMEM_MAX_SIZE VM_MAP_MAX_LEN
 
 enum { PMEM_ENODEV = -19, PMEM_EIO = -5, PMEM_ENOMEM = -12, PMEM_ERANGE = -34, PMEM_ETIMEDOUT = -110 };
 

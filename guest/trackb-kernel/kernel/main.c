@@ -155,6 +155,8 @@ static _Noreturn void fault_on_purpose(const char *kind)
         ((void (*)(void))(uintptr_t)code)();
         panic("xstack: the stack is executable");
     }
+    if (streq(kind, "stack"))                         /* #PF in the guard page -> #DF on its IST stack */
+        trap_overflow_stack();
     env_fault_on_purpose();                           /* pf: read of an unmapped address */
 }
 
@@ -207,7 +209,7 @@ _Noreturn void kmain(uint32_t kind, uint64_t info)
     agent_register_portal(&portal_service_ops);       /* `portal serve`: guest/portal's service */
     kprintf("trackb: ready after %lu us\n", timer_now_ns() / 1000);
 
-    if (cmdline_get("trackb.fault", fault, sizeof fault))   /* tests: pf|ud|wtext|xdata|xstack */
+    if (cmdline_get("trackb.fault", fault, sizeof fault))   /* tests: pf|ud|wtext|xdata|xstack|stack */
         fault_on_purpose(fault);
     agent_main();
 }

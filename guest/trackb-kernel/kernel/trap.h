@@ -1,4 +1,4 @@
-/* trap.h: IDT and the CPU exception frame. */
+/* trap.h: IDT, TSS and the CPU exception frame. */
 #ifndef TRACKB_TRAP_H
 #define TRACKB_TRAP_H
 
@@ -12,7 +12,12 @@ struct trapframe {
     uint64_t rip, cs, rflags, rsp, ss;     /* pushed by the CPU */
 };
 
+/* TSS (IST stacks for #DF, NMI, #MC) and IDT; before vm_init() (writes the GDT). */
 void trap_init(void);
 void trap(struct trapframe *tf);
+/* trackb.fault=stack: unbounded recursion into the stack guard page (#PF -> #DF). */
+_Noreturn void trap_overflow_stack(void);
+/* ltr (trapasm.S). */
+void load_task_register(uint16_t sel);
 
 #endif

@@ -7,10 +7,11 @@
 /* W^X on entry.S's identity map (layout in memlayout.h): .text R+X, .rodata
  * R, everything else RW; NX where the CPU has it (EFER.NXE), CR0.WP on. */
 void vm_init(void);
-/* 1 if [pa, pa+len) is mapped (the boot 4 GiB, or a range added below). */
+/* 1 if [pa, pa+len) is mapped (the boot 4 GiB less the stack guard page, or a range added below). */
 int vm_is_mapped(uint64_t pa, uint64_t len);
 /* Identity-map [pa, pa+len) with 2 MiB pages, RW+NX (uncached for MMIO). 0 or -1
- * (no page-table memory, non-canonical address, too many ranges). */
+ * (len 0 or above VM_MAP_MAX_LEN, non-canonical address, too many ranges, no
+ * page-table memory: then the tables this call added are freed again). */
 int vm_map_identity(uint64_t pa, uint64_t len, int uncached);
 
 #endif

@@ -8,7 +8,8 @@
  * Both switch to this kernel's own GDT and page tables (identity map of the
  * first 4 GiB with 2 MiB pages, built at assembly time below) and stack.
  * These tables are read/write/execute; kmain's vm_init() tightens them to
- * W^X once the kernel runs (kernel/vm.c, kernel/memlayout.h). */
+ * W^X once the kernel runs (kernel/vm.c, kernel/memlayout.h), which also
+ * unmaps the guard page below the stack. */
 #include "kernel/memlayout.h"     /* also the CR0/CR4/EFER and page-table bits */
 #include "arch/x86_64/pvh_note.h"
 
@@ -86,15 +87,20 @@ long_mode_start:
         hlt
         jmp     1b
 
-/* ---- GDT: null, 64-bit code (0x08), data (0x10) ---- */
+/* ---- GDT: null, 64-bit code (0x08), data (0x10), TSS (0x18) ---- */
         .section .rodata.gdt, "a"
         .balign 16
+        .globl boot_gdt
 boot_gdt:
         .quad 0
         /* Accessed bits preset: the CPU would otherwise write them on a segment
          * load, and this page becomes read-only (as Linux's GDT_ENTRY_INIT). */
         .quad 0x00AF9B000000FFFF        /* 0x08: code, L=1, present, DPL 0 */
         .quad 0x00CF93000000FFFF        /* 0x10: data, writable, present */
+        /* 0x18: the 16-byte TSS descriptor, not present until trap_init() fills
+         * it in (its base is the TSS's address, which a relocation cannot split)
+         * and loads TR; both happen before vm_init() makes this page read-only. */
+        .quad 0, 0
 boot_gdt_end:
         .balign 4
         .word 0
@@ -135,6 +141,9 @@ boot_kind:
 boot_info_paddr:
         .quad 0
         .balign 4096
+        .globl boot_stack_guard, boot_stack, boot_stack_top
+boot_stack_guard:                       /* unmapped by vm_init(): an overflow faults here (#DF on IST) */
+        .space STACK_GUARD_SIZE
 boot_stack:
         .space KERNEL_STACK_SIZE
 boot_stack_top:

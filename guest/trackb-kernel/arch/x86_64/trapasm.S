@@ -1,7 +1,9 @@
 /* trapasm.S: IDT entry stubs for the 32 CPU exceptions.
  * Each stub pushes a dummy error code when the CPU does not push one, then
  * the vector number, then jumps to the common path, which saves the general
- * registers into a struct trapframe (kernel/trap.h) and calls trap(). */
+ * registers into a struct trapframe (kernel/trap.h) and calls trap().
+ * #DF, NMI and #MC arrive on their IST stacks (trap.c), the rest on the
+ * current one. */
         .text
         .code64
 
@@ -70,6 +72,12 @@ trap_common:
 1:      cli                             /* trap() does not return for exceptions */
         hlt
         jmp     1b
+
+/* void load_task_register(uint16_t sel): TR = sel (kernel/trap.c's TSS). */
+        .globl load_task_register
+load_task_register:
+        ltr     %di
+        ret
 
         .section .rodata
         .balign 8
