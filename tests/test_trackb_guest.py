@@ -1,11 +1,15 @@
-"""The Track B kernel under QEMU TCG: boot to HELLO over COM2, the CLI, the
-conformance suite, a built-in that faults on purpose, the Portal service over
-the kernel's direct map of virtio-pmem, and hostile frames on the serial line."""
+"""The Track B kernel under QEMU TCG: boot to HELLO over its virtio-console port
+(org.wslx.agentx) and, forced, over COM2; a host that connects after the boot;
+the CLI, the conformance suite (reconnect included), a built-in that faults on
+purpose, the Portal service over the kernel's direct map of virtio-pmem, and
+hostile frames on both control channels."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -43,8 +47,66 @@ def test_boots_to_hello(built):
         assert b"ok   pmem region present" in r.stdout
         r = g.client.run(["meminfo"], timeout=30)
         assert b"Pmem: 16384 kB" in r.stdout
+        # the host may connect before or after the kernel gets there: both are fine
+        assert re.search(r"env: control channel virtio-console port 1, host (connected|not connected yet)",
+                         g.vm.read_console())
         assert g.shutdown() is not None
         assert not g.vm.is_running()
+
+
+@vm
+def test_serial_channel_still_reaches_hello(built):
+    """channel='serial': no virtio-serial device, so the kernel keeps AgentX on COM2 (as under
+    OpenVMM); HELLO, a command, and a reconnect (the host asks for the announcement)."""
+    with TrackBGuest(built, build=False, log=lambda s: None, channel="serial") as g:
+        assert "virtio-serial-pci" not in " ".join(g.vm.cmdline)
+        assert "env: control channel COM2 ready" in g.vm.read_console()
+        assert g.hello.kind_name.lower() == "trackb"
+        assert g.client.run(["echo", "on", "com2"], timeout=30).stdout == b"on com2\n"
+        c = g.reconnect(g.client)
+        assert c.wait_hello(timeout=20).name == g.hello.name
+        assert c.ping(b"again", timeout=10) == b"again"
+        assert g.shutdown() is not None
+
+
+@vm
+def test_host_connects_after_boot_gets_hello(built):
+    """Nobody on the port while the kernel boots (its first HELLO goes nowhere); the host then
+    connects and, without asking, gets a HELLO: the kernel saw PORT_OPEN and re-announced.
+    Dropping the connection and connecting again gives another one."""
+    from wslx.agentx.client import AgentClient
+    g = TrackBGuest(built, build=False, log=lambda s: None)
+    with g.machine() as vm_:
+        vm_.wait_console(r"env: control channel virtio-console port \d+, host not connected yet", timeout=30)
+        vm_.wait_console(r"announcing HELLO", timeout=30)
+        for _ in range(2):
+            with AgentClient(vm_.agentx_socket(10), default_timeout=10) as c:
+                h = c.wait_hello(timeout=10)
+                assert h.kind_name.lower() == "trackb"
+                assert c.ping(b"late", timeout=10) == b"late"
+        console = vm_.read_console()
+        assert "trap:" not in console and "panic:" not in console, console[-2000:]
+
+
+@vm
+def test_host_leaving_mid_frame_does_not_corrupt_the_next_host(built):
+    """A host sends half a frame and disconnects. The next host gets a fresh HELLO and its
+    first request is answered: the agent dropped the partial frame on the connect event."""
+    from wslx.agentx import codec
+    from wslx.agentx.client import AgentClient
+    from wslx.spec.agentx import MsgType
+    half = codec.encode_frame(MsgType.PING, dict(data=b"x" * 200), request_id=7)[:100]
+    with TrackBGuest(built, build=False, log=lambda s: None) as g:
+        for _ in range(3):
+            g.client.send_raw(half)
+            g.client.close()
+            time.sleep(0.2)
+            with AgentClient(g.vm.agentx_socket(10), default_timeout=10) as c:
+                c.wait_hello(timeout=10)
+                assert c.ping(b"after", timeout=10) == b"after"
+                assert not c.unsolicited_errors, list(c.unsolicited_errors)
+            g.client = AgentClient(g.vm.agentx_socket(10), default_timeout=10)
+            g.client.wait_hello(timeout=10)
 
 
 @vm
@@ -127,16 +189,18 @@ def test_portal_round_trips_over_the_kernel(built, tmp_path):
 
 
 @vm
-def test_hostile_frames_on_the_serial_line(built):
+@pytest.mark.parametrize("channel", ["agentx", "serial"])
+def test_hostile_frames_on_the_control_channel(built, channel):
     """A few hundred mutated frames (half re-sealed so the decoders see the damage; the
-    generator of tests/test_trackb_agent.py) go to the real kernel over COM2: after each
-    batch the agent still answers PING, and the console shows no trap or panic."""
+    generator of tests/test_trackb_agent.py) go to the real kernel over virtio-console and
+    over COM2: after each batch the agent still answers PING, and the console shows no trap
+    or panic."""
     import random
     from helpers.agentx_fuzz import send_and_ping
     from test_trackb_agent import mutated_frames
     rng = random.Random(20261127)
     frames = list(mutated_frames(rng, 400))
-    with TrackBGuest(built, build=False, log=lambda s: None, timeout=20) as g:
+    with TrackBGuest(built, build=False, log=lambda s: None, timeout=20, channel=channel) as g:
         c = g.client
         send_and_ping(c, frames, batch=50, timeout=30, context=lambda: g.vm.console_tail())
         c.resume(timeout=10)   # a mutated QUIESCE may have been valid

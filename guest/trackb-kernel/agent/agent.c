@@ -225,9 +225,18 @@ static void dispatch(const struct agx_header *h, const uint8_t *p)
 _Noreturn void agent_main(void)
 {
     ag_log("%s up after %lu ms; announcing HELLO", AGENT_NAME, (unsigned long)(env_now_ns() / 1000000ull));
+    uint32_t connects = env_chan_connects();
     send_hello(0, 0);
     for (;;) {
         int work = 0;
+        uint32_t c = env_chan_connects();
+        if (c != connects) {            /* a new host: forget the old one's partial frame, say HELLO */
+            connects = c;
+            agx_rx_reset(&rx);
+            ag_log("host connected (%u); announcing HELLO", (unsigned)c);
+            send_hello(0, 0);
+            work = 1;
+        }
         if (agx_rx_room(&rx)) {
             long n = env_chan_read(agx_rx_tail(&rx), agx_rx_room(&rx));
             if (n < 0) {

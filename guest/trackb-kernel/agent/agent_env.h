@@ -22,6 +22,13 @@ long env_chan_read(void *buf, size_t cap);
  * reader beyond timeout_ms. Returns 0, or -1 if the bytes could not be sent. */
 int env_chan_write(const void *buf, size_t len, uint32_t timeout_ms);
 
+/* How many times a host has (re)connected to the channel since boot; a channel
+ * that cannot tell (a UART) always returns 0. When the count changes, the agent
+ * drops what is left of the previous host's bytes and announces HELLO again.
+ * env_chan_read returns nothing from a new host until the agent has seen the new
+ * count, so no byte of the new host is ever dropped with the old. */
+uint32_t env_chan_connects(void);
+
 /* ---- time ---- */
 uint64_t env_now_ns(void);      /* monotonic, calibrated; 0 at boot */
 void env_relax(void);           /* called when a loop iteration did no work (pause / hlt-until-tick) */

@@ -35,6 +35,8 @@ static void usage(void)
     exit(2);
 }
 
+uint32_t env_chan_connects(void) { return 0; }   /* one connection, dialled at start */
+
 long env_chan_read(void *buf, size_t cap)
 {
     for (;;) {

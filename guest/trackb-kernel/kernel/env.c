@@ -1,5 +1,7 @@
 /* env.c: agent/agent_env.h for the kernel. The agent's control channel is
- * COM2 (ttyS1 = QemuMachine's serial_transport socket), polled. */
+ * the virtio-console port org.wslx.agentx when main.c found one (QEMU's
+ * agentx channel), else COM2 (ttyS1 = QemuMachine's serial_transport socket;
+ * OpenVMM's --com2), both polled. */
 #include "agent/agent_env.h"
 #include "drivers/qemu_isa.h"
 #include "drivers/uart.h"
@@ -17,21 +19,50 @@
 #define FAULT_ADDRESS ((uint64_t)0x00000DEAD0000000ULL)   /* canonical, never mapped */
 
 static int chan_ok;
+static struct virtio_console *vcon;      /* the AgentX port, or NULL: COM2 */
+static uint32_t vcon_opens_seen;         /* host connects the agent has been told of */
 static struct virtio_pmem *pmem;
 static const struct acpi_facts *acpi;
 
-void env_init(struct virtio_pmem *pm, const struct acpi_facts *af)
+void env_init(struct virtio_pmem *pm, struct virtio_console *con, const struct acpi_facts *af)
 {
-    chan_ok = uart_init(COM2_BASE) == 0;
     pmem = pm;
     acpi = af;
+    vcon = con;
+    if (vcon) {
+        chan_ok = 1;
+        vcon_opens_seen = vcon->host_opens;   /* a host already there gets the agent's first HELLO */
+        kprintf("env: control channel virtio-console port %d, host %s\n", vcon->port,
+                vcon->host_connected ? "connected" : "not connected yet");
+        return;
+    }
+    chan_ok = uart_init(COM2_BASE) == 0;
     kprintf("env: control channel COM2 %s\n", chan_ok ? "ready" : "missing");
+}
+
+uint32_t env_chan_connects(void)
+{
+    if (!vcon)
+        return 0;                               /* a UART cannot tell */
+    virtio_console_poll(vcon);
+    vcon_opens_seen = vcon->host_opens;
+    return vcon_opens_seen;
+}
+
+static long vcon_read(uint8_t *b, size_t cap)
+{
+    virtio_console_poll(vcon);
+    if (vcon->host_opens != vcon_opens_seen)
+        return 0;                               /* a new host: the agent resets first (env_chan_connects) */
+    return virtio_console_read(vcon, b, cap);
 }
 
 long env_chan_read(void *buf, size_t cap)
 {
     uint8_t *b = buf;
     size_t n = 0;
+    if (vcon)
+        return vcon_read(b, cap);
     if (!chan_ok)
         return -1;
     while (n < cap && uart_rx_ready(COM2_BASE))
@@ -42,6 +73,8 @@ long env_chan_read(void *buf, size_t cap)
 int env_chan_write(const void *buf, size_t len, uint32_t timeout_ms)
 {
     const uint8_t *b = buf;
+    if (vcon)
+        return virtio_console_write(vcon, buf, len, (uint64_t)timeout_ms * 1000000ULL);
     if (!chan_ok)
         return -1;
     uint64_t deadline = timer_now_ns() + (uint64_t)timeout_ms * 1000000ULL;

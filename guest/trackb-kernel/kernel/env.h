@@ -2,10 +2,12 @@
 #ifndef TRACKB_ENV_H
 #define TRACKB_ENV_H
 
+#include "drivers/virtio_console.h"
 #include "drivers/virtio_pmem.h"
 #include "kernel/acpi.h"
 
-/* pmem: the probed device or NULL; acpi: for S5 power-off. */
-void env_init(struct virtio_pmem *pmem, const struct acpi_facts *acpi);
+/* pmem: the probed device or NULL; con: the virtio-console with the AgentX
+ * port open, or NULL for COM2; acpi: for S5 power-off. */
+void env_init(struct virtio_pmem *pmem, struct virtio_console *con, const struct acpi_facts *acpi);
 
 #endif

@@ -3,7 +3,9 @@
 
 #include "agent/agent_env.h"
 #include "agent/portal_svc.h"
+#include "agentx_wire.h"
 #include "drivers/pci.h"
+#include "drivers/virtio_console.h"
 #include "drivers/virtio_pmem.h"
 #include "kernel/acpi.h"
 #include "kernel/console.h"
@@ -22,6 +24,7 @@
 #define MAX_REGIONS 64
 #define CMDLINE_MAX 1024
 #define PCI_HOLE_END 0xFEC00000ULL   /* IOAPIC and up are chipset devices */
+#define VCON_PROBE_NS 50000000ULL    /* QEMU names its ports during the probe's own notifies */
 
 extern char _kernel_start[], _kernel_end[];
 
@@ -29,6 +32,7 @@ static struct mem_region regions[MAX_REGIONS];
 static char cmdline[CMDLINE_MAX];
 static struct acpi_facts acpi;
 static struct virtio_pmem pmem;
+static struct virtio_console vcon;
 /* `ret` in .data (volatile: never promoted to .rodata) for trackb.fault=xdata. */
 static volatile uint8_t xdata_code[16] = {0xC3};
 
@@ -205,7 +209,25 @@ _Noreturn void kmain(uint32_t kind, uint64_t info)
         }
     }
 
-    env_init(pm, &acpi);                              /* agent environment: COM2, pmem, power */
+    /* virtio-console: the AgentX port when QEMU has one (modern id, or transitional on pcie.0). */
+    struct pci_dev *cd = pci_find(VIRTIO_PCI_VENDOR_ID, VIRTIO_CONSOLE_PCI_DEVICE_ID);
+    if (!cd)
+        cd = pci_find(VIRTIO_PCI_VENDOR_ID, VIRTIO_CONSOLE_PCI_TRANSITIONAL_ID);
+    struct virtio_console *con = NULL;
+    if (cd) {
+        uint64_t t0 = timer_now_ns();
+        int err = virtio_console_probe(cd, &vcon, AGX_VIRTIO_SERIAL_PORT_NAME, VCON_PROBE_NS);
+        if (err)
+            kprintf("vcon: %02x:%02x.%u has no usable port %s (%d)\n", cd->bus, cd->dev, cd->fn,
+                    AGX_VIRTIO_SERIAL_PORT_NAME, err);
+        else
+            con = &vcon;
+        kdetail("vcon: probe %lu us, max_nr_ports %u, ports added %x, bad used %u len %u ctrl %u\n",
+                (timer_now_ns() - t0) / 1000, vcon.max_nr_ports, vcon.added, vcon.bad_used, vcon.bad_len,
+                vcon.bad_ctrl);
+    }
+
+    env_init(pm, con, &acpi);                         /* agent environment: virtio-console or COM2, pmem, power */
     agent_register_portal(&portal_service_ops);       /* `portal serve`: guest/portal's service */
     kprintf("trackb: ready after %lu us\n", timer_now_ns() / 1000);
 

@@ -31,7 +31,7 @@ guest_memcpy_gbps        `portal memcpy`: the kernel's memcpy (8 bytes a step) b
                          in the 2 MiB of pmem below the Portal window (960 KiB, best of 20)
 guest_inplace_xor_gbps   the same command: TRANSFORM's loop (portal_xor64) in place there
 control_bulk_gbps        `head -c N /dev/zero` in the guest: N bytes guest -> host through AgentX
-                         STDIO over the serial line (one way; Linux's `cat` goes both ways)
+                         STDIO over virtio-console (one way; Linux's `cat` goes both ways)
 the service              `portal serve` (TrackBPortalService): the guest polls SUBMIT in the agent
                          loop, so there is no host -> guest doorbell to ring; it ends on SIGTERM
 """

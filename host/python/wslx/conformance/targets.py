@@ -187,8 +187,8 @@ class TrackBHostTarget(_HostBinaryTarget):
 
 @target("trackb")
 class TrackBTarget:
-    """The Track B kernel (images/trackb-kernel.elf) under QEMU: its agent on COM2, over
-    QemuMachine's serial channel."""
+    """The Track B kernel (images/trackb-kernel.elf) under QEMU: its agent on the
+    virtio-serial port org.wslx.agentx (TrackBGuest's default channel)."""
 
     def __new__(cls, timeout: float = 10.0, kernel=None, **_):
         from ..guests.trackb import TrackBGuest
