@@ -12,19 +12,13 @@ the test."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
-from wslx.codegen import c_header, c_structs
+from helpers import trackb_model
 from wslx.spec import agentx as A
 from wslx.spec import virtio as V
 
-ROOT = Path(__file__).resolve().parents[1]
-KERNEL = ROOT / "guest" / "trackb-kernel"
-SOURCES = ["drivers/pci.c", "drivers/virtio_pci.c", "drivers/virtqueue.c", "drivers/virtio_console.c",
-           "kernel/string.c", "parse/pci_caps.c", "parse/virtio_caps.c", "parse/errors.c"]
 # The driver's fixed sizes (drivers/virtio_console.h), as the model sees them through the ring.
 PAGES_HELD = 2 + 2 * 4 + 1 + 8 + 16   # ring pages (control + 4 ports), control page, rx + tx pages
 STATUS_OK = V.DeviceStatus.ACKNOWLEDGE | V.DeviceStatus.DRIVER | V.DeviceStatus.FEATURES_OK | V.DeviceStatus.DRIVER_OK
@@ -36,27 +30,12 @@ pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs host 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     gen = tmp_path_factory.mktemp("trackb-console")
-    spec = c_structs.load_spec("wslx.spec.virtio")
-    (gen / "virtio.h").write_text(c_structs.generate_header(spec))
-    (gen / "agentx_wire.h").write_text(c_header.generate())
-    exe = gen / "trackb_console_model"
-    r = subprocess.run(["gcc", "-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror", "-Wno-comment",
-                        "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer",
-                        f"-I{KERNEL}", f"-I{gen}", str(ROOT / "tests" / "c" / "trackb_console_model.c"),
-                        *(str(KERNEL / s) for s in SOURCES), "-o", str(exe)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return exe
+    trackb_model.write_headers(gen, "wslx.spec.x86boot", "wslx.spec.virtio", agentx=True)
+    return trackb_model.build_model(gen, "trackb_console_model", "drivers/virtio_console.c")
 
 
 def run_model(model, scenario: str) -> dict:
-    p = subprocess.run([str(model), scenario], capture_output=True, timeout=60)
-    assert p.returncode == 0, f"{scenario}: model died ({p.returncode}):\n{p.stderr.decode(errors='replace')[-3000:]}"
-    out: dict = {}
-    for line in p.stdout.decode().splitlines():
-        k, sep, v = line.partition("=")
-        if sep:
-            out.setdefault(k, []).append(v)
-    return {k: v if k == "model_port" else v[0] for k, v in out.items()}
+    return trackb_model.run_model(model, scenario, lists=("model_port",))
 
 
 def ports(r) -> dict:

@@ -12,16 +12,12 @@ import random
 import shutil
 import struct
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from wslx.codegen import c_structs
+from helpers import trackb_model
 from wslx.spec import virtio as V
 from wslx.spec import x86boot as X
-
-ROOT = Path(__file__).resolve().parents[1]
-KERNEL = ROOT / "guest" / "trackb-kernel"
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs host gcc")
 
@@ -29,16 +25,9 @@ pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs host 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory):
     d = tmp_path_factory.mktemp("trackb-parse")
-    for mod in ("wslx.spec.x86boot", "wslx.spec.virtio"):
-        spec = c_structs.load_spec(mod)
-        (d / f"{spec.name}.h").write_text(c_structs.generate_header(spec))
-    exe = d / "trackb_parse_driver"
-    subprocess.run(["gcc", "-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror",
-                    "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer",
-                    f"-I{KERNEL}", f"-I{d}", str(ROOT / "tests" / "c" / "trackb_parse_driver.c"),
-                    *map(str, sorted((KERNEL / "parse").glob("*.c"))), "-o", str(exe)],
-                   check=True, capture_output=True, text=True)
-    return exe
+    trackb_model.write_headers(d, "wslx.spec.x86boot", "wslx.spec.virtio")
+    return trackb_model.compile_sanitized(
+        d / "trackb_parse_driver", [trackb_model.TESTS_C / "trackb_parse_driver.c", *trackb_model.parser_sources()], d)
 
 
 def run(driver, kind: str, data: bytes, arg: int | None = None) -> dict:
@@ -425,36 +414,18 @@ def test_mutated_inputs_never_crash(driver, kind):
 
 # ---------------------------------------------------------------- driver model
 # The kernel's PCI, virtio-pci transport, virtqueue, virtio-pmem driver and vm_map_identity
-# (kernel/vm.c), compiled unchanged against tests/c/trackb_model.c: platform.h backed by a model
-# virtio-pmem function (ECAM config space, BAR 4 registers, a device that answers flush requests
-# from the split virtqueue), a page allocator with a page budget, entry.S's boot page tables.
-
-DRIVER_SOURCES = ["drivers/pci.c", "drivers/virtio_pci.c", "drivers/virtqueue.c", "drivers/virtio_pmem.c",
-                  "kernel/string.c", "kernel/vm.c"]
+# (kernel/vm.c), compiled unchanged against tests/c/trackb_platform_model.c (platform.h, a page
+# allocator with a page budget, entry.S's boot page tables) and tests/c/trackb_model.c: a model
+# virtio-pmem function (its config, a device that answers flush requests from the split virtqueue).
 
 
 @pytest.fixture(scope="module")
 def model(driver):
-    gen = driver.parent
-    exe = gen / "trackb_model"
-    subprocess.run(["gcc", "-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror", "-Wno-comment",
-                    "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer",
-                    f"-I{KERNEL}", f"-I{gen}", str(ROOT / "tests" / "c" / "trackb_model.c"),
-                    *(str(KERNEL / s) for s in DRIVER_SOURCES),
-                    *map(str, sorted((KERNEL / "parse").glob("*.c"))), "-o", str(exe)],
-                   check=True, capture_output=True, text=True)
-    return exe
+    return trackb_model.build_model(driver.parent, "trackb_model", "drivers/virtio_pmem.c")
 
 
 def run_model(model, scenario: str) -> dict:
-    p = subprocess.run([str(model), scenario], capture_output=True, timeout=60)
-    assert p.returncode == 0, f"{scenario}: model died ({p.returncode}):\n{p.stderr.decode(errors='replace')[-3000:]}"
-    out: dict = {}
-    for line in p.stdout.decode().splitlines():
-        k, sep, v = line.partition("=")
-        if sep:
-            out.setdefault(k, []).append(v)
-    return {k: v if k == "mapped" else v[0] for k, v in out.items()}
+    return trackb_model.run_model(model, scenario, lists=("mapped",))
 
 
 STATUS_OK = V.DeviceStatus.ACKNOWLEDGE | V.DeviceStatus.DRIVER | V.DeviceStatus.FEATURES_OK | V.DeviceStatus.DRIVER_OK

@@ -1,41 +1,27 @@
-/* trackb_console_model.c: a host model of the platform layer and one
- * virtio-console PCI function with MULTIPORT, for tests/test_trackb_console.py.
+/* trackb_console_model.c: a model virtio-console PCI function with MULTIPORT,
+ * for tests/test_trackb_console.py.
  *
  * The kernel's PCI, virtio-pci transport, virtqueue and virtio-console code is
- * compiled unchanged against this file (the approach of tests/c/trackb_model.c):
- * platform.h is MMIO dispatch to the model (ECAM config space, BAR 4 with the
- * common configuration, ISR, device configuration and per-queue notify
- * registers), the page allocator hands out aligned heap pages (so ASan sees
- * any access past a buffer), and the timer is CLOCK_MONOTONIC. The model
- * device answers DEVICE_READY/PORT_READY/PORT_OPEN like QEMU's
- * hw/char/virtio-serial-bus.c and can also write anything it likes into the
- * driver's control and data buffers and used rings (the hostile scenarios).
+ * compiled unchanged against tests/c/trackb_platform_model.c (platform.h, the
+ * page allocator, the timer) and this device. It answers
+ * DEVICE_READY/PORT_READY/PORT_OPEN like QEMU's hw/char/virtio-serial-bus.c
+ * and can also write anything it likes into the driver's control and data
+ * buffers and used rings (the hostile scenarios).
  *
  *   trackb_console_model SCENARIO
  * prints key=value lines; abort() on any access the model does not expect. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "agentx_wire.h"
 #include "drivers/pci.h"
 #include "drivers/virtio_console.h"
 #include "drivers/virtio_console_defs.h"
-#include "kernel/pmm.h"
 #include "kernel/timer.h"
-#include "kernel/vm.h"
-#include "platform/platform.h"
+#include "trackb_platform_model.h"
 #include "virtio.h"
 
-#define ECAM_BASE 0xB0000000ULL
-#define ECAM_SIZE (256ULL << 20)
-#define DEV 3                       /* the model sits at 00:03.0 */
-#define BAR4_SIZE 0x4000ULL
-#define NOTIFY_BASE 0x3000u
-#define NOTIFY_MULT 4u
-#define MAXQ 64
 #define PROBE_NS 20000000ULL
 
 /* ---- scenario knobs ---- */
@@ -55,17 +41,7 @@ static struct mport ports[8];
 static int nports_model;
 
 /* ---- device state ---- */
-static uint8_t cfg[256];
-static uint64_t bar_val[6], bar_mask[6];
-static uint32_t dfsel, drfsel;
-static uint64_t drv_features;
-static uint8_t status;
-static uint16_t qsel;
-static struct {
-    uint16_t size, enable, last_avail;
-    uint64_t desc, driver, device;
-} q[MAXQ];
-static int device_ready_seen, notifies;
+static int device_ready_seen;
 static uint8_t host_rx[1 << 20];    /* what the guest sent on the named port */
 static size_t host_rx_len;
 static int port_ready_fail_id = -1;
@@ -78,99 +54,26 @@ static uint64_t dev_features(void)
     return f;
 }
 
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static uint16_t queue_max(unsigned n) { return n == 2 || n == 3 ? 32 : 128; }
 
-static void cap(uint8_t off, uint8_t next, uint8_t len, uint8_t type, uint8_t bar, uint32_t o, uint32_t l)
+static uint64_t config_read(uint64_t off, int size)
 {
-    uint8_t *c = cfg + off;
-    c[0] = VIRTIO_PCI_CAP_ID_VNDR, c[1] = next, c[2] = len, c[3] = type, c[4] = bar;
-    put32(c + 8, o);
-    put32(c + 12, l);
+    if (off >= VIRTIO_CONSOLE_CONFIG_SIZE)
+        return 0;
+    uint8_t c[VIRTIO_CONSOLE_CONFIG_SIZE] = {0};
+    model_put32(c + VIRTIO_CONSOLE_CONFIG_OFF_MAX_NR_PORTS, max_nr_ports);
+    uint64_t r = 0;
+    memcpy(&r, c + off, (size_t)size);
+    return r;
 }
-
-static void build_config_space(void)
-{
-    uint16_t id = transitional ? VIRTIO_CONSOLE_PCI_TRANSITIONAL_ID : VIRTIO_CONSOLE_PCI_DEVICE_ID;
-    put32(cfg + 0, VIRTIO_PCI_VENDOR_ID | (uint32_t)id << 16);
-    cfg[6] = 0x10;
-    put32(cfg + 8, 0x07800001);                     /* class 07:80, communication */
-    cfg[0x34] = 0x40;
-    cap(0x40, 0x54, 20, VIRTIO_PCI_CAP_NOTIFY_CFG, 4, NOTIFY_BASE, 0x1000);
-    put32(cfg + 0x40 + 16, NOTIFY_MULT);
-    cap(0x54, 0x64, 16, VIRTIO_PCI_CAP_DEVICE_CFG, 4, 0x2000, 0x1000);
-    cap(0x64, 0x74, 16, VIRTIO_PCI_CAP_ISR_CFG, 4, 0x1000, 0x1000);
-    cap(0x74, 0, 16, VIRTIO_PCI_CAP_COMMON_CFG, 4, 0, 0x1000);
-    bar_mask[4] = ~(BAR4_SIZE - 1);
-}
-
-/* ---- config space (ECAM) ---- */
-static uint32_t cfg_read(uint64_t off)
-{
-    if (off >= 0x10 && off < 0x28) {
-        int i = (int)(off - 0x10) / 4, lo = !(i & 1);
-        int b = lo ? i : i - 1;
-        if (!bar_mask[b])
-            return 0;
-        uint64_t v = bar_val[b];
-        return lo ? ((uint32_t)v & ~0xFu) | 0x4 | 0x8 : (uint32_t)(v >> 32);
-    }
-    uint32_t v;
-    memcpy(&v, cfg + off, 4);
-    return v;
-}
-
-static void cfg_write(uint64_t off, uint32_t v)
-{
-    if (off >= 0x10 && off < 0x28) {
-        int i = (int)(off - 0x10) / 4, lo = !(i & 1);
-        int b = lo ? i : i - 1;
-        if (!bar_mask[b])
-            return;
-        uint64_t cur = bar_val[b];
-        cur = lo ? (cur & ~0xFFFFFFFFULL) | (v & ~0xFu) : (cur & 0xFFFFFFFFULL) | (uint64_t)v << 32;
-        bar_val[b] = cur & bar_mask[b];
-        return;
-    }
-    if (off == 4) {
-        memcpy(cfg + 4, &v, 2);
-        return;
-    }
-    fprintf(stderr, "model: config write %llx\n", (unsigned long long)off);
-    abort();
-}
-
-/* ---- virtqueues, device side ---- */
-#define AVAIL(n) ((struct virtq_avail *)(uintptr_t)q[n].driver)
-#define USED(n) ((struct virtq_used *)(uintptr_t)q[n].device)
-#define DESC(n) ((struct virtq_desc *)(uintptr_t)q[n].desc)
-
-static int ready(unsigned n) { return n < MAXQ && q[n].enable && (status & VIRTIO_STATUS_DRIVER_OK); }
 
 /* Pop one available single-descriptor buffer; NULL if none. */
 static struct virtq_desc *pop(unsigned n, uint16_t *head)
 {
-    if (!ready(n))
-        return NULL;
-    struct virtq_avail *av = AVAIL(n);
-    if (q[n].last_avail == av->idx)
-        return NULL;
-    uint16_t *ring = (uint16_t *)(av + 1);
-    *head = ring[q[n].last_avail % q[n].size];
-    q[n].last_avail++;
-    if (*head >= q[n].size)
-        abort();                                    /* the driver published a bad head */
-    struct virtq_desc *d = &DESC(n)[*head];
-    if (d->flags & VIRTQ_DESC_F_NEXT)
+    struct virtq_desc *d = model_vq_pop(n, head);
+    if (d && (d->flags & VIRTQ_DESC_F_NEXT))
         abort();                                    /* this driver never chains */
     return d;
-}
-
-static void push_used(unsigned n, uint32_t id, uint32_t len)
-{
-    struct virtq_used *u = USED(n);
-    struct virtq_used_elem *ring = (struct virtq_used_elem *)(u + 1);
-    ring[u->idx % q[n].size] = (struct virtq_used_elem){id, len};
-    __atomic_store_n(&u->idx, (uint16_t)(u->idx + 1), __ATOMIC_RELEASE);
 }
 
 /* A control message into the next control receive buffer: `len` bytes copied
@@ -184,7 +87,7 @@ static int ctrl_send_raw(const void *msg, uint32_t len, uint32_t claimed)
     if (!(d->flags & VIRTQ_DESC_F_WRITE))
         abort();
     memcpy((void *)(uintptr_t)d->addr, msg, len < d->len ? len : d->len);
-    push_used(VCON_CTRL_RX_QUEUE, head, claimed);
+    model_vq_push_used(VCON_CTRL_RX_QUEUE, head, claimed);
     return 1;
 }
 
@@ -222,7 +125,7 @@ static void control_out(void)
             abort();
         struct virtio_console_control c;
         memcpy(&c, (void *)(uintptr_t)d->addr, sizeof c);
-        push_used(VCON_CTRL_TX_QUEUE, head, 0);
+        model_vq_push_used(VCON_CTRL_TX_QUEUE, head, 0);
         struct mport *p = port_by_id(c.id);
         switch (c.event) {
         case VIRTIO_CONSOLE_DEVICE_READY:
@@ -273,7 +176,7 @@ static void data_out(unsigned n)
             abort();
         memcpy(host_rx + host_rx_len, (void *)(uintptr_t)d->addr, d->len);
         host_rx_len += d->len;
-        push_used(n, head, 0);
+        model_vq_push_used(n, head, 0);
     }
 }
 
@@ -288,180 +191,18 @@ static size_t host_send(uint32_t port, const uint8_t *b, size_t len)
             abort();
         uint32_t k = len - off < d->len ? (uint32_t)(len - off) : d->len;
         memcpy((void *)(uintptr_t)d->addr, b + off, k);
-        push_used(vcon_rx_queue(port), head, k);
+        model_vq_push_used(vcon_rx_queue(port), head, k);
         off += k;
     }
     return off;
 }
 
-/* ---- BAR 4 registers ---- */
-#define CC(f) VIRTIO_PCI_COMMON_CFG_OFF_##f
-
-static uint64_t bar4_read(uint64_t off, int size)
+static void notify(unsigned n)
 {
-    if (off >= 0x2000 && off < 0x2000 + VIRTIO_CONSOLE_CONFIG_SIZE) {
-        uint8_t c[VIRTIO_CONSOLE_CONFIG_SIZE] = {0};
-        put32(c + VIRTIO_CONSOLE_CONFIG_OFF_MAX_NR_PORTS, max_nr_ports);
-        uint64_t r = 0;
-        memcpy(&r, c + (off - 0x2000), (size_t)size);
-        return r;
-    }
-    if (off >= 0x2000 && off < 0x3000)
-        return 0;
-    switch (off) {
-    case CC(DEVICE_FEATURE): return (uint32_t)(dev_features() >> (32 * dfsel));
-    case CC(NUM_QUEUES): return num_queues;
-    case CC(DEVICE_STATUS): return status;
-    case CC(CONFIG_GENERATION): return 0;
-    case CC(QUEUE_SIZE): return qsel < num_queues ? (qsel == 2 || qsel == 3 ? 32 : 128) : 0;
-    case CC(QUEUE_ENABLE): return qsel < MAXQ ? q[qsel].enable : 0;
-    case CC(QUEUE_NOTIFY_OFF): return qsel;
-    }
-    fprintf(stderr, "model: BAR4 read %llx/%d\n", (unsigned long long)off, size);
-    abort();
-}
-
-static void bar4_write(uint64_t off, uint64_t v, int size)
-{
-    if (off >= NOTIFY_BASE && off < NOTIFY_BASE + MAXQ * NOTIFY_MULT) {
-        unsigned n = (unsigned)(off - NOTIFY_BASE) / NOTIFY_MULT;
-        if (size != 2 || v != n || !ready(n))
-            abort();                                /* notify of a queue that is not live */
-        notifies++;
-        if (n == VCON_CTRL_TX_QUEUE)
-            control_out();
-        else if (n != VCON_CTRL_RX_QUEUE && (n & 1))
-            data_out(n);
-        return;
-    }
-    if (qsel >= MAXQ && off >= CC(QUEUE_SIZE))
-        abort();
-    switch (off) {
-    case CC(DEVICE_FEATURE_SELECT): dfsel = (uint32_t)v; return;
-    case CC(DRIVER_FEATURE_SELECT): drfsel = (uint32_t)v; return;
-    case CC(DRIVER_FEATURE):
-        drv_features = (drv_features & ~(0xFFFFFFFFULL << (32 * drfsel))) | v << (32 * drfsel);
-        return;
-    case CC(DEVICE_STATUS):
-        if (v == 0) {                               /* reset: forget every queue */
-            status = 0, drv_features = 0;
-            memset(q, 0, sizeof q);
-            return;
-        }
-        if ((v & VIRTIO_STATUS_FEATURES_OK) && (drv_features & ~dev_features()))
-            v &= ~(uint64_t)VIRTIO_STATUS_FEATURES_OK;
-        status = (uint8_t)v;
-        return;
-    case CC(QUEUE_SELECT): qsel = (uint16_t)v; return;
-    case CC(QUEUE_SIZE):
-        if (v == 0 || v > 128 || (v & (v - 1)))
-            abort();
-        q[qsel].size = (uint16_t)v;
-        return;
-    case CC(QUEUE_ENABLE):
-        if (v != 1 || qsel >= num_queues)
-            abort();
-        q[qsel].enable = 1;
-        return;
-    case CC(QUEUE_DESC): q[qsel].desc = (q[qsel].desc & ~0xFFFFFFFFULL) | v; return;
-    case CC(QUEUE_DESC) + 4: q[qsel].desc = (q[qsel].desc & 0xFFFFFFFFULL) | v << 32; return;
-    case CC(QUEUE_DRIVER): q[qsel].driver = (q[qsel].driver & ~0xFFFFFFFFULL) | v; return;
-    case CC(QUEUE_DRIVER) + 4: q[qsel].driver = (q[qsel].driver & 0xFFFFFFFFULL) | v << 32; return;
-    case CC(QUEUE_DEVICE): q[qsel].device = (q[qsel].device & ~0xFFFFFFFFULL) | v; return;
-    case CC(QUEUE_DEVICE) + 4: q[qsel].device = (q[qsel].device & 0xFFFFFFFFULL) | v << 32; return;
-    }
-    fprintf(stderr, "model: BAR4 write %llx/%d\n", (unsigned long long)off, size);
-    abort();
-}
-
-static uint64_t mmio(uint64_t pa, int size, int write, uint64_t v)
-{
-    if (pa >= ECAM_BASE && pa < ECAM_BASE + ECAM_SIZE) {
-        uint64_t rel = pa - ECAM_BASE, off = rel & 0xFFF;
-        unsigned bus = (unsigned)(rel >> 20), dev = (unsigned)(rel >> 15) & 31, fn = (unsigned)(rel >> 12) & 7;
-        if (size != 4 || (off & 3))
-            abort();
-        if (bus != 0 || dev != DEV || fn != 0)
-            return write ? 0 : 0xFFFFFFFFu;
-        if (write)
-            cfg_write(off, (uint32_t)v);
-        return write ? 0 : cfg_read(off);
-    }
-    if (bar_val[4] && pa >= bar_val[4] && pa < bar_val[4] + BAR4_SIZE && (cfg[4] & 2)) {
-        if (write)
-            bar4_write(pa - bar_val[4], v, size);
-        return write ? 0 : bar4_read(pa - bar_val[4], size);
-    }
-    fprintf(stderr, "model: unexpected MMIO %s %llx/%d\n", write ? "write" : "read", (unsigned long long)pa, size);
-    abort();
-}
-
-/* ---- platform.h ---- */
-uint8_t pio_in8(uint16_t port) { (void)port; abort(); }
-uint16_t pio_in16(uint16_t port) { (void)port; abort(); }
-uint32_t pio_in32(uint16_t port) { (void)port; abort(); }
-void pio_out8(uint16_t port, uint8_t v) { (void)port, (void)v; abort(); }
-void pio_out16(uint16_t port, uint16_t v) { (void)port, (void)v; abort(); }
-void pio_out32(uint16_t port, uint32_t v) { (void)port, (void)v; abort(); }
-uint8_t mmio_read8(uint64_t pa) { return (uint8_t)mmio(pa, 1, 0, 0); }
-uint16_t mmio_read16(uint64_t pa) { return (uint16_t)mmio(pa, 2, 0, 0); }
-uint32_t mmio_read32(uint64_t pa) { return (uint32_t)mmio(pa, 4, 0, 0); }
-uint64_t mmio_read64(uint64_t pa) { (void)pa; abort(); }
-void mmio_write8(uint64_t pa, uint8_t v) { mmio(pa, 1, 1, v); }
-void mmio_write16(uint64_t pa, uint16_t v) { mmio(pa, 2, 1, v); }
-void mmio_write32(uint64_t pa, uint32_t v) { mmio(pa, 4, 1, v); }
-void mmio_write64(uint64_t pa, uint64_t v) { (void)pa, (void)v; abort(); }
-void *phys_ptr(uint64_t pa, uint64_t len) { return len ? (void *)(uintptr_t)pa : NULL; }
-uint64_t virt_to_phys(const void *p) { return (uint64_t)(uintptr_t)p; }
-void cpu_relax(void) {}
-void mb(void) { __sync_synchronize(); }
-void rmb(void) { __sync_synchronize(); }
-void wmb(void) { __sync_synchronize(); }
-
-/* ---- kernel services the drivers use ---- */
-static int pages_out;
-uint64_t pmm_alloc_page(void)
-{
-    void *p = aligned_alloc(4096, 4096);
-    memset(p, 0xA5, 4096);                          /* not zeroed: the driver must not rely on it */
-    pages_out++;
-    return (uint64_t)(uintptr_t)p;
-}
-uint64_t pmm_alloc_zeroed(void)
-{
-    uint64_t pa = pmm_alloc_page();
-    memset((void *)(uintptr_t)pa, 0, 4096);
-    return pa;
-}
-void pmm_free_page(uint64_t pa)
-{
-    free((void *)(uintptr_t)pa);
-    pages_out--;
-}
-int vm_map_identity(uint64_t pa, uint64_t len, int uncached)
-{
-    (void)pa, (void)len, (void)uncached;
-    return 0;
-}
-uint64_t timer_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-void kprintf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-}
-void kdetail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
+    if (n == VCON_CTRL_TX_QUEUE)
+        control_out();
+    else if (n != VCON_CTRL_RX_QUEUE && (n & 1))
+        data_out(n);
 }
 
 /* ---- scenarios ---- */
@@ -470,7 +211,7 @@ static struct virtio_console vc;
 static void report(int rc)
 {
     printf("probe=%d\nstatus=%u\nfeatures=%llx\nport=%d\nnports=%u\nhost_connected=%d\nhost_opens=%u\n", rc,
-           status, (unsigned long long)drv_features, vc.port, vc.nports, vc.host_connected, vc.host_opens);
+           model_status, (unsigned long long)model_drv_features, vc.port, vc.nports, vc.host_connected, vc.host_opens);
     printf("device_ready=%d\nport_ready_fail=%d\n", device_ready_seen, port_ready_fail_id);
     for (int i = 0; i < nports_model; i++)
         printf("model_port=%u,ready=%d,guest_open=%d\n", ports[i].id, ports[i].ready, ports[i].guest_open);
@@ -539,20 +280,20 @@ static void hostile_control(void)
  * buffer whose used length runs past its end (dropped, not read). */
 static void hostile_used(void)
 {
-    struct virtq_used *u = USED(VCON_CTRL_RX_QUEUE);
-    ((struct virtq_used_elem *)(u + 1))[u->idx % q[VCON_CTRL_RX_QUEUE].size] = (struct virtq_used_elem){999, 8};
+    struct virtq_used *u = MODEL_USED(VCON_CTRL_RX_QUEUE);
+    ((struct virtq_used_elem *)(u + 1))[u->idx % model_q[VCON_CTRL_RX_QUEUE].size] = (struct virtq_used_elem){999, 8};
     u->idx++;
     virtio_console_poll(&vc);
     unsigned rxq = vcon_rx_queue((uint32_t)vc.port);
-    u = USED(rxq);
-    ((struct virtq_used_elem *)(u + 1))[u->idx % q[rxq].size] = (struct virtq_used_elem){999, 16};
+    u = MODEL_USED(rxq);
+    ((struct virtq_used_elem *)(u + 1))[u->idx % model_q[rxq].size] = (struct virtq_used_elem){999, 16};
     u->idx++;
     uint8_t buf[64];
     printf("read_bad_id=%ld\n", virtio_console_read(&vc, buf, sizeof buf));
     uint16_t head;
     struct virtq_desc *d = pop(rxq, &head);
     memset((void *)(uintptr_t)d->addr, 0x5A, d->len);
-    push_used(rxq, head, VCON_BUF_SIZE + 4096);
+    model_vq_push_used(rxq, head, VCON_BUF_SIZE + 4096);
     printf("read_oversize=%ld\n", virtio_console_read(&vc, buf, sizeof buf));
 }
 
@@ -560,7 +301,7 @@ static void hostile_used(void)
 static void hostile_runaway(void)
 {
     unsigned rxq = vcon_rx_queue((uint32_t)vc.port);
-    struct virtq_used *u = USED(rxq);
+    struct virtq_used *u = MODEL_USED(rxq);
     u->idx = (uint16_t)(u->idx + 5000);
     uint8_t buf[64];
     long r, worst = 0;
@@ -615,11 +356,14 @@ int main(int argc, char **argv)
     } else {
         add_port(1, AGX_VIRTIO_SERIAL_PORT_NAME, 1, 1);   /* QEMU: virtserialports count from 1 */
     }
-    build_config_space();
-
-    struct ecam_region ecam = {ECAM_BASE, 0, 0, 255};
-    pci_init(&ecam, 1, 0xC0000000ULL, 0xFEC00000ULL);
-    printf("devices=%d\n", pci_enumerate());
+    struct model_virtio_dev console = {
+        .slot = 3, .device_id = transitional ? VIRTIO_CONSOLE_PCI_TRANSITIONAL_ID : VIRTIO_CONSOLE_PCI_DEVICE_ID,
+        .class_rev = 0x07800001,                    /* class 07:80, communication */
+        .num_queues = num_queues, .features = dev_features, .queue_max = queue_max, .config_read = config_read,
+        .notify = notify,
+    };
+    model_virtio_init(&console);
+    printf("devices=%d\n", model_pci_enumerate());
     struct pci_dev *d = pci_find(VIRTIO_PCI_VENDOR_ID, VIRTIO_CONSOLE_PCI_DEVICE_ID);
     if (!d)
         d = pci_find(VIRTIO_PCI_VENDOR_ID, VIRTIO_CONSOLE_PCI_TRANSITIONAL_ID);
@@ -630,7 +374,7 @@ int main(int argc, char **argv)
     printf("probe_ms=%llu\n", (unsigned long long)((timer_now_ns() - t0) / 1000000));
     report(rc);
     if (rc) {
-        printf("pages_out=%d\n", pages_out);
+        printf("pages_out=%d\n", model_pages_out);
         return 0;
     }
     if (silent_tx) {                                /* the device never hands transmit buffers back */
@@ -638,7 +382,7 @@ int main(int argc, char **argv)
         t0 = timer_now_ns();
         int w = virtio_console_write(&vc, big, sizeof big, 30000000ULL);
         printf("write=%d\nwrite_ms=%llu\n", w, (unsigned long long)((timer_now_ns() - t0) / 1000000));
-        printf("pages_out=%d\n", pages_out);
+        printf("pages_out=%d\n", model_pages_out);
         return 0;
     }
     if (!strcmp(s, "host_late"))
@@ -649,7 +393,7 @@ int main(int argc, char **argv)
     }
     counters();
     int rt = round_trip(200000, 50000);
-    printf("round_trip=%d\nhost_bytes=%zu\nnotifies=%d\n", rt, host_rx_len, notifies);
+    printf("round_trip=%d\nhost_bytes=%zu\nnotifies=%d\n", rt, host_rx_len, model_notifies);
     if (!strcmp(s, "hostile"))
         hostile_runaway();
     if (!strcmp(s, "removed") || !strcmp(s, "hostile")) {
@@ -658,6 +402,6 @@ int main(int argc, char **argv)
         printf("read_removed=%ld\n", virtio_console_read(&vc, b, sizeof b));
         printf("write_removed=%d\n", virtio_console_write(&vc, b, sizeof b, 1000000ULL));
     }
-    printf("pages_out=%d\n", pages_out);
+    printf("pages_out=%d\n", model_pages_out);
     return 0;
 }
