@@ -218,33 +218,15 @@ def run_once(args, log) -> dict:
 
 
 def plot(doc: dict, png) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plot import grouped_runs_and_medians
     groups = [("bulk (GB/s)", ["portal_bulk_gbps", "portal_bulk_host_copy_gbps", "control_bulk_gbps",
                                "guest_memcpy_gbps", "guest_inplace_xor_gbps"]),
               ("round trips (1/s)", ["portal_roundtrips_per_s", "portal_py_roundtrips_per_s", "control_roundtrips_per_s"]),
               ("small messages (1/s)", ["portal_msgs_per_s"]),
               ("ratios (x)", ["bulk_vs_control_x", "roundtrips_vs_control_x", "bulk_vs_memcpy_x",
                               "bulk_vs_inplace_x"])]
-    fig, axes = plt.subplots(1, len(groups), figsize=(17, 5))
-    for ax, (title, metrics) in zip(axes, groups):
-        for i, m in enumerate(metrics):
-            values = [r[m] for r in doc["all_runs"] if m in r]
-            ax.bar(i, doc["median"][m], color="#9ecae1", width=0.6)
-            ax.scatter([i] * len(values), values, color="#08519c", s=14, zorder=3)
-            ax.annotate(f"{doc['median'][m]:.3g}", (i, doc["median"][m]), ha="center", va="bottom", fontsize=8)
-        ax.set_xticks(range(len(metrics)), [m.replace("_", "\n", 1) for m in metrics], fontsize=7, rotation=30,
-                      ha="right")
-        ax.set_yscale("log")
-        ax.set_title(title, fontsize=9)
-    commit = (doc["machine"].get("git_commit") or "")[:10]
     guest = {"linux": "Linux guest", "trackb": "Track B kernel"}.get(doc.get("parameters", {}).get("guest"), "guest")
-    fig.suptitle(f"Portal vs AgentX control channel, {guest} (TCG); {doc['runs']} runs, median bars; {commit}",
-                 fontsize=9)
-    fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
+    grouped_runs_and_medians(doc, groups, png, title=f"Portal vs AgentX control channel, {guest} (TCG)", log=True)
 
 
 BENCHMARK = Benchmark(name="portal", help="Portal shared memory vs the AgentX control channel", run_once=run_once,
