@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import zlib
 
+from construct import Const, FormatField
+
 from ..spec import agentx as spec
 from ..spec.fields import BoundedBytes, BoundedString, BoundedStringArray, split_fields
-from construct import Const, FormatField
+from . import c_structs
 
 SPEC_SOURCE = "host/python/wslx/spec/agentx.py"
 C_TYPES = {"<B": "uint8_t", "<H": "uint16_t", "<L": "uint32_t", "<I": "uint32_t", "<Q": "uint64_t",
@@ -293,18 +295,10 @@ static inline size_t agx_frame_seal(uint8_t *frame, uint16_t type, uint8_t flags
 
 
 def _emit_wire_struct(w, cname, body, what):
-    layout, size = fixed_layout(body)
+    fixed, _ = split_fields(body)
+    fields, size = c_structs.struct_fields(c_structs.CStruct(cname, body), {}, body.subcons[:len(fixed)])
     w(f"/* Wire layout of the {what}: {size} bytes. */")
-    w(f"struct {cname} {{")
-    for name, con, docs, off, fsize in layout:
-        if isinstance(con, Const):
-            w(f"    uint8_t {name}[{fsize}];  /* must be zero */")
-        else:
-            w(f"    {c_field_type(con)} {name};" + (f"  /* {docs} */" if docs else ""))
-    w("};")
-    w(f'_Static_assert(sizeof(struct {cname}) == {size}, "{cname} size");')
-    for name, con, docs, off, fsize in layout:
-        w(f'_Static_assert(offsetof(struct {cname}, {name}) == {off}, "{cname}.{name} offset");')
+    c_structs.emit_struct(w, cname, fields, size, offset_macros=False)
     w("")
 
 

@@ -97,10 +97,11 @@ def _int_type(con) -> str:
     return C_INT_TYPES[con.fmtstr[-1]]
 
 
-def struct_fields(cs: CStruct, known: dict[int, CStruct]) -> tuple[list[Field], int]:
-    """The fields of one struct with offsets, and its size."""
+def struct_fields(cs: CStruct, known: dict[int, CStruct], subcons=None) -> tuple[list[Field], int]:
+    """The fields of one struct with offsets, and its size (subcons: a prefix of the
+    body's fields instead of all of them, e.g. the fixed part of a message)."""
     out, off = [], 0
-    for sc in cs.body.subcons:
+    for sc in cs.body.subcons if subcons is None else subcons:
         name, docs, inner = _unwrap(sc)
         if not name:
             raise TypeError(f"{cs.c_name}: unnamed field {sc!r}; use Reserved(n) with a name for padding")
@@ -167,6 +168,25 @@ def _comment_lines(text: str, width: int = 96) -> list[str]:
     return lines
 
 
+def emit_struct(w, c_name: str, fields: list[Field], size: int, *, packed: bool = False,
+                offset_macros: bool = True) -> None:
+    """The C struct with _Static_asserts on its size and every offset, after the
+    <STRUCT>_SIZE / <STRUCT>_OFF_<FIELD> macros (offset_macros)."""
+    if offset_macros:
+        upper = c_name.upper()
+        w(f"#define {upper}_SIZE {size}u")
+        for f in fields:
+            w(f"#define {upper}_OFF_{f.name.upper()} {f.offset}u")
+    w(f"struct {c_name} {{")
+    for f in fields:
+        note = "must be zero" if f.const is not None and not any(f.const) else f.doc
+        w(f"    {f.c_decl};" + (f"  /* {note} */" if note else ""))
+    w("}" + (" __attribute__((packed))" if packed else "") + ";")
+    w(f'_Static_assert(sizeof(struct {c_name}) == {size}, "{c_name} size");')
+    for f in fields:
+        w(f'_Static_assert(offsetof(struct {c_name}, {f.name}) == {f.offset}, "{c_name}.{f.name} offset");')
+
+
 def generate_header(spec: HeaderSpec) -> str:
     guard = f"WSLX_{spec.name.upper()}_H"
     L: list[str] = []
@@ -210,20 +230,9 @@ def generate_header(spec: HeaderSpec) -> str:
             w("}")
         w("")
     for cs, fields, size in layouts(spec):
-        upper = cs.c_name.upper()
         for line in _comment_lines(cs.doc):
             w(f"/* {line} */")
-        w(f"#define {upper}_SIZE {size}u")
-        for f in fields:
-            w(f"#define {upper}_OFF_{f.name.upper()} {f.offset}u")
-        w(f"struct {cs.c_name} {{")
-        for f in fields:
-            note = "must be zero" if f.const is not None and not any(f.const) else f.doc
-            w(f"    {f.c_decl};" + (f"  /* {note} */" if note else ""))
-        w("}" + (" __attribute__((packed))" if cs.packed else "") + ";")
-        w(f'_Static_assert(sizeof(struct {cs.c_name}) == {size}, "{cs.c_name} size");')
-        for f in fields:
-            w(f'_Static_assert(offsetof(struct {cs.c_name}, {f.name}) == {f.offset}, "{cs.c_name}.{f.name} offset");')
+        emit_struct(w, cs.c_name, fields, size, packed=cs.packed)
         w("")
     w(f"#endif /* {guard} */")
     return "\n".join(L) + "\n"
