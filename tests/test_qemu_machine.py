@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from wslx.image import initramfs as ir
-from wslx.vmm.errors import (ConsoleTimeout, GuestExited, GuestPanicked, LaunchError, VMError)
+from wslx.vmm.errors import (ChannelTimeout, ConsoleTimeout, GuestExited, GuestPanicked, LaunchError, VMError)
 from wslx.vmm.qemu import QemuMachine, leftover_qemu_processes
 
 QEMU = Path("/usr/bin/qemu-system-x86_64")
@@ -307,3 +307,21 @@ def test_panic_before_qmp_is_reported_as_a_panic(tmp_path):
         with QemuMachine("/k", qemu_binary=str(fake_qemu("exits", "booting\n")), panic_regex=r"^trap: vector \d+",
                          run_dir=tmp_path / "b"):
             pass
+
+
+def test_run_to_exit_returns_status_or_kills_on_timeout(tmp_path):
+    """run_to_exit: a QEMU that ends by itself gives its status and time, without QMP; one that
+    does not is killed at the timeout and reported with its command line."""
+    def fake_qemu(name: str, body: str) -> Path:
+        fake = tmp_path / name
+        fake.write_text(f"#!{sys.executable}\nimport sys, time\n{body}\n")
+        fake.chmod(0o755)
+        return fake
+
+    vm = QemuMachine("/k", qemu_binary=str(fake_qemu("exits", "sys.exit(5)")), run_dir=tmp_path / "a")
+    rc, seconds = vm.run_to_exit(10)
+    assert rc == 5 and 0 < seconds < 10 and not vm.is_running()
+    vm = QemuMachine("/k", qemu_binary=str(fake_qemu("hangs", "time.sleep(60)")), run_dir=tmp_path / "b")
+    with pytest.raises(ChannelTimeout, match="did not exit by itself within 0.5 s") as ei:
+        vm.run_to_exit(0.5)
+    assert not vm.is_running() and "hangs" in " ".join(ei.value.cmdline)

@@ -16,10 +16,10 @@ Targets (issue 5): trackb/floor <= 1.3, linux/trackb >= 10.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from . import Benchmark
+from ..vmm.errors import VMError
 
 
 def add_arguments(p):
@@ -35,28 +35,17 @@ def _label(i: int, kernel: Path) -> str:
 
 
 def _floor_seconds(floor: Path, log) -> float:
-    """QEMU start to exit for the floor kernel, on TrackBGuest's command line. Not through
-    QemuMachine.launch: the guest is gone before QMP could connect."""
-    import subprocess
-    import time
+    """QEMU start to exit for the floor kernel, on TrackBGuest's command line, without QMP
+    (QemuMachine.run_to_exit): the guest is gone before QMP could connect."""
     from ..guests.trackb import TrackBGuest
-    from ..vmm.qemu import _make_preexec
     vm = TrackBGuest(floor, build=False, log=lambda s: None).machine()
-    vm.run_dir = vm._given_run_dir
-    cmd = vm.build_cmdline()
-    t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         start_new_session=True, preexec_fn=_make_preexec(os.getpid()))
     try:
-        _, err = p.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait(5)
-        raise RuntimeError(f"floor kernel {floor} did not exit within 30 s: {' '.join(cmd)}") from None
-    seconds = time.monotonic() - t0
-    if p.returncode % 2 != 1:  # isa-debug-exit ends QEMU with (value << 1) | 1
-        raise RuntimeError(f"floor kernel did not leave through isa-debug-exit (exit code {p.returncode}): "
-                           f"{err.decode(errors='replace')[-500:]}")
+        rc, seconds = vm.run_to_exit(30)
+    except VMError as e:
+        raise RuntimeError(f"floor kernel {floor} did not exit within 30 s: {e}") from None
+    if rc % 2 != 1:  # isa-debug-exit ends QEMU with (value << 1) | 1
+        raise RuntimeError(f"floor kernel did not leave through isa-debug-exit (exit code {rc}): "
+                           f"{vm.read_qemu_log()[-500:]}")
     return seconds
 
 
