@@ -20,7 +20,6 @@ import struct
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import pytest
@@ -187,11 +186,8 @@ def agent(binary):
 def frame(msg_type: int, payload: bytes, *, request_id=1, flags=0, version=spec.VERSION_MAX, payload_len=None,
           payload_crc=None, header_crc=None) -> bytes:
     """A frame with any field forced (for malformed input)."""
-    plen = len(payload) if payload_len is None else payload_len
-    pcrc = zlib.crc32(payload) if payload_crc is None else payload_crc
-    head = struct.pack("<IBBHIII", spec.MAGIC, version, flags, msg_type, request_id, plen, pcrc)
-    hcrc = zlib.crc32(head) if header_crc is None else header_crc
-    return head + struct.pack("<I", hcrc) + payload
+    return codec.raw_frame(msg_type, payload, request_id=request_id, flags=flags, version=version,
+                           payload_len=payload_len, payload_crc=payload_crc, header_crc=header_crc)
 
 
 def reference_errors(data: bytes):

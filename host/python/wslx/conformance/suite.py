@@ -11,7 +11,6 @@ import dataclasses
 import os
 import struct
 import time
-import zlib
 from typing import Callable
 
 from ..agentx import codec
@@ -323,10 +322,8 @@ def quiesce_blocks_exec_until_resume(ctx: Context):
 
 def _header(msg_type, payload, *, request_id=0, flags=0, version=VERSION_MAX, magic=MAGIC, length=None,
             payload_crc=None, header_crc=None):
-    length = len(payload) if length is None else length
-    head = struct.pack("<IBBHIII", magic, version, flags, msg_type, request_id, length,
-                       zlib.crc32(payload) if payload_crc is None else payload_crc)
-    return head + struct.pack("<I", zlib.crc32(head) if header_crc is None else header_crc)
+    return codec.raw_frame(msg_type, payload, request_id=request_id, flags=flags, version=version, magic=magic,
+                           payload_len=length, payload_crc=payload_crc, header_crc=header_crc)[:HEADER_SIZE]
 
 
 def _bad_frame_case(name, doc, code, build, with_id=False):
