@@ -13,7 +13,7 @@ import pytest
 from construct import Array, Bytes, Int8ul, Int16ul, Int32ul, Int64ul, PaddedString, Struct
 
 from wslx.codegen import c_structs
-from wslx.codegen.c_structs import Constant, CStruct, HeaderSpec
+from wslx.spec.header import Constant, CStruct, HeaderSpec
 from wslx.spec.fields import Reserved
 
 INNER = Struct("a" / Int16ul * "first", "b" / Int16ul, "pad" / Reserved(4))

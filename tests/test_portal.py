@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from wslx.portal import (Portal, PortalCorrupt, PortalError, PortalHeaderChanged, PortalRemoteError,
                          PortalSpanError, PortalStaleSpan, PortalTimeout)
-from wslx.portal.region import SIDE_GUEST, Span
+from wslx.portal import layout
+from wslx.portal.layout import sum64
+from wslx.portal.region import Span
 from wslx.spec import portal as spec
 from wslx.spec.portal import Err, Op, RingId
 
@@ -31,7 +33,7 @@ class InProcessGuest:
 
     def __init__(self, p: Portal):
         self.p = p
-        self.g = p.ffi.new("char[]", p.lib.portal_guest_size())
+        self.g = p.ffi.new("struct portal_guest *")
         self.rc = p.lib.portal_guest_init(self.g, p._wbase, len(p.window))
 
     def step(self, budget: int = 1024) -> int:
@@ -70,8 +72,8 @@ def test_committed_docs_match_the_spec(repo_root):
 
 
 def test_layout_plan_is_aligned_and_disjoint():
-    plan = spec.plan(62 << 20, ring_slots=4096)
-    extents = [(0, spec.HEADER_PAGE)] + [(r["offset"], spec.ring_bytes(r["slot_count"])) for r in plan["rings"]]
+    plan = layout.plan(62 << 20, ring_slots=4096)
+    extents = [(0, spec.HEADER_PAGE)] + [(r["offset"], layout.ring_bytes(r["slot_count"])) for r in plan["rings"]]
     extents += [(plan["host_arena_offset"], plan["host_arena_size"]), (plan["guest_arena_offset"], plan["guest_arena_size"])]
     extents.sort()
     for (a, alen), (b, _) in zip(extents, extents[1:]):
@@ -79,7 +81,7 @@ def test_layout_plan_is_aligned_and_disjoint():
     assert extents[-1][0] + extents[-1][1] <= 62 << 20
     assert all(off % 64 == 0 for off, _ in extents)
     with pytest.raises(ValueError):
-        spec.plan(62 << 20, ring_slots=1000)
+        layout.plan(62 << 20, ring_slots=1000)
 
 
 def test_header_written_by_construct_parses_back(portal):
@@ -106,7 +108,7 @@ def test_echo_checksum_transform_in_place(portal):
     data = bytes((i * 7 + 3) & 0xFF for i in range(1001))
     portal.view(span)[:] = data
     c = serve_call(portal, g, Op.CHECKSUM, span)
-    assert c.status == 0 and c.result == spec.sum64(data) != 0
+    assert c.status == 0 and c.result == sum64(data) != 0
     key = 0x0102030405060708
     c = serve_call(portal, g, Op.TRANSFORM, span, key)
     assert c.status == 0

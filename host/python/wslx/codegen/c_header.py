@@ -13,6 +13,7 @@ from construct import Const, FormatField
 
 from ..spec import agentx as spec
 from ..spec.fields import BoundedBytes, BoundedString, BoundedStringArray, split_fields
+from ..spec.header import CStruct
 from . import c_structs
 
 SPEC_SOURCE = "host/python/wslx/spec/agentx.py"
@@ -297,7 +298,7 @@ def _emit_frame_functions(w):
 
 def _emit_wire_struct(w, cname, body, what):
     fixed, _ = split_fields(body)
-    fields, size = c_structs.struct_fields(c_structs.CStruct(cname, body), {}, body.subcons[:len(fixed)])
+    fields, size = c_structs.struct_fields(CStruct(cname, body), {}, body.subcons[:len(fixed)])
     w(f"/* Wire layout of the {what}: {size} bytes. */")
     c_structs.emit_struct(w, cname, fields, size, offset_macros=False)
     w("")

@@ -1,16 +1,8 @@
 """Generate a C header (and a Markdown reference) for fixed-layout structs
 declared with construct: the Portal layout, boot-protocol and virtio structs.
 
-A spec module describes what goes into its header with a HeaderSpec:
-
-    C_HEADER = HeaderSpec(
-        name="portal_layout", source="host/python/wslx/spec/portal.py", prefix="PORTAL",
-        title="Portal shared-memory layout",
-        constants=[Constant("MAGIC", MAGIC, "region magic")],
-        enums=[("PORTAL_OP", PortalOp)],
-        structs=[CStruct("portal_span", SPAN, "a span of the arena")],
-    )
-
+A spec module describes what goes into its header with a HeaderSpec
+(wslx.spec.header: Constant, CStruct, HeaderSpec),
 and `generate_header(spec)` renders it: #defines for constants and enum
 members (plus `<prefix>_name(v)` for non-flag enums), one C struct per CStruct with _Static_asserts on its size and on
 every field's offset, and `<STRUCT>_SIZE` / `<STRUCT>_OFF_<FIELD>` macros so
@@ -29,39 +21,14 @@ from __future__ import annotations
 import enum
 import importlib
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from construct import Array, Bytes, Const, Enum, FlagsEnum, FormatField, Renamed, Struct
 
+from ..spec.header import CStruct, HeaderSpec
+
 C_INT_TYPES = {"B": "uint8_t", "H": "uint16_t", "L": "uint32_t", "I": "uint32_t", "Q": "uint64_t",
                "b": "int8_t", "h": "int16_t", "l": "int32_t", "i": "int32_t", "q": "int64_t"}
-
-
-@dataclass(frozen=True)
-class Constant:
-    name: str          # without the header prefix
-    value: int
-    doc: str = ""
-
-
-@dataclass(frozen=True)
-class CStruct:
-    c_name: str        # `struct <c_name>`
-    body: Struct
-    doc: str = ""
-    packed: bool = False  # only for layouts that are not naturally aligned (e.g. ACPI tables)
-
-
-@dataclass
-class HeaderSpec:
-    name: str                      # file stem: <name>.h, <name>.md
-    source: str                    # repo-relative path of the spec module (for the marker)
-    prefix: str                    # macro prefix for constants
-    title: str
-    constants: list[Constant] = field(default_factory=list)
-    enums: list[tuple[str, type[enum.Enum]]] = field(default_factory=list)  # (macro prefix, enum class)
-    structs: list[CStruct] = field(default_factory=list)
-    doc: str = ""                  # prose for the top of the header and the Markdown page
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import enum
 
 from construct import Bytes, Int8ul, Int16ul, Int32ul, Int64ul, Struct
 
-from wslx.codegen.c_structs import Constant, CStruct, HeaderSpec
+from .header import Constant, CStruct, HeaderSpec
 
 HVM_START_MAGIC = 0x336EC578
 XEN_ELFNOTE_PHYS32_ENTRY = 18
