@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Callable
 
 from ..agentx.client import AgentClient
+from ..spec import trackb as trackb_image
 from ..vmm.errors import VMError
 from ..vmm.qemu import QemuMachine, default_run_root
 from .base import Guest, ensure_built, images_dir
 
-ISA_DEBUG_EXIT = ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
+ISA_DEBUG_EXIT = ["-device", f"isa-debug-exit,iobase={trackb_image.ISA_DEBUG_EXIT_IOBASE:#x},"
+                             f"iosize={trackb_image.ISA_DEBUG_EXIT_IOSIZE:#04x}"]
 # The kernel polls: a queue notify handled in the vCPU's own exit (no ioeventfd hop through
 # QEMU's main loop) makes the console probe ~1.7 ms instead of ~2.4 and PING ~16,000/s, not ~9,000.
 VIRTIO_SERIAL_SYNC_NOTIFY = ["-global", "virtio-serial-pci.ioeventfd=off"]

@@ -50,7 +50,7 @@ _log = logging.getLogger(__name__)
 
 QEMU_BINARY = "qemu-system-x86_64"
 QBOOT_ROM = Path("/usr/share/qemu/qboot.rom")
-AGENTX_PORT_NAME = "org.wslx.agentx"
+from ..spec.agentx import VIRTIO_SERIAL_PORT_NAME as AGENTX_PORT_NAME  # noqa: E402 (the spec names the port)
 NAME_PREFIX = "wslx-"
 OWNER_ENV = "WSLX_OWNER"      # pid of the Python process that launched QEMU
 SESSION_ENV = "WSLX_SESSION"  # inherited session tag (defaults to the owner pid)
