@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from wslx.spec.agentx import VIRTIO_SERIAL_PORT_NAME
+
 WSLX = [sys.executable, "-m", "wslx.cli"]
 
 
@@ -52,7 +54,7 @@ def test_bench_codec_writes_json_with_medians_runs_and_machine(tmp_path):
 def test_boot_dry_run_prints_vmm_command_lines():
     q = run("boot", "linux", "--dry-run")
     assert q.returncode == 0, q.stderr
-    assert "qemu-system-x86_64" in q.stdout and "name=org.wslx.agentx" in q.stdout and "-accel tcg" in q.stdout
+    assert "qemu-system-x86_64" in q.stdout and f"name={VIRTIO_SERIAL_PORT_NAME}" in q.stdout and "-accel tcg" in q.stdout
     o = run("boot", "linux", "--vmm", "openvmm", "--dry-run")
     assert o.returncode == 0, o.stderr
     assert o.stdout.startswith("openvmm -k ") and "--hv" in o.stdout and "--vmbus-vsock-path" in o.stdout

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from wslx.image import initramfs as ir
+from wslx.spec.agentx import VIRTIO_SERIAL_PORT_NAME
 from wslx.vmm.errors import (ChannelTimeout, ConsoleTimeout, GuestExited, GuestPanicked, LaunchError, VMError)
 from wslx.vmm.qemu import QemuMachine, leftover_qemu_processes
 
@@ -43,7 +44,7 @@ while read -r m; do insmod "$m" 2>/dev/null || echo "wslx-test: insmod failed: $
 mode=$(sed -n 's/.*wslx\.test=\([a-z]*\).*/\1/p' /proc/cmdline)
 port=
 for p in /sys/class/virtio-ports/*; do
-  [ "$(cat "$p/name" 2>/dev/null)" = org.wslx.agentx ] && port=/dev/${p##*/}
+  [ "$(cat "$p/name" 2>/dev/null)" = @AGENTX_PORT@ ] && port=/dev/${p##*/}
 done
 echo "WSLX-TEST-MARKER mode=$mode uptime=$(cut -d' ' -f1 /proc/uptime) agentx=$port"
 case "$mode" in
@@ -68,7 +69,7 @@ esac
 @pytest.fixture(scope="module")
 def initrd(tmp_path_factory):
     out = tmp_path_factory.mktemp("initrd") / "test-initramfs.cpio"
-    return ir.build_initramfs(out, None, kernel=KERNEL, init_script=INIT_SCRIPT)
+    return ir.build_initramfs(out, None, kernel=KERNEL, init_script=INIT_SCRIPT.replace("@AGENTX_PORT@", VIRTIO_SERIAL_PORT_NAME))
 
 
 def _machine(initrd, mode, tmp_path, **kw):
@@ -123,7 +124,7 @@ def test_boot_to_console_marker(initrd, tmp_path):
     for f in ("qemu.log", "console.log", "cmdline.txt"):
         assert (rd / f).exists(), f
     cmd = (rd / "cmdline.txt").read_text()
-    assert "-accel tcg" in cmd and "name=org.wslx.agentx" in cmd and "-no-reboot" in cmd
+    assert "-accel tcg" in cmd and f"name={VIRTIO_SERIAL_PORT_NAME}" in cmd and "-no-reboot" in cmd
 
 
 @pytest.mark.vm

@@ -243,10 +243,11 @@ class Portal:
 
     def guest_status(self) -> dict:
         """The guest-written status line (hostile: state may be any integer)."""
-        raw = bytes(self._window()[spec.GUEST_STATUS_OFFSET:spec.GUEST_STATUS_OFFSET + spec.PortalGuestStatus.sizeof()])
-        return dict(state=int.from_bytes(raw[0:4], "little"), error=int.from_bytes(raw[4:8], "little"),
-                    generation=int.from_bytes(raw[8:16], "little"), served=int.from_bytes(raw[16:24], "little"),
-                    heartbeat=int.from_bytes(raw[24:32], "little"))
+        ffi = self.ffi
+        st = ffi.new("struct portal_guest_status *")  # a private copy: the guest may write on
+        ffi.memmove(st, self._window()[spec.GUEST_STATUS_OFFSET:spec.GUEST_STATUS_OFFSET + ffi.sizeof(st[0])],
+                    ffi.sizeof(st[0]))
+        return {name: getattr(st, name) for name, _ in ffi.typeof(st[0]).fields if name != "reserved"}
 
     def wait_guest(self, timeout: float, alive: Callable[[], None] | None = None) -> dict:
         """Wait until the guest serves this generation; PortalTimeout otherwise (with its status)."""
