@@ -6,7 +6,8 @@ Markdown may quote values). KNOWN is a table of (constant, its spec, the
 regexes that find it written literally, a planted duplicate the lint must
 catch): add a row when a constant moves into a spec. The second test plants
 each row's duplicate in a scratch tree and shows the lint fires on it (and
-leaves the spec itself alone)."""
+leaves the spec itself alone). The last test keeps the spec modules pure: specs only,
+no generators or runtime libraries imported."""
 from __future__ import annotations
 
 import re
@@ -142,3 +143,28 @@ def test_lint_fires_on_a_reverted_fix(tmp_path):
     found = {(f.path, f.line_no, f.what.split(" (")[0]) for f in lint(tmp_path, ["codec.py", "shim.S"])}
     assert found == {("codec.py", 21, "AgentX frame header layout"),
                      ("shim.S", len(shim), "XEN_ELFNOTE_PHYS32_ENTRY")}, found
+
+
+SPEC_DIR = ROOT / "host/python/wslx/spec"
+SPEC_MAY_IMPORT = {"__future__", "dataclasses", "enum", "construct"}
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add("." * node.level + (node.module or ""))
+    return names
+
+
+def test_spec_modules_hold_specs_only():
+    """A spec module imports only construct, the standard enum/dataclass helpers and other spec
+    modules: no generator (wslx.codegen), no runtime library (numpy), nothing that runs."""
+    for path in sorted(SPEC_DIR.glob("*.py")):
+        bad = {m for m in _imports(path)
+               if m.split(".")[0] not in SPEC_MAY_IMPORT and not (m.startswith(".") and not m.startswith(".."))
+               and not m.startswith("wslx.spec")}
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
