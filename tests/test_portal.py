@@ -62,6 +62,23 @@ def test_generated_header_matches_the_spec(repo_root, portal_lib):
     assert "#define PORTAL_RING_CTL_OFF_TAIL 64u" in text  # head and tail on separate cache lines
 
 
+def test_cffi_declarations_are_the_headers(portal):
+    """The binding declares what portal.h, portal_host.h and portal_layout.h declare (typed
+    structs, not void *), and cffi lays the core's private structs out as the library does."""
+    from wslx.portal import native
+    ffi, lib = portal.ffi, portal.lib
+    for t, n in (("struct portal_end", lib.portal_end_size()), ("struct portal_arena", lib.portal_arena_size()),
+                 ("struct portal_guest", lib.portal_guest_size()), ("struct portal_msg", spec.SLOT_SIZE),
+                 ("struct portal_header", spec.PortalHeader.sizeof())):
+        assert ffi.sizeof(t) == n, t
+    assert ffi.typeof(lib.portal_send).args[0] == ffi.typeof("struct portal_end *")
+    assert ffi.typeof(lib.portal_arena_init).args[2] == ffi.typeof("int")
+    cdef = native.cdef()
+    assert "void *e" not in cdef and "void *a" not in cdef and "_Static_assert" not in cdef
+    with pytest.raises(TypeError):  # a wrong struct is refused by type, not reinterpreted
+        lib.portal_check(ffi.new("struct portal_arena *"))
+
+
 def test_committed_docs_match_the_spec(repo_root):
     from wslx.codegen import c_structs
     committed = (repo_root / "docs" / "portal.md").read_text()
