@@ -22,14 +22,16 @@ from ..spec.fields import BoundedBytes, BoundedString, BoundedStringArray, split
 from .errors import (BadChecksum, BadFlags, BadMagic, FrameTooLarge, InvalidMessage, MalformedPayload, Truncated,
                      UnknownType, UnsupportedVersion)
 
+# The fast paths pack and unpack the header positionally, in the spec's field order.
+_FAST_PATH_ORDER = ("magic", "version", "flags", "type", "request_id", "payload_len", "payload_crc", "header_crc")
 
 
 def _header_layout():
     """Field names, struct formats and offsets of spec.FrameHeader. header_crc is its last field and
     covers every header byte before it."""
     fixed, variable = split_fields(spec.FrameHeader)
-    if variable or fixed[-1][0] != "header_crc":
-        raise TypeError("spec.FrameHeader: fixed fields only, header_crc last")
+    if variable or tuple(f[0] for f in fixed) != _FAST_PATH_ORDER:
+        raise TypeError(f"spec.FrameHeader changed its fields {[f[0] for f in fixed]}: update the codec's fast paths")
     names, formats, offsets, off = [], {}, {}, 0
     for name, con, _ in fixed:
         names.append(name)
@@ -42,9 +44,6 @@ def _header_layout():
 
 
 HEADER_FIELDS, _FORMATS, HEADER_OFFSETS = _header_layout()
-# The fast paths below pack and unpack the header positionally, in this (the spec's) order.
-assert HEADER_FIELDS == ("magic", "version", "flags", "type", "request_id", "payload_len", "payload_crc",
-                         "header_crc"), f"spec.FrameHeader changed its field order: {HEADER_FIELDS}"
 HEADER = struct.Struct("<" + "".join(_FORMATS[n] for n in HEADER_FIELDS))
 _SEALED_FIELDS = HEADER_FIELDS[:-1]              # what header_crc covers
 _SEALED = struct.Struct("<" + "".join(_FORMATS[n] for n in _SEALED_FIELDS))
@@ -130,7 +129,7 @@ def reseal(frame: bytearray) -> None:
     """Recompute both CRCs of a whole frame in place, so a mutated frame passes the CRC checks
     and reaches the header and payload checks. frame holds at least a header."""
     _FIELD["payload_crc"].pack_into(frame, HEADER_OFFSETS["payload_crc"], _crc32(bytes(frame[spec.HEADER_SIZE:])))
-    _FIELD["header_crc"].pack_into(frame, HEADER_CRC_COVERS, _crc32(bytes(frame[:HEADER_CRC_COVERS])))
+    _HEADER_CRC.pack_into(frame, HEADER_CRC_COVERS, _crc32(bytes(frame[:HEADER_CRC_COVERS])))
 
 
 def header_field(buf, name: str) -> int:

@@ -61,6 +61,7 @@ FrameHeader = Struct(
     "payload_crc" / Int32ul * "CRC-32 of the payload",
     "header_crc" / Int32ul * "CRC-32 of header bytes 0..19",
 )
+assert FrameHeader.sizeof() == HEADER_SIZE
 
 
 class FrameFlag(enum.IntFlag):
