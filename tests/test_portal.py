@@ -247,14 +247,16 @@ def test_completion_that_does_not_match_its_request_is_corrupt(portal):
     span = portal.alloc(128)
     portal.submit(Op.ECHO, span, 5)
     assert g.step() == 1
-    slot = _ring_ctl(portal, RingId.COMPLETE) + 128  # first completion slot
-    gen_off = slot + spec.PortalMsg.sizeof() - 8 - 8 - 8  # span.generation
+    ffi = portal.ffi
+    slot = _ring_ctl(portal, RingId.COMPLETE) + spec.RING_CTL_SIZE  # first completion slot
+    gen_off = slot + ffi.offsetof("struct portal_msg", "span") + ffi.offsetof("struct portal_span", "generation")
     portal._u64(gen_off)[0] ^= 1  # a stale generation in the completion
     with pytest.raises(PortalCorrupt, match="does not match"):
         portal.reap(1, timeout=0.5)
 
 
-REGION_BYTES = st.lists(st.tuples(st.integers(0, 4 * (128 + 64 * 64) + 4096 * 4), st.integers(0, 255)),
+REGION_BYTES = st.lists(st.tuples(st.integers(0, 4 * (spec.RING_CTL_SIZE + 64 * spec.SLOT_SIZE) + 4096 * 4),
+                                  st.integers(0, 255)),
                         min_size=1, max_size=24)
 
 
@@ -304,7 +306,8 @@ def test_host_attaches_with_its_own_header_not_the_regions(tmp_path, portal_lib)
     class Raced(Portal):
         def _attach(self, *args):
             forged = self.layout["guest_arena_offset"]
-            self.window[40:48] = forged.to_bytes(8, "little")  # PortalHeader.host_arena_offset
+            off = self.ffi.offsetof("struct portal_header", "host_arena_offset")
+            self.window[off:off + 8] = forged.to_bytes(8, "little")
             super()._attach(*args)
 
     with Raced.create(tmp_path / "raced.img", 8 << 20, ring_slots=64) as p:
