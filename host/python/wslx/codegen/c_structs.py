@@ -8,7 +8,10 @@ members (plus `<prefix>_name(v)` for non-flag enums), one C struct per CStruct w
 every field's offset, and `<STRUCT>_SIZE` / `<STRUCT>_OFF_<FIELD>` macros so
 parsers of untrusted bytes can read fields by offset without casting. The
 header is freestanding (<stddef.h>, <stdint.h>) so the Track B kernel and the
-host test builds use it as is.
+host test builds use it as is. With HeaderSpec(assembler=True) the constants,
+enum values and offset macros come first, spelled <PREFIX>_CONST(value, suffix)
+so that a .S file can include the header too (the C declarations follow under
+#ifndef __ASSEMBLER__), as Linux's _AC() does.
 
 Supported field types: little- or big-endian integers (FormatField, Enum
 and FlagsEnum of one), fixed arrays of integers, Bytes(n), Const(bytes)
