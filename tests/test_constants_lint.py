@@ -60,6 +60,9 @@ KNOWN = [
           "SIDE_HOST, SIDE_GUEST = 0, 1"),
     Known("isa-debug-exit port", TRACKB, (r"(?i)iobase=0xf4\b", r"(?i)\$0xf4\b", r"(?i)EXIT\w*\s+0xf4\b"),
           'ISA_DEBUG_EXIT = ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]'),
+    Known("Linux signal numbers (Signal)", AGENTX,
+          (r"\bsigno\s*(?:[=!]=|=)\s*\d", r"\.signal\(\s*[\w.\[\]]+\s*,\s*\d+\s*[,)]", r"\bAGX_SIG\w*\s+\d"),
+          "    client.signal(proc.pid, 15)"),
     Known("Track B kernel load budget", TRACKB, (r"BUDGET\w*\s*=\s*128\s*\*\s*1024", r"\b131072\b"),
           "kernel = env.TrackBKernel('trackb-kernel.elf', sources, IMAGE_BUDGET=128 * 1024)"),
 ]
