@@ -61,7 +61,7 @@ KNOWN = [
     Known("isa-debug-exit port", TRACKB, (r"(?i)iobase=0xf4\b", r"(?i)\$0xf4\b", r"(?i)EXIT\w*\s+0xf4\b"),
           'ISA_DEBUG_EXIT = ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]'),
     Known("Linux signal numbers (Signal)", AGENTX,
-          (r"\bsigno\s*(?:[=!]=|=)\s*\d", r"\.signal\(\s*[\w.\[\]]+\s*,\s*\d+\s*[,)]", r"\bAGX_SIG\w*\s+\d"),
+          (r"\bsigno\s*(?:[=!]=|=)\s*\d", r"\.signal\(\s*[\w.\[\]]+\s*,\s*\d+\s*[,)]", r"#\s*define\s+AGX_SIG\w+\s+(?:0x[0-9A-Fa-f]+|\d+)\s*(?:/[*/].*)?$"),
           "    client.signal(proc.pid, 15)"),
     Known("Track B kernel load budget", TRACKB, (r"BUDGET\w*\s*=\s*128\s*\*\s*1024", r"\b131072\b"),
           "kernel = env.TrackBKernel('trackb-kernel.elf', sources, IMAGE_BUDGET=128 * 1024)"),
