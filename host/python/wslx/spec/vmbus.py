@@ -183,6 +183,14 @@ VMBUS_CHANNEL_VERSION_RESPONSE = Struct(
     "padding" / Reserved(2),
     "msg_conn_id" / Int32ul * "from 5.0: connection id for all later messages",
 )
+VMBUS_CHANNEL_VERSION_RESPONSE2 = Struct(
+    _HDR,
+    "version_supported" / Int8ul,
+    "connection_state" / Int8ul,
+    "padding" / Reserved(2),
+    "msg_conn_id" / Int32ul,
+    "supported_features" / Int32ul * "Copper feature flags the host supports",
+)  # what OpenVMM answers to a supported request for Copper (6.0) or newer
 VMBUS_CHANNEL_UNLOAD = Struct(_HDR)
 VMBUS_CHANNEL_UNLOAD_RESPONSE = Struct(_HDR)
 
@@ -193,8 +201,8 @@ VMBUS_CHANNEL_TL_CONNECT_REQUEST = Struct(
 )
 VMBUS_CHANNEL_TL_CONNECT_RESULT = Struct(
     _HDR,
-    "service_id" / Bytes(GUID_SIZE),
     "endpoint_id" / Bytes(GUID_SIZE),
+    "service_id" / Bytes(GUID_SIZE),
     "status" / Int32sl * "0 ok, else a negative NTSTATUS-style error (no offer follows)",
 )
 
@@ -299,6 +307,7 @@ STRUCTS = [
     ("vmbus_channel_relid_released", VMBUS_CHANNEL_RELID_RELEASED, "RelIdReleased (guest, after a rescind)"),
     ("vmbus_channel_initiate_contact", VMBUS_CHANNEL_INITIATE_CONTACT, "InitiateContact (guest)"),
     ("vmbus_channel_version_response", VMBUS_CHANNEL_VERSION_RESPONSE, "VersionResponse (host)"),
+    ("vmbus_channel_version_response2", VMBUS_CHANNEL_VERSION_RESPONSE2, "VersionResponse to Copper (host)"),
     ("vmbus_channel_unload", VMBUS_CHANNEL_UNLOAD, "Unload (guest)"),
     ("vmbus_channel_unload_response", VMBUS_CHANNEL_UNLOAD_RESPONSE, "UnloadResponse (host)"),
     ("vmbus_channel_tl_connect_request", VMBUS_CHANNEL_TL_CONNECT_REQUEST, "TlConnectRequest (guest, hv_sock)"),
