@@ -412,5 +412,15 @@ class Partition:
         self.clock.advance_to(when)
         self.service()
 
+    def halt(self, timeout: float = 0.05) -> None:
+        """The VP executes `hlt`: on a VirtualClock time jumps to the next timer deadline (if any); on a real
+        clock the VP waits for it, at most `timeout` s; host streams are serviced either way."""
+        deadline = self.next_deadline()
+        if deadline is not None and isinstance(self.clock, VirtualClock):
+            self.advance_to(deadline)
+            return
+        wait = timeout if deadline is None else min(timeout, max(0.0, (deadline - self.clock.now()) / 1e7))
+        self.wait_host(wait)
+
     def advance(self, ticks: int) -> None:
         self.advance_to(self.clock.now() + ticks)
