@@ -21,7 +21,7 @@ from .errors import GeneralProtectionFault
 
 TIMER_PAYLOAD = struct.Struct("<IIQQ")
 assert TIMER_PAYLOAD.size == HV_TIMER_MESSAGE_PAYLOAD.sizeof()
-CONFIG_VALID = (StimerConfigBits.ENABLE | StimerConfigBits.PERIODIC | StimerConfigBits.LAZY
+CONFIG_VALID = int(StimerConfigBits.ENABLE | StimerConfigBits.PERIODIC | StimerConfigBits.LAZY
                 | StimerConfigBits.AUTO_ENABLE | StimerConfigBits.DIRECT_MODE | STIMER_APIC_VECTOR_MASK
                 | STIMER_SINT_MASK)
 
@@ -65,7 +65,7 @@ class SyntheticTimer:
         if value & StimerConfigBits.DIRECT_MODE and not self.direct_allowed:
             raise GeneralProtectionFault(f"STIMER{self.index}_CONFIG: direct mode is not offered")
         if not value & StimerConfigBits.DIRECT_MODE and not value & STIMER_SINT_MASK:
-            value &= ~StimerConfigBits.ENABLE
+            value &= ~int(StimerConfigBits.ENABLE)
         self.config = value
         self.msg_pending = False
         self._arm()
@@ -74,7 +74,7 @@ class SyntheticTimer:
         self.count = value
         self.msg_pending = False
         if value == 0:
-            self.config &= ~StimerConfigBits.ENABLE
+            self.config &= ~int(StimerConfigBits.ENABLE)
         elif self.config & StimerConfigBits.AUTO_ENABLE and (self.direct or self.sint):
             self.config |= StimerConfigBits.ENABLE
         self._arm()
@@ -107,7 +107,7 @@ class SyntheticTimer:
             return
         self.expirations += 1
         if not self.periodic:
-            self.config &= ~StimerConfigBits.ENABLE
+            self.config &= ~int(StimerConfigBits.ENABLE)
             return
         missed = (now - self.exp_time) // self.count   # lazy: skip ticks that passed meanwhile
         self.exp_time += (missed + 1) * self.count

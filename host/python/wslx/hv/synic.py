@@ -24,7 +24,7 @@ from .errors import GeneralProtectionFault, GuestMemoryError
 HEADER = struct.Struct("<IBBHQ")      # hv_message_header
 assert HEADER.size == HV_MESSAGE_HEADER.sizeof() and HV_MESSAGE.sizeof() == HEADER.size + MESSAGE_PAYLOAD_SIZE
 SLOT_SIZE = HV_MESSAGE.sizeof()
-SINT_RESERVED = ~(SINT_VECTOR_MASK | SintBits.MASKED | SintBits.AUTO_EOI | SintBits.POLLING) & (2**64 - 1)
+SINT_RESERVED = ~int(SINT_VECTOR_MASK | SintBits.MASKED | SintBits.AUTO_EOI | SintBits.POLLING) & (2**64 - 1)
 HOST_QUEUE_LIMIT = 1024               # messages the host keeps for one SINT before it stops answering
 
 
