@@ -349,12 +349,20 @@ class ScriptedGuest:
         return Channel(self, offer, out_ring, in_ring)
 
     def _wait_for_channel(self, want: set[int], offer: Offer):
-        t, payload = self.wait_vmbus(want | {M.RESCIND_CHANNELOFFER}, self._deadline())
-        if t == M.RESCIND_CHANNELOFFER:
-            relid = V.VMBUS_CHANNEL_RESCIND_OFFER.parse(payload[:12]).child_relid
-            self.post(V.VMBUS_CHANNEL_RELID_RELEASED, child_relid=relid)
-            raise GuestScriptError(f"channel {relid} rescinded while opening it")
-        return t, payload
+        """The next wanted message about this channel (child_relid at offset 8 in all of them); answers for
+        other channels (a previous, rescinded attempt) are dropped."""
+        deadline = self._deadline()
+        while True:
+            t, payload = self.wait_vmbus(want | {M.RESCIND_CHANNELOFFER}, deadline)
+            relid = int.from_bytes(payload[8:12], "little") if len(payload) >= 12 else -1
+            if t == M.RESCIND_CHANNELOFFER:
+                self.post(V.VMBUS_CHANNEL_RELID_RELEASED, child_relid=relid)
+                if relid == offer.relid:
+                    raise GuestScriptError(f"channel {relid} rescinded while opening it")
+            elif relid == offer.relid:
+                return t, payload
+            else:
+                self.log(f"[guest] dropped {M(t).name} for relid {relid}")
 
     def _post_raw(self, payload: bytes) -> None:
         self.mem.write(self.input_page, H.HV_INPUT_POST_MESSAGE.build(dict(
