@@ -416,3 +416,11 @@ def test_an_internal_error_surfaces_as_a_typed_model_bug(monkeypatch):
     with pytest.raises(ModelBug) as e:
         hv.hypercall(HvCall.POST_MESSAGE, IN, 0)
     assert isinstance(e.value.__cause__, ZeroDivisionError)
+
+
+def test_unknown_fault_step_is_refused():
+    from wslx.hv import Faults, HostUsageError
+    with pytest.raises(HostUsageError, match="rescind_at"):
+        Faults(rescind_at="later")
+    with pytest.raises(HostUsageError, match="unknown hypervisor profile"):
+        make("xen")

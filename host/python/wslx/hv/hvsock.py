@@ -32,6 +32,14 @@ class HvSockListener:
     def _deliver(self, sock: socket.socket) -> None:
         self._accepted.put(sock)
 
+    def close(self) -> None:
+        """Close connections nobody accepted (accepted ones belong to whoever accepted them)."""
+        while True:
+            try:
+                self._accepted.get_nowait().close()
+            except queue.Empty:
+                return
+
     def accept(self, timeout: float) -> socket.socket:
         try:
             return self._accepted.get(timeout=timeout)

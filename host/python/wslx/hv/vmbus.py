@@ -508,10 +508,13 @@ class VmbusHost:
         return [ch.bridge for ch in self.channels.values() if ch.bridge is not None]
 
     def close(self) -> None:
+        """End every bridge; host sockets handed out (hvsock_connect, accept) belong to their holders and see
+        EOF; connections nobody accepted are closed."""
         for ch in self.channels.values():
             if ch.bridge is not None:
                 ch.bridge.close()
-            for s in (ch.model_sock, ch.host_sock if ch.state != "open" and ch.listener is None else None):
-                if s is not None:
-                    s.close()
+            elif ch.model_sock is not None:
+                ch.model_sock.close()
         self.channels.clear()
+        for listener in self.listeners.values():
+            listener.close()
