@@ -418,3 +418,43 @@ def test_message_sint_from_initiate_contact(profile, expected_sint):
     got = g.take_message(expected_sint)
     assert got is not None and int.from_bytes(got[1][:4], "little") == M.VERSION_RESPONSE
     assert g.take_message(7 - expected_sint) is None
+
+
+def test_guest_memory_in_a_shared_file_mapping_and_real_time_timers(tmp_path):
+    """The shape of the model beside QEMU: guest RAM is an mmap of a file (GuestMemory.q35) and the clock is
+    real (MonotonicClock); hv_sock still carries AgentX-sized pings and a one-shot timer fires on halt()."""
+    import mmap
+    import time
+    from wslx.hv import MonotonicClock
+    size = 4 << 20
+    path = tmp_path / "ram"
+    path.write_bytes(bytes(size))
+    with open(path, "r+b") as f, mmap.mmap(f.fileno(), size) as ram:
+        mem = GuestMemory.q35(ram, size)
+        box = {}
+        hv = Partition(mem, "openvmm-kvm", clock=MonotonicClock(), inject=lambda v: box["g"].interrupt(v))
+        g = box["g"] = ScriptedGuest(hv, mem, log=lambda *_: None, timeout=5)
+        host_sock = hv.hvsock_connect(6200)
+        g.detect(); g.enlighten(); g.enable_synic(); g.vmbus_connect(); g.request_offers()
+        ch = g.open_channel(next(iter(g.offers.values())))
+        host_sock.sendall(b"ping" * 1000)
+        got = bytearray()
+        deadline = time.monotonic() + 5
+        while len(got) < 4000 and time.monotonic() < deadline:
+            hv.wait_host(0.01)
+            got += ch.receive()
+        assert got == b"ping" * 1000
+        with open(path, "rb") as again:    # the bytes are really in the file, where QEMU would see them
+            again.seek(g.simp)
+            assert again.read(4) == ram[g.simp:g.simp + 4]
+        start = hv.rdmsr(Msr.TIME_REF_COUNT)
+        hv.wrmsr(Msr.STIMER0_CONFIG, H.StimerConfigBits.ENABLE | (3 << H.STIMER_SINT_SHIFT))
+        hv.wrmsr(Msr.STIMER0_COUNT, start + 20_000)       # 2 ms from now
+        while g.take_message(3) is None and time.monotonic() < deadline:
+            hv.halt(timeout=0.01)
+        payload = H.HV_TIMER_MESSAGE_PAYLOAD.parse(mem.read(g.simp + 3 * 256 + 16, 24))
+        assert payload.expiration_time == start + 20_000 <= payload.delivery_time
+        assert hv.rdmsr(Msr.TIME_REF_COUNT) >= start + 20_000
+        host_sock.close()
+        hv.close()
+        mem.close()
