@@ -150,16 +150,27 @@ def test_connection_id_switch_from_5_0():
     assert any("posted to connection id 4" in d for d in hv.vmbus.dropped)   # id 4 only takes InitiateContact
 
 
-def test_initiate_contact_on_the_wrong_connection_id_is_refused():
-    hv, g, mem = new("hyperv", timeout=1)
+@pytest.mark.parametrize("conn", [V.MESSAGE_CONNECTION_ID, V.MESSAGE_CONNECTION_ID_4])
+def test_initiate_contact_is_taken_on_either_contact_port(conn):
+    # Linux posts InitiateContact to 4 from 5.0 (connection.c vmbus_negotiate_version); Microsoft's UEFI
+    # firmware posts it to 1 even for Copper (mu_msvm MsvmPkg/VmbusDxe, gVmbusConnectionId)
+    hv, g, mem = new("openvmm-kvm", timeout=1)
     g.detect(); g.enlighten(); g.enable_synic()
-    g.msg_conn_id = 1
+    g.msg_conn_id = conn
     payload = V.VMBUS_CHANNEL_INITIATE_CONTACT.build(dict(header=dict(msgtype=M.INITIATE_CONTACT),
-                                                          vmbus_version_requested=V.Version.WIN10_V5_3, target_vcpu=0,
+                                                          vmbus_version_requested=V.Version.COPPER, target_vcpu=0,
                                                           interrupt_page=2, monitor_page1=0, monitor_page2=0))
-    g._post_raw(payload)                                      # 5.x request on id 1 instead of 4
+    g._post_raw(payload)
     _, resp = g.wait_vmbus({M.VERSION_RESPONSE}, g._deadline())
-    assert V.VMBUS_CHANNEL_VERSION_RESPONSE.parse(resp).version_supported == 0
+    assert len(resp) == V.VMBUS_CHANNEL_VERSION_RESPONSE2.sizeof()           # protocol.rs VersionResponse2
+    r = V.VMBUS_CHANNEL_VERSION_RESPONSE2.parse(resp)
+    assert r.version_supported == 1 and r.msg_conn_id == V.MESSAGE_CONNECTION_ID
+
+
+def test_a_second_initiate_contact_while_connected_is_refused():
+    hv, g, _ = connected()
+    with pytest.raises(GuestScriptError, match="accepted no VMBus version"):
+        g.vmbus_connect([V.Version.WIN10_V5_3])
 
 
 def test_tl_connect_without_a_listener_is_refused():
