@@ -173,7 +173,5 @@ class HvSockBridge:
 
 def wait_readable(bridges, timeout: float) -> None:
     import select
-    fds = [b for b in bridges if b.wants_read()]
-    if not fds:
-        return
-    select.select(fds, [], [], max(0.0, timeout))
+    # with no host stream to watch this idles for `timeout` (a halted VP), rather than spinning
+    select.select([b for b in bridges if b.wants_read()], [], [], max(0.0, timeout))
