@@ -19,6 +19,7 @@
 #include "kernel/klib.h"
 #include "kernel/pmm.h"
 #include "kernel/timer.h"
+#include "kernel/vm.h"
 #include "platform/platform.h"
 #include "virtio.h"
 

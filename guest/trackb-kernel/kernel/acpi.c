@@ -3,6 +3,7 @@
 #include "kernel/acpi.h"
 #include "kernel/console.h"
 #include "kernel/klib.h"
+#include "kernel/vm.h"
 #include "platform/platform.h"
 #include "x86boot.h"
 
