@@ -38,7 +38,8 @@ def compile_sanitized(exe: Path, sources, gen: Path) -> Path:
 
 
 def parser_sources() -> list[Path]:
-    return sorted((KERNEL / "parse").glob("*.c"))
+    """The parsers and the names of the errors they return (kernel/errno.c)."""
+    return [*sorted((KERNEL / "parse").glob("*.c")), KERNEL / "kernel" / "errno.c"]
 
 
 def build_model(gen: Path, name: str, driver: str) -> Path:
