@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import Benchmark
+from ..vmm.procs import processes
 
 UNITS = {"portal_bulk_gbps": "GB/s", "portal_bulk_host_copy_gbps": "GB/s", "guest_inplace_xor_gbps": "GB/s",
          "bulk_vs_inplace_x": "x", "host_loadavg_1m": "",
@@ -195,8 +195,7 @@ def _measure(g, portal, args, log, kind: _Guest) -> dict:
         svc.stop()
         assert kind.stopped(svc.status), f"the service did not end as it should: {svc.status}"
     out["host_loadavg_1m"] = os.getloadavg()[0]
-    out["host_qemu_processes"] = float(len(subprocess.run(["pgrep", "qemu-system"], capture_output=True,
-                                                          text=True).stdout.split()))
+    out["host_qemu_processes"] = float(len(processes("qemu-system")))
     out["bulk_vs_control_x"] = out["portal_bulk_gbps"] / out["control_bulk_gbps"]
     out["roundtrips_vs_control_x"] = out["portal_roundtrips_per_s"] / out["control_roundtrips_per_s"]
     out["bulk_vs_memcpy_x"] = out["portal_bulk_gbps"] / out["guest_memcpy_gbps"]

@@ -119,7 +119,7 @@ def boot(args) -> int:
             print(f"os release:   {h.os_release}")
             print(f"protocol:     v{h.version_min}..v{h.version_max}, max payload {h.max_payload}")
             print(f"capabilities: {', '.join(h.capability_names)}")
-            print(f"hello after:  {g.vm.hello_seconds:.2f} s since QEMU start (guest uptime {h.uptime_ms} ms)")
+            print(f"hello after:  {g.hello_seconds:.2f} s since QEMU start (guest uptime {h.uptime_ms} ms)")
             print(f"console log:  {g.console_log}")
             print(f"run dir:      {g.vm.run_dir}", flush=True)
             if args.stay:
