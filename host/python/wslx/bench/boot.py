@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import Benchmark
+from ..commands._args import kernel_image
 from ..vmm.errors import VMError
 
 
@@ -26,7 +27,7 @@ def add_arguments(p):
     p.add_argument("--guest", choices=["linux", "trackb"], default="linux")
     p.add_argument("--no-linux", dest="linux", action="store_false",
                    help="--guest trackb: do not boot the Linux guest for the linux/trackb ratio")
-    p.add_argument("--kernel", type=Path, action="append",
+    p.add_argument("--kernel", type=kernel_image, action="append",
                    help="kernel to boot (default: Debian's cloud kernel); repeat to compare kernels")
 
 

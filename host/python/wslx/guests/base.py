@@ -23,6 +23,38 @@ class GuestAgentError(VMError):
     """The guest booted but its agent failed us (timeout, lost channel, protocol error)."""
 
 
+class KernelImageError(VMError):
+    """A kernel image no guest can boot: neither a bzImage nor an ELF with a usable entry."""
+
+
+# Linux boot protocol (Documentation/arch/x86/boot.rst): a bzImage's setup header holds
+# the magic "HdrS" at file offset 0x202.
+BZIMAGE_HEADER_MAGIC_OFFSET = 0x202
+BZIMAGE_HEADER_MAGIC = b"HdrS"
+ELF_MAGIC = b"\x7fELF"
+
+
+def check_kernel_image(path: Path) -> str:
+    """'bzImage' or 'elf' for a kernel the VMMs can boot directly, else KernelImageError
+    naming the file and what is wrong with it. An ELF must pass wslx.image.elfcheck with its
+    PVH entry (QEMU's -kernel enters an ELF only there; OpenVMM at its e_entry, checked too).
+    OSError (missing, unreadable) passes through: the caller names the path."""
+    with open(path, "rb") as f:
+        head = f.read(BZIMAGE_HEADER_MAGIC_OFFSET + len(BZIMAGE_HEADER_MAGIC))
+    if head[BZIMAGE_HEADER_MAGIC_OFFSET:] == BZIMAGE_HEADER_MAGIC:
+        return "bzImage"
+    if head.startswith(ELF_MAGIC):
+        from ..image.elfcheck import ElfCheckError, check_kernel
+        try:
+            check_kernel(path, budget=path.stat().st_size)
+        except ElfCheckError as e:
+            raise KernelImageError(f"{path}: an ELF file without an entry the guest can use: "
+                                   + "; ".join(e.problems)) from None
+        return "elf"
+    raise KernelImageError(f"{path}: not a kernel image: neither a bzImage (no {BZIMAGE_HEADER_MAGIC.decode()} "
+                           f"setup header at {BZIMAGE_HEADER_MAGIC_OFFSET:#x}) nor an ELF file")
+
+
 def images_dir() -> Path:
     return repo_root() / "images"
 
@@ -85,6 +117,7 @@ class Guest:
     # ---- shared ----
     def __enter__(self):
         self._prepare()
+        check_kernel_image(self.kernel)   # before QEMU starts: a wrong file is named as such
         self.vm = self.machine()
         self.vm.__enter__()
         try:
