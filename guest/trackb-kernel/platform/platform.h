@@ -21,7 +21,7 @@ void pio_out8(uint16_t port, uint8_t v);
 void pio_out16(uint16_t port, uint16_t v);
 void pio_out32(uint16_t port, uint32_t v);
 
-/* MMIO at physical addresses (must be mapped; see vm_map_mmio). */
+/* MMIO at physical addresses (must be mapped: kernel/vm.h, vm_map_identity). */
 uint8_t mmio_read8(uint64_t pa);
 uint16_t mmio_read16(uint64_t pa);
 uint32_t mmio_read32(uint64_t pa);
