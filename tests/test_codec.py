@@ -11,6 +11,7 @@ import pytest
 from wslx.agentx import codec
 from wslx.agentx.errors import (BadChecksum, BadFlags, BadMagic, FrameTooLarge, InvalidMessage, MalformedPayload,
                                 ProtocolError, Truncated, UnknownType, UnsupportedVersion)
+from wslx.codegen.c_header import example_request_id
 from wslx.spec import agentx as spec
 
 GOLDEN = Path(__file__).parent / "golden" / "agentx_examples.hex"
@@ -25,22 +26,59 @@ def golden_frames() -> dict[str, bytes]:
     return out
 
 
+def _example(msg, version):
+    """The spec's example body in the layout of this version (fields it lacks left out)."""
+    names = codec.VERSIONED[(int(msg.type), version)].all_names
+    return {k: v for k, v in msg.example.items() if k in names}
+
+
+@pytest.mark.parametrize("version", range(spec.VERSION_MIN, spec.VERSION_MAX + 1))
 @pytest.mark.parametrize("msg", spec.MESSAGES, ids=lambda m: m.name)
-def test_every_message_round_trips_and_matches_golden_bytes(msg):
+def test_every_message_round_trips_and_matches_golden_bytes(msg, version):
+    if version not in msg.versions:
+        pytest.skip(f"{msg.type.name} does not exist in version {version}")
     i = spec.MESSAGES.index(msg)
+    rid = example_request_id(i, msg)
     flags = spec.FrameFlag.REPLY if msg.kind == "reply" else 0
-    frame = codec.encode_frame(msg.type, msg.example, request_id=0x100 + i, flags=flags)
-    assert frame == golden_frames()[msg.type.name]
-    assert frame == codec.build_frame_reference(msg.type, msg.example, request_id=0x100 + i, flags=flags)
+    body = _example(msg, version)
+    frame = codec.encode_frame(msg.type, body, request_id=rid, flags=flags, version=version)
+    assert frame == golden_frames()[msg.type.name + ("" if version == spec.VERSION_MAX else f"@v{version}")]
+    assert frame == codec.build_frame_reference(msg.type, body, request_id=rid, flags=flags, version=version)
     decoded, used = codec.decode_frame(frame)
     assert used == len(frame)
-    assert (decoded.type, decoded.request_id, decoded.flags) == (msg.type, 0x100 + i, flags)
-    assert decoded.body == msg.example
-    assert codec.parse_body_reference(msg.type, frame[spec.HEADER_SIZE:]) == msg.example
+    assert (decoded.type, decoded.request_id, decoded.flags, decoded.version) == (msg.type, rid, flags, version)
+    assert decoded.body == body
+    assert codec.parse_body_reference(msg.type, frame[spec.HEADER_SIZE:], version) == body
 
 
 def test_golden_file_covers_every_message_type():
-    assert set(golden_frames()) == {m.type.name for m in spec.MESSAGES} == {t.name for t in spec.MsgType}
+    names = {m.type.name for m in spec.MESSAGES}
+    assert names == {t.name for t in spec.MsgType}
+    assert set(golden_frames()) == names | {f"{m.type.name}@v1" for m in spec.MESSAGES if 1 in m.versions}
+
+
+def test_events_carry_request_id_zero_in_the_examples():
+    for name, frame in golden_frames().items():
+        msg = spec.BY_TYPE[codec.header_field(frame, "type")]
+        if msg.kind == "event":
+            assert codec.header_field(frame, "request_id") == 0, name
+
+
+def test_version_1_stdio_has_no_offset_and_output_ack_is_version_2_only():
+    v1 = codec.encode_frame(spec.MsgType.STDIO, dict(pid=1, stream=1, flags=0, data=b"x"), version=1)
+    f, _ = codec.decode_frame(v1)
+    assert f.version == 1 and f.body == dict(pid=1, stream=1, flags=0, data=b"x")
+    v2 = codec.encode_frame(spec.MsgType.STDIO, dict(pid=1, stream=1, flags=0, offset=7, data=b"x"))
+    assert len(v2) == len(v1) + 8 and codec.decode_frame(v2)[0].body["offset"] == 7
+    ack = dict(pid=1, flags=0, stdout_bytes=1, stderr_bytes=0)
+    with pytest.raises(InvalidMessage):
+        codec.encode_frame(spec.MsgType.OUTPUT_ACK, ack, version=1)
+    raw = bytearray(codec.encode_frame(spec.MsgType.OUTPUT_ACK, ack))
+    raw[4] = 1  # the same frame claiming version 1: the type does not exist there
+    codec.reseal(raw)
+    with pytest.raises(UnknownType) as e:
+        codec.decode_frame(bytes(raw))
+    assert e.value.code == spec.ErrorCode.ENOSYS
 
 
 def test_message_type_values_are_explicit_and_unique():

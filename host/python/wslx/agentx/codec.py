@@ -64,6 +64,7 @@ class Frame:
     request_id: int
     flags: int
     body: dict
+    version: int = spec.VERSION_MAX  # the frame's protocol version (its body is in that version's layout)
 
     @property
     def name(self) -> str:
@@ -143,8 +144,8 @@ class _BodyCodec:
     """Encoder and decoder of one message body, compiled from the spec into
     straight-line Python (as construct's own compiler does) for speed."""
 
-    def __init__(self, msg: spec.Message):
-        fixed, variable = split_fields(msg.body)
+    def __init__(self, msg: spec.Message, body=None):
+        fixed, variable = split_fields(msg.body if body is None else body)
         self.msg_type = int(msg.type)
         self.name = msg.type.name
         fmt, names, reserved, off = "<", [], [], 0
@@ -261,20 +262,30 @@ class _BodyCodec:
         return src
 
 
-CODECS: dict[int, _BodyCodec] = {t: _BodyCodec(m) for t, m in spec.BY_TYPE.items()}
+CODECS: dict[int, _BodyCodec] = {t: _BodyCodec(m) for t, m in spec.BY_TYPE.items()}  # newest layouts
+# (type, version) -> codec for every version a message exists in (older layouts from Message.legacy)
+VERSIONED: dict[tuple[int, int], _BodyCodec] = {
+    (t, v): (CODECS[t] if m.body_for(v) is m.body else _BodyCodec(m, m.body_for(v)))
+    for t, m in spec.BY_TYPE.items() for v in m.versions}
 
 
-def encode_body(msg_type: int, body: dict | None = None) -> bytes:
-    codec = CODECS.get(msg_type)
+def _codec(msg_type: int, version: int) -> _BodyCodec | None:
+    return VERSIONED.get((msg_type, version))
+
+
+def encode_body(msg_type: int, body: dict | None = None, *, version: int = spec.VERSION_MAX) -> bytes:
+    codec = _codec(msg_type, version)
     if codec is None:
-        raise InvalidMessage(f"unknown message type {msg_type!r}")
+        raise InvalidMessage(f"message type {msg_type!r} does not exist in version {version}")
     return codec.encode(body or {})
 
 
-def decode_body(msg_type: int, payload, *, request_id: int = 0) -> dict:
-    codec = CODECS.get(msg_type)
+def decode_body(msg_type: int, payload, *, request_id: int = 0, version: int = spec.VERSION_MAX) -> dict:
+    codec = _codec(msg_type, version)
     if codec is None:
-        raise UnknownType(f"unknown message type 0x{msg_type:04x}", request_id=request_id, msg_type=msg_type)
+        where = "" if msg_type in CODECS else " at all"
+        raise UnknownType(f"unknown message type 0x{msg_type:04x} in version {version}{where}",
+                          request_id=request_id, msg_type=msg_type)
     try:
         return codec.decode(payload)
     except MalformedPayload as e:
@@ -282,13 +293,15 @@ def decode_body(msg_type: int, payload, *, request_id: int = 0) -> dict:
         raise
 
 
-def encode_frame(msg_type: int, body: dict | None = None, *, request_id: int = 0, flags: int = 0) -> bytes:
-    codec = CODECS.get(msg_type)
+def encode_frame(msg_type: int, body: dict | None = None, *, request_id: int = 0, flags: int = 0,
+                 version: int = spec.VERSION_MAX) -> bytes:
+    """A whole frame in this protocol version (the body in that version's layout)."""
+    codec = _codec(msg_type, version)
     if codec is None:
-        raise InvalidMessage(f"unknown message type {msg_type!r}")
+        raise InvalidMessage(f"message type {msg_type!r} does not exist in version {version}")
     payload = codec.encode(body or {})
     try:
-        head = _SEALED.pack(spec.MAGIC, spec.VERSION_MAX, flags, msg_type, request_id, len(payload), _crc32(payload))
+        head = _SEALED.pack(spec.MAGIC, version, flags, msg_type, request_id, len(payload), _crc32(payload))
     except struct.error as e:
         raise InvalidMessage(f"bad header value: {e}") from None
     return head + _HEADER_CRC.pack(_crc32(head)) + payload
@@ -299,7 +312,7 @@ def decode_frame(buf) -> tuple[Frame, int]:
     fast = False
     if len(buf) >= spec.HEADER_SIZE:
         magic, version, flags, msg_type, rid, plen, pcrc, hcrc = HEADER.unpack_from(buf)
-        fast = (magic == spec.MAGIC and version == spec.VERSION_MAX and not flags & ~_KNOWN_FLAGS
+        fast = (magic == spec.MAGIC and spec.VERSION_MIN <= version <= spec.VERSION_MAX and not flags & ~_KNOWN_FLAGS
                 and plen <= spec.MAX_PAYLOAD and hcrc == _crc32(buf[:HEADER_CRC_COVERS]))
     if not fast:
         h = parse_header(buf)  # the careful path raises the precise error
@@ -310,7 +323,7 @@ def decode_frame(buf) -> tuple[Frame, int]:
     payload = bytes(buf[spec.HEADER_SIZE:end])
     if _crc32(payload) != pcrc:
         raise BadChecksum("payload CRC does not match", request_id=rid, msg_type=msg_type)
-    return Frame(msg_type, rid, flags, decode_body(msg_type, payload, request_id=rid)), end
+    return Frame(msg_type, rid, flags, decode_body(msg_type, payload, request_id=rid, version=version), version), end
 
 
 class FrameReader:
@@ -380,7 +393,8 @@ class FrameReader:
             if _crc32(payload) != h.payload_crc:
                 raise BadChecksum(f"payload CRC mismatch in {_type_name(h.type)} frame", request_id=h.request_id,
                                   msg_type=h.type)
-            return Frame(h.type, h.request_id, h.flags, decode_body(h.type, payload, request_id=h.request_id))
+            return Frame(h.type, h.request_id, h.flags,
+                         decode_body(h.type, payload, request_id=h.request_id, version=h.version), h.version)
 
     def _skip_to_magic(self, start: int) -> None:
         """Drop bytes before the next magic at or after `start`."""
@@ -423,19 +437,20 @@ def raw_exec_body(argv: list[bytes], *, env: list[bytes] = (), cwd: bytes = b"",
 
 # ---- reference path: the construct spec itself ---------------------------------------
 
-def build_frame_reference(msg_type: int, body: dict, *, request_id: int = 0, flags: int = 0) -> bytes:
+def build_frame_reference(msg_type: int, body: dict, *, request_id: int = 0, flags: int = 0,
+                          version: int = spec.VERSION_MAX) -> bytes:
     msg = spec.BY_TYPE[int(msg_type)]
-    payload = msg.body.build(body)
-    head = spec.FrameHeader.build(dict(magic=spec.MAGIC, version=spec.VERSION_MAX, flags=int(flags),
+    payload = msg.body_for(version).build(body)
+    head = spec.FrameHeader.build(dict(magic=spec.MAGIC, version=version, flags=int(flags),
                                        type=int(msg_type), request_id=request_id, payload_len=len(payload),
                                        payload_crc=zlib.crc32(payload), header_crc=0))
     head = head[:HEADER_CRC_COVERS] + _HEADER_CRC.pack(zlib.crc32(head[:HEADER_CRC_COVERS]))
     return head + payload
 
 
-def parse_body_reference(msg_type: int, payload: bytes) -> dict:
+def parse_body_reference(msg_type: int, payload: bytes, version: int = spec.VERSION_MAX) -> dict:
     """Parse with construct; raises ConstructError on anything malformed."""
-    c = spec.BY_TYPE[int(msg_type)].body.parse(payload)
+    c = spec.BY_TYPE[int(msg_type)].body_for(version).parse(payload)
     return {k: v for k, v in c.items() if not k.startswith("_")}
 
 

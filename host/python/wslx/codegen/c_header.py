@@ -30,7 +30,8 @@ def marker(generator: str) -> str:
 
 def _enum_prefix(enum_cls) -> str:
     return {"FrameFlag": "AGX_FLAG", "MsgType": "AGX_MSG", "Capability": "AGX_CAP", "AgentKind": "AGX_AGENT",
-            "ErrorCode": "AGX", "Stream": "AGX_STREAM", "StdioFlag": "AGX_STDIO", "StdinAckFlag": "AGX_STDIN_ACK", "ExecFlag": "AGX_EXEC",
+            "ErrorCode": "AGX", "Stream": "AGX_STREAM", "StdioFlag": "AGX_STDIO", "StdinAckFlag": "AGX_STDIN_ACK",
+            "OutputAckFlag": "AGX_OUTPUT_ACK", "ExecFlag": "AGX_EXEC",
             "ExitHow": "AGX_EXIT", "MountFlag": "AGX_MOUNT", "UnmountFlag": "AGX_UNMOUNT",
             "ShutdownMode": "AGX_SHUTDOWN", "Signal": "AGX", "ProgramStep": "AGX_STEP"}[enum_cls.__name__]
 
@@ -68,11 +69,13 @@ def generate() -> str:
     w("#include <stdint.h>")
     w("")
     w(f"#define AGX_MAGIC 0x{spec.MAGIC:08X}u")
-    for const in ("VERSION_MIN", "VERSION_MAX", "HEADER_SIZE", "MAX_PAYLOAD", "MAX_FRAME", "STDIO_MAX_DATA",
-                  "PING_MAX_DATA", "STDIN_WINDOW", "SIGNAL_MAX", "SHUTDOWN_GRACE_MAX_MS", "EXIT_EOF_GRACE_MS", "PATH_MAX_LEN", "ARGV_MAX_COUNT", "ENV_MAX_COUNT", "ENV_ITEM_MAX_LEN",
+    for const in ("VERSION_MIN", "VERSION_MAX", "SESSION_START_VERSION", "HEADER_SIZE", "MAX_PAYLOAD", "MAX_FRAME",
+                  "STDIO_MAX_DATA", "PING_MAX_DATA", "STDIN_WINDOW", "OUTPUT_BUFFER", "SIGNAL_MAX", "SHUTDOWN_GRACE_MAX_MS", "EXIT_EOF_GRACE_MS", "PATH_MAX_LEN", "ARGV_MAX_COUNT", "ENV_MAX_COUNT", "ENV_ITEM_MAX_LEN",
                   "ERROR_MESSAGE_MAX_LEN", "VSOCK_CONTROL_PORT", "VSOCK_HOST_CID"):
         w(f"#define AGX_{const} {getattr(spec, const)}u")
     w(f'#define AGX_VIRTIO_SERIAL_PORT_NAME "{spec.VIRTIO_SERIAL_PORT_NAME}"')
+    for kind, n in spec.PROCESS_MAX.items():
+        w(f"#define AGX_PROCESS_MAX_{kind.name} {n}u  /* processes at once (EXEC beyond: EAGAIN) */")
     w("")
     _emit_program(w)
     for enum_cls in spec.ENUMS:
@@ -280,12 +283,12 @@ def _emit_frame_functions(w):
     w("    return agx_crc32(payload, h->payload_len) == h->payload_crc ? 0 : -AGX_EBADMSG;")
     w("}")
     w("")
-    w("/* Fill the header of a frame whose payload_len bytes of payload already sit at")
-    w(" * frame + AGX_HEADER_SIZE. Returns the whole frame length. */")
-    w("static inline size_t agx_frame_seal(uint8_t *frame, uint16_t type, uint8_t flags, uint32_t request_id,")
-    w("                                    uint32_t payload_len)")
+    w("/* Fill the header of a frame of this protocol version whose payload_len bytes of payload")
+    w(" * already sit at frame + AGX_HEADER_SIZE. Returns the whole frame length. */")
+    w("static inline size_t agx_frame_seal_version(uint8_t *frame, uint8_t version, uint16_t type, uint8_t flags,")
+    w("                                            uint32_t request_id, uint32_t payload_len)")
     w("{")
-    values = dict(magic="AGX_MAGIC", version="AGX_VERSION_MAX", flags="flags", type="type",
+    values = dict(magic="AGX_MAGIC", version="version", flags="flags", type="type",
                   request_id="request_id", payload_len="payload_len",
                   payload_crc="agx_crc32(frame + AGX_HEADER_SIZE, payload_len)")
     if set(values) != {f[0] for f in sealed}:
@@ -294,6 +297,13 @@ def _emit_frame_functions(w):
         value = values.get(name, "agx_crc32(frame, AGX_HEADER_CRC_COVERS)")
         w(f"    {PUTTERS[fsize]}(frame + offsetof(struct agx_header, {name}), {value});")
     w("    return AGX_HEADER_SIZE + (size_t)payload_len;")
+    w("}")
+    w("")
+    w("/* The same in version AGX_VERSION_MAX. */")
+    w("static inline size_t agx_frame_seal(uint8_t *frame, uint16_t type, uint8_t flags, uint32_t request_id,")
+    w("                                    uint32_t payload_len)")
+    w("{")
+    w("    return agx_frame_seal_version(frame, AGX_VERSION_MAX, type, flags, request_id, payload_len);")
     w("}")
     w("")
 
@@ -311,7 +321,8 @@ def _emit_message(w, msg):
     N = _upper(n)
     layout, fixed_size = fixed_layout(msg.body)
     _, variable = split_fields(msg.body)
-    w(f"/* ==== {msg.type.name} (0x{int(msg.type):04X}, {msg.kind}, {msg.direction}) ==== */")
+    w(f"/* ==== {msg.type.name} (0x{int(msg.type):04X}, {msg.kind}, {msg.direction}"
+      f"{f', since version {msg.since}' if msg.since > 1 else ''}) ==== */")
     for line in _wrap(msg.doc):
         w(f"/* {line} */")
     w(f"#define AGX_{N}_FIXED_SIZE {fixed_size}u")
@@ -321,7 +332,7 @@ def _emit_message(w, msg):
         w(f"#define AGX_{N}_{name.upper()}_MAX_LEN {con.max_len}u")
     if layout:
         _emit_wire_struct(w, f"agx_wire_{n}", msg.body, f"fixed part of {msg.type.name}")
-    # decoded view
+    # decoded view (the newest layout; older versions fill the fields they have, the rest are 0)
     w(f"struct agx_{n} {{")
     if not layout and not variable:
         w("    uint8_t unused;  /* empty payload */")
@@ -338,19 +349,55 @@ def _emit_message(w, msg):
             w(f"    struct agx_str {name}[AGX_{N}_{name.upper()}_MAX_COUNT];")
     w("};")
     w("")
-    # decoder
-    w(f"/* Decode a {msg.type.name} payload. 0, or -AGX_EPROTO if it is malformed in any way. */")
-    w(f"static inline int agx_{n}_decode(const uint8_t *p, size_t n, struct agx_{n} *m)")
+    _emit_codec(w, msg, msg.body, "", f"agx_wire_{n}")
+    for version, body in sorted(msg.legacy.items()):
+        vfixed, _ = split_fields(body)
+        missing = {f[0] for f in vfixed + split_fields(body)[1]} - {f[0] for f in split_fields(msg.body)[0] + variable}
+        if missing:
+            raise TypeError(f"{msg.type.name} v{version} has fields {sorted(missing)} the newest layout lacks")
+        sname = f"agx_wire_{n}_v{version}"
+        if fixed_layout(body)[0]:
+            _emit_wire_struct(w, sname, body, f"fixed part of {msg.type.name} in version-{version} frames")
+        _emit_codec(w, msg, body, f"_v{version}", sname)
+    if msg.legacy:
+        w(f"/* Decode / encode a {msg.type.name} payload in the layout of a frame of this version. */")
+        w(f"static inline int agx_{n}_decode_version(uint8_t version, const uint8_t *p, size_t n, struct agx_{n} *m)")
+        w("{")
+        for version in sorted(msg.legacy):
+            w(f"    if (version <= {version}) return agx_{n}_v{version}_decode(p, n, m);")
+        w(f"    return agx_{n}_decode(p, n, m);")
+        w("}")
+        w(f"static inline long agx_{n}_encode_version(uint8_t version, uint8_t *p, size_t cap, const struct agx_{n} *m)")
+        w("{")
+        for version in sorted(msg.legacy):
+            w(f"    if (version <= {version}) return agx_{n}_v{version}_encode(p, cap, m);")
+        w(f"    return agx_{n}_encode(p, cap, m);")
+        w("}")
+        w("")
+
+
+def _emit_codec(w, msg, body, suffix, wire):
+    """Decoder and encoder of one layout of msg's payload into/from the view struct agx_<name>."""
+    n = msg.name
+    N = _upper(n)
+    layout, fixed_size = fixed_layout(body)
+    _, variable = split_fields(body)
+    fn = f"agx_{n}{suffix}"
+    w(f"/* Decode a {msg.type.name} payload{f' (version {suffix[2:]} layout)' if suffix else ''}. "
+      f"0, or -AGX_EPROTO if it is malformed in any way. */")
+    w(f"static inline int {fn}_decode(const uint8_t *p, size_t n, struct agx_{n} *m)")
     w("{")
-    w(f"    size_t off = AGX_{N}_FIXED_SIZE;")
+    w(f"    size_t off = {fixed_size}u;")
     w("    (void)p; (void)m;")
+    if suffix:
+        w("    *m = (struct agx_" + n + "){0};")
     w("    if (n < off) return -AGX_EPROTO;")
     for name, con, docs, foff, fsize in layout:
         if isinstance(con, Const):
             for k in range(fsize):
                 w(f"    if (p[{foff + k}]) return -AGX_EPROTO;")
         else:
-            w(f"    m->{name} = ({c_field_type(con)}){GETTERS[fsize]}(p + offsetof(struct agx_wire_{n}, {name}));")
+            w(f"    m->{name} = ({c_field_type(con)}){GETTERS[fsize]}(p + offsetof(struct {wire}, {name}));")
     for name, con, docs in variable:
         if isinstance(con, BoundedString):
             w(f"    if (agx_get_str(p, n, &off, &m->{name}, AGX_{N}_{name.upper()}_MAX_LEN)) return -AGX_EPROTO;")
@@ -362,11 +409,11 @@ def _emit_message(w, msg):
     w("    return off == n ? 0 : -AGX_EPROTO;  /* trailing bytes are malformed too */")
     w("}")
     w("")
-    # encoder
-    w(f"/* Encode a {msg.type.name} payload into p[0..cap). Its length, or -AGX_EMSGSIZE. */")
-    w(f"static inline long agx_{n}_encode(uint8_t *p, size_t cap, const struct agx_{n} *m)")
+    w(f"/* Encode a {msg.type.name} payload{f' (version {suffix[2:]} layout)' if suffix else ''} into p[0..cap). "
+      f"Its length, or -AGX_EMSGSIZE. */")
+    w(f"static inline long {fn}_encode(uint8_t *p, size_t cap, const struct agx_{n} *m)")
     w("{")
-    w(f"    size_t off = AGX_{N}_FIXED_SIZE;")
+    w(f"    size_t off = {fixed_size}u;")
     w("    (void)p; (void)m;")
     w("    if (cap < off) return -AGX_EMSGSIZE;")
     for name, con, docs, foff, fsize in layout:
@@ -375,7 +422,7 @@ def _emit_message(w, msg):
                 w(f"    p[{foff + k}] = 0;")
         else:
             cast = {1: "uint8_t", 2: "uint16_t", 4: "uint32_t", 8: "uint64_t"}[fsize]
-            w(f"    {PUTTERS[fsize]}(p + offsetof(struct agx_wire_{n}, {name}), ({cast})m->{name});")
+            w(f"    {PUTTERS[fsize]}(p + offsetof(struct {wire}, {name}), ({cast})m->{name});")
     for name, con, docs in variable:
         if isinstance(con, BoundedString):
             w(f"    if (agx_put_str(p, cap, &off, m->{name}, AGX_{N}_{name.upper()}_MAX_LEN)) return -AGX_EMSGSIZE;")
@@ -427,6 +474,16 @@ def _emit_tables(w):
     w("    }")
     w("}")
     w("")
+    w("/* First protocol version that has this type (0: unknown type). */")
+    w("static inline unsigned agx_msg_type_since(uint16_t type)")
+    w("{")
+    w("    switch (type) {")
+    for m in spec.MESSAGES:
+        w(f"    case AGX_MSG_{m.type.name}: return {m.since}u;")
+    w("    default: return 0;")
+    w("    }")
+    w("}")
+    w("")
     w("/* 1 if the host may send this type to an agent. */")
     w("static inline int agx_msg_type_host_to_agent(uint16_t type)")
     w("{")
@@ -464,7 +521,7 @@ def generate_examples() -> str:
     w("#define WSLX_AGENTX_EXAMPLES_H")
     w('#include "agentx_wire.h"')
     w("")
-    w("/* Encode example number i as a whole frame (request_id = 0x100 + i). Returns its length,")
+    w("/* Encode example number i as a whole frame (request_id 0x100 + i, 0 for events). Returns its length,")
     w(" * 0 past the last example, or a negative error. */")
     w("static inline long agx_example_frame(unsigned i, uint8_t *frame, size_t cap)")
     w("{")
@@ -493,7 +550,8 @@ def generate_examples() -> str:
         flags = "AGX_FLAG_REPLY" if m.kind == "reply" else "0"
         w(f"        len = agx_{N}_encode(frame + AGX_HEADER_SIZE, cap - AGX_HEADER_SIZE, &m);")
         w("        if (len < 0) return len;")
-        w(f"        return (long)agx_frame_seal(frame, AGX_MSG_{m.type.name}, {flags}, 0x100u + {i}u, (uint32_t)len);")
+        w(f"        return (long)agx_frame_seal(frame, AGX_MSG_{m.type.name}, {flags}, {example_request_id(i, m):#x}u, "
+          f"(uint32_t)len);")
         w("    }")
     w("    default: return 0;")
     w("    }")
@@ -525,11 +583,16 @@ def _c_string(raw: bytes) -> str:
     return '"' + "".join(chr(b) if 32 <= b < 127 and chr(b) not in '"\\?' else f"\\{b:03o}" for b in raw) + '"'
 
 
+def example_request_id(i: int, m) -> int:
+    """request_id of golden example i: events carry 0, requests and replies 0x100 + i."""
+    return 0 if m.kind == "event" else 0x100 + i
+
+
 def example_frames() -> list[bytes]:
     """The same golden frames, built by the normative construct spec in Python."""
     from ..agentx.codec import build_frame_reference
     out = []
     for i, m in enumerate(spec.MESSAGES):
         flags = spec.FrameFlag.REPLY if m.kind == "reply" else 0
-        out.append(build_frame_reference(m.type, m.example, request_id=0x100 + i, flags=flags))
+        out.append(build_frame_reference(m.type, m.example, request_id=example_request_id(i, m), flags=flags))
     return out

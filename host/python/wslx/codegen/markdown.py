@@ -6,7 +6,11 @@ from construct import Const
 from ..spec import agentx as spec
 from ..spec import programs
 from ..spec.fields import BoundedBytes, BoundedString, BoundedStringArray, split_fields
-from .c_header import example_frames, fixed_layout, marker
+from .c_header import example_frames, example_request_id, fixed_layout, marker
+
+
+def _comment_block(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _field_type(con) -> str:
@@ -50,6 +54,30 @@ def generate() -> str:
       "version (EPROTONOSUPPORT), flags (EPROTO), payload_len (EMSGSIZE: skipped unread), payload CRC "
       "(EBADMSG), type (ENOSYS), payload (EPROTO: any bound, trailing byte, NUL in a string or invalid UTF-8). "
       "An agent answers each with ERROR and keeps serving.")
+    for title, text in spec.SECTIONS:
+        w("")
+        w(f"## {title}")
+        w("")
+        w(text.strip())
+    w("")
+    w("## Limits")
+    w("")
+    w("| limit | value | what happens at it |")
+    w("|---|---|---|")
+    for name, what in spec.LIMITS:
+        v = getattr(spec, name)
+        if isinstance(v, dict):
+            v = ", ".join(f"{k.name.lower()} {n}" for k, n in v.items())
+        w(f"| {name} | {v} | {what} |")
+    w("")
+    w("## Errors")
+    w("")
+    w("ERROR carries a Linux errno value. " + _comment_block(spec.ERRNO_WHEN_NOTE))
+    w("")
+    w("| code | value | sent when |")
+    w("|---|---|---|")
+    for code, when in spec.ERRNO_WHEN.items():
+        w(f"| {code.name} | {int(code)} | {when} |")
     w("")
     w("## Enumerations")
     for e in spec.ENUMS:
@@ -74,12 +102,22 @@ def generate() -> str:
         w("")
         w(m.doc)
         w("")
+        if m.since > 1:
+            w(f"Since version {m.since}; a frame of an older version with this type gets ENOSYS.")
+            w("")
         if m.body.subcons:
             _table(w, m.body)
         else:
             w("Empty payload.")
+        for version, body in sorted(m.legacy.items()):
+            w("")
+            w(f"Payload in version-{version} frames:")
+            w("")
+            _table(w, body)
         w("")
-        w(f"Example frame (request_id 0x{0x100 + i:x}, {m.example or 'empty'}):")
+        rid = example_request_id(i, m)
+        w(f"Example frame (version {spec.VERSION_MAX}, request_id {rid:#x}"
+          f"{' as every event' if m.kind == 'event' else ''}, {m.example or 'empty'}):")
         w("")
         w("```")
         w(_hexdump(frames[i]))

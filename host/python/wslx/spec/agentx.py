@@ -1,4 +1,4 @@
-"""AgentX wire protocol, version 1: the single source of truth.
+"""AgentX wire protocol, versions 1 and 2: the single source of truth.
 
 From this module are generated: the C header the guests compile against
 (wslx.codegen.c_header), the protocol reference (docs/agentx-protocol.md) and
@@ -17,6 +17,14 @@ covers the payload. Serial links corrupt bytes; both checks are mandatory.
 Requests (host->agent messages of kind "request") carry a non-zero request_id and
 no REPLY flag; an agent answers a request that breaks either rule with ERROR
 EPROTO. HELLO is the one exception (request_id 0 asks for a re-announcement).
+Events (STDIO, EXIT, STDIN_ACK, OUTPUT_ACK) and unsolicited HELLO and ERROR frames
+carry request_id 0.
+
+Version 2 adds output that is never lost: STDIO carries the byte offset of its
+data within its stream, the host acknowledges what it received (OUTPUT_ACK), and
+an agent keeps what is not acknowledged across reconnects (see "Connection
+lifetime"). A connection starts in version 1; HELLO negotiates, so version-1
+hosts and agents keep working unchanged.
 """
 from __future__ import annotations
 
@@ -31,13 +39,15 @@ from .programs import PROGRAM_NAME, ProgramStep  # the conformance program (Capa
 PROTOCOL_NAME = "AgentX"
 MAGIC = 0x58544741          # bytes "AGTX" on the wire
 VERSION_MIN = 1
-VERSION_MAX = 1
+VERSION_MAX = 2
+SESSION_START_VERSION = 1   # every connection starts in this version, until HELLO negotiates
 HEADER_SIZE = 24
 MAX_PAYLOAD = 65536         # hard limit; a longer frame is rejected unread
 MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD
 STDIO_MAX_DATA = 61440      # per STDIO frame
 PING_MAX_DATA = 61440
 STDIN_WINDOW = 262144       # stdin bytes a host may have in flight per process (see STDIN_ACK)
+OUTPUT_BUFFER = 131072      # v2: unacknowledged bytes an agent holds per output stream; then the producer blocks
 SIGNAL_MAX = 64
 SHUTDOWN_GRACE_MAX_MS = 60000
 EXIT_EOF_GRACE_MS = 500     # after a reap, how long EXIT waits for EOFs held open by background children
@@ -83,6 +93,7 @@ class MsgType(enum.IntEnum):
     RESUME = 0x0009
     SHUTDOWN = 0x000A
     PING = 0x000B
+    OUTPUT_ACK = 0x000C  # version 2
     OK = 0x0080
     ERROR = 0x0081
     PONG = 0x0082
@@ -117,6 +128,11 @@ class AgentKind(enum.IntEnum):
     TRACKB = 3         # guest/trackb-kernel
 
 
+# Processes an agent runs at once (EXEC beyond it: ERROR EAGAIN). In a version-2 session a process
+# keeps its slot until the host acknowledges its EXIT (OUTPUT_ACK flag EXIT).
+PROCESS_MAX = {AgentKind.REFERENCE: 64, AgentKind.LINUX_INIT: 64, AgentKind.TRACKB: 8}
+
+
 class ErrorCode(enum.IntEnum):
     """ERROR codes: Linux errno values, so a Linux agent sends errno as-is."""
     EPERM = 1
@@ -137,15 +153,51 @@ class ErrorCode(enum.IntEnum):
     EISDIR = 21
     EINVAL = 22
     ENOSPC = 28
-    EPIPE = 32            # stdin of that process is closed
-    ENOSYS = 38           # unknown message type
-    EPROTO = 71           # malformed payload, or a message in the wrong direction
-    EBADMSG = 74          # bad magic, header CRC or payload CRC
-    EMSGSIZE = 90         # payload_len above MAX_PAYLOAD
-    EPROTONOSUPPORT = 93  # no common protocol version
-    EOPNOTSUPP = 95       # capability not offered by this agent
+    EPIPE = 32
+    ENOSYS = 38
+    EPROTO = 71
+    EBADMSG = 74
+    EMSGSIZE = 90
+    EPROTONOSUPPORT = 93
+    EOPNOTSUPP = 95
     ETIMEDOUT = 110
-    ECANCELED = 125       # refused while quiesced
+    ECANCELED = 125
+
+
+ERRNO_WHEN_NOTE = """The table lists every errno the reference and Track B agents send, and every one a Linux
+agent sends for protocol reasons (the conformance suite pins those). For EXEC, MOUNT, UNMOUNT and CONFIG a
+Linux agent (LINUX_INIT) also passes on the errno of the failing system call, which can be any Linux errno
+(ENODEV for an unknown filesystem type, ENAMETOOLONG, ELOOP...): a host accepts codes it does not know."""
+ERRNO_WHEN = {  # when each ERROR code is sent
+    ErrorCode.EPERM: "MOUNT/UNMOUNT/CONFIG clock or hostname: not permitted (system call errno)",
+    ErrorCode.ENOENT: "EXEC: program, empty argv[0] or cwd not found; MOUNT: source missing",
+    ErrorCode.ESRCH: "SIGNAL, STDIO, OUTPUT_ACK: no such process of this agent",
+    ErrorCode.EINTR: "a system call was interrupted (passed on by a Linux agent)",
+    ErrorCode.EIO: "I/O error of the guest (pmem flush, a failed system call without errno)",
+    ErrorCode.E2BIG: "EXEC argv+env, CONFIG env: larger than the agent can hold",
+    ErrorCode.ENOEXEC: "EXEC: not an executable format",
+    ErrorCode.EBADF: "a system call on a bad descriptor (passed on by a Linux agent)",
+    ErrorCode.ECHILD: "a wait found no child (passed on by a Linux agent)",
+    ErrorCode.EAGAIN: "EXEC beyond PROCESS_MAX; STDIO stdin beyond STDIN_WINDOW",
+    ErrorCode.ENOMEM: "the agent could not allocate memory for the request",
+    ErrorCode.EACCES: "EXEC: program or cwd not executable/searchable",
+    ErrorCode.EBUSY: "MOUNT/UNMOUNT: target busy",
+    ErrorCode.EEXIST: "MOUNT: target exists and is not a directory",
+    ErrorCode.ENOTDIR: "EXEC cwd, MOUNT target: a path component is not a directory",
+    ErrorCode.EISDIR: "EXEC: argv[0] is a directory",
+    ErrorCode.EINVAL: "a field value out of range: flags, signo, grace_ms, mode, Portal fields, offsets",
+    ErrorCode.ENOSPC: "MOUNT: no space for the target directory",
+    ErrorCode.EPIPE: "STDIO: stdin of that process is closed",
+    ErrorCode.ENOSYS: "unknown message type (or one the frame's version does not have)",
+    ErrorCode.EPROTO: "malformed payload, a message in the wrong direction, request_id rules",
+    ErrorCode.EBADMSG: "bad magic, header CRC or payload CRC",
+    ErrorCode.EMSGSIZE: "payload_len above MAX_PAYLOAD",
+    ErrorCode.EPROTONOSUPPORT: "frame version outside VERSION_MIN..VERSION_MAX; HELLO: no common version",
+    ErrorCode.EOPNOTSUPP: "capability not offered by this agent",
+    ErrorCode.ETIMEDOUT: "QUIESCE: pmem flush did not finish in time",
+    ErrorCode.ECANCELED: "EXEC refused while quiesced",
+}
+assert set(ERRNO_WHEN) == set(ErrorCode), "every ErrorCode says when it is sent"
 
 
 class Stream(enum.IntEnum):
@@ -164,6 +216,11 @@ class StdinAckFlag(enum.IntFlag):
     """STDIN_ACK flags. Without flags the bytes were written to the process."""
     CLOSED = 0x01   # the process's stdin is closed (or it ended): these bytes, and any sent later, are dropped
     DROPPED = 0x02  # these bytes exceeded STDIN_WINDOW and were dropped
+
+
+class OutputAckFlag(enum.IntFlag):
+    """OUTPUT_ACK flags."""
+    EXIT = 0x01  # the host has the process's EXIT: the agent forgets the process (it sends nothing more for it)
 
 
 class ExecFlag(enum.IntFlag):
@@ -229,7 +286,7 @@ class ShutdownMode(enum.IntEnum):
     REBOOT = 1
 
 
-ENUMS = [FrameFlag, MsgType, Capability, AgentKind, ErrorCode, Stream, StdioFlag, StdinAckFlag, ExecFlag,
+ENUMS = [FrameFlag, MsgType, Capability, AgentKind, ErrorCode, Stream, StdioFlag, StdinAckFlag, OutputAckFlag, ExecFlag,
          Signal, ExitHow, MountFlag, UnmountFlag, ShutdownMode, ProgramStep]
 
 
@@ -243,6 +300,18 @@ class Message:
     replies: tuple = ()     # reply types a request can get (ERROR always possible)
     capability: Capability | None = None   # needed by the agent to accept it
     example: dict = dataclasses.field(default_factory=dict)  # golden sample body
+    since: int = 1          # first protocol version that has this message (older frames: ENOSYS)
+    legacy: dict = dataclasses.field(default_factory=dict)   # {version: body} where an older version differs
+
+    def body_for(self, version: int) -> Struct:
+        """The payload layout in frames of this version: legacy[k] serves versions up to k."""
+        older = [k for k in sorted(self.legacy) if version <= k]
+        return self.legacy[older[0]] if older else self.body
+
+    @property
+    def versions(self) -> list[int]:
+        """Protocol versions that have this message."""
+        return list(range(self.since, VERSION_MAX + 1))
 
     @property
     def name(self) -> str:
@@ -296,7 +365,23 @@ StdioBody = Struct(
     "stream" / Int8ul * "Stream",
     "flags" / Int8ul * "StdioFlag bits",
     "_reserved" / Reserved(2),
+    "offset" / Int64ul * "position of data[0] in its stream (bytes since the process started); v2",
     "data" / BoundedBytes(STDIO_MAX_DATA) * "bytes of the stream",
+)
+
+StdioBodyV1 = Struct(
+    "pid" / Int32ul * "process id from EXEC_STARTED",
+    "stream" / Int8ul * "Stream",
+    "flags" / Int8ul * "StdioFlag bits",
+    "_reserved" / Reserved(2),
+    "data" / BoundedBytes(STDIO_MAX_DATA) * "bytes of the stream",
+)
+
+OutputAckBody = Struct(
+    "pid" / Int32ul * "process id",
+    "flags" / Int32ul * "OutputAckFlag bits",
+    "stdout_bytes" / Int64ul * "stdout bytes the host has received (cumulative, from offset 0)",
+    "stderr_bytes" / Int64ul * "stderr bytes the host has received",
 )
 
 SignalBody = Struct(
@@ -343,6 +428,81 @@ QuiesceCompleteBody = Struct(
     "elapsed_ns" / Int64ul * "time the quiesce took",
 )
 
+# Prose sections of docs/agentx-protocol.md (rendered in this order after the frame header).
+SECTIONS: list[tuple[str, str]] = [
+    ("Order of checks", """An agent checks each frame from the host in this order and answers the first failure with one
+ERROR (request_id 0 when the header could not be trusted or the frame is an event), then goes on serving:
+
+1. magic and header CRC: EBADMSG. The header, and so its length, is untrusted: the receiver scans for the
+   next magic from the byte after the bad header's first byte, and reports one EBADMSG per run of garbage.
+2. version outside VERSION_MIN..VERSION_MAX: EPROTONOSUPPORT (header trusted: its payload is skipped).
+3. unknown flag bits: EPROTO (payload skipped).
+4. payload_len above MAX_PAYLOAD: EMSGSIZE. The payload is not skipped (the length is not believed):
+   scanning resumes right after the 24-byte header, so frames that follow are found.
+5. payload CRC: EBADMSG with the frame's request_id. Scanning resumes right after the header (a header
+   that lied about its length cannot swallow the frames after it).
+6. type unknown, or not in the frame's version (OUTPUT_ACK in a version-1 frame): ENOSYS.
+7. direction: a type only agents send (OK, ERROR, PONG, EXEC_STARTED, EXIT, QUIESCE_COMPLETE,
+   STDIN_ACK), or any frame with the REPLY flag: EPROTO.
+8. capability: a type whose capability the agent does not advertise: EOPNOTSUPP (before the body
+   is looked at, so a MOUNT to Track B gets EOPNOTSUPP whatever its payload).
+9. request_id: a request (not HELLO) with request_id 0: EPROTO, and it is not executed.
+10. payload layout: EPROTO (fixed part short, a bound exceeded, trailing bytes, NUL or invalid UTF-8,
+    non-zero reserved bytes).
+11. field values (unknown flag bits of EXEC, STDIO, MOUNT, UNMOUNT, OUTPUT_ACK; signo; grace_ms; mode;
+    Portal fields; offsets): EINVAL, then the message's own errors (ESRCH, ENOENT, EAGAIN...).
+"""),
+    ("Connection lifetime", """A connection is one host attached to the agent's channel (a vsock or Unix connection, a virtio-serial
+port opened by the host, or, on a serial line where the agent cannot see the host, the span between two
+host HELLOs with request_id 0).
+
+* **HELLO first.** On every new connection the agent's first frame is its unsolicited HELLO. Bytes of a
+  frame the previous host left unfinished are dropped, in both directions: the agent discards what the
+  old host sent, and never continues an old frame on the new connection.
+* **Versions.** Every connection starts in version SESSION_START_VERSION (1): the agent's frames are
+  version 1 until the host sends HELLO as a request; the reply is the first frame in the selected
+  version, and the host then sends in that version. Agents decode any frame by its own version field,
+  so a request pipelined behind the HELLO in version 1 is still served. A version-1 host that never
+  negotiates gets exactly the version-1 protocol.
+* **Processes survive a disconnect.** Nothing is killed when the host goes; SIGNAL, STDIO and
+  OUTPUT_ACK for those pids work on the next connection.
+* **Output is held, never dropped.** While no host is connected, or the host does not read, each output
+  stream buffers up to OUTPUT_BUFFER bytes not yet acknowledged; past that the agent stops reading the
+  process's output and the process blocks, as on a full pipe. EOF and EXIT wait behind the data.
+* **Held output waits for the host's first frame.** On a new connection the agent sends process events
+  (STDIO, EXIT) only after the host's first request, so a version-2 host can negotiate before the replay.
+* **Replay (version 2).** The agent keeps each stream's bytes until OUTPUT_ACK covers them. After a
+  reconnect and the negotiation it sends again, per process, every byte from the acknowledged offset,
+  the EOFs and the EXIT not yet acknowledged. Offsets let the host drop duplicates and prove there is no
+  gap.
+* **Version 1.** Bytes count as delivered once the agent hands them to the channel: output produced while
+  no host was connected still reaches the next host, but bytes the old connection did not finish
+  writing are lost with it, and nothing marks the loss. Use version 2.
+* **Stdin credit** is per connection: STDIN_ACKs for bytes an earlier host sent go to nobody, and the
+  new host's STDIN_WINDOW starts empty.
+* **QUIESCE** is state of the agent, not of the connection: an agent quiesced by one host stays
+  quiesced (EXEC gets ECANCELED) for the next until RESUME.
+"""),
+]
+
+# Every limit the doc names, with what happens at it (the doc renders the values from the constants).
+LIMITS: list[tuple[str, str]] = [
+    ("MAX_PAYLOAD", "a longer payload_len gets EMSGSIZE; every peer accepts this much (HELLO max_payload does not bind)"),
+    ("STDIO_MAX_DATA", "a longer STDIO data field is malformed (EPROTO)"),
+    ("PING_MAX_DATA", "a longer PING data field is malformed (EPROTO)"),
+    ("STDIN_WINDOW", "stdin bytes beyond it, per process and connection, are dropped: STDIN_ACK DROPPED + ERROR EAGAIN"),
+    ("OUTPUT_BUFFER", "per output stream (two per process), version 2: the agent stops reading the process's output"),
+    ("EXIT_EOF_GRACE_MS", "after the reap, the agent stops waiting for EOFs held open by background children"),
+    ("SHUTDOWN_GRACE_MAX_MS", "SHUTDOWN grace_ms above it: EINVAL; children get SIGTERM, then SIGKILL after grace_ms"),
+    ("SIGNAL_MAX", "SIGNAL signo outside 1..SIGNAL_MAX: EINVAL"),
+    ("PROCESS_MAX", "EXEC beyond it: EAGAIN (per agent kind)"),
+    ("ARGV_MAX_COUNT", "more argv items: EPROTO"),
+    ("ENV_MAX_COUNT", "more env items (EXEC or CONFIG): EPROTO"),
+    ("PATH_MAX_LEN", "a longer argv item, cwd or MOUNT path: EPROTO"),
+    ("ENV_ITEM_MAX_LEN", "a longer env item: EPROTO"),
+    ("ERROR_MESSAGE_MAX_LEN", "agents truncate ERROR messages to it"),
+]
+
 _ERR = (MsgType.ERROR,)
 MESSAGES: list[Message] = [
     Message(MsgType.HELLO, "both", "request", HelloBody,
@@ -350,7 +510,10 @@ MESSAGES: list[Message] = [
             "The host may send HELLO as a request with its own range; the agent replies with HELLO "
             "(REPLY flag) carrying version_selected, or ERROR EPROTONOSUPPORT when the ranges are disjoint. "
             "A host HELLO with request_id 0 asks the agent to announce itself again (a host reattaching to a "
-            "serial line, where the agent cannot see it come back): the agent sends an unsolicited HELLO.",
+            "serial line, where the agent cannot see it come back): the agent treats it as a new connection "
+            "(the session goes back to version 1) and sends an unsolicited HELLO. The HELLO body is the same "
+            "in every version. The reply to a HELLO request is the first frame in the selected version; "
+            "max_payload is informational and does not bind: every peer accepts payloads up to MAX_PAYLOAD.",
             replies=(MsgType.HELLO,) + _ERR,
             example=dict(version_min=1, version_max=1, version_selected=0, agent_kind=AgentKind.LINUX_INIT,
                          capabilities=int(Capability.EXEC | Capability.STDIN | Capability.PING),
@@ -380,9 +543,16 @@ MESSAGES: list[Message] = [
             "errors for bad stdin frames come back as ERROR with request_id 0. Stdin is credit-based: a host "
             "keeps at most STDIN_WINDOW bytes per process not yet acknowledged by STDIN_ACK; data beyond "
             "the window is dropped (STDIN_ACK DROPPED, and ERROR EAGAIN). Unknown flag bits get EINVAL; an "
-            "EOF-only frame for an already closed stdin is a no-op.",
-            capability=Capability.EXEC,
-            example=dict(pid=42, stream=Stream.STDOUT, flags=0, data=b"hi\n")),
+            "EOF-only frame for an already closed stdin is a no-op. "
+            "Version 2 adds `offset`, the position of data[0] in its stream. Output: each stream's frames "
+            "are contiguous (offset = previous offset + previous data length), the EOF frame carries the "
+            "stream's final length, and a frame sent again after a reconnect repeats its offset, so the host "
+            "drops bytes below what it has and a frame above it is a gap (a broken agent). Stdin: offset must "
+            "equal the stdin bytes the agent accepted so far for that process (queued or written; bytes "
+            "refused as DROPPED do not count); otherwise the frame is refused with ERROR EINVAL and STDIN_ACK "
+            "DROPPED. A version-1 frame has no offset and is not checked.",
+            capability=Capability.EXEC, legacy={1: StdioBodyV1},
+            example=dict(pid=42, stream=Stream.STDOUT, flags=0, offset=4096, data=b"hi\n")),
     Message(MsgType.SIGNAL, "host->agent", "request", SignalBody,
             "Deliver a signal to the process group of a process this agent started (each EXEC starts a new "
             "session, so the signal reaches its children too, e.g. those of the conformance program's `bg` step); "
@@ -417,7 +587,9 @@ MESSAGES: list[Message] = [
     Message(MsgType.EXIT, "agent->host", "event", ExitBody,
             "A process started by EXEC ended. Sent after the EOF of its stdout and stderr. If background "
             "children keep those streams open, the agent waits EXIT_EOF_GRACE_MS after the reap, then "
-            "closes its ends, sends the EOFs and EXIT (later output of those children is lost).",
+            "closes its ends, sends the EOFs and EXIT (later output of those children is not read: the "
+            "stream has ended). In version 2 the EXIT is sent again after a reconnect until OUTPUT_ACK "
+            "with flag EXIT acknowledges it.",
             example=dict(pid=42, how=ExitHow.EXITED, code=3)),
     Message(MsgType.QUIESCE_COMPLETE, "agent->host", "reply", QuiesceCompleteBody,
             "The agent is quiesced.",
@@ -427,6 +599,17 @@ MESSAGES: list[Message] = [
             "byte the host sends is acknowledged exactly once while the connection lasts: written (no flag), "
             "dropped because stdin is closed (CLOSED), or refused as over the window (DROPPED).",
             example=dict(pid=42, bytes=65536, flags=0)),
+    Message(MsgType.OUTPUT_ACK, "host->agent", "event", OutputAckBody,
+            "Version 2. The host has received this process's stdout and stderr up to these offsets (cumulative "
+            "counts: an ack below an earlier one changes nothing). The agent holds each stream's bytes until "
+            "they are acknowledged, at most OUTPUT_BUFFER per stream; at that bound it stops reading the "
+            "process's output, so the process blocks as on a full pipe (nothing is dropped). A host should "
+            "acknowledge at least every OUTPUT_BUFFER / 2 bytes of a stream, and must send flag EXIT once it "
+            "has the EXIT: until then the process keeps its slot (PROCESS_MAX). Errors (ERROR, request_id 0): "
+            "ESRCH for a pid the agent does not hold, EINVAL for unknown flag bits, an offset beyond what the "
+            "agent has sent, or EXIT before the EXIT was sent.",
+            capability=Capability.EXEC, since=2,
+            example=dict(pid=42, flags=0, stdout_bytes=65536, stderr_bytes=0)),
 ]
 
 BY_TYPE: dict[int, Message] = {int(m.type): m for m in MESSAGES}
