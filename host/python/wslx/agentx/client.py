@@ -15,11 +15,14 @@ import socket
 import time
 from typing import Callable
 
-from ..spec.agentx import (AgentKind, Capability, ErrorCode, ExecFlag, ExitHow, FrameFlag, MsgType, ShutdownMode,
-                           StdinAckFlag, Stream, StdioFlag, STDIN_WINDOW, STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN,
-                           MAX_PAYLOAD)
+from ..spec.agentx import (AgentKind, Capability, ErrorCode, ExecFlag, ExitHow, FrameFlag, MsgType, OutputAckFlag,
+                           ShutdownMode, StdinAckFlag, Stream, StdioFlag, OUTPUT_BUFFER, SESSION_START_VERSION,
+                           STDIN_WINDOW, STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN, MAX_PAYLOAD)
 from . import codec
-from .errors import AgentTimeout, AgentXError, ConnectionLost, ProtocolError, RemoteError, StdinClosed, StdinDropped
+from .errors import (AgentTimeout, AgentXError, ConnectionLost, OutputGap, ProtocolError, RemoteError, StdinClosed,
+                     StdinDropped)
+
+ACK_EVERY = OUTPUT_BUFFER // 4   # acknowledge a stream's output after this many new bytes (version 2)
 from .transport import FdTransport
 
 
@@ -102,8 +105,30 @@ class Process:
         self.stdin_in_flight = 0  # stdin bytes sent and not yet acknowledged by STDIN_ACK
         self.stdin_closed = False  # STDIN_ACK said CLOSED: the process no longer reads stdin
         self.stdin_dropped = 0     # bytes the agent dropped as over the window (STDIN_ACK DROPPED)
+        self.stdin_offset = 0      # stdin bytes sent so far (the offset of the next STDIO stdin frame, v2)
+        self.received = {Stream.STDOUT: 0, Stream.STDERR: 0}  # bytes of each stream received (v2: offsets)
+        self.acked = {Stream.STDOUT: 0, Stream.STDERR: 0}     # ... and acknowledged with OUTPUT_ACK
+        self.duplicates = 0        # bytes received twice (a replay after a reconnect) and dropped
         self.on_stdout: Callable[[bytes], None] | None = None
         self.on_stderr: Callable[[bytes], None] | None = None
+
+    def _stdio(self, body: dict) -> None:
+        """One STDIO frame: in version 2 its offset proves there is no gap (and trims a replay's duplicates)."""
+        stream, data = body["stream"], body["data"]
+        if stream not in self.received:
+            return
+        offset = body.get("offset")
+        have = self.received[stream]
+        if offset is not None:
+            if offset > have:
+                raise OutputGap(f"pid {self.pid} {Stream(stream).name.lower()}: frame at offset {offset}, but only "
+                                f"{have} bytes arrived: {offset - have} bytes lost", pid=self.pid, stream=stream,
+                                expected=have, offset=offset)
+            skip = min(have - offset, len(data))
+            self.duplicates += skip
+            data = data[skip:]
+        self.received[stream] = have + len(data)
+        self._data(stream, data, bool(body["flags"] & StdioFlag.EOF))
 
     def _data(self, stream: int, data: bytes, eof: bool) -> None:
         sink = {Stream.STDOUT: (self.on_stdout, self.stdout), Stream.STDERR: (self.on_stderr, self.stderr)}.get(stream)
@@ -130,8 +155,9 @@ class Process:
                 self.client._pump(deadline, f"STDIN_ACK credit for pid {self.pid}")
                 continue
             chunk = bytes(view[:min(room, STDIO_MAX_DATA)])
-            self.client.send_event(MsgType.STDIO, dict(pid=self.pid, stream=Stream.STDIN, flags=0, data=chunk),
+            self.client.send_event(MsgType.STDIO, self._stdin_body(0, chunk),
                                    timeout=max(0.0, deadline - time.monotonic()))
+            self.stdin_offset += len(chunk)
             self.stdin_in_flight += len(chunk)
             view = view[len(chunk):]
 
@@ -141,9 +167,14 @@ class Process:
         if self.stdin_closed:
             raise StdinClosed(f"stdin of pid {self.pid} is closed; {unsent} bytes not sent")
 
+    def _stdin_body(self, flags: int, data: bytes) -> dict:
+        body = dict(pid=self.pid, stream=Stream.STDIN, flags=flags, data=data)
+        if self.client.version >= 2:
+            body["offset"] = self.stdin_offset
+        return body
+
     def close_stdin(self, timeout: float | None = None) -> None:
-        self.client.send_event(MsgType.STDIO, dict(pid=self.pid, stream=Stream.STDIN, flags=StdioFlag.EOF, data=b""),
-                               timeout=timeout)
+        self.client.send_event(MsgType.STDIO, self._stdin_body(StdioFlag.EOF, b""), timeout=timeout)
 
     def signal(self, signo: int, timeout: float | None = None) -> None:
         self.client.signal(self.pid, signo, timeout=timeout)
@@ -170,8 +201,17 @@ class Process:
 class AgentClient:
     """One AgentX session. `stream` is a socket or an FdTransport."""
 
-    def __init__(self, stream, *, default_timeout: float = 10.0, name: str = "agent"):
+    def __init__(self, stream, *, default_timeout: float = 10.0, name: str = "agent", negotiate: bool = True,
+                 version_max: int = VERSION_MAX):
+        """negotiate: wait_hello/wait_new_hello negotiate the highest common version up to version_max
+        (a version-1 agent stays in version 1); False keeps the session in version 1, as an old host."""
         self.transport = stream if isinstance(stream, FdTransport) else FdTransport(stream, name=name)
+        self.auto_negotiate = negotiate
+        self.version_max = version_max
+        self.version = SESSION_START_VERSION   # the version this connection's frames are sent in
+        self._negotiated = False
+        self._acks_due: dict[int, dict] = {}   # pid -> OUTPUT_ACK body to send (version 2)
+        self._sending = False                  # inside send_raw: acks wait for the frame to be whole
         self.default_timeout = default_timeout
         self.name = name
         self.reader = codec.FrameReader()
@@ -204,24 +244,33 @@ class AgentClient:
 
     def send_raw(self, data: bytes, timeout: float | None = None) -> None:
         """Write bytes as they are (the conformance suite uses it for malformed frames).
-        Incoming data is read meanwhile, so a chatty agent cannot deadlock us."""
+        Incoming data is read meanwhile, so a chatty agent cannot deadlock us; OUTPUT_ACKs that
+        reading makes due go out after these bytes, never inside them."""
         if self._closed_reason:
             raise ConnectionLost(f"{self.name}: connection closed: {self._closed_reason}")
         deadline = self._deadline(timeout)
         view = memoryview(data)
-        while view:
-            n = self.transport.send_some(view)
-            view = view[n:]
-            if not view:
-                break
-            readable, _ = self.transport.wait(deadline, want_write=True)
-            if readable:
-                self._read_some(deadline)
-            if time.monotonic() >= deadline:
-                raise AgentTimeout(f"{self.name}: could not send {len(data)} bytes in time ({len(view)} left)")
+        outer = not self._sending
+        self._sending = True
+        try:
+            while view:
+                n = self.transport.send_some(view)
+                view = view[n:]
+                if not view:
+                    break
+                readable, _ = self.transport.wait(deadline, want_write=True)
+                if readable:
+                    self._read_some(deadline)
+                if time.monotonic() >= deadline:
+                    raise AgentTimeout(f"{self.name}: could not send {len(data)} bytes in time ({len(view)} left)")
+        finally:
+            if outer:
+                self._sending = False
+        if outer:
+            self._send_acks(deadline)
 
     def send_event(self, msg_type: int, body: dict, timeout: float | None = None) -> None:
-        self.send_raw(codec.encode_frame(msg_type, body), timeout)
+        self.send_raw(codec.encode_frame(msg_type, body, version=self.version), timeout)
 
     def _read_some(self, deadline: float) -> None:
         data = self.transport.recv(deadline)
@@ -235,6 +284,27 @@ class AgentClient:
             raise ConnectionLost(f"{self.name}: {reason}")
         self.reader.feed(data)
         self._drain()
+        self._send_acks(deadline)
+
+    def _send_acks(self, deadline: float) -> None:
+        """OUTPUT_ACKs owed (version 2), sent between whole frames: never inside another send."""
+        if self._sending or not self._acks_due or self._closed_reason:
+            return
+        frames = b"".join(codec.encode_frame(MsgType.OUTPUT_ACK, body, version=self.version)
+                          for body in self._acks_due.values())
+        self._acks_due.clear()
+        self.send_raw(frames, max(1.0, deadline - time.monotonic()))
+
+    def _owe_ack(self, p: "Process", exited: bool = False) -> None:
+        if self.version < 2:
+            return
+        due = exited or any(p.received[s] - p.acked[s] >= ACK_EVERY or (p.eof[s] and p.received[s] != p.acked[s])
+                            for s in p.received)
+        if not due:
+            return
+        p.acked = dict(p.received)
+        self._acks_due[p.pid] = dict(pid=p.pid, flags=int(OutputAckFlag.EXIT) if exited else 0,
+                                     stdout_bytes=p.received[Stream.STDOUT], stderr_bytes=p.received[Stream.STDERR])
 
     def _drain(self) -> None:
         while True:
@@ -257,7 +327,10 @@ class AgentClient:
         elif f.type == MsgType.STDIO:
             p = self._processes.get(f.body["pid"])
             if p:
-                p._data(f.body["stream"], f.body["data"], bool(f.body["flags"] & StdioFlag.EOF))
+                try:
+                    p._stdio(f.body)
+                finally:
+                    self._owe_ack(p)
             else:
                 self._orphan_events.append(f)
         elif f.type == MsgType.EXIT:
@@ -267,6 +340,7 @@ class AgentClient:
                 p.status = ExitStatus(b["pid"], b["how"], b["code"])
                 p.eof_before_exit = all(p.eof.values())
                 del self._processes[b["pid"]]  # EXIT is its last frame; the pid may be reused
+                self._owe_ack(p, exited=True)
             else:
                 self._orphan_events.append(f)
         elif f.type == MsgType.STDIN_ACK:
@@ -314,7 +388,7 @@ class AgentClient:
         self._replies.pop(rid, None)  # a stale reply to a raw frame that reused this id
         self._pending.add(rid)
         try:
-            self.send_raw(codec.encode_frame(msg_type, body or {}, request_id=rid), timeout)
+            self.send_raw(codec.encode_frame(msg_type, body or {}, request_id=rid, version=self.version), timeout)
             f = self._await_reply(rid, deadline, f"reply to {MsgType(msg_type).name} #{rid}")
         finally:
             self._pending.discard(rid)
@@ -354,19 +428,48 @@ class AgentClient:
             pass
 
     def wait_hello(self, timeout: float | None = None) -> Hello:
-        """Wait for the agent's unsolicited HELLO (returns at once if one arrived)."""
+        """Wait for the agent's unsolicited HELLO (returns at once if one arrived), then negotiate
+        the session's version unless this client was made with negotiate=False."""
         deadline = self._deadline(timeout)
         while self.hello is None:
             self._pump(deadline, "HELLO")
+        self._maybe_negotiate(deadline)
         return self.hello
 
     def wait_new_hello(self, timeout: float | None = None) -> Hello:
-        """Wait for a HELLO after the ones already seen (a reconnect)."""
+        """Wait for a HELLO after the ones already seen (a reconnect: a new session, negotiated again)."""
         deadline = self._deadline(timeout)
         seen = len(self.hellos)
         while len(self.hellos) == seen:
             self._pump(deadline, "a new HELLO")
+        self.version, self._negotiated = SESSION_START_VERSION, False
+        self._maybe_negotiate(deadline)
         return self.hellos[-1]
+
+    def _maybe_negotiate(self, deadline: float) -> None:
+        """An agent that announces only version 1 (an old agent) is left in version 1 without asking."""
+        h = self.hellos[-1] if self.hellos else self.hello
+        if (self.auto_negotiate and not self._negotiated and self.version_max > SESSION_START_VERSION
+                and h is not None and h.version_max > SESSION_START_VERSION):
+            self.negotiate(VERSION_MIN, self.version_max, timeout=max(0.0, deadline - time.monotonic()))
+
+    def reattach(self, stream, timeout: float | None = None) -> Hello:
+        """Continue this session on a new connection (after the old one was lost): the agent's new HELLO is
+        awaited and the version negotiated again; processes stay, and in version 2 the agent sends again
+        what was not acknowledged, duplicates are dropped by offset and a gap raises OutputGap."""
+        self.transport.close()
+        self.transport = stream if isinstance(stream, FdTransport) else FdTransport(stream, name=self.name)
+        self.reader = codec.FrameReader()
+        self._closed_reason = None
+        self._replies.clear()
+        self._failed.clear()
+        self._acks_due.clear()
+        self.hello = None
+        self.version, self._negotiated = SESSION_START_VERSION, False
+        for p in self._processes.values():
+            p.acked = {s: 0 for s in p.acked}   # acknowledge afresh: the agent may have missed the last acks
+            p.stdin_in_flight = 0                 # stdin credit is per connection
+        return self.wait_hello(timeout)
 
     def wait_error(self, timeout: float | None = None) -> RemoteError:
         """Next unsolicited ERROR (request_id 0), e.g. the answer to a malformed frame."""
@@ -381,14 +484,18 @@ class AgentClient:
                     capabilities=0, max_payload=MAX_PAYLOAD, uptime_ms=0, name="wslx-host", os_release="")
 
     def negotiate(self, vmin: int = VERSION_MIN, vmax: int = VERSION_MAX, timeout: float | None = None) -> Hello:
+        """HELLO request: the agent picks the highest common version, which this connection then uses."""
         f = self.request(MsgType.HELLO, self._host_hello(vmin, vmax), timeout=timeout, expect=(MsgType.HELLO,))
-        return Hello(**f.body)
+        h = Hello(**f.body)
+        self.version, self._negotiated = h.version_selected, True
+        return h
 
     def ask_announce(self, timeout: float | None = None) -> None:
         """Send HELLO with request_id 0, which asks the agent to announce itself again
         (an unsolicited HELLO, seen by wait_hello/wait_new_hello). A serial line has
         no connect event, so a host that connects late asks this way."""
-        self.send_raw(codec.encode_frame(MsgType.HELLO, self._host_hello()), timeout)
+        self.send_raw(codec.encode_frame(MsgType.HELLO, self._host_hello(), version=SESSION_START_VERSION), timeout)
+        self.version, self._negotiated = SESSION_START_VERSION, False  # the agent starts a new session
 
     def ping(self, data: bytes = b"", timeout: float | None = None) -> bytes:
         return self.request(MsgType.PING, dict(data=data), timeout=timeout, expect=(MsgType.PONG,)).body["data"]

@@ -2,7 +2,7 @@
 input or a bad peer derives from AgentXError."""
 from __future__ import annotations
 
-from ..spec.agentx import ErrorCode
+from ..spec.agentx import ErrorCode, MsgType
 
 
 class AgentXError(Exception):
@@ -87,3 +87,13 @@ class StdinClosed(AgentXError, BrokenPipeError):
 
 class StdinDropped(AgentXError):
     """The agent dropped stdin bytes sent beyond the STDIN_WINDOW credit (a host-side bug)."""
+
+
+class OutputGap(ProtocolError):
+    """A STDIO frame of a version-2 session started beyond the bytes received so far on its stream:
+    output was lost (the agent broke the protocol). `pid`, `stream`, `expected` and `offset` say where."""
+    code = ErrorCode.EPROTO
+
+    def __init__(self, message: str, *, pid: int, stream: int, expected: int, offset: int):
+        super().__init__(message, msg_type=MsgType.STDIO)
+        self.pid, self.stream, self.expected, self.offset = pid, stream, expected, offset

@@ -22,9 +22,10 @@ import sys
 import threading
 import time
 
-from ..spec.agentx import (BY_TYPE, EXIT_EOF_GRACE_MS, MAX_PAYLOAD, SHUTDOWN_GRACE_MAX_MS, SIGNAL_MAX, STDIN_WINDOW,
-                           STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN, AgentKind, Capability, ErrorCode, ExecFlag,
-                           ExitHow, FrameFlag, MsgType, StdinAckFlag, StdioFlag, Stream)
+from ..spec.agentx import (BY_TYPE, EXIT_EOF_GRACE_MS, MAX_PAYLOAD, OUTPUT_BUFFER, PROCESS_MAX, SESSION_START_VERSION,
+                           SHUTDOWN_GRACE_MAX_MS, SIGNAL_MAX, STDIN_WINDOW, STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN,
+                           AgentKind, Capability, ErrorCode, ExecFlag, ExitHow, FrameFlag, MsgType, OutputAckFlag,
+                           StdinAckFlag, StdioFlag, Stream)
 from ..spec.programs import PROGRAM_NAME
 from . import codec, programs
 from .errors import ConnectionLost, InvalidMessage, ProtocolError
@@ -35,8 +36,32 @@ CAPABILITIES = (Capability.EXEC | Capability.STDIN | Capability.SIGNAL | Capabil
 OUT_HIGH_WATER = 1 << 20     # stop reading children while this much output waits for the host
 CONTROL_READ_SIZE = 256 << 10  # per read of the control stream: bounds the replies one read can cause
 STDIN_QUEUE_MAX = STDIN_WINDOW  # the host never has more in flight (STDIN_ACK credits)
-MAX_PROCESSES = 64
+MAX_PROCESSES = PROCESS_MAX[AgentKind.REFERENCE]
 DEFAULT_PATH = "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+
+
+class _Output:
+    """One output stream of a process: bytes from offset `base` (all before it are acknowledged, or in
+    version 1 sent) up to what the pipe gave; `sent` of them are framed on this connection."""
+
+    def __init__(self):
+        self.buf = bytearray()
+        self.base = 0
+        self.sent = 0
+        self.sent_max = 0      # highest offset ever framed (an ack may not go beyond it)
+        self.ended = False     # the pipe is done (EOF, or closed after the grace)
+        self.eof_sent = False
+
+    @property
+    def produced(self) -> int:
+        return self.base + len(self.buf)
+
+    def advance(self, offset: int) -> None:
+        """Forget bytes below offset (acknowledged)."""
+        if offset > self.base:
+            del self.buf[:offset - self.base]
+            self.base = offset
+        self.sent = max(self.sent, self.base)
 
 
 class _Child:
@@ -44,6 +69,11 @@ class _Child:
         self.popen = popen
         self.pid = popen.pid
         self.pidfd = pidfd
+        self.output = {Stream.STDOUT: _Output(), Stream.STDERR: _Output()}
+        self.exit_sent = False  # EXIT framed on this connection (version 2: the child stays until OUTPUT_ACK EXIT)
+        self.exit_ever_sent = False
+        self.finished = False   # reaped, pipes closed: only held output, EOFs and EXIT remain
+        self.stdin_accepted = 0  # stdin bytes queued or written: the offset the next stdin frame must have
         self.open_streams: dict[int, int] = {}  # fd -> Stream
         self.stdin_fd: int | None = None
         self.stdin_queue = bytearray()
@@ -66,10 +96,54 @@ class ReferenceAgent:
         self.running = False
         self.started = time.monotonic()
         self._paused_children = False
+        self.version = SESSION_START_VERSION  # of this connection's frames, until HELLO negotiates
+        self.session_open = False             # the host sent its first request: process events may flow
 
     # -- output ----------------------------------------------------------------------------
     def _emit(self, msg_type, body, request_id=0, reply=False):
-        self.out += codec.encode_frame(msg_type, body, request_id=request_id, flags=FrameFlag.REPLY if reply else 0)
+        self.out += codec.encode_frame(msg_type, body, request_id=request_id, flags=FrameFlag.REPLY if reply else 0,
+                                       version=self.version)
+
+    def _new_session(self):
+        """A new host (HELLO with request_id 0): version 1 again, and in version 2 everything not
+        acknowledged is sent again once the host has spoken."""
+        self.version, self.session_open = SESSION_START_VERSION, False
+        for c in self.children.values():
+            for o in c.output.values():
+                o.sent = o.base
+                o.eof_sent = False
+            c.exit_sent = False
+
+    def _pump_output(self):
+        """Frame the processes' held output (then EOFs, then EXIT) while the host takes it."""
+        if not self.session_open:
+            return
+        for c in list(self.children.values()):
+            for stream, o in c.output.items():
+                while o.sent < o.produced and len(self.out) < OUT_HIGH_WATER:
+                    i = o.sent - o.base
+                    data = bytes(o.buf[i:i + STDIO_MAX_DATA])
+                    self._emit_stdio(c, stream, 0, o.sent, data)
+                    o.sent += len(data)
+                    o.sent_max = max(o.sent_max, o.sent)
+                    if self.version < 2:
+                        o.advance(o.sent)  # version 1: delivered once handed to the channel
+                if o.ended and not o.eof_sent and o.sent == o.produced:
+                    self._emit_stdio(c, stream, StdioFlag.EOF, o.sent, b"")
+                    o.eof_sent = True
+            if c.status is not None and not c.open_streams and not c.exit_sent and \
+                    all(o.eof_sent for o in c.output.values()):
+                how, code = c.status
+                self._emit(MsgType.EXIT, dict(pid=c.pid, how=how, code=code))
+                c.exit_sent = c.exit_ever_sent = True
+                if self.version < 2:
+                    self.children.pop(c.pid, None)
+
+    def _emit_stdio(self, c, stream, flags, offset, data):
+        body = dict(pid=c.pid, stream=stream, flags=int(flags), data=data)
+        if self.version >= 2:
+            body["offset"] = offset
+        self._emit(MsgType.STDIO, body)
 
     def _error(self, code, message, request_id=0, request_type=0):
         self._emit(MsgType.ERROR, dict(code=int(code), request_type=int(request_type) & 0xFFFF,
@@ -100,7 +174,7 @@ class ReferenceAgent:
         try:
             while self.running:
                 self._update_backpressure()
-                waiting = self.out or any(c.exit_grace is not None for c in self.children.values())
+                waiting = self.out or any(c.exit_grace is not None and not c.finished for c in self.children.values())
                 self._update_control_reading()
                 events = self.sel.select(timeout=0.05 if waiting else 0.5)
                 for key, _ in events:
@@ -117,6 +191,7 @@ class ReferenceAgent:
                         self._write_stdin(child)
                 for c in [c for c in self.children.values() if c.exit_grace is not None]:
                     self._maybe_exit(c)
+                self._pump_output()
                 self._flush()
                 if self.out:
                     self.t.wait(time.monotonic() + 0.05, want_write=True)
@@ -135,16 +210,17 @@ class ReferenceAgent:
             self.sel.register(self.t.rfd, selectors.EVENT_READ, ("control", None))
 
     def _update_backpressure(self):
-        pause = len(self.out) > OUT_HIGH_WATER
-        if pause == self._paused_children:
-            return
-        self._paused_children = pause
+        """A pipe is read while its stream holds less than OUTPUT_BUFFER bytes not acknowledged (version 2)
+        or not sent (version 1), and the channel's backlog is below the high-water mark."""
+        self._paused_children = len(self.out) > OUT_HIGH_WATER
+        registered = self.sel.get_map()
         for c in self.children.values():
-            for fd in c.open_streams:
-                if pause:
-                    self.sel.unregister(fd)
-                else:
+            for fd, stream in c.open_streams.items():
+                want = not self._paused_children and len(c.output[stream].buf) < OUTPUT_BUFFER
+                if want and fd not in registered:
                     self.sel.register(fd, selectors.EVENT_READ, ("pipe", c))
+                elif not want and fd in registered:
+                    self.sel.unregister(fd)
 
     def _read_control(self) -> bool:
         try:
@@ -177,6 +253,8 @@ class ReferenceAgent:
                                f.request_id, f.type)
         if msg.kind == "request" and f.request_id == 0 and f.type != MsgType.HELLO:
             return self._error(ErrorCode.EPROTO, f"{msg.type.name} request needs a non-zero request_id", 0, f.type)
+        if not (f.type == MsgType.HELLO and f.request_id == 0):
+            self.session_open = True  # the host has spoken on this connection: held output may flow
         handler = getattr(self, f"_on_{msg.name}")
         try:
             handler(f)
@@ -195,12 +273,14 @@ class ReferenceAgent:
                     os_release=platform.release()[:256])
 
     def _on_hello(self, f):
-        if f.request_id == 0:  # the host asks for a fresh announcement
+        if f.request_id == 0:  # a new host asks for a fresh announcement: a new session
+            self._new_session()
             return self._emit(MsgType.HELLO, self._hello_body(0))
         lo, hi = max(VERSION_MIN, f.body["version_min"]), min(VERSION_MAX, f.body["version_max"])
         if lo > hi:
             return self._error(ErrorCode.EPROTONOSUPPORT, f"no common version: host {f.body['version_min']}.."
                                f"{f.body['version_max']}, agent {VERSION_MIN}..{VERSION_MAX}", f.request_id, f.type)
+        self.version = hi  # the reply is the first frame in the selected version
         self._emit(MsgType.HELLO, self._hello_body(hi), f.request_id, reply=True)
 
     def _on_config(self, f):
@@ -249,7 +329,8 @@ class ReferenceAgent:
         self.sel.register(c.pidfd, selectors.EVENT_READ, ("pidfd", c))
         self._emit(MsgType.EXEC_STARTED, dict(pid=c.pid), f.request_id, reply=True)
         if flags & ExecFlag.STDERR_TO_STDOUT:
-            self._emit(MsgType.STDIO, dict(pid=c.pid, stream=Stream.STDERR, flags=StdioFlag.EOF, data=b""))
+            c.output[Stream.STDERR].ended = True  # no data of its own: its EOF goes out first
+        self._pump_output()
 
     def _on_stdio(self, f):
         b = f.body
@@ -266,9 +347,14 @@ class ReferenceAgent:
                 self._ack_stdin(c, len(data), StdinAckFlag.CLOSED)
                 self._error(ErrorCode.EPIPE, f"stdin of pid {c.pid} is closed", 0, f.type)
             return
+        if "offset" in b and b["offset"] != c.stdin_accepted:
+            self._ack_stdin(c, len(data), StdinAckFlag.DROPPED)
+            return self._error(ErrorCode.EINVAL, f"stdin of pid {c.pid}: frame at offset {b['offset']}, expected "
+                               f"{c.stdin_accepted}", 0, f.type)
         if len(c.stdin_queue) + len(data) > STDIN_QUEUE_MAX:
             self._ack_stdin(c, len(data), StdinAckFlag.DROPPED)
             return self._error(ErrorCode.EAGAIN, f"stdin queue of pid {c.pid} is full", 0, f.type)
+        c.stdin_accepted += len(data)
         c.stdin_queue += data
         if b["flags"] & StdioFlag.EOF:
             c.stdin_eof = True
@@ -316,11 +402,11 @@ class ReferenceAgent:
         except OSError:
             data = b""
         if data:
-            self._emit(MsgType.STDIO, dict(pid=c.pid, stream=stream, flags=0, data=data))
+            c.output[stream].buf += data
             return
         self.sel.unregister(fd)
         del c.open_streams[fd]
-        self._emit(MsgType.STDIO, dict(pid=c.pid, stream=stream, flags=StdioFlag.EOF, data=b""))
+        c.output[stream].ended = True
         self._maybe_exit(c)
 
     def _reap(self, c: _Child):
@@ -331,7 +417,7 @@ class ReferenceAgent:
         self._maybe_exit(c)
 
     def _maybe_exit(self, c: _Child):
-        if c.status is None:
+        if c.status is None or c.finished:
             return
         if c.open_streams:
             # Exited, but something (a grandchild) may hold the pipes open: don't wait for it forever.
@@ -342,7 +428,7 @@ class ReferenceAgent:
             for fd, stream in list(c.open_streams.items()):
                 if fd in self.sel.get_map():
                     self.sel.unregister(fd)
-                self._emit(MsgType.STDIO, dict(pid=c.pid, stream=stream, flags=StdioFlag.EOF, data=b""))
+                c.output[stream].ended = True
             c.open_streams.clear()
         for pipe in (c.popen.stdout, c.popen.stderr):
             if pipe:
@@ -354,9 +440,30 @@ class ReferenceAgent:
             c.popen.stdin = None
             self._ack_stdin(c, len(c.stdin_queue), StdinAckFlag.CLOSED)  # never written: give the credit back
             c.stdin_queue.clear()
-        self.children.pop(c.pid, None)
-        how, code = c.status
-        self._emit(MsgType.EXIT, dict(pid=c.pid, how=how, code=code))
+        c.finished = True
+        self._pump_output()  # EOFs and EXIT follow the held output
+
+    def _on_output_ack(self, f):
+        b = f.body
+        unknown = b["flags"] & ~int(OutputAckFlag.EXIT)
+        if unknown:
+            return self._error(ErrorCode.EINVAL, f"unknown OUTPUT_ACK flag bits 0x{unknown:x}", 0, f.type)
+        c = self.children.get(b["pid"])
+        if c is None:
+            return self._error(ErrorCode.ESRCH, f"OUTPUT_ACK for pid {b['pid']}, which this agent does not hold",
+                               0, f.type)
+        acks = {Stream.STDOUT: b["stdout_bytes"], Stream.STDERR: b["stderr_bytes"]}
+        for stream, offset in acks.items():
+            if offset > c.output[stream].sent_max:
+                return self._error(ErrorCode.EINVAL, f"OUTPUT_ACK pid {c.pid} {stream.name.lower()} {offset}: only "
+                                   f"{c.output[stream].sent_max} bytes were sent", 0, f.type)
+        if b["flags"] & OutputAckFlag.EXIT and not (c.exit_sent or c.exit_ever_sent):
+            return self._error(ErrorCode.EINVAL, f"OUTPUT_ACK EXIT for pid {c.pid} before its EXIT was sent", 0,
+                               f.type)
+        for stream, offset in acks.items():
+            c.output[stream].advance(offset)
+        if b["flags"] & OutputAckFlag.EXIT:
+            self.children.pop(c.pid, None)
 
     def _on_signal(self, f):
         pid, signo = f.body["pid"], f.body["signo"]
