@@ -48,7 +48,10 @@ def _skip_reason(c: Case, ctx: Context, target) -> str | None:
     present = [cap.name for cap in type(c.requires_absent) if c.requires_absent & cap and caps & cap]
     if present:
         return f"agent advertises {', '.join(present)}"
-    if c.needs and not getattr(target, f"supports_{c.needs}", False):
+    if c.needs == "version2":
+        if ctx.hello.version_max < 2:
+            return f"agent speaks only version {ctx.hello.version_max}"
+    elif c.needs and not getattr(target, f"supports_{c.needs}", False):
         return f"target {target.name} cannot {c.needs}"
     return None
 

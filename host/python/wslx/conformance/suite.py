@@ -18,7 +18,8 @@ from typing import Callable
 from ..agentx import codec
 from ..agentx.client import AgentClient, Hello
 from ..agentx.errors import RemoteError, StdinClosed
-from ..spec.agentx import (ARGV_MAX_COUNT, EXIT_EOF_GRACE_MS, HEADER_SIZE, MAGIC, MAX_PAYLOAD, PING_MAX_DATA,
+from ..spec.agentx import (ARGV_MAX_COUNT, EXIT_EOF_GRACE_MS, HEADER_SIZE, MAGIC, MAX_PAYLOAD, OUTPUT_BUFFER,
+                           PING_MAX_DATA, OutputAckFlag, Stream,
                            SHUTDOWN_GRACE_MAX_MS, SIGNAL_MAX, STDIN_WINDOW, VERSION_MAX, Capability, ErrorCode, ExitHow, FrameFlag,
                            MsgType, Signal)
 from ..spec.programs import PROGRAM_NAME, USAGE_STATUS
@@ -449,6 +450,167 @@ def shutdown_grace_above_the_bound_is_refused(ctx: Context):
     ctx.expect_remote_error(ErrorCode.EINVAL, ctx.client.shutdown, grace_ms=SHUTDOWN_GRACE_MAX_MS + 1,
                             timeout=ctx.timeout)
     ctx.expect_alive()
+
+
+# ---- sessions (version 2): offsets, acknowledgements, replay -----------------------------------
+
+V2 = "version2"  # needs: the agent offers version 2 (see _skip_reason)
+
+
+@case(RUNS, needs=V2)
+def stdio_offsets_are_contiguous(ctx: Context):
+    """In version 2 every output frame carries its offset: 3 x OUTPUT_BUFFER of stdout arrive with no gap and
+    no duplicate (the client raises OutputGap on a gap), the EOF at the final length, as the host acknowledges."""
+    c = ctx.client
+    check(c.version == 2, f"session is in version {c.version} after negotiation")
+    n = 3 * OUTPUT_BUFFER + 123
+    p = c.exec(conform("zeros", n, "err", "e"), timeout=ctx.timeout)
+    st = p.wait(ctx.timeout * 3)
+    check(st.code == 0 and len(p.stdout) == n and p.stderr == b"e", f"{st}, {len(p.stdout)} of {n} bytes")
+    check(p.received == {Stream.STDOUT: n, Stream.STDERR: 1} and p.duplicates == 0,
+          f"offsets {p.received}, {p.duplicates} duplicate bytes")
+
+
+@case(RUNS, needs=V2)
+def output_stops_at_output_buffer_until_acknowledged(ctx: Context):
+    """A host that does not acknowledge gets exactly OUTPUT_BUFFER bytes of a stream: the producer is then
+    blocked, not truncated; acknowledging lets the rest through, byte-exact."""
+    c = ctx.client
+    n = 4 * OUTPUT_BUFFER
+    c.send_acks = False
+    try:
+        p = c.exec(conform("zeros", n, "out", "end"), timeout=ctx.timeout)
+        deadline = time.monotonic() + ctx.timeout
+        while p.received[Stream.STDOUT] < OUTPUT_BUFFER and time.monotonic() < deadline:
+            c.pump(0.2)
+        c.pump(0.5)  # more would arrive now if the agent did not hold to the bound
+        got = p.received[Stream.STDOUT]
+        check(got == OUTPUT_BUFFER, f"{got} bytes arrived without an acknowledgement; the bound is {OUTPUT_BUFFER}")
+        check(p.status is None, f"the producer ended ({p.status}) while blocked")
+    finally:
+        c.send_acks = True
+    c.ack_output(p, timeout=ctx.timeout)
+    st = p.wait(ctx.timeout * 3)
+    check(st.code == 0 and bytes(p.stdout) == bytes(n) + b"end", f"{st}, {len(p.stdout)} bytes, {p.duplicates} dup")
+
+
+@case(RUNS, needs=V2)
+def unacknowledged_output_is_replayed_in_a_new_session(ctx: Context):
+    """A host HELLO with request_id 0 starts a new session: after the negotiation the agent sends again
+    every byte, EOF and EXIT not acknowledged, at their offsets (the host drops the duplicates)."""
+    c = ctx.client
+    text = "x" * 4000
+    c.send_acks = False
+    try:
+        p = c.exec(conform("out", text, "err", "E"), timeout=ctx.timeout)
+        st = p.wait(ctx.timeout)
+        seen = len(c.orphan_events)
+        c.ask_announce(timeout=ctx.timeout)
+        c.wait_new_hello(timeout=ctx.timeout)
+        check(c.version == 2, f"new session in version {c.version}")
+        c.ping(b"", timeout=ctx.timeout)  # the host's first request: held output flows
+        deadline = time.monotonic() + ctx.timeout
+        while not any(f.type == MsgType.EXIT for f in c.orphan_events[seen:]) and time.monotonic() < deadline:
+            c.pump(0.2)
+    finally:
+        c.send_acks = True
+    again = c.orphan_events[seen:]
+    stdio = [f for f in again if f.type == MsgType.STDIO and f.body["pid"] == p.pid]
+    exits = [f for f in again if f.type == MsgType.EXIT and f.body["pid"] == p.pid]
+    check(st.code == 0 and bytes(p.stdout) == text.encode(), f"first delivery: {st}, {len(p.stdout)} bytes")
+    out = b"".join(f.body["data"] for f in stdio if f.body["stream"] == Stream.STDOUT)
+    check(out == text.encode() and all(f.body["offset"] >= 0 for f in stdio),
+          f"replayed stdout {len(out)} bytes of {len(text)}")
+    check(exits and exits[0].body["code"] == 0, "the unacknowledged EXIT was not sent again")
+    eofs = {f.body["stream"]: f.body["offset"] for f in stdio if f.body["flags"] & 1}
+    check(eofs == {Stream.STDOUT: len(text), Stream.STDERR: 1}, f"replayed EOFs at {eofs}")
+    c.send_event(MsgType.OUTPUT_ACK, dict(pid=p.pid, flags=int(OutputAckFlag.EXIT), stdout_bytes=len(text),
+                                          stderr_bytes=1))
+    c.ask_announce(timeout=ctx.timeout)   # acknowledged: a further session replays nothing of it
+    seen = len(c.orphan_events)
+    c.wait_new_hello(timeout=ctx.timeout)
+    c.ping(b"", timeout=ctx.timeout)
+    c.pump(0.3)
+    late = [f for f in c.orphan_events[seen:] if f.body.get("pid") == p.pid]
+    check(not late, f"acknowledged output sent again: {late[0].name if late else ''}")
+
+
+@case(RUNS, needs=V2)
+def output_ack_errors(ctx: Context):
+    """OUTPUT_ACK: unknown pid ESRCH; unknown flag bits, an offset beyond what was sent, EXIT before the
+    EXIT: EINVAL (ERROR with request_id 0); in a version-1 frame the type does not exist: ENOSYS."""
+    c = ctx.client
+    p = c.exec(conform("out", "abc", "sleep", 100_000), timeout=ctx.timeout)
+    try:
+        p.wait_for_output(b"abc", timeout=ctx.timeout)
+        for body, code in ((dict(pid=0x7FFF_FFF0, flags=0, stdout_bytes=0, stderr_bytes=0), ErrorCode.ESRCH),
+                           (dict(pid=p.pid, flags=0x80, stdout_bytes=0, stderr_bytes=0), ErrorCode.EINVAL),
+                           (dict(pid=p.pid, flags=0, stdout_bytes=4, stderr_bytes=0), ErrorCode.EINVAL),
+                           (dict(pid=p.pid, flags=int(OutputAckFlag.EXIT), stdout_bytes=3, stderr_bytes=0),
+                            ErrorCode.EINVAL)):
+            c.send_event(MsgType.OUTPUT_ACK, body, timeout=ctx.timeout)
+            e = c.wait_error(timeout=ctx.timeout)
+            check(e.code == code and e.request_id == 0, f"OUTPUT_ACK {body}: {e} (request_id {e.request_id}), "
+                  f"expected {ErrorCode(code).name}")
+        raw = bytearray(codec.encode_frame(MsgType.OUTPUT_ACK, dict(pid=p.pid, flags=0, stdout_bytes=3,
+                                                                   stderr_bytes=0)))
+        raw[4] = 1
+        codec.reseal(raw)
+        c.send_raw(bytes(raw))
+        e = c.wait_error(timeout=ctx.timeout)
+        check(e.code == ErrorCode.ENOSYS, f"OUTPUT_ACK in a version-1 frame: {e}, expected ENOSYS")
+        ctx.expect_alive()
+    finally:
+        p.signal(Signal.SIGKILL, timeout=ctx.timeout)
+        p.wait(ctx.timeout)
+        c.unsolicited_errors.clear()
+
+
+@case(RUNS | Capability.STDIN, needs=V2)
+def stdin_offset_must_follow_on(ctx: Context):
+    """A version-2 stdin frame at the wrong offset is refused: ERROR EINVAL and STDIN_ACK DROPPED; the
+    right offset is then still accepted (nothing was counted)."""
+    c = ctx.client
+    p = c.exec(conform("cat"), stdin=True, timeout=ctx.timeout)
+    c.send_event(MsgType.STDIO, dict(pid=p.pid, stream=Stream.STDIN, flags=0, offset=5, data=b"late"))
+    e = c.wait_error(timeout=ctx.timeout)
+    check(e.code == ErrorCode.EINVAL, f"stdin at offset 5 of 0: {e}, expected EINVAL")
+    deadline = time.monotonic() + ctx.timeout
+    while not p.stdin_dropped and time.monotonic() < deadline:
+        c.pump(0.1)
+    check(p.stdin_dropped == 4, f"STDIN_ACK DROPPED for {p.stdin_dropped} bytes, expected 4")
+    p.stdin_dropped = 0
+    r_in = b"on time"
+    c.send_event(MsgType.STDIO, dict(pid=p.pid, stream=Stream.STDIN, flags=0, offset=0, data=r_in))
+    c.send_event(MsgType.STDIO, dict(pid=p.pid, stream=Stream.STDIN, flags=1, offset=len(r_in), data=b""))
+    st = p.wait(ctx.timeout)
+    check(st.code == 0 and bytes(p.stdout) == r_in, f"{st}, stdout {bytes(p.stdout)!r}")
+
+
+@case(RUNS, needs=V2)
+def version_1_session_has_no_offsets(ctx: Context):
+    """A host that does not negotiate stays in version 1 (an old host): STDIO frames are version-1 frames
+    without offsets and the output arrives all the same, with no acknowledgement."""
+    c = ctx.client
+    c.auto_negotiate = False
+    try:
+        c.ask_announce(timeout=ctx.timeout)
+        c.wait_new_hello(timeout=ctx.timeout)
+        check(c.version == 1, f"session in version {c.version} without negotiation")
+        seen = len(c.protocol_errors)
+        before = dict(c.frame_versions)
+        frames = []
+        r = c.run(conform("zeros", 2 * OUTPUT_BUFFER, "out", "!"), timeout=ctx.timeout * 3,
+                  on_stdout=frames.append)
+        check(r.status.code == 0 and sum(map(len, frames)) == 2 * OUTPUT_BUFFER + 1, f"{r.status}")
+        check(len(c.protocol_errors) == seen, f"{list(c.protocol_errors)[seen:][:1]}")
+        newer = {v: n - before.get(v, 0) for v, n in c.frame_versions.items() if v != 1 and n != before.get(v, 0)}
+        check(not newer, f"the agent sent frames of version {sorted(newer)} in a version-1 session")
+    finally:
+        c.auto_negotiate = True
+        c.ask_announce(timeout=ctx.timeout)
+        c.wait_new_hello(timeout=ctx.timeout)
+    check(c.version == 2, f"renegotiated version {c.version}")
 
 
 @case(needs="reconnect")
