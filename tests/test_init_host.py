@@ -780,13 +780,6 @@ def _ping(rid):
     return codec.encode_frame(T.PING, {"data": b"p"}, request_id=rid)
 
 
-def _exec_payload(argv_items: list[bytes]) -> bytes:
-    p = struct.pack("<IH", 0, len(argv_items))
-    for a in argv_items:
-        p += struct.pack("<H", len(a)) + a
-    return p + struct.pack("<H", 0) + struct.pack("<H", 0)
-
-
 MALFORMED = {
     "garbage": os.urandom(3) + b"\x00" * 200 + b"garbage!",
     "bad_header_crc": frame(T.PING, b"\0\0\0\0", request_id=7, header_crc=0x12345678),
@@ -797,8 +790,8 @@ MALFORMED = {
     "agent_type": frame(T.OK, b"", request_id=11),
     "truncated_body": frame(T.PING, b"\x05\0\0\0ab", request_id=12),
     "trailing_bytes": frame(T.PING, b"\x01\0\0\0ab", request_id=13),
-    "bad_utf8_argv": frame(T.EXEC, _exec_payload([b"/bin/\xff\xfe"]), request_id=14),
-    "nul_in_argv": frame(T.EXEC, _exec_payload([b"/bin/t\x00rue"]), request_id=15),
+    "bad_utf8_argv": frame(T.EXEC, codec.raw_exec_body([b"/bin/\xff\xfe"]), request_id=14),
+    "nul_in_argv": frame(T.EXEC, codec.raw_exec_body([b"/bin/t\x00rue"]), request_id=15),
     "bad_version": frame(T.PING, b"\0\0\0\0", request_id=16, version=9),
     "bad_version_long": frame(T.PING, b"\0" * 1000, request_id=17, version=9, payload_crc=0),
     # a CRC-valid header of an unknown version with an absurd length: not trusted, resync on magic

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "init.h"
+#include "proc.h"
 #include "../agentx/agentx_rx.h"
 
 #define RX_CAP (AGX_MAX_FRAME + 65536u)
@@ -169,7 +170,7 @@ int send_stdin_ack(uint32_t pid, uint32_t bytes, uint32_t flags, int force)
 static uint64_t capabilities(void)
 {
     uint64_t c = AGX_CAP_EXEC | AGX_CAP_STDIN | AGX_CAP_SIGNAL | AGX_CAP_MOUNT | AGX_CAP_QUIESCE |
-                 AGX_CAP_SHUTDOWN | AGX_CAP_CONFIG | AGX_CAP_PING;
+                 AGX_CAP_SHUTDOWN | AGX_CAP_CONFIG | AGX_CAP_PING | AGX_CAP_PROGRAMS;
     if (portal_ok) c |= AGX_CAP_PORTAL;
     if (g_opts.pid1) c |= AGX_CAP_SYSTEM;   /* CONFIG hostname/clock change the whole OS */
     return c;
@@ -450,8 +451,17 @@ void agent_run(void)
     int waiting_logged = 0;
     int reading = -1;
 
+    /* proc.c reaches the host and the event loop only through this */
+    static struct proc_host host = {
+        .error = send_error, .ok = send_ok, .exec_started = send_exec_started, .stdio = send_stdio,
+        .exit = send_exit, .stdin_ack = send_stdin_ack, .connected = agent_connected, .bulk_ok = agent_bulk_ok,
+        .flush_blocking = agent_flush_blocking, .ev_add = ev_add, .ev_mod = ev_mod, .ev_del = ev_del,
+    };
+    host.pid1 = g_opts.pid1;
+    host.test_mode = g_opts.test_mode;
+
     loop_setup();
-    proc_init();
+    proc_init(&host);
 
     if (g_opts.agent_fd >= 0) {
         set_nonblock(g_opts.agent_fd);

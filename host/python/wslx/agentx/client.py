@@ -188,6 +188,11 @@ class AgentClient:
         self._closed_reason: str | None = None
         self.diagnostics: Callable[[], str] | None = None  # e.g. console tail + QEMU command line
 
+    @property
+    def orphan_events(self) -> list[codec.Frame]:
+        """Frames that belong to no request or process of this client (oldest first, at most 1024)."""
+        return list(self._orphan_events)
+
     # -- plumbing ------------------------------------------------------------------------
     def _deadline(self, timeout: float | None) -> float:
         return time.monotonic() + (self.default_timeout if timeout is None else timeout)

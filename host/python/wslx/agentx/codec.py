@@ -363,6 +363,22 @@ def _type_name(t: int) -> str:
         return f"0x{t:04x}"
 
 
+# ---- raw bodies for tests: no validation, so they can be malformed on purpose ----------
+
+def raw_exec_body(argv: list[bytes], *, env: list[bytes] = (), cwd: bytes = b"", flags: int = 0) -> bytes:
+    """An EXEC payload laid out by the spec (ExecBody) from raw bytes, checking nothing:
+    invalid UTF-8, NUL bytes and counts above the bounds go on the wire as given."""
+    values = dict(flags=flags, argv=argv, env=list(env), cwd=cwd)
+    fixed, variable = split_fields(spec.ExecBody)
+    out = [struct.pack("<" + "".join(con.fmtstr[1:] for _, con, _ in fixed), *(values[n] for n, _, _ in fixed))]
+    for name, con, _ in variable:
+        items = values[name] if isinstance(con, BoundedStringArray) else [values[name]]
+        if isinstance(con, BoundedStringArray):
+            out.append(len(items).to_bytes(con.prefix_size, "little"))
+        out += [len(raw).to_bytes(BoundedString.prefix_size, "little") + raw for raw in items]
+    return b"".join(out)
+
+
 # ---- reference path: the construct spec itself ---------------------------------------
 
 def build_frame_reference(msg_type: int, body: dict, *, request_id: int = 0, flags: int = 0) -> bytes:
@@ -382,4 +398,4 @@ def parse_body_reference(msg_type: int, payload: bytes) -> dict:
 
 
 __all__ = ["Frame", "FrameReader", "Header", "parse_header", "seal", "encode_body", "decode_body", "encode_frame",
-           "decode_frame", "build_frame_reference", "parse_body_reference", "ConstructError"]
+           "decode_frame", "raw_exec_body", "build_frame_reference", "parse_body_reference", "ConstructError"]

@@ -30,7 +30,7 @@ because its agent has no STDIN (see _GUESTS):
 guest_memcpy_gbps        `portal memcpy`: the kernel's memcpy (8 bytes a step) between two buffers
                          in the 2 MiB of pmem below the Portal window (960 KiB, best of 20)
 guest_inplace_xor_gbps   the same command: TRANSFORM's loop (portal_xor64) in place there
-control_bulk_gbps        `head -c N /dev/zero` in the guest: N bytes guest -> host through AgentX
+control_bulk_gbps        `wslx-conform zeros N` in the guest: N bytes guest -> host through AgentX
                          STDIO over virtio-console (one way; Linux's `cat` goes both ways)
 the service              `portal serve` (TrackBPortalService): the guest polls SUBMIT in the agent
                          loop, so there is no host -> guest doorbell to ring; it ends on SIGTERM
@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..spec.programs import PROGRAM_NAME
 from . import Benchmark
 from ..commands._args import kernel_image, positive_int
 from ..vmm.procs import processes
@@ -80,13 +81,13 @@ def _cat_bulk(client, args) -> float:
     return len(data) / dt / 1e9
 
 
-def _head_bulk(client, args) -> float:
-    """`head -c N /dev/zero` in the guest (no STDIN): guest -> host only; GB/s."""
+def _zeros_bulk(client, args) -> float:
+    """The conformance program's `zeros N` in the guest (no STDIN): guest -> host only; GB/s."""
     n = args.control_mib << 20
     t0 = time.perf_counter()
-    r = client.run(["head", "-c", str(n), "/dev/zero"], timeout=600)
+    r = client.run([PROGRAM_NAME, "zeros", str(n)], timeout=600)
     dt = time.perf_counter() - t0
-    assert r.returncode == 0 and r.stdout == bytes(n), "head -c did not return the bytes"
+    assert r.returncode == 0 and r.stdout == bytes(n), "zeros did not return the bytes"
     return n / dt / 1e9
 
 
@@ -125,7 +126,7 @@ def _trackb_service(g, portal):
 _GUESTS = {
     "linux": _Guest(_boot_linux, _linux_service, ["/init", "portal", "memcpy"], _cat_bulk,
                     stopped=lambda st: st is not None and st.returncode == 0),   # stdin EOF: exit 0
-    "trackb": _Guest(_boot_trackb, _trackb_service, ["portal", "memcpy"], _head_bulk,
+    "trackb": _Guest(_boot_trackb, _trackb_service, ["portal", "memcpy"], _zeros_bulk,
                      stopped=lambda st: st is not None and st.code == 15),   # SIGTERM
 }
 

@@ -12,6 +12,7 @@ import zlib
 from construct import Const, FormatField
 
 from ..spec import agentx as spec
+from ..spec import programs
 from ..spec.fields import BoundedBytes, BoundedString, BoundedStringArray, split_fields
 from . import c_structs
 
@@ -30,7 +31,7 @@ def _enum_prefix(enum_cls) -> str:
     return {"FrameFlag": "AGX_FLAG", "MsgType": "AGX_MSG", "Capability": "AGX_CAP", "AgentKind": "AGX_AGENT",
             "ErrorCode": "AGX", "Stream": "AGX_STREAM", "StdioFlag": "AGX_STDIO", "StdinAckFlag": "AGX_STDIN_ACK", "ExecFlag": "AGX_EXEC",
             "ExitHow": "AGX_EXIT", "MountFlag": "AGX_MOUNT", "UnmountFlag": "AGX_UNMOUNT",
-            "ShutdownMode": "AGX_SHUTDOWN"}[enum_cls.__name__]
+            "ShutdownMode": "AGX_SHUTDOWN", "Signal": "AGX", "ProgramStep": "AGX_STEP"}[enum_cls.__name__]
 
 
 def c_field_type(con) -> str:
@@ -72,6 +73,7 @@ def generate() -> str:
         w(f"#define AGX_{const} {getattr(spec, const)}u")
     w(f'#define AGX_VIRTIO_SERIAL_PORT_NAME "{spec.VIRTIO_SERIAL_PORT_NAME}"')
     w("")
+    _emit_program(w)
     for enum_cls in spec.ENUMS:
         prefix = _enum_prefix(enum_cls)
         w(f"/* {enum_cls.__name__}: {(enum_cls.__doc__ or '').strip().splitlines()[0]} */")
@@ -381,6 +383,22 @@ def _emit_message(w, msg):
             w(f"    if (agx_put_strv(p, cap, &off, m->{name}, m->{name}_count, AGX_{N}_{name.upper()}_MAX_COUNT, "
               f"AGX_{N}_{name.upper()}_MAX_LEN)) return -AGX_EMSGSIZE;")
     w("    return (long)off;")
+    w("}")
+    w("")
+
+
+def _emit_program(w):
+    """The conformance program (spec/programs.py): its name, limits and step table."""
+    w("/* Conformance program (capability PROGRAMS): EXEC of argv[0] AGX_PROGRAM_NAME. */")
+    w(f'#define AGX_PROGRAM_NAME "{programs.PROGRAM_NAME}"')
+    for const in ("PROGRAM_MAX_STEPS", "USAGE_STATUS", "FAILED_STATUS"):
+        w(f"#define AGX_{const} {getattr(programs, const)}u")
+    w("/* One row per ProgramStep, indexed by AGX_STEP_*: {argv word, argument count, largest value of")
+    w(" * the first argument if it is a number (0: a string)}. Only the first argument can be a number. */")
+    w("#define AGX_PROGRAM_STEP_TABLE { \\")
+    for s in programs.STEPS:
+        num_max = programs.NUMBER_MAX.get(s.args[0], 0) if s.args else 0
+        w(f'    {{"{s.step.word}", {len(s.args)}, {num_max}ull}}, \\')
     w("}")
     w("")
 
