@@ -17,6 +17,7 @@ import struct
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from ..hv import Faults, GuestFault, GuestMemory, HvError, Partition, Region, VirtualClock
@@ -101,6 +102,21 @@ class HvHostHarness:
             self.proc.stdout.close()
             self._log.close()
             self.model_log.close()
+
+    def accept(self, timeout: float):
+        """The host end of the guest's hv_sock connection to the AgentX port. ConnectionLost if the binary
+        ends first (e.g. profile none: no hypervisor, so the kernel code never opens hv_sock) or none comes."""
+        from ..agentx.errors import ConnectionLost
+        from ..hv import HvTimeout
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                return self.listener.accept(0.1)
+            except HvTimeout:
+                if self.proc.poll() is not None:
+                    break
+        raise ConnectionLost(f"{self.binary.name} (profile {self.profile}) opened no hv_sock connection to port "
+                             f"{AGENTX_PORT} (exit status {self.proc.poll()}); {self.log_tail(5)}")
 
     def wait(self, timeout: float | None = None) -> int:
         """Boot mode: wait for the binary to finish; parse its report. Its exit status."""
