@@ -5,7 +5,7 @@ Shim protocol (guest/trackb-kernel/hv/host/hv_host_main.c): the binary writes a 
 `u32 op, u32 arg, u64 a, b, c` on --req-fd and reads a 56-byte answer `u64 r[4], u32 fault, u32 nvec,
 u8 vectors[16]` on --resp-fd. Ops: 1 CPUID(arg=leaf), 2 RDMSR(arg), 3 WRMSR(arg, a), 4 HYPERCALL(a=control,
 b=rdx, c=r8), 5 RDTSC, 6 HALT (the VP executes hlt: the virtual clock jumps to the next timer deadline),
-7 RELAX (a pause: the clock moves 1 us), 8 EXIT. `fault` is the exception vector a real CPU would raise.
+7 RELAX (a pause: the clock moves 10 us), 8 EXIT. `fault` is the exception vector a real CPU would raise.
 The vectors the model injected meanwhile ride along; the binary takes them at its next hlt.
 Guest memory is a memfd mapped at --mem-base in the binary and handed to the model as GuestMemory, so
 GPAs are the binary's own addresses (the kernel's identity map)."""
@@ -26,7 +26,7 @@ REQ = struct.Struct("<IIQQQ")
 RESP = struct.Struct("<4QII16s")
 OP_CPUID, OP_RDMSR, OP_WRMSR, OP_HYPERCALL, OP_RDTSC, OP_HALT, OP_RELAX, OP_EXIT = range(1, 9)
 MEM_BASE = 0x20000000            # below 4 GiB like the kernel's RAM; free in an ASan process's address space
-RELAX_TICKS = 10                 # a pause costs 1 us of virtual time
+RELAX_TICKS = 100                # a pause costs 10 us of virtual time (bounded waits end quickly)
 HALT_HOST_WAIT_S = 0.001         # at each hlt, wait this long (real time) for host stream data
 AGENTX_PORT = 50010
 
