@@ -60,6 +60,7 @@ def test_detects_what_the_profile_offers_and_picks_its_path(binary, profile):
     assert r["msg_conn_id"] == str(p.message_connection_id)
     assert r["hvsock_open"] == "1" and r["hvsock_connects"] == "1"
     assert r["bad_messages"] == "0" and r["unknown_messages"] == "0"
+    assert r["unload"] == "0"                   # Unload answered by UnloadComplete
 
 
 @pytest.mark.parametrize("profile", HV_PROFILES)
@@ -89,6 +90,20 @@ def test_hello_and_ping_over_hvsock(binary, profile):
         try:
             assert c.wait_hello().agent_kind is not None
             assert c.ping(b"x" * 40_000) == b"x" * 40_000          # several packets, ring wrap
+        finally:
+            c.close()
+        assert h.error is None
+
+
+@pytest.mark.parametrize("profile", HV_PROFILES)
+def test_host_initiated_offer_is_accepted(binary, profile):
+    """No host listener: the guest's TlConnectRequest is refused (it backs off and retries); the host
+    connects to the guest's AgentX port instead and the agent answers on that channel."""
+    with HvHostHarness(profile, mode="agent", binary=binary, listen=False) as h:
+        c = AgentClient(h.partition.hvsock_connect(50010), default_timeout=20, name="hv")
+        try:
+            c.wait_hello()
+            assert c.ping(b"from the host") == b"from the host"
         finally:
             c.close()
         assert h.error is None

@@ -6,6 +6,8 @@
 
 #define MSR_IA32_APIC_BASE   0x1B
 #define APIC_BASE_ENABLE     (1u << 11)
+#define APIC_BASE_X2APIC     (1u << 10)   /* firmware left x2APIC on: registers are MSRs 0x800 + off/16 */
+#define X2APIC_MSR_BASE      0x800
 #define APIC_BASE_ADDR_MASK  0x000FFFFFFFFFF000ULL
 #define CPUID_FEATURES_EDX_APIC (1u << 9)
 

@@ -117,7 +117,13 @@ void hvsock_poll(struct hvsock *s)
         return;
     }
     uint64_t now = timer_now_ns();
-    if (s->state == HVSOCK_CONNECTING && now - s->connect_started_ns > CONNECT_TIMEOUT_NS)
+    uint8_t endpoint[VMBUS_GUID_SIZE];
+    hvsock_port_guid(s->local_port, endpoint);
+    if (s->state == HVSOCK_CONNECTING && vmbus.tl_refusals != s->refusals_seen) {
+        s->refusals_seen = vmbus.tl_refusals;
+        if (!memcmp(vmbus.tl_refused_endpoint, endpoint, VMBUS_GUID_SIZE))
+            back_off(s);                                /* nobody listens there (yet) */
+    } else if (s->state == HVSOCK_CONNECTING && now - s->connect_started_ns > CONNECT_TIMEOUT_NS)
         back_off(s);                                    /* no offer came */
     else if (s->state == HVSOCK_IDLE && now >= s->retry_at_ns)
         start_connect(s);

@@ -21,7 +21,7 @@ struct hvsock {
     uint32_t local_port;             /* our endpoint for the current attempt */
     struct vmbus_chan *chan;
     uint64_t connect_started_ns, retry_at_ns;
-    uint32_t connects, failures, bad_packets;
+    uint32_t connects, failures, bad_packets, refusals_seen;
     uint32_t rx_off, rx_len;         /* stream bytes left in rx_pkt */
     uint8_t rx_pkt[HVSOCK_PKT_MAX];
 };

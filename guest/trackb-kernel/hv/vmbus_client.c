@@ -139,8 +139,11 @@ static void handle(const struct vmbus_msg *m)
         break;
     case CHANNELMSG_UNLOAD_RESPONSE: st.unloaded = 1; break;
     case CHANNELMSG_TL_CONNECT_RESULT:
-        if (m->u.tl_result.status)
+        if (m->u.tl_result.status) {                    /* no offer follows: hv_sock gives up this attempt */
+            memcpy(vmbus.tl_refused_endpoint, m->u.tl_result.endpoint, VMBUS_GUID_SIZE);
+            vmbus.tl_refusals++;
             complain("hv_sock connect refused", m->type, ERR_IO);
+        }
         break;
     }
 }

@@ -36,6 +36,8 @@ struct vmbus_stats {
 
 struct vmbus_conn {
     int connected;
+    uint32_t tl_refusals;            /* TlConnectResult failures; the last one's endpoint below */
+    uint8_t tl_refused_endpoint[VMBUS_GUID_SIZE];
     uint32_t version, msg_conn_id;
     int all_offers;
     struct vmbus_chan chan[VMBUS_MAX_CHANNELS];

@@ -7,6 +7,15 @@
 
 static irq_handler handlers[IRQ_VECTOR_LIMIT];
 static uint64_t lapic;                          /* physical base, 0 until irq_init */
+static int x2apic;                              /* registers through MSRs instead */
+
+static void lapic_write(uint32_t reg, uint32_t v)
+{
+    if (x2apic)
+        cpu_wrmsr(X2APIC_MSR_BASE + reg / 16, v);
+    else
+        mmio_write32(lapic + reg, v);
+}
 unsigned long irq_unexpected;
 
 static void pic_remap_and_mask(void)
@@ -35,9 +44,10 @@ int irq_init(void)
     uint64_t base = cpu_rdmsr(MSR_IA32_APIC_BASE);                  /* 2. the LAPIC: on */
     cpu_wrmsr(MSR_IA32_APIC_BASE, base | APIC_BASE_ENABLE);
     lapic = base & APIC_BASE_ADDR_MASK;
-    mmio_write32(lapic + LAPIC_LVT_TIMER, LAPIC_LVT_MASKED);        /* its own timer: unused */
-    mmio_write32(lapic + LAPIC_TPR, 0);
-    mmio_write32(lapic + LAPIC_SVR, LAPIC_SVR_ENABLE | IRQ_SPURIOUS_VECTOR);
+    x2apic = !!(base & APIC_BASE_X2APIC);
+    lapic_write(LAPIC_LVT_TIMER, LAPIC_LVT_MASKED);                 /* its own timer: unused */
+    lapic_write(LAPIC_TPR, 0);
+    lapic_write(LAPIC_SVR, LAPIC_SVR_ENABLE | IRQ_SPURIOUS_VECTOR);
     return 0;
 }
 
@@ -58,5 +68,5 @@ void irq_dispatch(unsigned vector)
     else
         irq_unexpected++;
     if (vector >= 0x30 && lapic)                /* 0x20-0x2F: masked 8259 lines, never the LAPIC's */
-        mmio_write32(lapic + LAPIC_EOI, 0);
+        lapic_write(LAPIC_EOI, 0);
 }

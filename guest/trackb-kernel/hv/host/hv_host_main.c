@@ -253,6 +253,7 @@ static int boot_report(struct hv_caps *caps, struct hvsock *hs, unsigned ticks)
     printf("messages=%u\nbad_messages=%u\nunknown_messages=%u\nrescinds=%u\npost_retries=%u\npost_failures=%u\n",
            vmbus.stats.messages, vmbus.stats.bad_messages, vmbus.stats.unknown_messages, vmbus.stats.rescinds,
            hv_post_retries, hv_post_failures);
+    printf("unload=%d\n", hs ? vmbus_unload(1000000000ULL) : 1);   /* 0: UnloadComplete came */
     fflush(stdout);
     call(OP_EXIT, 0, 0, 0, 0);
     return 0;

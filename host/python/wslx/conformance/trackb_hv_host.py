@@ -45,10 +45,12 @@ class HvHostHarness:
     key=value facts (self.report); mode "agent": the agent serves AgentX over hv_sock (self.listener)."""
 
     def __init__(self, profile="hyperv", *, mode: str = "agent", poll: bool = False, faults: Faults | None = None,
-                 mem_size: int = 16 << 20, ticks: int = 8, timeout: float = 20.0, binary: Path | None = None):
+                 mem_size: int = 16 << 20, ticks: int = 8, timeout: float = 20.0, binary: Path | None = None,
+                 listen: bool = True):
         self.profile, self.mode, self.poll, self.faults = profile, mode, poll, faults or Faults()
         self.mem_size, self.ticks, self.timeout = mem_size, ticks, timeout
         self.binary = Path(binary) if binary else binary_path()
+        self.listen = listen            # False: no host listener on the AgentX port (only host-initiated offers)
         self.vectors: list[int] = []
         self.requests = 0
         self.error: BaseException | None = None
@@ -67,7 +69,7 @@ class HvHostHarness:
         mem = GuestMemory(self.mm, [Region(MEM_BASE, self.mem_size, 0)])
         self.partition = Partition(mem, self.profile, clock=VirtualClock(), inject=self.vectors.append,
                                    faults=self.faults, log=lambda s: print(s, file=self.model_log))
-        self.listener = self.partition.hvsock_listen(AGENTX_PORT)
+        self.listener = self.partition.hvsock_listen(AGENTX_PORT) if self.listen else None
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
         argv = [str(self.binary), "--mem-fd", str(self.memfd), "--mem-base", hex(MEM_BASE), "--mem-size",
