@@ -150,16 +150,27 @@ def test_connection_id_switch_from_5_0():
     assert any("posted to connection id 4" in d for d in hv.vmbus.dropped)   # id 4 only takes InitiateContact
 
 
-def test_initiate_contact_on_the_wrong_connection_id_is_refused():
-    hv, g, mem = new("hyperv", timeout=1)
+@pytest.mark.parametrize("conn", [V.MESSAGE_CONNECTION_ID, V.MESSAGE_CONNECTION_ID_4])
+def test_initiate_contact_is_taken_on_either_contact_port(conn):
+    # Linux posts InitiateContact to 4 from 5.0 (connection.c vmbus_negotiate_version); Microsoft's UEFI
+    # firmware posts it to 1 even for Copper (mu_msvm MsvmPkg/VmbusDxe, gVmbusConnectionId)
+    hv, g, mem = new("openvmm-kvm", timeout=1)
     g.detect(); g.enlighten(); g.enable_synic()
-    g.msg_conn_id = 1
+    g.msg_conn_id = conn
     payload = V.VMBUS_CHANNEL_INITIATE_CONTACT.build(dict(header=dict(msgtype=M.INITIATE_CONTACT),
-                                                          vmbus_version_requested=V.Version.WIN10_V5_3, target_vcpu=0,
+                                                          vmbus_version_requested=V.Version.COPPER, target_vcpu=0,
                                                           interrupt_page=2, monitor_page1=0, monitor_page2=0))
-    g._post_raw(payload)                                      # 5.x request on id 1 instead of 4
+    g._post_raw(payload)
     _, resp = g.wait_vmbus({M.VERSION_RESPONSE}, g._deadline())
-    assert V.VMBUS_CHANNEL_VERSION_RESPONSE.parse(resp).version_supported == 0
+    assert len(resp) == V.VMBUS_CHANNEL_VERSION_RESPONSE2.sizeof()           # protocol.rs VersionResponse2
+    r = V.VMBUS_CHANNEL_VERSION_RESPONSE2.parse(resp)
+    assert r.version_supported == 1 and r.msg_conn_id == V.MESSAGE_CONNECTION_ID
+
+
+def test_a_second_initiate_contact_while_connected_is_refused():
+    hv, g, _ = connected()
+    with pytest.raises(GuestScriptError, match="accepted no VMBus version"):
+        g.vmbus_connect([V.Version.WIN10_V5_3])
 
 
 def test_tl_connect_without_a_listener_is_refused():
@@ -374,3 +385,87 @@ def test_fault_corrupt_ring_indices_reach_the_guest_which_rejects_them():
     with pytest.raises(GuestScriptError, match="ring indices"):
         ch.receive()
     host_sock.close()
+
+
+def test_fuzzed_channel_messages_and_ring_contents_never_break_the_model():
+    """Structured fuzz: real message types with random fields, and random bytes in both rings of an open
+    channel. The model answers, drops or rescinds; nothing escapes (a ModelBug would)."""
+    import random
+    rng = random.Random(7)
+    hv, g, mem = connected()
+    hv.hvsock_connect(6100)
+    g.request_offers()
+    ch = g.open_channel(next(iter(g.offers.values())))
+    types = [M.GPADL_HEADER, M.GPADL_BODY, M.GPADL_TEARDOWN, M.OPENCHANNEL, M.CLOSECHANNEL, M.RELID_RELEASED,
+             M.TL_CONNECT_REQUEST, M.REQUESTOFFERS, M.MODIFYCHANNEL]
+    for i in range(1500):
+        if i % 3:
+            body = struct.pack("<II", rng.choice(types), 0) + struct.pack("<IIHH", rng.randrange(4),
+                                                                          rng.randrange(0xE1E10, 0xE1E14),
+                                                                          rng.randrange(0, 300), rng.randrange(3))
+            body += rng.randbytes(rng.randrange(0, 220))
+            mem.write(g.input_page, struct.pack("<IIII", g.msg_conn_id, 0, 1, len(body)) + body.ljust(240, b"\0"))
+            hv.hypercall(HvCall.POST_MESSAGE, g.input_page, 0)
+        else:
+            ring = rng.choice([ch.out, ch.inn])
+            field = rng.choice(["write_index", "read_index", "pending_send_sz", "interrupt_mask"])
+            ring.set(field, rng.choice([0, 8, ring.size - 8, rng.getrandbits(32)]))
+            mem.write(ring.data + rng.randrange(0, ring.size - 64), rng.randbytes(64))
+            hv.hypercall(HvCall.SIGNAL_EVENT | H.HYPERCALL_FAST, ch.offer.connection_id, 0)
+            hv.poll()
+        while g.take_message(2):
+            pass
+    assert hv.vmbus.dropped and any("broken" in line or "refused" in line for line in hv.log_lines)
+
+
+@pytest.mark.parametrize("profile,expected_sint", [("hyperv", 5), ("openvmm-kvm", 2)])
+def test_message_sint_from_initiate_contact(profile, expected_sint):
+    # From 5.0 InitiateContact byte 16 names the message SINT (hyperv.h vmbus_channel_initiate_contact.msg_sint);
+    # OpenVMM on KVM delivers host messages on SINT 2 only (hyperv-guest-facts.md, OpenVMM facts)
+    hv, g, mem = new(profile, timeout=1)
+    g.detect(); g.enlighten(); g.enable_synic()
+    g.post(V.VMBUS_CHANNEL_INITIATE_CONTACT, vmbus_version_requested=V.Version.WIN10_V5_3, target_vcpu=0,
+           interrupt_page=5, monitor_page1=0, monitor_page2=0)
+    got = g.take_message(expected_sint)
+    assert got is not None and int.from_bytes(got[1][:4], "little") == M.VERSION_RESPONSE
+    assert g.take_message(7 - expected_sint) is None
+
+
+def test_guest_memory_in_a_shared_file_mapping_and_real_time_timers(tmp_path):
+    """The shape of the model beside QEMU: guest RAM is an mmap of a file (GuestMemory.q35) and the clock is
+    real (MonotonicClock); hv_sock still carries AgentX-sized pings and a one-shot timer fires on halt()."""
+    import mmap
+    import time
+    from wslx.hv import MonotonicClock
+    size = 4 << 20
+    path = tmp_path / "ram"
+    path.write_bytes(bytes(size))
+    with open(path, "r+b") as f, mmap.mmap(f.fileno(), size) as ram:
+        mem = GuestMemory.q35(ram, size)
+        box = {}
+        hv = Partition(mem, "openvmm-kvm", clock=MonotonicClock(), inject=lambda v: box["g"].interrupt(v))
+        g = box["g"] = ScriptedGuest(hv, mem, log=lambda *_: None, timeout=5)
+        host_sock = hv.hvsock_connect(6200)
+        g.detect(); g.enlighten(); g.enable_synic(); g.vmbus_connect(); g.request_offers()
+        ch = g.open_channel(next(iter(g.offers.values())))
+        host_sock.sendall(b"ping" * 1000)
+        got = bytearray()
+        deadline = time.monotonic() + 5
+        while len(got) < 4000 and time.monotonic() < deadline:
+            hv.wait_host(0.01)
+            got += ch.receive()
+        assert got == b"ping" * 1000
+        with open(path, "rb") as again:    # the bytes are really in the file, where QEMU would see them
+            again.seek(g.simp)
+            assert again.read(4) == ram[g.simp:g.simp + 4]
+        start = hv.rdmsr(Msr.TIME_REF_COUNT)
+        hv.wrmsr(Msr.STIMER0_CONFIG, H.StimerConfigBits.ENABLE | (3 << H.STIMER_SINT_SHIFT))
+        hv.wrmsr(Msr.STIMER0_COUNT, start + 20_000)       # 2 ms from now
+        while g.take_message(3) is None and time.monotonic() < deadline:
+            hv.halt(timeout=0.01)
+        payload = H.HV_TIMER_MESSAGE_PAYLOAD.parse(mem.read(g.simp + 3 * 256 + 16, 24))
+        assert payload.expiration_time == start + 20_000 <= payload.delivery_time
+        assert hv.rdmsr(Msr.TIME_REF_COUNT) >= start + 20_000
+        host_sock.close()
+        hv.close()
+        mem.close()

@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from wslx.hv import (PROFILES, Faults, GeneralProtectionFault, GuestMemory, HvError, InvalidOpcodeFault, Partition,
+from wslx.hv import (PROFILES, GeneralProtectionFault, GuestFault, GuestMemory, InvalidOpcodeFault, ModelBug, Partition,
                      VirtualClock)
 from wslx.hv.scripted_guest import ScriptedGuest
 from wslx.spec import hyperv as H
@@ -400,8 +400,27 @@ def test_random_msr_writes_hypercalls_and_messages_raise_only_typed_errors():
                 statuses.add(status(hv.hypercall(HvCall.POST_MESSAGE, IN, 0)))
                 mem.write_u32(SIMP + 2 * 256, 0)
                 hv.wrmsr(Msr.EOM, 0)
-        except HvError:
+        except GuestFault:          # #GP / #UD are the guest's answer; ModelBug or anything else fails the test
             hv.wrmsr(Msr.GUEST_OS_ID, 1)
             hv.wrmsr(Msr.HYPERCALL, HCALL | 1)
     assert {HvStatus.SUCCESS, HvStatus.INVALID_HYPERCALL_CODE} <= statuses
     assert hv.vmbus.dropped, "random messages should have been dropped as malformed"
+
+
+def test_an_internal_error_surfaces_as_a_typed_model_bug(monkeypatch):
+    """Only HvError escapes: a bug inside the model is wrapped (ModelBug, cause chained), never a bare
+    Python exception."""
+    hv, mem = enabled()
+    post_input(mem)
+    monkeypatch.setattr(hv.vmbus, "accepts_message_connection", lambda conn: 1 / 0)
+    with pytest.raises(ModelBug) as e:
+        hv.hypercall(HvCall.POST_MESSAGE, IN, 0)
+    assert isinstance(e.value.__cause__, ZeroDivisionError)
+
+
+def test_unknown_fault_step_is_refused():
+    from wslx.hv import Faults, HostUsageError
+    with pytest.raises(HostUsageError, match="rescind_at"):
+        Faults(rescind_at="later")
+    with pytest.raises(HostUsageError, match="unknown hypervisor profile"):
+        make("xen")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import HostUsageError
+
+RESCIND_STEPS = ("offer", "gpadl", "open", "data")
+
 
 @dataclass
 class Faults:
@@ -23,4 +27,6 @@ class Faults:
     # When the host next writes a ring, it publishes write_index beyond the ring's data area.
     corrupt_ring_indices: bool = False
 
-    RESCIND_STEPS = ("offer", "gpadl", "open", "data")
+    def __post_init__(self):
+        if self.rescind_at not in (None, *RESCIND_STEPS):
+            raise HostUsageError(f"rescind_at={self.rescind_at!r}: expected one of {RESCIND_STEPS} or None")

@@ -32,6 +32,14 @@ class HvSockListener:
     def _deliver(self, sock: socket.socket) -> None:
         self._accepted.put(sock)
 
+    def close(self) -> None:
+        """Close connections nobody accepted (accepted ones belong to whoever accepted them)."""
+        while True:
+            try:
+                self._accepted.get_nowait().close()
+            except queue.Empty:
+                return
+
     def accept(self, timeout: float) -> socket.socket:
         try:
             return self._accepted.get(timeout=timeout)
@@ -165,7 +173,5 @@ class HvSockBridge:
 
 def wait_readable(bridges, timeout: float) -> None:
     import select
-    fds = [b for b in bridges if b.wants_read()]
-    if not fds:
-        return
-    select.select(fds, [], [], max(0.0, timeout))
+    # with no host stream to watch this idles for `timeout` (a halted VP), rather than spinning
+    select.select([b for b in bridges if b.wants_read()], [], [], max(0.0, timeout))

@@ -30,6 +30,16 @@ class GuestMemory:
             if r.offset < 0 or r.offset + r.size > len(self.view):
                 raise GuestMemoryError(f"region {r} does not fit the {len(self.view)}-byte buffer")
 
+    def close(self) -> None:
+        """Release the buffer (an mmap can only be closed once nothing views it)."""
+        self.view.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     @classmethod
     def q35(cls, buffer, ram_size: int) -> "GuestMemory":
         """QEMU q35 layout of a RAM file: below the low-memory limit GPA = offset; the rest at 4 GiB

@@ -64,20 +64,18 @@ def _entry(fn):
     return wrapper
 
 
-def _privilege(msr: int) -> int:
-    if msr in (Msr.GUEST_OS_ID, Msr.HYPERCALL):
-        return FA.HYPERCALL
-    if msr == Msr.VP_INDEX:
-        return FA.VP_INDEX
-    if msr == Msr.TIME_REF_COUNT:
-        return FA.TIME_REF_COUNT
-    if msr == Msr.REFERENCE_TSC:
-        return FA.REFERENCE_TSC
-    if msr in SYNIC_MSRS:
-        return FA.SYNIC
-    if msr in STIMER_MSRS:
-        return FA.SYNTIMER
-    return 0
+def _privileges() -> dict[int, int]:
+    """Synthetic MSR -> the CPUID 0x40000003 EAX privilege it needs (plain ints: this is the trap hot path)."""
+    table = {int(Msr.GUEST_OS_ID): FA.HYPERCALL, int(Msr.HYPERCALL): FA.HYPERCALL, int(Msr.VP_INDEX): FA.VP_INDEX,
+             int(Msr.TIME_REF_COUNT): FA.TIME_REF_COUNT, int(Msr.REFERENCE_TSC): FA.REFERENCE_TSC}
+    table.update({int(m): FA.SYNIC for m in SYNIC_MSRS})
+    table.update({int(m): FA.SYNTIMER for m in STIMER_MSRS})
+    return {msr: int(bit) for msr, bit in table.items()}
+
+
+MSR_PRIVILEGE = _privileges()
+HYPERCALL_PRIVILEGE = {int(HvCall.POST_MESSAGE): int(FB.POST_MESSAGES), int(HvCall.SIGNAL_EVENT): int(FB.SIGNAL_EVENTS),
+                       int(HvCall.GET_PARTITION_ID): int(FB.ACCESS_PARTITION_ID)}
 
 
 class Partition:
@@ -102,6 +100,19 @@ class Partition:
                        for i in range(H.STIMER_COUNT)]
         self.vmbus = VmbusHost(self)
         self.hypercalls = 0
+        self._features_eax = int(self.profile.features_eax) if self.profile.hypervisor else 0
+        self._features_ebx = int(self.profile.features_ebx) if self.profile.hypervisor else 0
+        self._msr_readers = {
+            int(Msr.GUEST_OS_ID): lambda: self.guest_os_id, int(Msr.HYPERCALL): lambda: self.hypercall_msr,
+            int(Msr.VP_INDEX): lambda: 0, int(Msr.TIME_REF_COUNT): self.clock.now,
+            int(Msr.REFERENCE_TSC): lambda: self.reference_tsc_msr, int(Msr.SCONTROL): lambda: self.synic.scontrol,
+            int(Msr.SVERSION): lambda: H.SYNIC_VERSION, int(Msr.SIEFP): lambda: self.synic.siefp,
+            int(Msr.SIMP): lambda: self.synic.simp, int(Msr.EOM): lambda: 0}
+        self._hypercall_handlers = {
+            int(HvCall.POST_MESSAGE): self._hv_post_message, int(HvCall.SIGNAL_EVENT): self._hv_signal_event,
+            int(HvCall.GET_PARTITION_ID): self._hv_get_partition_id,
+            int(HvCall.FLUSH_VIRTUAL_ADDRESS_SPACE): self._hv_flush_space,
+            int(HvCall.FLUSH_VIRTUAL_ADDRESS_LIST): self._hv_flush_list}
 
     def log(self, line: str) -> None:
         self.log_lines.append(line)
@@ -148,34 +159,17 @@ class Partition:
 
     # -- MSRs ------------------------------------------------------------------------------------------------------
     def _check_msr(self, msr: int, write: bool) -> None:
-        need = _privilege(msr)
-        if not self.profile.hypervisor or not need or not self.profile.features_eax & need:
+        need = MSR_PRIVILEGE.get(msr, 0)
+        if not need or not self._features_eax & need:
             raise GeneralProtectionFault(f"{'wrmsr' if write else 'rdmsr'} {msr:#x}: no such synthetic MSR "
                                          f"in profile {self.profile.name}")
 
     @_entry
     def rdmsr(self, msr: int) -> int:
         self._check_msr(msr, False)
-        if msr == Msr.GUEST_OS_ID:
-            return self.guest_os_id
-        if msr == Msr.HYPERCALL:
-            return self.hypercall_msr
-        if msr == Msr.VP_INDEX:
-            return 0
-        if msr == Msr.TIME_REF_COUNT:
-            return self.clock.now()
-        if msr == Msr.REFERENCE_TSC:
-            return self.reference_tsc_msr
-        if msr == Msr.SCONTROL:
-            return self.synic.scontrol
-        if msr == Msr.SVERSION:
-            return H.SYNIC_VERSION
-        if msr == Msr.SIEFP:
-            return self.synic.siefp
-        if msr == Msr.SIMP:
-            return self.synic.simp
-        if msr == Msr.EOM:
-            return 0
+        read = self._msr_readers.get(msr)
+        if read is not None:
+            return read()
         if msr in SINT_MSRS:
             return self.synic.sint[msr - Msr.SINT0]
         t = self.timers[(msr - Msr.STIMER0_CONFIG) // 2]
@@ -257,15 +251,11 @@ class Partition:
         varhead = (control & H.HYPERCALL_VARHEAD_MASK) >> H.HYPERCALL_VARHEAD_SHIFT
         reps = (control & H.HYPERCALL_REP_COUNT_MASK) >> H.HYPERCALL_REP_COUNT_SHIFT
         rep_start = (control & H.HYPERCALL_REP_START_MASK) >> H.HYPERCALL_REP_START_SHIFT
-        handler = {HvCall.POST_MESSAGE: self._hv_post_message, HvCall.SIGNAL_EVENT: self._hv_signal_event,
-                   HvCall.GET_PARTITION_ID: self._hv_get_partition_id,
-                   HvCall.FLUSH_VIRTUAL_ADDRESS_SPACE: self._hv_flush_space,
-                   HvCall.FLUSH_VIRTUAL_ADDRESS_LIST: self._hv_flush_list}.get(code)
+        handler = self._hypercall_handlers.get(code)
         if handler is None:
             return HvStatus.INVALID_HYPERCALL_CODE
-        need = {HvCall.POST_MESSAGE: FB.POST_MESSAGES, HvCall.SIGNAL_EVENT: FB.SIGNAL_EVENTS,
-                HvCall.GET_PARTITION_ID: FB.ACCESS_PARTITION_ID}.get(code, 0)
-        if need and not self.profile.features_ebx & need:
+        need = HYPERCALL_PRIVILEGE.get(code, 0)
+        if need and not self._features_ebx & need:
             return HvStatus.ACCESS_DENIED
         if control & H.HYPERCALL_RESERVED_MASK:
             return HvStatus.INVALID_HYPERCALL_INPUT

@@ -77,7 +77,9 @@ PROFILES: dict[str, Profile] = {
         build=(20348, 0x000A0000, 0), vmbus_versions=_ALL_VERSIONS,
         message_connection_id=1, channel_connection_id_base=0x10000, partition_id=0x1000000000000042,
         notes={"message_connection_id": "not public for Hyper-V; the model answers 1 like OpenVMM",
-               "channel_connection_id_base": "model's choice"}),
+               "channel_connection_id_base": "model's choice",
+               "vmbus_versions": "up to 5.3 as Linux 6.1 knows; whether a given Windows host takes 6.0 (Copper) is "
+                                 "not public (Microsoft's UEFI firmware asks for Copper, then falls back to 3.0)"}),
     "openvmm-kvm": Profile(
         name="openvmm-kvm", hypervisor=True,
         features_eax=_BASE_EAX,

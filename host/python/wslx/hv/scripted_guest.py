@@ -24,6 +24,7 @@ from ..spec import hyperv as H
 from ..spec import vmbus as V
 from ..spec.hyperv import HvStatus, Msr
 from ..spec.vmbus import ChannelMessageType as M
+from .ring import field_offsets   # offsets of a spec Struct's fields (no model state)
 
 GUEST_OS_ID = H.GUEST_OS_ID_OPEN_SOURCE | (0x7F << 56) | (0x57 << 48) | (1 << 16)   # open source, "WSLX", v1
 VMBUS_VECTOR = 0x40
@@ -115,15 +116,7 @@ class GuestRing:
         return out, bool(pending) and free_now > pending >= free_before
 
 
-def _offsets(body) -> dict[str, int]:
-    out, off = {}, 0
-    for sc in body.subcons:
-        out[sc.name] = off
-        off += sc.sizeof()
-    return out
-
-
-_CTRL = _offsets(V.HV_RING_BUFFER)
+_CTRL = field_offsets(V.HV_RING_BUFFER)
 
 
 class ScriptedGuest:

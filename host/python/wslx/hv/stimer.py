@@ -21,6 +21,9 @@ from .errors import GeneralProtectionFault
 
 TIMER_PAYLOAD = struct.Struct("<IIQQ")
 assert TIMER_PAYLOAD.size == HV_TIMER_MESSAGE_PAYLOAD.sizeof()
+# plain ints: these are tested on every trap (IntFlag arithmetic costs a microsecond each)
+ENABLE, PERIODIC, AUTO_ENABLE, DIRECT_MODE = (int(StimerConfigBits.ENABLE), int(StimerConfigBits.PERIODIC),
+                                              int(StimerConfigBits.AUTO_ENABLE), int(StimerConfigBits.DIRECT_MODE))
 CONFIG_VALID = int(StimerConfigBits.ENABLE | StimerConfigBits.PERIODIC | StimerConfigBits.LAZY
                 | StimerConfigBits.AUTO_ENABLE | StimerConfigBits.DIRECT_MODE | STIMER_APIC_VECTOR_MASK
                 | STIMER_SINT_MASK)
@@ -40,15 +43,15 @@ class SyntheticTimer:
     # -- fields -----------------------------------------------------------------------------------------------
     @property
     def enabled(self) -> bool:
-        return bool(self.config & StimerConfigBits.ENABLE)
+        return bool(self.config & ENABLE)
 
     @property
     def periodic(self) -> bool:
-        return bool(self.config & StimerConfigBits.PERIODIC)
+        return bool(self.config & PERIODIC)
 
     @property
     def direct(self) -> bool:
-        return bool(self.config & StimerConfigBits.DIRECT_MODE)
+        return bool(self.config & DIRECT_MODE)
 
     @property
     def sint(self) -> int:
@@ -62,10 +65,10 @@ class SyntheticTimer:
     def write_config(self, value: int) -> None:
         if value & ~CONFIG_VALID:
             raise GeneralProtectionFault(f"STIMER{self.index}_CONFIG reserved bits set in {value:#x}")
-        if value & StimerConfigBits.DIRECT_MODE and not self.direct_allowed:
+        if value & DIRECT_MODE and not self.direct_allowed:
             raise GeneralProtectionFault(f"STIMER{self.index}_CONFIG: direct mode is not offered")
-        if not value & StimerConfigBits.DIRECT_MODE and not value & STIMER_SINT_MASK:
-            value &= ~int(StimerConfigBits.ENABLE)
+        if not value & DIRECT_MODE and not value & STIMER_SINT_MASK:
+            value &= ~ENABLE
         self.config = value
         self.msg_pending = False
         self._arm()
@@ -74,9 +77,9 @@ class SyntheticTimer:
         self.count = value
         self.msg_pending = False
         if value == 0:
-            self.config &= ~int(StimerConfigBits.ENABLE)
-        elif self.config & StimerConfigBits.AUTO_ENABLE and (self.direct or self.sint):
-            self.config |= StimerConfigBits.ENABLE
+            self.config &= ~ENABLE
+        elif self.config & AUTO_ENABLE and (self.direct or self.sint):
+            self.config |= ENABLE
         self._arm()
 
     def _arm(self) -> None:
@@ -107,7 +110,7 @@ class SyntheticTimer:
             return
         self.expirations += 1
         if not self.periodic:
-            self.config &= ~int(StimerConfigBits.ENABLE)
+            self.config &= ~ENABLE
             return
         missed = (now - self.exp_time) // self.count   # lazy: skip ticks that passed meanwhile
         self.exp_time += (missed + 1) * self.count

@@ -25,6 +25,8 @@ HEADER = struct.Struct("<IBBHQ")      # hv_message_header
 assert HEADER.size == HV_MESSAGE_HEADER.sizeof() and HV_MESSAGE.sizeof() == HEADER.size + MESSAGE_PAYLOAD_SIZE
 SLOT_SIZE = HV_MESSAGE.sizeof()
 SINT_RESERVED = ~int(SINT_VECTOR_MASK | SintBits.MASKED | SintBits.AUTO_EOI | SintBits.POLLING) & (2**64 - 1)
+MASKED_OR_POLLING = int(SintBits.MASKED | SintBits.POLLING)
+MASKED = int(SintBits.MASKED)
 HOST_QUEUE_LIMIT = 1024               # messages the host keeps for one SINT before it stops answering
 
 
@@ -34,7 +36,7 @@ class SynIC:
         self.scontrol = 0
         self.simp = 0
         self.siefp = 0
-        self.sint = [int(SintBits.MASKED)] * SINT_COUNT
+        self.sint = [MASKED] * SINT_COUNT
         self.queues: list[collections.deque] = [collections.deque() for _ in range(SINT_COUNT)]
         self.oversize_payload_size: int | None = None   # fault knob: the slot's payload_size lies
         self.on_eom = []                                 # callbacks (timers retry their messages)
@@ -59,11 +61,11 @@ class SynIC:
     def write_sint(self, n: int, value: int) -> None:
         if value & SINT_RESERVED:
             raise GeneralProtectionFault(f"SINT{n} reserved bits set in {value:#x}")
-        if not value & SintBits.MASKED and (value & SINT_VECTOR_MASK) < SINT_FIRST_VALID_VECTOR:
+        if not value & MASKED and (value & SINT_VECTOR_MASK) < SINT_FIRST_VALID_VECTOR:
             raise GeneralProtectionFault(f"SINT{n} vector {value & SINT_VECTOR_MASK} < 16 while unmasked")
-        was_masked = self.sint[n] & SintBits.MASKED
+        was_masked = self.sint[n] & MASKED
         self.sint[n] = value
-        if was_masked and not value & SintBits.MASKED:
+        if was_masked and not value & MASKED:
             self._flush(n)
             if self._slot_type(n) not in (None, HvMessageType.NONE):
                 self.raise_sint(n)   # a message waited in the slot while masked
@@ -89,7 +91,7 @@ class SynIC:
 
     def raise_sint(self, n: int) -> None:
         v = self.sint[n]
-        if v & (SintBits.MASKED | SintBits.POLLING):
+        if v & MASKED_OR_POLLING:
             return
         self.inject(v & SINT_VECTOR_MASK)
 

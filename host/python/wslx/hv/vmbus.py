@@ -6,9 +6,10 @@ OpenVMM vm/devices/vmbus/vmbus_core/src/protocol.rs the host side; hyperv-guest-
   msg_conn_id from 5.0); otherwise version_supported 0 and the guest steps down (connection.c vmbus_connect).
   From 5.0 the message SINT is byte 0 of interrupt_page; before 5.0 it is SINT 2. OpenVMM answers a Copper
   request with VersionResponse2 (protocol.rs).
-- Message connection ids: while disconnected, 1 and 4 (InitiateContact: 4 from 5.0, 1 before); once
-  connected at 5.0+, the VersionResponse id (and 4 for a new InitiateContact); before 5.0, 1. Others get
-  HV_STATUS_INVALID_CONNECTION_ID.
+- Message connection ids: while disconnected, 1 and 4 both take InitiateContact (Linux uses 4 from 5.0,
+  Microsoft's UEFI firmware 1 even for Copper: mu_msvm MsvmPkg/VmbusDxe); once connected at 5.0+, later
+  messages go to the VersionResponse id (4 still accepts the post, but only InitiateContact is handled
+  there); before 5.0, 1. Others get HV_STATUS_INVALID_CONNECTION_ID.
 - RequestOffers: one OfferChannel per channel, then AllOffersDelivered.
 - GpadlHeader (+ GpadlBody until range_buflen bytes of ranges arrived) -> GpadlCreated; every pfn must be
   guest memory and the ranges must exactly fill range_buflen, else creation_status is non-zero.
@@ -232,15 +233,12 @@ class VmbusHost:
         if self.faults.ignore_initiate_contact:
             return self._drop("InitiateContact ignored (fault knob ignore_initiate_contact)")
         version = m.vmbus_version_requested
-        sint = V.MESSAGE_SINT
-        if version >= V.Version.WIN10_V5:
-            sint = m.interrupt_page & 0xFF
-            expected_conn = V.MESSAGE_CONNECTION_ID_4
-        else:
-            expected_conn = V.MESSAGE_CONNECTION_ID
+        sint = m.interrupt_page & 0xFF if version >= V.Version.WIN10_V5 else V.MESSAGE_SINT
         if self.profile.fixed_message_sint is not None:
             sint = self.profile.fixed_message_sint
-        ok = (version in self.profile.vmbus_versions and not self.connected and conn_id == expected_conn
+        # Either contact port: Linux posts to 4 from 5.0 on (connection.c vmbus_negotiate_version), Microsoft's
+        # own UEFI firmware posts every message, Copper included, to 1 (mu_msvm MsvmPkg/VmbusDxe VmbusRoot.c).
+        ok = (version in self.profile.vmbus_versions and not self.connected
               and 0 < sint < 16 and m.target_vcpu == 0
               and all(gpa == 0 or (gpa % PAGE_SIZE == 0 and self.p.mem.contains(gpa, PAGE_SIZE))
                       for gpa in (m.monitor_page1, m.monitor_page2)))
@@ -508,10 +506,13 @@ class VmbusHost:
         return [ch.bridge for ch in self.channels.values() if ch.bridge is not None]
 
     def close(self) -> None:
+        """End every bridge; host sockets handed out (hvsock_connect, accept) belong to their holders and see
+        EOF; connections nobody accepted are closed."""
         for ch in self.channels.values():
             if ch.bridge is not None:
                 ch.bridge.close()
-            for s in (ch.model_sock, ch.host_sock if ch.state != "open" and ch.listener is None else None):
-                if s is not None:
-                    s.close()
+            elif ch.model_sock is not None:
+                ch.model_sock.close()
         self.channels.clear()
+        for listener in self.listeners.values():
+            listener.close()
