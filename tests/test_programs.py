@@ -80,3 +80,47 @@ def test_python_program_usage_and_failure_statuses(tmp_path):
 def test_python_program_background_child_holds_stdout():
     r = _run("bg", 200, "late", "out", "early")
     assert (r.returncode, r.stdout) == (0, b"earlylate")
+
+
+def test_c_and_python_parsers_agree(generated, repo_root, tmp_path):
+    """guest/agentx/agentx_program.c (both guest agents) accepts exactly the argv the Python
+    parser accepts, with the same steps and numbers."""
+    import random
+    import shutil
+    from wslx.spec.programs import NUMBER_MAX, STEPS
+    if not shutil.which("gcc"):
+        pytest.skip("gcc is not installed (tools/setup.sh installs it)")
+    exe = tmp_path / "parse"
+    subprocess.run(["gcc", "-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
+                    "-fno-sanitize-recover=all", f"-I{generated}", f"-I{repo_root / 'guest/agentx'}",
+                    str(repo_root / "tests/c/program_parse_driver.c"), str(repo_root / "guest/agentx/agentx_program.c"),
+                    "-o", str(exe)], check=True)
+    rng = random.Random(20261207)
+    words = [s.step.word for s in STEPS] + ["nope", "OUT", "out "]
+    numbers = ["0", "1", "255", "256", "3600000", "3600001", "4294967296", "4294967297", "-1", "+1", "1.5",
+               "007", "99999999999999999999999", "١"]
+    cases = []
+    for _ in range(3000):
+        argv = []
+        for _ in range(rng.randrange(0, 6)):
+            argv.append(rng.choice(words))
+            argv += [rng.choice(numbers + ["text", "a b"]) for _ in range(rng.randrange(0, 3))]
+        cases.append(argv)
+    cases.append(["cwd"] * 64)
+    cases.append(["cwd"] * 65)
+    kept = [a for a in cases if all(a)]  # an empty argument cannot cross the driver's line format
+    lines = "".join("\t".join(a) + "\n" for a in kept)
+    got = subprocess.run([str(exe)], input=lines, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert len(got) == len(kept)
+    accepted = 0
+    for argv, out in zip(kept, got):
+        try:
+            steps = programs.parse(argv)
+        except programs.UsageError:
+            assert out == "usage", argv
+            continue
+        accepted += 1
+        numeric = lambda step: STEPS[step].args[:1] and STEPS[step].args[0] in NUMBER_MAX
+        want = "ok" + "".join(f" {int(step)}:{args[0] if numeric(step) else 0}" for step, args in steps)
+        assert out == want, (argv, out, want)
+    assert accepted > 100

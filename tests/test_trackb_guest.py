@@ -115,8 +115,8 @@ def test_cli_run_echo_hello(built, repo_root):
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "hello\n"
-    r = subprocess.run([sys.executable, "-m", "wslx.cli", "run", "trackb", "--", "wslx-conform", "exit", "7"], cwd=repo_root,
-                       env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "wslx.cli", "run", "trackb", "--", "wslx-conform", "exit", "7"],
+                       cwd=repo_root, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 7, r.stderr
 
 

@@ -200,7 +200,8 @@ static void test_exit_status_and_output(void)
     n = output(pid, AGX_STREAM_STDERR, buf, sizeof buf, x, &eofs);
     if (n != 3 || memcmp(buf, "err", 3)) fail("stderr %.*s", (int)n, buf);
     if (eofs != 2) fail("%d EOF frames before EXIT, expected 2", eofs);
-    if (frames[x].how != AGX_EXIT_EXITED || frames[x].code != 3) fail("EXIT how %d code %d", frames[x].how, frames[x].code);
+    if (frames[x].how != AGX_EXIT_EXITED || frames[x].code != 3)
+        fail("EXIT how %d code %d", frames[x].how, frames[x].code);
     printf("ok %s\n", current);
 }
 
@@ -232,7 +233,8 @@ static void test_stdin_is_acknowledged(void)
     char buf[16];
     int eofs;
     size_t n = output(pid, AGX_STREAM_STDOUT, buf, sizeof buf, x, &eofs);
-    if (n != 3 || memcmp(buf, "abc", 3) || frames[x].code != 0) fail("cat gave %.*s, exit %d", (int)n, buf, frames[x].code);
+    if (n != 3 || memcmp(buf, "abc", 3) || frames[x].code != 0)
+        fail("cat gave %.*s, exit %d", (int)n, buf, frames[x].code);
     printf("ok %s\n", current);
 }
 
@@ -248,7 +250,8 @@ static void test_signal(void)
     struct frame *ok = find('O', 0, before);
     if (!ok || ok->rid != 5) fail("SIGNAL not answered with OK");
     size_t x = wait_exit(pid);
-    if (frames[x].how != AGX_EXIT_SIGNALED || frames[x].code != AGX_SIGTERM) fail("EXIT how %d code %d", frames[x].how, frames[x].code);
+    if (frames[x].how != AGX_EXIT_SIGNALED || frames[x].code != AGX_SIGTERM)
+        fail("EXIT how %d code %d", frames[x].how, frames[x].code);
     before = nframes;
     proc_signal(6, &sig);
     struct frame *e = find('E', 0, before);

@@ -14,7 +14,8 @@
 
 static uint8_t rx_buf[RX_CAP];
 static void dispatch(const struct agx_header *h, const uint8_t *p);
-static void send_error(uint32_t rid, uint16_t rtype, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void send_error(uint32_t rid, uint16_t rtype, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static struct agx_rx rx = {.buf = rx_buf, .cap = RX_CAP, .deliver = dispatch, .error = send_error};
 
 static uint8_t tx[AGX_MAX_FRAME];

@@ -1,8 +1,9 @@
 """Pure-Python reference AgentX agent.
 
 It implements the protocol's semantics for real on the host: EXEC runs
-processes (the conformance program `wslx-conform` is wslx.agentx.programs), stdio is relayed in both directions, SIGNAL delivers signals,
-QUIESCE/RESUME gate EXEC. It does not own an OS, so it offers neither MOUNT nor
+processes (the conformance program `wslx-conform` is wslx.agentx.programs),
+stdio is relayed in both directions, SIGNAL delivers signals, QUIESCE/RESUME
+gate EXEC. It does not own an OS, so it offers neither MOUNT nor
 SYSTEM (hostname/clock). Single-threaded selector loop, like guest/init, so
 the conformance suite exercises the same shape of agent in milliseconds.
 

@@ -384,7 +384,8 @@ MESSAGES: list[Message] = [
             example=dict(pid=42, stream=Stream.STDOUT, flags=0, data=b"hi\n")),
     Message(MsgType.SIGNAL, "host->agent", "request", SignalBody,
             "Deliver a signal to the process group of a process this agent started (each EXEC starts a new "
-            "session, so the signal reaches e.g. the children of `sh -c`); ESRCH otherwise.",
+            "session, so the signal reaches its children too, e.g. those of the conformance program's `bg` step); "
+            "ESRCH otherwise.",
             replies=(MsgType.OK,) + _ERR, capability=Capability.SIGNAL,
             example=dict(pid=42, signo=Signal.SIGTERM)),
     Message(MsgType.QUIESCE, "host->agent", "request", QuiesceBody,
