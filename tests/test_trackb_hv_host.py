@@ -212,3 +212,22 @@ def test_fuzzed_vmbus_messages_and_rings_under_asan(repo_root, tmp_path):
     assert int(counts["iterations"]) == FUZZ_ITERATIONS
     assert int(counts["parsed_ok"]) > 0 and int(counts["rejected"]) > 0   # both sides of every check were taken
     assert int(counts["client_messages"]) > FUZZ_ITERATIONS and int(counts["opens"]) > 0   # the state machine ran
+
+
+def test_hv_code_reaches_the_hypervisor_only_through_platform_h(repo_root):
+    """hv/ has no inline assembly and never calls the CPU's MSR/CPUID functions directly: every hypervisor
+    access is hv_cpuid/hv_rdmsr/hv_wrmsr/hv_hypercall_page_call, so the same code runs natively, against the
+    model here, and through a trap path beside QEMU. It includes nothing of the agent or the drivers, and
+    its parsers (hv_parse.c) nothing but their header, the errno set and the generated headers."""
+    import re
+    hv = repo_root / "guest" / "trackb-kernel" / "hv"
+    sources = sorted(hv.glob("*.[ch]"))
+    assert len(sources) >= 15
+    for f in sources:
+        text = f.read_text()
+        assert "__asm__" not in text and "asm(" not in text, f.name
+        assert not re.search(r"\bcpu_(rdmsr|wrmsr|cpuid)\b", text), f.name
+        includes = set(re.findall(r'^\s*#\s*include\s+"([^"]+)"', text, re.M))
+        assert not {i for i in includes if i.startswith(("agent/", "drivers/"))}, (f.name, includes)
+    parse_includes = set(re.findall(r'^\s*#\s*include\s+"([^"]+)"', (hv / "hv_parse.c").read_text(), re.M))
+    assert parse_includes <= {"hv/hv_parse.h", "kernel/errno.h", "kernel/klib.h"}, parse_includes
