@@ -242,6 +242,7 @@ static int boot_report(struct hv_caps *caps, struct hvsock *hs, unsigned ticks)
         hvsock_wait_open(hs, 3000000000ULL);
     printf("present=%d\nref_tsc=%d\npartition_id=%d:%lx\nvp_index=%u\n", caps->present, caps->ref_tsc,
            caps->have_partition_id, (unsigned long)caps->partition_id, caps->vp_index);
+    printf("interrupts=%u\n", synic_interrupts);
     printf("irq_mode=%d\nstimer_running=%d\nstimer_direct=%d\nstimer_period=%lu\nstimer_ticks=%lu\n", synic_irq_mode,
            stimer.running, stimer.direct, (unsigned long)stimer.period_100ns, (unsigned long)stimer.ticks);
     printf("stimer_expirations=");

@@ -54,6 +54,7 @@ class HvHostHarness:
         self.listen = listen            # False: no host listener on the AgentX port (only host-initiated offers)
         self.vectors: list[int] = []
         self.requests = 0
+        self.msr_writes: dict[int, int] = {}     # MSR -> how many times the guest wrote it
         self.error: BaseException | None = None
         self.report: dict[str, str] = {}
 
@@ -173,6 +174,7 @@ class HvHostHarness:
             if op == OP_RDMSR:
                 return [p.rdmsr(arg)], 0
             if op == OP_WRMSR:
+                self.msr_writes[arg] = self.msr_writes.get(arg, 0) + 1
                 p.wrmsr(arg, a)
                 return [], 0
             if op == OP_HYPERCALL:
