@@ -12,6 +12,7 @@
 #include "kernel/console.h"
 #include "kernel/env.h"
 #include "kernel/errno.h"
+#include "kernel/irq.h"
 #include "kernel/klib.h"
 #include "kernel/memlayout.h"
 #include "kernel/panic.h"
@@ -230,6 +231,9 @@ _Noreturn void kmain(uint32_t kind, uint64_t info)
                 (timer_now_ns() - t0) / 1000, vcon.max_nr_ports, vcon.added, vcon.bad_used, vcon.bad_len,
                 vcon.bad_ctrl);
     }
+
+    if (cmdline_has("trackb.irqtest"))               /* tests: the interrupt path, without Hyper-V */
+        kprintf("irq: self-test %s\n", irq_self_test() ? "FAILED" : "ok (vector 0x3e taken and returned)");
 
     /* Hyper-V: enlightenments, SynIC, stimer, VMBus, hv_sock (trackb.hv_poll: no interrupts). */
     struct hvsock *hs = hv_boot(&hv, cmdline_has("trackb.hv_poll"), &agent_hvsock);
