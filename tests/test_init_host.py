@@ -89,7 +89,8 @@ class Agent:
         if request_id is None:
             self.rid += 1
             request_id = self.rid
-        self.sock.sendall(codec.encode_frame(msg_type, body or {}, request_id=request_id, flags=flags))
+        # a version-1 host (it never negotiates): the old protocol must keep working unchanged
+        self.sock.sendall(codec.encode_frame(msg_type, body or {}, request_id=request_id, flags=flags, version=1))
         return request_id
 
     def recv(self, timeout: float = TIMEOUT, *, acks: bool = False) -> codec.Frame:

@@ -109,6 +109,10 @@ int agx_request_decode(const struct agx_header *h, const uint8_t *p, uint64_t ca
         error(rid, t, AGX_ENOSYS, "unknown message type 0x%04x", t);
         return -1;
     }
+    if (agx_msg_type_since(t) > h->version) {
+        error(rid, t, AGX_ENOSYS, "%s does not exist in version-%u frames", name, (unsigned)h->version);
+        return -1;
+    }
     if (!agx_msg_type_host_to_agent(t)) {
         error(rid, t, AGX_EPROTO, "%s is not a host-to-agent message", name);
         return -1;
@@ -124,7 +128,7 @@ int agx_request_decode(const struct agx_header *h, const uint8_t *p, uint64_t ca
     }
     /* every host->agent message but STDIO (an event) is a request: it needs a request_id;
      * HELLO is exempt (request_id 0 asks for a fresh announcement) */
-    if (rid == 0 && t != AGX_MSG_STDIO && t != AGX_MSG_HELLO) {
+    if (rid == 0 && t != AGX_MSG_STDIO && t != AGX_MSG_OUTPUT_ACK && t != AGX_MSG_HELLO) {
         error(0, t, AGX_EPROTO, "%s request needs a non-zero request_id", name);
         return -1;
     }
@@ -135,7 +139,8 @@ int agx_request_decode(const struct agx_header *h, const uint8_t *p, uint64_t ca
     case AGX_MSG_MOUNT: rc = agx_mount_decode(p, n, &m->mount); break;
     case AGX_MSG_UNMOUNT: rc = agx_unmount_decode(p, n, &m->unmount); break;
     case AGX_MSG_EXEC: rc = agx_exec_decode(p, n, &m->exec); break;
-    case AGX_MSG_STDIO: rc = agx_stdio_decode(p, n, &m->stdio); break;
+    case AGX_MSG_STDIO: rc = agx_stdio_decode_version(h->version, p, n, &m->stdio); break;
+    case AGX_MSG_OUTPUT_ACK: rc = agx_output_ack_decode(p, n, &m->output_ack); break;
     case AGX_MSG_SIGNAL: rc = agx_signal_decode(p, n, &m->signal); break;
     case AGX_MSG_QUIESCE: rc = agx_quiesce_decode(p, n, &m->quiesce); break;
     case AGX_MSG_RESUME: rc = agx_resume_decode(p, n, &m->resume); break;
@@ -186,6 +191,15 @@ int agx_signal_check(uint32_t rid, const struct agx_signal *m, agx_error_fn *err
     return 0;
 }
 
+int agx_output_ack_check(const struct agx_output_ack *m, agx_error_fn *error)
+{
+    if (m->flags & ~(uint32_t)AGX_OUTPUT_ACK_EXIT) {
+        error(0, AGX_MSG_OUTPUT_ACK, AGX_EINVAL, "unknown OUTPUT_ACK flag bits 0x%x", (unsigned)m->flags);
+        return -1;
+    }
+    return 0;
+}
+
 int agx_stdin_check(const struct agx_stdio *m, agx_error_fn *error)
 {
     if (m->stream != AGX_STREAM_STDIN) {
@@ -217,9 +231,10 @@ struct agx_str agx_error_text(char *msg, size_t n)
 /* ---- frame helpers out of line ---- */
 uint32_t agentx_crc32(const uint8_t *p, size_t n) { return agx_crc32(p, n); }
 
-size_t agentx_frame_seal(uint8_t *frame, uint16_t type, uint8_t flags, uint32_t rid, uint32_t payload_len)
+size_t agentx_frame_seal(uint8_t *frame, uint8_t version, uint16_t type, uint8_t flags, uint32_t rid,
+                         uint32_t payload_len)
 {
-    return agx_frame_seal(frame, type, flags, rid, payload_len);
+    return agx_frame_seal_version(frame, version, type, flags, rid, payload_len);
 }
 
 int agentx_header_decode(const uint8_t *p, struct agx_header *h) { return agx_header_decode(p, h); }

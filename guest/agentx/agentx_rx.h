@@ -66,12 +66,14 @@ union agx_request {
     struct agx_resume resume;
     struct agx_shutdown shutdown;
     struct agx_ping ping;
+    struct agx_output_ack output_ack;
 };
 
-/* The checks before dispatch: a known host-to-agent type without the REPLY flag, a
- * capability the agent offers (caps), a non-zero request_id (but STDIO, an event, and
- * HELLO, whose request_id 0 asks for a fresh announcement), a well-formed payload.
- * 0 with *m decoded, or -1 after sending the ERROR. */
+/* The checks before dispatch, in the order docs/agentx-protocol.md gives: a type known in the
+ * frame's version (ENOSYS), sent host-to-agent without the REPLY flag (EPROTO), a capability the
+ * agent offers (caps; EOPNOTSUPP), a non-zero request_id (but the events STDIO and OUTPUT_ACK, and
+ * HELLO, whose request_id 0 asks for a fresh announcement), a well-formed payload in the layout of
+ * the frame's version (EPROTO). 0 with *m decoded, or -1 after sending the ERROR. */
 int agx_request_decode(const struct agx_header *h, const uint8_t *payload, uint64_t caps, union agx_request *m,
                        agx_error_fn *error);
 
@@ -83,6 +85,7 @@ int agx_hello_select(uint32_t rid, const struct agx_hello *m, uint16_t *selected
 int agx_shutdown_check(uint32_t rid, const struct agx_shutdown *m, agx_error_fn *error);
 int agx_signal_check(uint32_t rid, const struct agx_signal *m, agx_error_fn *error);
 int agx_stdin_check(const struct agx_stdio *m, agx_error_fn *error);   /* STDIO is an event: rid 0 */
+int agx_output_ack_check(const struct agx_output_ack *m, agx_error_fn *error);   /* flags; an event: rid 0 */
 
 /* An ERROR message the host will decode: msg (n bytes, formatted and maybe cut short)
  * loses a trailing partial UTF-8 sequence; text that is still not UTF-8 is replaced. */
@@ -92,7 +95,9 @@ struct agx_str agx_error_text(char *msg, size_t n);
  * agentx_wire.h's CRC table is static, so every file that calls its inline CRC helpers
  * links its own 8 KiB copy; a freestanding image (Track B) calls these instead. */
 uint32_t agentx_crc32(const uint8_t *p, size_t n);
-size_t agentx_frame_seal(uint8_t *frame, uint16_t type, uint8_t flags, uint32_t rid, uint32_t payload_len);
+/* version: the session's (AGX_SESSION_START_VERSION until HELLO negotiates) */
+size_t agentx_frame_seal(uint8_t *frame, uint8_t version, uint16_t type, uint8_t flags, uint32_t rid,
+                         uint32_t payload_len);
 int agentx_header_decode(const uint8_t *p, struct agx_header *h);
 int agentx_payload_verify(const struct agx_header *h, const uint8_t *payload);
 

@@ -2,11 +2,13 @@
  * (resynchronising exactly like wslx.agentx.codec.FrameReader), dispatch of
  * host requests and the bounded output buffer towards the host.
  *
- * Backpressure: when more than OUT_HIGH bytes wait for the host, child
- * stdout/stderr pipes are no longer read (children block on a full pipe);
- * when the buffer nears OUT_CAP the control fd is not read either. So output
- * is never dropped while the host is connected, and memory stays bounded.
- * While disconnected, everything produced (STDIO, EXIT) is dropped. */
+ * Backpressure: process output waits in proc.c (at most AGX_OUTPUT_BUFFER bytes per
+ * stream not yet acknowledged) and is framed here only while fewer than OUT_HIGH
+ * bytes wait for the host; when the buffer nears OUT_CAP the control fd is not read
+ * either. Output is never dropped: while disconnected it stays in proc.c (the
+ * producer blocks at the bound) and goes to the next host. Session: every
+ * connection starts in AGX_SESSION_START_VERSION; HELLO negotiates; process events
+ * flow once the host has sent its first request (docs: "Connection lifetime"). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -46,6 +48,8 @@ static size_t out_head, out_tail;
 
 /* state set by requests */
 static int quiesced;
+static uint8_t session_version = AGX_SESSION_START_VERSION;  /* of this connection's frames */
+static int session_open;    /* the host sent its first request on this connection */
 static char **cfg_env;
 static size_t cfg_env_n;
 static int portal_ok;
@@ -99,7 +103,7 @@ static void frame_commit(uint8_t *f, uint16_t type, uint8_t flags, uint32_t rid,
         wlog("cannot encode %s frame (%ld)", agx_msg_type_name(type), plen);
         return;
     }
-    out_tail += agentx_frame_seal(f, type, flags, rid, (uint32_t)plen);
+    out_tail += agentx_frame_seal(f, session_version, type, flags, rid, (uint32_t)plen);
 }
 
 #define PAYLOAD(f) ((f) + AGX_HEADER_SIZE)
@@ -131,12 +135,28 @@ void send_ok(uint32_t rid)
     frame_commit(f, AGX_MSG_OK, AGX_FLAG_REPLY, rid, agx_ok_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &m));
 }
 
-void send_stdio(uint32_t pid, uint8_t stream, uint8_t flags, const uint8_t *data, uint32_t len)
+void send_stdio(uint32_t pid, uint8_t stream, uint8_t flags, uint64_t offset, const uint8_t *data, uint32_t len)
 {
     uint8_t *f = frame_begin();
     if (!f) return;
-    struct agx_stdio m = {.pid = pid, .stream = stream, .flags = flags, .data = {.ptr = data, .len = len}};
-    frame_commit(f, AGX_MSG_STDIO, 0, 0, agx_stdio_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &m));
+    struct agx_stdio m = {.pid = pid, .stream = stream, .flags = flags, .offset = offset,
+                          .data = {.ptr = data, .len = len}};
+    frame_commit(f, AGX_MSG_STDIO, 0, 0, agx_stdio_encode_version(session_version, PAYLOAD(f), AGX_MAX_PAYLOAD, &m));
+}
+
+/* Process events may go out: a host is there, has spoken, and the buffer has room. */
+int agent_events_ok(void) { return session_open && agent_bulk_ok(); }
+
+uint8_t agent_session_version(void) { return session_version; }
+
+/* A new session (a new connection, or HELLO with request_id 0): version 1 until HELLO
+ * negotiates, held output waits for the host's first request, then goes again from what
+ * was acknowledged. */
+static void session_start(void)
+{
+    session_version = AGX_SESSION_START_VERSION;
+    session_open = 0;
+    proc_new_session();
 }
 
 void send_exit(uint32_t pid, uint8_t how, int32_t code)
@@ -224,6 +244,7 @@ static void ctl_up(int fd, const char *desc)
     ctl_reset_buffers();
     ctl_events = EPOLLIN;
     if (ev_add(ctl, EPOLLIN, ev_tag(EV_CTL, 0, 0)) < 0) wlog("epoll add control fd: %s", strerror(errno));
+    session_start();
     send_hello(0, 0);
 }
 
@@ -369,12 +390,18 @@ static void dispatch(const struct agx_header *h, const uint8_t *p)
     uint32_t rid = h->request_id;
 
     if (agx_request_decode(h, p, capabilities(), &M, send_error)) return;
+    if (t != AGX_MSG_HELLO || rid) session_open = 1;   /* the host has spoken: held output may flow */
     switch (t) {
     case AGX_MSG_HELLO: {
         uint16_t selected;
-        if (!agx_hello_select(rid, &M.hello, &selected, send_error)) send_hello(rid, selected);
+        if (!agx_hello_select(rid, &M.hello, &selected, send_error)) {
+            if (rid) session_version = (uint8_t)selected;   /* the reply is the first frame in it */
+            else session_start();                           /* a new host on a line we cannot watch */
+            send_hello(rid, selected);
+        }
         break;
     }
+    case AGX_MSG_OUTPUT_ACK: proc_output_ack(&M.output_ack); break;
     case AGX_MSG_CONFIG: config_apply(rid, &M.config); break;
     case AGX_MSG_MOUNT: mounts_handle_mount(rid, &M.mount); break;
     case AGX_MSG_UNMOUNT: mounts_handle_unmount(rid, &M.unmount); break;
@@ -382,7 +409,7 @@ static void dispatch(const struct agx_header *h, const uint8_t *p)
         if (quiesced) send_error(rid, t, AGX_ECANCELED, "quiesced: EXEC refused until RESUME");
         else proc_exec(rid, &M.exec, (const char *const *)cfg_env, cfg_env_n);
         break;
-    case AGX_MSG_STDIO: proc_stdin(rid, &M.stdio); break;
+    case AGX_MSG_STDIO: proc_stdin(h->version, &M.stdio); break;
     case AGX_MSG_SIGNAL: proc_signal(rid, &M.signal); break;
     case AGX_MSG_QUIESCE: quiesce(rid); break;
     case AGX_MSG_RESUME:
@@ -455,6 +482,7 @@ void agent_run(void)
     static struct proc_host host = {
         .error = send_error, .ok = send_ok, .exec_started = send_exec_started, .stdio = send_stdio,
         .exit = send_exit, .stdin_ack = send_stdin_ack, .connected = agent_connected, .bulk_ok = agent_bulk_ok,
+        .events_ok = agent_events_ok, .version = agent_session_version,
         .flush_blocking = agent_flush_blocking, .ev_add = ev_add, .ev_mod = ev_mod, .ev_del = ev_del,
     };
     host.pid1 = g_opts.pid1;
@@ -487,14 +515,17 @@ void agent_run(void)
         flush_out();
         agx_rx_process(&rx);
         proc_flush_acks();
+        proc_pump_output();
         flush_out();
 
-        /* backpressure: children are read while their output has somewhere to go */
+        /* backpressure: children are read while their output has somewhere to go (proc.c also
+         * stops a stream whose AGX_OUTPUT_BUFFER is full) */
         int want = ctl < 0 || agent_bulk_ok();
         if (want != reading) {
             proc_set_reading(want);
             reading = want;
         }
+        proc_update_watches();
         ctl_update_events();
 
         int timeout = proc_timeout_ms(); /* EXIT grace deadlines */
@@ -530,5 +561,6 @@ void agent_run(void)
         }
         proc_timers();
         proc_flush_acks();
+        proc_pump_output();
     }
 }

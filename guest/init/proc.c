@@ -1,6 +1,9 @@
 /* Processes started by EXEC: spawn with exec-error reporting (argv[0] "wslx-conform" is
  * this binary's conformance-program applet, conform.c), stdout/stderr
- * relay as STDIO frames, stdin relay with a bounded queue and STDIN_ACK credit,
+ * relay as STDIO frames (each stream held in a ring of AGX_OUTPUT_BUFFER bytes until the
+ * host acknowledges them in version 2, or until framed in version 1; a full ring stops
+ * the pipe being read, so the process blocks and nothing is dropped, with or without a
+ * host), stdin relay with a bounded queue and STDIN_ACK credit,
  * SIGNAL, reaping (PID 1 also reaps orphans it inherits) and the EXIT event,
  * which is sent after both output streams reached EOF and the process was
  * reaped; if background children hold the output pipes open, at most
@@ -33,11 +36,20 @@
 
 extern char **environ;
 
+/* One output stream's held bytes: offsets [base, base + len) at buf[head...] (a ring of
+ * AGX_OUTPUT_BUFFER); sent of them framed on this connection, sent_max ever. */
+struct outq {
+    uint8_t *buf;
+    size_t head, len;
+    uint64_t base, sent, sent_max;
+    int eof_sent;
+};
+
 struct proc {
     int used;
     pid_t pid;
     int fd[3];        /* [0] stdin write end, [1] stdout read end, [2] stderr read end; -1 when closed */
-    int eof[3];       /* [1], [2]: stream finished and its EOF frame sent */
+    int eof[3];       /* [1], [2]: the pipe ended (its EOF frame follows the held bytes) */
     int reaped;
     int status;
     int stdin_piped;
@@ -56,6 +68,11 @@ struct proc {
     uint64_t eof_deadline;
     int closing;          /* deadline passed: streams end once tail_left[s] more bytes are relayed */
     size_t tail_left[3];  /* bytes that were in the pipe at the deadline */
+    struct outq out[3];   /* [1], [2] */
+    int finished;         /* reaped, pipes done, stdin closed: the EXIT follows the held output */
+    int exit_sent;        /* on this connection (version 2: the slot stays until OUTPUT_ACK EXIT) */
+    int exit_ever_sent;
+    uint64_t stdin_accepted;  /* stdin bytes queued: the offset a version-2 stdin frame must have */
 };
 
 static struct proc procs[PROC_MAX];
@@ -157,17 +174,110 @@ static void maybe_exit(struct proc *p)
         if (!p->eof_deadline) p->eof_deadline = now_ns(CLOCK_MONOTONIC) + AGX_EXIT_EOF_GRACE_MS * 1000000ull;
         return;
     }
+    if (p->finished) return;
     close_stdin(p);
     ack_flush(p, 1); /* every STDIN_ACK goes out before the EXIT */
-    if (WIFSIGNALED(p->status)) H->exit((uint32_t)p->pid, AGX_EXIT_SIGNALED, WTERMSIG(p->status));
-    else H->exit((uint32_t)p->pid, AGX_EXIT_EXITED, WEXITSTATUS(p->status));
+    p->finished = 1; /* proc_pump_output sends the EXIT after the held output and the EOFs */
+}
+
+static void proc_free(struct proc *p)
+{
+    for (int s = 1; s <= 2; s++) {
+        free(p->out[s].buf);
+        p->out[s].buf = NULL;
+    }
+    free(p->inq);
+    p->inq = NULL;
     p->used = 0;
+}
+
+/* Forget held bytes below offset (acknowledged, or in version 1 framed). */
+static void out_advance(struct outq *o, uint64_t offset)
+{
+    if (offset > o->base) {
+        size_t k = (size_t)(offset - o->base);
+        o->head = (o->head + k) % AGX_OUTPUT_BUFFER;
+        o->len -= k;
+        o->base = offset;
+    }
+    if (o->sent < o->base) o->sent = o->base;
+}
+
+void proc_pump_output(void)
+{
+    for (int i = 0; i < PROC_MAX; i++) {
+        struct proc *p = &procs[i];
+        if (!p->used) continue;
+        for (int s = 1; s <= 2; s++) {
+            struct outq *o = &p->out[s];
+            while (o->sent < o->base + o->len && H->events_ok()) {
+                size_t off = (size_t)(o->sent - o->base), pos = (o->head + off) % AGX_OUTPUT_BUFFER;
+                size_t n = o->len - off;
+                if (n > AGX_OUTPUT_BUFFER - pos) n = AGX_OUTPUT_BUFFER - pos;
+                if (n > AGX_STDIO_MAX_DATA) n = AGX_STDIO_MAX_DATA;
+                H->stdio((uint32_t)p->pid, (uint8_t)s, 0, o->sent, o->buf + pos, (uint32_t)n);
+                o->sent += n;
+                if (o->sent > o->sent_max) o->sent_max = o->sent;
+                if (H->version() < 2) out_advance(o, o->sent); /* version 1: delivered once framed */
+            }
+            if (p->eof[s] && !o->eof_sent && o->sent == o->base + o->len && H->events_ok()) {
+                H->stdio((uint32_t)p->pid, (uint8_t)s, AGX_STDIO_EOF, o->sent, NULL, 0);
+                o->eof_sent = 1;
+            }
+        }
+        if (p->finished && !p->exit_sent && p->out[1].eof_sent && p->out[2].eof_sent && H->events_ok()) {
+            if (WIFSIGNALED(p->status)) H->exit((uint32_t)p->pid, AGX_EXIT_SIGNALED, WTERMSIG(p->status));
+            else H->exit((uint32_t)p->pid, AGX_EXIT_EXITED, WEXITSTATUS(p->status));
+            p->exit_sent = p->exit_ever_sent = 1;
+            if (H->version() < 2) proc_free(p);
+        }
+    }
+}
+
+void proc_new_session(void)
+{
+    for (int i = 0; i < PROC_MAX; i++) {
+        struct proc *p = &procs[i];
+        if (!p->used) continue;
+        for (int s = 1; s <= 2; s++) {
+            p->out[s].sent = p->out[s].base;
+            p->out[s].eof_sent = 0;
+        }
+        p->exit_sent = 0;
+    }
+}
+
+void proc_output_ack(const struct agx_output_ack *m)
+{
+    if (agx_output_ack_check(m, H->error)) return;
+    struct proc *p = find_pid(m->pid);
+    if (!p) {
+        H->error(0, AGX_MSG_OUTPUT_ACK, AGX_ESRCH, "OUTPUT_ACK for process %u, which this agent does not hold",
+                 (unsigned)m->pid);
+        return;
+    }
+    uint64_t ack[3] = {0, m->stdout_bytes, m->stderr_bytes};
+    for (int s = 1; s <= 2; s++) {
+        if (ack[s] > p->out[s].sent_max) {
+            H->error(0, AGX_MSG_OUTPUT_ACK, AGX_EINVAL, "OUTPUT_ACK process %u stream %d at %llu: only %llu bytes sent",
+                     (unsigned)m->pid, s, (unsigned long long)ack[s], (unsigned long long)p->out[s].sent_max);
+            return;
+        }
+    }
+    if ((m->flags & AGX_OUTPUT_ACK_EXIT) && !p->exit_ever_sent) {
+        H->error(0, AGX_MSG_OUTPUT_ACK, AGX_EINVAL, "OUTPUT_ACK EXIT for process %u before its EXIT was sent",
+                 (unsigned)m->pid);
+        return;
+    }
+    for (int s = 1; s <= 2; s++) out_advance(&p->out[s], ack[s]);
+    if (m->flags & AGX_OUTPUT_ACK_EXIT) proc_free(p);
 }
 
 /* Watch (or stop watching) an output pipe. While the host is slow the pipes leave the epoll set
  * altogether: a pipe whose writers are gone reports EPOLLHUP whatever events are asked for. */
 static void out_watch(struct proc *p, int s, int on)
 {
+    on = on && p->out[s].len < AGX_OUTPUT_BUFFER;   /* a full ring: the process blocks on its pipe */
     if (p->fd[s] < 0 || on == p->out_registered[s]) return;
     if (on) {
         if (H->ev_add(p->fd[s], EPOLLIN, ev_tag(EV_PROC_OUT, (uint32_t)(p - procs), (uint32_t)s)) < 0) {
@@ -187,40 +297,54 @@ static void stream_eof(struct proc *p, int s)
         close(p->fd[s]);
         p->fd[s] = -1;
     }
-    if (!p->eof[s]) {
-        p->eof[s] = 1;
-        H->stdio((uint32_t)p->pid, (uint8_t)s, AGX_STDIO_EOF, NULL, 0);
-    }
+    p->eof[s] = 1;
     maybe_exit(p);
+}
+
+void proc_update_watches(void)
+{
+    for (int i = 0; i < PROC_MAX; i++) {
+        if (!procs[i].used) continue;
+        for (int s = 1; s <= 2; s++) out_watch(&procs[i], s, reading);
+    }
 }
 
 void proc_set_reading(int on)
 {
     reading = on;
-    for (int i = 0; i < PROC_MAX; i++) {
-        if (!procs[i].used) continue;
-        for (int s = 1; s <= 2; s++) out_watch(&procs[i], s, on);
-    }
+    proc_update_watches();
+}
+
+/* Read what the pipe has into the stream's ring (up to want bytes, contiguous): the count,
+ * 0 at end of file, -1 with errno. */
+static ssize_t out_fill(struct proc *p, int s, size_t want)
+{
+    struct outq *o = &p->out[s];
+    size_t tail = (o->head + o->len) % AGX_OUTPUT_BUFFER;
+    size_t room = AGX_OUTPUT_BUFFER - o->len;
+    if (room > AGX_OUTPUT_BUFFER - tail) room = AGX_OUTPUT_BUFFER - tail;
+    if (want > room) want = room;
+    ssize_t n = read(p->fd[s], o->buf + tail, want);
+    if (n > 0) o->len += (size_t)n;
+    return n;
 }
 
 void proc_on_output(uint32_t idx, uint32_t stream)
 {
-    static uint8_t buf[AGX_STDIO_MAX_DATA];
     if (idx >= PROC_MAX || (stream != 1 && stream != 2)) return;
     struct proc *p = &procs[idx];
     if (!p->used || p->fd[stream] < 0) return;
-    /* several full reads per wakeup, as long as the host keeps up */
+    /* several reads per wakeup, while the ring has room */
     for (int i = 0; i < 8; i++) {
-        if (H->connected() && !H->bulk_ok()) return;
-        size_t want = sizeof buf;
-        if (p->closing && p->tail_left[stream] < want) want = p->tail_left[stream];
-        if (!want) {
+        size_t want = AGX_OUTPUT_BUFFER - p->out[stream].len;
+        if (p->closing && !p->tail_left[stream]) {
             stream_eof(p, (int)stream); /* grace over and the tail relayed: end the stream */
             return;
         }
-        ssize_t n = read(p->fd[stream], buf, want);
+        if (!want) break;   /* the ring is full: out_watch stops watching until an ack or a send */
+        if (p->closing && p->tail_left[stream] < want) want = p->tail_left[stream];
+        ssize_t n = out_fill(p, (int)stream, want);
         if (n > 0) {
-            H->stdio((uint32_t)p->pid, (uint8_t)stream, 0, buf, (uint32_t)n);
             if (p->closing) {
                 p->tail_left[stream] -= (size_t)n;
                 if (!p->tail_left[stream]) {
@@ -228,14 +352,14 @@ void proc_on_output(uint32_t idx, uint32_t stream)
                     return;
                 }
             }
-            if ((size_t)n < want) return;
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
         stream_eof(p, (int)stream);
         return;
     }
+    out_watch(p, (int)stream, reading);
 }
 
 /* Write as much of the stdin queue as the pipe takes; what left the queue is acknowledged
@@ -290,9 +414,9 @@ void proc_on_stdin_writable(uint32_t idx, uint32_t events)
 
 #define ERR_STDIN_CLOSED AGX_EPIPE
 
-void proc_stdin(uint32_t rid, const struct agx_stdio *m)
+void proc_stdin(uint8_t version, const struct agx_stdio *m)
 {
-    (void)rid; /* STDIO is an event: errors go out with request_id 0 */
+    /* STDIO is an event: errors go out with request_id 0 */
     if (agx_stdin_check(m, H->error)) return;
     struct proc *p = find_pid(m->pid);
     if (!p) {
@@ -309,6 +433,13 @@ void proc_stdin(uint32_t rid, const struct agx_stdio *m)
                        : p->reaped     ? "closed (the process ended)"
                                        : "closed");
         }
+        return;
+    }
+    if (version >= 2 && m->offset != p->stdin_accepted) {
+        p->ack_pending[ACK_DROPPED] += m->data.len;
+        ack_flush(p, 0);
+        H->error(0, AGX_MSG_STDIO, AGX_EINVAL, "stdin of process %u: frame at offset %llu, expected %llu",
+                 (unsigned)m->pid, (unsigned long long)m->offset, (unsigned long long)p->stdin_accepted);
         return;
     }
     if (m->data.len) {
@@ -333,6 +464,7 @@ void proc_stdin(uint32_t rid, const struct agx_stdio *m)
         }
         memcpy(p->inq + p->inq_len, m->data.ptr, m->data.len);
         p->inq_len += m->data.len;
+        p->stdin_accepted += m->data.len;
     }
     if (m->flags & AGX_STDIO_EOF) p->stdin_eof = 1;
     stdin_pump(p);
@@ -573,8 +705,23 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv
         return;
     }
 
+    /* the output rings (stderr has none when merged into stdout) */
+    uint8_t *ring1 = malloc(AGX_OUTPUT_BUFFER), *ring2 = merge ? NULL : malloc(AGX_OUTPUT_BUFFER);
+    if (!ring1 || (!merge && !ring2)) {
+        free(ring1);
+        free(ring2);
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+        if (pin[1] >= 0) close(pin[1]);
+        close(pout[0]);
+        if (perr[0] >= 0) close(perr[0]);
+        H->error(rid, AGX_MSG_EXEC, AGX_ENOMEM, "no memory for the output buffers of %s", argv_c[0]);
+        return;
+    }
     struct proc *p = &procs[slot];
     memset(p, 0, sizeof *p);
+    p->out[1].buf = ring1;
+    p->out[2].buf = ring2;
     p->used = 1;
     p->pid = pid;
     p->fd[0] = pin[1];
@@ -636,20 +783,23 @@ void proc_terminate_all(uint32_t grace_ms)
 
 void proc_drain_finished(void)
 {
-    static uint8_t buf[AGX_STDIO_MAX_DATA];
-    for (int i = 0; i < PROC_MAX; i++) {
-        struct proc *p = &procs[i];
-        for (int s = 1; s <= 2 && p->used; s++) {
-            while (p->used && p->fd[s] >= 0) {
-                if (!H->bulk_ok()) H->flush_blocking(1000);
-                ssize_t n = read(p->fd[s], buf, sizeof buf);
-                if (n > 0) {
-                    H->stdio((uint32_t)p->pid, (uint8_t)s, 0, buf, (uint32_t)n);
-                    continue;
+    /* read what the pipes still hold into the rings, and frame it, until every stream ended */
+    for (int round = 0; round < 256; round++) {
+        int more = 0;
+        for (int i = 0; i < PROC_MAX; i++) {
+            struct proc *p = &procs[i];
+            for (int s = 1; s <= 2 && p->used; s++) {
+                while (p->used && p->fd[s] >= 0 && p->out[s].len < AGX_OUTPUT_BUFFER) {
+                    ssize_t n = out_fill(p, s, AGX_OUTPUT_BUFFER);
+                    if (n > 0) continue;
+                    if (n < 0 && errno == EINTR) continue;
+                    stream_eof(p, s); /* EOF, or EAGAIN: a writer escaped the group; end the stream anyway */
                 }
-                if (n < 0 && errno == EINTR) continue;
-                stream_eof(p, s); /* EOF, or EAGAIN: a writer escaped the group; end the stream anyway */
+                if (p->used && p->fd[s] >= 0) more = 1;   /* the ring is full: frame, then read on */
             }
         }
+        proc_pump_output();
+        H->flush_blocking(1000);
+        if (!more) break;
     }
 }

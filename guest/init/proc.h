@@ -16,12 +16,14 @@ struct proc_host {
     agx_error_fn *error;
     void (*ok)(uint32_t rid);
     void (*exec_started)(uint32_t rid, uint32_t pid);
-    void (*stdio)(uint32_t pid, uint8_t stream, uint8_t flags, const uint8_t *data, uint32_t len);
+    void (*stdio)(uint32_t pid, uint8_t stream, uint8_t flags, uint64_t offset, const uint8_t *data, uint32_t len);
     void (*exit)(uint32_t pid, uint8_t how, int32_t code);
     /* STDIN_ACK: 0 when queued; -1 when disconnected or (unless force) the output is too full */
     int (*stdin_ack)(uint32_t pid, uint32_t bytes, uint32_t flags, int force);
     int (*connected)(void);
     int (*bulk_ok)(void);                 /* room for bulk output (child stdout/stderr) right now? */
+    int (*events_ok)(void);               /* process events (STDIO, EXIT) may be framed now (session open) */
+    uint8_t (*version)(void);             /* the session's protocol version (1: no offsets, no acks) */
     void (*flush_blocking)(int timeout_ms);
     /* the event loop: watch fds with an ev_tag() (init.h) */
     int (*ev_add)(int fd, uint32_t events, uint64_t tag);
@@ -31,10 +33,10 @@ struct proc_host {
     int test_mode;   /* children die with the agent (PR_SET_PDEATHSIG) */
 };
 
-#define PROC_MAX 64
+#define PROC_MAX ((int)AGX_PROCESS_MAX_LINUX_INIT)
 void proc_init(const struct proc_host *host);
 void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *default_env, size_t ndefault);
-void proc_stdin(uint32_t rid, const struct agx_stdio *m);
+void proc_stdin(uint8_t version, const struct agx_stdio *m);   /* version: of the frame (2: offset checked) */
 void proc_signal(uint32_t rid, const struct agx_signal *m);
 void proc_on_output(uint32_t idx, uint32_t stream);
 /* epoll reported events (EPOLLOUT, or EPOLLERR: the process closed its stdin) on a stdin pipe */
@@ -53,5 +55,12 @@ int proc_timeout_ms(void);
 void proc_timers(void);
 void proc_flush_acks(void);
 void proc_connection_lost(void);
+/* Version-2 sessions: OUTPUT_ACK from the host; a new session sends everything not acknowledged
+ * again; pump frames held output (then EOFs, then EXIT) while the host takes it; watch the pipes
+ * of streams with room in their buffer. */
+void proc_output_ack(const struct agx_output_ack *m);
+void proc_new_session(void);
+void proc_pump_output(void);
+void proc_update_watches(void);
 
 #endif

@@ -70,8 +70,9 @@ static void h_exec_started(uint32_t rid, uint32_t pid)
     struct frame *f = record('S');
     f->rid = rid, f->pid = pid;
 }
-static void h_stdio(uint32_t pid, uint8_t stream, uint8_t flags, const uint8_t *data, uint32_t len)
+static void h_stdio(uint32_t pid, uint8_t stream, uint8_t flags, uint64_t offset, const uint8_t *data, uint32_t len)
 {
+    (void)offset;
     struct frame *f = record('D');
     f->pid = pid, f->code = stream, f->eof = flags & AGX_STDIO_EOF;
     f->len = len < sizeof f->data ? len : sizeof f->data;
@@ -91,6 +92,7 @@ static int h_stdin_ack(uint32_t pid, uint32_t bytes, uint32_t flags, int force)
 }
 static int h_connected(void) { return 1; }
 static int h_bulk_ok(void) { return 1; }
+static uint8_t h_version(void) { return 1; }   /* a version-1 session: output counts as delivered when framed */
 static void h_flush_blocking(int timeout_ms) { (void)timeout_ms; }
 static int h_ev_add(int fd, uint32_t events, uint64_t tag)
 {
@@ -110,7 +112,8 @@ static void h_ev_del(int fd)
 
 static const struct proc_host host = {
     .error = h_error, .ok = h_ok, .exec_started = h_exec_started, .stdio = h_stdio, .exit = h_exit,
-    .stdin_ack = h_stdin_ack, .connected = h_connected, .bulk_ok = h_bulk_ok, .flush_blocking = h_flush_blocking,
+    .stdin_ack = h_stdin_ack, .connected = h_connected, .bulk_ok = h_bulk_ok, .events_ok = h_bulk_ok,
+    .version = h_version, .flush_blocking = h_flush_blocking,
     .ev_add = h_ev_add, .ev_mod = h_ev_mod, .ev_del = h_ev_del, .pid1 = 0, .test_mode = 1,
 };
 
@@ -134,6 +137,8 @@ static void loop_once(int ms)
         }
     }
     proc_timers();
+    proc_pump_output();
+    proc_update_watches();
 }
 
 static struct frame *find(int kind, uint32_t pid, size_t from)
@@ -225,7 +230,7 @@ static void test_stdin_is_acknowledged(void)
     if (!pid) fail("no EXEC_STARTED");
     struct agx_stdio in = {.pid = pid, .stream = AGX_STREAM_STDIN, .flags = AGX_STDIO_EOF,
                            .data = {(const uint8_t *)"abc", 3}};
-    proc_stdin(0, &in);
+    proc_stdin(1, &in);
     size_t x = wait_exit(pid);
     struct frame *a = find('A', pid, 0);
     if (!a || a->len != 3 || a->code != 0) fail("expected STDIN_ACK of 3 written bytes");

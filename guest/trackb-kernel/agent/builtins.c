@@ -149,7 +149,7 @@ static int b_selftest(struct prog *p)
               !ag_memcmp(back.data.ptr, "abc", 3), "PING payload round trip");
     struct agx_header h;
     ag_memcpy(buf + AGX_HEADER_SIZE, buf, (size_t)n);
-    agentx_frame_seal(buf, AGX_MSG_PING, 0, 7, (uint32_t)n);
+    agentx_frame_seal(buf, AGX_VERSION_MAX, AGX_MSG_PING, 0, 7, (uint32_t)n);
     CHECK(agentx_header_decode(buf, &h) == 0 && h.request_id == 7 && !agentx_payload_verify(&h, buf + AGX_HEADER_SIZE),
           "frame seal and header decode");
     buf[AGX_HEADER_SIZE] ^= 1;

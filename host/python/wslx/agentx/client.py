@@ -275,6 +275,7 @@ class AgentClient:
         self.send_raw(codec.encode_frame(msg_type, body, version=self.version), timeout)
 
     def _read_some(self, deadline: float) -> None:
+        self._send_acks(deadline)  # acks owed by frames dispatched outside a read (exec's early events)
         data = self.transport.recv(deadline)
         if not data:
             reason = "agent closed the stream"

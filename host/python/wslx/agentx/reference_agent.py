@@ -395,8 +395,11 @@ class ReferenceAgent:
 
     def _read_child(self, c: _Child, fd: int):
         stream = c.open_streams[fd]
+        room = OUTPUT_BUFFER - len(c.output[stream].buf)
+        if room <= 0:
+            return  # _update_backpressure stops watching the pipe
         try:
-            data = os.read(fd, STDIO_MAX_DATA)
+            data = os.read(fd, min(room, STDIO_MAX_DATA))
         except BlockingIOError:
             return
         except OSError:

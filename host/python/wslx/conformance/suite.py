@@ -474,9 +474,9 @@ def stdio_offsets_are_contiguous(ctx: Context):
 @case(RUNS, needs=V2)
 def output_stops_at_output_buffer_until_acknowledged(ctx: Context):
     """A host that does not acknowledge gets exactly OUTPUT_BUFFER bytes of a stream: the producer is then
-    blocked, not truncated; acknowledging lets the rest through, byte-exact."""
+    blocked (once its pipe is full too), not truncated; acknowledging lets the rest through, byte-exact."""
     c = ctx.client
-    n = 4 * OUTPUT_BUFFER
+    n = 32 * OUTPUT_BUFFER  # beyond any agent's pipe, so the producer must block
     c.send_acks = False
     try:
         p = c.exec(conform("zeros", n, "out", "end"), timeout=ctx.timeout)
