@@ -18,9 +18,12 @@
 /* Copy up to cap received bytes into buf without waiting. Returns the count
  * (0 when nothing is pending) or -1 when the channel is gone for good. */
 long env_chan_read(void *buf, size_t cap);
-/* Send all len bytes; may wait for the transmitter, never for the peer's
- * reader beyond timeout_ms. Returns 0, or -1 if the bytes could not be sent. */
-int env_chan_write(const void *buf, size_t len, uint32_t timeout_ms);
+/* Send up to len bytes, waiting at most timeout_ms for room (0: not at all).
+ * Returns how many were taken, always a prefix of buf (0..len): the caller
+ * keeps the rest and offers it again, so a host that stops reading loses
+ * nothing and never sees a frame cut short. -1 when the channel is gone for
+ * good. While no host is attached nothing is taken (0). */
+long env_chan_write(const void *buf, size_t len, uint32_t timeout_ms);
 
 /* How many times a host has (re)connected to the channel since boot; a channel
  * that cannot tell (a UART) always returns 0. When the count changes, the agent

@@ -49,7 +49,7 @@ long env_chan_read(void *buf, size_t cap)
     }
 }
 
-int env_chan_write(const void *buf, size_t len, uint32_t timeout_ms)
+long env_chan_write(const void *buf, size_t len, uint32_t timeout_ms)
 {
     const char *p = buf;
     uint64_t deadline = env_now_ns() + (uint64_t)timeout_ms * 1000000ull;
@@ -60,13 +60,13 @@ int env_chan_write(const void *buf, size_t len, uint32_t timeout_ms)
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return p == (const char *)buf ? -1 : p - (const char *)buf;
         uint64_t now = env_now_ns();
-        if (now >= deadline) return -1;
+        if (now >= deadline) break;   /* the peer is not reading: the agent keeps the rest */
         struct pollfd pf = {.fd = chan, .events = POLLOUT};
         poll(&pf, 1, (int)((deadline - now) / 1000000ull) + 1);
     }
-    return 0;
+    return p - (const char *)buf;
 }
 
 uint64_t env_now_ns(void)

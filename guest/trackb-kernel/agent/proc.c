@@ -7,16 +7,33 @@
  * A process is one built-in program (builtins.c) plus up to BG_MAX background
  * jobs (the conformance program's `bg` step: sleep, then write to stdout). The
  * program sees its process only through struct prog_io; frames leave through
- * struct proc_host (proc.h), so nothing here calls agent.c. */
+ * struct proc_host (proc.h), so nothing here calls agent.c.
+ *
+ * Output is held per stream in a ring of AGX_OUTPUT_BUFFER bytes until the host
+ * acknowledges it (version 2) or it is framed (version 1). A program is stepped only
+ * while each of its rings has room for the most one step can write (STEP_OUTPUT_MAX):
+ * a host that does not read blocks the program, as a full pipe would; nothing is
+ * dropped. */
 #include "agent_int.h"
 #include "builtins.h"
 #include "proc.h"
 
-#define PROC_MAX 8
+#define PROC_MAX ((int)AGX_PROCESS_MAX_TRACKB)
 #define BG_MAX 3
 #define ARENA_SIZE 24576   /* argv + env + the program's state, per process */
-#define OUTBUF 2048
 #define CWD_MAX 256
+/* The most one proc_step can write to a stream: a zeros step (one STDIO frame's worth) plus every
+ * background job's text (argv items) falling due in the same step. */
+#define STEP_OUTPUT_MAX (AGX_STDIO_MAX_DATA + BG_MAX * AGX_EXEC_ARGV_MAX_LEN)
+_Static_assert(STEP_OUTPUT_MAX < AGX_OUTPUT_BUFFER, "a step's output must fit the ring");
+
+/* One output stream's held bytes: offsets [base, base + len) at ring[head...]. */
+struct outq {
+    size_t head, len;
+    uint64_t base, sent, sent_max;
+    int ended;             /* the program (and its background jobs) are done with it */
+    int eof_sent;
+};
 
 struct bg_job {
     int used;
@@ -31,20 +48,21 @@ struct proc {
     uint8_t how;
     int32_t code;
     int merge;             /* EXEC STDERR_TO_STDOUT */
-    int eof_sent[3];
+    struct outq out[3];    /* [1], [2] */
+    int finished;          /* ended: only held output, EOFs and the EXIT remain */
+    int exit_sent, exit_ever_sent;
     uint64_t eof_deadline;
     struct prog prog;
     struct bg_job bg[BG_MAX];
     char cwd[CWD_MAX];
     const char **env;
     size_t nenv;
-    uint8_t ob[3][OUTBUF];
-    size_t ob_len[3];
     size_t arena_used;
     uint8_t arena[ARENA_SIZE];
 };
 
 static struct proc procs[PROC_MAX];
+static uint8_t rings[PROC_MAX][2][AGX_OUTPUT_BUFFER];   /* stdout, stderr of each slot */
 static uint32_t next_pid = 100;
 static int step_progress;   /* something visible happened during this step */
 static const struct proc_host *H;
@@ -71,30 +89,90 @@ static char *arena_str(struct proc *p, const char *s, size_t n)
 }
 
 /* ---- output ---- */
-static void out_flush(struct proc *p, int s)
-{
-    if (!p->ob_len[s]) return;
-    H->stdio(p->pid, (uint8_t)s, 0, p->ob[s], (uint32_t)p->ob_len[s]);
-    p->ob_len[s] = 0;
-}
+static uint8_t *ring_of(struct proc *p, int s) { return rings[p - procs][s - 1]; }
 
 static void proc_out(struct proc *p, int s, const void *data, size_t len)
 {
     const uint8_t *d = data;
     if (p->merge && s == AGX_STREAM_STDERR) s = AGX_STREAM_STDOUT;
-    if (p->eof_sent[s] || !len) return;
+    struct outq *o = &p->out[s];
+    if (o->ended || !len) return;
     step_progress = 1;
-    if (p->ob_len[s] + len > OUTBUF) out_flush(p, s);
-    if (len >= OUTBUF) {
-        while (len) {
-            size_t n = len > AGX_STDIO_MAX_DATA ? AGX_STDIO_MAX_DATA : len;
-            H->stdio(p->pid, (uint8_t)s, 0, d, (uint32_t)n);
-            d += n, len -= n;
-        }
-        return;
+    if (len > AGX_OUTPUT_BUFFER - o->len) {
+        /* cannot happen: steps run only with STEP_OUTPUT_MAX free (proc_step_all) */
+        ag_log("process %u wrote %u bytes beyond its output ring; stopping it", (unsigned)p->pid, (unsigned)len);
+        len = AGX_OUTPUT_BUFFER - o->len;
     }
-    ag_memcpy(p->ob[s] + p->ob_len[s], d, len);
-    p->ob_len[s] += len;
+    uint8_t *r = ring_of(p, s);
+    for (size_t tail = (o->head + o->len) % AGX_OUTPUT_BUFFER; len;) {
+        size_t k = AGX_OUTPUT_BUFFER - tail < len ? AGX_OUTPUT_BUFFER - tail : len;
+        ag_memcpy(r + tail, d, k);
+        o->len += k, d += k, len -= k;
+        tail = (tail + k) % AGX_OUTPUT_BUFFER;
+    }
+}
+
+/* Forget held bytes below offset (acknowledged, or in version 1 framed). */
+static void out_advance(struct outq *o, uint64_t offset)
+{
+    if (offset > o->base) {
+        size_t k = (size_t)(offset - o->base);
+        o->head = (o->head + k) % AGX_OUTPUT_BUFFER;
+        o->len -= k;
+        o->base = offset;
+    }
+    if (o->sent < o->base) o->sent = o->base;
+}
+
+static int room_for_a_step(const struct proc *p)
+{
+    return AGX_OUTPUT_BUFFER - p->out[1].len >= STEP_OUTPUT_MAX && AGX_OUTPUT_BUFFER - p->out[2].len >= STEP_OUTPUT_MAX;
+}
+
+void proc_pump_output(void)
+{
+    for (int i = 0; i < PROC_MAX; i++) {
+        struct proc *p = &procs[i];
+        if (!p->used) continue;
+        for (int s = 1; s <= 2; s++) {
+            struct outq *o = &p->out[s];
+            while (o->sent < o->base + o->len && H->events_ok()) {
+                size_t off = (size_t)(o->sent - o->base), pos = (o->head + off) % AGX_OUTPUT_BUFFER;
+                size_t n = o->len - off;
+                if (n > AGX_OUTPUT_BUFFER - pos) n = AGX_OUTPUT_BUFFER - pos;
+                if (n > AGX_STDIO_MAX_DATA) n = AGX_STDIO_MAX_DATA;
+                H->stdio(p->pid, (uint8_t)s, 0, o->sent, ring_of(p, s) + pos, (uint32_t)n);
+                o->sent += n;
+                if (o->sent > o->sent_max) o->sent_max = o->sent;
+                if (H->version() < 2) out_advance(o, o->sent);   /* version 1: delivered once framed */
+                step_progress = 1;
+            }
+            if (o->ended && !o->eof_sent && o->sent == o->base + o->len && H->events_ok()) {
+                H->stdio(p->pid, (uint8_t)s, AGX_STDIO_EOF, o->sent, NULL, 0);
+                o->eof_sent = 1;
+                step_progress = 1;
+            }
+        }
+        if (p->finished && !p->exit_sent && p->out[1].eof_sent && p->out[2].eof_sent && H->events_ok()) {
+            H->exit(p->pid, p->how, p->code);
+            p->exit_sent = p->exit_ever_sent = 1;
+            step_progress = 1;
+            if (H->version() < 2) p->used = 0;
+        }
+    }
+}
+
+void proc_new_session(void)
+{
+    for (int i = 0; i < PROC_MAX; i++) {
+        struct proc *p = &procs[i];
+        if (!p->used) continue;
+        for (int s = 1; s <= 2; s++) {
+            p->out[s].sent = p->out[s].base;
+            p->out[s].eof_sent = 0;
+        }
+        p->exit_sent = 0;
+    }
 }
 
 /* ---- what a program sees of its process (struct prog_io) ---- */
@@ -133,15 +211,8 @@ static const char *io_hostname(void *ctx)
 static void finish(struct proc *p)
 {
     for (int i = 0; i < BG_MAX; i++) p->bg[i].used = 0;
-    for (int s = 1; s <= 2; s++) {
-        out_flush(p, s);
-        if (!p->eof_sent[s]) {
-            p->eof_sent[s] = 1;
-            H->stdio(p->pid, (uint8_t)s, AGX_STDIO_EOF, NULL, 0);
-        }
-    }
-    H->exit(p->pid, p->how, p->code);
-    p->used = 0;
+    for (int s = 1; s <= 2; s++) p->out[s].ended = 1;
+    p->finished = 1;   /* proc_pump_output sends the EOFs and the EXIT after the held output */
     step_progress = 1;
 }
 
@@ -167,7 +238,6 @@ static void proc_step(struct proc *p)
         }
         alive |= b->used;
     }
-    for (int s = 1; s <= 2; s++) out_flush(p, s);
     /* background jobs may hold the output open: at most the grace after the program */
     if (p->reaped && (!alive || env_now_ns() >= p->eof_deadline)) finish(p);
 }
@@ -176,7 +246,8 @@ int proc_step_all(void)
 {
     step_progress = 0;
     for (int i = 0; i < PROC_MAX; i++)
-        if (procs[i].used) proc_step(&procs[i]);
+        if (procs[i].used && !procs[i].finished && room_for_a_step(&procs[i])) proc_step(&procs[i]);
+    proc_pump_output();
     return step_progress;
 }
 
@@ -195,6 +266,32 @@ static struct proc *find_pid(uint32_t pid)
     return NULL;
 }
 
+void proc_output_ack(const struct agx_output_ack *m)
+{
+    if (agx_output_ack_check(m, H->error)) return;
+    struct proc *p = find_pid(m->pid);
+    if (!p) {
+        H->error(0, AGX_MSG_OUTPUT_ACK, AGX_ESRCH, "OUTPUT_ACK for process %u, which this agent does not hold",
+                 (unsigned)m->pid);
+        return;
+    }
+    uint64_t ack[3] = {0, m->stdout_bytes, m->stderr_bytes};
+    for (int s = 1; s <= 2; s++) {
+        if (ack[s] > p->out[s].sent_max) {
+            H->error(0, AGX_MSG_OUTPUT_ACK, AGX_EINVAL, "OUTPUT_ACK process %u stream %d at %lu: only %lu bytes sent",
+                     (unsigned)m->pid, s, (unsigned long)ack[s], (unsigned long)p->out[s].sent_max);
+            return;
+        }
+    }
+    if ((m->flags & AGX_OUTPUT_ACK_EXIT) && !p->exit_ever_sent) {
+        H->error(0, AGX_MSG_OUTPUT_ACK, AGX_EINVAL, "OUTPUT_ACK EXIT for process %u before its EXIT was sent",
+                 (unsigned)m->pid);
+        return;
+    }
+    for (int s = 1; s <= 2; s++) out_advance(&p->out[s], ack[s]);
+    if (m->flags & AGX_OUTPUT_ACK_EXIT) p->used = 0;
+}
+
 static void terminate(struct proc *p, int signo)
 {
     if (!p->reaped) {
@@ -203,7 +300,7 @@ static void terminate(struct proc *p, int signo)
         p->how = AGX_EXIT_SIGNALED;
         p->code = signo;
     }
-    finish(p);
+    if (!p->finished) finish(p);
 }
 
 void proc_kill_all(int signo)
@@ -303,11 +400,9 @@ void proc_exec(uint32_t rid, const struct agx_exec *m)
     if (next_pid > 0x7FFFFFF0u) next_pid = 100;
     p->merge = (m->flags & AGX_EXEC_STDERR_TO_STDOUT) != 0;
     H->exec_started(rid, p->pid);
-    /* merged stderr: the stream has no data of its own; end it right away */
-    if (p->merge) {
-        p->eof_sent[2] = 1;
-        H->stdio(p->pid, AGX_STREAM_STDERR, AGX_STDIO_EOF, NULL, 0);
-    }
+    /* merged stderr: the stream has no data of its own; its EOF goes out first */
+    if (p->merge) p->out[2].ended = 1;
+    proc_pump_output();
     return;
 too_big:
     H->error(rid, AGX_MSG_EXEC, AGX_E2BIG, "argv and env do not fit the %u-byte process arena", ARENA_SIZE);

@@ -15,8 +15,10 @@ struct proc_host {
     agx_error_fn *error;
     void (*ok)(uint32_t rid);
     void (*exec_started)(uint32_t rid, uint32_t pid);
-    void (*stdio)(uint32_t pid, uint8_t stream, uint8_t flags, const uint8_t *data, uint32_t len);
+    void (*stdio)(uint32_t pid, uint8_t stream, uint8_t flags, uint64_t offset, const uint8_t *data, uint32_t len);
     void (*exit)(uint32_t pid, uint8_t how, int32_t code);
+    int (*events_ok)(void);      /* process events may be framed now (session open, room in tx) */
+    uint8_t (*version)(void);    /* the session's version (1: output counts as delivered once framed) */
     const char *(*hostname)(void);                 /* CONFIG hostname */
     size_t (*default_env)(const char *const **out); /* CONFIG env */
 };
@@ -25,8 +27,11 @@ void proc_init(const struct proc_host *host);
 void proc_exec(uint32_t rid, const struct agx_exec *m);
 void proc_signal(uint32_t rid, const struct agx_signal *m);
 void proc_stdin(const struct agx_stdio *m);
-int proc_step_all(void);            /* 1 if any work was done */
+int proc_step_all(void);            /* steps programs with room for their output, then frames it; 1 if work */
+void proc_pump_output(void);        /* frame held output, EOFs, EXITs while events_ok */
+void proc_output_ack(const struct agx_output_ack *m);
+void proc_new_session(void);        /* send everything not acknowledged again */
 unsigned proc_running(void);
-void proc_kill_all(int signo);      /* SHUTDOWN: end everything, send EOFs and EXITs */
+void proc_kill_all(int signo);      /* SHUTDOWN: end everything (EOFs and EXITs follow the held output) */
 
 #endif

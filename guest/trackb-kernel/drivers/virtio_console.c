@@ -303,7 +303,7 @@ long virtio_console_read(struct virtio_console *vc, void *buf, size_t cap)
     return (long)n;
 }
 
-int virtio_console_write(struct virtio_console *vc, const void *buf, size_t len, uint64_t timeout_ns)
+long virtio_console_write(struct virtio_console *vc, const void *buf, size_t len, uint64_t timeout_ns)
 {
     const uint8_t *in = buf;
     size_t off = 0;
@@ -316,7 +316,7 @@ int virtio_console_write(struct virtio_console *vc, const void *buf, size_t len,
     struct virtqueue *q = &vc->txq[vc->port];
     while (off < len) {
         if (!vc->host_connected)
-            return 0;                           /* nobody listens: the device would drop it too */
+            break;                              /* nobody listens: the bytes wait for the next host */
         reclaim_sent(vc, &vc->tx, q);
         int i = pool_take(&vc->tx);
         if (i < 0) {
@@ -325,8 +325,8 @@ int virtio_console_write(struct virtio_console *vc, const void *buf, size_t len,
                 pending = 0;
                 continue;
             }
-            if (timer_now_ns() - t0 > timeout_ns)
-                return -1;
+            if (timer_now_ns() - t0 >= timeout_ns)
+                break;                          /* the host is not reading: the caller keeps the rest */
             cpu_relax();
             virtio_console_poll(vc);            /* a host that went away frees us from waiting */
             continue;
@@ -334,13 +334,13 @@ int virtio_console_write(struct virtio_console *vc, const void *buf, size_t len,
         uint32_t k = len - off > vc->tx.size ? vc->tx.size : (uint32_t)(len - off);
         memcpy(vc->tx.va[i], in + off, k);
         if (pool_lend(&vc->tx, q, i, k, 0))
-            return -1;
+            break;                              /* pool_lend gave the buffer back: not taken */
         off += k;
         pending = 1;
     }
     if (pending)
         virtio_pci_notify(&vc->vp, q);
-    return 0;
+    return (long)off;
 }
 
 /* ---- bring-up ---- */

@@ -67,9 +67,12 @@ int virtio_console_probe(struct pci_dev *d, struct virtio_console *vc, const cha
 void virtio_console_poll(struct virtio_console *vc);
 /* Up to cap received bytes without waiting; -1 if the port was removed. */
 long virtio_console_read(struct virtio_console *vc, void *buf, size_t cap);
-/* Send len bytes, waiting at most timeout_ns for transmit buffers. 0, or -1
- * on timeout. While the host side is closed the bytes are dropped (0), as the
- * device would drop them. */
-int virtio_console_write(struct virtio_console *vc, const void *buf, size_t len, uint64_t timeout_ns);
+/* Send up to len bytes, waiting at most timeout_ns for transmit buffers: the
+ * count lent to the device (a prefix of buf; fewer when the buffers stay busy,
+ * 0 while the host side is closed), or -1 if the port is gone. The caller
+ * keeps what was not taken: giving up half-way through a frame and dropping
+ * the rest cut frames short (a valid header, a wrong payload CRC) whenever the
+ * host paused reading for longer than the timeout. */
+long virtio_console_write(struct virtio_console *vc, const void *buf, size_t len, uint64_t timeout_ns);
 
 #endif

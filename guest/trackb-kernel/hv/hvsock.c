@@ -195,13 +195,13 @@ long hvsock_read(struct hvsock *s, void *buf, size_t cap)
     return (long)n;
 }
 
-int hvsock_write(struct hvsock *s, const void *buf, size_t len, uint64_t timeout_ns)
+long hvsock_write(struct hvsock *s, const void *buf, size_t len, uint64_t timeout_ns)
 {
     const uint8_t *p = buf;
     uint64_t deadline = timer_now_ns() + timeout_ns;
     while (len) {
         if (s->state != HVSOCK_OPEN)
-            return -1;
+            return p == buf ? -1 : (long)(p - (const uint8_t *)buf);
         uint32_t n = len < VMBUS_HVSOCK_MTU ? (uint32_t)len : VMBUS_HVSOCK_MTU;
         uint8_t head[VMPACKET_DESCRIPTOR_SIZE + VMPIPE_PROTO_HEADER_SIZE] = {0};
         uint16_t type = VM_PKT_DATA_INBAND, off8 = VMPACKET_DESCRIPTOR_SIZE / 8;
@@ -216,11 +216,11 @@ int hvsock_write(struct hvsock *s, const void *buf, size_t len, uint64_t timeout
         int r = vmbus_ring_write(&s->chan->out, head, sizeof head, p, n, &signal);
         if (r < 0) {
             drop(s, "impossible ring index");
-            return -1;
+            return p == buf ? -1 : (long)(p - (const uint8_t *)buf);
         }
         if (r == 0) {                                   /* full: the host signals when there is room */
             if (timer_now_ns() >= deadline)
-                return -1;
+                return (long)(p - (const uint8_t *)buf);   /* the caller keeps the rest */
             vmbus_wait();
             hvsock_poll(s);
             continue;
@@ -229,5 +229,5 @@ int hvsock_write(struct hvsock *s, const void *buf, size_t len, uint64_t timeout
             vmbus_signal(s->chan);
         p += n, len -= n;
     }
-    return 0;
+    return (long)(p - (const uint8_t *)buf);
 }

@@ -39,8 +39,9 @@ void hvsock_poll(struct hvsock *s);
 int hvsock_wait_open(struct hvsock *s, uint64_t timeout_ns);
 /* Up to cap stream bytes, without waiting; 0 if none (or not open). */
 long hvsock_read(struct hvsock *s, void *buf, size_t cap);
-/* All len bytes, in packets of at most the MTU; waits for ring space up to
- * timeout_ns. 0, or -1 (not open, closed meanwhile, timed out). */
-int hvsock_write(struct hvsock *s, const void *buf, size_t len, uint64_t timeout_ns);
+/* Up to len bytes, in packets of at most the MTU; waits for ring space up to
+ * timeout_ns. The count written (a prefix of buf; fewer when the ring stays
+ * full), or -1 when not open and nothing was written. */
+long hvsock_write(struct hvsock *s, const void *buf, size_t len, uint64_t timeout_ns);
 
 #endif

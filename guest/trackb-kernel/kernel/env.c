@@ -90,11 +90,11 @@ long env_chan_read(void *buf, size_t cap)
     return (long)n;
 }
 
-int env_chan_write(const void *buf, size_t len, uint32_t timeout_ms)
+long env_chan_write(const void *buf, size_t len, uint32_t timeout_ms)
 {
     const uint8_t *b = buf;
     if (hvs)
-        return hvsock_write(hvs, buf, len, (uint64_t)timeout_ms * 1000000ULL);
+        return hvsock_write(hvs, buf, len, (uint64_t)timeout_ms * 1000000ULL);   /* a prefix, or -1 */
     if (vcon)
         return virtio_console_write(vcon, buf, len, (uint64_t)timeout_ms * 1000000ULL);
     if (!chan_ok)
@@ -103,8 +103,8 @@ int env_chan_write(const void *buf, size_t len, uint32_t timeout_ms)
     size_t i = 0;
     while (i < len) {
         if (!uart_tx_ready(COM2_BASE)) {
-            if (timer_now_ns() > deadline)
-                return -1;
+            if (timer_now_ns() >= deadline)
+                return (long)i;                 /* the rest waits in the agent */
             cpu_relax();
             continue;
         }
@@ -112,7 +112,7 @@ int env_chan_write(const void *buf, size_t len, uint32_t timeout_ms)
         for (int k = 0; k < UART_FIFO_DEPTH && i < len; k++)
             uart_tx(COM2_BASE, b[i++]);
     }
-    return 0;
+    return (long)i;
 }
 
 uint64_t env_now_ns(void) { return timer_now_ns(); }

@@ -205,7 +205,7 @@ long env_chan_read(void *buf, size_t cap)
         return -1;
     return sock.connects != connects_seen ? 0 : hvsock_read(&sock, buf, cap);
 }
-int env_chan_write(const void *buf, size_t len, uint32_t timeout_ms)
+long env_chan_write(const void *buf, size_t len, uint32_t timeout_ms)
 {
     return have_sock ? hvsock_write(&sock, buf, len, (uint64_t)timeout_ms * 1000000ULL) : -1;
 }

@@ -473,8 +473,9 @@ def stdio_offsets_are_contiguous(ctx: Context):
 
 @case(RUNS, needs=V2)
 def output_stops_at_output_buffer_until_acknowledged(ctx: Context):
-    """A host that does not acknowledge gets exactly OUTPUT_BUFFER bytes of a stream: the producer is then
-    blocked (once its pipe is full too), not truncated; acknowledging lets the rest through, byte-exact."""
+    """A host that does not acknowledge gets at most OUTPUT_BUFFER bytes of a stream (an agent may stop
+    earlier): the producer is then blocked (once its pipe is full too), not truncated; acknowledging lets
+    the rest through, byte-exact."""
     c = ctx.client
     n = 32 * OUTPUT_BUFFER  # beyond any agent's pipe, so the producer must block
     c.send_acks = False
@@ -482,10 +483,13 @@ def output_stops_at_output_buffer_until_acknowledged(ctx: Context):
         p = c.exec(conform("zeros", n, "out", "end"), timeout=ctx.timeout)
         deadline = time.monotonic() + ctx.timeout
         while p.received[Stream.STDOUT] < OUTPUT_BUFFER and time.monotonic() < deadline:
-            c.pump(0.2)
+            before = p.received[Stream.STDOUT]
+            c.pump(0.5)
+            if before and p.received[Stream.STDOUT] == before:
+                break  # the agent stopped below the bound
         c.pump(0.5)  # more would arrive now if the agent did not hold to the bound
         got = p.received[Stream.STDOUT]
-        check(got == OUTPUT_BUFFER, f"{got} bytes arrived without an acknowledgement; the bound is {OUTPUT_BUFFER}")
+        check(0 < got <= OUTPUT_BUFFER, f"{got} bytes arrived without an acknowledgement; the bound is {OUTPUT_BUFFER}")
         check(p.status is None, f"the producer ended ({p.status}) while blocked")
     finally:
         c.send_acks = True

@@ -491,7 +491,7 @@ LIMITS: list[tuple[str, str]] = [
     ("STDIO_MAX_DATA", "a longer STDIO data field is malformed (EPROTO)"),
     ("PING_MAX_DATA", "a longer PING data field is malformed (EPROTO)"),
     ("STDIN_WINDOW", "stdin bytes beyond it, per process and connection, are dropped: STDIN_ACK DROPPED + ERROR EAGAIN"),
-    ("OUTPUT_BUFFER", "per output stream (two per process), version 2: the agent stops reading the process's output"),
+    ("OUTPUT_BUFFER", "per output stream (two per process): at most this many bytes are held unacknowledged (v2) or unsent (v1), then the process is blocked"),
     ("EXIT_EOF_GRACE_MS", "after the reap, the agent stops waiting for EOFs held open by background children"),
     ("SHUTDOWN_GRACE_MAX_MS", "SHUTDOWN grace_ms above it: EINVAL; children get SIGTERM, then SIGKILL after grace_ms"),
     ("SIGNAL_MAX", "SIGNAL signo outside 1..SIGNAL_MAX: EINVAL"),
@@ -602,7 +602,7 @@ MESSAGES: list[Message] = [
     Message(MsgType.OUTPUT_ACK, "host->agent", "event", OutputAckBody,
             "Version 2. The host has received this process's stdout and stderr up to these offsets (cumulative "
             "counts: an ack below an earlier one changes nothing). The agent holds each stream's bytes until "
-            "they are acknowledged, at most OUTPUT_BUFFER per stream; at that bound it stops reading the "
+            "they are acknowledged, at most OUTPUT_BUFFER per stream (an agent may stop earlier); at its bound it stops reading the "
             "process's output, so the process blocks as on a full pipe (nothing is dropped). A host should "
             "acknowledge at least every OUTPUT_BUFFER / 2 bytes of a stream, and must send flag EXIT once it "
             "has the EXIT: until then the process keeps its slot (PROCESS_MAX). Errors (ERROR, request_id 0): "
