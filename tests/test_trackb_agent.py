@@ -155,9 +155,9 @@ def test_unsupported_requests_get_eopnotsupp(agent):
 
 def test_stdin_frames_are_refused_without_a_pipe(agent):
     p = agent.client.exec(["sleep", "5"], timeout=5)
-    agent.client.send_event(MsgType.STDIO, dict(pid=p.pid, stream=Stream.STDIN, flags=0, data=b"abc"))
+    agent.client.send_event(MsgType.STDIO, dict(pid=p.pid, stream=Stream.STDIN, flags=0, offset=0, data=b"abc"))
     assert agent.client.wait_error(timeout=5).code == ErrorCode.EPIPE
-    agent.client.send_event(MsgType.STDIO, dict(pid=0x7777, stream=Stream.STDIN, flags=0, data=b"abc"))
+    agent.client.send_event(MsgType.STDIO, dict(pid=0x7777, stream=Stream.STDIN, flags=0, offset=0, data=b"abc"))
     assert agent.client.wait_error(timeout=5).code == ErrorCode.ESRCH
     p.signal(Signal.SIGKILL, timeout=5)
     assert p.wait(5).how == ExitHow.SIGNALED

@@ -345,6 +345,7 @@ _Noreturn void agent_main(void)
             }
         }
         agx_rx_process(&rx);   /* frames that waited for room in tx */
+        tx_flush(0);           /* replies leave before the programs run (one may fault on purpose) */
         work |= proc_step_all();
         if (!work) env_relax();
     }
