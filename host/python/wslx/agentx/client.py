@@ -325,6 +325,10 @@ class AgentClient:
     def _dispatch(self, f: codec.Frame) -> None:
         self.frame_versions[f.version] += 1
         if f.request_id and (f.flags & FrameFlag.REPLY or f.type == MsgType.ERROR):
+            if f.type == MsgType.HELLO and f.flags & FrameFlag.REPLY:
+                # the session's version changes with this frame: frames right behind it (a replay)
+                # are read before negotiate() returns
+                self.version, self._negotiated = f.body["version_selected"], True
             if len(self._replies) >= 1024:  # replies nobody waits for must not pile up
                 self._replies.pop(next(iter(self._replies)))
             self._replies[f.request_id] = f

@@ -617,6 +617,39 @@ def version_1_session_has_no_offsets(ctx: Context):
     check(c.version == 2, f"renegotiated version {c.version}")
 
 
+@case(RUNS, needs="reconnect")
+def output_while_disconnected_arrives_after_reconnect(ctx: Context):
+    """Output produced while no host is connected is held (the producer blocks at the bound) and arrives on
+    the next connection after its HELLO, in version 2 with offsets proving there is no gap (bug 4)."""
+    c = ctx.client
+    n = 3 * OUTPUT_BUFFER
+    p = c.exec(conform("sleep", 300, "zeros", n, "out", "end"), timeout=ctx.timeout)
+    ctx.target.drop_connection(c)
+    time.sleep(1.5)  # the scenario: the host stays away while the program writes
+    hello = c.reattach(ctx.target.new_connection(ctx.timeout * 3), timeout=ctx.timeout * 3)
+    check(c.hellos and c.hellos[-1] is hello and hello.version_selected == 0, "no HELLO first on the new connection")
+    c.ping(b"", timeout=ctx.timeout)  # the host's first request: held output flows
+    st = p.wait(ctx.timeout * 3)
+    check(st.how == ExitHow.EXITED and st.code == 0, f"program ended {st}")
+    check(bytes(p.stdout) == bytes(n) + b"end", f"{len(p.stdout)} of {n + 3} bytes after the reconnect")
+    check(c.version < 2 or p.received[Stream.STDOUT] == n + 3, f"offsets {p.received}")
+
+
+@case(Capability.QUIESCE | RUNS, needs="reconnect")
+def quiesce_holds_across_reconnects(ctx: Context):
+    """QUIESCE is the agent's state, not the connection's: a new host still gets ECANCELED for EXEC
+    until it sends RESUME."""
+    c = ctx.client
+    c.quiesce(timeout=ctx.timeout * 2)
+    try:
+        ctx.target.drop_connection(c)
+        c.reattach(ctx.target.new_connection(ctx.timeout * 3), timeout=ctx.timeout * 3)
+        ctx.expect_remote_error(ErrorCode.ECANCELED, c.exec, conform(), timeout=ctx.timeout)
+    finally:
+        c.resume(timeout=ctx.timeout)
+    check(c.run(conform(), timeout=ctx.timeout).returncode == 0, "EXEC fails after RESUME on the new connection")
+
+
 @case(needs="reconnect")
 def reconnect_after_host_disconnect(ctx: Context):
     """When the host side goes away and comes back, the agent reconnects and says HELLO again."""

@@ -1,7 +1,8 @@
 """Conformance targets: something that yields a connected AgentClient.
 
 A target is a context manager with .name, .client, wait_ended(timeout) and,
-when it can, reconnect(client) (then supports_reconnect = True)."""
+when it can, reconnect(client), drop_connection(client) and new_connection()
+(then supports_reconnect = True)."""
 from __future__ import annotations
 
 import os
@@ -142,6 +143,16 @@ class InitHostTarget(_HostBinaryTarget):
         client.close()
         self.client = self._accept()
         return self.client
+
+    def drop_connection(self, client: AgentClient) -> None:
+        """The host goes away (the agent redials; we are not listening for it yet)."""
+        client.transport.close()
+
+    def new_connection(self, timeout: float | None = None) -> socket.socket:
+        """The agent's next connection, for AgentClient.reattach."""
+        self._listener.settimeout(timeout or self.timeout)
+        conn, _ = self._listener.accept()
+        return conn
 
 
 @target("trackb-host")

@@ -201,6 +201,14 @@ class Guest:
         self._reconnected(c)
         return c
 
+    def drop_connection(self, client: AgentClient) -> None:
+        """The host side of the channel goes away (the agent sees the port close)."""
+        client.transport.close()
+
+    def new_connection(self, timeout: float | None = None):
+        """A new socket to the agent's channel, for AgentClient.reattach."""
+        return self._connect(timeout or self.timeout)
+
     def wait_ended(self, timeout: float) -> bool:
         return self.vm.wait_exit(timeout) is not None
 
