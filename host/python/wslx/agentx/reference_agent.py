@@ -28,7 +28,7 @@ from ..spec.agentx import (BY_TYPE, EXIT_EOF_GRACE_MS, MAX_PAYLOAD, OUTPUT_BUFFE
                            StdinAckFlag, StdioFlag, Stream)
 from ..spec.programs import PROGRAM_NAME
 from . import codec, programs
-from .errors import ConnectionLost, InvalidMessage, ProtocolError
+from .errors import ConnectionLost, InvalidMessage, MalformedPayload, ProtocolError
 from .transport import FdTransport
 
 CAPABILITIES = (Capability.EXEC | Capability.STDIN | Capability.SIGNAL | Capability.QUIESCE | Capability.SHUTDOWN
@@ -83,9 +83,12 @@ class _Child:
 
 
 class ReferenceAgent:
-    def __init__(self, stream, *, capabilities: int = CAPABILITIES, name: str = "wslx-reference 0.1"):
+    def __init__(self, stream, *, capabilities: int = CAPABILITIES, name: str = "wslx-reference 0.1",
+                 version_max: int = VERSION_MAX):
+        """version_max=1 makes an agent from before version 2 (the negotiation tests' old agent)."""
         self.t = stream if isinstance(stream, FdTransport) else FdTransport(stream, name="reference-agent")
         self.capabilities = int(capabilities)
+        self.version_max = version_max
         self.name = name
         self.reader = codec.FrameReader()
         self.out = bytearray()
@@ -236,16 +239,29 @@ class ReferenceAgent:
             try:
                 frame = self.reader.next()
             except ProtocolError as e:
-                self._error(e.code, str(e), e.request_id, e.msg_type)
+                self._error(*self._check_order(e), e.request_id, e.msg_type)
                 continue
             if frame is None:
                 break
             self._handle(frame)
         return True
 
+    def _check_order(self, e: ProtocolError) -> tuple[int, str]:
+        """The reader decodes bodies before _handle sees the frame; the spec checks the capability
+        first (docs: "Order of checks"), so a malformed body of a type this agent does not offer
+        gets EOPNOTSUPP, as from the C agents."""
+        msg = BY_TYPE.get(e.msg_type)
+        if (isinstance(e, MalformedPayload) and msg and msg.direction != "agent->host" and msg.capability
+                and not self.capabilities & msg.capability):
+            return ErrorCode.EOPNOTSUPP, f"{msg.type.name} needs capability {msg.capability.name}"
+        return e.code, str(e)
+
     # -- requests --------------------------------------------------------------------------
     def _handle(self, f: codec.Frame):
         msg = BY_TYPE[f.type]
+        if f.version > self.version_max:  # an old agent's header check
+            return self._error(ErrorCode.EPROTONOSUPPORT, f"frame version {f.version} outside {VERSION_MIN}.."
+                               f"{self.version_max}", f.request_id, f.type)
         if msg.direction == "agent->host" or f.flags & FrameFlag.REPLY:
             return self._error(ErrorCode.EPROTO, f"{msg.type.name} is not a host->agent message", f.request_id, f.type)
         if msg.capability and not self.capabilities & msg.capability:
@@ -267,7 +283,7 @@ class ReferenceAgent:
         self._emit(MsgType.OK, {}, f.request_id, reply=True)
 
     def _hello_body(self, selected):
-        return dict(version_min=VERSION_MIN, version_max=VERSION_MAX, version_selected=selected,
+        return dict(version_min=VERSION_MIN, version_max=self.version_max, version_selected=selected,
                     agent_kind=AgentKind.REFERENCE, capabilities=self.capabilities, max_payload=MAX_PAYLOAD,
                     uptime_ms=int((time.monotonic() - self.started) * 1000) & 0xFFFFFFFF, name=self.name,
                     os_release=platform.release()[:256])
@@ -276,10 +292,11 @@ class ReferenceAgent:
         if f.request_id == 0:  # a new host asks for a fresh announcement: a new session
             self._new_session()
             return self._emit(MsgType.HELLO, self._hello_body(0))
-        lo, hi = max(VERSION_MIN, f.body["version_min"]), min(VERSION_MAX, f.body["version_max"])
+        lo, hi = max(VERSION_MIN, f.body["version_min"]), min(self.version_max, f.body["version_max"])
         if lo > hi:
             return self._error(ErrorCode.EPROTONOSUPPORT, f"no common version: host {f.body['version_min']}.."
-                               f"{f.body['version_max']}, agent {VERSION_MIN}..{VERSION_MAX}", f.request_id, f.type)
+                               f"{f.body['version_max']}, agent {VERSION_MIN}..{self.version_max}", f.request_id,
+                               f.type)
         self.version = hi  # the reply is the first frame in the selected version
         self._emit(MsgType.HELLO, self._hello_body(hi), f.request_id, reply=True)
 
