@@ -435,8 +435,9 @@ ERROR (request_id 0 when the header could not be trusted or the frame is an even
 
 1. magic and header CRC: EBADMSG. The header, and so its length, is untrusted: the receiver scans for the
    next magic from the byte after the bad header's first byte, and reports one EBADMSG per run of garbage.
-2. version outside VERSION_MIN..VERSION_MAX: EPROTONOSUPPORT (header trusted: its payload is skipped).
-3. unknown flag bits: EPROTO (payload skipped).
+2. version outside VERSION_MIN..VERSION_MAX: EPROTONOSUPPORT. The header is intact, so its payload is
+   skipped whole if it arrives with a matching payload CRC; otherwise scanning resumes after the header.
+3. unknown flag bits: EPROTO (the payload as for 2).
 4. payload_len above MAX_PAYLOAD: EMSGSIZE. The payload is not skipped (the length is not believed):
    scanning resumes right after the 24-byte header, so frames that follow are found.
 5. payload CRC: EBADMSG with the frame's request_id. Scanning resumes right after the header (a header
@@ -469,7 +470,7 @@ host HELLOs with request_id 0).
 * **Output is held, never dropped.** While no host is connected, or the host does not read, each output
   stream buffers up to OUTPUT_BUFFER bytes not yet acknowledged; past that the agent stops reading the
   process's output and the process blocks, as on a full pipe. EOF and EXIT wait behind the data.
-* **Held output waits for the host's first frame.** On a new connection the agent sends process events
+* **Held output waits for the host's first request.** On a new connection the agent sends process events
   (STDIO, EXIT) only after the host's first request, so a version-2 host can negotiate before the replay.
 * **Replay (version 2).** The agent keeps each stream's bytes until OUTPUT_ACK covers them. After a
   reconnect and the negotiation it sends again, per process, every byte from the acknowledged offset,
