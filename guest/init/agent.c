@@ -75,6 +75,11 @@ static size_t out_pending(void) { return out_tail - out_head; }
 
 int agent_bulk_ok(void) { return ctl >= 0 && out_pending() < OUT_HIGH; }
 
+/* While quiesced, child output stays in the children's pipes (they block when full): the
+ * stream to the host ends with QUIESCE_COMPLETE, so a snapshot taken now holds no half-sent
+ * frame, and output made while the host reconnects after a restore is not dropped. */
+int agent_output_paused(void) { return quiesced; }
+
 /* Space for one whole frame at the tail, or NULL (disconnected / full: dropped). */
 static uint8_t *frame_begin(void)
 {
@@ -350,6 +355,7 @@ static void shutdown_now(uint32_t rid, const struct agx_shutdown *m)
 {
     if (agx_shutdown_check(rid, m, send_error)) return;
     wlog("shutdown requested (%s)", m->mode == AGX_SHUTDOWN_REBOOT ? "reboot" : "poweroff");
+    quiesced = 0; /* the children's last output is relayed */
     proc_terminate_all(m->grace_ms);
     sync();
     proc_drain_finished();
@@ -480,7 +486,7 @@ void agent_run(void)
         flush_out();
 
         /* backpressure: children are read while their output has somewhere to go */
-        int want = ctl < 0 || agent_bulk_ok();
+        int want = !quiesced && (ctl < 0 || agent_bulk_ok());
         if (want != reading) {
             proc_set_reading(want);
             reading = want;
