@@ -99,3 +99,127 @@ def test_counter_keeps_counting_and_portal_survives(saved):
         # a new EXEC works after RESUME
         assert g.client.run(["echo", "alive"]).stdout == b"alive\n"
         g.shutdown()
+
+
+# ---- refusals: checked before QEMU starts ------------------------------------------------------
+
+
+def _copy_snapshot(src, dst, *, skip=(), copy=()):
+    """A copy of a snapshot: hard links (the files are never written) except `copy` (real copies,
+    to be damaged) and `skip` (left out)."""
+    import os
+    import shutil
+    dst.mkdir()
+    for f in src.iterdir():
+        if f.name in skip:
+            continue
+        if f.name in copy or f.name.endswith(".json"):
+            shutil.copyfile(f, dst / f.name)
+        else:
+            os.link(f, dst / f.name)
+    return dst
+
+
+def _refused(snap, tmp_path, match, kind=None):
+    from wslx.snapshot import SnapshotInvalid
+    run = tmp_path / "run"
+    with pytest.raises(kind or SnapshotInvalid, match=match) as e:
+        with RestoredGuest(snap, run_dir=run, **QUIET):
+            pass
+    assert not (run / "cmdline.txt").exists(), "QEMU was started for a refused snapshot"
+    return e.value
+
+
+def _rewrite_manifest(snap, change):
+    m = json.loads((snap / "manifest.json").read_text())
+    change(m)
+    (snap / "manifest.json").write_text(json.dumps(m))
+
+
+def test_corrupted_file_is_refused(saved, tmp_path):
+    snap = _copy_snapshot(saved["snap"], tmp_path / "s", copy=("state.bin",))
+    with open(snap / "state.bin", "r+b") as f:
+        f.seek(1000)
+        b = f.read(1)
+        f.seek(1000)
+        f.write(bytes([b[0] ^ 0x40]))
+    _refused(snap, tmp_path, r"state\.bin: digest .* \(corrupted\)")
+    r = subprocess.run([sys.executable, "-m", "wslx.cli", "snapshot", "verify", str(snap)], capture_output=True,
+                       text=True)
+    assert r.returncode == 1 and "state.bin" in r.stderr and "corrupted" in r.stderr
+
+
+def test_truncated_file_is_refused(saved, tmp_path):
+    snap = _copy_snapshot(saved["snap"], tmp_path / "s", copy=("portal.img",))
+    with open(snap / "portal.img", "r+b") as f:
+        f.truncate(1 << 20)
+    _refused(snap, tmp_path, r"portal\.img: 1048576 bytes, the manifest says \d+ \(truncated")
+
+
+def test_missing_file_is_refused(saved, tmp_path):
+    snap = _copy_snapshot(saved["snap"], tmp_path / "s", skip=("ram.img",))
+    _refused(snap, tmp_path, r"ram\.img: missing")
+
+
+def test_manifest_from_another_qemu_is_refused(saved, tmp_path):
+    from wslx.snapshot import SnapshotMismatch
+    snap = _copy_snapshot(saved["snap"], tmp_path / "s")
+    _rewrite_manifest(snap, lambda m: m["qemu"].update(version="6.2.0"))
+    (snap / "verified.json").unlink()
+    _refused(snap, tmp_path, r"made by QEMU 6\.2\.0, this host runs QEMU", SnapshotMismatch)
+
+
+def test_manifest_from_another_kernel_is_refused(saved, tmp_path):
+    from wslx.snapshot import SnapshotMismatch
+    snap = _copy_snapshot(saved["snap"], tmp_path / "s")
+    _rewrite_manifest(snap, lambda m: m["kernel"].update(sha256="0" * 64))
+    _refused(snap, tmp_path, r"kernel /\S+ differs from the one the snapshot was made with", SnapshotMismatch)
+
+
+def test_malformed_or_foreign_manifest_is_refused(saved, tmp_path):
+    snap = _copy_snapshot(saved["snap"], tmp_path / "s")
+    _rewrite_manifest(snap, lambda m: m.update(format="something-else"))
+    _refused(snap, tmp_path / "a", r"not a wslx-snapshot manifest")
+    (snap / "manifest.json").write_text("{ not json")
+    _refused(snap, tmp_path / "b", r"not a readable manifest")
+
+
+def test_other_configuration_is_refused(saved, tmp_path):
+    from wslx.snapshot import SnapshotMismatch
+    snap = _copy_snapshot(saved["snap"], tmp_path / "s")
+    _rewrite_manifest(snap, lambda m: m["machine"].update(memory=256))
+    _refused(snap, tmp_path, r"would start QEMU differently", SnapshotMismatch)
+
+
+def _cli(*args, env=None, timeout=300):
+    import os
+    return subprocess.run([sys.executable, "-m", "wslx.cli", "snapshot", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_save_killed_half_way_leaves_nothing_complete(tmp_path):
+    """The save process is killed after the device state is written (QEMU stopped, files half
+    placed): `list` shows the leftover as incomplete only, restore refuses it, rm removes it."""
+    r = _cli("save", "--guest", "linux", tmp_path / "snap", env={"WSLX_SNAPSHOT_DIE_AT": "state"})
+    assert r.returncode == -9, r.stderr[-2000:]
+    assert not (tmp_path / "snap").exists()
+    (partial,) = tmp_path.glob("snap.partial-*")
+    assert (partial / "state.bin").exists() and not (partial / "manifest.json").exists()
+    out = _cli("list", tmp_path).stdout
+    assert "complete " not in out.replace("incomplete", "") and "incomplete" in out, out
+    _refused(partial, tmp_path, r"incomplete save")
+    _refused(tmp_path / "snap", tmp_path, r"no snapshot at")
+    assert _cli("rm", partial).returncode == 0 and not partial.exists()
+
+
+def test_cli_list_verify_restore_rm(saved, tmp_path):
+    snap = _copy_snapshot(saved["snap"], tmp_path / "s")
+    out = _cli("list", tmp_path).stdout
+    assert re.search(r"^complete\s+linux\s", out, re.M), out
+    assert _cli("verify", snap).returncode == 0
+    r = _cli("restore", snap, "--", "sh", "-c", "echo restored; exit 7")
+    assert r.returncode == 7 and r.stdout == "restored\n", r.stderr[-2000:]
+    r = _cli("rm", snap)
+    assert r.returncode == 0 and not snap.exists()
+    assert _cli("rm", tmp_path).returncode == 1  # not a snapshot: refused, kept
+    assert tmp_path.exists()

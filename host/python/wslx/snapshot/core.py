@@ -32,7 +32,7 @@ from ..vmm.qemu import QemuMachine, default_run_root
 from .errors import QuiesceTimeout, SnapshotError, SnapshotInvalid, SnapshotMismatch
 from .files import fsync_dir, sparse_copy
 from .manifest import (PARTIAL_MARK, PORTAL, RAM, STATE, Manifest, describe_file, machine_config, make_machine,
-                       normalised_cmdline, qemu_identity, record_verified, verify, write_manifest)
+                       normalised_cmdline, qemu_identity, record_verified, verify, write_manifest, check_host)
 from .files import file_digest
 
 QUIESCE_TIMEOUT = 30.0
@@ -64,11 +64,15 @@ def _guest_kind(guest: Guest) -> str:
 
 
 def save(guest: Guest, snapdir: Path | str, *, keep_running: bool = False, quiesce_timeout: float = QUIESCE_TIMEOUT,
-         portal=None, log: Callable[[str], None] | None = None) -> SaveResult:
+         portal=None, log: Callable[[str], None] | None = None,
+         on_stage: Callable[[str], None] | None = None) -> SaveResult:
     """Snapshot a booted guest (LinuxGuest, TrackBGuest or a RestoredGuest) into snapdir, which must
     not exist. keep_running: cont + RESUME afterwards; otherwise QEMU is ended. portal: the host's
     Portal object over the guest's pmem file, flushed (msync) before the copy. A guest that does not
-    answer QUIESCE within quiesce_timeout raises QuiesceTimeout and keeps running, unsaved."""
+    answer QUIESCE within quiesce_timeout raises QuiesceTimeout and keeps running, unsaved.
+    on_stage(name): called after 'quiesced', 'state' (state.bin written) and 'files' (before the
+    manifest), for progress or to test a save killed half-way."""
+    stage = on_stage or (lambda name: None)
     log = log or guest.log
     snapdir = Path(snapdir).absolute()
     if snapdir.exists():
@@ -88,6 +92,7 @@ def save(guest: Guest, snapdir: Path | str, *, keep_running: bool = False, quies
     log(f"[snapshot] quiesced in {(t_quiesced - t0) * 1000:.1f} ms ({qc['running_processes']} processes, "
         f"{qc['flushed_regions']} regions flushed)")
 
+    stage("quiesced")
     tmp = snapdir.parent / f"{snapdir.name}{PARTIAL_MARK}{os.getpid()}-{secrets.token_hex(4)}"
     tmp.mkdir(parents=True)
     resumed = False
@@ -98,6 +103,7 @@ def save(guest: Guest, snapdir: Path | str, *, keep_running: bool = False, quies
         vm.qmp_command("stop")
         vm.migrate_to_file(tmp / STATE)
         t_state = time.monotonic()
+        stage("state")
         qemu = qemu_identity(vm.qemu_binary)
         cfg = machine_config(vm)
         cmdline = normalised_cmdline(vm)
@@ -121,6 +127,7 @@ def save(guest: Guest, snapdir: Path | str, *, keep_running: bool = False, quies
                     os.unlink(vm.ram_path)
         elif vm.ram_path is not None:
             pass  # private RAM (a restored clone): state.bin carries it
+        stage("files")
         names = sorted(p.name for p in tmp.iterdir())
         files = {}
         for n in names:
@@ -135,6 +142,7 @@ def save(guest: Guest, snapdir: Path | str, *, keep_running: bool = False, quies
                      hello=dataclasses.asdict(guest.hello) if guest.hello else None)
         write_manifest(tmp, m)
         record_verified(tmp, names)
+        check_host(m, binary=vm.qemu_binary, snapdir=tmp, trust_cache=False)  # notes QEMU's and the kernel's identity
         fsync_dir(tmp)
         os.rename(tmp, snapdir)
         fsync_dir(snapdir.parent)

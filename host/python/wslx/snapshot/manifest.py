@@ -16,6 +16,7 @@ a directory named SNAPDIR exists only complete.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -201,7 +202,11 @@ def record_verified(snapdir: Path, names) -> None:
     v = _read_verified(snapdir)
     for n in names:
         v[n] = stat_identity(snapdir / n)
-    tmp = snapdir / (VERIFIED + ".tmp")
+    _write_verified(snapdir, v)
+
+
+def _write_verified(snapdir: Path, v: dict) -> None:
+    tmp = snapdir / (VERIFIED + f".tmp-{os.getpid()}")
     tmp.write_text(json.dumps(v, sort_keys=True))
     os.rename(tmp, snapdir / VERIFIED)
 
@@ -237,36 +242,43 @@ def check_files(snapdir: Path, manifest: Manifest, *, full: bool) -> list[str]:
     return problems
 
 
-def check_host(manifest: Manifest, *, binary: str = QEMU_BINARY) -> list[str]:
-    """Problems with restoring here: another QEMU, or another kernel/initramfs than the saved one."""
+def check_host(manifest: Manifest, *, binary: str = QEMU_BINARY, snapdir: Path | None = None,
+               trust_cache: bool = True) -> list[str]:
+    """Problems with restoring here: another QEMU, or another kernel/initramfs than the saved one.
+    What was checked against this snapshot before and has the same stat identity now is not
+    checked again (snapdir's verified.json; keys '@qemu', '@kernel', '@initrd')."""
     problems = []
-    q = qemu_identity(binary)
-    if q["version"] != manifest.qemu.get("version"):
-        problems.append(f"made by QEMU {manifest.qemu.get('version')}, this host runs QEMU {q['version']} "
-                        f"({q['binary']})")
-    for what, d in (("kernel", manifest.kernel), ("initramfs", manifest.initrd)):
+    seen = _read_verified(snapdir) if snapdir and trust_cache else {}
+    ok = []
+    qpath = binary if os.sep in binary else _which(binary)
+    if not (qpath and seen.get("@qemu") == [qpath] + stat_identity(Path(qpath))):
+        q = qemu_identity(binary)
+        if q["version"] != manifest.qemu.get("version"):
+            problems.append(f"made by QEMU {manifest.qemu.get('version')}, this host runs QEMU {q['version']} "
+                            f"({q['binary']})")
+        elif qpath:
+            ok.append(("@qemu", [qpath] + stat_identity(Path(qpath))))
+    for what, key, d in (("kernel", "@kernel", manifest.kernel), ("initramfs", "@initrd", manifest.initrd)):
         if d is None:
             continue
         p = Path(d["path"])
         try:
-            got = _cached_digest(p)
+            ident = [str(p), d["sha256"]] + stat_identity(p)
         except FileNotFoundError:
             problems.append(f"{what} {p} is missing")
             continue
+        if seen.get(key) == ident:
+            continue
+        got = file_digest(p)
         if got != d["sha256"]:
             problems.append(f"{what} {p} differs from the one the snapshot was made with "
                             f"(digest {got[:16]}..., manifest {d['sha256'][:16]}...)")
+        else:
+            ok.append((key, ident))
+    if ok and not problems and snapdir is not None:
+        with contextlib.suppress(OSError):
+            _write_verified(snapdir, {**_read_verified(snapdir), **dict(ok)})
     return problems
-
-
-_digest_cache: dict = {}
-
-
-def _cached_digest(path: Path) -> str:
-    key = (str(path), tuple(stat_identity(path)))
-    if key not in _digest_cache:
-        _digest_cache[key] = file_digest(path)
-    return _digest_cache[key]
 
 
 def verify(snapdir: Path | str, *, full: bool = True, binary: str = QEMU_BINARY) -> Manifest:
@@ -278,7 +290,7 @@ def verify(snapdir: Path | str, *, full: bool = True, binary: str = QEMU_BINARY)
     problems = check_files(snapdir, m, full=full)
     if problems:
         raise SnapshotInvalid(f"snapshot {snapdir} refused:\n  " + "\n  ".join(problems), path=snapdir)
-    problems = check_host(m, binary=binary)
+    problems = check_host(m, binary=binary, snapdir=snapdir, trust_cache=not full)
     if problems:
         raise SnapshotMismatch(f"snapshot {snapdir} refused:\n  " + "\n  ".join(problems), path=snapdir)
     return m
