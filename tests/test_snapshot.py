@@ -223,3 +223,46 @@ def test_cli_list_verify_restore_rm(saved, tmp_path):
     assert r.returncode == 0 and not snap.exists()
     assert _cli("rm", tmp_path).returncode == 1  # not a snapshot: refused, kept
     assert tmp_path.exists()
+
+
+# ---- clones -------------------------------------------------------------------------------------
+
+
+def test_two_clones_run_side_by_side_and_diverge(saved, tmp_path):
+    """Two clones of one snapshot at once: each has copy-on-write RAM over the snapshot's RAM file
+    and its own Portal file; what one writes (guest RAM, the Portal) the other never sees, and the
+    snapshot itself is not written."""
+    from wslx.snapshot import clones
+    snap = _copy_snapshot(saved["snap"], tmp_path / "s")
+    ram_digest = file_digest(snap / "ram.img")
+    portal_path = {}
+    with clones(snap, 2, **QUIET) as (a, b):
+        assert a.vm.is_running() and b.vm.is_running() and a.vm.pmem_path != b.vm.pmem_path
+        assert "share=off" in " ".join(a.vm.cmdline) and str(snap / "ram.img") in " ".join(a.vm.cmdline)
+        for i, g in enumerate((a, b)):
+            assert g.client.run(["sh", "-c", f"echo clone{i} > /tmp/who"]).returncode == 0
+        for i, g in enumerate((a, b)):
+            assert g.client.run(["cat", "/tmp/who"]).stdout == f"clone{i}\n".encode()
+        # both counters go on from the saved value, each on its own
+        last = saved["before"][-1]
+        for g in (a, b):
+            c = g.adopt(saved["counter_pid"], COUNTER)
+            c.wait_for_output(f"\n{last + 5}\n".encode(), timeout=60)
+            _assert_contiguous(saved["before"] + _numbers(bytes(c.stdout)), "in a clone")
+        # the Portal: each clone's own file, starting from the saved contents
+        from wslx.spec.portal import WINDOW_OFFSET
+        at = WINDOW_OFFSET + saved["span"].offset
+        for i, g in enumerate((a, b)):
+            portal_path[i] = g.vm.pmem_path
+            with open(g.vm.pmem_path, "r+b") as f:
+                f.seek(at)
+                assert f.read(64) == saved["data"][:64]
+                f.seek(at)
+                f.write(f"clone{i}".encode())
+        a.shutdown()
+        b.shutdown()
+    for i in (0, 1):
+        with open(portal_path[i], "rb") as f:
+            f.seek(at)
+            assert f.read(6) == f"clone{i}".encode()
+    assert file_digest(snap / "ram.img") == ram_digest, "a clone wrote into the snapshot's RAM file"
