@@ -650,7 +650,7 @@ class QemuMachine:
             if time.monotonic() > deadline:
                 raise MigrationError(f"{what}: migration still {status!r} after {timeout} s", **self._common())
             time.sleep(delay)
-            delay = min(delay * 2, 0.02)
+            delay = min(delay * 2, 0.004)
 
     def migrate_to_file(self, path: Path | str, timeout: float = 120.0) -> dict:
         """Write the (stopped) VM's device state, and RAM unless x-ignore-shared skips it, to `path`
