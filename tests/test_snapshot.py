@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -266,3 +267,49 @@ def test_two_clones_run_side_by_side_and_diverge(saved, tmp_path):
             f.seek(at)
             assert f.read(6) == f"clone{i}".encode()
     assert file_digest(snap / "ram.img") == ram_digest, "a clone wrote into the snapshot's RAM file"
+
+
+def test_cli_save_vm_of_a_boot_stay_guest(tmp_path):
+    """`wslx boot linux --stay` leaves its guest to `wslx snapshot save --vm RUNDIR`: once with
+    --keep-running on the anonymous-RAM path (the guest goes on), once on the fast path (the
+    guest stops and `boot` ends by itself); both snapshots restore."""
+    import os
+    import signal
+    boot = subprocess.Popen([sys.executable, "-m", "wslx.cli", "boot", "linux", "--stay"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        import queue
+        import threading
+        lines: queue.Queue = queue.Queue()
+        for stream in (boot.stdout, boot.stderr):
+            threading.Thread(target=lambda f=stream: [lines.put(x) for x in iter(f.readline, "")] and None,
+                             daemon=True).start()
+        run_dir, seen = None, ""
+        while "Ctrl-C" not in seen or run_dir is None:  # stdout and stderr arrive in any order
+            try:
+                line = lines.get(timeout=180)
+            except queue.Empty:
+                pytest.fail(f"boot --stay did not come up within 180 s: {seen[-2000:]}")
+            seen += line
+            if line.startswith("run dir:"):
+                run_dir = line.split(":", 1)[1].strip()
+        assert run_dir, seen
+        r = _cli("save", "--vm", run_dir, "--keep-running", "--anonymous-ram", tmp_path / "anon")
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert json.loads((tmp_path / "anon" / "manifest.json").read_text())["ram_mode"] == "stream"
+        assert boot.poll() is None, "the guest should keep running"
+        r = _cli("save", "--vm", run_dir, tmp_path / "fast")
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert boot.wait(60) == 0
+        assert not (Path(run_dir) / "ram.img").exists()
+        for snap in ("anon", "fast"):
+            r = _cli("restore", tmp_path / snap, "--", "echo", snap)
+            assert r.returncode == 0 and r.stdout == f"{snap}\n", r.stderr[-2000:]
+    finally:
+        if boot.poll() is None:
+            boot.send_signal(signal.SIGINT)
+            try:
+                boot.wait(30)
+            except subprocess.TimeoutExpired:
+                boot.kill()
+                boot.wait(10)

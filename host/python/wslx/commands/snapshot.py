@@ -19,7 +19,8 @@ def register(sub):
     s.add_argument("--guest", choices=["linux", "trackb"], default="linux", help="which guest to boot (default linux)")
     s.add_argument("--vm", type=Path, metavar="RUNDIR",
                    help="snapshot a guest started with `wslx boot --stay` (its run dir) instead of booting one")
-    s.add_argument("--keep-running", action="store_true", help="resume the guest after the save instead of stopping it")
+    s.add_argument("--keep-running", action="store_true",
+                   help="resume the guest after the save instead of stopping it (with --vm: it stays up)")
     path = s.add_mutually_exclusive_group()
     path.add_argument("--fast", dest="fast", action="store_true", default=True,
                       help="guest RAM in a shared file, left out of the state stream (default)")
@@ -78,13 +79,14 @@ def _die_at(stage: str) -> None:
 
 def save_cmd(args) -> int:
     from ..snapshot import fast_path_kw, save
-    if args.vm is not None:
-        print("wslx snapshot save: --vm needs `wslx boot --stay` to hand over its QMP and AgentX connections, "
-              "which it does not yet; boot with --guest instead", file=sys.stderr)
-        return 2
     kw = fast_path_kw() if args.fast else {}
     try:
-        if args.guest == "trackb":
+        if args.vm is not None:
+            from ..snapshot.attach import AttachedGuest
+            guest = AttachedGuest(args.vm, timeout=args.timeout, log=_log)
+            if not args.fast:
+                _log("[snapshot] --anonymous-ram: RAM goes into the state stream")
+        elif args.guest == "trackb":
             from ..guests.trackb import TrackBGuest
             guest = TrackBGuest(args.kernel, append=args.append, hello_timeout=args.timeout, log=_log, **kw)
         else:
@@ -93,8 +95,8 @@ def save_cmd(args) -> int:
         with guest as g:
             _die_at("booted")
             r = save(g, args.snapdir, keep_running=args.keep_running, quiesce_timeout=args.quiesce_timeout, log=_log,
-                     on_stage=_die_at)
-            if args.keep_running:
+                     on_stage=_die_at, ignore_shared=args.fast)
+            if args.keep_running and args.vm is None:
                 g.shutdown()
         print(f"saved {r.path}: {r.manifest.guest}, {r.manifest.ram_mode} RAM, {r.bytes / 1e6:.1f} MB on disk; "
               f"quiesce {r.quiesce_ms:.1f} ms, save {r.save_ms:.1f} ms after stop")

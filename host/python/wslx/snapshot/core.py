@@ -65,20 +65,21 @@ def _guest_kind(guest: Guest) -> str:
 
 def save(guest: Guest, snapdir: Path | str, *, keep_running: bool = False, quiesce_timeout: float = QUIESCE_TIMEOUT,
          portal=None, log: Callable[[str], None] | None = None,
-         on_stage: Callable[[str], None] | None = None) -> SaveResult:
+         on_stage: Callable[[str], None] | None = None, ignore_shared: bool = True) -> SaveResult:
     """Snapshot a booted guest (LinuxGuest, TrackBGuest or a RestoredGuest) into snapdir, which must
     not exist. keep_running: cont + RESUME afterwards; otherwise QEMU is ended. portal: the host's
     Portal object over the guest's pmem file, flushed (msync) before the copy. A guest that does not
     answer QUIESCE within quiesce_timeout raises QuiesceTimeout and keeps running, unsaved.
     on_stage(name): called after 'quiesced', 'state' (state.bin written) and 'files' (before the
-    manifest), for progress or to test a save killed half-way."""
+    manifest), for progress or to test a save killed half-way. ignore_shared=False: RAM goes into
+    the state stream even if it lives in a shared file (the anonymous-RAM path)."""
     stage = on_stage or (lambda name: None)
     log = log or guest.log
     snapdir = Path(snapdir).absolute()
     if snapdir.exists():
         raise SnapshotError(f"{snapdir} already exists; choose a new name or `wslx snapshot rm` it first")
     vm, client = guest.vm, guest.client
-    ram_shared_file = vm.ram_path is not None and vm.ram_shared
+    ram_shared_file = ignore_shared and vm.ram_path is not None and vm.ram_shared
 
     # 1. QUIESCE: the guest pauses producers, drains and flushes; its last frame is QUIESCE_COMPLETE
     t0 = time.monotonic()
@@ -214,6 +215,8 @@ class RestoredGuest(Guest):
             kw["pmem_path"] = self.portal_path or rd / PORTAL
         if m.ram_mode == "file":
             kw["ram_path"], kw["ram_shared"] = (self.snapdir / RAM, False) if self.ram == "private" else (rd / RAM, True)
+        elif any("@RAM" in a for a in m.cmdline):  # RAM was in a file but saved in the stream: a fresh file
+            kw["ram_path"], kw["ram_shared"] = rd / RAM, True
         kernel = Path(m.kernel["path"])
         initrd = Path(m.initrd["path"]) if m.initrd else None
         return make_machine(kernel, initrd, m.machine, **kw)
@@ -290,9 +293,9 @@ class RestoredGuest(Guest):
             super().__exit__(*exc)
         finally:
             vm = self.vm
-            if vm is not None and self.ram == "copy" and vm.ram_path is not None:
+            if vm is not None and vm.ram_path is not None and vm.ram_path.parent != self.snapdir:
                 with contextlib.suppress(OSError):
-                    os.unlink(vm.ram_path)  # a scratch copy; the snapshot keeps the original
+                    os.unlink(vm.ram_path)  # scratch (a copy, or filled from the stream); the snapshot keeps its own
 
 
 def restore(snapdir: Path | str, **kw) -> RestoredGuest:

@@ -56,14 +56,14 @@ def machine_config(vm: QemuMachine) -> dict:
     return cfg
 
 
-def make_machine(kernel: Path, initrd: Path | None, cfg: dict, **kw) -> QemuMachine:
-    return QemuMachine(kernel, initrd, **{k: cfg[k] for k in MACHINE_KEYS}, panic_regex=cfg["panic_regex"], **kw)
+def make_machine(kernel: Path, initrd: Path | None, cfg: dict, *, cls=QemuMachine, **kw) -> QemuMachine:
+    return cls(kernel, initrd, **{k: cfg[k] for k in MACHINE_KEYS}, panic_regex=cfg["panic_regex"], **kw)
 
 
 def normalised_cmdline(vm: QemuMachine) -> list[str]:
     """The QEMU argv with what differs between runs of one configuration made neutral: the run
     directory, the VM name, the RAM and pmem file paths, the RAM mapping (shared while saved,
-    private in a clone) and -incoming."""
+    private in a clone), -incoming and a second QMP monitor."""
     argv = vm.preview_cmdline()
     run = str(vm._given_run_dir or "<run-dir>")
     subs = [(str(p), tag) for p, tag in ((vm.ram_path, "@RAM"), (vm.pmem_path, "@PMEM")) if p is not None]
@@ -72,8 +72,8 @@ def normalised_cmdline(vm: QemuMachine) -> list[str]:
         if skip:
             skip = False
             continue
-        if a == "-incoming":
-            skip = True
+        if a == "-incoming" or (i + 1 < len(argv) and argv[i + 1].startswith(("socket,id=qmpctl,", "chardev=qmpctl,"))):
+            skip = True  # -incoming, and the second QMP monitor (control_socket) of a `wslx boot --stay` VM
             continue
         if i and argv[i - 1] == "-name":
             a = "@NAME"

@@ -124,6 +124,7 @@ class QemuMachine:
         ram_path: Path | str | None = None,
         ram_shared: bool = True,
         incoming: bool = False,
+        control_socket: bool = False,
     ):
         """machine: 'q35' or 'microvm' (microvm gets pcie=on; no virtio-pmem there).
         firmware: 'auto' (qboot if installed, else SeaBIOS), 'seabios'/None, 'qboot', or a ROM path.
@@ -137,6 +138,8 @@ class QemuMachine:
         of anonymous memory; ram_shared: map it shared (share=on: guest stores land in the file,
         the snapshot fast path) or private (share=off: copy-on-write over the file, a clone).
         incoming: start paused with `-incoming defer`, waiting for migrate_incoming().
+        control_socket: a second QMP monitor at qmp-ctl.sock, for another process (e.g.
+        `wslx snapshot save --vm RUNDIR`) while this one holds qmp.sock.
         """
         self.kernel = Path(kernel)
         self.initrd = Path(initrd) if initrd is not None else None
@@ -158,6 +161,7 @@ class QemuMachine:
         self.ram_path = Path(ram_path) if ram_path is not None else None
         self.ram_shared = ram_shared
         self.incoming = incoming
+        self.control_socket = control_socket
         self.qemu_binary = qemu_binary
         self.id = uuid.uuid4().hex[:10]
         self.name = name or f"{NAME_PREFIX}{self.id}"
@@ -200,6 +204,10 @@ class QemuMachine:
     @property
     def qmp_socket_path(self) -> Path:
         return self._path("qmp.sock")
+
+    @property
+    def control_socket_path(self) -> Path:
+        return self._path("qmp-ctl.sock")
 
     @property
     def agentx_socket_path(self) -> Path:
@@ -275,6 +283,9 @@ class QemuMachine:
         args += ["-append", self.kernel_cmdline()]
         args += ["-chardev", f"socket,id=qmp,path={self.qmp_socket_path},server=on,wait=off",
                  "-mon", "chardev=qmp,mode=control"]
+        if self.control_socket:
+            args += ["-chardev", f"socket,id=qmpctl,path={self.control_socket_path},server=on,wait=off",
+                     "-mon", "chardev=qmpctl,mode=control"]
         args += ["-chardev", f"file,id=con0,path={self.console_log}", "-serial", "chardev:con0"]
         if self.serial_transport:
             args += ["-chardev", f"socket,id=ser1,path={self.serial_socket_path},server=on,wait=off",
