@@ -126,11 +126,7 @@ def boot(args) -> int:
             if args.stay:  # the AgentX channel is free meanwhile: `wslx snapshot save --vm RUNDIR`
                 attach.release(g)
                 _log("[boot] guest is up; Ctrl-C to shut it down")
-                try:
-                    while g.vm.is_running():
-                        g.vm.wait_exit(1.0)
-                except KeyboardInterrupt:
-                    pass
+                g.vm.stay()
                 attach.reclaim(g)
             rc = g.shutdown()
             attach.cleanup(g)

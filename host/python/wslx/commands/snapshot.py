@@ -128,11 +128,7 @@ def restore_cmd(args) -> int:
                 status = st.returncode
             if args.stay:
                 _log("[snapshot] guest is up; Ctrl-C to shut it down")
-                try:
-                    while g.vm.is_running():
-                        g.vm.wait_exit(1.0)
-                except KeyboardInterrupt:
-                    pass
+                g.vm.stay()
             g.shutdown()
         return status
     except RemoteError as e:

@@ -687,6 +687,14 @@ class QemuMachine:
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def stay(self) -> None:
+        """Block until QEMU exits or the user presses Ctrl-C (`--stay` options)."""
+        try:
+            while self.is_running():
+                self.wait_exit(1.0)
+        except KeyboardInterrupt:
+            pass
+
     def wait_exit(self, timeout: float) -> int | None:
         """Wait up to `timeout` s for QEMU to exit by itself; exit code or None."""
         if self.proc is None:
