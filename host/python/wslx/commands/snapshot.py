@@ -98,6 +98,9 @@ def save_cmd(args) -> int:
                      on_stage=_die_at, ignore_shared=args.fast)
             if args.keep_running and args.vm is None:
                 g.shutdown()
+        if args.vm is None:
+            from ..snapshot.attach import cleanup
+            cleanup(guest)  # the booted guest's RAM file, if the save copied it (--keep-running)
         print(f"saved {r.path}: {r.manifest.guest}, {r.manifest.ram_mode} RAM, {r.bytes / 1e6:.1f} MB on disk; "
               f"quiesce {r.quiesce_ms:.1f} ms, save {r.save_ms:.1f} ms after stop")
         return 0
