@@ -52,6 +52,10 @@ def test_trackb_save_restore_resave(built, tmp_path):
             g.vm.wait_console(r"pmem: device was reset \(snapshot restore\); set up again", timeout=10)
             g.client.resume()
             assert portal.checksum(span, timeout=30) == sum64(data)
+            # the control channel reconnects on the restored virtio-console as on a booted one
+            c = g.reconnect(g.client)
+            c.wait_new_hello(30)
+            svc.proc = g.adopt(svc.proc.pid, svc.argv)
             # and the restored guest is saved again (its RAM copy is shared, so the fast path)
             r2 = save(g, tmp_path / "snap2", portal=portal, keep_running=True, **QUIET)
             assert r2.manifest.ram_mode == "file"
