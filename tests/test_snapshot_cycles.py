@@ -3,7 +3,6 @@ guest RAM, a counter's every line); a guest that never answers QUIESCE gives a c
 and keeps running."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -17,7 +16,7 @@ from wslx.portal.guest import PortalService, portal_machine_kw
 from wslx.snapshot import QuiesceTimeout, RestoredGuest, fast_path_kw, remove, save
 from wslx.snapshot.files import file_digest
 from wslx.spec.agentx import MsgType
-from wslx.spec.portal import Op, sum64
+from wslx.spec.portal import sum64
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 QUIET = dict(log=lambda s: None)

@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import Callable
 
 from ..agentx.client import AgentClient, Process
-from ..agentx.errors import AgentTimeout, AgentXError, ConnectionLost
+from ..agentx.errors import AgentTimeout, AgentXError
 from ..guests.base import Guest, GuestAgentError
 from ..vmm.qemu import QemuMachine, default_run_root
 from .errors import QuiesceTimeout, SnapshotError, SnapshotInvalid, SnapshotMismatch
-from .files import fsync_dir, sparse_copy
+from .files import file_digest, fsync_dir, sparse_copy
 from .manifest import (PARTIAL_MARK, PORTAL, RAM, STATE, Manifest, describe_file, machine_config, make_machine,
                        normalised_cmdline, qemu_identity, record_verified, verify, write_manifest, check_host)
-from .files import file_digest
 
 QUIESCE_TIMEOUT = 30.0
 
@@ -116,7 +115,7 @@ def save(guest: Guest, snapdir: Path | str, *, keep_running: bool = False, quies
             with open(vm.pmem_path, "rb+") as f:
                 os.fsync(f.fileno())  # QEMU's shared mapping: its dirty pages reach the file
             sparse_copy(vm.pmem_path, tmp / PORTAL)
-        if ram_shared_file:
+        if ram_shared_file:  # otherwise (anonymous or private RAM) state.bin carries it
             if keep_running:
                 sparse_copy(vm.ram_path, tmp / RAM)
             else:
@@ -126,8 +125,6 @@ def save(guest: Guest, snapdir: Path | str, *, keep_running: bool = False, quies
                 except OSError:
                     sparse_copy(vm.ram_path, tmp / RAM)
                     os.unlink(vm.ram_path)
-        elif vm.ram_path is not None:
-            pass  # private RAM (a restored clone): state.bin carries it
         stage("files")
         names = sorted(p.name for p in tmp.iterdir())
         files = {}
