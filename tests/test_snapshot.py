@@ -318,3 +318,19 @@ def test_cli_save_vm_of_a_boot_stay_guest(tmp_path):
             except subprocess.TimeoutExpired:
                 boot.kill()
                 boot.wait(10)
+
+
+def test_state_qemu_cannot_load_is_reported_with_qemus_words(saved, tmp_path):
+    """A state.bin that passes the digest check (its manifest entry rewritten to match) but that
+    QEMU cannot load: a MigrationError carrying QEMU's own message, and QEMU ended."""
+    from wslx.vmm.errors import MigrationError
+    snap = _copy_snapshot(saved["snap"], tmp_path / "s", copy=("state.bin",))
+    data = bytearray((snap / "state.bin").read_bytes())
+    data[len(data) // 2:] = bytes(len(data) - len(data) // 2)
+    (snap / "state.bin").write_bytes(bytes(data))
+    _rewrite_manifest(snap, lambda m: m["files"]["state.bin"].update(sha256=file_digest(snap / "state.bin")))
+    g = RestoredGuest(snap, run_dir=tmp_path / "run", **QUIET)
+    with pytest.raises(MigrationError, match=r"loading VM state from .*state\.bin.*\n(.|\n)*QEMU said:") as e:
+        g.__enter__()
+    assert g.vm.proc.poll() is not None, "QEMU left running after a failed load"
+    assert "load of migration failed" in e.value.message

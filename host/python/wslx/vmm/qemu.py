@@ -646,18 +646,26 @@ class QemuMachine:
         self.qmp_command("migrate-set-parameters", **{"max-bandwidth": int(max_bandwidth)})
 
     def wait_migration(self, timeout: float, what: str) -> dict:
-        """Poll query-migrate until completed; failed/cancelled or the timeout raise MigrationError."""
+        """Poll query-migrate until completed; failed/cancelled, QEMU exiting (as it does when an
+        incoming stream does not load) or the timeout raise MigrationError with QEMU's own output."""
         deadline = time.monotonic() + timeout
         delay = 0.001
         while True:
-            info = self.qmp_command("query-migrate") or {}
-            status = info.get("status")
-            if status == "completed":
-                return info
-            if status in ("failed", "cancelled"):
-                raise MigrationError(f"{what}: migration {status}: {info.get('error-desc', '')}".rstrip(": "),
-                                     **self._common())
-            self.check_alive(what)
+            try:
+                info = self.qmp_command("query-migrate") or {}
+                status = info.get("status")
+                if status == "completed":
+                    return info
+                if status in ("failed", "cancelled"):
+                    raise MigrationError(f"{what}: migration {status}: {info.get('error-desc', '')}".rstrip(": "),
+                                         **self._common())
+                self.check_alive(what)
+            except VMError as e:
+                if isinstance(e, MigrationError) and "QEMU said" in e.message:
+                    raise
+                out = _tail(self.read_qemu_log(), 15).strip()
+                raise MigrationError(f"{what}: {e.message}" + (f"\nQEMU said:\n{out}" if out else ""),
+                                     **self._common()) from e
             if time.monotonic() > deadline:
                 raise MigrationError(f"{what}: migration still {status!r} after {timeout} s", **self._common())
             time.sleep(delay)
