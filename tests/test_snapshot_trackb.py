@@ -11,7 +11,7 @@ import pytest
 from wslx.guests.trackb import TrackBGuest
 from wslx.portal import Portal
 from wslx.portal.trackb import TrackBPortalService, trackb_portal_kw
-from wslx.snapshot import RestoredGuest, fast_path_kw, save
+from wslx.snapshot import RestoredGuest, clones, fast_path_kw, save
 from wslx.spec.portal import WINDOW_OFFSET, Op, sum64
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
@@ -68,6 +68,10 @@ def test_trackb_save_restore_resave(built, tmp_path):
             assert s.wait(30).signal == 15
             svc.stop()
             g.shutdown()
+        with clones(tmp_path / "snap", 2, **QUIET) as (a, b):  # side by side, own Portal files
+            assert a.vm.pmem_path != b.vm.pmem_path
+            assert [g.client.run(["echo", f"clone{i}"]).stdout for i, g in enumerate((a, b))] == [b"clone0\n",
+                                                                                                   b"clone1\n"]
         with RestoredGuest(tmp_path / "snap2", **QUIET) as g:
             assert g.client.run(["echo", "second"]).stdout == b"second\n"
             with open(g.vm.pmem_path, "rb") as f:  # its own copy of the Portal, contents intact
