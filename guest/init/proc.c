@@ -333,7 +333,7 @@ void proc_on_output(uint32_t idx, uint32_t stream)
 {
     if (idx >= PROC_MAX || (stream != 1 && stream != 2)) return;
     struct proc *p = &procs[idx];
-    if (!p->used || p->fd[stream] < 0) return;
+    if (!p->used || p->fd[stream] < 0 || H->output_paused()) return;
     /* several reads per wakeup, while the ring has room */
     for (int i = 0; i < 8; i++) {
         size_t want = AGX_OUTPUT_BUFFER - p->out[stream].len;

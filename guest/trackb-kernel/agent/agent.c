@@ -346,7 +346,10 @@ _Noreturn void agent_main(void)
         }
         agx_rx_process(&rx);   /* frames that waited for room in tx */
         tx_flush(0);           /* replies leave before the programs run (one may fault on purpose) */
-        work |= proc_step_all();
+        if (!quiesced)         /* quiesced: producers (built-ins, the Portal service) pause */
+            work |= proc_step_all();
+        else
+            proc_pump_output();
         if (!work) env_relax();
     }
 }

@@ -192,7 +192,7 @@ class ReferenceAgent:
                         self._reap(child)
                     elif kind == "stdin":
                         self._write_stdin(child)
-                for c in [c for c in self.children.values() if c.exit_grace is not None]:
+                for c in [c for c in self.children.values() if c.exit_grace is not None and not self.quiesced]:
                     self._maybe_exit(c)
                 self._pump_output()
                 self._flush()
@@ -215,7 +215,7 @@ class ReferenceAgent:
     def _update_backpressure(self):
         """A pipe is read while its stream holds less than OUTPUT_BUFFER bytes not acknowledged (version 2)
         or not sent (version 1), and the channel's backlog is below the high-water mark."""
-        self._paused_children = len(self.out) > OUT_HIGH_WATER
+        self._paused_children = self.quiesced or len(self.out) > OUT_HIGH_WATER  # quiesced: producers pause
         registered = self.sel.get_map()
         for c in self.children.values():
             for fd, stream in c.open_streams.items():
