@@ -154,7 +154,8 @@ def test_the_new_host_negotiates_version_2_with_every_agent(target):
         assert p.received[Stream.STDOUT] == 1
         new = {v: n - seen.get(v, 0) for v, n in c.frame_versions.items() if n != seen.get(v, 0)}
         assert set(new) == {2}, new
-        assert MsgType.OUTPUT_ACK  # the client acknowledged the EXIT: the agent forgot the process
-        with pytest.raises(RemoteError) as e:
-            c.signal(p.pid, 15, timeout=5)
-        assert e.value.code == ErrorCode.ESRCH
+        # the client acknowledged the EXIT (OUTPUT_ACK flag EXIT): the agent forgot the process
+        c.ping(b"", timeout=5)
+        c.send_event(MsgType.OUTPUT_ACK, dict(pid=p.pid, flags=0, stdout_bytes=1, stderr_bytes=0))
+        e = c.wait_error(timeout=5)
+        assert e.code == ErrorCode.ESRCH, e
