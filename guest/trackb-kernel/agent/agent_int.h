@@ -12,7 +12,7 @@
 #include "../../agentx/agentx_rx.h"
 
 #define AGENT_NAME "wslx-trackb-agent 0.1"
-#define WRITE_TIMEOUT_MS 5000u   /* a host that reads nothing for this long loses the frame */
+#define WRITE_TIMEOUT_MS 5000u   /* how long a reply waits for room in the frame queue (then it is dropped, logged) */
 
 /* ---- agent_util.c: tiny string/memory helpers (unique names: the kernel may define memcpy) ---- */
 void ag_memcpy(void *d, const void *s, size_t n);
