@@ -147,3 +147,27 @@ def test_reference_agent_output_stays_bounded_when_the_host_does_not_read():
 def test_run_tolerates_a_program_that_stops_reading_stdin(agent):
     r = agent.run(["head", "-c", "10"], input=b"z" * (3 << 20))
     assert r.returncode == 0 and r.stdout == b"z" * 10
+
+
+def test_output_offsets_drop_duplicates_and_a_gap_is_a_typed_error():
+    """Version 2: a replayed frame's bytes below what arrived are dropped; a frame beyond it raises
+    OutputGap naming the pid, stream and the bytes lost."""
+    from wslx.agentx.client import Process
+    from wslx.agentx.errors import OutputGap
+    host, peer = socket.socketpair()
+    c = AgentClient(host, default_timeout=2, negotiate=False)
+    c.version = 2
+    p = Process(c, 42, ["x"])
+    c._processes[42] = p
+
+    def stdio(offset, data, flags=0):
+        return codec.encode_frame(MsgType.STDIO, dict(pid=42, stream=1, flags=flags, offset=offset, data=data))
+    peer.sendall(stdio(0, b"abc") + stdio(1, b"bcde") + stdio(5, b"f"))
+    c.pump(0.5)
+    assert bytes(p.stdout) == b"abcdef" and p.duplicates == 2 and p.received[1] == 6
+    peer.sendall(stdio(9, b"x"))
+    with pytest.raises(OutputGap) as e:
+        c.pump(1.0)
+    assert (e.value.pid, e.value.stream, e.value.expected, e.value.offset) == (42, 1, 6, 9)
+    peer.close()
+    c.close()
