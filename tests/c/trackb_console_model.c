@@ -230,8 +230,8 @@ static int round_trip(size_t to_host, size_t to_guest)
     for (size_t i = 0; i < sizeof out; i++)
         out[i] = (uint8_t)(i * 7 + 1), in[i] = (uint8_t)(i * 13 + 5);
     size_t before = host_rx_len;
-    int w = virtio_console_write(&vc, out, to_host, 100000000ULL);
-    int ok = w == 0 && host_rx_len - before == to_host && memcmp(host_rx + before, out, to_host) == 0;
+    long w = virtio_console_write(&vc, out, to_host, 100000000ULL);
+    int ok = w == (long)to_host && host_rx_len - before == to_host && memcmp(host_rx + before, out, to_host) == 0;
     size_t sent = 0, have = 0;
     for (int spins = 0; have < to_guest && spins < 100000; spins++) {
         sent += host_send((uint32_t)vc.port, in + sent, to_guest - sent);
@@ -315,7 +315,7 @@ static void hostile_runaway(void)
 static void host_connects(void)
 {
     static const uint8_t x[100] = {1};
-    printf("write_closed=%d\nhost_bytes_closed=%zu\n", virtio_console_write(&vc, x, sizeof x, 1000000ULL),
+    printf("write_closed=%ld\nhost_bytes_closed=%zu\n", virtio_console_write(&vc, x, sizeof x, 1000000ULL),
            host_rx_len);
     ctrl_send(1, VIRTIO_CONSOLE_PORT_OPEN, 1, NULL, 0);
     virtio_console_poll(&vc);
@@ -324,7 +324,7 @@ static void host_connects(void)
     ctrl_send(1, VIRTIO_CONSOLE_PORT_OPEN, 0, NULL, 0);
     virtio_console_poll(&vc);
     printf("connected_after_close=%d\nopens_after_close=%u\n", vc.host_connected, vc.host_opens);
-    printf("write_after_close=%d\nhost_bytes_after_close=%zu\n", virtio_console_write(&vc, x, sizeof x, 1000000ULL),
+    printf("write_after_close=%ld\nhost_bytes_after_close=%zu\n", virtio_console_write(&vc, x, sizeof x, 1000000ULL),
            host_rx_len);
     ctrl_send(1, VIRTIO_CONSOLE_PORT_OPEN, 1, NULL, 0);
     virtio_console_poll(&vc);
@@ -380,8 +380,8 @@ int main(int argc, char **argv)
     if (silent_tx) {                                /* the device never hands transmit buffers back */
         static uint8_t big[200000];
         t0 = timer_now_ns();
-        int w = virtio_console_write(&vc, big, sizeof big, 30000000ULL);
-        printf("write=%d\nwrite_ms=%llu\n", w, (unsigned long long)((timer_now_ns() - t0) / 1000000));
+        long w = virtio_console_write(&vc, big, sizeof big, 30000000ULL);
+        printf("write=%ld\nwrite_ms=%llu\n", w, (unsigned long long)((timer_now_ns() - t0) / 1000000));
         printf("pages_out=%d\n", model_pages_out);
         return 0;
     }
@@ -400,7 +400,7 @@ int main(int argc, char **argv)
         ctrl_send((uint32_t)vc.port, VIRTIO_CONSOLE_DEVICE_REMOVE, 1, NULL, 0);
         uint8_t b[8];
         printf("read_removed=%ld\n", virtio_console_read(&vc, b, sizeof b));
-        printf("write_removed=%d\n", virtio_console_write(&vc, b, sizeof b, 1000000ULL));
+        printf("write_removed=%ld\n", virtio_console_write(&vc, b, sizeof b, 1000000ULL));
     }
     printf("pages_out=%d\n", model_pages_out);
     return 0;
