@@ -226,6 +226,12 @@ class TrackBHvHostTarget:
         self.client.diagnostics = self.harness.log_tail
         return self.client
 
+    def drop_connection(self, client: AgentClient) -> None:
+        client.transport.close()
+
+    def new_connection(self, timeout: float | None = None):
+        return self.harness.accept(timeout or self.timeout)
+
     def wait_ended(self, timeout: float) -> bool:
         try:
             self.harness.proc.wait(timeout)
