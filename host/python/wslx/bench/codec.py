@@ -31,7 +31,7 @@ def _rate(fn, seconds: float) -> float:
 
 
 def run_once(args, log) -> dict:
-    stdio = dict(pid=42, stream=Stream.STDOUT, flags=0, data=os.urandom(4096))
+    stdio = dict(pid=42, stream=Stream.STDOUT, flags=0, offset=1 << 20, data=os.urandom(4096))
 
     def small():
         codec.decode_frame(codec.encode_frame(MsgType.EXEC, SMALL, request_id=7))
