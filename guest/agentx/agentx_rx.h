@@ -1,6 +1,7 @@
 /* agentx_rx.h: the AgentX receive path both guest agents link (guest/init's
  * wslx-init and the Track B agent, guest/trackb-kernel/agent): frame
- * reassembly with resynchronisation exactly like wslx.agentx.codec.FrameReader,
+ * reassembly with resynchronisation (in linear time, from just after a bad
+ * header: agentx_rx.c lists the rules) exactly like wslx.agentx.codec.FrameReader,
  * the checks every host request passes before an agent acts on it, and the
  * ERROR each malformed input gets. One copy, so the two agents cannot drift.
  *
@@ -33,7 +34,9 @@ struct agx_rx {
     int (*can_answer)(void);
     /* state */
     size_t len;
-    uint64_t skip;              /* bytes of a rejected (version/flags) frame still to discard */
+    int rejected;               /* a rejected (version/flags) header was taken: its payload is awaited */
+    uint64_t skip;              /* ... this many bytes */
+    uint32_t skip_crc;          /* ... and the CRC they must have to be dropped whole */
     int in_garbage;             /* inside a bad-magic/CRC episode: report it only once */
 };
 

@@ -1,0 +1,170 @@
+"""The AgentX receive path (issue 11, items 5 and 6): guest/agentx/agentx_rx.c, which
+wslx-init and the Track B agent link, run on the host through build/agentx/agentx-rx-driver,
+against the Python FrameReader the reference agent and the host client use.
+
+Both must resume scanning just after a bad header: after a payload CRC mismatch (a header
+that lied about its length) and after a rejected header (bad version or flags) whose payload
+does not arrive with its CRC, so valid frames inside the bogus payload are recovered. And both
+must agree, event by event, for any input and any chunking."""
+from __future__ import annotations
+
+import random
+import struct
+import subprocess
+import sys
+import zlib
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from wslx.agentx import codec
+from wslx.agentx.errors import MalformedPayload, ProtocolError, UnknownType
+from wslx.spec.agentx import HEADER_SIZE, MAGIC, MAX_PAYLOAD, VERSION_MAX, MsgType
+
+
+@pytest.fixture(scope="session")
+def rx_driver(repo_root):
+    r = subprocess.run([sys.executable, "-m", "SCons", "-Q", "agentx-rx-host"], cwd=repo_root, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, f"scons agentx-rx-host failed:\n{r.stdout}\n{r.stderr}"
+    return repo_root / "build" / "agentx" / "agentx-rx-driver"
+
+
+def ping(rid: int, data: bytes = b"p") -> bytes:
+    return codec.encode_frame(MsgType.PING, dict(data=data), request_id=rid)
+
+
+def header(msg_type: int = MsgType.PING, rid: int = 5, length: int = 0, payload_crc: int = 0, version: int = VERSION_MAX,
+           flags: int = 0) -> bytes:
+    """A header with a good header CRC that says whatever we like about its payload."""
+    head = struct.pack("<IBBHIII", MAGIC, version, flags, msg_type, rid, length, payload_crc)
+    return head + struct.pack("<I", zlib.crc32(head))
+
+
+def c_events(driver, data: bytes, chunk: int = 4096) -> tuple[list[tuple], int]:
+    """(events, bytes left pending) of the C receive path for data pushed in chunks."""
+    out = subprocess.run([str(driver), "--chunk", str(chunk)], input=data, capture_output=True, check=True,
+                         timeout=60).stdout.decode()
+    events, pending = [], None
+    for line in out.splitlines():
+        kind, *fields = line.split()
+        if kind == "frame":
+            events.append(("frame", int(fields[0]), int(fields[1])))
+        elif kind == "error":
+            events.append(("error", int(fields[0]), int(fields[1])))
+        elif kind == "pending":
+            pending = int(fields[0])
+    return events, pending
+
+
+def py_events(data: bytes, chunk: int = 4096) -> tuple[list[tuple], int]:
+    """The same for codec.FrameReader (the reference agent's and the host client's reader)."""
+    r, events = codec.FrameReader(), []
+    for i in range(0, len(data), chunk):
+        r.feed(data[i:i + chunk])
+        while True:
+            try:
+                f = r.next()
+            except (MalformedPayload, UnknownType) as e:  # a whole frame: the C path leaves bodies to the agent
+                events.append(("frame", e.msg_type, e.request_id))
+                continue
+            except ProtocolError as e:
+                events.append(("error", int(e.code), e.request_id))
+                continue
+            if f is None:
+                break
+            events.append(("frame", f.type, f.request_id))
+    return events, r.pending
+
+
+def pongs_expected(events) -> list[int]:
+    return [rid for kind, t, rid in events if kind == "frame" and t == MsgType.PING]
+
+
+def liar_then_pings(claimed: int = 1000) -> bytes:
+    """The issue's case: a header promising `claimed` bytes, 10 bytes, three valid PINGs, then
+    more PINGs (what a host keeps sending) until the promise is covered, and a last PING."""
+    data = header(rid=5, length=claimed, payload_crc=0) + b"0123456789" + ping(1) + ping(2) + ping(3)
+    rid = 4
+    while len(data) < HEADER_SIZE + claimed:
+        data += ping(rid)
+        rid += 1
+    return data + ping(1000)
+
+
+@pytest.mark.parametrize("reader", ["c", "python"])
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_a_header_lying_about_its_length_loses_no_following_frame(rx_driver, reader, chunk):
+    data = liar_then_pings()
+    events, pending = c_events(rx_driver, data, chunk) if reader == "c" else py_events(data, chunk)
+    sent = [rid for rid in range(1, 1001) if ping(rid) in data]
+    assert events[0] == ("error", 74, 5), events[:3]          # EBADMSG for the liar, with its request id
+    assert pongs_expected(events) == sent                      # every PING, in order, none lost
+    assert [e for e in events if e[0] == "error"] == [("error", 74, 5)]  # and no other complaint
+    assert pending == 0
+
+
+@pytest.mark.parametrize("reader", ["c", "python"])
+@pytest.mark.parametrize("bad", [dict(version=9), dict(flags=0x80)], ids=["version", "flags"])
+def test_a_rejected_header_whose_payload_is_not_its_own_loses_no_frame(rx_driver, reader, bad):
+    """An intact header with a bad version or flags claims 200 bytes, but what follows is
+    three PINGs and filler: its error comes at once and the PINGs are still answered."""
+    body = ping(1) + ping(2) + ping(3)
+    data = header(rid=6, length=200, payload_crc=0x1234, **bad) + body + bytes(200 - len(body)) + ping(4)
+    events, pending = c_events(rx_driver, data) if reader == "c" else py_events(data)
+    assert events[0][0] == "error" and events[0][2] == 6
+    assert pongs_expected(events) == [1, 2, 3, 4]
+    assert pending == 0
+
+
+@pytest.mark.parametrize("reader", ["c", "python"])
+def test_a_rejected_frame_with_its_real_payload_is_dropped_whole(rx_driver, reader):
+    """The other side of the rule: a newer-version frame whose payload carries its CRC is
+    skipped whole, even when that payload contains what looks like a frame."""
+    inner = ping(77)
+    data = header(rid=6, length=len(inner), payload_crc=zlib.crc32(inner), version=9) + inner + ping(4)
+    events, _ = c_events(rx_driver, data) if reader == "c" else py_events(data)
+    assert events == [("error", 93, 6), ("frame", MsgType.PING, 4)]
+
+
+def test_magic_dense_garbage_is_reported_once_and_then_a_ping_gets_through(rx_driver):
+    data = b"AGTX" * (64 << 10) + ping(9)
+    for events, pending in (c_events(rx_driver, data), py_events(data)):
+        assert events == [("error", 74, 0), ("frame", MsgType.PING, 9)]
+        assert pending == 0
+
+
+SETTLE = 1024  # zeros after the input: enough for any claimed payload below to arrive
+FRAGMENTS = st.one_of(
+    st.builds(lambda rid, n: ping(rid, bytes(n)), st.integers(1, 50), st.integers(0, 40)),
+    st.binary(max_size=40),
+    st.builds(lambda n, crc, v, f: header(rid=66, length=n, payload_crc=crc, version=v, flags=f),
+              st.sampled_from([0, 10, 100, SETTLE - HEADER_SIZE, MAX_PAYLOAD + 1]), st.integers(0, 2**32 - 1),
+              st.sampled_from([1, 1, 1, 9]), st.sampled_from([0, 0, 0, 0x80])),
+    st.just(b"AGTX" * 8),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(FRAGMENTS, max_size=25), st.sampled_from([1, 5, 64, 4096]))
+def test_c_and_python_receive_paths_agree_on_any_input(rx_driver, fragments, chunk):
+    """Event by event, and in what they keep buffered, for any mix of frames, junk and lying
+    headers; a flush of zeros at the end settles any frame still waiting for its payload."""
+    data = b"".join(fragments) + bytes(SETTLE) + ping(999)
+    c, cp = c_events(rx_driver, data, chunk)
+    p, pp = py_events(data, chunk)
+    assert c == p
+    assert cp == pp
+    assert c[-1] == ("frame", MsgType.PING, 999)
+
+
+def test_frames_between_junk_without_a_magic_are_all_delivered(rx_driver):
+    """No valid frame is lost when the junk between frames never contains the magic."""
+    rng = random.Random(11)
+    data, want = b"", []
+    for rid in range(1, 200):
+        junk = bytes(rng.choice(b"abcdefghijklmnop") for _ in range(rng.randint(0, 30)))
+        data += junk + ping(rid, bytes(rng.randint(0, 20)))
+        want.append(rid)
+    for events, _ in (c_events(rx_driver, data, 13), py_events(data, 13)):
+        assert pongs_expected(events) == want
