@@ -439,3 +439,64 @@ def shutdown_ends_the_agent(ctx: Context):
     """SHUTDOWN is acknowledged with OK and the agent (or its VM) then ends."""
     ctx.client.shutdown(grace_ms=1000, timeout=ctx.timeout)
     check(ctx.target.wait_ended(ctx.timeout * 3), "the agent did not end after SHUTDOWN")
+
+
+# ---- resynchronisation (issue 11, item 5): a bad header never swallows the frames after it ----
+
+def _answered_pings(ctx: Context, rids: list[int]) -> None:
+    for rid in rids:
+        f = ctx.client.wait_reply(rid, timeout=ctx.timeout)
+        check(f.type == MsgType.PONG, f"PING #{rid:#x} recovered after the bad header: answered with {f.name}")
+
+
+@case(Capability.PING)
+def lying_length_does_not_swallow_the_frames_after_it(ctx: Context):
+    """A header promising 1,000 bytes, followed by 10 bytes and valid PINGs (sent until the
+    promise is covered): EBADMSG for the lying frame, then every PING is answered, because the
+    agent resumes scanning just after the bad header when the payload CRC fails."""
+    liar = 0x6100_0000
+    data = _header(MsgType.PING, b"", request_id=liar, length=1000, payload_crc=0) + b"0123456789"
+    rids = []
+    while len(data) < HEADER_SIZE + 1000 + HEADER_SIZE:
+        rids.append(liar + 1 + len(rids))
+        data += codec.encode_frame(MsgType.PING, dict(data=b"r"), request_id=rids[-1])
+    ctx.client.unsolicited_errors.clear()
+    ctx.client.send_raw(data, timeout=ctx.timeout)
+    f = ctx.client.wait_reply(liar, timeout=ctx.timeout)
+    check(f.type == MsgType.ERROR and f.body["code"] == ErrorCode.EBADMSG,
+          f"the lying frame got {f.name} {f.body}, expected ERROR EBADMSG")
+    _answered_pings(ctx, rids)
+    check(not ctx.client.unsolicited_errors, f"more than one ERROR: {list(ctx.client.unsolicited_errors)[:2]}")
+
+
+@case(Capability.PING)
+def rejected_header_does_not_swallow_the_frames_after_it(ctx: Context):
+    """An intact header of an unsupported version claiming 200 bytes, followed by filler and
+    PINGs whose CRC is not the one it claimed: EPROTONOSUPPORT at once, and the PINGs inside
+    the claimed payload are still answered (the filler is part of the same bad episode)."""
+    rej = 0x6200_0000
+    pings = b"".join(codec.encode_frame(MsgType.PING, dict(data=b"v"), request_id=rej + i) for i in (1, 2, 3))
+    data = _header(MsgType.PING, b"", request_id=rej, version=VERSION_MAX + 1, length=200, payload_crc=0x1234)
+    ctx.client.unsolicited_errors.clear()
+    ctx.client.send_raw(data + bytes(200 - len(pings)) + pings, timeout=ctx.timeout)
+    f = ctx.client.wait_reply(rej, timeout=ctx.timeout)
+    check(f.type == MsgType.ERROR and f.body["code"] == ErrorCode.EPROTONOSUPPORT,
+          f"the rejected frame got {f.name} {f.body}, expected ERROR EPROTONOSUPPORT")
+    _answered_pings(ctx, [rej + 1, rej + 2, rej + 3])
+    check(not ctx.client.unsolicited_errors, f"more than one ERROR: {list(ctx.client.unsolicited_errors)[:2]}")
+
+
+@case(Capability.PING)
+def magic_dense_garbage_is_one_error(ctx: Context):
+    """64 KiB of repeated "AGTX" (a candidate header every 4 bytes, none valid) draws one
+    EBADMSG, and the PING after it is answered. (Its speed is `wslx bench resync`.)"""
+    rid = 0x6300_0000
+    ctx.expect_alive()  # a good frame first: the garbage starts a new episode
+    ctx.client.unsolicited_errors.clear()
+    ctx.client.send_raw(b"AGTX" * (16 << 10) + codec.encode_frame(MsgType.PING, dict(data=b"m"), request_id=rid),
+                        timeout=ctx.timeout)
+    _answered_pings(ctx, [rid])
+    errors = list(ctx.client.unsolicited_errors)
+    ctx.client.unsolicited_errors.clear()
+    check(len(errors) == 1 and errors[0].code == ErrorCode.EBADMSG,
+          f"expected one EBADMSG for the whole garbage run, got {errors[:3]}")
