@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "host" / "python"))
 from wslx.agentx import codec  # noqa: E402
 from wslx.agentx.errors import ProtocolError  # noqa: E402
 from wslx.spec import agentx as spec  # noqa: E402
+from helpers.init_sandbox import skip_without_sandbox  # noqa: E402
 
 T = spec.MsgType
 E = spec.ErrorCode
@@ -44,6 +45,7 @@ def binary() -> Path:
         scons = ROOT / ".venv" / "bin" / "scons"
         subprocess.run([str(scons if scons.exists() else "scons"), "-Q", "images/wslx-init"], cwd=ROOT, check=True)
     assert BINARY.exists(), "images/wslx-init was not built"
+    skip_without_sandbox(BINARY)  # as root it refuses to run without its private namespaces
     return BINARY
 
 
