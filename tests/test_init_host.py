@@ -723,7 +723,7 @@ def test_mount_unmount(agent, tmp_path):
 
 def test_config_portal(agent, tmp_path):
     dev = tmp_path / "pmem"
-    dev.write_bytes(b"")
+    dev.write_bytes(bytes(4096))  # a file stands in for the device in test mode; it must hold portal_size
     agent.request(T.CONFIG, dict(clock_realtime_ns=0, portal_size=4096, hostname="", env=[],
                                  portal_device=str(dev)), T.OK)
     f = agent.request(T.HELLO, dict(version_min=1, version_max=1, version_selected=0, agent_kind=0, capabilities=0,

@@ -171,6 +171,45 @@ int agx_request_decode(const struct agx_header *h, const uint8_t *p, uint64_t ca
         error(rid, t, -rc, "malformed %s payload (%u bytes)", name, (unsigned)n);
         return -1;
     }
+    if (t == AGX_MSG_EXEC) return agx_exec_check(rid, &m->exec, error);
+    if (t == AGX_MSG_CONFIG) return agx_config_check(rid, &m->config, error);
+    return 0;
+}
+
+int agx_exec_check(uint32_t rid, const struct agx_exec *m, agx_error_fn *error)
+{
+    const uint32_t known = AGX_EXEC_STDIN_PIPE | AGX_EXEC_STDERR_TO_STDOUT;
+    if (m->flags & ~known) {
+        error(rid, AGX_MSG_EXEC, AGX_EINVAL, "unknown EXEC flag bits 0x%x", (unsigned)(m->flags & ~known));
+        return -1;
+    }
+    if (m->argv_count == 0) {
+        error(rid, AGX_MSG_EXEC, AGX_EINVAL, "argv is empty");
+        return -1;
+    }
+    if (m->argv[0].len == 0) {   /* what execve("") says */
+        error(rid, AGX_MSG_EXEC, AGX_ENOENT, "argv[0] is empty");
+        return -1;
+    }
+    return 0;
+}
+
+int agx_config_check(uint32_t rid, const struct agx_config *m, agx_error_fn *error)
+{
+    if (!m->portal_size != !m->portal_device.len) {
+        error(rid, AGX_MSG_CONFIG, AGX_EINVAL, "portal_size (%llu) and portal_device (%u bytes) go together",
+              (unsigned long long)m->portal_size, (unsigned)m->portal_device.len);
+        return -1;
+    }
+    if (m->portal_size % AGX_PORTAL_SIZE_ALIGN || m->portal_size > AGX_PORTAL_SIZE_LIMIT) {
+        error(rid, AGX_MSG_CONFIG, AGX_EINVAL, "portal_size %llu: not a multiple of %u or above %llu",
+              (unsigned long long)m->portal_size, AGX_PORTAL_SIZE_ALIGN, (unsigned long long)AGX_PORTAL_SIZE_LIMIT);
+        return -1;
+    }
+    if (m->portal_device.len && m->portal_device.ptr[0] != '/') {
+        error(rid, AGX_MSG_CONFIG, AGX_EINVAL, "portal_device must be an absolute path");
+        return -1;
+    }
     return 0;
 }
 

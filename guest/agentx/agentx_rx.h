@@ -73,7 +73,8 @@ union agx_request {
 
 /* The checks before dispatch: a known host-to-agent type without the REPLY flag, a
  * capability the agent offers (caps), a non-zero request_id (but STDIO, an event, and
- * HELLO, whose request_id 0 asks for a fresh announcement), a well-formed payload.
+ * HELLO, whose request_id 0 asks for a fresh announcement), a well-formed payload, and for
+ * EXEC and CONFIG the field checks below.
  * 0 with *m decoded, or -1 after sending the ERROR. */
 int agx_request_decode(const struct agx_header *h, const uint8_t *payload, uint64_t caps, union agx_request *m,
                        agx_error_fn *error);
@@ -81,6 +82,16 @@ int agx_request_decode(const struct agx_header *h, const uint8_t *payload, uint6
 /* HELLO from the host: the version to answer with in *selected (0 for request_id 0, an
  * announcement), or -1 after ERROR EPROTONOSUPPORT (no common version). */
 int agx_hello_select(uint32_t rid, const struct agx_hello *m, uint16_t *selected, agx_error_fn *error);
+
+/* Field checks agx_request_decode applies to EXEC and CONFIG, so every agent refuses the same
+ * fault with the same errno: unknown EXEC flag bits (EINVAL), an empty argv (EINVAL), an empty
+ * argv[0] (ENOENT, as execve says); CONFIG portal_size and portal_device not both set or both
+ * empty, portal_size not page-aligned or above AGX_PORTAL_SIZE_LIMIT, a relative portal_device
+ * (EINVAL). Whether the device exists and can hold the Portal is the agent's to check after. */
+#define AGX_PORTAL_SIZE_ALIGN 4096u
+#define AGX_PORTAL_SIZE_LIMIT (1ull << 47)   /* what a guest with 4-level paging can map at all */
+int agx_exec_check(uint32_t rid, const struct agx_exec *m, agx_error_fn *error);
+int agx_config_check(uint32_t rid, const struct agx_config *m, agx_error_fn *error);
 
 /* Field checks shared by both agents; 0, or -1 after sending the ERROR (EINVAL). */
 int agx_shutdown_check(uint32_t rid, const struct agx_shutdown *m, agx_error_fn *error);

@@ -500,3 +500,87 @@ def magic_dense_garbage_is_one_error(ctx: Context):
     ctx.client.unsolicited_errors.clear()
     check(len(errors) == 1 and errors[0].code == ErrorCode.EBADMSG,
           f"expected one EBADMSG for the whole garbage run, got {errors[:3]}")
+
+
+# ---- strict validation (issue 11, item 7): one errno per fault, the same from every agent ----
+
+def _exec_body(argv, flags=0):
+    return dict(flags=flags, argv=list(argv), env=[], cwd="")
+
+
+@case(Capability.EXEC)
+def exec_unknown_flag_bits_are_einval(ctx: Context):
+    """EXEC with flag bits the spec does not define gets EINVAL and runs nothing (STDIO, MOUNT
+    and UNMOUNT refuse theirs the same way)."""
+    e = ctx.expect_remote_error(ErrorCode.EINVAL, ctx.client.request, MsgType.EXEC, _exec_body(["true"], 0x80),
+                                timeout=ctx.timeout)
+    check(e.request_type == MsgType.EXEC, f"ERROR names request type {e.request_type}, not EXEC")
+    ctx.expect_alive()
+
+
+@case(Capability.EXEC)
+def exec_empty_argv0_is_enoent(ctx: Context):
+    """EXEC with argv[0] = "" gets ENOENT (what execve("") says) from every agent."""
+    ctx.expect_remote_error(ErrorCode.ENOENT, ctx.client.request, MsgType.EXEC, _exec_body(["", "x"]),
+                            timeout=ctx.timeout)
+    ctx.expect_alive()
+
+
+@case(Capability.EXEC)
+def stdio_to_a_non_stdin_stream_is_einval(ctx: Context):
+    """STDIO from the host on stream 1 (STDOUT) gets EINVAL (request id 0: STDIO is an event),
+    whether or not the pid exists: the fields are checked before the pid."""
+    ctx.client.unsolicited_errors.clear()
+    for pid in (0x7FFF_FFF0, 1):
+        ctx.client.send_event(MsgType.STDIO, dict(pid=pid, stream=1, flags=0, data=b"x"))
+        e = ctx.client.wait_error(timeout=ctx.timeout)
+        check(e.code == ErrorCode.EINVAL and e.request_id == 0,
+              f"STDIO on stream 1 to pid {pid}: {e} (request id {e.request_id}), expected EINVAL with request id 0")
+    ctx.expect_alive()
+
+
+@case(Capability.SHUTDOWN)
+def shutdown_unknown_mode_is_einval(ctx: Context):
+    """SHUTDOWN with a mode the spec does not define (7) gets EINVAL and the agent stays up."""
+    ctx.expect_remote_error(ErrorCode.EINVAL, ctx.client.request, MsgType.SHUTDOWN, dict(mode=7, grace_ms=0),
+                            timeout=ctx.timeout)
+    ctx.expect_alive()
+
+
+@case(Capability.CONFIG)
+def config_portal_fields_are_validated(ctx: Context):
+    """CONFIG's portal_size and portal_device go together, portal_size is page-aligned and below
+    2^47, portal_device is absolute: anything else gets EINVAL from every agent, before it asks
+    whether it can map a Portal at all, and nothing of the CONFIG is applied."""
+    for size, device in ((1 << 63, "/dev/pmem0"), (4096, ""), (0, "/dev/pmem0"), (4097, "/dev/pmem0"),
+                         (2 << 20, "pmem0")):
+        ctx.expect_remote_error(ErrorCode.EINVAL, ctx.client.config, portal_size=size, portal_device=device,
+                                env=["WSLX_CONFORMANCE_REFUSED=1"], timeout=ctx.timeout)
+    ctx.expect_alive()
+
+
+@case(Capability.CONFIG | Capability.EXEC)
+def config_refused_portal_applies_nothing(ctx: Context):
+    """A CONFIG naming a device that does not exist is refused (ENOENT where the agent can map a
+    Portal, EOPNOTSUPP where it cannot, EINVAL where it is too small) and its env is not applied."""
+    ctx.client.config(env=[], timeout=ctx.timeout)
+    try:
+        ctx.client.config(portal_size=1 << 40, portal_device="/nonexistent/wslx-portal",
+                          env=["WSLX_CONFORMANCE_REFUSED=1"], timeout=ctx.timeout)
+    except RemoteError as e:
+        check(e.code in (ErrorCode.ENOENT, ErrorCode.EOPNOTSUPP, ErrorCode.EINVAL), f"unexpected {e}")
+    else:
+        raise ConformanceFailure("CONFIG with a 1 TiB Portal on /nonexistent/wslx-portal was accepted")
+    r = ctx.client.run(["env"], timeout=ctx.timeout)
+    check(b"WSLX_CONFORMANCE_REFUSED" not in r.stdout, "the refused CONFIG's env was applied")
+
+
+@case(Capability.EXEC)
+def stdio_unknown_flag_bits_are_einval(ctx: Context):
+    """STDIO from the host with flag bits other than EOF gets EINVAL (request id 0), before the
+    pid is looked up."""
+    ctx.client.unsolicited_errors.clear()
+    ctx.client.send_event(MsgType.STDIO, dict(pid=0x7FFF_FFF0, stream=0, flags=0x80, data=b"x"))
+    e = ctx.client.wait_error(timeout=ctx.timeout)
+    check(e.code == ErrorCode.EINVAL and e.request_id == 0, f"STDIO with flags 0x80: {e}, expected EINVAL")
+    ctx.expect_alive()
