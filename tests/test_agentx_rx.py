@@ -41,10 +41,10 @@ def header(msg_type: int = MsgType.PING, rid: int = 5, length: int = 0, payload_
     return head + struct.pack("<I", zlib.crc32(head))
 
 
-def c_events(driver, data: bytes, chunk: int = 4096) -> tuple[list[tuple], int]:
+def c_events(driver, data: bytes, chunk: int = 4096, new_peer: bool = False) -> tuple[list[tuple], int]:
     """(events, bytes left pending) of the C receive path for data pushed in chunks."""
-    out = subprocess.run([str(driver), "--chunk", str(chunk)], input=data, capture_output=True, check=True,
-                         timeout=60).stdout.decode()
+    out = subprocess.run([str(driver), "--chunk", str(chunk)] + (["--new-peer"] if new_peer else []), input=data,
+                         capture_output=True, check=True, timeout=60).stdout.decode()
     events, pending = [], None
     for line in out.splitlines():
         kind, *fields = line.split()
@@ -168,3 +168,42 @@ def test_frames_between_junk_without_a_magic_are_all_delivered(rx_driver):
         want.append(rid)
     for events, _ in (c_events(rx_driver, data, 13), py_events(data, 13)):
         assert pongs_expected(events) == want
+
+
+# ---- a new peer (issue 11, items 2 and 3): the previous host's bytes may still come first ----
+
+OLD_TAILS = {
+    "lying_header": header(rid=0x77, length=100, payload_crc=0),          # the issue's header-only PING
+    "half_a_ping": ping(0x78)[:HEADER_SIZE + 2],
+    "junk": b"\x01garbage" * 3,
+    "header_then_junk": header(rid=0x79, length=5000) + b"x" * 40,
+}
+
+
+@pytest.mark.parametrize("tail", sorted(OLD_TAILS))
+@pytest.mark.parametrize("chunk", [1, 29, 4096])
+def test_a_new_peer_is_not_held_up_by_the_previous_peers_unfinished_frame(rx_driver, tail, chunk):
+    """After agx_rx_new_peer, the previous host's tail (here: an unfinished frame promising more
+    than the new host's first frames add up to) neither swallows nor delays the new host's
+    frames, and draws no ERROR the new host would get with the old host's request id."""
+    data = OLD_TAILS[tail] + ping(1) + ping(2) + ping(3)
+    events, _ = c_events(rx_driver, data, chunk, new_peer=True)
+    assert events == [("frame", MsgType.PING, 1), ("frame", MsgType.PING, 2), ("frame", MsgType.PING, 3)]
+
+
+def test_hunting_ends_with_the_new_peers_first_good_frame(rx_driver):
+    """After the first good frame every fault is the new peer's own and is reported again, and
+    a large frame arriving in pieces is waited for, not passed over."""
+    big = codec.encode_frame(MsgType.PING, dict(data=ping(50) * 100), request_id=4)   # frames inside its data
+    data = OLD_TAILS["lying_header"] + ping(1) + b"\x01junk" + ping(2) + big
+    events, pending = c_events(rx_driver, data, 7, new_peer=True)
+    assert events == [("frame", MsgType.PING, 1), ("error", 74, 0), ("frame", MsgType.PING, 2),
+                      ("frame", MsgType.PING, 4)]
+    assert pending == 0
+
+
+def test_without_a_new_peer_the_same_bytes_are_reported(rx_driver):
+    """The hunt is only for a new peer: the same input on a running connection is the host's own
+    lying header (EBADMSG, as the rules say) and waits for its promised length."""
+    events, pending = c_events(rx_driver, OLD_TAILS["lying_header"] + ping(1) + ping(2) + ping(3))
+    assert events == [] and pending == HEADER_SIZE + 3 * len(ping(1))

@@ -14,6 +14,8 @@
  * and every byte is looked at by the magic scan at most once (plus one header CRC per magic). */
 void agx_rx_reset(struct agx_rx *rx)
 {
+    rx->hunting = 0;
+    rx->hunt_scanned = 0;
     rx->len = 0;
     rx->rejected = 0;
     rx->skip = 0;
@@ -32,6 +34,12 @@ static void rx_consume(struct agx_rx *rx, size_t n)
     rx->len -= n;
 }
 
+void agx_rx_new_peer(struct agx_rx *rx)
+{
+    agx_rx_reset(rx);
+    rx->hunting = 1;
+}
+
 /* Offset of the next magic at or after `from`; without one, where a partial magic could begin
  * in the last 3 bytes, but never before `from` (bytes before it never come back). */
 static size_t rx_next_magic(const struct agx_rx *rx, size_t from)
@@ -43,12 +51,38 @@ static size_t rx_next_magic(const struct agx_rx *rx, size_t from)
     return tail > from ? tail : from;
 }
 
+/* Hunting (after agx_rx_new_peer): the front may be the previous peer's unfinished frame, which
+ * no byte of the new peer will ever complete validly. Look past it for a complete frame with
+ * good CRCs (a new peer starts at a frame boundary); its offset, or 0 if there is none yet.
+ * The scan resumes where it stopped (hunt_scanned bytes after this front are done). */
+static size_t rx_hunt(struct agx_rx *rx, size_t front)
+{
+    size_t i = front + (rx->hunt_scanned ? rx->hunt_scanned : 1);
+    for (;; i++) {
+        i = rx_next_magic(rx, i);
+        if (i + AGX_HEADER_SIZE > rx->len) break;
+        struct agx_header h;
+        if (agx_header_decode(rx->buf + i, &h) == 0) {
+            size_t total = AGX_HEADER_SIZE + (size_t)h.payload_len;
+            if (rx->len - i < total) break;   /* this one may be it: look again when it is complete */
+            if (agx_payload_verify(&h, rx->buf + i + AGX_HEADER_SIZE) == 0) return i;
+        }
+    }
+    rx->hunt_scanned = i - front;
+    return 0;
+}
+
 void agx_rx_process(struct agx_rx *rx)
 {
     size_t at = 0;   /* bytes already handled: dropped once, on the way out */
+    size_t front = 0;
     while (!rx->can_answer || rx->can_answer()) {
         const uint8_t *p = rx->buf + at;
         size_t have = rx->len - at;
+        if (at != front) {   /* a new front: the hunt starts over from it */
+            front = at;
+            rx->hunt_scanned = 0;
+        }
         if (rx->rejected) {
             /* the payload of a rejected frame: dropped whole only if its CRC proves that is what it is */
             if (have < rx->skip) break;
@@ -62,10 +96,9 @@ void agx_rx_process(struct agx_rx *rx)
         int rc = agx_header_decode(p, &h);
         if (rc == -AGX_EBADMSG) {
             at = rx_next_magic(rx, at + 1);
-            if (!rx->in_garbage) {
-                rx->in_garbage = 1;
+            if (!rx->in_garbage && !rx->hunting)   /* while hunting: the previous peer's bytes */
                 rx->error(0, 0, AGX_EBADMSG, "bad magic or header CRC; resynchronising");
-            }
+            rx->in_garbage = 1;
             continue;
         }
         if (rc == -AGX_EMSGSIZE) {
@@ -97,16 +130,23 @@ void agx_rx_process(struct agx_rx *rx)
             continue;
         }
         size_t total = AGX_HEADER_SIZE + (size_t)h.payload_len;
-        if (have < total) break;
+        if (have < total) {
+            size_t next = rx->hunting ? rx_hunt(rx, at) : 0;
+            if (!next) break;
+            at = next;   /* the front was the previous peer's unfinished frame: dropped unreported */
+            continue;
+        }
         if (agx_payload_verify(&h, p + AGX_HEADER_SIZE)) {
             /* the header may have lied about its length: scan on right after it */
             const char *nm = agx_msg_type_name(h.type);
-            rx->error(h.request_id, h.type, AGX_EBADMSG, "payload CRC mismatch in %s frame", nm ? nm : "unknown");
+            if (!rx->hunting)
+                rx->error(h.request_id, h.type, AGX_EBADMSG, "payload CRC mismatch in %s frame", nm ? nm : "unknown");
             rx->in_garbage = 1;   /* the bogus payload's own bytes are not reported again */
             at += AGX_HEADER_SIZE;
             continue;
         }
         rx->in_garbage = 0;
+        rx->hunting = 0;   /* the new peer's first good frame: from here on every fault is its own */
         rx->deliver(&h, p + AGX_HEADER_SIZE);
         if (rx->len == 0) return;   /* deliver reset the receiver (connection lost): nothing left */
         at += total;

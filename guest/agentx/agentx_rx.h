@@ -38,10 +38,18 @@ struct agx_rx {
     uint64_t skip;              /* ... this many bytes */
     uint32_t skip_crc;          /* ... and the CRC they must have to be dropped whole */
     int in_garbage;             /* inside a bad-magic/CRC episode: report it only once */
+    int hunting;                /* agx_rx_new_peer until the new peer's first good frame */
+    size_t hunt_scanned;        /* bytes after the front the hunt has looked at */
 };
 
-/* Forget buffered bytes and any resync state (a new connection). */
+/* Forget buffered bytes and any resync state. */
 void agx_rx_reset(struct agx_rx *rx);
+/* The same for a new peer (a host reconnected): bytes may still arrive from the previous one
+ * (a virtio-serial port delivers data and its connect events on separate queues). Until the
+ * new peer's first good frame the receiver hunts: garbage and CRC failures are the previous
+ * peer's and go unreported, and a valid header whose frame is incomplete is passed over when a
+ * complete frame with good CRCs follows it (a new peer starts at a frame boundary). */
+void agx_rx_new_peer(struct agx_rx *rx);
 
 /* Free room at the tail: read into agx_rx_tail(rx), up to agx_rx_room(rx) bytes, then
  * agx_rx_push(rx, n) handles every complete frame. */

@@ -223,9 +223,13 @@ static void ctl_reset_buffers(void)
 
 static void ctl_up(int fd, const char *desc)
 {
+    static unsigned ups;
     ctl = fd;
     snprintf(ctl_desc, sizeof ctl_desc, "%s", desc);
     ctl_reset_buffers();
+    /* a host back on the virtio-serial port: the previous one's last bytes may still come (data
+     * and connect events travel on separate queues); a socket connection starts clean */
+    if (ups++ && !strcmp(transport_kind_name(), "virtio-serial")) agx_rx_new_peer(&rx);
     ctl_events = EPOLLIN;
     if (ev_add(ctl, EPOLLIN, ev_tag(EV_CTL, 0, 0)) < 0) wlog("epoll add control fd: %s", strerror(errno));
     send_hello(0, 0);

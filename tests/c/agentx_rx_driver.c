@@ -1,7 +1,9 @@
 /* agentx_rx_driver: guest/agentx/agentx_rx.c on the host, fed from stdin.
  *
- *   agentx-rx-driver [--chunk N] [--cap N] < bytes
+ *   agentx-rx-driver [--chunk N] [--cap N] [--new-peer] < bytes
  *
+ * --new-peer starts the receiver with agx_rx_new_peer (a host that just reconnected, whose
+ * input may begin with the previous host's bytes) instead of agx_rx_reset.
  * Reads all of stdin, then pushes it through agx_rx in chunks of N bytes (default 4096,
  * about what a virtio-console read returns) with a receive buffer of cap bytes (default
  * AGX_MAX_FRAME + 4096, the Track B agent's). Prints one line per event, in order:
@@ -62,7 +64,10 @@ int main(int argc, char **argv)
         return 2;
     }
     setvbuf(stdout, 0, _IOFBF, 1 << 16);
-    agx_rx_reset(&rx);
+    int new_peer = 0;
+    for (int i = 1; i < argc; i++) new_peer |= !strcmp(argv[i], "--new-peer");
+    if (new_peer) agx_rx_new_peer(&rx);
+    else agx_rx_reset(&rx);
     t0 = now_ns();
     for (size_t off = 0; off < size;) {
         size_t n = size - off < chunk ? size - off : chunk;

@@ -239,7 +239,7 @@ _Noreturn void agent_main(void)
         uint32_t c = env_chan_connects();
         if (c != connects) {            /* a new host: forget the old one's partial frame, say HELLO */
             connects = c;
-            agx_rx_reset(&rx);
+            agx_rx_new_peer(&rx);   /* the old host's last bytes may still come: hunt for the new one's first frame */
             ag_log("host connected (%u); announcing HELLO", (unsigned)c);
             send_hello(0, 0);
             work = 1;
