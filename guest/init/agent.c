@@ -238,8 +238,8 @@ static void ctl_up(int fd, const char *desc)
 static void ctl_down(const char *why)
 {
     if (ctl < 0) return;
+    int fd = ctl;
     ev_del(ctl);
-    close(ctl);
     ctl = -1;
     ctl_reset_buffers();
     proc_connection_lost();
@@ -249,7 +249,7 @@ static void ctl_down(const char *why)
         exit(0);
     }
     wlog("agentx host gone from %s (%s); reconnecting", ctl_desc, why);
-    transport_disconnected();
+    transport_disconnected(fd);
 }
 
 static void flush_out(void)

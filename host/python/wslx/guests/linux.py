@@ -67,3 +67,8 @@ class LinuxGuest(Guest):
 
     def _connect(self):
         return self.vm.agentx_socket(self.timeout)
+
+    def _reconnected(self, client) -> None:
+        # Linux's virtio_console shows the host side only as a level (POLLHUP while closed): a host
+        # back before the agent polled leaves no trace, so ask for the announcement it may not send
+        client.ask_announce()
