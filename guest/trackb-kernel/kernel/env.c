@@ -56,7 +56,7 @@ uint32_t env_chan_connects(void)
  * they are kept here and handed to the new host once the agent has seen the new count, never
  * dropped with the old host's partial frame. (Old bytes among them: the agent hunts past them,
  * agx_rx_new_peer.) */
-#define VCON_CARRY 4096
+#define VCON_CARRY 65536   /* bounds one read; the agent asks for at most its free receive room */
 static uint8_t carry[VCON_CARRY];
 static size_t carry_len, carry_off;
 
