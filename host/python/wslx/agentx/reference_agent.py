@@ -362,11 +362,11 @@ class ReferenceAgent:
 
     def _on_signal(self, f):
         pid, signo = f.body["pid"], f.body["signo"]
+        if not 1 <= signo <= SIGNAL_MAX:  # fields before the pid, as every agent checks (agx_signal_check)
+            return self._error(ErrorCode.EINVAL, f"invalid signal {signo}", f.request_id, f.type)
         c = self.children.get(pid)
         if c is None or c.status is not None:
             return self._error(ErrorCode.ESRCH, f"no running process {pid} started by this agent", f.request_id, f.type)
-        if not 1 <= signo <= SIGNAL_MAX:
-            return self._error(ErrorCode.EINVAL, f"invalid signal {signo}", f.request_id, f.type)
         os.killpg(pid, signo)  # EXEC made it a session and group leader: reach its children too
         self._ok(f)
 

@@ -584,3 +584,15 @@ def stdio_unknown_flag_bits_are_einval(ctx: Context):
     e = ctx.client.wait_error(timeout=ctx.timeout)
     check(e.code == ErrorCode.EINVAL and e.request_id == 0, f"STDIO with flags 0x80: {e}, expected EINVAL")
     ctx.expect_alive()
+
+
+@case(Capability.SIGNAL)
+def signal_invalid_signo_is_einval_before_the_pid(ctx: Context):
+    """SIGNAL with signo 0 or above SIGNAL_MAX gets EINVAL, for a pid that does not exist too:
+    the fields are checked before the pid (ESRCH only for a valid signal)."""
+    for signo in (0, SIGNAL_MAX + 1):
+        ctx.expect_remote_error(ErrorCode.EINVAL, ctx.client.request, MsgType.SIGNAL,
+                                dict(pid=0x7FFF_FF00, signo=signo), timeout=ctx.timeout)
+    ctx.expect_remote_error(ErrorCode.ESRCH, ctx.client.request, MsgType.SIGNAL, dict(pid=0x7FFF_FF00, signo=15),
+                            timeout=ctx.timeout)
+    ctx.expect_alive()
