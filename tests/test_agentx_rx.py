@@ -207,3 +207,17 @@ def test_without_a_new_peer_the_same_bytes_are_reported(rx_driver):
     lying header (EBADMSG, as the rules say) and waits for its promised length."""
     events, pending = c_events(rx_driver, OLD_TAILS["lying_header"] + ping(1) + ping(2) + ping(3))
     assert events == [] and pending == HEADER_SIZE + 3 * len(ping(1))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=64), st.sampled_from(sorted(OLD_TAILS.values())),
+                 st.builds(lambda n, cut: header(rid=0x7A, length=n)[:cut], st.integers(0, 4000), st.integers(1, 24))),
+       st.integers(1, 5), st.sampled_from([1, 13, 4096]))
+def test_a_new_peer_gets_all_its_frames_whatever_the_old_tail(rx_driver, tail, count, chunk):
+    """Whatever the previous host left behind, the new host's frames are all delivered, in order,
+    at the end of what the receiver delivers."""
+    data = tail + b"".join(ping(i + 1, bytes(i)) for i in range(count))
+    events, pending = c_events(rx_driver, data, chunk, new_peer=True)
+    frames = [rid for kind, _, rid in events if kind == "frame"]
+    assert frames[-count:] == list(range(1, count + 1)), events
+    assert pending == 0

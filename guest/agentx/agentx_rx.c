@@ -151,6 +151,7 @@ void agx_rx_process(struct agx_rx *rx)
         if (rx->len == 0) return;   /* deliver reset the receiver (connection lost): nothing left */
         at += total;
     }
+    if (at != front) rx->hunt_scanned = 0;   /* it counted from a front that is gone */
     rx_consume(rx, at);
 }
 
