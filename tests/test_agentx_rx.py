@@ -9,7 +9,6 @@ must agree, event by event, for any input and any chunking."""
 from __future__ import annotations
 
 import random
-import struct
 import subprocess
 import sys
 import zlib
@@ -19,7 +18,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from wslx.agentx import codec
 from wslx.agentx.errors import MalformedPayload, ProtocolError, UnknownType
-from wslx.spec.agentx import HEADER_SIZE, MAGIC, MAX_PAYLOAD, VERSION_MAX, MsgType
+from wslx.spec.agentx import HEADER_SIZE, MAX_PAYLOAD, VERSION_MAX, MsgType
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +36,8 @@ def ping(rid: int, data: bytes = b"p") -> bytes:
 def header(msg_type: int = MsgType.PING, rid: int = 5, length: int = 0, payload_crc: int = 0, version: int = VERSION_MAX,
            flags: int = 0) -> bytes:
     """A header with a good header CRC that says whatever we like about its payload."""
-    head = struct.pack("<IBBHIII", MAGIC, version, flags, msg_type, rid, length, payload_crc)
-    return head + struct.pack("<I", zlib.crc32(head))
+    return codec.raw_frame(msg_type, request_id=rid, payload_len=length, payload_crc=payload_crc, version=version,
+                           flags=flags)
 
 
 def c_events(driver, data: bytes, chunk: int = 4096, new_peer: bool = False) -> tuple[list[tuple], int]:
@@ -128,7 +127,7 @@ def test_a_rejected_frame_with_its_real_payload_is_dropped_whole(rx_driver, read
 
 
 def test_magic_dense_garbage_is_reported_once_and_then_a_ping_gets_through(rx_driver):
-    data = b"AGTX" * (64 << 10) + ping(9)
+    data = codec.MAGIC_BYTES * (64 << 10) + ping(9)
     for events, pending in (c_events(rx_driver, data), py_events(data)):
         assert events == [("error", 74, 0), ("frame", MsgType.PING, 9)]
         assert pending == 0
@@ -141,7 +140,7 @@ FRAGMENTS = st.one_of(
     st.builds(lambda n, crc, v, f: header(rid=66, length=n, payload_crc=crc, version=v, flags=f),
               st.sampled_from([0, 10, 100, SETTLE - HEADER_SIZE, MAX_PAYLOAD + 1]), st.integers(0, 2**32 - 1),
               st.sampled_from([1, 1, 1, 9]), st.sampled_from([0, 0, 0, 0x80])),
-    st.just(b"AGTX" * 8),
+    st.just(codec.MAGIC_BYTES * 8),
 )
 
 

@@ -36,7 +36,7 @@ def test_every_message_round_trips_and_matches_golden_bytes(msg):
     assert used == len(frame)
     assert (decoded.type, decoded.request_id, decoded.flags) == (msg.type, 0x100 + i, flags)
     assert decoded.body == msg.example
-    assert codec.parse_body_reference(msg.type, frame[24:]) == msg.example
+    assert codec.parse_body_reference(msg.type, frame[spec.HEADER_SIZE:]) == msg.example
 
 
 def test_golden_file_covers_every_message_type():
@@ -54,8 +54,8 @@ def _frame(**kw):
 
 
 @pytest.mark.parametrize("mutate,error,code", [
-    (lambda f: b"XXXX" + f[4:], BadMagic, spec.ErrorCode.EBADMSG),
-    (lambda f: f[:20] + b"\0\0\0\0" + f[24:], BadChecksum, spec.ErrorCode.EBADMSG),
+    (lambda f: b"XXXX" + f[len(codec.MAGIC_BYTES):], BadMagic, spec.ErrorCode.EBADMSG),
+    (lambda f: f[:codec.HEADER_CRC_COVERS] + bytes(4) + f[spec.HEADER_SIZE:], BadChecksum, spec.ErrorCode.EBADMSG),
     (lambda f: f[:-1] + bytes([f[-1] ^ 1]), BadChecksum, spec.ErrorCode.EBADMSG),
     (lambda f: f[:10], Truncated, spec.ErrorCode.EPROTO),
     (lambda f: f[:-2], Truncated, spec.ErrorCode.EPROTO),
@@ -67,10 +67,42 @@ def test_bad_frames_raise_typed_errors(mutate, error, code):
     assert str(ei.value)
 
 
+def test_header_layout_is_the_specs():
+    """The fast codec's header struct is compiled from spec.FrameHeader, field for field."""
+    assert codec.HEADER.size == spec.FrameHeader.sizeof() == spec.HEADER_SIZE
+    values = dict(magic=1, version=2, flags=3, type=4, request_id=5, payload_len=6, payload_crc=7, header_crc=8)
+    raw = spec.FrameHeader.build(values)
+    assert codec.HEADER.unpack(raw) == tuple(values[n] for n in codec.HEADER_FIELDS)
+    assert {n: codec.header_field(raw, n) for n in codec.HEADER_FIELDS} == values
+
+
+def test_raw_frame_defaults_to_the_encoders_bytes_and_forces_any_field():
+    payload = codec.encode_body(spec.MsgType.PING, dict(data=b"abc"))
+    good = codec.encode_frame(spec.MsgType.PING, dict(data=b"abc"), request_id=9)
+    assert codec.raw_frame(spec.MsgType.PING, payload, request_id=9) == good
+    assert codec.raw_frame(spec.MsgType.PING, payload, request_id=9, payload_len=None) == good
+    for name in codec.HEADER_FIELDS:
+        bad = codec.raw_frame(spec.MsgType.PING, payload, **{"request_id": 9, name: 0x7E})
+        assert codec.header_field(bad, name) == 0x7E and bad[spec.HEADER_SIZE:] == payload
+        if name != "header_crc":  # the header CRC still covers the forced header: only that field is wrong
+            assert codec.header_field(bad, "header_crc") == zlib.crc32(bad[:codec.HEADER_CRC_COVERS])
+    with pytest.raises(TypeError, match="length"):
+        codec.raw_frame(spec.MsgType.PING, payload, length=3)
+
+
+def test_reseal_repairs_both_crcs():
+    f = bytearray(codec.encode_frame(spec.MsgType.PING, dict(data=b"abc"), request_id=9))
+    f[-1] ^= 1
+    f[codec.HEADER_OFFSETS["request_id"]] ^= 1
+    with pytest.raises(BadChecksum):
+        codec.decode_frame(bytes(f))
+    codec.reseal(f)
+    frame, _ = codec.decode_frame(bytes(f))
+    assert frame.request_id == 8 and frame.body == dict(data=b"abb")
+
+
 def _reheader(msg_type=spec.MsgType.PING, payload=b"\3\0\0\0abc", version=1, flags=0, length=None, rid=9):
-    head = struct.pack("<IBBHIII", spec.MAGIC, version, flags, msg_type, rid,
-                       len(payload) if length is None else length, zlib.crc32(payload))
-    return head + struct.pack("<I", zlib.crc32(head)) + payload
+    return codec.raw_frame(msg_type, payload, version=version, flags=flags, payload_len=length, request_id=rid)
 
 
 @pytest.mark.parametrize("frame,error", [
@@ -103,7 +135,7 @@ def test_bounds_are_enforced_on_encode_and_decode():
     with pytest.raises(InvalidMessage, match="unknown fields"):
         codec.encode_body(spec.MsgType.EXEC, dict(ok, bogus=1))
     with pytest.raises(InvalidMessage, match="fixed field"):
-        codec.encode_body(spec.MsgType.SIGNAL, dict(pid=-1, signo=1))
+        codec.encode_body(spec.MsgType.SIGNAL, dict(pid=-1, signo=spec.Signal.SIGHUP))
     with pytest.raises(InvalidMessage):
         codec.encode_body(spec.MsgType.PING, dict(data=b"x" * (spec.PING_MAX_DATA + 1)))
     with pytest.raises(InvalidMessage):

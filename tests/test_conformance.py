@@ -6,9 +6,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from wslx.agentx.reference_agent import ReferenceAgent
+from wslx.agentx.reference_agent import CAPABILITIES, ReferenceAgent
 from wslx.conformance import runner, targets
-from wslx.spec.agentx import MsgType
+from wslx.spec.agentx import Capability, MsgType
+from wslx.spec.programs import PROGRAM_NAME
 
 
 def _run(agent_cls=None, patterns=None):
@@ -46,6 +47,40 @@ def test_reference_agent_passes(tmp_path):
     root = ET.parse(tmp_path / "c.xml").getroot()
     assert root.get("failures") == "0" and int(root.get("tests")) == len(report.results)
     assert "| malformed_garbage | pass |" in (tmp_path / "c.md").read_text()
+
+
+class RecordingAgent(ReferenceAgent):
+    """Records the argv of every EXEC it is asked to run."""
+    argvs: list = []
+
+    def _on_exec(self, f):
+        RecordingAgent.argvs.append(list(f.body["argv"]))
+        super()._on_exec(f)
+
+
+def test_every_exec_of_the_suite_is_the_conformance_program():
+    """No case needs a shell or any program of the guest's: every EXEC runs wslx-conform, except the
+    deliberately missing program and the empty argv0 (ENOENT)."""
+    RecordingAgent.argvs = []
+    report = _run(RecordingAgent)
+    assert report.ok, runner.format_table(report)
+    argv0s = {a[0] for a in RecordingAgent.argvs if a}
+    assert argv0s == {PROGRAM_NAME, "/nonexistent/wslx-conformance", ""}, argv0s
+    assert len(RecordingAgent.argvs) > 20
+
+
+class WithoutPrograms(ReferenceAgent):
+    """An agent from before Capability.PROGRAMS: it does not advertise the conformance program."""
+    def __init__(self, stream, **kw):
+        super().__init__(stream, capabilities=CAPABILITIES & ~Capability.PROGRAMS, **kw)
+
+
+def test_an_agent_without_programs_skips_the_process_cases_and_still_passes():
+    report = _run(WithoutPrograms)
+    assert report.ok, runner.format_table(report)
+    skipped = {r.name: r.message for r in report.results if r.status == "skip"}
+    assert "PROGRAMS" in skipped["exec_reports_exit_status"] and "PROGRAMS" in skipped["stdin_is_relayed"]
+    assert "exec_missing_program_gives_errno" not in skipped
 
 
 class SilentOnGarbage(ReferenceAgent):

@@ -20,7 +20,6 @@ import struct
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import pytest
@@ -189,11 +188,8 @@ def agent(binary):
 def frame(msg_type: int, payload: bytes, *, request_id=1, flags=0, version=spec.VERSION_MAX, payload_len=None,
           payload_crc=None, header_crc=None) -> bytes:
     """A frame with any field forced (for malformed input)."""
-    plen = len(payload) if payload_len is None else payload_len
-    pcrc = zlib.crc32(payload) if payload_crc is None else payload_crc
-    head = struct.pack("<IBBHIII", spec.MAGIC, version, flags, msg_type, request_id, plen, pcrc)
-    hcrc = zlib.crc32(head) if header_crc is None else header_crc
-    return head + struct.pack("<I", hcrc) + payload
+    return codec.raw_frame(msg_type, payload, request_id=request_id, flags=flags, version=version,
+                           payload_len=payload_len, payload_crc=payload_crc, header_crc=header_crc)
 
 
 def reference_errors(data: bytes):
@@ -624,11 +620,20 @@ def test_signal(agent):
 
 
 def test_signal_reaches_process_group(agent):
-    pid = agent.exec(["/bin/sh", "-c", "sleep 100; echo not-reached"])
-    time.sleep(0.2)
+    """SIGNAL goes to the process group: the shell and the sleep it started both die. The
+    shell prints the sleep's pid once it runs (the event the test waits for)."""
+    pid = agent.exec(["/bin/sh", "-c", "sleep 100 & echo $!; wait $!; echo not-reached"])
+    f = agent.recv()
+    assert f.type == T.STDIO and f.body["pid"] == pid and f.body["stream"] == 1, f
+    child = int(f.body["data"])
     agent.request(T.SIGNAL, {"pid": pid, "signo": 15}, T.OK)
     out, _, ex = agent.collect(pid)
     assert out == b"" and ex["how"] == spec.ExitHow.SIGNALED
+    try:   # the sleep is gone, or dead and not yet reaped: not left running
+        with open(f"/proc/{child}/stat", "rb") as st:
+            assert st.read().rsplit(b")", 1)[1].split()[0] == b"Z", f"sleep {child} survived the group's SIGTERM"
+    except FileNotFoundError:
+        pass
 
 
 def test_bulk_output_and_backpressure(agent):
@@ -782,13 +787,6 @@ def _ping(rid):
     return codec.encode_frame(T.PING, {"data": b"p"}, request_id=rid)
 
 
-def _exec_payload(argv_items: list[bytes]) -> bytes:
-    p = struct.pack("<IH", 0, len(argv_items))
-    for a in argv_items:
-        p += struct.pack("<H", len(a)) + a
-    return p + struct.pack("<H", 0) + struct.pack("<H", 0)
-
-
 MALFORMED = {
     "garbage": os.urandom(3) + b"\x00" * 200 + b"garbage!",
     "bad_header_crc": frame(T.PING, b"\0\0\0\0", request_id=7, header_crc=0x12345678),
@@ -799,8 +797,8 @@ MALFORMED = {
     "agent_type": frame(T.OK, b"", request_id=11),
     "truncated_body": frame(T.PING, b"\x05\0\0\0ab", request_id=12),
     "trailing_bytes": frame(T.PING, b"\x01\0\0\0ab", request_id=13),
-    "bad_utf8_argv": frame(T.EXEC, _exec_payload([b"/bin/\xff\xfe"]), request_id=14),
-    "nul_in_argv": frame(T.EXEC, _exec_payload([b"/bin/t\x00rue"]), request_id=15),
+    "bad_utf8_argv": frame(T.EXEC, codec.raw_exec_body([b"/bin/\xff\xfe"]), request_id=14),
+    "nul_in_argv": frame(T.EXEC, codec.raw_exec_body([b"/bin/t\x00rue"]), request_id=15),
     "bad_version": frame(T.PING, b"\0\0\0\0", request_id=16, version=9),
     "bad_version_long": frame(T.PING, b"\0" * 1000, request_id=17, version=9, payload_crc=0),
     # a CRC-valid header of an unknown version with an absurd length: not trusted, resync on magic

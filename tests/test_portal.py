@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from wslx.portal import (Portal, PortalCorrupt, PortalError, PortalHeaderChanged, PortalRemoteError,
                          PortalSpanError, PortalStaleSpan, PortalTimeout)
-from wslx.portal.region import SIDE_GUEST, Span
+from wslx.portal import layout
+from wslx.portal.layout import sum64
+from wslx.portal.region import Span
 from wslx.spec import portal as spec
 from wslx.spec.portal import Err, Op, RingId
 
@@ -31,7 +33,7 @@ class InProcessGuest:
 
     def __init__(self, p: Portal):
         self.p = p
-        self.g = p.ffi.new("char[]", p.lib.portal_guest_size())
+        self.g = p.ffi.new("struct portal_guest *")
         self.rc = p.lib.portal_guest_init(self.g, p._wbase, len(p.window))
 
     def step(self, budget: int = 1024) -> int:
@@ -60,6 +62,23 @@ def test_generated_header_matches_the_spec(repo_root, portal_lib):
     assert "#define PORTAL_RING_CTL_OFF_TAIL 64u" in text  # head and tail on separate cache lines
 
 
+def test_cffi_declarations_are_the_headers(portal):
+    """The binding declares what portal.h, portal_host.h and portal_layout.h declare (typed
+    structs, not void *), and cffi lays the core's private structs out as the library does."""
+    from wslx.portal import native
+    ffi, lib = portal.ffi, portal.lib
+    for t, n in (("struct portal_end", lib.portal_end_size()), ("struct portal_arena", lib.portal_arena_size()),
+                 ("struct portal_guest", lib.portal_guest_size()), ("struct portal_msg", spec.SLOT_SIZE),
+                 ("struct portal_header", spec.PortalHeader.sizeof())):
+        assert ffi.sizeof(t) == n, t
+    assert ffi.typeof(lib.portal_send).args[0] == ffi.typeof("struct portal_end *")
+    assert ffi.typeof(lib.portal_arena_init).args[2] == ffi.typeof("int")
+    cdef = native.cdef()
+    assert "void *e" not in cdef and "void *a" not in cdef and "_Static_assert" not in cdef
+    with pytest.raises(TypeError):  # a wrong struct is refused by type, not reinterpreted
+        lib.portal_check(ffi.new("struct portal_arena *"))
+
+
 def test_committed_docs_match_the_spec(repo_root):
     from wslx.codegen import c_structs
     committed = (repo_root / "docs" / "portal.md").read_text()
@@ -70,8 +89,8 @@ def test_committed_docs_match_the_spec(repo_root):
 
 
 def test_layout_plan_is_aligned_and_disjoint():
-    plan = spec.plan(62 << 20, ring_slots=4096)
-    extents = [(0, spec.HEADER_PAGE)] + [(r["offset"], spec.ring_bytes(r["slot_count"])) for r in plan["rings"]]
+    plan = layout.plan(62 << 20, ring_slots=4096)
+    extents = [(0, spec.HEADER_PAGE)] + [(r["offset"], layout.ring_bytes(r["slot_count"])) for r in plan["rings"]]
     extents += [(plan["host_arena_offset"], plan["host_arena_size"]), (plan["guest_arena_offset"], plan["guest_arena_size"])]
     extents.sort()
     for (a, alen), (b, _) in zip(extents, extents[1:]):
@@ -79,7 +98,7 @@ def test_layout_plan_is_aligned_and_disjoint():
     assert extents[-1][0] + extents[-1][1] <= 62 << 20
     assert all(off % 64 == 0 for off, _ in extents)
     with pytest.raises(ValueError):
-        spec.plan(62 << 20, ring_slots=1000)
+        layout.plan(62 << 20, ring_slots=1000)
 
 
 def test_header_written_by_construct_parses_back(portal):
@@ -106,7 +125,7 @@ def test_echo_checksum_transform_in_place(portal):
     data = bytes((i * 7 + 3) & 0xFF for i in range(1001))
     portal.view(span)[:] = data
     c = serve_call(portal, g, Op.CHECKSUM, span)
-    assert c.status == 0 and c.result == spec.sum64(data) != 0
+    assert c.status == 0 and c.result == sum64(data) != 0
     key = 0x0102030405060708
     c = serve_call(portal, g, Op.TRANSFORM, span, key)
     assert c.status == 0
@@ -228,14 +247,16 @@ def test_completion_that_does_not_match_its_request_is_corrupt(portal):
     span = portal.alloc(128)
     portal.submit(Op.ECHO, span, 5)
     assert g.step() == 1
-    slot = _ring_ctl(portal, RingId.COMPLETE) + 128  # first completion slot
-    gen_off = slot + spec.PortalMsg.sizeof() - 8 - 8 - 8  # span.generation
+    ffi = portal.ffi
+    slot = _ring_ctl(portal, RingId.COMPLETE) + spec.RING_CTL_SIZE  # first completion slot
+    gen_off = slot + ffi.offsetof("struct portal_msg", "span") + ffi.offsetof("struct portal_span", "generation")
     portal._u64(gen_off)[0] ^= 1  # a stale generation in the completion
     with pytest.raises(PortalCorrupt, match="does not match"):
         portal.reap(1, timeout=0.5)
 
 
-REGION_BYTES = st.lists(st.tuples(st.integers(0, 4 * (128 + 64 * 64) + 4096 * 4), st.integers(0, 255)),
+REGION_BYTES = st.lists(st.tuples(st.integers(0, 4 * (spec.RING_CTL_SIZE + 64 * spec.SLOT_SIZE) + 4096 * 4),
+                                  st.integers(0, 255)),
                         min_size=1, max_size=24)
 
 
@@ -285,7 +306,8 @@ def test_host_attaches_with_its_own_header_not_the_regions(tmp_path, portal_lib)
     class Raced(Portal):
         def _attach(self, *args):
             forged = self.layout["guest_arena_offset"]
-            self.window[40:48] = forged.to_bytes(8, "little")  # PortalHeader.host_arena_offset
+            off = self.ffi.offsetof("struct portal_header", "host_arena_offset")
+            self.window[off:off + 8] = forged.to_bytes(8, "little")
             super()._attach(*args)
 
     with Raced.create(tmp_path / "raced.img", 8 << 20, ring_slots=64) as p:

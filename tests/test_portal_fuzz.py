@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from wslx.codegen import c_structs
+from wslx.portal import layout
 from wslx.spec import portal as spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,13 +36,13 @@ def fuzz(tmp_path_factory):
     exe = d / "portal_fuzz"
     r = subprocess.run(["gcc", "-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror",
                         "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer",
-                        f"-I{d}", f"-I{ROOT / 'guest' / 'portal'}", str(ROOT / "tests" / "c" / "portal_fuzz.c"),
+                        f"-I{d}", f"-I{ROOT / 'guest' / 'portal'}", f"-I{ROOT / 'host' / 'python' / 'wslx' / 'portal'}", str(ROOT / "tests" / "c" / "portal_fuzz.c"),
                         *map(str, sorted((ROOT / "guest" / "portal").glob("*.c"))),
                         str(ROOT / "host" / "python" / "wslx" / "portal" / "portal_host.c"), "-o", str(exe)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     # the window as the host writes it (wslx.portal.region.Portal.initialise builds the same header)
-    plan = spec.plan(WINDOW, ring_slots=SLOTS)
+    plan = layout.plan(WINDOW, ring_slots=SLOTS)
     hdr = spec.PortalHeader.build(dict(magic=spec.MAGIC, version=spec.VERSION, generation=0x1234_5678,
                                        portal_id=0xC0FFEE, **plan))
     image = d / "window.img"

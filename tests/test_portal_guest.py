@@ -12,6 +12,7 @@ from helpers.portal_checks import forged_span_faults
 from wslx.guests.linux import LinuxGuest
 from wslx.portal import Portal, PortalRemoteError
 from wslx.portal.guest import PortalService, portal_machine_kw
+from wslx.portal.layout import sum64
 from wslx.spec import portal as spec
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
@@ -59,14 +60,14 @@ def test_echo_checksum_transform_over_the_linux_service(booted):
         span = p.alloc((1 << 20) + 5)
         data = bytes((i * 131 + 7) & 0xFF for i in range(span.length))
         p.view(span)[:] = data
-        assert p.checksum(span) == spec.sum64(data)
+        assert p.checksum(span) == sum64(data)
         key = 0xA5A5_0F0F_3C3C_9696
         p.transform(span, key)
         # every byte, against an XOR computed here (numpy), not by the C core
         want = np.frombuffer(data, np.uint8) ^ np.resize(np.frombuffer(key.to_bytes(8, "little"), np.uint8), len(data))
         got = bytes(p.view(span))
         assert got == want.tobytes()
-        assert spec.sum64(got) == p.checksum(span)  # the guest sees what it wrote, in place
+        assert sum64(got) == p.checksum(span)  # the guest sees what it wrote, in place
         # a forged span outside the arena: a typed remote error, and the service carries on
         p._inflight.clear()
         forged_span_faults(p, span.generation)

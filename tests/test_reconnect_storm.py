@@ -31,7 +31,7 @@ def test_trackb_every_reconnecting_host_gets_hello_and_answers():
     with TrackBGuest(log=lambda s: None) as g:
         g.client.wait_hello()
         g.client.close()
-        rounds = storm(lambda: g.vm.agentx_socket(10), rounds=100, timeout=10)
+        rounds = storm(lambda: g.vm.virtio_serial_socket(10), rounds=100, timeout=10)
         bad = [r for r in rounds if not r.ok]
         assert not bad, (f"{len(bad)} of {len(rounds)} hosts were not served fully "
                          f"(by how the previous one left: {collections.Counter(rounds[r.index - 1].leave for r in bad)}); "
@@ -48,7 +48,7 @@ def test_linux_every_reconnecting_host_that_asks_gets_hello_and_answers():
     with LinuxGuest(log=lambda s: None) as g:
         g.client.wait_hello()
         g.client.close()
-        rounds = storm(lambda: g.vm.agentx_socket(10), rounds=100, timeout=10, ask_hello=True)
+        rounds = storm(lambda: g.vm.virtio_serial_socket(10), rounds=100, timeout=10, ask_hello=True)
         bad = [r for r in rounds if not r.ok]
         assert not bad, (f"{len(bad)} of {len(rounds)} hosts were not served fully "
                          f"(by how the previous one left: {collections.Counter(rounds[r.index - 1].leave for r in bad)}); "

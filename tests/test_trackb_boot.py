@@ -23,13 +23,13 @@ import pytest
 from wslx.agentx.client import AgentClient
 from wslx.bench.boot import _floor_seconds
 from wslx.vmm.errors import GuestExited, GuestPanicked, LaunchError
-from wslx.guests.trackb import PANIC_REGEX
+from wslx.guests.trackb import ISA_DEBUG_EXIT, PANIC_REGEX
 from wslx.vmm.qemu import QemuMachine
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNEL = ROOT / "images" / "trackb-kernel.elf"
 FLOOR = ROOT / "images" / "trackb-floor.elf"
-DEBUG_EXIT = ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
+DEBUG_EXIT = ISA_DEBUG_EXIT
 PMEM_SIZE = 16 << 20
 MAGIC = 0x5452_4143_4B42_2121   # written by the host at offset 0 of the pmem file
 
@@ -50,7 +50,7 @@ def pmem_file(tmp_path):
 
 
 def machine(tmp_path, *, append="", pmem=None, quiet=False, kernel=KERNEL, extra=()):
-    return QemuMachine(kernel, None, append=append, quiet=quiet, agentx=False, serial_transport=True,
+    return QemuMachine(kernel, None, append=append, quiet=quiet, serial_transport=True,
                        pmem_path=pmem, extra_args=DEBUG_EXIT + list(extra), run_dir=tmp_path / "vm",
                        panic_regex=PANIC_REGEX)
 
@@ -239,7 +239,7 @@ def test_64bit_entry_with_boot_params(tmp_path, pmem_file):
     shim = tmp_path / "shim.elf"
     subprocess.run(["gcc", "-nostdlib", "-static", "-no-pie", "-Wa,--noexecstack", "-Wl,--build-id=none",
                     "-Wl,-z,max-page-size=4096", f"-Wl,-T,{tmp_path / 'shim.ld'}", f"-DKERNEL_ENTRY={entry:#x}",
-                    str(ROOT / "tests" / "c" / "trackb_shim64.S"), "-o", str(shim)], check=True, capture_output=True)
+                    f"-I{ROOT / 'build' / 'gen'}", f"-I{ROOT / 'guest' / 'trackb-kernel'}", str(ROOT / "tests" / "c" / "trackb_shim64.S"), "-o", str(shim)], check=True, capture_output=True)
     with machine(tmp_path, kernel=shim, pmem=pmem_file, append="trackb.via=shim",
                  extra=["-device", f"loader,file={KERNEL}"]) as vm:
         client = AgentClient(vm.serial_socket(10), default_timeout=20)

@@ -16,11 +16,11 @@ import pytest
 from wslx.agentx.errors import AgentXError
 from wslx.conformance import runner
 from wslx.conformance.targets import TARGETS
-from wslx.guests.trackb import TrackBGuest
+from wslx.guests.trackb import ISA_DEBUG_EXIT, TrackBGuest
 from wslx.portal import Portal
 from wslx.portal.trackb import TrackBPortalService, trackb_portal_kw
 from wslx.spec import portal as pspec
-from wslx.spec.agentx import Capability, ExitHow
+from wslx.spec.agentx import Capability, ExitHow, Signal
 
 vm = pytest.mark.vm   # every test but the --dry-run ones boots QEMU
 
@@ -30,8 +30,7 @@ def built(repo_root):
     r = subprocess.run([sys.executable, "-m", "SCons", "-Q", "trackb"], cwd=repo_root, capture_output=True, text=True)
     if r.returncode != 0:
         pytest.fail(f"scons trackb failed:\n{r.stdout}\n{r.stderr}")
-    if not (repo_root / "images" / "trackb-kernel.elf").exists():
-        pytest.skip("images/trackb-kernel.elf was not built")
+    assert (repo_root / "images" / "trackb-kernel.elf").exists(), "scons trackb succeeded but made no image"
     return repo_root / "images" / "trackb-kernel.elf"
 
 
@@ -80,7 +79,7 @@ def test_host_connects_after_boot_gets_hello(built):
         vm_.wait_console(r"env: control channel virtio-console port \d+, host not connected yet", timeout=30)
         vm_.wait_console(r"announcing HELLO", timeout=30)
         for _ in range(2):
-            with AgentClient(vm_.agentx_socket(10), default_timeout=10) as c:
+            with AgentClient(vm_.virtio_serial_socket(10), default_timeout=10) as c:
                 h = c.wait_hello(timeout=10)
                 assert h.kind_name.lower() == "trackb"
                 assert c.ping(b"late", timeout=10) == b"late"
@@ -101,11 +100,11 @@ def test_host_leaving_mid_frame_does_not_corrupt_the_next_host(built):
             g.client.send_raw(half)
             g.client.close()
             time.sleep(0.2)
-            with AgentClient(g.vm.agentx_socket(10), default_timeout=10) as c:
+            with AgentClient(g.vm.virtio_serial_socket(10), default_timeout=10) as c:
                 c.wait_hello(timeout=10)
                 assert c.ping(b"after", timeout=10) == b"after"
                 assert not c.unsolicited_errors, list(c.unsolicited_errors)
-            g.client = AgentClient(g.vm.agentx_socket(10), default_timeout=10)
+            g.client = AgentClient(g.vm.virtio_serial_socket(10), default_timeout=10)
             g.client.wait_hello(timeout=10)
 
 
@@ -116,8 +115,8 @@ def test_cli_run_echo_hello(built, repo_root):
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "hello\n"
-    r = subprocess.run([sys.executable, "-m", "wslx.cli", "run", "trackb", "--", "sh", "-c", "exit 7"], cwd=repo_root,
-                       env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "wslx.cli", "run", "trackb", "--", "wslx-conform", "exit", "7"],
+                       cwd=repo_root, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 7, r.stderr
 
 
@@ -147,7 +146,7 @@ def test_sleep_is_interrupted_by_signal(built):
     with TrackBGuest(built, build=False, log=lambda s: None) as g:
         p = g.client.exec(["sleep", "1000"], timeout=10)
         assert g.client.ping(b"x", timeout=10) == b"x"
-        g.client.signal(p.pid, 15, timeout=10)
+        g.client.signal(p.pid, Signal.SIGTERM, timeout=10)
         st = p.wait(10)
         assert st.how == ExitHow.SIGNALED and st.code == 15
 
@@ -247,5 +246,5 @@ def test_boot_qemu_dry_run_creates_nothing(repo_root, tmp_path):
     assert r.returncode == 0, r.stderr
     argv = shlex.split(r.stdout)
     assert argv[0].startswith("qemu-system-x86_64") and "-kernel" in argv
-    assert any("pmem.img" in a for a in argv) and "isa-debug-exit,iobase=0xf4,iosize=0x04" in argv
+    assert any("pmem.img" in a for a in argv) and ISA_DEBUG_EXIT[1] in argv
     assert not rd.exists() or not any(rd.iterdir()), f"--dry-run created {list(rd.rglob('*'))}"

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "init.h"
+#include "proc.h"
 #include "../agentx/agentx_rx.h"
 
 #define RX_CAP (AGX_MAX_FRAME + 65536u)
@@ -80,6 +81,11 @@ static size_t out_pending(void) { return out_tail - out_head; }
 
 int agent_bulk_ok(void) { return ctl >= 0 && out_pending() < OUT_HIGH; }
 
+/* While quiesced, child output stays in the children's pipes (they block when full): the
+ * stream to the host ends with QUIESCE_COMPLETE, so a snapshot taken now holds no half-sent
+ * frame, and output made while the host reconnects after a restore is not dropped. */
+int agent_output_paused(void) { return quiesced; }
+
 /* Space for one whole frame at the tail, or NULL (disconnected / full: dropped). */
 static uint8_t *frame_begin(void)
 {
@@ -103,7 +109,7 @@ static void frame_commit(uint8_t *f, uint16_t type, uint8_t flags, uint32_t rid,
         wlog("cannot encode %s frame (%ld)", agx_msg_type_name(type), plen);
         return;
     }
-    out_tail += agx_frame_seal(f, type, flags, rid, (uint32_t)plen);
+    out_tail += agentx_frame_seal(f, type, flags, rid, (uint32_t)plen);
 }
 
 #define PAYLOAD(f) ((f) + AGX_HEADER_SIZE)
@@ -174,7 +180,7 @@ int send_stdin_ack(uint32_t pid, uint32_t bytes, uint32_t flags, int force)
 static uint64_t capabilities(void)
 {
     uint64_t c = AGX_CAP_EXEC | AGX_CAP_STDIN | AGX_CAP_SIGNAL | AGX_CAP_MOUNT | AGX_CAP_QUIESCE |
-                 AGX_CAP_SHUTDOWN | AGX_CAP_CONFIG | AGX_CAP_PING;
+                 AGX_CAP_SHUTDOWN | AGX_CAP_CONFIG | AGX_CAP_PING | AGX_CAP_PROGRAMS;
     if (portal_ok) c |= AGX_CAP_PORTAL;
     if (g_opts.pid1) c |= AGX_CAP_SYSTEM;   /* CONFIG hostname/clock change the whole OS */
     return c;
@@ -395,6 +401,7 @@ static void shutdown_now(uint32_t rid, const struct agx_shutdown *m)
 {
     if (agx_shutdown_check(rid, m, send_error)) return;
     wlog("shutdown requested (%s)", m->mode == AGX_SHUTDOWN_REBOOT ? "reboot" : "poweroff");
+    quiesced = 0; /* the children's last output is relayed */
     proc_terminate_all(m->grace_ms);
     sync();
     proc_drain_finished();
@@ -495,8 +502,18 @@ void agent_run(void)
     int waiting_logged = 0;
     int reading = -1;
 
+    /* proc.c reaches the host and the event loop only through this */
+    static struct proc_host host = {
+        .error = send_error, .ok = send_ok, .exec_started = send_exec_started, .stdio = send_stdio,
+        .exit = send_exit, .stdin_ack = send_stdin_ack, .connected = agent_connected, .bulk_ok = agent_bulk_ok,
+        .output_paused = agent_output_paused,
+        .flush_blocking = agent_flush_blocking, .ev_add = ev_add, .ev_mod = ev_mod, .ev_del = ev_del,
+    };
+    host.pid1 = g_opts.pid1;
+    host.test_mode = g_opts.test_mode;
+
     loop_setup();
-    proc_init();
+    proc_init(&host);
 
     if (g_opts.agent_fd >= 0) {
         set_nonblock(g_opts.agent_fd);
@@ -525,7 +542,7 @@ void agent_run(void)
         flush_out();
 
         /* backpressure: children are read while their output has somewhere to go */
-        int want = ctl < 0 || agent_bulk_ok();
+        int want = !quiesced && (ctl < 0 || agent_bulk_ok());
         if (want != reading) {
             proc_set_reading(want);
             reading = want;

@@ -60,6 +60,8 @@ void agent_run(void) __attribute__((noreturn));
 int agent_connected(void);
 /* Room for bulk output (child stdout/stderr) right now? */
 int agent_bulk_ok(void);
+/* Quiesced: child output is left in the pipes until RESUME. */
+int agent_output_paused(void);
 /* Frame emitters; they silently drop when disconnected. */
 void send_error(uint32_t rid, uint16_t rtype, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void send_ok(uint32_t rid);
@@ -72,29 +74,10 @@ int send_stdin_ack(uint32_t pid, uint32_t bytes, uint32_t flags, int force);
 /* Blocking best-effort flush of queued output (SHUTDOWN), bounded by timeout_ms. */
 void agent_flush_blocking(int timeout_ms);
 
-/* ---- proc.c ---- */
-#define PROC_MAX 64
-void proc_init(void);
-void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *default_env, size_t ndefault);
-void proc_stdin(uint32_t rid, const struct agx_stdio *m);
-void proc_signal(uint32_t rid, const struct agx_signal *m);
-void proc_on_output(uint32_t idx, uint32_t stream);
-/* epoll reported events (EPOLLOUT, or EPOLLERR: the process closed its stdin) on a stdin pipe */
-void proc_on_stdin_writable(uint32_t idx, uint32_t events);
-void proc_reap(void);
-/* Enable/disable reading child output (backpressure). */
-void proc_set_reading(int on);
-unsigned proc_running(void);
-/* SIGTERM all our process groups (and in PID 1 mode everything), wait grace, SIGKILL. */
-void proc_terminate_all(uint32_t grace_ms);
-/* Drain remaining output / emit EXIT for finished processes (after terminate_all). */
-void proc_drain_finished(void);
-/* Event loop hooks: ms until the next EOF-grace deadline (-1: none), fire expired deadlines,
- * retry deferred STDIN_ACKs, forget stdin credit owed to a lost connection. */
-int proc_timeout_ms(void);
-void proc_timers(void);
-void proc_flush_acks(void);
-void proc_connection_lost(void);
+/* ---- proc.c: see proc.h ---- */
+
+/* ---- conform.c: the conformance program applet (argv[0] "wslx-conform") ---- */
+int conform_main(int argc, char **argv);
 
 /* ---- mounts.c ---- */
 void mounts_early(void);

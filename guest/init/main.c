@@ -10,6 +10,7 @@
  *                                 the same, dialling the AF_UNIX stream socket PATH (host tests of reconnects)
  *   wslx-init portal serve|probe|memcpy|info [...]
  *                                 Portal service and probes (portal_linux.c), started by EXEC
+ *   wslx-conform STEP...          (argv[0]) the AgentX conformance program (conform.c), started by EXEC
  *   wslx-init [--assume-hypervisor hyperv|other] --modules-dry-run LIST
  *                                 print the modules of LIST this machine would load (Hyper-V or virtio
  *                                 vsock set) and exit; --assume-hypervisor replaces the CPUID detection
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "init.h"
+#include "../agentx/agentx_program.h"
 
 struct init_opts g_opts = {.agent_fd = -1};
 
@@ -95,8 +97,10 @@ int main(int argc, char **argv)
     const char *cmdline_arg = NULL, *unix_path = NULL, *dry_run_list = NULL;
     int no_setup = 0, assume_hv = -1, check_sandbox = 0;
 
-    /* multi-call: `/init portal ...` runs the Portal service or its probes (started by EXEC) */
+    /* multi-call: `/init portal ...` runs the Portal service or its probes (started by EXEC), and
+     * argv[0] "wslx-conform" the conformance program (EXEC execs /proc/self/exe with that argv) */
     if (argc >= 2 && !strcmp(argv[1], "portal") && getpid() != 1) return portal_main(argc - 1, argv + 1);
+    if (argc >= 1 && agx_program_is(argv[0]) && getpid() != 1) return conform_main(argc, argv);
 
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--agent-fd") && i + 1 < argc) {

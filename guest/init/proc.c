@@ -1,4 +1,5 @@
-/* Processes started by EXEC: spawn with exec-error reporting, stdout/stderr
+/* Processes started by EXEC: spawn with exec-error reporting (argv[0] "wslx-conform" is
+ * this binary's conformance-program applet, conform.c), stdout/stderr
  * relay as STDIO frames, stdin relay with a bounded queue and STDIN_ACK credit,
  * SIGNAL, reaping (PID 1 also reaps orphans it inherits) and the EXIT event,
  * which is sent after both output streams reached EOF and the process was
@@ -19,6 +20,8 @@
 #include <unistd.h>
 
 #include "init.h"
+#include "proc.h"
+#include "../agentx/agentx_program.h"
 #include "../agentx/agentx_rx.h"
 
 /* Per process stdin queue. The current connection may have AGX_STDIN_WINDOW bytes in it; bytes a
@@ -57,9 +60,12 @@ struct proc {
 
 static struct proc procs[PROC_MAX];
 static int reading = 1;
+static const struct proc_host *H;   /* the agent: frames out, event loop (proc.h) */
 
-void proc_init(void)
+void proc_init(const struct proc_host *host)
 {
+    H = host;
+    reading = 1;
     for (int i = 0; i < PROC_MAX; i++) procs[i].used = 0;
 }
 
@@ -109,12 +115,12 @@ static void ack_flush(struct proc *p, int force)
 {
     for (int k = 0; k < 3; k++) {
         while (p->ack_pending[k]) {
-            if (!agent_connected()) {
+            if (!H->connected()) {
                 p->ack_pending[0] = p->ack_pending[1] = p->ack_pending[2] = 0; /* nobody to credit */
                 return;
             }
             uint32_t n = p->ack_pending[k] > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)p->ack_pending[k];
-            if (send_stdin_ack((uint32_t)p->pid, n, ack_flags[k], force) < 0) return;
+            if (H->stdin_ack((uint32_t)p->pid, n, ack_flags[k], force) < 0) return;
             p->ack_pending[k] -= n;
         }
     }
@@ -130,7 +136,7 @@ static int ack_owed(const struct proc *p)
 static void close_stdin(struct proc *p)
 {
     if (p->fd[0] >= 0) {
-        ev_del(p->fd[0]);
+        H->ev_del(p->fd[0]);
         close(p->fd[0]);
         p->fd[0] = -1;
     }
@@ -153,8 +159,8 @@ static void maybe_exit(struct proc *p)
     }
     close_stdin(p);
     ack_flush(p, 1); /* every STDIN_ACK goes out before the EXIT */
-    if (WIFSIGNALED(p->status)) send_exit((uint32_t)p->pid, AGX_EXIT_SIGNALED, WTERMSIG(p->status));
-    else send_exit((uint32_t)p->pid, AGX_EXIT_EXITED, WEXITSTATUS(p->status));
+    if (WIFSIGNALED(p->status)) H->exit((uint32_t)p->pid, AGX_EXIT_SIGNALED, WTERMSIG(p->status));
+    else H->exit((uint32_t)p->pid, AGX_EXIT_EXITED, WEXITSTATUS(p->status));
     p->used = 0;
 }
 
@@ -164,12 +170,12 @@ static void out_watch(struct proc *p, int s, int on)
 {
     if (p->fd[s] < 0 || on == p->out_registered[s]) return;
     if (on) {
-        if (ev_add(p->fd[s], EPOLLIN, ev_tag(EV_PROC_OUT, (uint32_t)(p - procs), (uint32_t)s)) < 0) {
+        if (H->ev_add(p->fd[s], EPOLLIN, ev_tag(EV_PROC_OUT, (uint32_t)(p - procs), (uint32_t)s)) < 0) {
             wlog("epoll add pipe of process %d: %s", (int)p->pid, strerror(errno));
             return;
         }
     } else {
-        ev_del(p->fd[s]);
+        H->ev_del(p->fd[s]);
     }
     p->out_registered[s] = on;
 }
@@ -183,7 +189,7 @@ static void stream_eof(struct proc *p, int s)
     }
     if (!p->eof[s]) {
         p->eof[s] = 1;
-        send_stdio((uint32_t)p->pid, (uint8_t)s, AGX_STDIO_EOF, NULL, 0);
+        H->stdio((uint32_t)p->pid, (uint8_t)s, AGX_STDIO_EOF, NULL, 0);
     }
     maybe_exit(p);
 }
@@ -202,10 +208,10 @@ void proc_on_output(uint32_t idx, uint32_t stream)
     static uint8_t buf[AGX_STDIO_MAX_DATA];
     if (idx >= PROC_MAX || (stream != 1 && stream != 2)) return;
     struct proc *p = &procs[idx];
-    if (!p->used || p->fd[stream] < 0) return;
+    if (!p->used || p->fd[stream] < 0 || H->output_paused()) return;
     /* several full reads per wakeup, as long as the host keeps up */
     for (int i = 0; i < 8; i++) {
-        if (agent_connected() && !agent_bulk_ok()) return;
+        if (H->connected() && !H->bulk_ok()) return;
         size_t want = sizeof buf;
         if (p->closing && p->tail_left[stream] < want) want = p->tail_left[stream];
         if (!want) {
@@ -214,7 +220,7 @@ void proc_on_output(uint32_t idx, uint32_t stream)
         }
         ssize_t n = read(p->fd[stream], buf, want);
         if (n > 0) {
-            send_stdio((uint32_t)p->pid, (uint8_t)stream, 0, buf, (uint32_t)n);
+            H->stdio((uint32_t)p->pid, (uint8_t)stream, 0, buf, (uint32_t)n);
             if (p->closing) {
                 p->tail_left[stream] -= (size_t)n;
                 if (!p->tail_left[stream]) {
@@ -266,7 +272,7 @@ static void stdin_pump(struct proc *p)
     ack_flush(p, 0);
     int want = p->inq_len != 0;
     if (want != p->stdin_out_registered) {
-        ev_mod(p->fd[0], want ? EPOLLOUT : 0, ev_tag(EV_PROC_IN, (uint32_t)(p - procs), 0));
+        H->ev_mod(p->fd[0], want ? EPOLLOUT : 0, ev_tag(EV_PROC_IN, (uint32_t)(p - procs), 0));
         p->stdin_out_registered = want;
     }
 }
@@ -287,10 +293,10 @@ void proc_on_stdin_writable(uint32_t idx, uint32_t events)
 void proc_stdin(uint32_t rid, const struct agx_stdio *m)
 {
     (void)rid; /* STDIO is an event: errors go out with request_id 0 */
-    if (agx_stdin_check(m, send_error)) return;
+    if (agx_stdin_check(m, H->error)) return;
     struct proc *p = find_pid(m->pid);
     if (!p) {
-        send_error(0, AGX_MSG_STDIO, AGX_ESRCH, "no process %u", (unsigned)m->pid);
+        H->error(0, AGX_MSG_STDIO, AGX_ESRCH, "no process %u", (unsigned)m->pid);
         return;
     }
     /* from here on every data byte is acknowledged exactly once: written, CLOSED or DROPPED */
@@ -298,7 +304,7 @@ void proc_stdin(uint32_t rid, const struct agx_stdio *m)
         if (m->data.len) { /* an EOF-only frame for a closed stdin is a no-op */
             p->ack_pending[ACK_CLOSED] += m->data.len;
             ack_flush(p, 0);
-            send_error(0, AGX_MSG_STDIO, ERR_STDIN_CLOSED, "stdin of process %u is %s", (unsigned)m->pid,
+            H->error(0, AGX_MSG_STDIO, ERR_STDIN_CLOSED, "stdin of process %u is %s", (unsigned)m->pid,
                        !p->stdin_piped ? "not a pipe (EXEC without STDIN_PIPE)"
                        : p->reaped     ? "closed (the process ended)"
                                        : "closed");
@@ -312,7 +318,7 @@ void proc_stdin(uint32_t rid, const struct agx_stdio *m)
         if (mine + m->data.len > AGX_STDIN_WINDOW || p->inq_len + m->data.len > STDIN_QUEUE_CAP) {
             p->ack_pending[ACK_DROPPED] += m->data.len;
             ack_flush(p, 0);
-            send_error(0, AGX_MSG_STDIO, AGX_EAGAIN,
+            H->error(0, AGX_MSG_STDIO, AGX_EAGAIN,
                        "stdin queue of process %u full (%u bytes, window %u); %u bytes dropped", (unsigned)m->pid,
                        (unsigned)mine, AGX_STDIN_WINDOW, (unsigned)m->data.len);
             return;
@@ -321,7 +327,7 @@ void proc_stdin(uint32_t rid, const struct agx_stdio *m)
         if (!p->inq) {
             p->ack_pending[ACK_DROPPED] += m->data.len;
             ack_flush(p, 0);
-            send_error(0, AGX_MSG_STDIO, AGX_ENOMEM, "no memory for the stdin queue; %u bytes dropped",
+            H->error(0, AGX_MSG_STDIO, AGX_ENOMEM, "no memory for the stdin queue; %u bytes dropped",
                        (unsigned)m->data.len);
             return;
         }
@@ -334,19 +340,19 @@ void proc_stdin(uint32_t rid, const struct agx_stdio *m)
 
 void proc_signal(uint32_t rid, const struct agx_signal *m)
 {
-    if (agx_signal_check(rid, m, send_error)) return;
+    if (agx_signal_check(rid, m, H->error)) return;
     struct proc *p = find_pid(m->pid);
     if (!p || p->reaped) {
-        send_error(rid, AGX_MSG_SIGNAL, AGX_ESRCH, "no running process %u started by this agent", (unsigned)m->pid);
+        H->error(rid, AGX_MSG_SIGNAL, AGX_ESRCH, "no running process %u started by this agent", (unsigned)m->pid);
         return;
     }
     /* the process leads its own group (setsid): signal the whole group */
     if (kill(-p->pid, (int)m->signo) < 0 && kill(p->pid, (int)m->signo) < 0) {
         int e = errno;
-        send_error(rid, AGX_MSG_SIGNAL, e, "kill %u: %s", (unsigned)m->pid, strerror(e));
+        H->error(rid, AGX_MSG_SIGNAL, e, "kill %u: %s", (unsigned)m->pid, strerror(e));
         return;
     }
-    send_ok(rid);
+    H->ok(rid);
 }
 
 static void mark_reaped(pid_t pid, int status)
@@ -451,14 +457,14 @@ static void close_pair(int p[2])
 void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv, size_t ndef)
 {
     if (m->argv_count == 0) {
-        send_error(rid, AGX_MSG_EXEC, AGX_EINVAL, "argv is empty");
+        H->error(rid, AGX_MSG_EXEC, AGX_EINVAL, "argv is empty");
         return;
     }
     int slot = -1;
     for (int i = 0; i < PROC_MAX; i++)
         if (!procs[i].used) { slot = i; break; }
     if (slot < 0) {
-        send_error(rid, AGX_MSG_EXEC, AGX_EAGAIN, "too many processes (%d)", PROC_MAX);
+        H->error(rid, AGX_MSG_EXEC, AGX_EAGAIN, "too many processes (%d)", PROC_MAX);
         return;
     }
 
@@ -503,7 +509,7 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv
         pipe2(pfail, O_CLOEXEC) < 0 || (!piped && (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)) {
         int e = errno;
         close_pair(pin), close_pair(pout), close_pair(perr), close_pair(pfail);
-        send_error(rid, AGX_MSG_EXEC, e, "pipe: %s", strerror(e));
+        H->error(rid, AGX_MSG_EXEC, e, "pipe: %s", strerror(e));
         return;
     }
     fcntl(pout[0], F_SETPIPE_SZ, PIPE_SIZE);
@@ -517,7 +523,7 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv
         sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGPIPE, SIG_DFL);
         setsid();
-        if (g_opts.test_mode) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (H->test_mode) prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (dup2(piped ? pin[0] : devnull, 0) < 0 || dup2(pout[1], 1) < 0 || dup2(merge ? pout[1] : perr[1], 2) < 0) {
             f.err = errno;
         } else if (chdir(cwd) < 0) {
@@ -525,7 +531,8 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv
             f.err = errno;
         } else {
             environ = envp_c;
-            execvp(argv_c[0], argv_c);
+            if (agx_program_is(argv_c[0])) execve("/proc/self/exe", argv_c, envp_c);   /* our applet (conform.c) */
+            else execvp(argv_c[0], argv_c);
             f.stage = 2;
             f.err = errno;
         }
@@ -544,7 +551,7 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv
         if (pin[1] >= 0) close(pin[1]);
         close(pout[0]);
         if (perr[0] >= 0) close(perr[0]);
-        send_error(rid, AGX_MSG_EXEC, fork_err, "fork: %s", strerror(fork_err));
+        H->error(rid, AGX_MSG_EXEC, fork_err, "fork: %s", strerror(fork_err));
         return;
     }
 
@@ -560,9 +567,9 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv
         if (pin[1] >= 0) close(pin[1]);
         close(pout[0]);
         if (perr[0] >= 0) close(perr[0]);
-        if (f.stage == 1) send_error(rid, AGX_MSG_EXEC, f.err, "chdir %s: %s", cwd, strerror(f.err));
-        else if (f.stage == 2) send_error(rid, AGX_MSG_EXEC, f.err, "execve %s: %s", argv_c[0], strerror(f.err));
-        else send_error(rid, AGX_MSG_EXEC, f.err, "spawn %s: %s", argv_c[0], strerror(f.err));
+        if (f.stage == 1) H->error(rid, AGX_MSG_EXEC, f.err, "chdir %s: %s", cwd, strerror(f.err));
+        else if (f.stage == 2) H->error(rid, AGX_MSG_EXEC, f.err, "execve %s: %s", argv_c[0], strerror(f.err));
+        else H->error(rid, AGX_MSG_EXEC, f.err, "spawn %s: %s", argv_c[0], strerror(f.err));
         return;
     }
 
@@ -582,9 +589,9 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv
         /* watched with no events while the queue is empty: EPOLLERR still says the process
          * closed its stdin (proc_on_stdin_writable) */
         set_nonblock(p->fd[0]);
-        ev_add(p->fd[0], 0, ev_tag(EV_PROC_IN, (uint32_t)slot, 0));
+        H->ev_add(p->fd[0], 0, ev_tag(EV_PROC_IN, (uint32_t)slot, 0));
     }
-    send_exec_started(rid, (uint32_t)pid);
+    H->exec_started(rid, (uint32_t)pid);
     /* merged stderr: the stream has no data of its own; end it right away */
     if (merge) stream_eof(p, 2);
 }
@@ -605,7 +612,7 @@ static void wait_children(uint64_t ms)
         pid_t pid;
         while ((pid = waitpid(-1, &status, WNOHANG)) > 0) mark_reaped(pid, status);
         /* PID 1 waits for every process; otherwise for ours */
-        if (g_opts.pid1 ? (pid < 0 && errno == ECHILD) : all_reaped()) return;
+        if (H->pid1 ? (pid < 0 && errno == ECHILD) : all_reaped()) return;
         if (now_ns(CLOCK_MONOTONIC) >= deadline) return;
         struct timespec ts = {0, 10 * 1000000};
         nanosleep(&ts, NULL);
@@ -616,7 +623,7 @@ static void signal_all(int sig)
 {
     for (int i = 0; i < PROC_MAX; i++)
         if (procs[i].used && !procs[i].reaped && kill(-procs[i].pid, sig) < 0) kill(procs[i].pid, sig);
-    if (g_opts.pid1) kill(-1, sig); /* everything but PID 1 itself */
+    if (H->pid1) kill(-1, sig); /* everything but PID 1 itself */
 }
 
 void proc_terminate_all(uint32_t grace_ms)
@@ -634,10 +641,10 @@ void proc_drain_finished(void)
         struct proc *p = &procs[i];
         for (int s = 1; s <= 2 && p->used; s++) {
             while (p->used && p->fd[s] >= 0) {
-                if (!agent_bulk_ok()) agent_flush_blocking(1000);
+                if (!H->bulk_ok()) H->flush_blocking(1000);
                 ssize_t n = read(p->fd[s], buf, sizeof buf);
                 if (n > 0) {
-                    send_stdio((uint32_t)p->pid, (uint8_t)s, 0, buf, (uint32_t)n);
+                    H->stdio((uint32_t)p->pid, (uint8_t)s, 0, buf, (uint32_t)n);
                     continue;
                 }
                 if (n < 0 && errno == EINTR) continue;

@@ -22,9 +22,6 @@
 /* A negative error return: the PORTAL_ERR_* values are unsigned. */
 #define PERR(e) (-(int)(e))
 
-#define PORTAL_SIDE_HOST 0
-#define PORTAL_SIDE_GUEST 1
-
 /* Private, validated copy of the header. */
 struct portal_info {
     uint64_t window_size;
@@ -95,7 +92,7 @@ struct portal_arena {
     uint32_t reserved;
     struct portal_arena_entry live[PORTAL_ARENA_MAX_ALLOCS]; /* sorted by offset */
 };
-/* The arena of side (PORTAL_SIDE_HOST / _GUEST) of an attached region. */
+/* The arena of side (PORTAL_SIDE_HOST / _GUEST, generated from the spec's Side) of an attached region. */
 void portal_arena_init(struct portal_arena *a, const struct portal_end *e, int side);
 int portal_arena_alloc(struct portal_arena *a, uint64_t length, struct portal_span *out);
 int portal_arena_free(struct portal_arena *a, const struct portal_span *s);

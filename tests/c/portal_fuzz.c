@@ -22,15 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "portal.h"
+#include "portal_host.h"
 
-/* portal_host.c (no header of its own: cffi declares it) */
-int portal_recv_spin(struct portal_end *e, unsigned ring, struct portal_msg *out, unsigned max, uint64_t spin_ns);
-int64_t portal_pingpong(struct portal_end *e, uint64_t n, uint64_t timeout_ns);
-int64_t portal_stream(struct portal_end *e, uint64_t n, unsigned batch, uint64_t timeout_ns);
-int portal_spin_u64(struct portal_end *e, uint64_t off, uint64_t want, uint64_t timeout_ns);
-
-#define HOST_TIMEOUT 1000 /* portal_host.c PORTAL_HOST_TIMEOUT */
 #define MAXLIVE 64
 #define NARG 7
 
@@ -60,8 +53,8 @@ static long long ret(long long rc, const char *what)
     switch (-rc) {
     case PORTAL_ERR_AGAIN: case PORTAL_ERR_FAULT: case PORTAL_ERR_XDEV: case PORTAL_ERR_INVAL:
     case PORTAL_ERR_NOSPC: case PORTAL_ERR_NOSYS: case PORTAL_ERR_PROTO: case PORTAL_ERR_HEADER:
-    case PORTAL_ERR_STALE: case HOST_TIMEOUT:
-        errors[rc == -HOST_TIMEOUT ? 0 : -rc]++; /* errors[0]: timeouts */
+    case PORTAL_ERR_STALE: case PORTAL_HOST_TIMEOUT:
+        errors[-rc == PORTAL_HOST_TIMEOUT ? 0 : -rc]++; /* errors[0]: timeouts */
         return rc;
     }
     die(what, rc);

@@ -6,16 +6,13 @@
  * (e820 table, command line, RSDP), switches to 64-bit mode on an identity
  * map of the first 4 GiB with CS=0x08/DS=0x10 and interrupts off, and jumps
  * to the kernel's e_entry (KERNEL_ENTRY, given at assembly time) with RSI =
- * boot_params. */
+ * boot_params. Offsets and the note come from the generated x86boot.h (via the
+ * kernel's own pvh_note.h): build with -Ibuild/gen -Iguest/trackb-kernel. */
+#include "arch/x86_64/pvh_note.h"
+
 #define BOOT_PARAMS 0x90000
 
-        .section .note.Xen, "a", @note
-        .balign 4
-        .long 4, 8, 18
-        .asciz "Xen"
-        .balign 4
-        .quad shim32
-        .balign 4
+        PVH_NOTE shim32
 
         .text
         .code32
@@ -23,26 +20,26 @@ shim32:
         cli
         cld
         mov     $BOOT_PARAMS, %edi      /* zero the boot_params page */
-        mov     $1024, %ecx
+        mov     $(X86BOOT_BP_SIZE / 4), %ecx
         xor     %eax, %eax
         rep stosl
-        mov     32(%ebx), %eax          /* rsdp_paddr -> acpi_rsdp_addr (0x070) */
-        mov     %eax, BOOT_PARAMS + 0x070
-        mov     24(%ebx), %eax          /* cmdline_paddr -> cmd_line_ptr (0x228) */
-        mov     %eax, BOOT_PARAMS + 0x228
-        mov     48(%ebx), %ecx          /* memmap_entries */
-        cmp     $128, %ecx
+        mov     HVM_START_INFO_OFF_RSDP_PADDR(%ebx), %eax       /* -> acpi_rsdp_addr (low half) */
+        mov     %eax, BOOT_PARAMS + X86BOOT_BP_ACPI_RSDP_ADDR
+        mov     HVM_START_INFO_OFF_CMDLINE_PADDR(%ebx), %eax    /* -> cmd_line_ptr */
+        mov     %eax, BOOT_PARAMS + X86BOOT_BP_CMD_LINE_PTR
+        mov     HVM_START_INFO_OFF_MEMMAP_ENTRIES(%ebx), %ecx
+        cmp     $X86BOOT_BP_E820_MAX, %ecx
         jbe     1f
-        mov     $128, %ecx
-1:      mov     %cl, BOOT_PARAMS + 0x1E8
-        mov     40(%ebx), %esi          /* memmap_paddr: 24-byte entries -> 20-byte e820 */
-        mov     $(BOOT_PARAMS + 0x2D0), %edi
+        mov     $X86BOOT_BP_E820_MAX, %ecx
+1:      mov     %cl, BOOT_PARAMS + X86BOOT_BP_E820_ENTRIES
+        mov     HVM_START_INFO_OFF_MEMMAP_PADDR(%ebx), %esi     /* hvm_memmap_table_entry -> boot_e820_entry */
+        mov     $(BOOT_PARAMS + X86BOOT_BP_E820_TABLE), %edi
 2:      test    %ecx, %ecx
         jz      3f
         push    %ecx
-        mov     $5, %ecx                /* addr, size, type: 20 bytes */
+        mov     $(BOOT_E820_ENTRY_SIZE / 4), %ecx               /* addr, size, type: the same prefix */
         rep movsl
-        add     $4, %esi                /* skip the reserved field */
+        add     $(HVM_MEMMAP_TABLE_ENTRY_SIZE - BOOT_E820_ENTRY_SIZE), %esi  /* skip the reserved field */
         pop     %ecx
         dec     %ecx
         jmp     2b

@@ -5,8 +5,6 @@ followed by a PING the agent must still answer."""
 from __future__ import annotations
 
 import random
-import struct
-import zlib
 from typing import Callable, Iterable, Iterator
 
 from wslx.agentx import codec
@@ -39,10 +37,9 @@ def mutated_frames(rng: random.Random, count: int, seeds, skip: Iterable[int] = 
             f[rng.randrange(len(f))] = rng.randrange(256)
         if rng.random() < 0.2:
             f = f[:rng.randint(0, len(f))] + bytes(rng.randrange(256) for _ in range(rng.randint(0, 40)))
-        if len(f) >= 24 and rng.random() < 0.5:  # re-sealed: the decoders see the damage
-            f[16:20] = zlib.crc32(bytes(f[24:])).to_bytes(4, "little")
-            f[20:24] = zlib.crc32(bytes(f[:20])).to_bytes(4, "little")
-        if len(f) >= 8 and struct.unpack_from("<H", f, 6)[0] in skip:
+        if len(f) >= HEADER_SIZE and rng.random() < 0.5:  # re-sealed: the decoders see the damage
+            codec.reseal(f)
+        if len(f) >= HEADER_SIZE and codec.header_field(f, "type") in skip:
             continue
         yield bytes(f)
 

@@ -7,14 +7,12 @@ from __future__ import annotations
 import dataclasses
 import select
 import socket
-import struct
 import time
-import zlib
 from typing import Callable
 
 from wslx.agentx import codec
 from wslx.agentx.errors import ProtocolError
-from wslx.spec.agentx import HEADER_SIZE, MAGIC, VERSION_MAX, MsgType
+from wslx.spec.agentx import HEADER_SIZE, VERSION_MAX, MsgType
 
 # how each host leaves: the next one connects at once, or after about 1 ms
 LEAVE = ("clean", "header_promising_100", "half_a_ping", "clean_1ms_gap", "header_promising_100_1ms_gap")
@@ -36,8 +34,7 @@ class Round:
 
 
 def _lying_ping_header(rid: int, length: int) -> bytes:
-    head = struct.pack("<IBBHIII", MAGIC, VERSION_MAX, 0, MsgType.PING, rid, length, 0)
-    return head + struct.pack("<I", zlib.crc32(head))
+    return codec.raw_frame(MsgType.PING, request_id=rid, payload_len=length, payload_crc=0)
 
 
 def storm(connect: Callable[[], socket.socket], rounds: int = 100, pings: int = 3, timeout: float = 10.0,

@@ -4,15 +4,18 @@
  *
  * There are no threads and no interrupts here: each loop iteration reads what
  * the control channel has, answers every complete frame, then steps the
- * built-in programs (proc.c) a bounded amount. Frames towards the host are
+ * built-in programs (proc.c, through struct proc_host) a bounded amount. Frames towards the host are
  * written synchronously through env_chan_write (a UART has no queue worth
  * having), so a reply is on the wire before the next request is looked at. */
 #include "agent_int.h"
+#include "proc.h"
 
 #define RX_CAP (AGX_MAX_FRAME + 4096u)
 
 static uint8_t rx_buf[RX_CAP];
 static void dispatch(const struct agx_header *h, const uint8_t *p);
+static void send_error(uint32_t rid, uint16_t rtype, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static struct agx_rx rx = {.buf = rx_buf, .cap = RX_CAP, .deliver = dispatch, .error = send_error};
 
 static uint8_t tx[AGX_MAX_FRAME];
@@ -25,14 +28,9 @@ static const char *cfg_env[AGX_CONFIG_ENV_MAX_COUNT];
 static size_t cfg_env_n;
 static int portal_configured;
 
-static const struct agent_portal_ops *portal_ops;
+static const char *config_hostname(void) { return cfg_hostname; }
 
-void agent_register_portal(const struct agent_portal_ops *ops) { portal_ops = ops; }
-const struct agent_portal_ops *agent_portal(void) { return portal_ops; }
-
-const char *agent_hostname(void) { return cfg_hostname; }
-
-size_t agent_default_env(const char *const **out)
+static size_t config_default_env(const char *const **out)
 {
     *out = cfg_env;
     return cfg_env_n;
@@ -59,7 +57,7 @@ static void send_error_v(uint32_t rid, uint16_t rtype, int code, const char *fmt
     frame_send(AGX_MSG_ERROR, rid ? AGX_FLAG_REPLY : 0, rid, agx_error_encode(PAYLOAD, AGX_MAX_PAYLOAD, &e));
 }
 
-void send_error(uint32_t rid, uint16_t rtype, int code, const char *fmt, ...)
+static void send_error(uint32_t rid, uint16_t rtype, int code, const char *fmt, ...)
 {
     __builtin_va_list ap;
     __builtin_va_start(ap, fmt);
@@ -67,25 +65,25 @@ void send_error(uint32_t rid, uint16_t rtype, int code, const char *fmt, ...)
     __builtin_va_end(ap);
 }
 
-void send_ok(uint32_t rid)
+static void send_ok(uint32_t rid)
 {
     struct agx_ok m = {0};
     frame_send(AGX_MSG_OK, AGX_FLAG_REPLY, rid, agx_ok_encode(PAYLOAD, AGX_MAX_PAYLOAD, &m));
 }
 
-void send_stdio(uint32_t pid, uint8_t stream, uint8_t flags, const uint8_t *data, uint32_t len)
+static void send_stdio(uint32_t pid, uint8_t stream, uint8_t flags, const uint8_t *data, uint32_t len)
 {
     struct agx_stdio m = {.pid = pid, .stream = stream, .flags = flags, .data = {.ptr = data, .len = len}};
     frame_send(AGX_MSG_STDIO, 0, 0, agx_stdio_encode(PAYLOAD, AGX_MAX_PAYLOAD, &m));
 }
 
-void send_exit(uint32_t pid, uint8_t how, int32_t code)
+static void send_exit(uint32_t pid, uint8_t how, int32_t code)
 {
     struct agx_exit m = {.pid = pid, .how = how, .code = code};
     frame_send(AGX_MSG_EXIT, 0, 0, agx_exit_encode(PAYLOAD, AGX_MAX_PAYLOAD, &m));
 }
 
-void send_exec_started(uint32_t rid, uint32_t pid)
+static void send_exec_started(uint32_t rid, uint32_t pid)
 {
     struct agx_exec_started m = {.pid = pid};
     frame_send(AGX_MSG_EXEC_STARTED, AGX_FLAG_REPLY, rid, agx_exec_started_encode(PAYLOAD, AGX_MAX_PAYLOAD, &m));
@@ -94,9 +92,10 @@ void send_exec_started(uint32_t rid, uint32_t pid)
 static uint64_t capabilities(void)
 {
     /* SYSTEM: the agent is the whole OS here, so CONFIG hostname changes the system's name.
-     * No MOUNT (no filesystems), no STDIN (built-ins do not read stdin). */
+     * No MOUNT (no filesystems), no STDIN (built-ins do not read stdin). PROGRAMS: the
+     * conformance program is a built-in (builtins.c). */
     uint64_t c = AGX_CAP_EXEC | AGX_CAP_SIGNAL | AGX_CAP_QUIESCE | AGX_CAP_SHUTDOWN | AGX_CAP_CONFIG |
-                 AGX_CAP_PING | AGX_CAP_SYSTEM;
+                 AGX_CAP_PING | AGX_CAP_SYSTEM | AGX_CAP_PROGRAMS;
     if (env_pmem_base() && env_pmem_size()) c |= AGX_CAP_PORTAL;
     return c;
 }
@@ -181,11 +180,17 @@ static void shutdown_now(uint32_t rid, const struct agx_shutdown *m)
     if (agx_shutdown_check(rid, m, send_error)) return;
     ag_log("shutdown requested (%s)", m->mode == AGX_SHUTDOWN_REBOOT ? "reboot" : "poweroff");
     /* built-ins have nothing to clean up: SIGTERM ends them at once, no grace needed */
-    proc_kill_all(15);
+    proc_kill_all(AGX_SIGTERM);
     if (env_pmem_base()) env_pmem_flush(2000);
     send_ok(rid);
     env_power_off(0, m->mode == AGX_SHUTDOWN_REBOOT);
 }
+
+/* proc.c reaches the host and the CONFIG state only through this */
+static const struct proc_host proc_host = {
+    .error = send_error, .ok = send_ok, .exec_started = send_exec_started, .stdio = send_stdio, .exit = send_exit,
+    .hostname = config_hostname, .default_env = config_default_env,
+};
 
 /* Scratch for decoded views (they point into rx; large arrays, so not on the stack). */
 static union agx_request M;
@@ -233,6 +238,7 @@ _Noreturn void agent_main(void)
 {
     ag_log("%s up after %lu ms; announcing HELLO", AGENT_NAME, (unsigned long)(env_now_ns() / 1000000ull));
     uint32_t connects = env_chan_connects();
+    proc_init(&proc_host);
     send_hello(0, 0);
     for (;;) {
         int work = 0;
@@ -248,7 +254,7 @@ _Noreturn void agent_main(void)
             long n = env_chan_read(agx_rx_tail(&rx), agx_rx_room(&rx));
             if (n < 0) {
                 ag_log("control channel gone; powering off");
-                proc_kill_all(9);
+                proc_kill_all(AGX_SIGKILL);
                 env_power_off(0, 0);
             }
             if (n > 0) {
@@ -256,7 +262,8 @@ _Noreturn void agent_main(void)
                 work = 1;
             }
         }
-        work |= proc_step_all();
+        if (!quiesced)                  /* quiesced: producers (built-ins, the Portal service) pause */
+            work |= proc_step_all();
         if (!work) env_relax();
     }
 }

@@ -1,5 +1,6 @@
-/* agent_int.h: internals shared by the Track B agent's files (not an interface
- * to the kernel; that is agent_env.h). Freestanding: no libc. */
+/* agent_int.h: helpers shared by the Track B agent's files (not an interface
+ * to the kernel; that is agent_env.h). The files' own interfaces are proc.h
+ * (agent.c -> proc.c) and builtins.h (proc.c -> builtins.c). Freestanding: no libc. */
 #ifndef WSLX_TRACKB_AGENT_INT_H
 #define WSLX_TRACKB_AGENT_INT_H
 
@@ -31,25 +32,6 @@ int ag_parse_seconds(const char *s, uint64_t *ns);
 void ag_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));   /* console line */
 const char *ag_strerror(int e);
 
-/* ---- agent.c: frames towards the host ---- */
-void send_error(uint32_t rid, uint16_t rtype, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-void send_ok(uint32_t rid);
-void send_stdio(uint32_t pid, uint8_t stream, uint8_t flags, const uint8_t *data, uint32_t len);
-void send_exit(uint32_t pid, uint8_t how, int32_t code);
-void send_exec_started(uint32_t rid, uint32_t pid);
-/* The CRC and frame helpers are agentx_rx.h's out-of-line agentx_* (one CRC table). */
-/* CONFIG state the processes see */
-const char *agent_hostname(void);
-size_t agent_default_env(const char *const **out);
-
-/* ---- proc.c: built-in "processes" stepped by the loop ---- */
-void proc_exec(uint32_t rid, const struct agx_exec *m);
-void proc_signal(uint32_t rid, const struct agx_signal *m);
-void proc_stdin(const struct agx_stdio *m);
-int proc_step_all(void);            /* 1 if any work was done */
-unsigned proc_running(void);
-void proc_kill_all(int signo);      /* SHUTDOWN: end everything, send EOFs and EXITs */
-
 /* ---- portal hook: helper P's freestanding Portal service registers here ---- */
 /* The `portal` built-in runs these as a cooperative program: start once, then step until it
  * is done; stop when SIGNAL (or SHUTDOWN) ends it. out() writes to its stdout (fd 1) or stderr
@@ -63,7 +45,6 @@ struct agent_portal_ops {
     int (*step)(void *state, int *status, agent_out_fn out, void *out_ctx);
     void (*stop)(void *state, int signo);
 };
-void agent_register_portal(const struct agent_portal_ops *ops);
-const struct agent_portal_ops *agent_portal(void);
+void agent_register_portal(const struct agent_portal_ops *ops);   /* builtins.c keeps it */
 
 #endif

@@ -22,24 +22,40 @@ from ..spec.fields import BoundedBytes, BoundedString, BoundedStringArray, split
 from .errors import (BadChecksum, BadFlags, BadMagic, FrameTooLarge, InvalidMessage, MalformedPayload, Truncated,
                      UnknownType, UnsupportedVersion)
 
-HEADER = struct.Struct("<IBBHIIII")
-_HEADER20 = struct.Struct("<IBBHIII")
-_U32 = struct.Struct("<I")
-MAGIC_BYTES = struct.pack("<I", spec.MAGIC)
+# The fast paths pack and unpack the header positionally, in the spec's field order.
+_FAST_PATH_ORDER = ("magic", "version", "flags", "type", "request_id", "payload_len", "payload_crc", "header_crc")
+
+
+def _header_layout():
+    """Field names, struct formats and offsets of spec.FrameHeader. header_crc is its last field and
+    covers every header byte before it."""
+    fixed, variable = split_fields(spec.FrameHeader)
+    if variable or tuple(f[0] for f in fixed) != _FAST_PATH_ORDER:
+        raise TypeError(f"spec.FrameHeader changed its fields {[f[0] for f in fixed]}: update the codec's fast paths")
+    names, formats, offsets, off = [], {}, {}, 0
+    for name, con, _ in fixed:
+        names.append(name)
+        formats[name] = con.fmtstr.lstrip("<")
+        offsets[name] = off
+        off += con.sizeof()
+    if off != spec.HEADER_SIZE:
+        raise TypeError(f"spec.FrameHeader is {off} bytes, HEADER_SIZE says {spec.HEADER_SIZE}")
+    return tuple(names), formats, offsets
+
+
+HEADER_FIELDS, _FORMATS, HEADER_OFFSETS = _header_layout()
+HEADER = struct.Struct("<" + "".join(_FORMATS[n] for n in HEADER_FIELDS))
+_SEALED_FIELDS = HEADER_FIELDS[:-1]              # what header_crc covers
+_SEALED = struct.Struct("<" + "".join(_FORMATS[n] for n in _SEALED_FIELDS))
+HEADER_CRC_COVERS = HEADER_OFFSETS["header_crc"]  # bytes 0..HEADER_CRC_COVERS of the header
+_FIELD = {n: struct.Struct("<" + _FORMATS[n]) for n in HEADER_FIELDS}
+_HEADER_CRC = _FIELD["header_crc"]
+MAGIC_BYTES = _FIELD["magic"].pack(spec.MAGIC)
 _KNOWN_FLAGS = int(spec.FrameFlag.REPLY)
 _crc32 = zlib.crc32
 
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Header:
-    magic: int
-    version: int
-    flags: int
-    type: int
-    request_id: int
-    payload_len: int
-    payload_crc: int
-    header_crc: int
+Header = dataclasses.make_dataclass("Header", [(n, int) for n in HEADER_FIELDS], frozen=True, slots=True)
+Header.__doc__ = "A decoded frame header: the fields of spec.FrameHeader."
 
 
 @dataclasses.dataclass(slots=True)
@@ -70,7 +86,7 @@ def parse_header(buf) -> Header:
     h = Header(*HEADER.unpack_from(buf))
     if h.magic != spec.MAGIC:
         raise BadMagic(f"bad magic 0x{h.magic:08x}, expected 0x{spec.MAGIC:08x}")
-    if h.header_crc != _crc32(bytes(buf[:20])):
+    if h.header_crc != _crc32(bytes(buf[:HEADER_CRC_COVERS])):
         raise BadChecksum(f"header CRC 0x{h.header_crc:08x} does not match its bytes")
     if not spec.VERSION_MIN <= h.version <= spec.VERSION_MAX:
         raise UnsupportedVersion(f"frame version {h.version} outside {spec.VERSION_MIN}..{spec.VERSION_MAX}",
@@ -87,8 +103,38 @@ def seal(msg_type: int, payload: bytes, request_id: int = 0, flags: int = 0) -> 
     """Header + payload for an already-encoded payload."""
     if len(payload) > spec.MAX_PAYLOAD:
         raise InvalidMessage(f"payload of {len(payload)} bytes > MAX_PAYLOAD {spec.MAX_PAYLOAD}")
-    head = _HEADER20.pack(spec.MAGIC, spec.VERSION_MAX, flags, msg_type, request_id, len(payload), _crc32(payload))
-    return head + struct.pack("<I", _crc32(head)) + payload
+    head = _SEALED.pack(spec.MAGIC, spec.VERSION_MAX, flags, msg_type, request_id, len(payload), _crc32(payload))
+    return head + _HEADER_CRC.pack(_crc32(head)) + payload
+
+
+def raw_frame(msg_type: int, payload=b"", **overrides) -> bytes:
+    """Header + payload with any header field forced, for tests that need bad frames.
+
+    Keywords are spec.FrameHeader's fields (magic, version, flags, request_id, payload_len,
+    payload_crc, header_crc); a field not given, or given as None, holds what encode_frame
+    writes: payload_len and payload_crc describe `payload`, header_crc covers the header as
+    forced. The payload is appended as given, whatever payload_len says."""
+    unknown = set(overrides) - set(HEADER_FIELDS)
+    if unknown:
+        raise TypeError(f"raw_frame: {sorted(unknown)} are not FrameHeader fields {HEADER_FIELDS}")
+    payload = bytes(payload)
+    values = dict(magic=spec.MAGIC, version=spec.VERSION_MAX, flags=0, type=msg_type, request_id=0,
+                  payload_len=len(payload), payload_crc=_crc32(payload))
+    values.update((k, v) for k, v in overrides.items() if v is not None)
+    head = _SEALED.pack(*(values[n] for n in _SEALED_FIELDS))
+    return head + _HEADER_CRC.pack(values.get("header_crc", _crc32(head))) + payload
+
+
+def reseal(frame: bytearray) -> None:
+    """Recompute both CRCs of a whole frame in place, so a mutated frame passes the CRC checks
+    and reaches the header and payload checks. frame holds at least a header."""
+    _FIELD["payload_crc"].pack_into(frame, HEADER_OFFSETS["payload_crc"], _crc32(bytes(frame[spec.HEADER_SIZE:])))
+    _HEADER_CRC.pack_into(frame, HEADER_CRC_COVERS, _crc32(bytes(frame[:HEADER_CRC_COVERS])))
+
+
+def header_field(buf, name: str) -> int:
+    """One FrameHeader field read from raw bytes (at least up to that field), unchecked."""
+    return _FIELD[name].unpack_from(buf, HEADER_OFFSETS[name])[0]
 
 
 # ---- bodies: compiled from the spec --------------------------------------------------
@@ -242,10 +288,10 @@ def encode_frame(msg_type: int, body: dict | None = None, *, request_id: int = 0
         raise InvalidMessage(f"unknown message type {msg_type!r}")
     payload = codec.encode(body or {})
     try:
-        head = _HEADER20.pack(spec.MAGIC, spec.VERSION_MAX, flags, msg_type, request_id, len(payload), _crc32(payload))
+        head = _SEALED.pack(spec.MAGIC, spec.VERSION_MAX, flags, msg_type, request_id, len(payload), _crc32(payload))
     except struct.error as e:
         raise InvalidMessage(f"bad header value: {e}") from None
-    return head + _U32.pack(_crc32(head)) + payload
+    return head + _HEADER_CRC.pack(_crc32(head)) + payload
 
 
 def decode_frame(buf) -> tuple[Frame, int]:
@@ -254,7 +300,7 @@ def decode_frame(buf) -> tuple[Frame, int]:
     if len(buf) >= spec.HEADER_SIZE:
         magic, version, flags, msg_type, rid, plen, pcrc, hcrc = HEADER.unpack_from(buf)
         fast = (magic == spec.MAGIC and version == spec.VERSION_MAX and not flags & ~_KNOWN_FLAGS
-                and plen <= spec.MAX_PAYLOAD and hcrc == _crc32(buf[:20]))
+                and plen <= spec.MAX_PAYLOAD and hcrc == _crc32(buf[:HEADER_CRC_COVERS]))
     if not fast:
         h = parse_header(buf)  # the careful path raises the precise error
         magic, version, flags, msg_type, rid, plen, pcrc, hcrc = dataclasses.astuple(h)
@@ -324,7 +370,7 @@ class FrameReader:
             except (UnsupportedVersion, BadFlags):
                 # The header is intact (CRC ok): report now. A length up to MAX_PAYLOAD is checked
                 # against the payload CRC once the payload is here; an oversized one is not trusted.
-                length, crc = _header_len(buf), _header_payload_crc(buf)
+                length, crc = header_field(buf, "payload_len"), header_field(buf, "payload_crc")
                 del buf[:spec.HEADER_SIZE]
                 if length <= spec.MAX_PAYLOAD:
                     self._reject = (length, crc)
@@ -358,9 +404,9 @@ class FrameReader:
         that is too close to the end to tell): magic-dense garbage costs one find and one
         CRC per candidate, not one parse_header exception."""
         buf, view = self._buf, memoryview(self._buf)
-        hsize, crc_off = spec.HEADER_SIZE, _HEADER20.size
+        hsize, crc_off = spec.HEADER_SIZE, HEADER_CRC_COVERS
         i = buf.find(MAGIC_BYTES, start)
-        while 0 <= i and i + hsize <= len(buf) and _U32.unpack_from(buf, i + crc_off)[0] != _crc32(
+        while 0 <= i and i + hsize <= len(buf) and _HEADER_CRC.unpack_from(buf, i + crc_off)[0] != _crc32(
                 view[i:i + crc_off]):
             i = buf.find(MAGIC_BYTES, i + 1)
         view.release()
@@ -376,19 +422,27 @@ class FrameReader:
             raise Truncated(f"stream ended inside a frame ({n} bytes pending)")
 
 
-def _header_len(buf) -> int:
-    return struct.unpack_from("<I", buf, 12)[0]
-
-
-def _header_payload_crc(buf) -> int:
-    return HEADER.unpack_from(buf)[6]
-
-
 def _type_name(t: int) -> str:
     try:
         return spec.MsgType(t).name
     except ValueError:
         return f"0x{t:04x}"
+
+
+# ---- raw bodies for tests: no validation, so they can be malformed on purpose ----------
+
+def raw_exec_body(argv: list[bytes], *, env: list[bytes] = (), cwd: bytes = b"", flags: int = 0) -> bytes:
+    """An EXEC payload laid out by the spec (ExecBody) from raw bytes, checking nothing:
+    invalid UTF-8, NUL bytes and counts above the bounds go on the wire as given."""
+    values = dict(flags=flags, argv=argv, env=list(env), cwd=cwd)
+    fixed, variable = split_fields(spec.ExecBody)
+    out = [struct.pack("<" + "".join(con.fmtstr[1:] for _, con, _ in fixed), *(values[n] for n, _, _ in fixed))]
+    for name, con, _ in variable:
+        items = values[name] if isinstance(con, BoundedStringArray) else [values[name]]
+        if isinstance(con, BoundedStringArray):
+            out.append(len(items).to_bytes(con.prefix_size, "little"))
+        out += [len(raw).to_bytes(BoundedString.prefix_size, "little") + raw for raw in items]
+    return b"".join(out)
 
 
 # ---- reference path: the construct spec itself ---------------------------------------
@@ -399,7 +453,7 @@ def build_frame_reference(msg_type: int, body: dict, *, request_id: int = 0, fla
     head = spec.FrameHeader.build(dict(magic=spec.MAGIC, version=spec.VERSION_MAX, flags=int(flags),
                                        type=int(msg_type), request_id=request_id, payload_len=len(payload),
                                        payload_crc=zlib.crc32(payload), header_crc=0))
-    head = head[:20] + struct.pack("<I", zlib.crc32(head[:20]))
+    head = head[:HEADER_CRC_COVERS] + _HEADER_CRC.pack(zlib.crc32(head[:HEADER_CRC_COVERS]))
     return head + payload
 
 
@@ -409,5 +463,6 @@ def parse_body_reference(msg_type: int, payload: bytes) -> dict:
     return {k: v for k, v in c.items() if not k.startswith("_")}
 
 
-__all__ = ["Frame", "FrameReader", "Header", "parse_header", "seal", "encode_body", "decode_body", "encode_frame",
-           "decode_frame", "build_frame_reference", "parse_body_reference", "ConstructError"]
+__all__ = ["Frame", "FrameReader", "Header", "parse_header", "seal", "raw_frame", "reseal", "header_field", "encode_body",
+           "decode_body", "encode_frame", "decode_frame", "raw_exec_body", "build_frame_reference", "parse_body_reference",
+           "ConstructError"]

@@ -1,8 +1,9 @@
 """Pure-Python reference AgentX agent.
 
 It implements the protocol's semantics for real on the host: EXEC runs
-processes, stdio is relayed in both directions, SIGNAL delivers signals,
-QUIESCE/RESUME gate EXEC. It does not own an OS, so it offers neither MOUNT nor
+processes (the conformance program `wslx-conform` is wslx.agentx.programs),
+stdio is relayed in both directions, SIGNAL delivers signals, QUIESCE/RESUME
+gate EXEC. It does not own an OS, so it offers neither MOUNT nor
 SYSTEM (hostname/clock). Single-threaded selector loop, like guest/init, so
 the conformance suite exercises the same shape of agent in milliseconds.
 
@@ -17,18 +18,20 @@ import platform
 import selectors
 import signal
 import subprocess
+import sys
 import threading
 import time
 
 from ..spec.agentx import (BY_TYPE, EXIT_EOF_GRACE_MS, MAX_PAYLOAD, SHUTDOWN_GRACE_MAX_MS, SIGNAL_MAX, STDIN_WINDOW,
                            STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN, AgentKind, Capability, ErrorCode, ExecFlag,
                            ExitHow, FrameFlag, MsgType, ShutdownMode, StdinAckFlag, StdioFlag, Stream)
-from . import codec
+from ..spec.programs import PROGRAM_NAME
+from . import codec, programs
 from .errors import ConnectionLost, InvalidMessage, ProtocolError
 from .transport import FdTransport
 
 CAPABILITIES = (Capability.EXEC | Capability.STDIN | Capability.SIGNAL | Capability.QUIESCE | Capability.SHUTDOWN
-                | Capability.CONFIG | Capability.PING)
+                | Capability.CONFIG | Capability.PING | Capability.PROGRAMS)
 OUT_HIGH_WATER = 1 << 20     # stop reading children while this much output waits for the host
 CONTROL_READ_SIZE = 256 << 10  # per read of the control stream: bounds the replies one read can cause
 STDIN_QUEUE_MAX = STDIN_WINDOW  # the host never has more in flight (STDIN_ACK credits)
@@ -112,7 +115,7 @@ class ReferenceAgent:
                         self._reap(child)
                     elif kind == "stdin":
                         self._write_stdin(child)
-                for c in [c for c in self.children.values() if c.exit_grace is not None]:
+                for c in [c for c in self.children.values() if c.exit_grace is not None and not self.quiesced]:
                     self._maybe_exit(c)
                 self._flush()
                 if self.out:
@@ -132,7 +135,7 @@ class ReferenceAgent:
             self.sel.register(self.t.rfd, selectors.EVENT_READ, ("control", None))
 
     def _update_backpressure(self):
-        pause = len(self.out) > OUT_HIGH_WATER
+        pause = self.quiesced or len(self.out) > OUT_HIGH_WATER  # quiesced: producers pause
         if pause == self._paused_children:
             return
         self._paused_children = pause
@@ -228,8 +231,11 @@ class ReferenceAgent:
             if sep:
                 env[k] = v
         flags = b["flags"]
+        argv = list(b["argv"])
+        if argv[0] == PROGRAM_NAME and self.capabilities & Capability.PROGRAMS:
+            argv = [sys.executable, "-I", "-S", programs.SCRIPT] + argv[1:]  # the conformance program
         try:
-            p = subprocess.Popen(b["argv"], env=env, cwd=b["cwd"] or "/",
+            p = subprocess.Popen(argv, env=env, cwd=b["cwd"] or "/",
                                  stdin=subprocess.PIPE if flags & ExecFlag.STDIN_PIPE else subprocess.DEVNULL,
                                  stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT if flags & ExecFlag.STDERR_TO_STDOUT else subprocess.PIPE,

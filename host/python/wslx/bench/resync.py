@@ -29,7 +29,7 @@ HOST_TARGETS = ("reference", "init-host", "trackb-host")
 
 
 def garbage(kind: str, size: int) -> bytes:
-    return b"AGTX" * (size // 4) if kind == "agtx" else bytes(size)
+    return codec.MAGIC_BYTES * (size // len(codec.MAGIC_BYTES)) if kind == "agtx" else bytes(size)
 
 
 def _ping(rid: int = PING_RID) -> bytes:

@@ -12,7 +12,9 @@ import zlib
 from construct import Const, FormatField
 
 from ..spec import agentx as spec
+from ..spec import programs
 from ..spec.fields import BoundedBytes, BoundedString, BoundedStringArray, split_fields
+from ..spec.header import CStruct
 from . import c_structs
 
 SPEC_SOURCE = "host/python/wslx/spec/agentx.py"
@@ -30,7 +32,7 @@ def _enum_prefix(enum_cls) -> str:
     return {"FrameFlag": "AGX_FLAG", "MsgType": "AGX_MSG", "Capability": "AGX_CAP", "AgentKind": "AGX_AGENT",
             "ErrorCode": "AGX", "Stream": "AGX_STREAM", "StdioFlag": "AGX_STDIO", "StdinAckFlag": "AGX_STDIN_ACK", "ExecFlag": "AGX_EXEC",
             "ExitHow": "AGX_EXIT", "MountFlag": "AGX_MOUNT", "UnmountFlag": "AGX_UNMOUNT",
-            "ShutdownMode": "AGX_SHUTDOWN"}[enum_cls.__name__]
+            "ShutdownMode": "AGX_SHUTDOWN", "Signal": "AGX", "ProgramStep": "AGX_STEP"}[enum_cls.__name__]
 
 
 def c_field_type(con) -> str:
@@ -72,6 +74,7 @@ def generate() -> str:
         w(f"#define AGX_{const} {getattr(spec, const)}u")
     w(f'#define AGX_VIRTIO_SERIAL_PORT_NAME "{spec.VIRTIO_SERIAL_PORT_NAME}"')
     w("")
+    _emit_program(w)
     for enum_cls in spec.ENUMS:
         prefix = _enum_prefix(enum_cls)
         w(f"/* {enum_cls.__name__}: {(enum_cls.__doc__ or '').strip().splitlines()[0]} */")
@@ -132,7 +135,7 @@ def generate() -> str:
     w(_C_HELPERS)
     # Header
     _emit_wire_struct(w, "agx_header", spec.FrameHeader, "frame header")
-    w(_C_FRAME)
+    _emit_frame_functions(w)
     # Messages
     for msg in spec.MESSAGES:
         _emit_message(w, msg)
@@ -247,56 +250,57 @@ static inline struct agx_str agx_str_from_c(const char *s)
 }
 """
 
-_C_FRAME = r"""
-/* Decode and check a frame header (AGX_HEADER_SIZE bytes). Checks run in this order,
- * identical in the Python codec: magic, header CRC (-AGX_EBADMSG), version
- * (-AGX_EPROTONOSUPPORT), flags (-AGX_EPROTO), payload_len (-AGX_EMSGSIZE). After a
- * -AGX_EBADMSG the length is untrustworthy: resynchronise by scanning for the magic. */
-static inline int agx_header_decode(const uint8_t *p, struct agx_header *h)
-{
-    h->magic = agx_get_u32(p + 0);
-    h->version = agx_get_u8(p + 4);
-    h->flags = agx_get_u8(p + 5);
-    h->type = agx_get_u16(p + 6);
-    h->request_id = agx_get_u32(p + 8);
-    h->payload_len = agx_get_u32(p + 12);
-    h->payload_crc = agx_get_u32(p + 16);
-    h->header_crc = agx_get_u32(p + 20);
-    if (h->magic != AGX_MAGIC) return -AGX_EBADMSG;
-    if (h->header_crc != agx_crc32(p, 20)) return -AGX_EBADMSG;
-    if (h->version < AGX_VERSION_MIN || h->version > AGX_VERSION_MAX) return -AGX_EPROTONOSUPPORT;
-    if (h->flags & ~(uint32_t)AGX_FLAG_REPLY) return -AGX_EPROTO;
-    if (h->payload_len > AGX_MAX_PAYLOAD) return -AGX_EMSGSIZE;
-    return 0;
-}
-
-/* 0 when the payload matches the header's payload_crc, else -AGX_EBADMSG. */
-static inline int agx_payload_verify(const struct agx_header *h, const uint8_t *payload)
-{
-    return agx_crc32(payload, h->payload_len) == h->payload_crc ? 0 : -AGX_EBADMSG;
-}
-
-/* Fill the header of a frame whose payload_len bytes of payload already sit at
- * frame + AGX_HEADER_SIZE. Returns the whole frame length. */
-static inline size_t agx_frame_seal(uint8_t *frame, uint16_t type, uint8_t flags, uint32_t request_id,
-                                    uint32_t payload_len)
-{
-    agx_put_u32(frame + 0, AGX_MAGIC);
-    agx_put_u8(frame + 4, AGX_VERSION_MAX);
-    agx_put_u8(frame + 5, flags);
-    agx_put_u16(frame + 6, type);
-    agx_put_u32(frame + 8, request_id);
-    agx_put_u32(frame + 12, payload_len);
-    agx_put_u32(frame + 16, agx_crc32(frame + AGX_HEADER_SIZE, payload_len));
-    agx_put_u32(frame + 20, agx_crc32(frame, 20));
-    return AGX_HEADER_SIZE + (size_t)payload_len;
-}
-"""
+def _emit_frame_functions(w):
+    """Header decode / payload check / seal. Field loads and stores come from spec.FrameHeader's
+    layout (struct agx_header); header_crc, its last field, covers every byte before it."""
+    layout, size = fixed_layout(spec.FrameHeader)
+    *sealed, (crc_name, _, _, crc_off, _) = layout
+    assert crc_name == "header_crc" and size == spec.HEADER_SIZE, "FrameHeader: header_crc last, HEADER_SIZE bytes"
+    w(f"#define AGX_HEADER_CRC_COVERS {crc_off}u  /* header_crc covers the header bytes before it */")
+    w("")
+    w("/* Decode and check a frame header (AGX_HEADER_SIZE bytes). Checks run in this order,")
+    w(" * identical in the Python codec: magic, header CRC (-AGX_EBADMSG), version")
+    w(" * (-AGX_EPROTONOSUPPORT), flags (-AGX_EPROTO), payload_len (-AGX_EMSGSIZE). After a")
+    w(" * -AGX_EBADMSG the length is untrustworthy: resynchronise by scanning for the magic. */")
+    w("static inline int agx_header_decode(const uint8_t *p, struct agx_header *h)")
+    w("{")
+    for name, con, _, _, fsize in layout:
+        w(f"    h->{name} = {GETTERS[fsize]}(p + offsetof(struct agx_header, {name}));")
+    w("    if (h->magic != AGX_MAGIC) return -AGX_EBADMSG;")
+    w("    if (h->header_crc != agx_crc32(p, AGX_HEADER_CRC_COVERS)) return -AGX_EBADMSG;")
+    w("    if (h->version < AGX_VERSION_MIN || h->version > AGX_VERSION_MAX) return -AGX_EPROTONOSUPPORT;")
+    w("    if (h->flags & ~(uint32_t)AGX_FLAG_REPLY) return -AGX_EPROTO;")
+    w("    if (h->payload_len > AGX_MAX_PAYLOAD) return -AGX_EMSGSIZE;")
+    w("    return 0;")
+    w("}")
+    w("")
+    w("/* 0 when the payload matches the header's payload_crc, else -AGX_EBADMSG. */")
+    w("static inline int agx_payload_verify(const struct agx_header *h, const uint8_t *payload)")
+    w("{")
+    w("    return agx_crc32(payload, h->payload_len) == h->payload_crc ? 0 : -AGX_EBADMSG;")
+    w("}")
+    w("")
+    w("/* Fill the header of a frame whose payload_len bytes of payload already sit at")
+    w(" * frame + AGX_HEADER_SIZE. Returns the whole frame length. */")
+    w("static inline size_t agx_frame_seal(uint8_t *frame, uint16_t type, uint8_t flags, uint32_t request_id,")
+    w("                                    uint32_t payload_len)")
+    w("{")
+    values = dict(magic="AGX_MAGIC", version="AGX_VERSION_MAX", flags="flags", type="type",
+                  request_id="request_id", payload_len="payload_len",
+                  payload_crc="agx_crc32(frame + AGX_HEADER_SIZE, payload_len)")
+    if set(values) != {f[0] for f in sealed}:
+        raise TypeError(f"agx_frame_seal does not know how to fill FrameHeader fields {[f[0] for f in sealed]}")
+    for name, con, _, _, fsize in layout:
+        value = values.get(name, "agx_crc32(frame, AGX_HEADER_CRC_COVERS)")
+        w(f"    {PUTTERS[fsize]}(frame + offsetof(struct agx_header, {name}), {value});")
+    w("    return AGX_HEADER_SIZE + (size_t)payload_len;")
+    w("}")
+    w("")
 
 
 def _emit_wire_struct(w, cname, body, what):
     fixed, _ = split_fields(body)
-    fields, size = c_structs.struct_fields(c_structs.CStruct(cname, body), {}, body.subcons[:len(fixed)])
+    fields, size = c_structs.struct_fields(CStruct(cname, body), {}, body.subcons[:len(fixed)])
     w(f"/* Wire layout of the {what}: {size} bytes. */")
     c_structs.emit_struct(w, cname, fields, size, offset_macros=False)
     w("")
@@ -381,6 +385,22 @@ def _emit_message(w, msg):
             w(f"    if (agx_put_strv(p, cap, &off, m->{name}, m->{name}_count, AGX_{N}_{name.upper()}_MAX_COUNT, "
               f"AGX_{N}_{name.upper()}_MAX_LEN)) return -AGX_EMSGSIZE;")
     w("    return (long)off;")
+    w("}")
+    w("")
+
+
+def _emit_program(w):
+    """The conformance program (spec/programs.py): its name, limits and step table."""
+    w("/* Conformance program (capability PROGRAMS): EXEC of argv[0] AGX_PROGRAM_NAME. */")
+    w(f'#define AGX_PROGRAM_NAME "{programs.PROGRAM_NAME}"')
+    for const in ("PROGRAM_MAX_STEPS", "USAGE_STATUS", "FAILED_STATUS"):
+        w(f"#define AGX_{const} {getattr(programs, const)}u")
+    w("/* One row per ProgramStep, indexed by AGX_STEP_*: {argv word, argument count, largest value of")
+    w(" * the first argument if it is a number (0: a string)}. Only the first argument can be a number. */")
+    w("#define AGX_PROGRAM_STEP_TABLE { \\")
+    for s in programs.STEPS:
+        num_max = programs.NUMBER_MAX.get(s.args[0], 0) if s.args else 0
+        w(f'    {{"{s.step.word}", {len(s.args)}, {num_max}ull}}, \\')
     w("}")
     w("")
 

@@ -1,22 +1,17 @@
 """Generate a C header (and a Markdown reference) for fixed-layout structs
 declared with construct: the Portal layout, boot-protocol and virtio structs.
 
-A spec module describes what goes into its header with a HeaderSpec:
-
-    C_HEADER = HeaderSpec(
-        name="portal_layout", source="host/python/wslx/spec/portal.py", prefix="PORTAL",
-        title="Portal shared-memory layout",
-        constants=[Constant("MAGIC", MAGIC, "region magic")],
-        enums=[("PORTAL_OP", PortalOp)],
-        structs=[CStruct("portal_span", SPAN, "a span of the arena")],
-    )
-
+A spec module describes what goes into its header with a HeaderSpec
+(wslx.spec.header: Constant, CStruct, HeaderSpec),
 and `generate_header(spec)` renders it: #defines for constants and enum
 members (plus `<prefix>_name(v)` for non-flag enums), one C struct per CStruct with _Static_asserts on its size and on
 every field's offset, and `<STRUCT>_SIZE` / `<STRUCT>_OFF_<FIELD>` macros so
 parsers of untrusted bytes can read fields by offset without casting. The
 header is freestanding (<stddef.h>, <stdint.h>) so the Track B kernel and the
-host test builds use it as is.
+host test builds use it as is. With HeaderSpec(assembler=True) the constants,
+enum values and offset macros come first, spelled <PREFIX>_CONST(value, suffix)
+so that a .S file can include the header too (the C declarations follow under
+#ifndef __ASSEMBLER__), as Linux's _AC() does.
 
 Supported field types: little- or big-endian integers (FormatField, Enum
 and FlagsEnum of one), fixed arrays of integers, Bytes(n), Const(bytes)
@@ -29,39 +24,14 @@ from __future__ import annotations
 import enum
 import importlib
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from construct import Array, Bytes, Const, Enum, FlagsEnum, FormatField, Renamed, Struct
 
+from ..spec.header import CStruct, HeaderSpec
+
 C_INT_TYPES = {"B": "uint8_t", "H": "uint16_t", "L": "uint32_t", "I": "uint32_t", "Q": "uint64_t",
                "b": "int8_t", "h": "int16_t", "l": "int32_t", "i": "int32_t", "q": "int64_t"}
-
-
-@dataclass(frozen=True)
-class Constant:
-    name: str          # without the header prefix
-    value: int
-    doc: str = ""
-
-
-@dataclass(frozen=True)
-class CStruct:
-    c_name: str        # `struct <c_name>`
-    body: Struct
-    doc: str = ""
-    packed: bool = False  # only for layouts that are not naturally aligned (e.g. ACPI tables)
-
-
-@dataclass
-class HeaderSpec:
-    name: str                      # file stem: <name>.h, <name>.md
-    source: str                    # repo-relative path of the spec module (for the marker)
-    prefix: str                    # macro prefix for constants
-    title: str
-    constants: list[Constant] = field(default_factory=list)
-    enums: list[tuple[str, type[enum.Enum]]] = field(default_factory=list)  # (macro prefix, enum class)
-    structs: list[CStruct] = field(default_factory=list)
-    doc: str = ""                  # prose for the top of the header and the Markdown page
 
 
 @dataclass(frozen=True)
@@ -150,9 +120,13 @@ def layouts(spec: HeaderSpec) -> list[tuple[CStruct, list[Field], int]]:
     return result
 
 
-def _enum_value(member) -> str:
+def _literal(value: int, suffix: str = "u") -> str:
+    return f"0x{value:X}{suffix}"
+
+
+def _enum_value(member, literal=_literal) -> str:
     v = int(member.value)
-    return f"0x{v:X}u" if v >= 0 else str(v)
+    return literal(v, "u") if v >= 0 else str(v)
 
 
 def _comment_lines(text: str, width: int = 96) -> list[str]:
@@ -168,15 +142,21 @@ def _comment_lines(text: str, width: int = 96) -> list[str]:
     return lines
 
 
+def emit_offset_macros(w, c_name: str, fields: list[Field], size: int, literal=None) -> None:
+    """<STRUCT>_SIZE and <STRUCT>_OFF_<FIELD>; literal(value, suffix) spells the numbers."""
+    upper = c_name.upper()
+    num = literal or (lambda v, suffix: f"{v}{suffix}")
+    w(f"#define {upper}_SIZE {num(size, 'u')}")
+    for f in fields:
+        w(f"#define {upper}_OFF_{f.name.upper()} {num(f.offset, 'u')}")
+
+
 def emit_struct(w, c_name: str, fields: list[Field], size: int, *, packed: bool = False,
                 offset_macros: bool = True) -> None:
     """The C struct with _Static_asserts on its size and every offset, after the
     <STRUCT>_SIZE / <STRUCT>_OFF_<FIELD> macros (offset_macros)."""
     if offset_macros:
-        upper = c_name.upper()
-        w(f"#define {upper}_SIZE {size}u")
-        for f in fields:
-            w(f"#define {upper}_OFF_{f.name.upper()} {f.offset}u")
+        emit_offset_macros(w, c_name, fields, size)
     w(f"struct {c_name} {{")
     for f in fields:
         note = "must be zero" if f.const is not None and not any(f.const) else f.doc
@@ -205,11 +185,26 @@ def generate_header(spec: HeaderSpec) -> str:
     w(f"#ifndef {guard}")
     w(f"#define {guard}")
     w("")
-    w("#include <stddef.h>")
-    w("#include <stdint.h>")
-    w("")
+    structs = layouts(spec)
+    if spec.assembler:
+        # Constants, enum values and offsets first, spelled so that an assembler (.S) can use them
+        # too (like Linux's _AC()); the C declarations follow outside the assembler's view.
+        const = f"{spec.prefix}_CONST"
+        literal = lambda v, suffix: f"{const}({_literal(v, '')}, {suffix})"  # noqa: E731
+        w(f"/* Numbers are {const}(value, C suffix): the suffix is dropped in assembler. */")
+        w("#ifdef __ASSEMBLER__")
+        w(f"#define {const}(value, suffix) value")
+        w("#else")
+        w(f"#define {const}(value, suffix) value##suffix")
+        w("#endif")
+        w("")
+    else:
+        literal = _literal
+        w("#include <stddef.h>")
+        w("#include <stdint.h>")
+        w("")
     for c in spec.constants:
-        value = f"0x{c.value:X}ull" if c.value > 0xFFFFFFFF else f"0x{c.value:X}u"
+        value = literal(c.value, "ull" if c.value > 0xFFFFFFFF else "u")
         w(f"#define {spec.prefix}_{c.name} {value}" + (f"  /* {c.doc} */" if c.doc else ""))
     if spec.constants:
         w("")
@@ -217,25 +212,45 @@ def generate_header(spec: HeaderSpec) -> str:
         first = (enum_cls.__doc__ or "").strip().splitlines()
         w(f"/* {enum_cls.__name__}" + (f": {first[0]}" if first else "") + " */")
         for member in enum_cls:
-            w(f"#define {prefix}_{member.name} {_enum_value(member)}")
-        if not issubclass(enum_cls, enum.Flag):
-            # a name for log lines, so no guest writes its own switch over these values
-            w(f"static inline const char *{prefix.lower()}_name(int64_t v)")
-            w("{")
-            w("    switch (v) {")
-            for member in enum_cls:
-                w(f"    case {int(member.value)}: return \"{member.name}\";")
-            w("    default: return \"?\";")
-            w("    }")
-            w("}")
+            w(f"#define {prefix}_{member.name} {_enum_value(member, literal)}")
+        if not spec.assembler:
+            _emit_enum_name(w, prefix, enum_cls)
         w("")
-    for cs, fields, size in layouts(spec):
+    if spec.assembler:
+        for cs, fields, size in structs:
+            emit_offset_macros(w, cs.c_name, fields, size, lambda v, suffix: f"{const}({v}, {suffix})")
+        if structs:
+            w("")
+        w("#ifndef __ASSEMBLER__")
+        w("#include <stddef.h>")
+        w("#include <stdint.h>")
+        w("")
+        for prefix, enum_cls in spec.enums:
+            _emit_enum_name(w, prefix, enum_cls)
+    for cs, fields, size in structs:
         for line in _comment_lines(cs.doc):
             w(f"/* {line} */")
-        emit_struct(w, cs.c_name, fields, size, packed=cs.packed)
+        emit_struct(w, cs.c_name, fields, size, packed=cs.packed, offset_macros=not spec.assembler)
+        w("")
+    if spec.assembler:
+        w("#endif /* !__ASSEMBLER__ */")
         w("")
     w(f"#endif /* {guard} */")
     return "\n".join(L) + "\n"
+
+
+def _emit_enum_name(w, prefix: str, enum_cls) -> None:
+    if issubclass(enum_cls, enum.Flag):
+        return
+    # a name for log lines, so no guest writes its own switch over these values
+    w(f"static inline const char *{prefix.lower()}_name(int64_t v)")
+    w("{")
+    w("    switch (v) {")
+    for member in enum_cls:
+        w(f"    case {int(member.value)}: return \"{member.name}\";")
+    w("    default: return \"?\";")
+    w("    }")
+    w("}")
 
 
 def generate_markdown(spec: HeaderSpec) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from construct import Const
 
 from ..spec import agentx as spec
+from ..spec import programs
 from ..spec.fields import BoundedBytes, BoundedString, BoundedStringArray, split_fields
 from .c_header import example_frames, fixed_layout, marker
 
@@ -86,7 +87,21 @@ def generate() -> str:
         w("```")
         w(_hexdump(frames[i]))
         w("```")
+    _program_section(w)
     return "\n".join(L) + "\n"
+
+
+def _program_section(w):
+    w("")
+    w(f"## Conformance program `{programs.PROGRAM_NAME}` (capability PROGRAMS)")
+    w("")
+    w((programs.__doc__ or "").strip().split("\n\nStdlib only")[0])
+    w("")
+    w("| step | arguments | what it does |")
+    w("|---|---|---|")
+    for s in programs.STEPS:
+        args = " ".join(f"{a} (0..{programs.NUMBER_MAX[a]})" if a in programs.NUMBER_MAX else a for a in s.args)
+        w(f"| `{s.step.word}` | {args or '-'} | {s.doc} |")
 
 
 def _table(w, body):

@@ -2,16 +2,16 @@
 
 Each case gets a Context (a connected AgentClient plus the target) and
 asserts with `check`. Cases are selected by the capabilities the agent
-advertises in HELLO, so Track B, which cannot MOUNT, runs the same suite. The
-order matters only for the last case (SHUTDOWN ends the agent).
+advertises in HELLO, so Track B, which cannot MOUNT, runs the same suite. No case
+needs a shell or any program of the guest's: processes are the conformance
+program (Capability.PROGRAMS, spec/programs.py). The order matters only for the
+last case (SHUTDOWN ends the agent).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-import struct
 import time
-import zlib
 from typing import Callable
 
 from ..agentx import codec
@@ -19,7 +19,8 @@ from ..agentx.client import AgentClient, Hello
 from ..agentx.errors import RemoteError, StdinClosed
 from ..spec.agentx import (ARGV_MAX_COUNT, EXIT_EOF_GRACE_MS, HEADER_SIZE, MAGIC, MAX_PAYLOAD, PING_MAX_DATA,
                            SHUTDOWN_GRACE_MAX_MS, SIGNAL_MAX, STDIN_WINDOW, VERSION_MAX, Capability, ErrorCode, ExitHow, FrameFlag,
-                           MsgType)
+                           MsgType, Signal)
+from ..spec.programs import PROGRAM_NAME, USAGE_STATUS
 
 
 class ConformanceFailure(AssertionError):
@@ -132,26 +133,56 @@ def replies_match_request_ids(ctx: Context):
 
 
 # ---- processes ----------------------------------------------------------------------------
+# Every EXEC runs the conformance program (spec/programs.py), never a shell: each case behaves the
+# same on every agent that advertises PROGRAMS.
 
-@case(Capability.EXEC)
+RUNS = Capability.EXEC | Capability.PROGRAMS
+
+
+def conform(*steps) -> list[str]:
+    """argv of the conformance program running these steps (numbers become decimal words)."""
+    return [PROGRAM_NAME] + [str(s) for s in steps]
+
+
+@case(RUNS)
 def exec_reports_exit_status(ctx: Context):
     """EXEC runs a program; EXIT reports its status after both streams' EOF."""
     for code in (0, 3, 255):
-        r = ctx.client.run(["sh", "-c", f"exit {code}"], timeout=ctx.timeout)
+        r = ctx.client.run(conform("exit", code), timeout=ctx.timeout)
         check(r.status.how == ExitHow.EXITED and r.status.code == code, f"exit {code} reported as {r.status}")
-    # The shell exits at once; its background child keeps stdout open a little longer.
-    p = ctx.client.exec(["sh", "-c", "(sleep 0.3; echo late) & echo early"], timeout=ctx.timeout)
+    # The program exits at once; its background child keeps stdout open a little longer.
+    p = ctx.client.exec(conform("bg", 300, "late\n", "out", "early\n"), timeout=ctx.timeout)
     p.wait(ctx.timeout)
     check(p.eof_before_exit, "EXIT arrived before the EOF of stdout and stderr")
     check(bytes(p.stdout) == b"early\nlate\n", f"output of the background child was lost: {bytes(p.stdout)!r}")
 
 
-@case(Capability.EXEC)
+@case(RUNS)
 def exec_separates_stdout_and_stderr(ctx: Context):
     """stdout and stderr arrive on their own streams, byte-exact."""
-    r = ctx.client.run(["sh", "-c", "printf 'a\\nb'; printf 'E1' >&2; printf c"], timeout=ctx.timeout)
+    r = ctx.client.run(conform("out", "a\nb", "err", "E1", "out", "c"), timeout=ctx.timeout)
     check(r.stdout == b"a\nbc", f"stdout {r.stdout!r}")
     check(r.stderr == b"E1", f"stderr {r.stderr!r}")
+
+
+@case(RUNS)
+def exec_merges_stderr_into_stdout(ctx: Context):
+    """STDERR_TO_STDOUT puts stderr bytes on stdout, in the order written; stderr only gets its EOF."""
+    p = ctx.client.exec(conform("out", "1", "err", "2", "out", "3"), merge_stderr=True, timeout=ctx.timeout)
+    st = p.wait(ctx.timeout)
+    check(st.how == ExitHow.EXITED and st.code == 0, f"ended {st}")
+    check(bytes(p.stdout) == b"123" and not p.stderr, f"stdout {bytes(p.stdout)!r}, stderr {bytes(p.stderr)!r}")
+    check(p.eof_before_exit, "EXIT arrived before the EOFs")
+
+
+@case(RUNS)
+def program_rejects_bad_usage(ctx: Context):
+    """The conformance program checks its whole argv first: a bad step runs nothing and exits USAGE_STATUS."""
+    for steps in (("out", "x", "no-such-step"), ("out", "x", "sleep", "1.5"), ("exit", 256), ("out",)):
+        r = ctx.client.run(conform(*steps), timeout=ctx.timeout)
+        check(r.status.how == ExitHow.EXITED and r.status.code == USAGE_STATUS,
+              f"{' '.join(map(str, steps))}: ended {r.status}, expected exit {USAGE_STATUS}")
+        check(r.stdout == b"" and r.stderr, f"{' '.join(map(str, steps))}: stdout {r.stdout!r}, stderr {r.stderr!r}")
 
 
 @case(Capability.EXEC)
@@ -164,58 +195,59 @@ def exec_missing_program_gives_errno(ctx: Context):
     ctx.expect_remote_error(ErrorCode.EINVAL, ctx.client.exec, [], timeout=ctx.timeout)
 
 
-@case(Capability.EXEC)
+@case(RUNS)
 def exec_env_and_cwd(ctx: Context):
     """EXEC env and cwd reach the process."""
-    r = ctx.client.run(["sh", "-c", 'echo "$WSLX_A|$WSLX_B"; pwd'], env=["WSLX_A=1", "WSLX_B=two words"], cwd="/tmp",
-                       timeout=ctx.timeout)
-    check(r.stdout == b"1|two words\n/tmp\n", f"output {r.stdout!r}")
+    r = ctx.client.run(conform("getenv", "WSLX_A", "getenv", "WSLX_B", "getenv", "WSLX_UNSET", "cwd"),
+                       env=["WSLX_A=1", "WSLX_B=two words"], cwd="/tmp", timeout=ctx.timeout)
+    check(r.stdout == b"1\ntwo words\n\n/tmp\n", f"output {r.stdout!r}")
 
 
-@case(Capability.EXEC)
+@case(RUNS)
 def exec_concurrent_processes(ctx: Context):
     """Two processes run at once and their output is not mixed up."""
     c = ctx.client
-    a = c.exec(["sh", "-c", "for i in 1 2 3; do echo A$i; sleep 0.05; done"], timeout=ctx.timeout)
-    b = c.exec(["sh", "-c", "for i in 1 2 3; do echo B$i; sleep 0.05; done"], timeout=ctx.timeout)
+    lines = lambda tag: conform(*[w for i in (1, 2, 3) for w in ("out", f"{tag}{i}\n", "sleep", 50)])
+    a = c.exec(lines("A"), timeout=ctx.timeout)
+    b = c.exec(lines("B"), timeout=ctx.timeout)
     check(a.pid != b.pid, "two processes got the same pid")
     a.wait(ctx.timeout), b.wait(ctx.timeout)
     check(bytes(a.stdout) == b"A1\nA2\nA3\n" and bytes(b.stdout) == b"B1\nB2\nB3\n", f"{a.stdout!r} {b.stdout!r}")
 
 
-@case(Capability.EXEC)
+@case(RUNS)
 def exec_large_stdout(ctx: Context):
     """1 MiB of stdout arrives complete, in frames within STDIO_MAX_DATA."""
-    r = ctx.client.run(["head", "-c", "1048576", "/dev/zero"], timeout=ctx.timeout * 3)
-    check(r.status.code == 0, f"head ended {r.status}")
-    check(len(r.stdout) == 1048576 and not r.stdout.strip(b"\0"), f"got {len(r.stdout)} bytes")
+    r = ctx.client.run(conform("zeros", 1 << 20), timeout=ctx.timeout * 3)
+    check(r.status.code == 0, f"zeros ended {r.status}")
+    check(len(r.stdout) == 1 << 20 and not r.stdout.strip(b"\0"), f"got {len(r.stdout)} bytes")
 
 
-@case(Capability.EXEC | Capability.STDIN)
+@case(RUNS | Capability.STDIN)
 def stdin_is_relayed(ctx: Context):
     """STDIO frames feed a process's stdin; EOF closes it."""
     data = os.urandom(200_000)
-    r = ctx.client.run(["cat"], input=data, timeout=ctx.timeout * 3)
+    r = ctx.client.run(conform("cat"), input=data, timeout=ctx.timeout * 3)
     check(r.stdout == data, f"cat returned {len(r.stdout)} bytes of {len(data)}, or different bytes")
-    r = ctx.client.run(["wc", "-c"], input=b"", timeout=ctx.timeout)
-    check(r.stdout.strip() == b"0", f"empty stdin: wc -c said {r.stdout!r}")
+    r = ctx.client.run(conform("cat", "out", "end"), input=b"", timeout=ctx.timeout)
+    check(r.stdout == b"end" and r.status.code == 0, f"empty stdin: cat gave {r.stdout!r}, {r.status}")
 
 
-@case(Capability.EXEC | Capability.STDIN)
+@case(RUNS | Capability.STDIN)
 def stdin_flow_control_moves_megabytes(ctx: Context):
     """Stdin far beyond STDIN_WINDOW arrives complete when the host follows STDIN_ACK credit."""
     data = os.urandom(4 << 20)
-    r = ctx.client.run(["sh", "-c", "sleep 0.3; cat"], input=data, timeout=ctx.timeout * 6)
+    r = ctx.client.run(conform("sleep", 300, "cat"), input=data, timeout=ctx.timeout * 6)
     check(len(r.stdout) == len(data), f"cat returned {len(r.stdout)} of {len(data)} bytes")
     check(r.stdout == data, "stdin bytes arrived altered or out of order")
     check(not ctx.client.unsolicited_errors, f"agent refused stdin: {list(ctx.client.unsolicited_errors)[:1]}")
 
 
-@case(Capability.EXEC | Capability.STDIN)
+@case(RUNS | Capability.STDIN)
 def stdin_to_a_closed_stdin_is_reported(ctx: Context):
     """Stdin for a process that closed its stdin comes back as STDIN_ACK CLOSED: the host gets a
     typed error instead of waiting for credit forever."""
-    p = ctx.client.exec(["sh", "-c", "exec 0<&-; echo closed; sleep 5"], stdin=True, timeout=ctx.timeout)
+    p = ctx.client.exec(conform("close-stdin", "out", "closed\n", "sleep", 5000), stdin=True, timeout=ctx.timeout)
     try:
         p.wait_for_output(b"closed", timeout=ctx.timeout)
         try:
@@ -224,74 +256,74 @@ def stdin_to_a_closed_stdin_is_reported(ctx: Context):
         except StdinClosed:
             pass
     finally:
-        p.signal(9, timeout=ctx.timeout)
+        p.signal(Signal.SIGKILL, timeout=ctx.timeout)
         p.wait(ctx.timeout)
         ctx.client.unsolicited_errors.clear()  # the EPIPE errors that came with the CLOSED acks
 
 
-@case(Capability.EXEC)
+@case(RUNS)
 def exit_not_held_back_by_background_children(ctx: Context):
     """A background child holding stdout open delays EXIT by at most EXIT_EOF_GRACE_MS."""
     t0 = time.monotonic()
-    p = ctx.client.exec(["sh", "-c", "sleep 30 & echo hi"], timeout=ctx.timeout)
+    p = ctx.client.exec(conform("bg", 10_000, "", "out", "hi\n"), timeout=ctx.timeout)
     st = p.wait(ctx.timeout)
     elapsed = time.monotonic() - t0
-    check(st.how == ExitHow.EXITED and st.code == 0, f"sh ended {st}")
+    check(st.how == ExitHow.EXITED and st.code == 0, f"program ended {st}")
     check(bytes(p.stdout) == b"hi\n", f"stdout {bytes(p.stdout)!r}")
     check(p.eof_before_exit, "EXIT arrived before the EOFs")
     check(elapsed < EXIT_EOF_GRACE_MS / 1000 + 3, f"EXIT took {elapsed:.1f} s")
 
 
-@case(Capability.EXEC | Capability.SIGNAL)
+@case(RUNS | Capability.SIGNAL)
 def signal_is_delivered(ctx: Context):
     """SIGNAL reaches a running process; a pid the agent did not start gets ESRCH."""
-    p = ctx.client.exec(["sleep", "100"], timeout=ctx.timeout)
-    ctx.client.signal(p.pid, 15, timeout=ctx.timeout)
+    p = ctx.client.exec(conform("sleep", 100_000), timeout=ctx.timeout)
+    ctx.client.signal(p.pid, Signal.SIGTERM, timeout=ctx.timeout)
     st = p.wait(ctx.timeout)
-    check(st.how == ExitHow.SIGNALED and st.code == 15, f"sleep ended {st}, expected SIGTERM")
-    ctx.expect_remote_error(ErrorCode.ESRCH, ctx.client.signal, p.pid, 15, timeout=ctx.timeout)
-    ctx.expect_remote_error(ErrorCode.ESRCH, ctx.client.signal, 0x7FFF_FFF0, 15, timeout=ctx.timeout)
-    q = ctx.client.exec(["sleep", "100"], timeout=ctx.timeout)
+    check(st.how == ExitHow.SIGNALED and st.code == Signal.SIGTERM, f"sleep ended {st}, expected SIGTERM")
+    ctx.expect_remote_error(ErrorCode.ESRCH, ctx.client.signal, p.pid, Signal.SIGTERM, timeout=ctx.timeout)
+    ctx.expect_remote_error(ErrorCode.ESRCH, ctx.client.signal, 0x7FFF_FFF0, Signal.SIGTERM, timeout=ctx.timeout)
+    q = ctx.client.exec(conform("sleep", 100_000), timeout=ctx.timeout)
     try:
         for bad in (0, SIGNAL_MAX + 1):
             ctx.expect_remote_error(ErrorCode.EINVAL, ctx.client.signal, q.pid, bad, timeout=ctx.timeout)
     finally:
-        ctx.client.signal(q.pid, 9, timeout=ctx.timeout)
+        ctx.client.signal(q.pid, Signal.SIGKILL, timeout=ctx.timeout)
         q.wait(ctx.timeout)
 
 
 # ---- configuration, mounts, quiesce ------------------------------------------------------
 
-@case(Capability.CONFIG | Capability.EXEC)
+@case(Capability.CONFIG | RUNS)
 def config_sets_default_env(ctx: Context):
     """CONFIG env becomes the default environment of later EXECs."""
     ctx.client.config(env=["WSLX_CONF=yes"], timeout=ctx.timeout)
     try:
-        r = ctx.client.run(["sh", "-c", 'echo "$WSLX_CONF"'], timeout=ctx.timeout)
+        r = ctx.client.run(conform("getenv", "WSLX_CONF"), timeout=ctx.timeout)
         check(r.stdout == b"yes\n", f"default env not applied: {r.stdout!r}")
     finally:
         ctx.client.config(env=[], timeout=ctx.timeout)
 
 
-@case(Capability.CONFIG | Capability.SYSTEM | Capability.EXEC)
+@case(Capability.CONFIG | Capability.SYSTEM | RUNS)
 def config_sets_hostname(ctx: Context):
     """CONFIG hostname changes the system's hostname."""
     ctx.client.config(hostname="wslx-conformance", timeout=ctx.timeout)
-    r = ctx.client.run(["uname", "-n"], timeout=ctx.timeout)
-    check(r.stdout.strip() == b"wslx-conformance", f"uname -n said {r.stdout!r}")
+    r = ctx.client.run(conform("hostname"), timeout=ctx.timeout)
+    check(r.stdout == b"wslx-conformance\n", f"hostname said {r.stdout!r}")
 
 
-@case(Capability.MOUNT | Capability.EXEC)
+@case(Capability.MOUNT | RUNS)
 def mount_and_unmount(ctx: Context):
     """MOUNT creates the target and mounts; UNMOUNT removes it; bad mounts give an errno."""
     target = "/mnt/wslx-conformance/tmp"
     ctx.client.mount("tmpfs", "wslxconf", target, "size=1m", timeout=ctx.timeout)
-    r = ctx.client.run(["sh", "-c", f"echo data > {target}/f && cat {target}/f && grep -c ' {target} ' /proc/mounts"],
+    r = ctx.client.run(conform("write-file", f"{target}/f", "data\n", "read-file", f"{target}/f", "mounted", target),
                        timeout=ctx.timeout)
-    check(r.stdout == b"data\n1\n", f"mounted tmpfs not usable: {r.stdout!r} {r.stderr!r}")
+    check(r.stdout == b"data\nyes\n", f"mounted tmpfs not usable: {r.stdout!r} {r.stderr!r}")
     ctx.client.unmount(target, timeout=ctx.timeout)
-    r = ctx.client.run(["grep", "-c", f" {target} ", "/proc/mounts"], timeout=ctx.timeout)
-    check(r.stdout.strip() == b"0", "still mounted after UNMOUNT")
+    r = ctx.client.run(conform("mounted", target), timeout=ctx.timeout)
+    check(r.stdout == b"no\n", "still mounted after UNMOUNT")
     try:
         ctx.client.mount("no-such-fs", "x", target, timeout=ctx.timeout)
         raise ConformanceFailure("mount of an unknown filesystem type succeeded")
@@ -305,17 +337,17 @@ def mount_refused_without_capability(ctx: Context):
     ctx.expect_remote_error(ErrorCode.EOPNOTSUPP, ctx.client.mount, "tmpfs", "x", "/mnt/x", timeout=ctx.timeout)
 
 
-@case(Capability.QUIESCE | Capability.EXEC)
+@case(Capability.QUIESCE | RUNS)
 def quiesce_blocks_exec_until_resume(ctx: Context):
     """QUIESCE replies QUIESCE_COMPLETE, refuses EXEC with ECANCELED, is idempotent; RESUME undoes it."""
     q = ctx.client.quiesce(timeout=ctx.timeout * 2)
     check(q["elapsed_ns"] >= 0 and q["running_processes"] >= 0, f"odd QUIESCE_COMPLETE {q}")
     try:
-        ctx.expect_remote_error(ErrorCode.ECANCELED, ctx.client.exec, ["true"], timeout=ctx.timeout)
+        ctx.expect_remote_error(ErrorCode.ECANCELED, ctx.client.exec, conform(), timeout=ctx.timeout)
         ctx.client.quiesce(timeout=ctx.timeout * 2)
     finally:
         ctx.client.resume(timeout=ctx.timeout)
-    check(ctx.client.run(["true"], timeout=ctx.timeout).returncode == 0, "EXEC fails after RESUME")
+    check(ctx.client.run(conform(), timeout=ctx.timeout).returncode == 0, "EXEC fails after RESUME")
     ctx.client.resume(timeout=ctx.timeout)  # RESUME when not quiesced is a no-op
 
 
@@ -323,10 +355,8 @@ def quiesce_blocks_exec_until_resume(ctx: Context):
 
 def _header(msg_type, payload, *, request_id=0, flags=0, version=VERSION_MAX, magic=MAGIC, length=None,
             payload_crc=None, header_crc=None):
-    length = len(payload) if length is None else length
-    head = struct.pack("<IBBHIII", magic, version, flags, msg_type, request_id, length,
-                       zlib.crc32(payload) if payload_crc is None else payload_crc)
-    return head + struct.pack("<I", zlib.crc32(head) if header_crc is None else header_crc)
+    return codec.raw_frame(msg_type, payload, request_id=request_id, flags=flags, version=version, magic=magic,
+                           payload_len=length, payload_crc=payload_crc, header_crc=header_crc)[:HEADER_SIZE]
 
 
 def _bad_frame_case(name, doc, code, build, with_id=False):
@@ -347,13 +377,6 @@ def _bad_frame_case(name, doc, code, build, with_id=False):
     fn.__name__ = f"malformed_{name}"
     fn.__doc__ = doc
     case()(fn)
-
-
-def _exec_payload(argv_bytes: list[bytes]) -> bytes:
-    out = struct.pack("<IH", 0, len(argv_bytes))
-    for a in argv_bytes:
-        out += struct.pack("<H", len(a)) + a
-    return out + struct.pack("<H", 0) + struct.pack("<H", 0)
 
 
 _ping = codec.encode_body(MsgType.PING, dict(data=b"x"))
@@ -380,16 +403,16 @@ _bad_frame_case("trailing_bytes", "Bytes after the last field get EPROTO.", Erro
                 lambda rid: _header(MsgType.PING, _ping + b"!", request_id=rid) + _ping + b"!", True)
 _bad_frame_case("string_past_payload", "A string length beyond the payload gets EPROTO.", ErrorCode.EPROTO,
                 lambda rid: (lambda p: _header(MsgType.EXEC, p, request_id=rid) + p)(
-                    struct.pack("<IHH", 0, 1, 5000) + b"sh"), True)
+                    codec.raw_exec_body([b"x" * 5000])[:12]), True)
 _bad_frame_case("invalid_utf8", "Invalid UTF-8 in argv gets EPROTO.", ErrorCode.EPROTO,
-                lambda rid: (lambda p: _header(MsgType.EXEC, p, request_id=rid) + p)(_exec_payload([b"\xff\xfe"])),
+                lambda rid: (lambda p: _header(MsgType.EXEC, p, request_id=rid) + p)(codec.raw_exec_body([b"\xff\xfe"])),
                 True)
 _bad_frame_case("nul_in_string", "A NUL inside a string gets EPROTO.", ErrorCode.EPROTO,
-                lambda rid: (lambda p: _header(MsgType.EXEC, p, request_id=rid) + p)(_exec_payload([b"/bin/sh\0x"])),
+                lambda rid: (lambda p: _header(MsgType.EXEC, p, request_id=rid) + p)(codec.raw_exec_body([PROGRAM_NAME.encode() + b"\0x"])),
                 True)
 _bad_frame_case("too_many_argv", "An argv count above the bound gets EPROTO.", ErrorCode.EPROTO,
                 lambda rid: (lambda p: _header(MsgType.EXEC, p, request_id=rid) + p)(
-                    _exec_payload([b"a"] * (ARGV_MAX_COUNT + 1))), True)
+                    codec.raw_exec_body([b"a"] * (ARGV_MAX_COUNT + 1))), True)
 _bad_frame_case("wrong_direction", "A reply type (OK) sent to the agent gets EPROTO.", ErrorCode.EPROTO,
                 lambda rid: _header(MsgType.OK, b"", request_id=rid), True)
 _bad_frame_case("truncated_frame", "A frame cut short is detected when the bytes that follow break its CRC.",
@@ -406,15 +429,17 @@ _bad_frame_case("reply_flag_on_request", "A request carrying the REPLY flag gets
                 lambda rid: _header(MsgType.PING, _ping, request_id=rid, flags=FrameFlag.REPLY) + _ping, True)
 
 
-@case(Capability.EXEC)
+@case(RUNS)
 def request_without_id_is_refused_and_not_run(ctx: Context):
-    """A request with request_id 0 gets EPROTO and is not executed."""
-    marker = f"/tmp/wslx-conformance-rid0-{os.getpid()}"
-    ctx.client.send_raw(codec.encode_frame(MsgType.EXEC, dict(flags=0, argv=["touch", marker], env=[], cwd="")))
+    """A request with request_id 0 gets EPROTO and is not executed: no EXEC_STARTED, STDIO or EXIT follows."""
+    seen = len(ctx.client.orphan_events)
+    ctx.client.send_raw(codec.encode_frame(MsgType.EXEC, dict(flags=0, argv=conform("out", "ran\n"), env=[], cwd="")))
     e = ctx.client.wait_error(timeout=ctx.timeout)
     check(e.code == ErrorCode.EPROTO, f"ERROR {e}, expected EPROTO")
-    r = ctx.client.run(["sh", "-c", f"test -e {marker} && echo ran || echo not-run"], timeout=ctx.timeout)
-    check(r.stdout == b"not-run\n", "the EXEC with request_id 0 was executed")
+    # a process of our own that outlives what the refused one would have taken
+    check(ctx.client.run(conform("sleep", 200), timeout=ctx.timeout).returncode == 0, "follow-up EXEC failed")
+    ran = [f for f in ctx.client.orphan_events[seen:] if f.type in (MsgType.EXEC_STARTED, MsgType.STDIO, MsgType.EXIT)]
+    check(not ran, f"the EXEC with request_id 0 was executed: {ran[0].name} {ran[0].body}" if ran else "")
 
 
 @case(Capability.SHUTDOWN)
@@ -493,7 +518,7 @@ def magic_dense_garbage_is_one_error(ctx: Context):
     rid = 0x6300_0000
     ctx.expect_alive()  # a good frame first: the garbage starts a new episode
     ctx.client.unsolicited_errors.clear()
-    ctx.client.send_raw(b"AGTX" * (16 << 10) + codec.encode_frame(MsgType.PING, dict(data=b"m"), request_id=rid),
+    ctx.client.send_raw(codec.MAGIC_BYTES * (16 << 10) + codec.encode_frame(MsgType.PING, dict(data=b"m"), request_id=rid),
                         timeout=ctx.timeout)
     _answered_pings(ctx, [rid])
     errors = list(ctx.client.unsolicited_errors)
@@ -512,7 +537,7 @@ def _exec_body(argv, flags=0):
 def exec_unknown_flag_bits_are_einval(ctx: Context):
     """EXEC with flag bits the spec does not define gets EINVAL and runs nothing (STDIO, MOUNT
     and UNMOUNT refuse theirs the same way)."""
-    e = ctx.expect_remote_error(ErrorCode.EINVAL, ctx.client.request, MsgType.EXEC, _exec_body(["true"], 0x80),
+    e = ctx.expect_remote_error(ErrorCode.EINVAL, ctx.client.request, MsgType.EXEC, _exec_body(conform("exit", 0), 0x80),
                                 timeout=ctx.timeout)
     check(e.request_type == MsgType.EXEC, f"ERROR names request type {e.request_type}, not EXEC")
     ctx.expect_alive()
@@ -559,7 +584,7 @@ def config_portal_fields_are_validated(ctx: Context):
     ctx.expect_alive()
 
 
-@case(Capability.CONFIG | Capability.EXEC)
+@case(Capability.CONFIG | RUNS)
 def config_refused_portal_applies_nothing(ctx: Context):
     """A CONFIG naming a device that does not exist is refused (ENOENT where the agent can map a
     Portal, EOPNOTSUPP where it cannot, EINVAL where it is too small) and its env is not applied."""
@@ -571,8 +596,8 @@ def config_refused_portal_applies_nothing(ctx: Context):
         check(e.code in (ErrorCode.ENOENT, ErrorCode.EOPNOTSUPP, ErrorCode.EINVAL), f"unexpected {e}")
     else:
         raise ConformanceFailure("CONFIG with a 1 TiB Portal on /nonexistent/wslx-portal was accepted")
-    r = ctx.client.run(["env"], timeout=ctx.timeout)
-    check(b"WSLX_CONFORMANCE_REFUSED" not in r.stdout, "the refused CONFIG's env was applied")
+    r = ctx.client.run(conform("getenv", "WSLX_CONFORMANCE_REFUSED"), timeout=ctx.timeout)
+    check(r.stdout == b"\n", f"the refused CONFIG's env was applied (WSLX_CONFORMANCE_REFUSED={r.stdout!r})")
 
 
 @case(Capability.EXEC)
@@ -593,6 +618,6 @@ def signal_invalid_signo_is_einval_before_the_pid(ctx: Context):
     for signo in (0, SIGNAL_MAX + 1):
         ctx.expect_remote_error(ErrorCode.EINVAL, ctx.client.request, MsgType.SIGNAL,
                                 dict(pid=0x7FFF_FF00, signo=signo), timeout=ctx.timeout)
-    ctx.expect_remote_error(ErrorCode.ESRCH, ctx.client.request, MsgType.SIGNAL, dict(pid=0x7FFF_FF00, signo=15),
+    ctx.expect_remote_error(ErrorCode.ESRCH, ctx.client.request, MsgType.SIGNAL, dict(pid=0x7FFF_FF00, signo=Signal.SIGTERM),
                             timeout=ctx.timeout)
     ctx.expect_alive()

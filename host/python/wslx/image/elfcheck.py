@@ -5,13 +5,13 @@
 raises ElfCheckError listing every problem found:
 - not an ELF64 x86-64 executable, or dynamically linked;
 - the 64-bit entry (e_entry, OpenVMM direct boot) not inside a loaded executable segment;
-- no well-formed PVH note: a "Xen" note of type 18 (XEN_ELFNOTE_PHYS32_ENTRY) in a PT_NOTE
+- no well-formed PVH note: a "Xen" note of type XEN_ELFNOTE_PHYS32_ENTRY (wslx.spec.x86boot) in a PT_NOTE
   segment, 8-byte descriptor in an ELF64 file (QEMU reads it as a pointer), read at the same
   place by QEMU's loader (which aligns the name to the segment's p_align) as by the ELF rules,
   and a 32-bit physical address inside a loaded executable segment;
 - undefined symbols;
 - a segment both writable and executable;
-- loaded bytes (sum of PT_LOAD p_filesz) over the budget.
+- loaded bytes (sum of PT_LOAD p_filesz) over the budget (default: the kernel's, wslx.spec.trackb).
 
 Also a command: python -m wslx.image.elfcheck IMAGE [--budget BYTES].
 """
@@ -27,8 +27,8 @@ from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-XEN_ELFNOTE_PHYS32_ENTRY = 18
-DEFAULT_BUDGET = 128 * 1024   # the Track B kernel's budget (guest/trackb-kernel/SConscript passes it too)
+from ..spec.trackb import KERNEL_LOAD_BUDGET as DEFAULT_BUDGET
+from ..spec.x86boot import XEN_ELFNOTE_PHYS32_ENTRY
 
 
 class ElfCheckError(Exception):
@@ -137,7 +137,8 @@ def check_kernel(path: Path | str, *, budget: int = DEFAULT_BUDGET, require_pvh:
         pvh_entry = pvh[0] if pvh else None
         if require_pvh:
             if not pvh:
-                problems.append("no PVH note (Xen ELF note type 18, XEN_ELFNOTE_PHYS32_ENTRY) in a PT_NOTE segment")
+                problems.append(f"no PVH note (Xen ELF note type {XEN_ELFNOTE_PHYS32_ENTRY}, XEN_ELFNOTE_PHYS32_ENTRY) "
+                                "in a PT_NOTE segment")
             elif len(pvh) > 1:
                 problems.append(f"{len(pvh)} PVH notes; want exactly one")
             elif pvh_entry >= 1 << 32:

@@ -2,7 +2,7 @@
 whatever it does, the host gets one of these (or a timeout), never a crash."""
 from __future__ import annotations
 
-from ..spec.portal import Err
+from ..spec.portal import HOST_TIMEOUT, Err
 
 
 class PortalError(Exception):
@@ -52,15 +52,13 @@ class PortalRemoteError(PortalError):
             return None
 
 
-TIMEOUT_CODE = 1000  # portal_host.c: PORTAL_HOST_TIMEOUT
-
 _BY_CODE = {Err.HEADER: PortalHeaderChanged, Err.PROTO: PortalCorrupt, Err.FAULT: PortalSpanError,
             Err.XDEV: PortalSpanError, Err.STALE: PortalStaleSpan, Err.NOSPC: PortalArenaFull,
-            TIMEOUT_CODE: PortalTimeout}
+            HOST_TIMEOUT: PortalTimeout}
 
 
 def from_code(rc: int, what: str) -> PortalError:
     """The exception for a negative return value of the C core."""
     code = -rc
-    name = Err(code).name if code in Err._value2member_map_ else ("TIMEOUT" if code == TIMEOUT_CODE else str(code))
+    name = Err(code).name if code in Err._value2member_map_ else ("TIMEOUT" if code == HOST_TIMEOUT else str(code))
     return _BY_CODE.get(code, PortalError)(f"{what}: {name}")

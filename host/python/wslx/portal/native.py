@@ -1,56 +1,78 @@
 """cffi (ABI mode) binding of build/portal/libportal_host.so: the guest's
-Portal core compiled for the host, plus the host fast-path loops. The struct
-declarations of the cdef are generated from wslx.spec.portal, like the C header."""
+Portal core compiled for the host, plus the host fast-path loops.
+
+The declarations are read from the very headers the library is compiled
+against: the generated build/gen/portal_layout.h (wire structs and constants,
+from wslx.spec.portal), guest/portal/portal.h (the core's structs and
+functions) and portal_host.h (the fast path). Nothing is retyped here; load()
+checks that cffi's layout of every struct matches the compiled library's."""
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 from .. import repo_root
-from ..codegen.c_structs import layouts
-from ..spec.portal import C_HEADER, SLOT_SIZE
+from ..spec.portal import SLOT_SIZE
 from .errors import PortalLibraryMissing
 
-FUNCTIONS = """
-size_t portal_end_size(void);
-size_t portal_arena_size(void);
-int portal_attach(void *e, void *base, uint64_t size, int side);
-int portal_attach_header(void *e, void *base, uint64_t size, int side, const void *h);
-int portal_check(void *e);
-int portal_span_check(void *e, const struct portal_span *s, void **ptr);
-int portal_send(void *e, unsigned ring, const struct portal_msg *m, unsigned n);
-int portal_recv(void *e, unsigned ring, struct portal_msg *out, unsigned max);
-int64_t portal_space(void *e, unsigned ring);
-int64_t portal_pending(void *e, unsigned ring);
-void portal_want_wakeup(void *e, unsigned ring, int on);
-int portal_peer_wants_wakeup(void *e, unsigned ring);
-void portal_arena_init(void *a, void *e, int side);
-int portal_arena_alloc(void *a, uint64_t length, struct portal_span *out);
-int portal_arena_free(void *a, const struct portal_span *s);
-int portal_arena_check(void *a, const struct portal_span *s);
-size_t portal_guest_size(void);
-int portal_guest_init(void *g, void *base, uint64_t size);
-int portal_service_step(void *g, unsigned budget);
-int portal_guest_host_wants_wakeup(void *g);
-uint64_t portal_sum64(const void *p, uint64_t len);
-void portal_xor64(void *p, uint64_t len, uint64_t key);
-int portal_recv_spin(void *e, unsigned ring, struct portal_msg *out, unsigned max, uint64_t spin_ns);
-int64_t portal_pingpong(void *e, uint64_t n, uint64_t timeout_ns);
-int64_t portal_stream(void *e, uint64_t n, unsigned batch, uint64_t timeout_ns);
-int portal_spin_u64(void *e, uint64_t off, uint64_t want, uint64_t timeout_ns);
-"""
+_HERE = Path(__file__).resolve().parent
 
 
 def library_path() -> Path:
     return repo_root() / "build" / "portal" / "libportal_host.so"
 
 
+def header_paths() -> list[Path]:
+    """The library's headers, in include order."""
+    return [repo_root() / "build" / "gen" / "portal_layout.h", repo_root() / "guest" / "portal" / "portal.h",
+            _HERE / "portal_host.h"]
+
+
+_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+_DEFINE = re.compile(r"^#define\s+(\w+)\s+(0x[0-9A-Fa-f]+|\d+)[uUlL]*\s*$", re.M)
+_STATIC_ASSERT = re.compile(r"_Static_assert\s*\(.*?\)\s*;", re.S)
+
+
+def _drop_inline_functions(text: str) -> str:
+    """Remove `static inline ... { ... }` definitions (cffi declares, it does not compile)."""
+    out, i = [], 0
+    while (j := text.find("static inline", i)) >= 0:
+        out.append(text[i:j])
+        k = text.index("{", j)
+        depth = 0
+        while True:
+            depth += {"{": 1, "}": -1}.get(text[k], 0)
+            k += 1
+            if depth == 0:
+                break
+        i = k
+    out.append(text[i:])
+    return "".join(out)
+
+
+def cdef_from_headers(texts: list[str]) -> str:
+    """cffi declarations from C headers: comments, preprocessor lines, static asserts and
+    inline functions go; integer macros are substituted (array bounds use them)."""
+    macros: dict[str, str] = {}
+    decls = []
+    for text in texts:
+        text = _COMMENT.sub(" ", text)
+        macros.update((name, str(int(value, 0))) for name, value in _DEFINE.findall(text))
+        text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+        decls.append(_drop_inline_functions(_STATIC_ASSERT.sub("", text)))
+    body = "\n".join(decls)
+    if macros:
+        body = re.sub(r"\b(" + "|".join(map(re.escape, macros)) + r")\b", lambda m: macros[m.group(1)], body)
+    body = body.replace("__attribute__((packed))", "")
+    return "\n".join(line.rstrip() for line in body.splitlines() if line.strip()) + "\n"
+
+
 def cdef() -> str:
-    out = []
-    for cs, fields, _size in layouts(C_HEADER):
-        if cs.c_name in ("portal_span", "portal_msg"):
-            out.append(f"struct {cs.c_name} {{ " + " ".join(f"{f.c_decl};" for f in fields) + " };")
-    return "\n".join(out) + FUNCTIONS
+    missing = [p for p in header_paths() if not p.exists()]
+    if missing:
+        raise PortalLibraryMissing(f"{missing[0]} is missing: build it with `.venv/bin/python -m SCons -Q portal`")
+    return cdef_from_headers([p.read_text() for p in header_paths()])
 
 
 @functools.lru_cache(maxsize=None)
@@ -63,6 +85,9 @@ def load():
     ffi = cffi.FFI()
     ffi.cdef(cdef())
     lib = ffi.dlopen(str(path))
-    if ffi.sizeof("struct portal_msg") != SLOT_SIZE:
-        raise PortalLibraryMissing("cdef of struct portal_msg does not match the spec")
+    sizes = {"struct portal_msg": SLOT_SIZE, "struct portal_end": lib.portal_end_size(),
+             "struct portal_arena": lib.portal_arena_size(), "struct portal_guest": lib.portal_guest_size()}
+    wrong = {t: (ffi.sizeof(t), n) for t, n in sizes.items() if ffi.sizeof(t) != n}
+    if wrong:
+        raise PortalLibraryMissing(f"{path} does not match its headers (cffi size, library size): {wrong}; rebuild it")
     return ffi, lib

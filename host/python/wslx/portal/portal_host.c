@@ -6,9 +6,7 @@
 #define _GNU_SOURCE
 #include <time.h>
 
-#include "portal.h"
-
-#define PORTAL_HOST_TIMEOUT 1000 /* returned negated when a deadline passes (not a PORTAL_ERR_*) */
+#include "portal_host.h"
 
 static uint64_t now_ns(void)
 {
@@ -53,7 +51,7 @@ int64_t portal_pingpong(struct portal_end *e, uint64_t n, uint64_t timeout_ns)
         while ((rc = portal_recv(e, PORTAL_RING_COMPLETE, &c, 1)) == 0) {
             if ((++k & 1023) == 0) {
                 if ((rc = portal_check(e))) return rc;
-                if (now_ns() > deadline) return (-PORTAL_HOST_TIMEOUT);
+                if (now_ns() > deadline) return PERR(PORTAL_HOST_TIMEOUT);
             }
             __builtin_ia32_pause();
         }
@@ -94,7 +92,7 @@ int64_t portal_stream(struct portal_end *e, uint64_t n, unsigned batch, uint64_t
             if ((++k & 1023) == 0) {
                 int rc = portal_check(e);
                 if (rc) return rc;
-                if (now_ns() > deadline) return (-PORTAL_HOST_TIMEOUT);
+                if (now_ns() > deadline) return PERR(PORTAL_HOST_TIMEOUT);
             }
             __builtin_ia32_pause();
         }
@@ -110,7 +108,7 @@ int portal_spin_u64(struct portal_end *e, uint64_t off, uint64_t want, uint64_t 
     uint64_t deadline = now_ns() + timeout_ns;
     unsigned k = 0;
     while (*p != want) {
-        if ((++k & 1023) == 0 && now_ns() > deadline) return (-PORTAL_HOST_TIMEOUT);
+        if ((++k & 1023) == 0 && now_ns() > deadline) return PERR(PORTAL_HOST_TIMEOUT);
         __builtin_ia32_pause();
     }
     return 0;

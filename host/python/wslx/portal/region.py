@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..spec import portal as spec
-from ..spec.portal import Err, Op, RingId
-from . import native
+from ..spec.portal import Err, Op, RingId, Side
+from . import layout, native
 from .errors import PortalCorrupt, PortalError, PortalRemoteError, PortalSpanError, PortalTimeout, from_code
 
-SIDE_HOST, SIDE_GUEST = 0, 1
 FILE_ALIGN = 2 << 20  # virtio-pmem wants the backing size in 2 MiB units
 
 
@@ -162,7 +161,7 @@ class Portal:
         gen = (prev_gen + 1) & 0xFFFFFFFF or 1
         if not prev_gen:
             gen = random.randrange(1, 1 << 31)
-        plan = spec.plan(len(w), ring_slots=self.ring_slots)
+        plan = layout.plan(len(w), ring_slots=self.ring_slots)
         self._u64(0)[0] = 0  # invalidate first: the guest must never attach to a half-written header
         self._wait_guest_detached(detach_timeout)
         w[:spec.HEADER_PAGE] = bytes(spec.HEADER_PAGE)
@@ -197,14 +196,15 @@ class Portal:
         the guest could have rewritten it since we wrote it."""
         ffi, lib = self.ffi, self.lib
         self._end = None  # until attached: an unattached struct must never reach the C core
-        end = ffi.new("char[]", lib.portal_end_size())
-        self._hdr = ffi.new("char[]", header)
-        rc = lib.portal_attach_header(end, self._wbase, len(self.window), SIDE_HOST, self._hdr)
+        end = ffi.new("struct portal_end *")
+        self._hdr = ffi.new("struct portal_header *")
+        ffi.memmove(self._hdr, header, ffi.sizeof(self._hdr[0]))
+        rc = lib.portal_attach_header(end, self._wbase, len(self.window), Side.HOST, self._hdr)
         if rc:
             raise from_code(rc, "attaching to the Portal header")
         self._end = end
-        self._arena = ffi.new("char[]", lib.portal_arena_size())
-        lib.portal_arena_init(self._arena, self._end, SIDE_HOST)
+        self._arena = ffi.new("struct portal_arena *")
+        lib.portal_arena_init(self._arena, self._end, Side.HOST)
         self._cbuf = ffi.new("struct portal_msg[]", 1024)
         self._inflight.clear()
         self._backlog.clear()
@@ -246,10 +246,11 @@ class Portal:
 
     def guest_status(self) -> dict:
         """The guest-written status line (hostile: state may be any integer)."""
-        raw = bytes(self._window()[spec.GUEST_STATUS_OFFSET:spec.GUEST_STATUS_OFFSET + spec.PortalGuestStatus.sizeof()])
-        return dict(state=int.from_bytes(raw[0:4], "little"), error=int.from_bytes(raw[4:8], "little"),
-                    generation=int.from_bytes(raw[8:16], "little"), served=int.from_bytes(raw[16:24], "little"),
-                    heartbeat=int.from_bytes(raw[24:32], "little"))
+        ffi = self.ffi
+        st = ffi.new("struct portal_guest_status *")  # a private copy: the guest may write on
+        ffi.memmove(st, self._window()[spec.GUEST_STATUS_OFFSET:spec.GUEST_STATUS_OFFSET + ffi.sizeof(st[0])],
+                    ffi.sizeof(st[0]))
+        return {name: getattr(st, name) for name, _ in ffi.typeof(st[0]).fields if name != "reserved"}
 
     def wait_guest(self, timeout: float, alive: Callable[[], None] | None = None) -> dict:
         """Wait until the guest serves this generation; PortalTimeout otherwise (with its status)."""

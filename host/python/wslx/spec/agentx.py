@@ -26,6 +26,7 @@ import enum
 from construct import Int8ul, Int16ul, Int32ul, Int64ul, Int32sl, Struct
 
 from .fields import BoundedBytes, BoundedString, BoundedStringArray, Reserved
+from .programs import PROGRAM_NAME, ProgramStep  # the conformance program (Capability.PROGRAMS)
 
 PROTOCOL_NAME = "AgentX"
 MAGIC = 0x58544741          # bytes "AGTX" on the wire
@@ -61,6 +62,7 @@ FrameHeader = Struct(
     "payload_crc" / Int32ul * "CRC-32 of the payload",
     "header_crc" / Int32ul * "CRC-32 of header bytes 0..19",
 )
+assert FrameHeader.sizeof() == HEADER_SIZE
 
 
 class FrameFlag(enum.IntFlag):
@@ -91,7 +93,9 @@ class MsgType(enum.IntEnum):
 
 
 class Capability(enum.IntFlag):
-    """HELLO capability bits: what this agent implements."""
+    """HELLO capability bits: what this agent implements. A new feature gets a new bit, not a
+    version bump, when it changes no frame layout: peers ignore bits they do not know, and a
+    host uses a feature only when the agent advertises it, so older peers keep working."""
     EXEC = 1 << 0       # EXEC with stdout/stderr relay and EXIT events
     STDIN = 1 << 1      # STDIO host->agent into a process's stdin
     SIGNAL = 1 << 2     # SIGNAL to processes it started
@@ -102,6 +106,7 @@ class Capability(enum.IntFlag):
     PORTAL = 1 << 7     # a Portal region is mapped (CONFIG portal_device)
     PING = 1 << 8       # PING / PONG
     SYSTEM = 1 << 9     # CONFIG hostname and clock change the whole system (the agent owns its OS)
+    PROGRAMS = 1 << 10  # EXEC of argv[0] PROGRAM_NAME runs the conformance program (spec/programs.py)
 
 
 class AgentKind(enum.IntEnum):
@@ -167,6 +172,41 @@ class ExecFlag(enum.IntFlag):
     STDERR_TO_STDOUT = 0x02  # merge stderr into stdout
 
 
+class Signal(enum.IntEnum):
+    """Linux signal numbers (x86-64, as <signal.h>) that SIGNAL and EXIT carry."""
+    SIGHUP = 1
+    SIGINT = 2
+    SIGQUIT = 3
+    SIGILL = 4
+    SIGTRAP = 5
+    SIGABRT = 6
+    SIGBUS = 7
+    SIGFPE = 8
+    SIGKILL = 9
+    SIGUSR1 = 10
+    SIGSEGV = 11
+    SIGUSR2 = 12
+    SIGPIPE = 13
+    SIGALRM = 14
+    SIGTERM = 15
+    SIGSTKFLT = 16
+    SIGCHLD = 17
+    SIGCONT = 18
+    SIGSTOP = 19
+    SIGTSTP = 20
+    SIGTTIN = 21
+    SIGTTOU = 22
+    SIGURG = 23
+    SIGXCPU = 24
+    SIGXFSZ = 25
+    SIGVTALRM = 26
+    SIGPROF = 27
+    SIGWINCH = 28
+    SIGIO = 29
+    SIGPWR = 30
+    SIGSYS = 31
+
+
 class ExitHow(enum.IntEnum):
     """How a process ended (EXIT)."""
     EXITED = 0    # code = exit status
@@ -190,7 +230,7 @@ class ShutdownMode(enum.IntEnum):
 
 
 ENUMS = [FrameFlag, MsgType, Capability, AgentKind, ErrorCode, Stream, StdioFlag, StdinAckFlag, ExecFlag,
-         ExitHow, MountFlag, UnmountFlag, ShutdownMode]
+         Signal, ExitHow, MountFlag, UnmountFlag, ShutdownMode, ProgramStep]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,7 +301,7 @@ StdioBody = Struct(
 
 SignalBody = Struct(
     "pid" / Int32ul * "process id from EXEC_STARTED",
-    "signo" / Int32ul * "Linux signal number, 1..64 (else EINVAL)",
+    "signo" / Int32ul * "Linux signal number (Signal), 1..SIGNAL_MAX (else EINVAL)",
 )
 
 QuiesceBody = Struct(
@@ -288,7 +328,7 @@ ExitBody = Struct(
     "pid" / Int32ul * "process id",
     "how" / Int8ul * "ExitHow",
     "_reserved" / Reserved(3),
-    "code" / Int32sl * "exit status or signal number",
+    "code" / Int32sl * "exit status or signal number (Signal)",
 )
 
 StdinAckBody = Struct(
@@ -331,6 +371,7 @@ MESSAGES: list[Message] = [
             "Start a process. The reply EXEC_STARTED carries its pid; STDIO frames carry its output "
             "(each stream ends with an EOF frame) and one EXIT event reports how it ended. "
             "A program that cannot be started gets ERROR with its errno (ENOENT, EACCES...). "
+            f"With capability PROGRAMS, argv[0] {PROGRAM_NAME!r} runs the conformance program (see below). "
             "While quiesced the agent answers ECANCELED.",
             replies=(MsgType.EXEC_STARTED,) + _ERR, capability=Capability.EXEC,
             example=dict(flags=int(ExecFlag.STDIN_PIPE), argv=["/bin/sh", "-c", "echo hi"], env=["A=1"], cwd="/")),
@@ -344,12 +385,14 @@ MESSAGES: list[Message] = [
             example=dict(pid=42, stream=Stream.STDOUT, flags=0, data=b"hi\n")),
     Message(MsgType.SIGNAL, "host->agent", "request", SignalBody,
             "Deliver a signal to the process group of a process this agent started (each EXEC starts a new "
-            "session, so the signal reaches e.g. the children of `sh -c`); ESRCH otherwise.",
+            "session, so the signal reaches its children too, e.g. those of the conformance program's `bg` step); "
+            "ESRCH otherwise.",
             replies=(MsgType.OK,) + _ERR, capability=Capability.SIGNAL,
-            example=dict(pid=42, signo=15)),
+            example=dict(pid=42, signo=Signal.SIGTERM)),
     Message(MsgType.QUIESCE, "host->agent", "request", QuiesceBody,
-            "Prepare for a snapshot: stop accepting EXEC, sync filesystems, flush pmem, then reply "
-            "QUIESCE_COMPLETE. Idempotent.",
+            "Prepare for a snapshot: stop accepting EXEC, pause producers (process output stays in its "
+            "pipes, built-ins and the Portal service are not stepped) so that QUIESCE_COMPLETE is the last "
+            "frame until RESUME, sync filesystems, flush pmem, then reply QUIESCE_COMPLETE. Idempotent.",
             replies=(MsgType.QUIESCE_COMPLETE,) + _ERR, capability=Capability.QUIESCE,
             example=dict(timeout_ms=5000)),
     Message(MsgType.RESUME, "host->agent", "request", Empty,

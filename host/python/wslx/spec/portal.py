@@ -80,7 +80,7 @@ import enum
 
 from construct import Array, Int16ul, Int32ul, Int64ul, Struct
 
-from ..codegen.c_structs import Constant, CStruct, HeaderSpec
+from .header import Constant, CStruct, HeaderSpec
 from .fields import Reserved
 
 MAGIC = 0x4C54525058534C57    # the bytes "WSLXPRTL"
@@ -101,6 +101,13 @@ SPAN_ALIGN = 64                 # arena allocations are cache-line aligned
 ARENA_MAX_ALLOCS = 256          # live allocations per arena (the allocator's table is private)
 DEFAULT_PMEM_GPA = 0x100000000  # pinned virtio-pmem memaddr: first hotplug address of q35 with < 3 GiB RAM
 DOORBELL_VSOCK_PORT = 50011     # seed note 5.3, LX_INIT_GEMINI_PORTAL_SIGNAL_PORT (where vsock exists)
+HOST_TIMEOUT = 1000             # the host library's loops return it negated when their deadline passes
+
+
+class Side(enum.IntEnum):
+    """Which end of a region a caller of the C core is (portal_attach, portal_arena_init)."""
+    HOST = 0
+    GUEST = 1
 
 
 class RingId(enum.IntEnum):
@@ -210,8 +217,8 @@ PortalProbe = Struct(
 assert PortalHeader.sizeof() == HEADER_STRUCT_SIZE
 assert PortalMsg.sizeof() == SLOT_SIZE and RingCtl.sizeof() == RING_CTL_SIZE
 
-ENUMS = [("PORTAL_RING", RingId), ("PORTAL_OP", Op), ("PORTAL_ERR", Err), ("PORTAL_SPAN", SpanFlag),
-         ("PORTAL_GUEST", GuestState)]
+ENUMS = [("PORTAL_SIDE", Side), ("PORTAL_RING", RingId), ("PORTAL_OP", Op), ("PORTAL_ERR", Err),
+         ("PORTAL_SPAN", SpanFlag), ("PORTAL_GUEST", GuestState)]
 
 C_HEADER = HeaderSpec(
     name="portal_layout", source="host/python/wslx/spec/portal.py", prefix="PORTAL",
@@ -234,6 +241,7 @@ C_HEADER = HeaderSpec(
         Constant("ARENA_MAX_ALLOCS", ARENA_MAX_ALLOCS, "live allocations per arena"),
         Constant("DEFAULT_PMEM_GPA", DEFAULT_PMEM_GPA, "pinned guest-physical address of the device"),
         Constant("DOORBELL_VSOCK_PORT", DOORBELL_VSOCK_PORT, "doorbell port where vsock exists"),
+        Constant("HOST_TIMEOUT", HOST_TIMEOUT, "host library: returned negated when a deadline passes (not an Err)"),
     ],
     enums=ENUMS,
     structs=[
@@ -246,51 +254,3 @@ C_HEADER = HeaderSpec(
         CStruct("portal_probe", PortalProbe, "A probe cache line (coherence tests)."),
     ],
 )
-
-
-# ---------------------------------------------------------------------------- layout planning
-
-
-def _align(x: int, a: int) -> int:
-    return (x + a - 1) // a * a
-
-
-def ring_bytes(slots: int) -> int:
-    return RING_CTL_SIZE + slots * SLOT_SIZE
-
-
-def plan(window_size: int, *, ring_slots: int = 4096, guest_arena_fraction: float = 0.125) -> dict:
-    """Header fields (without magic/version/generation/portal_id) for a window of window_size bytes:
-    rings after the header page, page aligned; then the host arena; the guest arena at the end."""
-    if ring_slots & (ring_slots - 1) or not RING_MIN_SLOTS <= ring_slots <= RING_MAX_SLOTS:
-        raise ValueError(f"ring_slots {ring_slots}: not a power of two in {RING_MIN_SLOTS}..{RING_MAX_SLOTS}")
-    off = HEADER_PAGE
-    rings = []
-    for _ in RingId:
-        rings.append(dict(offset=off, slot_count=ring_slots, slot_size=SLOT_SIZE))
-        off = _align(off + ring_bytes(ring_slots), 4096)
-    rest = window_size - off
-    if rest < 2 * 4096:
-        raise ValueError(f"window of {window_size} bytes leaves no room for the arenas")
-    guest = max(4096, _align(int(rest * guest_arena_fraction), 4096))
-    host = (rest - guest) // 4096 * 4096
-    return dict(window_size=window_size, header_page=HEADER_PAGE, flags=0,
-                host_arena_offset=off, host_arena_size=host,
-                guest_arena_offset=off + host, guest_arena_size=window_size - off - host, rings=rings)
-
-
-def sum64(data) -> int:
-    """The CHECKSUM op: Fletcher-style sum over little-endian u64 words (tail zero-padded),
-    a = sum w, b = sum of the running a, result = a ^ rotl64(b, 32), all mod 2**64."""
-    import numpy as np
-    raw = bytes(data) if not isinstance(data, (bytes, bytearray, memoryview)) else data
-    n = len(raw)
-    pad = (-n) % 8
-    w = np.frombuffer(bytes(raw) + bytes(pad) if pad else raw, dtype="<u8")
-    k = len(w)
-    with np.errstate(over="ignore"):
-        a = int(w.sum(dtype=np.uint64))
-        weights = np.arange(k, 0, -1, dtype=np.uint64)
-        b = int((w * weights).sum(dtype=np.uint64))
-    b = ((b << 32) | (b >> 32)) & 0xFFFFFFFFFFFFFFFF
-    return a ^ b

@@ -17,7 +17,7 @@ import enum
 
 from construct import Bytes, Int8ul, Int16ul, Int32ul, Int64ul, Struct
 
-from wslx.codegen.c_structs import Constant, CStruct, HeaderSpec
+from .header import Constant, CStruct, HeaderSpec
 
 PCI_VENDOR_ID = 0x1AF4
 PMEM_PCI_DEVICE_ID = 0x105B     # 0x1040 + device id 27

@@ -18,7 +18,7 @@ import enum
 
 from construct import Bytes, Int8ul, Int16ul, Int32ul, Int64ul, Struct
 
-from wslx.codegen.c_structs import Constant, CStruct, HeaderSpec
+from .header import Constant, CStruct, HeaderSpec
 
 HVM_START_MAGIC = 0x336EC578
 XEN_ELFNOTE_PHYS32_ENTRY = 18
@@ -113,6 +113,7 @@ ACPI_SLP_TYP_SHIFT = 10
 
 C_HEADER = HeaderSpec(
     name="x86boot", source="host/python/wslx/spec/x86boot.py", prefix="X86BOOT",
+    assembler=True,  # pvh_note.h and the OpenVMM-entry test shim use the note type and offsets
     title="x86 boot information and ACPI tables parsed by the Track B kernel",
     doc="PVH start_info, Linux boot_params e820, ACPI RSDP/SDT/MCFG. All little-endian. "
         "Parsers take raw bytes plus a length and validate every count and offset.",
