@@ -110,6 +110,7 @@ def test_missing_or_unwritable_paths_are_one_line_exit_2(argv, path, problem):
     (["boot", "linux", "--timeout", "soon"], "is not a number"),
     (["boot", "linux", "--timeout", "-1"], "positive"),
     (["boot", "windows"], "invalid choice"),
+    (["conformance", "--target", "linux", "-k", "no_such_case"], "-k no_such_case matches no case"),
 ])
 def test_bad_arguments_are_one_line_exit_2(argv, problem):
     assert problem in _one_line_error(run(*argv, timeout=60))

@@ -31,6 +31,10 @@ def run(args) -> int:
         for c in select_cases(args.patterns):
             print(f"{c.name:40} {c.doc}")
         return 0
+    if not select_cases(args.patterns):   # before a VM is booted for nothing
+        print(f"wslx conformance: error: -k {' -k '.join(args.patterns)} matches no case "
+              f"(see wslx conformance --list)", file=sys.stderr)
+        return 2
     print(f"[conformance] starting target {args.target} ...", flush=True)
     try:
         with TARGETS[args.target](timeout=args.timeout, kernel=args.kernel, initrd=args.initrd,
