@@ -72,6 +72,9 @@ KNOWN = [
           '#define HV_INTERFACE_HV1 0x31237648u /* "Hv#1" */',
           # the fidelity test checks the spec against the facts sheet's literal value, on purpose
           allowed=("tests/test_hv_fidelity.py",)),
+    Known("Hyper-V/VMBus struct layouts (SynIC header, timer payload, packet descriptor)", HYPERV,
+          (r"[\"']<(?:IBBHQ|IIQQ|HHHHQ)[\"']",),
+          'HEADER = struct.Struct("<IBBHQ")      # hv_message_header'),
     Known("Track B kernel load budget", TRACKB, (r"BUDGET\w*\s*=\s*128\s*\*\s*1024", r"\b131072\b"),
           "kernel = env.TrackBKernel('trackb-kernel.elf', sources, IMAGE_BUDGET=128 * 1024)"),
 ]

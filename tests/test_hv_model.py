@@ -51,8 +51,8 @@ def status(rax: int) -> int:
 
 def slot(mem, sint):
     raw = mem.read(SIMP + 256 * sint, 256)
-    mtype, size, flags, _r, sender = struct.unpack_from("<IBBHQ", raw)
-    return mtype, size, flags, raw[16:16 + min(size, 240)]
+    h = H.HV_MESSAGE_HEADER.parse(raw)
+    return h.message_type, h.payload_size, h.flags, raw[16:16 + min(h.payload_size, 240)]
 
 
 # --- CPUID: TLFS "Feature and Interface Discovery" ---------------------------------------------------------------
