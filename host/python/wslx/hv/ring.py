@@ -39,7 +39,12 @@ def packer(body) -> struct.Struct:
         con = sc
         while not hasattr(con, "fmtstr") and hasattr(con, "subcon"):   # Renamed, Const(...)
             con = con.subcon
-        fmt += con.fmtstr.lstrip("<>=") if hasattr(con, "fmtstr") else _RESERVED_FORMAT[sc.sizeof()]
+        if hasattr(con, "fmtstr"):
+            fmt += con.fmtstr.lstrip("<>=")
+        elif sc.name == "reserved":
+            fmt += _RESERVED_FORMAT[sc.sizeof()]
+        else:                                                          # Bytes(n)
+            fmt += f"{sc.sizeof()}s"
     out = struct.Struct(fmt)
     if out.size != body.sizeof():
         raise TypeError(f"{fmt} is {out.size} bytes, the spec Struct {body.sizeof()}")
