@@ -35,8 +35,8 @@ class Known:
 AGENTX = "host/python/wslx/spec/agentx.py"
 X86BOOT = "host/python/wslx/spec/x86boot.py"
 PORTAL = "host/python/wslx/spec/portal.py"
-TRACKB = "host/python/wslx/spec/trackb.py"
 HYPERV = "host/python/wslx/spec/hyperv.py"
+TRACKB = "host/python/wslx/spec/trackb.py"
 
 KNOWN = [
     Known("AgentX frame header layout (struct formats, field offsets, CRC coverage)", AGENTX,
