@@ -111,12 +111,26 @@ def test_every_setting_has_a_reason():
             assert setting.reason, (feature.name, setting.symbol)
 
 
-@pytest.mark.parametrize("line", ["CONFIG_FOO", "FOO=y", "CONFIG_FOO=maybe", 'CONFIG_FOO="unterminated'])
-def test_unparsable_fragment_line(tmp_path, line):
+@pytest.mark.parametrize("line", ["CONFIG_FOO", "FOO=y", " CONFIG_FOO=y", "# CONFIG_FOO is not set  "])
+def test_lines_kconfig_skips_are_reported_with_file_and_line(tmp_path, line):
+    """conf skips these (confdata.c); they are reported, not fatal: kconfig itself reads on."""
     path = tmp_path / "bad.config"
     path.write_text(f"CONFIG_TMPFS=y\n{line}\n")
-    with pytest.raises(FragmentParseError, match=r"bad.config:2"):
-        fragmod.parse_file(path)
+    parsed = fragmod.parse_file(path)
+    assert parsed.requested() == {"TMPFS": "y"}
+    assert [i.where for i in parsed.ignored] == [f"{path}:2"]
+
+
+@pytest.mark.parametrize("line", ["CONFIG_FOO=maybe", 'CONFIG_FOO="unterminated'])
+def test_values_are_kept_raw_for_the_type_check(tmp_path, line):
+    """Whether a value is valid depends on the symbol's type, known only with the tree (check.interpret)."""
+    parsed = fragmod.parse_text(f"{line}\n", "f.config")
+    assert parsed.requested() == {"FOO": line.partition("=")[2]} and not parsed.ignored
+
+
+def test_unreadable_fragment_is_typed_error(tmp_path):
+    with pytest.raises(FragmentParseError, match="not found"):
+        fragmod.parse_file(tmp_path / "missing.config")
 
 
 def test_cli_user_errors_exit_2_without_traceback(tmp_path, capsys):

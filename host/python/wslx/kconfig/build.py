@@ -135,11 +135,14 @@ def build_fragment(fragment: Path, *, output: Path | None = None, source=None, b
     name = name or frag.header.get("profile", Path(fragment).stem).split()[0]
     base = base or frag.header.get("base") or DEFAULT_BASE
     sources = {}
-    for sym, _, line in frag.assignments:
-        sources.setdefault(sym, []).append(f"line {line}")
+    for a in frag.assignments:
+        sources.setdefault(a.symbol, []).append(a.where)
     if frag.duplicates():
         raise ConfigLossError(f"{fragment}: symbols assigned twice with different values: "
                               + ", ".join(frag.duplicates()))
+    if frag.ignored:
+        raise ConfigLossError(f"{fragment}: kconfig would skip these lines: "
+                              + "; ".join(f"{i.where}: {i.why}" for i in frag.ignored))
     return build_from_requested(frag.requested(), name=name, base=base, source=source, output=output,
                                 sources=sources, **kw)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,10 +17,12 @@ from pathlib import Path
 
 from .declarations import Composition, resolve_profile
 from .errors import BaseConfigError, SourceTreeError
-from .fragment import ParsedFragment, parse_file
+from .fragment import (HEADER_FIRST_LINE, Assignment, ConfDialect, IgnoredLine, Note, SourceLine, parse_line,
+                       read_lines)
 from .source import ARCH, SRCARCH, SourceTree, cache_root, find_source, load_kconfig
 
 BASES = ("tinyconfig", "allnoconfig", "defconfig")
+ALLNO_FRAGMENT = "allno+fragment"  # merge_config.sh -n: allnoconfig with the merged fragments as KCONFIG_ALLCONFIG
 DEFAULT_BASE = "tinyconfig"
 MAX_DEPTH = 3  # levels of "X depends on Y which depends on Z" to show
 
@@ -54,7 +57,7 @@ class OptionResult:
     symbol: str
     requested: str
     final: str | None
-    status: str        # ok, lost, unknown
+    status: str        # ok, lost, unknown, invalid (kconfig rejects the value), ignored (kconfig skips the line)
     sources: list[str] = field(default_factory=list)
     why: Explanation | None = None
 
@@ -62,7 +65,7 @@ class OptionResult:
 @dataclass
 class ConflictResult:
     symbol: str
-    values: list[tuple[str, str]]  # (source, value)
+    values: list[tuple[str, str]]  # (where, value): one fragment sets the symbol to different values
 
 
 @dataclass
@@ -73,6 +76,8 @@ class Report:
     version: str
     options: list[OptionResult] = field(default_factory=list)
     conflicts: list[ConflictResult] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -84,12 +89,18 @@ class Report:
         return [o for o in self.options if o.status == "unknown"]
 
     @property
+    def rejected(self) -> list[OptionResult]:
+        """Lines kconfig does not apply: an invalid value, or a line it skips."""
+        return [o for o in self.options if o.status in ("invalid", "ignored")]
+
+    @property
     def ok(self) -> bool:
-        return not (self.lost or self.unknown or self.conflicts)
+        return not (self.lost or self.unknown or self.rejected or self.conflicts)
 
     def to_json(self) -> str:
         data = asdict(self)
-        data.update(ok=self.ok, lost=len(self.lost), unknown=len(self.unknown), requested=len(self.options))
+        data.update(ok=self.ok, lost=len(self.lost), unknown=len(self.unknown), rejected=len(self.rejected),
+                    requested=len(self.options))
         return json.dumps(data, indent=2)
 
 
@@ -119,7 +130,8 @@ def base_config_path(tree: SourceTree, base: str) -> Path:
     if base not in BASES:
         path = Path(base)
         if not path.is_file():
-            raise BaseConfigError(f"--base {base!r} is neither one of {', '.join(BASES)} nor an existing file")
+            raise BaseConfigError(f"--base {base!r} is neither one of {', '.join(BASES + (ALLNO_FRAGMENT,))} "
+                                  "nor an existing file")
         return path
     key = hashlib.sha256(f"{tree.key}\n{tree.path}\n{ARCH}\n{base}\nv2".encode()).hexdigest()[:16]
     cached = cache_root() / "kconfig-cache" / key / f"{base}.config"
@@ -176,6 +188,124 @@ def _final(sym) -> str:
 
 def _need(requested: str) -> int:
     return {"y": 2, "m": 1}.get(requested, 1)
+
+
+_C_ESCAPE = re.compile(r'(["\\])')
+
+
+def interpret(sym, raw: str, not_set: bool = False) -> tuple[str | None, str | None]:
+    """conf_set_sym_val() + sym_string_valid() of scripts/kconfig: (value as kconfiglib reads it, None)
+    or (None, why kconfig rejects it)."""
+    import kconfiglib as K
+    kind = K.TYPE_TO_STR[sym.orig_type]
+    if sym.orig_type in (K.BOOL, K.TRISTATE):
+        first = raw[:1]
+        if first == "m" and sym.orig_type == K.TRISTATE or first in ("y", "n"):
+            return first, None  # kconfig reads only the first character
+        if first == "m":
+            return None, "m is not valid for a bool (only y or n); kconfig ignores the line"
+        allowed = "y, m or n" if sym.orig_type == K.TRISTATE else "y or n"
+        return None, f"{raw!r} is not valid for a {kind} (must start with {allowed}); kconfig ignores the line"
+    if sym.orig_type == K.STRING:
+        if not raw.startswith('"'):
+            what = "'is not set'" if not_set else f"{raw!r}"
+            return None, f"{what} is not a quoted string; kconfig ignores the line"
+        out, i = [], 1
+        while i < len(raw):
+            c = raw[i]
+            if c == '"':
+                return '"' + _C_ESCAPE.sub(r"\\\1", "".join(out)) + '"', None
+            if c == "\\":
+                i += 1
+                if i >= len(raw):
+                    break
+                c = raw[i]
+            out.append(c)
+            i += 1
+        return None, "unterminated string (no closing quote); kconfig ignores the line"
+    if sym.orig_type == K.INT:
+        return (raw, None) if _valid_int(raw) else (None, _int_problem(raw, not_set))
+    if sym.orig_type == K.HEX:
+        digits = raw[2:] if raw[:2] in ("0x", "0X") else raw
+        if digits and all(c in "0123456789abcdefABCDEF" for c in digits):
+            return raw, None
+        return None, f"{'is not set' if not_set else repr(raw)} is not a hex value; kconfig ignores the line"
+    return None, f"symbol of type {kind} cannot be set"
+
+
+def _valid_int(raw: str) -> bool:
+    digits = raw[1:] if raw.startswith("-") else raw
+    return bool(digits) and digits.isascii() and digits.isdigit() and not (digits[0] == "0" and len(digits) > 1)
+
+
+def _int_problem(raw: str, not_set: bool) -> str:
+    suffix = "; kconfig ignores the line"
+    if not_set:
+        return "'is not set' is not a decimal int" + suffix
+    if raw != raw.rstrip():
+        return f"{raw!r} is not a decimal int: trailing whitespace" + suffix
+    if raw != raw.lstrip():
+        return f"{raw!r} is not a decimal int: leading whitespace" + suffix
+    if raw[:2] in ("0x", "0X"):
+        return f"{raw!r} is not a decimal int (hex syntax is only for hex symbols)" + suffix
+    if _valid_int(raw.lstrip("-").lstrip("0") or "0") and raw.lstrip("-").startswith("0"):
+        return f"{raw!r} is not a decimal int: leading zero" + suffix
+    return f"{raw!r} is not a decimal int" + suffix
+
+
+# --- merging, as scripts/kconfig/merge_config.sh does -------------------------------------
+
+_MERGE_SET = re.compile(r"^(CONFIG_[a-zA-Z0-9_]*)=")
+_MERGE_UNSET = re.compile(r"^# (CONFIG_[a-zA-Z0-9_]*) is not set$")
+
+
+@dataclass
+class Fragment:
+    """One input in merge order: a file, or a profile rendered as lines."""
+
+    name: str
+    lines: list[SourceLine]
+
+
+def merge_config_lines(initial: list[SourceLine], fragments: list[list[SourceLine]]
+                       ) -> tuple[list[SourceLine], list[tuple[SourceLine, SourceLine]]]:
+    """merge_config.sh's textual merge: for every symbol a fragment names (its sed expressions), delete
+    every earlier line matching `CONFIG_X[ =]`, then append the fragment. Returns the merged lines and
+    the (removed, replacing) pairs."""
+    merged = list(initial)
+    replaced: list[tuple[SourceLine, SourceLine]] = []
+    for lines in fragments:
+        first_of: dict[str, SourceLine] = {}
+        for line in lines:
+            m = _MERGE_SET.match(line.text) or _MERGE_UNSET.match(line.text)
+            if m:
+                first_of.setdefault(m.group(1), line)
+        if first_of:
+            names = "|".join(re.escape(n) for n in first_of)
+            pattern = re.compile(rf"({names})[ =]")
+            kept = []
+            for line in merged:
+                m = pattern.search(line.text)
+                if m:
+                    replaced.append((line, first_of[m.group(1)]))
+                else:
+                    kept.append(line)
+            merged = kept
+        merged.extend(lines)
+    return merged, replaced
+
+
+def expand_fragment_paths(paths) -> list[Path]:
+    """Files in the given order; a directory contributes its regular files in name order."""
+    out: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            out.extend(sorted((p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")),
+                              key=lambda p: p.name))
+        else:
+            out.append(path)
+    return out
 
 
 # --- explanations ----------------------------------------------------------------
@@ -332,35 +462,139 @@ class _Explainer:
 
 # --- the check -------------------------------------------------------------------
 
+def _config_line(symbol: str, value: str) -> str:
+    return f"# CONFIG_{symbol} is not set" if value == "n" else f"CONFIG_{symbol}={value}"
+
+
 def check_requested(requested: dict[str, str], sources: dict[str, list[str]], *, subject: str,
                     tree: SourceTree, base: str = DEFAULT_BASE,
-                    conflicts: list[ConflictResult] | None = None) -> Report:
+                    conflicts: list[ConflictResult] | None = None, final_config: Path | None = None) -> Report:
+    """Check assignments given as a dict (a composed profile): one fragment whose lines are placed
+    where `sources` says (feature names)."""
+    lines = [SourceLine(_config_line(s, v), ", ".join(sources.get(s, [])) or subject) for s, v in requested.items()]
+    return check_merge([Fragment(subject, lines)], subject=subject, tree=tree, base=base, conflicts=conflicts,
+                       final_config=final_config)
+
+
+def check_fragments(paths, *, tree: SourceTree | None = None, source=None, base: str | None = None,
+                    final_config: Path | None = None) -> Report:
+    """Fragment files (and directories, in name order) merged in the given order."""
+    files = expand_fragment_paths(paths)
+    if not files:
+        raise BaseConfigError("no fragment files given (empty directory?)")
+    fragments = [Fragment(str(f), read_lines(f)) for f in files]
+    tree = tree or find_source(source)
+    if base is None:  # a generated fragment names its base in its header
+        first = fragments[0].lines
+        header = {}
+        if first and first[0].text == HEADER_FIRST_LINE:
+            for line in first[1:]:
+                if not line.text:
+                    break
+                key, colon, value = line.text.removeprefix("# ").partition(":")
+                header[key.strip()] = value.strip()
+        base = header.get("base") or DEFAULT_BASE
+    subject = str(paths[0]) if len(files) == 1 else f"{len(files)} fragments ({', '.join(str(p) for p in paths)})"
+    report = check_merge(fragments, subject=subject, tree=tree, base=base, final_config=final_config)
+    report.files = [str(f) for f in files]
+    return report
+
+
+def check_fragment(path: Path, *, source=None, base: str | None = None, tree: SourceTree | None = None) -> Report:
+    return check_fragments([path], tree=tree, source=source, base=base)
+
+
+def check_merge(fragments: list[Fragment], *, subject: str, tree: SourceTree, base: str = DEFAULT_BASE,
+                conflicts: list[ConflictResult] | None = None, final_config: Path | None = None) -> Report:
+    """Merge `fragments` onto `base` as merge_config.sh does, read the result as conf does, and
+    compare every requested value with the outcome; the kconfiglib state is left at that outcome."""
     started = time.monotonic()
     kconf = load_kconfig(tree.path)
-    base_path = base_config_path(tree, base)
+    dialect = ConfDialect.of_tree(tree.path)
     report = Report(subject, base, str(tree.origin), tree.version, conflicts=list(conflicts or []))
+    if base == ALLNO_FRAGMENT:
+        merged, replaced = merge_config_lines(fragments[0].lines, [f.lines for f in fragments[1:]])
+    else:
+        merged, replaced = merge_config_lines(read_lines(base_config_path(tree, base)), [f.lines for f in fragments])
+    ours = {id(line) for f in fragments for line in f.lines}
+
+    # Read the merged lines as conf_read_simple does; kconfiglib gets only what conf would accept.
+    accepted: list[tuple[Assignment, str]] = []
+    per_symbol: dict[str, list[tuple[Assignment, str | None, str | None]]] = {}
+    ignored: list[IgnoredLine] = []
+    for line in merged:
+        item = parse_line(line, dialect)
+        if isinstance(item, IgnoredLine):
+            if id(line) in ours:
+                ignored.append(item)
+            continue
+        if item is None:
+            continue
+        sym = kconf.syms.get(item.symbol)
+        value, problem = (None, None) if sym is None or not sym.nodes else interpret(sym, item.raw, item.not_set)
+        if value is not None:
+            accepted.append((item, value))
+        if id(line) in ours:
+            per_symbol.setdefault(item.symbol, []).append((item, value, problem))
     with tempfile.TemporaryDirectory() as tmp:
-        kconf.load_config(str(base_path))  # replace=True: exactly the base .config
-        fragment = Path(tmp) / "fragment.config"
-        fragment.write_text("".join(
-            f"# CONFIG_{s} is not set\n" if v == "n" else f"CONFIG_{s}={v}\n" for s, v in requested.items()))
-        kconf.load_config(str(fragment), replace=False)
+        normalized = Path(tmp) / "merged.config"
+        normalized.write_text("".join(_config_line(a.symbol, v) + "\n" for a, v in accepted))
+        if base == ALLNO_FRAGMENT:
+            _allnoconfig(kconf, normalized)
+        else:
+            kconf.load_config(str(normalized))  # replace=True: conf reads the merged .config afresh
         # olddefconfig happens implicitly: kconfiglib values are always fully evaluated
-    explainer = _Explainer(kconf, requested)
-    for symbol, value in requested.items():
+        if final_config:
+            _write_config(kconf, Path(final_config))
+
+    explainer = _Explainer(kconf, {s: v for s, items in per_symbol.items() for _, v, _ in items if v is not None})
+    for symbol, items in per_symbol.items():
         sym = kconf.syms.get(symbol)
-        srcs = sources.get(symbol, [])
+        last = items[-1][0]
         if sym is None or not sym.nodes:
-            report.options.append(OptionResult(symbol, value, None, "unknown", srcs, Explanation(
-                "unknown", f"not defined in the Kconfig of linux {tree.version} (arch {ARCH})")))
+            report.options.append(OptionResult(symbol, last.raw, None, "unknown", [last.where], Explanation(
+                "unknown", unknown_symbol_summary(symbol, tree))))
             continue
         final = _final(sym)
-        if _same(sym, value, sym.str_value):
-            report.options.append(OptionResult(symbol, value, final, "ok", srcs))
-        else:
-            report.options.append(OptionResult(symbol, value, final, "lost", srcs, explainer.explain(sym, value)))
+        valid = [(a, v) for a, v, _ in items if v is not None]
+        if valid:
+            a, value = valid[-1]
+            if _same(sym, value, sym.str_value):
+                report.options.append(OptionResult(symbol, value, final, "ok", [a.where]))
+            else:
+                report.options.append(OptionResult(symbol, value, final, "lost", [a.where],
+                                                   explainer.explain(sym, value)))
+        for a, _, problem in items:
+            if problem:
+                report.options.append(OptionResult(symbol, a.raw, final, "invalid", [a.where],
+                                                   Explanation("invalid", problem)))
+        by_file: dict[str, list[Assignment]] = {}
+        for a, _, _ in items:
+            by_file.setdefault(a.where.rpartition(":")[0] or a.where, []).append(a)
+        for group in by_file.values():
+            if len(group) > 1 and len({a.raw for a in group}) > 1:
+                report.conflicts.append(ConflictResult(symbol, [(a.where, a.raw) for a in group]))
+            elif len(group) > 1:
+                report.notes.append(Note("duplicate", symbol, [a.where for a in group],
+                                         f"set to {group[0].raw} {len(group)} times"))
+    for item in ignored:
+        sym = kconf.syms.get(item.symbol) if item.symbol else None
+        report.options.append(OptionResult(item.symbol or "-", item.text, _final(sym) if sym and sym.nodes else None,
+                                           "ignored", [item.where], Explanation("ignored", item.why)))
+    for old, new in replaced:
+        if id(old) in ours:
+            a_old, a_new = parse_line(old, dialect), parse_line(new, dialect)
+            if isinstance(a_old, Assignment) and isinstance(a_new, Assignment):
+                same = a_old.raw == a_new.raw
+                report.notes.append(Note("duplicate" if same else "redefined", a_new.symbol, [old.where, new.where],
+                                         f"set to {a_new.raw} again" if same
+                                         else f"{a_old.raw} redefined as {a_new.raw}"))
     report.seconds = round(time.monotonic() - started, 3)
     return report
+
+
+def unknown_symbol_summary(symbol: str, tree: SourceTree) -> str:
+    return f"not defined in the Kconfig of linux {tree.version} (arch {ARCH})"
 
 
 def check_profile(name: str, *, source=None, base: str | None = None, tree: SourceTree | None = None) -> Report:
@@ -376,18 +610,6 @@ def check_composition(comp: Composition, *, source=None, base: str | None = None
     conflicts = [ConflictResult(c.symbol, c.values) for c in comp.conflicts]
     return check_requested(requested, sources, subject=f"profile {comp.profile.name}", tree=tree,
                            base=base or comp.profile.base, conflicts=conflicts)
-
-
-def check_fragment(path: Path, *, source=None, base: str | None = None, tree: SourceTree | None = None) -> Report:
-    frag: ParsedFragment = parse_file(path)
-    tree = tree or find_source(source)
-    conflicts = [ConflictResult(sym, [(f"line {line}", val) for val, line in vals])
-                 for sym, vals in frag.duplicates().items()]
-    sources = {}
-    for sym, _, line in frag.assignments:
-        sources.setdefault(sym, []).append(f"line {line}")
-    return check_requested(frag.requested(), sources, subject=str(path), tree=tree,
-                           base=base or frag.header.get("base") or DEFAULT_BASE, conflicts=conflicts)
 
 
 # --- output ----------------------------------------------------------------------
@@ -409,6 +631,8 @@ def _blocker_lines(b: Blocker, indent: int) -> list[str]:
 
 def format_report(report: Report) -> str:
     out = [f"kconfig check: {report.subject} on {report.base}, linux {report.version} ({report.source})"]
+    if len(report.files) > 1:
+        out.append("merged in this order: " + ", ".join(report.files))
     problems = [o for o in report.options if o.status != "ok"]
     if problems or report.conflicts:
         width = max([len(o.symbol) for o in problems] + [len(c.symbol) for c in report.conflicts] + [6])
@@ -426,9 +650,13 @@ def format_report(report: Report) -> str:
                     out.extend(_blocker_lines(b, 3))
         for c in report.conflicts:
             out.append(f"{'CONFLICT':<9}{c.symbol:<{width + 2}}" + "; ".join(f"{src} sets {v}" for src, v in c.values))
+    for n in report.notes:
+        out.append(f"note: {n.symbol} {n.kind} ({n.text}): " + " and ".join(n.places))
+    if problems or report.conflicts:
         out.append("")
-        out.append(f"{len(report.lost)} lost, {len(report.unknown)} unknown, {len(report.conflicts)} conflicting "
-                   f"of {len(report.options)} options ({report.seconds:.1f} s)")
+        out.append(f"{len(report.lost)} lost, {len(report.unknown)} unknown, {len(report.rejected)} invalid or "
+                   f"ignored, {len(report.conflicts)} conflicting of {len(report.options)} options "
+                   f"({report.seconds:.1f} s)")
     else:
         out.append(f"{len(report.options)} options, all survived ({report.seconds:.1f} s)")
     return "\n".join(out)
