@@ -358,6 +358,36 @@ class _Explainer:
             result.append(self.describe(sym, state, need if state != "on" else 2, depth, seen))
         return result
 
+    def _or_terms(self, e) -> list:
+        if isinstance(e, tuple) and e[0] == self.K.OR:
+            return self._or_terms(e[1]) + self._or_terms(e[2])
+        return [e]
+
+    def true_select_terms(self, rev_dep) -> list:
+        """The `select` terms (SELECTOR && its condition) that are really on: rev_dep is their OR."""
+        return [t for t in self._or_terms(rev_dep) if self.K.expr_value(t)]
+
+    def _first_symbol(self, e):
+        while isinstance(e, tuple):
+            e = e[1]
+        return e
+
+    def selector(self, term, depth: int = 1) -> Blocker:
+        sym = self._first_symbol(term)
+        requested = self.requested.get(sym.name)
+        if requested is not None:
+            hint = "the fragment sets it; turn it off to drop the select"
+        elif self.K.expr_value(sym.rev_dep):
+            hint = "itself forced on by select"
+        else:
+            hint = "on in the result; turn it off to drop the select"
+        b = Blocker(sym.name, _final(sym), "selects it", requested=requested, hint=hint)
+        if not isinstance(term, self.K.Symbol):
+            b.hint += f" (select term: {self.expr(term)})"
+        if requested is None and self.K.expr_value(sym.rev_dep) and depth < MAX_DEPTH:
+            b.blockers = [self.selector(t, depth + 1) for t in self.true_select_terms(sym.rev_dep)]
+        return b
+
     def describe(self, sym, state: str, need: int, depth: int, seen: set) -> Blocker:
         K = self.K
         has_prompt = any(node.prompt for node in sym.nodes)
@@ -399,11 +429,10 @@ class _Explainer:
         is_tri = sym.orig_type in (K.BOOL, K.TRISTATE)
         if is_tri and requested == "n":
             if K.expr_value(sym.rev_dep):
-                found: list = []
-                self._walk(sym.rev_dep, 1, False, found)
+                terms = self.true_select_terms(sym.rev_dep)
                 return Explanation("selected", f"forced to {sym.str_value} by select",
-                                   self.expr(sym.rev_dep),
-                                   [Blocker(s.name, _final(s), "selects it") for s, _ in found])
+                                   " || ".join(self.expr(t) for t in terms),
+                                   [self.selector(t) for t in terms])
             if sym.choice and sym.choice.selection is sym:
                 return Explanation("choice", f"the choice {self._choice_name(sym.choice)} selects it "
                                    "and the other members were not requested")
