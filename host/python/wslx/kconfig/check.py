@@ -398,14 +398,23 @@ class _Explainer:
             b.hint = "not defined for this arch/version"
             return b
         if state == "on":
-            b.hint = (f"set CONFIG_{sym.name}=n" if has_prompt and sym.rev_dep is self.kconf.n
-                      else "forced on (select/default)")
-            if K.expr_value(sym.rev_dep):
-                b.selected_by = self.expr(sym.rev_dep)
+            terms = self.true_select_terms(sym.rev_dep)
+            if terms:  # evaluated, not `rev_dep is n`: a symbol others could select may still be free
+                b.selected_by = " || ".join(self.expr(t) for t in terms)
+                b.hint = "forced on by select"
+                if depth < MAX_DEPTH:
+                    b.blockers = [self.selector(t, depth + 1) for t in terms]
+            elif not has_prompt:
+                b.hint = "no prompt: on by its default" + (f" ({self._defaults(sym)})" if sym.defaults else "")
+            elif b.requested is not None:
+                b.hint = f"the fragment sets it to {b.requested}: use # CONFIG_{sym.name} is not set"
+            else:
+                b.hint = f"nothing selects it; the base has it at {sym.str_value}: add # CONFIG_{sym.name} is not set"
             return b
         if not has_prompt:
-            b.selected_by = self.expr(sym.rev_dep) if sym.rev_dep is not self.kconf.n else None
-            b.hint = "no prompt: only a select or its default can turn it on"
+            off = len(self._or_terms(sym.rev_dep)) if sym.rev_dep is not self.kconf.n else 0
+            b.hint = "no prompt: only a select or its default can turn it on" + (
+                f" (all {off} select terms are off)" if off else "")
         dep_ok = K.expr_value(sym.direct_dep) >= need
         if has_prompt:
             final = sym.str_value
