@@ -466,9 +466,7 @@ class _Explainer:
                                f"{sel.name if sel else 'nothing'} selected instead")
         prompts = [node.prompt for node in sym.nodes if node.prompt]
         if not prompts:
-            return Explanation("no-prompt", "has no prompt: a fragment cannot set it; only select or its "
-                               "default can", self.expr(sym.rev_dep) if sym.rev_dep is not kconf.n else None,
-                               [])
+            return self._explain_default(sym, need, seen)
         if sym.visibility < need:
             cond = prompts[0][1]
             return Explanation("hidden-prompt", "prompt is conditional", self.expr(cond),
@@ -483,6 +481,24 @@ class _Explainer:
                                "; ".join(f"{self.expr(lo)}..{self.expr(hi)} if {self.expr(c)}"
                                          for lo, hi, c in sym.ranges))
         return Explanation("other", "kconfig did not keep the value (no single unmet dependency found)")
+
+    def _explain_default(self, sym, need: int, seen: set) -> Explanation:
+        """No prompt: the value is the first default whose condition holds (or a select). Name the
+        terms of that default (or of the conditions) that hold it back, e.g. def_bool A && !B."""
+        K = self.K
+        summary = "has no prompt, so a fragment cannot set it; its value comes from "
+        for value, cond in sym.defaults:
+            if K.expr_value(cond):
+                text = self.expr(value) + (f" if {self.expr(cond)}" if cond is not self.kconf.y else "")
+                return Explanation("no-prompt", summary + "the default", text,
+                                   self.blockers(value, need, 1, seen))
+        if sym.defaults:
+            conds = [cond for _, cond in sym.defaults]
+            return Explanation("no-prompt", summary + "a default, but no default's condition holds",
+                               " || ".join(self.expr(c) for c in conds),
+                               [b for c in conds for b in self.blockers(c, need, 1, seen)])
+        return Explanation("no-prompt", summary + "a select only, and no select term is on",
+                           None if sym.rev_dep is self.kconf.n else f"{len(self._or_terms(sym.rev_dep))} select terms")
 
     def _defaults(self, sym) -> str | None:
         if not sym.defaults:
