@@ -477,9 +477,19 @@ class _Explainer:
             return Explanation("selected", "forced to y by a select from a built-in symbol",
                                self.expr(sym.rev_dep))
         if sym.orig_type in (K.INT, K.HEX) and sym.ranges:
-            return Explanation("range", "value outside the allowed range",
-                               "; ".join(f"{self.expr(lo)}..{self.expr(hi)} if {self.expr(c)}"
-                                         for lo, hi, c in sym.ranges))
+            active = self._active_range(sym)
+            if active:
+                lo, hi, cond = active
+                base = 16 if sym.orig_type == K.HEX else 10
+                try:
+                    low, high, wanted = int(lo.str_value, base), int(hi.str_value, base), int(requested, base)
+                except ValueError:
+                    low = high = wanted = None
+                if wanted is not None and not low <= wanted <= high:
+                    return Explanation("range", f"{requested} is outside the allowed range "
+                                       f"{lo.str_value}..{hi.str_value}, so kconfig uses the default",
+                                       f"range {self.expr(lo)} {self.expr(hi)}"
+                                       + (f" if {self.expr(cond)}" if cond is not kconf.y else ""))
         return Explanation("other", "kconfig did not keep the value (no single unmet dependency found)")
 
     def _explain_default(self, sym, need: int, seen: set) -> Explanation:
@@ -499,6 +509,13 @@ class _Explainer:
                                [b for c in conds for b in self.blockers(c, need, 1, seen)])
         return Explanation("no-prompt", summary + "a select only, and no select term is on",
                            None if sym.rev_dep is self.kconf.n else f"{len(self._or_terms(sym.rev_dep))} select terms")
+
+    def _active_range(self, sym):
+        """The first range whose condition holds, as kconfig picks it."""
+        for lo, hi, cond in sym.ranges:
+            if self.K.expr_value(cond):
+                return lo, hi, cond
+        return None
 
     def _defaults(self, sym) -> str | None:
         if not sym.defaults:
@@ -633,8 +650,8 @@ def check_merge(fragments: list[Fragment], *, subject: str, tree: SourceTree, ba
                                          f"set to {group[0].raw} {len(group)} times"))
     for item in ignored:
         sym = kconf.syms.get(item.symbol) if item.symbol else None
-        report.options.append(OptionResult(item.symbol or "-", item.text, _final(sym) if sym and sym.nodes else None,
-                                           "ignored", [item.where], Explanation("ignored", item.why)))
+        report.options.append(OptionResult(item.symbol or "-", "-", _final(sym) if sym and sym.nodes else None,
+                                           "ignored", [item.where], Explanation("ignored", item.why, repr(item.text))))
     for old, new in replaced:
         if id(old) in ours:
             a_old, a_new = parse_line(old, dialect), parse_line(new, dialect)
