@@ -19,7 +19,7 @@ from .declarations import Composition, resolve_profile
 from .errors import BaseConfigError, SourceTreeError
 from .fragment import (HEADER_FIRST_LINE, Assignment, ConfDialect, IgnoredLine, Note, SourceLine, parse_line,
                        read_lines)
-from .source import ARCH, SRCARCH, SourceTree, cache_root, find_source, load_kconfig
+from .source import ARCH, SRCARCH, SourceTree, cache_root, find_source, load_kconfig, other_trees
 
 BASES = ("tinyconfig", "allnoconfig", "defconfig")
 ALLNO_FRAGMENT = "allno+fragment"  # merge_config.sh -n: allnoconfig with the merged fragments as KCONFIG_ALLCONFIG
@@ -111,6 +111,8 @@ def _write_config(kconf, path: Path) -> None:
 
 
 def _allnoconfig(kconf, allconfig: Path | None) -> None:
+    """`make allnoconfig` (KCONFIG_ALLCONFIG=allconfig): every bool/tristate without a value from
+    allconfig is n (y for allnoconfig_y symbols)."""
     kconf.unset_values()
     for sym in kconf.unique_defined_syms:
         sym.set_value(2 if sym.is_allnoconfig_y else 0)
@@ -118,11 +120,46 @@ def _allnoconfig(kconf, allconfig: Path | None) -> None:
         kconf.load_config(str(allconfig), replace=False)
 
 
-def _reload(kconf, workdir: Path) -> None:
-    """Write .config and read it back: what the next `make` step starts from."""
-    path = workdir / "stage.config"
-    _write_config(kconf, path)
-    kconf.load_config(str(path))
+@dataclass
+class ReadLine:
+    """One merged line as conf read it: the assignment (or skipped line) and what kconfig made of it."""
+
+    line: SourceLine
+    item: Assignment | IgnoredLine | None
+    value: str | None = None     # accepted value, spelled as kconfiglib reads it
+    problem: str | None = None   # why kconfig rejected the value
+
+
+def load_lines(kconf, lines: list[SourceLine], dialect: ConfDialect, *, allnoconfig: bool = False) -> list[ReadLine]:
+    """conf_read_simple() over `lines`, then `olddefconfig` (or `allnoconfig` with the lines as
+    KCONFIG_ALLCONFIG). kconfiglib is fed only what conf accepts, in conf's order."""
+    read: list[ReadLine] = []
+    accepted: list[str] = []
+    for line in lines:
+        item = parse_line(line, dialect)
+        entry = ReadLine(line, item)
+        if isinstance(item, Assignment):
+            sym = kconf.syms.get(item.symbol)
+            if sym is not None and sym.nodes:
+                entry.value, entry.problem = interpret(sym, item.raw, item.not_set)
+                if entry.value is not None:
+                    accepted.append(_config_line(item.symbol, entry.value) + "\n")
+        read.append(entry)
+    with tempfile.TemporaryDirectory() as tmp:
+        normalized = Path(tmp) / "merged.config"
+        normalized.write_text("".join(accepted))
+        if allnoconfig:
+            _allnoconfig(kconf, normalized)
+        else:
+            kconf.load_config(str(normalized))  # replace=True: conf reads the .config afresh
+    return read
+
+
+def _config_lines(kconf) -> list[SourceLine]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / ".config"
+        _write_config(kconf, path)
+        return read_lines(path)
 
 
 def base_config_path(tree: SourceTree, base: str) -> Path:
@@ -133,27 +170,26 @@ def base_config_path(tree: SourceTree, base: str) -> Path:
             raise BaseConfigError(f"--base {base!r} is neither one of {', '.join(BASES + (ALLNO_FRAGMENT,))} "
                                   "nor an existing file")
         return path
-    key = hashlib.sha256(f"{tree.key}\n{tree.path}\n{ARCH}\n{base}\nv2".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{tree.key}\n{tree.path}\n{ARCH}\n{base}\nv3".encode()).hexdigest()[:16]
     cached = cache_root() / "kconfig-cache" / key / f"{base}.config"
     if cached.is_file():
         return cached
     kconf = load_kconfig(tree.path)
+    dialect = ConfDialect.of_tree(tree.path)
     src = tree.path
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        if base == "allnoconfig":
-            _allnoconfig(kconf, None)
-        elif base == "tinyconfig":
-            _allnoconfig(kconf, src / "kernel/configs/tiny-base.config")
-            _reload(kconf, work)
-            for frag in (src / "kernel/configs/tiny.config", src / f"arch/{SRCARCH}/configs/tiny.config"):
-                kconf.load_config(str(frag), replace=False)
-        elif base == "defconfig":
-            kconf.load_config(str(src / f"arch/{SRCARCH}/configs/x86_64_defconfig"))
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        staged = cached.with_name(f".{base}.{os.getpid()}.tmp")
-        _write_config(kconf, staged)
-        staged.replace(cached)
+    if base == "allnoconfig":
+        load_lines(kconf, [], dialect, allnoconfig=True)
+    elif base == "tinyconfig":  # allnoconfig with tiny-base.config, then `make tiny.config` (merge_config.sh -m)
+        load_lines(kconf, read_lines(src / "kernel/configs/tiny-base.config"), dialect, allnoconfig=True)
+        frags = [read_lines(f) for f in (src / "kernel/configs/tiny.config", src / f"arch/{SRCARCH}/configs/tiny.config")
+                 if f.is_file()]
+        load_lines(kconf, merge_config_lines(_config_lines(kconf), frags)[0], dialect)
+    elif base == "defconfig":
+        load_lines(kconf, read_lines(src / f"arch/{SRCARCH}/configs/x86_64_defconfig"), dialect)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    staged = cached.with_name(f".{base}.{os.getpid()}.tmp")
+    _write_config(kconf, staged)
+    staged.replace(cached)
     return cached
 
 
@@ -588,35 +624,18 @@ def check_merge(fragments: list[Fragment], *, subject: str, tree: SourceTree, ba
     else:
         merged, replaced = merge_config_lines(read_lines(base_config_path(tree, base)), [f.lines for f in fragments])
     ours = {id(line) for f in fragments for line in f.lines}
-
-    # Read the merged lines as conf_read_simple does; kconfiglib gets only what conf would accept.
-    accepted: list[tuple[Assignment, str]] = []
+    read = load_lines(kconf, merged, dialect, allnoconfig=base == ALLNO_FRAGMENT)
+    if final_config:
+        _write_config(kconf, Path(final_config))
     per_symbol: dict[str, list[tuple[Assignment, str | None, str | None]]] = {}
     ignored: list[IgnoredLine] = []
-    for line in merged:
-        item = parse_line(line, dialect)
-        if isinstance(item, IgnoredLine):
-            if id(line) in ours:
-                ignored.append(item)
+    for entry in read:
+        if id(entry.line) not in ours:
             continue
-        if item is None:
-            continue
-        sym = kconf.syms.get(item.symbol)
-        value, problem = (None, None) if sym is None or not sym.nodes else interpret(sym, item.raw, item.not_set)
-        if value is not None:
-            accepted.append((item, value))
-        if id(line) in ours:
-            per_symbol.setdefault(item.symbol, []).append((item, value, problem))
-    with tempfile.TemporaryDirectory() as tmp:
-        normalized = Path(tmp) / "merged.config"
-        normalized.write_text("".join(_config_line(a.symbol, v) + "\n" for a, v in accepted))
-        if base == ALLNO_FRAGMENT:
-            _allnoconfig(kconf, normalized)
-        else:
-            kconf.load_config(str(normalized))  # replace=True: conf reads the merged .config afresh
-        # olddefconfig happens implicitly: kconfiglib values are always fully evaluated
-        if final_config:
-            _write_config(kconf, Path(final_config))
+        if isinstance(entry.item, IgnoredLine):
+            ignored.append(entry.item)
+        elif isinstance(entry.item, Assignment):
+            per_symbol.setdefault(entry.item.symbol, []).append((entry.item, entry.value, entry.problem))
 
     explainer = _Explainer(kconf, {s: v for s, items in per_symbol.items() for _, v, _ in items if v is not None})
     for symbol, items in per_symbol.items():
@@ -665,7 +684,17 @@ def check_merge(fragments: list[Fragment], *, subject: str, tree: SourceTree, ba
 
 
 def unknown_symbol_summary(symbol: str, tree: SourceTree) -> str:
-    return f"not defined in the Kconfig of linux {tree.version} (arch {ARCH})"
+    """Says in which other known tree (6.1, 6.12) the symbol exists, when it exists in one."""
+    text = f"not defined in the Kconfig of linux {tree.version} (arch {ARCH})"
+    others = other_trees(tree, log=lambda msg: None)
+    found = []
+    for other in others:
+        sym = load_kconfig(other.path).syms.get(symbol)
+        if sym is not None and sym.nodes:
+            found.append(f"linux {other.version} ({sym.nodes[0].filename}:{sym.nodes[0].linenr})")
+    if found:
+        return f"{text}; it exists in {', '.join(found)}"
+    return f"{text}; nor in {', '.join(f'linux {o.version}' for o in others)}" if others else text
 
 
 def check_profile(name: str, *, source=None, base: str | None = None, tree: SourceTree | None = None) -> Report:
