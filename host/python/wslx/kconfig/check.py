@@ -152,7 +152,51 @@ def load_lines(kconf, lines: list[SourceLine], dialect: ConfDialect, *, allnocon
             _allnoconfig(kconf, normalized)
         else:
             kconf.load_config(str(normalized))  # replace=True: conf reads the .config afresh
+    if dialect.choice_priority:
+        _choose_as_linux_6_11(kconf, [e.item for e in read if e.value is not None])
     return read
+
+
+def _choose_as_linux_6_11(kconf, assignments: list[Assignment]) -> None:
+    """sym_calc_choice() of Linux 6.11+, which kconfiglib predates: members are ranked by their
+    last assignment (latest first); the first visible y wins; else the default unless it was set n;
+    else the first visible member nobody set; else the lowest-ranked visible member."""
+    last: dict[str, tuple[int, str]] = {}
+    for i, a in enumerate(assignments):
+        last[a.symbol] = (i, a.raw[:1])
+    for _ in range(8):  # a choice can change another's visibility: repeat until nothing moves
+        changed = False
+        for choice in kconf.unique_choices:
+            members = [m for m in choice.syms if m.nodes]
+            if not members or choice.visibility == 0:
+                continue
+            ranked = sorted((m for m in members if m.name in last), key=lambda m: -last[m.name][0])
+            ranked += [m for m in members if m.name not in last]
+            visible = [m for m in ranked if m.visibility]
+            res = next((m for m in visible if last.get(m.name, (0, ""))[1] == "y"), None)
+            if res is None:
+                res = _choice_default(kconf, choice)
+                if res is not None and last.get(res.name, (0, ""))[1] == "n":
+                    res = None
+            if res is None:
+                res = next((m for m in members if m.visibility and m.name not in last), None)
+            if res is None and visible:
+                res = visible[-1]
+            if res is not None and choice.selection is not res:
+                res.set_value(2)
+                changed = True
+        if not changed:
+            return
+
+
+def _choice_default(kconf, choice):
+    """sym_choice_default(): the first default whose condition holds and whose symbol is visible,
+    else the first visible member."""
+    import kconfiglib as K
+    for sym, cond in choice.defaults:
+        if K.expr_value(cond) and sym.visibility:
+            return sym
+    return next((m for m in choice.syms if m.visibility), None)
 
 
 def _config_lines(kconf) -> list[SourceLine]:
@@ -170,7 +214,7 @@ def base_config_path(tree: SourceTree, base: str) -> Path:
             raise BaseConfigError(f"--base {base!r} is neither one of {', '.join(BASES + (ALLNO_FRAGMENT,))} "
                                   "nor an existing file")
         return path
-    key = hashlib.sha256(f"{tree.key}\n{tree.path}\n{ARCH}\n{base}\nv3".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{tree.key}\n{tree.path}\n{ARCH}\n{base}\nv4".encode()).hexdigest()[:16]
     cached = cache_root() / "kconfig-cache" / key / f"{base}.config"
     if cached.is_file():
         return cached

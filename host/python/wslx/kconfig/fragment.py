@@ -132,15 +132,18 @@ class ConfDialect:
 
     not_set_needs_space: bool = True   # line[1] must be ' ' (6.12); 6.1 skips line[1] unchecked
     not_set_exact: bool = True         # strcmp (6.12) rather than strncmp(p, "is not set", 10) (6.1)
+    choice_priority: bool = True       # 6.11+: the last-assigned y member wins, an explicit n skips the default
 
     @classmethod
     def of_tree(cls, tree: Path) -> "ConfDialect":
         try:
             text = (Path(tree) / "scripts/kconfig/confdata.c").read_text(errors="replace")
+            symbol_c = (Path(tree) / "scripts/kconfig/symbol.c").read_text(errors="replace")
         except OSError:
             return cls()
         return cls(not_set_needs_space="line[1] != ' '" in text,
-                   not_set_exact='strcmp(p, "is not set")' in text)
+                   not_set_exact='strcmp(p, "is not set")' in text,
+                   choice_priority="choice_members" in symbol_c)
 
 
 _NAME_CHARS = re.compile(r"^CONFIG_([A-Za-z0-9_]+)")

@@ -126,10 +126,15 @@ def kconfig_environ(tree: Path) -> dict[str, str]:
         cc_version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     except (OSError, IndexError):
         cc_version = ""
+    # Kconfig's $(shell,...) tests read these too (X86_X32_ABI runs `$(OBJCOPY) --version`).
+    tools = {"LD": "ld", "AR": "ar", "NM": "nm", "STRIP": "strip", "OBJCOPY": "objcopy", "OBJDUMP": "objdump",
+             "READELF": "readelf", "PAHOLE": "pahole", "LEX": "flex", "YACC": "bison", "AWK": "awk",
+             "PERL": "perl", "PYTHON3": "python3", "HOSTPKG_CONFIG": "pkg-config", "RUSTC": "rustc",
+             "BINDGEN": "bindgen"}
     return {
-        "srctree": str(tree), "ARCH": ARCH, "SRCARCH": SRCARCH, "CC": cc, "LD": os.environ.get("LD", "ld"),
-        "HOSTCC": "gcc", "HOSTCXX": "g++", "CC_VERSION_TEXT": cc_version,
-        "KERNELVERSION": _kernel_version(tree), "RUSTC": "rustc", "BINDGEN": "bindgen",
+        "srctree": str(tree), "ARCH": ARCH, "SRCARCH": SRCARCH, "CC": cc, "CPP": f"{cc} -E",
+        "HOSTCC": "gcc", "HOSTCXX": "g++", "CC_VERSION_TEXT": cc_version, "KERNELVERSION": _kernel_version(tree),
+        **{name: os.environ.get(name, default) for name, default in tools.items()},
     }
 
 
