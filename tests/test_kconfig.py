@@ -16,7 +16,7 @@ from wslx.kconfig.declarations import compose, load_features, load_profiles, pro
 from wslx.kconfig.errors import (DeclarationError, FragmentParseError, SourceTreeError, UnknownProfileError,
                                  VsockTransportConflict)
 from wslx.kconfig.model import Feature, Profile
-from wslx.kconfig.source import DEFAULT_TARBALL
+from wslx.kconfig.source import DEFAULT_TARBALL, KNOWN_TREES
 
 needs_tree = pytest.mark.skipif(not DEFAULT_TARBALL.exists(), reason="linux-source-6.1 not installed")
 
@@ -151,13 +151,18 @@ def test_missing_source_is_typed_error(tmp_path):
 # --- against the real Linux 6.1 Kconfig ---------------------------------------------
 
 @pytest.mark.slow
-@needs_tree
+@pytest.mark.parametrize("version", [
+    pytest.param(v, marks=pytest.mark.skipif(not t.exists(), reason=f"linux-source-{v} not installed "
+                                             "(tools/setup.sh; 6.12 is in bookworm-security)"))
+    for v, t in KNOWN_TREES.items()])
 @pytest.mark.parametrize("profile", ["qemu", "hyperv", "full"])
-def test_every_profile_survives_on_linux_6_1(tree, profile):
+def test_every_profile_survives_on_both_trees(version, profile):
     from wslx.kconfig.check import check_profile, format_report
+    from wslx.kconfig.source import find_source
+    tree = find_source(version)
     report = check_profile(profile, tree=tree)
     assert report.ok, format_report(report)
-    assert "all survived" in format_report(report)
+    assert "all survived" in format_report(report) and tree.version.startswith(version + ".")
 
 
 BROKEN = """\
