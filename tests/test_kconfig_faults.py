@@ -172,3 +172,18 @@ def test_fault7_duplicate_note_reaches_the_report(tree, tmp_path):
     report = _check(tree, path)
     assert report.ok and [n.symbol for n in report.notes] == ["BLOCK"]
     assert f"{path}:1" in format_report(report) and f"{path}:2" in format_report(report)
+
+
+DEBIAN_CONFIGS = sorted(Path("/boot").glob("config-6.1.*-amd64"))
+
+
+@pytest.mark.slow
+@needs_tree
+@pytest.mark.skipif(not DEBIAN_CONFIGS, reason="no Debian 6.1 kernel config in /boot (linux-image-*-amd64)")
+def test_fault3_on_debians_own_config(tree, tmp_path):
+    """The issue's case itself: MLX5_CORE=y on Debian's config, where MLXFW=m comes from the base."""
+    report = _check(tree, _write(tmp_path, "CONFIG_MLX5_CORE=y\n"), base=str(DEBIAN_CONFIGS[-1]))
+    [row] = _rows(report, "MLX5_CORE")
+    mlxfw = [b for b in row.why.blockers if b.symbol == "MLXFW" and b.state == "on"]
+    assert row.status == "lost" and mlxfw and "forced" not in mlxfw[0].hint, row.why
+    assert "# CONFIG_MLXFW is not set" in mlxfw[0].hint
