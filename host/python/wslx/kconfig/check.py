@@ -481,9 +481,8 @@ class _Explainer:
             terms = self.true_select_terms(sym.rev_dep)
             if terms:  # evaluated, not `rev_dep is n`: a symbol others could select may still be free
                 b.selected_by = " || ".join(self.expr(t) for t in terms)
-                b.hint = "forced on by select"
-                if depth < MAX_DEPTH:
-                    b.blockers = [self.selector(t, depth + 1) for t in terms]
+                b.hint = "forced on by select from " + ", ".join(
+                    f"{s.name}={s.str_value}" for s in dict.fromkeys(self._first_symbol(t) for t in terms))
             elif not has_prompt:
                 b.hint = "no prompt: on by its default" + (f" ({self._defaults(sym)})" if sym.defaults else "")
             elif b.requested is not None:
