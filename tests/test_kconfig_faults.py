@@ -187,3 +187,15 @@ def test_fault3_on_debians_own_config(tree, tmp_path):
     mlxfw = [b for b in row.why.blockers if b.symbol == "MLXFW" and b.state == "on"]
     assert row.status == "lost" and mlxfw and "forced" not in mlxfw[0].hint, row.why
     assert "# CONFIG_MLXFW is not set" in mlxfw[0].hint
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/usr/src/linux-source-6.12.tar.xz").exists(),
+                    reason="linux-source-6.12 not installed (bookworm-security; tools/setup.sh)")
+def test_fault5_range_on_6_12_says_the_value_is_clamped(tmp_path):
+    """6.12's conf_read() no longer resets an out-of-range value: sym_validate_range() clamps it."""
+    from wslx.kconfig.source import find_source
+    report = _check(find_source("6.12"), _write(tmp_path, "CONFIG_SMP=y\nCONFIG_NR_CPUS=9000\n"))
+    [row] = _rows(report, "NR_CPUS")
+    assert (row.status, row.final, row.why.kind) == ("lost", "512", "range")
+    assert "clamps it to 512" in row.why.summary

@@ -154,7 +154,35 @@ def load_lines(kconf, lines: list[SourceLine], dialect: ConfDialect, *, allnocon
             kconf.load_config(str(normalized))  # replace=True: conf reads the .config afresh
     if dialect.choice_priority:
         _choose_as_linux_6_11(kconf, [e.item for e in read if e.value is not None])
+    if allnoconfig or not dialect.range_resets_user_value:
+        _clamp_to_ranges(kconf)
     return read
+
+
+def _clamp_to_ranges(kconf) -> None:
+    """sym_validate_range(): an out-of-range user value becomes the nearer bound. kconfiglib falls back
+    to the default instead, which is what 6.1's conf_read() does before olddefconfig; 6.12 dropped that
+    reset, and `allnoconfig` with KCONFIG_ALLCONFIG never had it."""
+    import kconfiglib as K
+    for _ in range(8):  # a clamped value can move another symbol's range: repeat until nothing moves
+        changed = False
+        for sym in kconf.unique_defined_syms:
+            if sym.orig_type not in (K.INT, K.HEX) or sym.user_value is None or not sym.visibility:
+                continue
+            base = 16 if sym.orig_type == K.HEX else 10
+            for lo, hi, cond in sym.ranges:
+                if K.expr_value(cond):
+                    try:
+                        value, low = int(sym.user_value, base), int(lo.str_value or "0", base)
+                        high = int(hi.str_value or "0", base)
+                    except ValueError:
+                        break
+                    if value < low or value > high:
+                        sym.set_value((lo if value < low else hi).str_value)
+                        changed = True
+                    break
+        if not changed:
+            return
 
 
 def _choose_as_linux_6_11(kconf, assignments: list[Assignment]) -> None:
@@ -391,11 +419,12 @@ def expand_fragment_paths(paths) -> list[Path]:
 # --- explanations ----------------------------------------------------------------
 
 class _Explainer:
-    def __init__(self, kconf, requested: dict[str, str]):
+    def __init__(self, kconf, requested: dict[str, str], clamps_ranges: bool = False):
         import kconfiglib as K
         self.K = K
         self.kconf = kconf
         self.requested = requested
+        self.clamps_ranges = clamps_ranges  # out-of-range values become the bound (else the default)
 
     def expr(self, e) -> str:
         return self.K.expr_str(e)
@@ -565,8 +594,10 @@ class _Explainer:
                 except ValueError:
                     low = high = wanted = None
                 if wanted is not None and not low <= wanted <= high:
+                    then = (f"kconfig clamps it to {(lo if wanted < low else hi).str_value}" if self.clamps_ranges
+                            else "so kconfig uses the default")
                     return Explanation("range", f"{requested} is outside the allowed range "
-                                       f"{lo.str_value}..{hi.str_value}, so kconfig uses the default",
+                                       f"{lo.str_value}..{hi.str_value}, {then}",
                                        f"range {self.expr(lo)} {self.expr(hi)}"
                                        + (f" if {self.expr(cond)}" if cond is not kconf.y else ""))
         return Explanation("other", "kconfig did not keep the value (no single unmet dependency found)")
@@ -680,7 +711,8 @@ def check_merge(fragments: list[Fragment], *, subject: str, tree: SourceTree, ba
         elif isinstance(entry.item, Assignment):
             per_symbol.setdefault(entry.item.symbol, []).append((entry.item, entry.value, entry.problem))
 
-    explainer = _Explainer(kconf, {s: v for s, items in per_symbol.items() for _, v, _ in items if v is not None})
+    explainer = _Explainer(kconf, {s: v for s, items in per_symbol.items() for _, v, _ in items if v is not None},
+                           clamps_ranges=base == ALLNO_FRAGMENT or not dialect.range_resets_user_value)
     for symbol, items in per_symbol.items():
         sym = kconf.syms.get(symbol)
         last = items[-1][0]

@@ -133,6 +133,7 @@ class ConfDialect:
     not_set_needs_space: bool = True   # line[1] must be ' ' (6.12); 6.1 skips line[1] unchecked
     not_set_exact: bool = True         # strcmp (6.12) rather than strncmp(p, "is not set", 10) (6.1)
     choice_priority: bool = True       # 6.11+: the last-assigned y member wins, an explicit n skips the default
+    range_resets_user_value: bool = False  # conf_read() of 6.1 drops an out-of-range value (6.12 clamps it)
 
     @classmethod
     def of_tree(cls, tree: Path) -> "ConfDialect":
@@ -143,7 +144,8 @@ class ConfDialect:
             return cls()
         return cls(not_set_needs_space="line[1] != ' '" in text,
                    not_set_exact='strcmp(p, "is not set")' in text,
-                   choice_priority="choice_members" in symbol_c)
+                   choice_priority="choice_members" in symbol_c,
+                   range_resets_user_value="Reset a string value if it's out of range" in text)
 
 
 _NAME_CHARS = re.compile(r"^CONFIG_([A-Za-z0-9_]+)")
