@@ -86,7 +86,8 @@ def reference_config(tree: SourceTree, base: str, fragments: list[Path], log=pri
         make = ["make", "-C", str(tree.path), f"O={obj}"]
         merge = [str(tree.path / "scripts/kconfig/merge_config.sh")]
         if base == "allno+fragment":
-            _run(make + ["allnoconfig"], tree.path, log_path)  # builds conf and obj/Makefile
+            if not (obj / "Makefile").is_file() or not (obj / "scripts/kconfig/conf").is_file():
+                _run(make + ["allnoconfig"], tree.path, log_path)  # builds conf and obj/Makefile once
             _run(merge + ["-n", "-O", str(obj)] + frags, obj, log_path)
         else:
             base_config = cache_root() / "kconfig-ref" / f"base-{tree.version}-{base}-{key_of(tree)}.config"
