@@ -6,12 +6,11 @@ it is not installed (it comes from bookworm-security; tools/setup.sh installs it
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from wslx import cli
-from wslx.kconfig.check import expand_fragment_paths, merge_config_lines
+from wslx.kconfig.conf import expand_fragment_paths, merge_config_lines
 from wslx.kconfig.fragment import SourceLine, lines_of_bytes
 from wslx.kconfig.source import KNOWN_TREES
 

@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from .check import DEFAULT_BASE, check_requested, format_report, merge_config_lines
+from .check import DEFAULT_BASE, check_requested, format_report
+from .conf import merge_config_lines
 from .declarations import resolve_profile
 from .errors import ConfigLossError, KernelBuildError
 from .fragment import SourceLine, config_key_material, parse_file, parse_text, read_lines, render
