@@ -4,6 +4,7 @@ KCONFIG_ALLCONFIG, and the rules kconfiglib predates (6.11+ choices, range clamp
 """
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ def load_lines(kconf, lines: list[SourceLine], dialect: ConfDialect, *, allnocon
                 if entry.value is not None:
                     accepted.append(config_line(item.symbol, entry.value) + "\n")
         read.append(entry)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="wslx-kconfig-", dir=os.environ.get("WSLX_RUN_DIR")) as tmp:
         normalized = Path(tmp) / "merged.config"
         normalized.write_text("".join(accepted))
         if allnoconfig:
@@ -134,7 +135,7 @@ def _choice_default(kconf, choice):
 
 
 def current_config_lines(kconf) -> list[SourceLine]:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="wslx-kconfig-", dir=os.environ.get("WSLX_RUN_DIR")) as tmp:
         path = Path(tmp) / ".config"
         write_config(kconf, path)
         return read_lines(path)
