@@ -168,10 +168,7 @@ class Process:
             raise StdinClosed(f"stdin of pid {self.pid} is closed; {unsent} bytes not sent")
 
     def _stdin_body(self, flags: int, data: bytes) -> dict:
-        body = dict(pid=self.pid, stream=Stream.STDIN, flags=flags, data=data)
-        if self.client.version >= 2:
-            body["offset"] = self.stdin_offset
-        return body
+        return dict(pid=self.pid, stream=Stream.STDIN, flags=flags, offset=self.stdin_offset, data=data)
 
     def close_stdin(self, timeout: float | None = None) -> None:
         self.client.send_event(MsgType.STDIO, self._stdin_body(StdioFlag.EOF, b""), timeout=timeout)
@@ -461,10 +458,12 @@ class AgentClient:
                 and h is not None and h.version_max > SESSION_START_VERSION):
             self.negotiate(VERSION_MIN, self.version_max, timeout=max(0.0, deadline - time.monotonic()))
 
-    def reattach(self, stream, timeout: float | None = None) -> Hello:
+    def reattach(self, stream, timeout: float | None = None, *, ask_announce: bool = True) -> Hello:
         """Continue this session on a new connection (after the old one was lost): the agent's new HELLO is
         awaited and the version negotiated again; processes stay, and in version 2 the agent sends again
-        what was not acknowledged, duplicates are dropped by offset and a gap raises OutputGap."""
+        what was not acknowledged, duplicates are dropped by offset and a gap raises OutputGap.
+        ask_announce: also send HELLO with request_id 0, for channels where the agent may not see the
+        host come back (a serial line; Linux's virtio-serial, where a quick close and open leave no trace)."""
         self.transport.close()
         self.transport = stream if isinstance(stream, FdTransport) else FdTransport(stream, name=self.name)
         self.reader = codec.FrameReader()
@@ -477,6 +476,8 @@ class AgentClient:
         for p in self._processes.values():
             p.acked = {s: 0 for s in p.acked}   # acknowledge afresh: the agent may have missed the last acks
             p.stdin_in_flight = 0                 # stdin credit is per connection
+        if ask_announce:
+            self.ask_announce(timeout)
         return self.wait_hello(timeout)
 
     def ack_output(self, p: "Process", timeout: float | None = None) -> None:
