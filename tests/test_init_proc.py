@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-SOURCES = ["tests/c/init_proc_test.c", "guest/init/proc.c", "guest/init/util.c", "guest/agentx/agentx_rx.c",
+SOURCES = ["tests/c/init_proc_test.c", "guest/init/proc.c", "guest/init/util.c", "guest/agentx/agentx_rx.c", "guest/agentx/agentx_out.c",
            "guest/agentx/agentx_program.c"]
 
 

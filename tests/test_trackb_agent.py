@@ -23,7 +23,7 @@ from wslx.spec.agentx import Capability, ErrorCode, ExitHow, MsgType, Signal, St
 from wslx.spec.programs import PROGRAM_NAME
 
 AGENT_DIR = Path(__file__).resolve().parents[1] / "guest" / "trackb-kernel" / "agent"
-AGENT_SOURCES = ["agent.c", "agent_util.c", "proc.c", "builtins.c", "../lib/fmt.c", "../../agentx/agentx_rx.c",
+AGENT_SOURCES = ["agent.c", "agent_util.c", "proc.c", "builtins.c", "../lib/fmt.c", "../../agentx/agentx_rx.c", "../../agentx/agentx_out.c",
                  "../../agentx/agentx_program.c"]
 
 

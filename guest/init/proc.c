@@ -25,6 +25,7 @@
 #include "init.h"
 #include "proc.h"
 #include "../agentx/agentx_program.h"
+#include "../agentx/agentx_out.h"
 #include "../agentx/agentx_rx.h"
 
 /* Per process stdin queue. The current connection may have AGX_STDIN_WINDOW bytes in it; bytes a
@@ -35,15 +36,6 @@
 #define DEFAULT_PATH "PATH=/bin:/sbin:/usr/bin:/usr/sbin"
 
 extern char **environ;
-
-/* One output stream's held bytes: offsets [base, base + len) at buf[head...] (a ring of
- * AGX_OUTPUT_BUFFER); sent of them framed on this connection, sent_max ever. */
-struct outq {
-    uint8_t *buf;
-    size_t head, len;
-    uint64_t base, sent, sent_max;
-    int eof_sent;
-};
 
 struct proc {
     int used;
@@ -68,7 +60,7 @@ struct proc {
     uint64_t eof_deadline;
     int closing;          /* deadline passed: streams end once tail_left[s] more bytes are relayed */
     size_t tail_left[3];  /* bytes that were in the pipe at the deadline */
-    struct outq out[3];   /* [1], [2] */
+    struct agx_outq out[3];   /* [1], [2] (agentx_out.h); .ended is unused: eof[] says it */
     int finished;         /* reaped, pipes done, stdin closed: the EXIT follows the held output */
     int exit_sent;        /* on this connection (version 2: the slot stays until OUTPUT_ACK EXIT) */
     int exit_ever_sent;
@@ -191,36 +183,22 @@ static void proc_free(struct proc *p)
     p->used = 0;
 }
 
-/* Forget held bytes below offset (acknowledged, or in version 1 framed). */
-static void out_advance(struct outq *o, uint64_t offset)
-{
-    if (offset > o->base) {
-        size_t k = (size_t)(offset - o->base);
-        o->head = (o->head + k) % AGX_OUTPUT_BUFFER;
-        o->len -= k;
-        o->base = offset;
-    }
-    if (o->sent < o->base) o->sent = o->base;
-}
-
 void proc_pump_output(void)
 {
     for (int i = 0; i < PROC_MAX; i++) {
         struct proc *p = &procs[i];
         if (!p->used) continue;
         for (int s = 1; s <= 2; s++) {
-            struct outq *o = &p->out[s];
-            while (o->sent < o->base + o->len && H->events_ok()) {
-                size_t off = (size_t)(o->sent - o->base), pos = (o->head + off) % AGX_OUTPUT_BUFFER;
-                size_t n = o->len - off;
-                if (n > AGX_OUTPUT_BUFFER - pos) n = AGX_OUTPUT_BUFFER - pos;
-                if (n > AGX_STDIO_MAX_DATA) n = AGX_STDIO_MAX_DATA;
-                H->stdio((uint32_t)p->pid, (uint8_t)s, 0, o->sent, o->buf + pos, (uint32_t)n);
-                o->sent += n;
-                if (o->sent > o->sent_max) o->sent_max = o->sent;
-                if (H->version() < 2) out_advance(o, o->sent); /* version 1: delivered once framed */
+            struct agx_outq *o = &p->out[s];
+            const uint8_t *data;
+            uint64_t off;
+            size_t n;
+            while (H->events_ok() && (n = agx_outq_unsent(o, &data, &off))) {
+                H->stdio((uint32_t)p->pid, (uint8_t)s, 0, off, data, (uint32_t)n);
+                agx_outq_framed(o, n, H->version());
             }
-            if (p->eof[s] && !o->eof_sent && o->sent == o->base + o->len && H->events_ok()) {
+            o->ended = p->eof[s];
+            if (agx_outq_eof_due(o) && H->events_ok()) {
                 H->stdio((uint32_t)p->pid, (uint8_t)s, AGX_STDIO_EOF, o->sent, NULL, 0);
                 o->eof_sent = 1;
             }
@@ -239,38 +217,20 @@ void proc_new_session(void)
     for (int i = 0; i < PROC_MAX; i++) {
         struct proc *p = &procs[i];
         if (!p->used) continue;
-        for (int s = 1; s <= 2; s++) {
-            p->out[s].sent = p->out[s].base;
-            p->out[s].eof_sent = 0;
-        }
+        for (int s = 1; s <= 2; s++) agx_outq_rewind(&p->out[s]);
         p->exit_sent = 0;
     }
 }
 
 void proc_output_ack(const struct agx_output_ack *m)
 {
-    if (agx_output_ack_check(m, H->error)) return;
     struct proc *p = find_pid(m->pid);
-    if (!p) {
+    if (!p && !agx_output_ack_check(m, H->error)) {
         H->error(0, AGX_MSG_OUTPUT_ACK, AGX_ESRCH, "OUTPUT_ACK for process %u, which this agent does not hold",
                  (unsigned)m->pid);
         return;
     }
-    uint64_t ack[3] = {0, m->stdout_bytes, m->stderr_bytes};
-    for (int s = 1; s <= 2; s++) {
-        if (ack[s] > p->out[s].sent_max) {
-            H->error(0, AGX_MSG_OUTPUT_ACK, AGX_EINVAL, "OUTPUT_ACK process %u stream %d at %llu: only %llu bytes sent",
-                     (unsigned)m->pid, s, (unsigned long long)ack[s], (unsigned long long)p->out[s].sent_max);
-            return;
-        }
-    }
-    if ((m->flags & AGX_OUTPUT_ACK_EXIT) && !p->exit_ever_sent) {
-        H->error(0, AGX_MSG_OUTPUT_ACK, AGX_EINVAL, "OUTPUT_ACK EXIT for process %u before its EXIT was sent",
-                 (unsigned)m->pid);
-        return;
-    }
-    for (int s = 1; s <= 2; s++) out_advance(&p->out[s], ack[s]);
-    if (m->flags & AGX_OUTPUT_ACK_EXIT) proc_free(p);
+    if (p && agx_output_ack_apply(p->out, p->exit_ever_sent, m, H->error) == 1) proc_free(p);
 }
 
 /* Watch (or stop watching) an output pipe. While the host is slow the pipes leave the epoll set
@@ -319,13 +279,10 @@ void proc_set_reading(int on)
  * 0 at end of file, -1 with errno. */
 static ssize_t out_fill(struct proc *p, int s, size_t want)
 {
-    struct outq *o = &p->out[s];
-    size_t tail = (o->head + o->len) % AGX_OUTPUT_BUFFER;
-    size_t room = AGX_OUTPUT_BUFFER - o->len;
-    if (room > AGX_OUTPUT_BUFFER - tail) room = AGX_OUTPUT_BUFFER - tail;
-    if (want > room) want = room;
-    ssize_t n = read(p->fd[s], o->buf + tail, want);
-    if (n > 0) o->len += (size_t)n;
+    size_t room;
+    uint8_t *tail = agx_outq_tail(&p->out[s], &room);
+    ssize_t n = read(p->fd[s], tail, want < room ? want : room);
+    if (n > 0) agx_outq_commit(&p->out[s], (size_t)n);
     return n;
 }
 

@@ -17,6 +17,7 @@
 #include "agent_int.h"
 #include "builtins.h"
 #include "proc.h"
+#include "../../agentx/agentx_out.h"
 
 #define PROC_MAX ((int)AGX_PROCESS_MAX_TRACKB)
 #define BG_MAX 3
@@ -26,14 +27,6 @@
  * background job's text (argv items) falling due in the same step. */
 #define STEP_OUTPUT_MAX (AGX_STDIO_MAX_DATA + BG_MAX * AGX_EXEC_ARGV_MAX_LEN)
 _Static_assert(STEP_OUTPUT_MAX < AGX_OUTPUT_BUFFER, "a step's output must fit the ring");
-
-/* One output stream's held bytes: offsets [base, base + len) at ring[head...]. */
-struct outq {
-    size_t head, len;
-    uint64_t base, sent, sent_max;
-    int ended;             /* the program (and its background jobs) are done with it */
-    int eof_sent;
-};
 
 struct bg_job {
     int used;
@@ -48,7 +41,7 @@ struct proc {
     uint8_t how;
     int32_t code;
     int merge;             /* EXEC STDERR_TO_STDOUT */
-    struct outq out[3];    /* [1], [2] */
+    struct agx_outq out[3];    /* [1], [2] (agentx_out.h); their buffers are rings[slot] */
     int finished;          /* ended: only held output, EOFs and the EXIT remain */
     int exit_sent, exit_ever_sent;
     uint64_t eof_deadline;
@@ -89,44 +82,23 @@ static char *arena_str(struct proc *p, const char *s, size_t n)
 }
 
 /* ---- output ---- */
-static uint8_t *ring_of(struct proc *p, int s) { return rings[p - procs][s - 1]; }
-
 static void proc_out(struct proc *p, int s, const void *data, size_t len)
 {
-    const uint8_t *d = data;
     if (p->merge && s == AGX_STREAM_STDERR) s = AGX_STREAM_STDOUT;
-    struct outq *o = &p->out[s];
+    struct agx_outq *o = &p->out[s];
     if (o->ended || !len) return;
     step_progress = 1;
-    if (len > AGX_OUTPUT_BUFFER - o->len) {
+    if (len > agx_outq_room(o)) {
         /* cannot happen: steps run only with STEP_OUTPUT_MAX free (proc_step_all) */
-        ag_log("process %u wrote %u bytes beyond its output ring; stopping it", (unsigned)p->pid, (unsigned)len);
-        len = AGX_OUTPUT_BUFFER - o->len;
+        ag_log("process %u wrote %u bytes beyond its output ring", (unsigned)p->pid, (unsigned)len);
+        len = agx_outq_room(o);
     }
-    uint8_t *r = ring_of(p, s);
-    for (size_t tail = (o->head + o->len) % AGX_OUTPUT_BUFFER; len;) {
-        size_t k = AGX_OUTPUT_BUFFER - tail < len ? AGX_OUTPUT_BUFFER - tail : len;
-        ag_memcpy(r + tail, d, k);
-        o->len += k, d += k, len -= k;
-        tail = (tail + k) % AGX_OUTPUT_BUFFER;
-    }
-}
-
-/* Forget held bytes below offset (acknowledged, or in version 1 framed). */
-static void out_advance(struct outq *o, uint64_t offset)
-{
-    if (offset > o->base) {
-        size_t k = (size_t)(offset - o->base);
-        o->head = (o->head + k) % AGX_OUTPUT_BUFFER;
-        o->len -= k;
-        o->base = offset;
-    }
-    if (o->sent < o->base) o->sent = o->base;
+    agx_outq_append(o, data, len);
 }
 
 static int room_for_a_step(const struct proc *p)
 {
-    return AGX_OUTPUT_BUFFER - p->out[1].len >= STEP_OUTPUT_MAX && AGX_OUTPUT_BUFFER - p->out[2].len >= STEP_OUTPUT_MAX;
+    return agx_outq_room(&p->out[1]) >= STEP_OUTPUT_MAX && agx_outq_room(&p->out[2]) >= STEP_OUTPUT_MAX;
 }
 
 void proc_pump_output(void)
@@ -135,19 +107,16 @@ void proc_pump_output(void)
         struct proc *p = &procs[i];
         if (!p->used) continue;
         for (int s = 1; s <= 2; s++) {
-            struct outq *o = &p->out[s];
-            while (o->sent < o->base + o->len && H->events_ok()) {
-                size_t off = (size_t)(o->sent - o->base), pos = (o->head + off) % AGX_OUTPUT_BUFFER;
-                size_t n = o->len - off;
-                if (n > AGX_OUTPUT_BUFFER - pos) n = AGX_OUTPUT_BUFFER - pos;
-                if (n > AGX_STDIO_MAX_DATA) n = AGX_STDIO_MAX_DATA;
-                H->stdio(p->pid, (uint8_t)s, 0, o->sent, ring_of(p, s) + pos, (uint32_t)n);
-                o->sent += n;
-                if (o->sent > o->sent_max) o->sent_max = o->sent;
-                if (H->version() < 2) out_advance(o, o->sent);   /* version 1: delivered once framed */
+            struct agx_outq *o = &p->out[s];
+            const uint8_t *data;
+            uint64_t off;
+            size_t n;
+            while (H->events_ok() && (n = agx_outq_unsent(o, &data, &off))) {
+                H->stdio(p->pid, (uint8_t)s, 0, off, data, (uint32_t)n);
+                agx_outq_framed(o, n, H->version());
                 step_progress = 1;
             }
-            if (o->ended && !o->eof_sent && o->sent == o->base + o->len && H->events_ok()) {
+            if (agx_outq_eof_due(o) && H->events_ok()) {
                 H->stdio(p->pid, (uint8_t)s, AGX_STDIO_EOF, o->sent, NULL, 0);
                 o->eof_sent = 1;
                 step_progress = 1;
@@ -167,10 +136,7 @@ void proc_new_session(void)
     for (int i = 0; i < PROC_MAX; i++) {
         struct proc *p = &procs[i];
         if (!p->used) continue;
-        for (int s = 1; s <= 2; s++) {
-            p->out[s].sent = p->out[s].base;
-            p->out[s].eof_sent = 0;
-        }
+        for (int s = 1; s <= 2; s++) agx_outq_rewind(&p->out[s]);
         p->exit_sent = 0;
     }
 }
@@ -268,28 +234,13 @@ static struct proc *find_pid(uint32_t pid)
 
 void proc_output_ack(const struct agx_output_ack *m)
 {
-    if (agx_output_ack_check(m, H->error)) return;
     struct proc *p = find_pid(m->pid);
-    if (!p) {
+    if (!p && !agx_output_ack_check(m, H->error)) {
         H->error(0, AGX_MSG_OUTPUT_ACK, AGX_ESRCH, "OUTPUT_ACK for process %u, which this agent does not hold",
                  (unsigned)m->pid);
         return;
     }
-    uint64_t ack[3] = {0, m->stdout_bytes, m->stderr_bytes};
-    for (int s = 1; s <= 2; s++) {
-        if (ack[s] > p->out[s].sent_max) {
-            H->error(0, AGX_MSG_OUTPUT_ACK, AGX_EINVAL, "OUTPUT_ACK process %u stream %d at %lu: only %lu bytes sent",
-                     (unsigned)m->pid, s, (unsigned long)ack[s], (unsigned long)p->out[s].sent_max);
-            return;
-        }
-    }
-    if ((m->flags & AGX_OUTPUT_ACK_EXIT) && !p->exit_ever_sent) {
-        H->error(0, AGX_MSG_OUTPUT_ACK, AGX_EINVAL, "OUTPUT_ACK EXIT for process %u before its EXIT was sent",
-                 (unsigned)m->pid);
-        return;
-    }
-    for (int s = 1; s <= 2; s++) out_advance(&p->out[s], ack[s]);
-    if (m->flags & AGX_OUTPUT_ACK_EXIT) p->used = 0;
+    if (p && agx_output_ack_apply(p->out, p->exit_ever_sent, m, H->error) == 1) p->used = 0;
 }
 
 static void terminate(struct proc *p, int signo)
@@ -375,6 +326,8 @@ void proc_exec(uint32_t rid, const struct agx_exec *m)
         return;
     }
     ag_memset(p, 0, offsetof(struct proc, arena));
+    p->out[1].buf = rings[p - procs][0];
+    p->out[2].buf = rings[p - procs][1];
     if (m->cwd.len) ag_memcpy(p->cwd, m->cwd.ptr, m->cwd.len);
     else p->cwd[0] = '/';
 
