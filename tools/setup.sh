@@ -14,6 +14,7 @@ apt_packages=(
   linux-source-6.1     # Kconfig tree for validation and fragment kernel builds
   build-essential bc flex bison libelf-dev libssl-dev xz-utils kmod
   python3-venv
+  python3-dev          # Python.h: the host codec's C extension (build/agentx, wslx.agentx.ccodec)
 )
 missing=()
 for p in "${apt_packages[@]}"; do
