@@ -128,10 +128,13 @@ static unsigned raw_step(struct portal_raw *r, unsigned budget)
     uint32_t n = ready < room ? ready : room;
     if (n > budget) n = budget;
     if (n > r->left) n = (uint32_t)r->left;
+    /* ring state in locals, as in the service loop: the slot stores must not force reloads */
+    const unsigned char *const down = r->down;
+    unsigned char *const up = r->up;
+    const uint32_t mask = r->mask, t = r->down_tail, h = r->up_head;
     for (uint32_t i = 0; i < n; i++) {
-        const volatile uint64_t *s =
-            (const volatile uint64_t *)(r->down + (size_t)((r->down_tail + i) & r->mask) * PORTAL_SLOT_SIZE);
-        volatile uint64_t *d = (volatile uint64_t *)(r->up + (size_t)((r->up_head + i) & r->mask) * PORTAL_SLOT_SIZE);
+        const volatile uint64_t *s = (const volatile uint64_t *)(down + (size_t)((t + i) & mask) * PORTAL_SLOT_SIZE);
+        volatile uint64_t *d = (volatile uint64_t *)(up + (size_t)((h + i) & mask) * PORTAL_SLOT_SIZE);
 #pragma GCC unroll 8
         for (unsigned k = 0; k < WORDS; k++) d[k] = s[k];
     }
