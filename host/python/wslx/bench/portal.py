@@ -75,8 +75,9 @@ def add_arguments(p):
     p.add_argument("--roundtrips", type=positive_int, default=20000, help="Portal NOP round trips per run")
     p.add_argument("--messages", type=positive_int, default=4_000_000, help="NOPs streamed per run")
     p.add_argument("--batch", type=positive_int, default=512, help="NOPs per SUBMIT batch (default 512)")
-    p.add_argument("--rounds", type=positive_int, default=5,
-                   help="alternations of Portal and raw-ring streams per run, --messages split among them (default 5)")
+    p.add_argument("--rounds", type=positive_int, default=20,
+                   help="alternations of Portal and raw-ring streams per run, --messages split among them (default 20: "
+                        "short adjacent pairs see the same momentary load)")
     p.add_argument("--pings", type=positive_int, default=200, help="AgentX PING round trips per run")
 
 
