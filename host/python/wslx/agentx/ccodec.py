@@ -22,6 +22,7 @@ import threading
 from ..codegen import c_host_codec
 from ..codegen.c_host_codec import host_fields, int_limits
 
+_FRAME_VALUES = c_host_codec.FRAME_VALUES
 _CATCH = (KeyError, TypeError, ValueError, UnicodeError, OverflowError, AttributeError, struct.error)
 
 
@@ -30,42 +31,40 @@ def library_path():
     return repo_root() / "build" / "agentx" / (c_host_codec.MODULE + sysconfig.get_config_var("EXT_SUFFIX"))
 
 
-def _encoder_source(msg) -> list[str]:
-    """prepare(body): (flat values, blob) of a body, or None for anything C should not see."""
+def _encoder_source(msg) -> tuple[list[str], str]:
+    """(source, struct format of the values) of prepare(body, rid, flags, vals): the frame's flat values packed into vals, and (text, bin) of its
+    strings and bytes (wslx.codegen.c_host_codec), or None for anything C should not see."""
     fields = host_fields(msg)
-    src = ["def prepare(body):",
-           f"    if len(body) != {len(fields)}: return None",
-           "    vals = []",
-           "    parts = []",
-           "    off = 0"]
+    fmt = "<" + "Q" * c_host_codec.FRAME_VALUES
+    values, strings, blobs = [str(int(msg.type)), "rid", "flags", str(c_host_codec.encode_values(msg))], [], []
+    src = ["def prepare(body, rid, flags, vals):",
+           f"    if len(body) != {len(fields)}: return None"]
     for name, kind, con in fields:
-        src.append(f"    v = body[{name!r}]")
+        src.append(f"    f_{name} = body[{name!r}]")
         if kind == "int":
-            lo, hi = int_limits(con)
-            src.append(f"    if not isinstance(v, int) or not {lo} <= v <= {hi}: return None")
-            src.append("    vals.append(v & 0xFFFFFFFFFFFFFFFF)")
-        elif kind == "bytes":
-            src += ["    if type(v) is not bytes and type(v) is not bytearray: return None",
-                    "    parts.append(v)",
-                    "    vals.append(off << 32 | len(v))",
-                    "    off += len(v)"]
+            fmt += "q" if int_limits(con)[0] < 0 else "Q"
+            values.append(f"f_{name}")
+        elif kind == "strv":
+            src.append(f"    if type(f_{name}) is not list and type(f_{name}) is not tuple: return None")
+            fmt += "Q"
+            values.append(f"len(f_{name})")
+            strings.append(f"*f_{name}")
+        elif kind == "str":
+            strings.append(f"f_{name}")
         else:
-            if kind == "strv":
-                src += ["    if type(v) is not list and type(v) is not tuple: return None",
-                        "    vals.append(len(v))"]
-            src += [f"    for s in {'v' if kind == 'strv' else '(v,)'}:",
-                    "        if type(s) is not str: return None",
-                    "        r = s.encode()",
-                    "        parts.append(r)",
-                    "        vals.append(off << 32 | len(r))",
-                    "        off += len(r)"]
-    src.append("    return vals, b''.join(parts)")
-    return src
+            src.append(f"    if type(f_{name}) is not bytes and type(f_{name}) is not bytearray: return None")
+            fmt += "Q"
+            values.append(f"len(f_{name})")
+            blobs.append(f"f_{name}")
+    src += [f"    _pack_into(vals, 0, {', '.join(values)})",
+            f"    return '\\0'.join(({', '.join(strings)}{',' if strings else ''})).encode(), "
+            f"b''.join(({', '.join(blobs)}{',' if blobs else ''}))"]
+    return src, fmt
 
 
 def _decoder_source(msg) -> list[str]:
-    """decode(b, v): the body dict from the flat values v (a tuple) and the bytes b they point into."""
-    src = ["def decode(b, v):", "    i = 0"]
+    """decode(b, v, i): the body dict from the flat values v[i:] (a tuple) and the bytes b they point into."""
+    src = ["def decode(b, v, i):"]
     names = []
     for name, kind, con in host_fields(msg):
         names.append(name)
@@ -86,8 +85,8 @@ def _decoder_source(msg) -> list[str]:
     return src
 
 
-def _compile(lines: list[str], name: str):
-    ns: dict = {}
+def _compile(lines: list[str], name: str, **env):
+    ns: dict = dict(env)
     exec("\n".join(lines), ns)
     return ns[name]
 
@@ -99,10 +98,8 @@ class _Buffers(threading.local):
         self.out = bytearray(cap)
         self.out_view = memoryview(self.out)
         self.vals = bytearray(8 * nvals)
-        self.head = bytearray(8 * 4)
         self.out_ptr = ffi.cast("char *", ffi.from_buffer(self.out))
         self.vals_ptr = ffi.cast("uint64_t *", ffi.from_buffer(self.vals))
-        self.head_ptr = ffi.cast("uint64_t *", ffi.from_buffer(self.head))
 
 
 class CCodec:
@@ -111,32 +108,32 @@ class CCodec:
     def __init__(self, module):
         from ..spec import agentx as spec
         self.ffi, self.lib = module.ffi, module.lib
-        self._cap = spec.HEADER_SIZE + spec.MAX_PAYLOAD
+        self._cap = spec.HEADER_SIZE + spec.MAX_PAYLOAD  # AGX_MAX_FRAME
         nvals = c_host_codec.max_values()
         self._tls = _Buffers(self.ffi, self._cap, nvals)
         self._structs = [struct.Struct(f"<{k}Q") for k in range(nvals + 1)]
-        self._header = struct.Struct("<4Q")
         self._encode = self.lib.agx_host_encode_frame
         self._decode_frame = self.lib.agx_host_decode_frame
         self._decode_body = self.lib.agx_host_decode_body
-        self.preparers = {int(m.type): _compile(_encoder_source(m), "prepare") for m in spec.MESSAGES}
+        self.preparers = {}
+        for m in spec.MESSAGES:
+            lines, fmt = _encoder_source(m)
+            self.preparers[int(m.type)] = _compile(lines, "prepare", _pack_into=struct.Struct(fmt).pack_into)
         self.decoders = {int(m.type): _compile(_decoder_source(m), "decode") for m in spec.MESSAGES}
 
     def encode_frame(self, msg_type: int, body: dict, request_id: int, flags: int) -> bytes | None:
         prepare = self.preparers.get(msg_type)
         if prepare is None:
             return None
+        b = self._tls
         try:
-            prepared = prepare(body)
-            if prepared is None:
-                return None
-            vals, blob = prepared
-            b = self._tls
-            self._structs[len(vals)].pack_into(b.vals, 0, *vals)
-            n = self._encode(msg_type, flags, request_id, b.vals_ptr, len(vals), blob, len(blob), b.out_ptr,
-                             self._cap)
+            prepared = prepare(body, request_id, flags, b.vals)
         except _CATCH:
             return None
+        if prepared is None:
+            return None
+        text, data = prepared
+        n = self._encode(b.vals_ptr, text, len(text), data, len(data), b.out_ptr)
         return None if n < 0 else bytes(b.out_view[:n])
 
     def decode_frame(self, buf) -> tuple[int, int, int, dict, int] | None:
@@ -144,11 +141,11 @@ class CCodec:
         if type(buf) is not bytes:
             buf = bytes(buf)
         b = self._tls
-        k = self._decode_frame(buf, len(buf), b.head_ptr, b.vals_ptr)
+        k = self._decode_frame(buf, len(buf), b.vals_ptr)
         if k < 0:
             return None
-        t, rid, flags, used = self._header.unpack_from(b.head)
-        return t, rid, flags, self.decoders[t](buf, self._structs[k].unpack_from(b.vals)), used
+        v = self._structs[k].unpack_from(b.vals)
+        return v[0], v[1], v[2], self.decoders[v[0]](buf, v, _FRAME_VALUES), v[3]
 
     def decode_body(self, msg_type: int, payload) -> dict | None:
         decode = self.decoders.get(msg_type)
@@ -158,7 +155,7 @@ class CCodec:
             payload = bytes(payload)
         b = self._tls
         k = self._decode_body(msg_type, payload, len(payload), b.vals_ptr)
-        return None if k < 0 else decode(payload, self._structs[k].unpack_from(b.vals))
+        return None if k < 0 else decode(payload, self._structs[k].unpack_from(b.vals), 0)
 
 
 @functools.lru_cache(maxsize=None)
