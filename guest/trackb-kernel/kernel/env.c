@@ -133,6 +133,12 @@ int env_pmem_flush(uint32_t timeout_ms)
 {
     if (!pmem || !pmem->base)
         return ERR_NODEV;
+    uint32_t revived = pmem->revived;
+    int err = virtio_pmem_revive(pmem);   /* after a snapshot restore */
+    if (err)
+        return err;
+    if (pmem->revived != revived)
+        kprintf("pmem: device was reset (snapshot restore); set up again\n");
     return virtio_pmem_flush(pmem, (uint64_t)timeout_ms * 1000000ULL);
 }
 
