@@ -102,6 +102,17 @@ def test_mutated_frames_decode_the_same_or_fail_the_same(c_codec, mb, writes, re
         assert c is None  # C never accepts a frame the Python path rejects
 
 
+def test_str_subclasses_encode_the_same_on_both_paths(c_codec):
+    import enum
+
+    class Word(str, enum.Enum):
+        TRUE = "/bin/true"
+    body = dict(flags=0, argv=[Word.TRUE], env=[], cwd="/")
+    python = codec.encode_frame_python(spec.MsgType.EXEC, body, request_id=1)
+    assert c_codec.encode_frame(int(spec.MsgType.EXEC), body, 1, 0) == python == codec.encode_frame(
+        spec.MsgType.EXEC, dict(body, argv=["/bin/true"]), request_id=1)
+
+
 def test_missing_or_stale_library_means_the_python_path(c_codec, monkeypatch, tmp_path):
     try:
         monkeypatch.setattr(ccodec, "library_path", lambda: tmp_path / "nothing.so")

@@ -233,7 +233,7 @@ class _BodyCodec:
         m = self.name
 
         def put_str(value, field, max_len, ind):
-            return [f"{ind}if type({value}) is not str: raise Invalid(f'{m}.{field}: expected str, got {{type({value}).__name__}}')",
+            return [f"{ind}if not isinstance({value}, str): raise Invalid(f'{m}.{field}: expected str, got {{type({value}).__name__}}')",
                     f"{ind}raw = {value}.encode('utf-8')",
                     f"{ind}if len(raw) > {max_len}: raise Invalid(f'{m}.{field}: {{len(raw)}} bytes > bound {max_len}')",
                     f"{ind}if b'\\0' in raw: raise Invalid('{m}.{field}: string contains NUL')",
