@@ -18,6 +18,7 @@ from wslx.portal.guest import PortalService, portal_machine_kw
 from wslx.snapshot import RestoredGuest, fast_path_kw, save
 from wslx.snapshot.files import file_digest
 from wslx.portal.layout import sum64
+from wslx.spec.agentx import Stream
 from wslx.spec.portal import Op
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
@@ -60,7 +61,8 @@ def saved(tmp_path_factory, portal_built):
         cookie = portal.submit(Op.CHECKSUM, span)
         result = save(g, d / "snap", portal=portal, **QUIET)
         before = _numbers(bytes(counter.stdout))
-    yield dict(dir=d, snap=d / "snap", portal=portal, counter_pid=counter.pid, before=before, svc_pid=svc.proc.pid,
+        had = {Stream.STDOUT: len(counter.stdout)}  # what this host has: a restored agent sends the rest
+    yield dict(dir=d, snap=d / "snap", portal=portal, counter_pid=counter.pid, before=before, had=had, svc_pid=svc.proc.pid,
                span=span, data=data, cookie=cookie, result=result)
     portal.close()
 
@@ -88,7 +90,7 @@ def test_counter_keeps_counting_and_portal_survives(saved):
     assert file_digest(portal.path) == json.loads((saved["snap"] / "manifest.json").read_text())["files"][
         "portal.img"]["sha256"]
     with RestoredGuest(saved["snap"], portal_path=portal.path, **QUIET) as g:
-        counter = g.adopt(saved["counter_pid"], COUNTER)
+        counter = g.adopt(saved["counter_pid"], COUNTER, received=saved["had"])
         last = saved["before"][-1]
         counter.wait_for_output(f"\n{last + 20}\n".encode(), timeout=60)
         _assert_contiguous(saved["before"] + _numbers(bytes(counter.stdout)), "across the restore")
@@ -253,7 +255,7 @@ def test_two_clones_run_side_by_side_and_diverge(saved, tmp_path):
         # both counters go on from the saved value, each on its own
         last = saved["before"][-1]
         for g in (a, b):
-            c = g.adopt(saved["counter_pid"], COUNTER)
+            c = g.adopt(saved["counter_pid"], COUNTER, received=saved["had"])
             c.wait_for_output(f"\n{last + 5}\n".encode(), timeout=60)
             _assert_contiguous(saved["before"] + _numbers(bytes(c.stdout)), "in a clone")
         # the Portal: each clone's own file, starting from the saved contents

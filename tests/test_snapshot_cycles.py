@@ -15,7 +15,7 @@ from wslx.portal import Portal
 from wslx.portal.guest import PortalService, portal_machine_kw
 from wslx.snapshot import QuiesceTimeout, RestoredGuest, fast_path_kw, remove, save
 from wslx.snapshot.files import file_digest
-from wslx.spec.agentx import MsgType
+from wslx.spec.agentx import MsgType, Stream
 from wslx.portal.layout import sum64
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
@@ -65,8 +65,8 @@ def test_twenty_cycles_lose_nothing(tmp_path, portal_built):
                 remove(prev)
             prev = snap
             g = RestoredGuest(snap, portal_path=portal.path, ram="copy", timeout=60, **QUIET).__enter__()
-            counter = g.adopt(counter.pid, COUNTER)
-            svc.guest, svc.proc = g, g.adopt(svc.proc.pid, svc.argv)
+            counter = g.adopt(counter.pid, COUNTER, received={Stream.STDOUT: len(counter_out)})
+            svc.guest, svc.proc = g, g.adopt(svc.proc.pid, svc.argv, stdin_offset=svc.proc.stdin_offset)
             for s, want in spans:  # every byte of every cycle, as the guest sees it
                 assert portal.checksum(s, timeout=30) == sum64(want), f"cycle {cycle}: span {s} changed"
                 assert bytes(portal.view(s)) == want

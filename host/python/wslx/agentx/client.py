@@ -109,6 +109,7 @@ class Process:
         self.received = {Stream.STDOUT: 0, Stream.STDERR: 0}  # bytes of each stream received (v2: offsets)
         self.acked = {Stream.STDOUT: 0, Stream.STDERR: 0}     # ... and acknowledged with OUTPUT_ACK
         self.duplicates = 0        # bytes received twice (a replay after a reconnect) and dropped
+        self.unanchored: set = set()  # streams of an adopted process whose offset the first frame sets
         self.on_stdout: Callable[[bytes], None] | None = None
         self.on_stderr: Callable[[bytes], None] | None = None
 
@@ -118,6 +119,9 @@ class Process:
         if stream not in self.received:
             return
         offset = body.get("offset")
+        if offset is not None and stream in self.unanchored:  # adopted without offsets: start here
+            self.unanchored.discard(stream)
+            self.received[stream] = self.acked[stream] = offset
         have = self.received[stream]
         if offset is not None:
             if offset > have:
@@ -550,10 +554,24 @@ class AgentClient:
             self._dispatch(e)
         return p
 
-    def adopt(self, pid: int, argv=("?",)) -> Process:
+    def adopt(self, pid: int, argv=("?",), *, received: dict | None = None, stdin_offset: int = 0) -> Process:
         """Follow a process this session did not start (EXEC'd before a reconnect or a snapshot
-        restore): its later STDIO and EXIT arrive on the returned Process."""
-        return self._processes.get(pid) or self._track(Process(self, pid, argv))
+        restore): its later STDIO and EXIT arrive on the returned Process. received: bytes of each
+        stream an earlier host already has ({Stream.STDOUT: n, ...}): in version 2 the agent sends
+        again what was not acknowledged, and bytes below these offsets are dropped as duplicates.
+        Without it, each stream starts at the offset of its first frame (a new observer).
+        stdin_offset: stdin bytes the agent already accepted (version 2 checks the offset of stdin)."""
+        p = self._processes.get(pid)
+        if p is not None:
+            return p
+        p = Process(self, pid, argv)
+        p.stdin_offset = stdin_offset
+        if received is None:
+            p.unanchored = set(p.received)
+        else:
+            p.received.update(received)
+            p.acked.update(received)
+        return self._track(p)
 
     def run(self, argv, *, input: bytes | None = None, env=(), cwd: str = "", timeout: float | None = None,
             on_stdout=None, on_stderr=None) -> Completed:

@@ -277,9 +277,10 @@ class RestoredGuest(Guest):
     def _reconnected(self, client: AgentClient) -> None:
         client.ask_announce()
 
-    def adopt(self, pid: int, argv=("?",)) -> Process:
-        """A Process object for a process EXEC'd before the snapshot; its later output and EXIT arrive on it."""
-        return self.client.adopt(pid, argv)
+    def adopt(self, pid: int, argv=("?",), **kw) -> Process:
+        """A Process object for a process EXEC'd before the snapshot; its later output and EXIT arrive on it
+        (received=: what the saving host already had, AgentClient.adopt)."""
+        return self.client.adopt(pid, argv, **kw)
 
     def __exit__(self, *exc):
         try:
