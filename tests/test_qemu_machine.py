@@ -6,6 +6,7 @@ on the kernel command line.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -23,14 +24,8 @@ from wslx.spec.agentx import VIRTIO_SERIAL_PORT_NAME
 from wslx.vmm.errors import (ChannelTimeout, ConsoleTimeout, GuestExited, GuestPanicked, LaunchError, VMError)
 from wslx.vmm.qemu import QemuMachine, leftover_qemu_processes
 
-QEMU = Path("/usr/bin/qemu-system-x86_64")
-try:
-    KERNEL = ir.find_default_kernel()
-except ir.InitramfsError:
-    KERNEL = None
-
-pytestmark = pytest.mark.skipif(not QEMU.exists() or KERNEL is None or not Path("/bin/busybox").exists(),
-                                reason="needs qemu-system-x86, linux-image-cloud-amd64, busybox-static")
+# qemu-system-x86, linux-image-cloud-amd64 and busybox-static come with tools/setup.sh.
+KERNEL = ir.find_default_kernel()
 
 MARKER = "WSLX-TEST-MARKER"
 BOOT_TIMEOUT = 30
@@ -44,7 +39,7 @@ while read -r m; do insmod "$m" 2>/dev/null || echo "wslx-test: insmod failed: $
 mode=$(sed -n 's/.*wslx\.test=\([a-z]*\).*/\1/p' /proc/cmdline)
 port=
 for p in /sys/class/virtio-ports/*; do
-  [ "$(cat "$p/name" 2>/dev/null)" = @AGENTX_PORT@ ] && port=/dev/${p##*/}
+  [ "$(cat "$p/name" 2>/dev/null)" = @PORT@ ] && port=/dev/${p##*/}
 done
 echo "WSLX-TEST-MARKER mode=$mode uptime=$(cut -d' ' -f1 /proc/uptime) agentx=$port"
 case "$mode" in
@@ -63,19 +58,19 @@ case "$mode" in
     while true; do sleep 1; done ;;
   *) while true; do sleep 1; done ;;
 esac
-"""
+""".replace("@PORT@", VIRTIO_SERIAL_PORT_NAME)
 
 
 @pytest.fixture(scope="module")
 def initrd(tmp_path_factory):
     out = tmp_path_factory.mktemp("initrd") / "test-initramfs.cpio"
-    return ir.build_initramfs(out, None, kernel=KERNEL, init_script=INIT_SCRIPT.replace("@AGENTX_PORT@", VIRTIO_SERIAL_PORT_NAME))
+    return ir.build_initramfs(out, None, kernel=KERNEL, init_script=INIT_SCRIPT)
 
 
 def _machine(initrd, mode, tmp_path, **kw):
     # Run directories default to fresh dirs under $WSLX_RUN_DIR (set by conftest), which is
     # what the session-end leftover check looks for in QEMU command lines.
-    return QemuMachine(KERNEL, initrd, append=f"wslx.test={mode}", **kw)
+    return QemuMachine(KERNEL, initrd, append=f"wslx.test={mode}", virtio_serial_port=VIRTIO_SERIAL_PORT_NAME, **kw)
 
 
 def _gone(pid: int, timeout: float = 5.0) -> bool:
@@ -114,7 +109,7 @@ def test_boot_to_console_marker(initrd, tmp_path):
         m = vm.wait_console(MARKER + r" mode=(\w+) uptime=([\d.]+) agentx=(\S*)", BOOT_TIMEOUT)
         boot_s = time.monotonic() - vm.start_time
         assert m.group(1) == "hang"
-        assert m.group(3).startswith("/dev/vport"), "org.wslx.agentx port not found in guest"
+        assert m.group(3).startswith("/dev/vport"), f"{VIRTIO_SERIAL_PORT_NAME} port not found in guest"
         assert "insmod failed: /lib/modules/virtio" not in vm.read_console()
         pid = vm.pid
         rd = vm.run_dir
@@ -128,13 +123,13 @@ def test_boot_to_console_marker(initrd, tmp_path):
 
 
 @pytest.mark.vm
-def test_agentx_and_serial_channels_and_pmem(initrd, tmp_path):
+def test_virtio_serial_and_serial_channels_and_pmem(initrd, tmp_path):
     pmem = tmp_path / "pmem.img"
     with open(pmem, "wb") as f:
         f.truncate(16 << 20)
     with _machine(initrd, "channel", tmp_path, serial_transport=True, pmem_path=pmem) as vm:
         vm.wait_console(MARKER, BOOT_TIMEOUT)
-        s = vm.agentx_socket(timeout=10)
+        s = vm.virtio_serial_socket(timeout=10)
         _recv_until(s, b"hello-from-guest\n", 10)
         s.sendall(b"ping\n")
         _recv_until(s, b"echo:ping\n", 10)
@@ -326,3 +321,58 @@ def test_run_to_exit_returns_status_or_kills_on_timeout(tmp_path):
     with pytest.raises(ChannelTimeout, match="did not exit by itself within 0.5 s") as ei:
         vm.run_to_exit(0.5)
     assert not vm.is_running() and "hangs" in " ".join(ei.value.cmdline)
+
+
+class _QMPStub:
+    """pull_event as qemu.qmp's legacy QEMUMonitorProtocol: wait>0 raises asyncio.TimeoutError
+    when no event comes; `error` is raised by every pull (a broken connection)."""
+
+    def __init__(self, events=(), error: BaseException | None = None):
+        self.events, self.error = list(events), error
+
+    def pull_event(self, wait=False):
+        if self.error is not None:
+            raise self.error
+        if self.events:
+            return self.events.pop(0)
+        if wait:
+            raise asyncio.TimeoutError
+        return None
+
+
+def test_poll_events_passes_every_error_but_its_own_timeout(tmp_path):
+    vm = QemuMachine(KERNEL, None)
+    vm.qmp = _QMPStub()
+    assert vm.poll_events(wait=0.01) == []               # no event within the wait: nothing new
+    vm.qmp = _QMPStub([{"event": "STOP"}, {"event": "GUEST_PANICKED"}])
+    assert [e["event"] for e in vm.poll_events(wait=0.01)] == ["STOP", "GUEST_PANICKED"]
+    assert [e["event"] for e in vm.events] == ["STOP", "GUEST_PANICKED"]
+    vm.qmp = _QMPStub(error=ConnectionResetError(104, "Connection reset by peer"))
+    with pytest.raises(ConnectionResetError):
+        vm.poll_events(wait=0.01)
+
+
+def test_panic_report_waits_for_the_panic_line(tmp_path):
+    """The panic line is reported whole: check_alive waits (bounded) for its newline while
+    QEMU runs, and takes the console as it is once QEMU is gone."""
+    vm = QemuMachine(KERNEL, None, run_dir=tmp_path)
+    vm.run_dir = tmp_path
+    log = tmp_path / "console.log"
+    log.write_text("boot\nKernel panic - not syncing: Attempted to kill in")
+    vm.proc = subprocess.Popen(["sleep", "60"])          # a running "QEMU"
+    try:
+        t0 = time.monotonic()
+        m = vm._wait_panic_line(0.3)                     # never completed: the timeout ends the wait
+        assert m and time.monotonic() - t0 >= 0.3
+        with open(log, "a") as f:
+            f.write("it!\nmore\n")
+        t0 = time.monotonic()
+        m = vm._wait_panic_line(30)
+        assert time.monotonic() - t0 < 5 and vm._line_at(m) == "Kernel panic - not syncing: Attempted to kill init!"
+    finally:
+        vm.proc.kill()
+        vm.proc.wait()
+    log.write_text("Kernel panic - not syncing: cut sho")
+    vm._console_off, vm._console_text = 0, ""
+    t0 = time.monotonic()
+    assert vm._wait_panic_line(30) and time.monotonic() - t0 < 5   # QEMU gone: no waiting

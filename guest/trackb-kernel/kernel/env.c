@@ -8,6 +8,7 @@
 #include "drivers/uart16550.h"
 #include "kernel/console.h"
 #include "kernel/env.h"
+#include "kernel/errno.h"
 #include "kernel/pmm.h"
 #include "kernel/timer.h"
 #include "platform/platform.h"
@@ -104,7 +105,7 @@ uint64_t env_pmem_size(void) { return pmem && pmem->base ? pmem->size : 0; }
 int env_pmem_flush(uint32_t timeout_ms)
 {
     if (!pmem || !pmem->base)
-        return PMEM_ENODEV;
+        return ERR_NODEV;
     return virtio_pmem_flush(pmem, (uint64_t)timeout_ms * 1000000ULL);
 }
 

@@ -10,6 +10,7 @@
 #include "kernel/acpi.h"
 #include "kernel/console.h"
 #include "kernel/env.h"
+#include "kernel/errno.h"
 #include "kernel/klib.h"
 #include "kernel/memlayout.h"
 #include "kernel/panic.h"
@@ -42,20 +43,20 @@ static int read_boot_info(uint32_t kind, uint64_t info, struct boot_facts *facts
     int n;
     if (kind == BOOT_PVH) {
         const uint8_t *si = phys_ptr(info, HVM_START_INFO_SIZE);
-        int err = si ? pvh_parse_start_info(si, HVM_START_INFO_SIZE, facts) : PARSE_ERANGE;
+        int err = si ? pvh_parse_start_info(si, HVM_START_INFO_SIZE, facts) : ERR_RANGE;
         if (err)
-            panic("PVH start_info at %lx: %s", info, parse_strerror(err));
+            panic("PVH start_info at %lx: %s", info, err_str(err));
         uint64_t len = (uint64_t)facts->memmap_entries * HVM_MEMMAP_TABLE_ENTRY_SIZE;
         const uint8_t *mm = phys_ptr(facts->memmap_paddr, len);
-        n = mm ? pvh_parse_memmap(mm, len, facts->memmap_entries, regions, MAX_REGIONS) : PARSE_ERANGE;
+        n = mm ? pvh_parse_memmap(mm, len, facts->memmap_entries, regions, MAX_REGIONS) : ERR_RANGE;
     } else if (kind == BOOT_LINUX64) {
         const uint8_t *bp = phys_ptr(info, X86BOOT_BP_SIZE);
-        n = bp ? bootparams_parse(bp, X86BOOT_BP_SIZE, facts, regions, MAX_REGIONS) : PARSE_ERANGE;
+        n = bp ? bootparams_parse(bp, X86BOOT_BP_SIZE, facts, regions, MAX_REGIONS) : ERR_RANGE;
     } else {
         panic("unknown boot kind %u", kind);
     }
     if (n <= 0)
-        panic("boot memory map: %s", n == 0 ? "empty" : parse_strerror(n));
+        panic("boot memory map: %s", n == 0 ? "empty" : err_str(n));
     /* The command line: NUL terminated, bounded, unmapped means none. */
     for (size_t i = 0; facts->cmdline_paddr && i + 1 < CMDLINE_MAX; i++) {
         const char *c = phys_ptr(facts->cmdline_paddr + i, 1);

@@ -4,8 +4,9 @@
  * physical memory) goes through these functions. platform_x86.c implements
  * them with inline assembly (the only place that does); a host test model
  * implements them against a simulated device, so the drivers compile and run
- * on the host unchanged. Addresses are physical; the kernel's direct map
- * makes phys_to_virt() trivial in the VM. */
+ * on the host unchanged. Addresses are physical. The layer calls nothing
+ * above it: which physical ranges are mapped is the kernel's business
+ * (kernel/vm.h: vm_is_mapped, phys_ptr). */
 #ifndef TRACKB_PLATFORM_H
 #define TRACKB_PLATFORM_H
 
@@ -20,7 +21,7 @@ void pio_out8(uint16_t port, uint8_t v);
 void pio_out16(uint16_t port, uint16_t v);
 void pio_out32(uint16_t port, uint32_t v);
 
-/* MMIO at physical addresses (must be mapped; see vm_map_mmio). */
+/* MMIO at physical addresses (must be mapped: kernel/vm.h, vm_map_identity). */
 uint8_t mmio_read8(uint64_t pa);
 uint16_t mmio_read16(uint64_t pa);
 uint32_t mmio_read32(uint64_t pa);
@@ -30,9 +31,7 @@ void mmio_write16(uint64_t pa, uint16_t v);
 void mmio_write32(uint64_t pa, uint32_t v);
 void mmio_write64(uint64_t pa, uint64_t v);
 
-/* Physical memory: a pointer through the direct map, or NULL when [pa, pa+len)
- * is not mapped. Parsers then get (pointer, length) and never read past it. */
-void *phys_ptr(uint64_t pa, uint64_t len);
+/* The physical address of a kernel pointer (identity map in the VM). */
 uint64_t virt_to_phys(const void *p);
 
 /* CPU. */

@@ -1,7 +1,6 @@
 /* platform_x86.c: platform.h on real (virtual) x86-64 hardware.
  * The only file with inline assembly for hardware access. */
 #include "platform/platform.h"
-#include "kernel/vm.h"
 
 uint8_t pio_in8(uint16_t port) { uint8_t v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 uint16_t pio_in16(uint16_t port) { uint16_t v; __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port)); return v; }
@@ -19,13 +18,6 @@ void mmio_write8(uint64_t pa, uint8_t v) { *(volatile uint8_t *)(uintptr_t)pa = 
 void mmio_write16(uint64_t pa, uint16_t v) { *(volatile uint16_t *)(uintptr_t)pa = v; }
 void mmio_write32(uint64_t pa, uint32_t v) { *(volatile uint32_t *)(uintptr_t)pa = v; }
 void mmio_write64(uint64_t pa, uint64_t v) { *(volatile uint64_t *)(uintptr_t)pa = v; }
-
-void *phys_ptr(uint64_t pa, uint64_t len)
-{
-    if (len == 0 || pa + len < pa || !vm_is_mapped(pa, len))
-        return NULL;
-    return (void *)(uintptr_t)pa;   /* identity map */
-}
 
 uint64_t virt_to_phys(const void *p) { return (uint64_t)(uintptr_t)p; }
 
