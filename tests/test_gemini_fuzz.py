@@ -1,0 +1,186 @@
+"""The Gemini host dispatcher under a hostile guest: a seeded fuzzer and Hypothesis.
+
+Hostile calls are CALL messages whose span and record the fuzzer forges (random
+and boundary header fields, flipped record bytes, spans moved, resized or taken
+from the host arena or another generation), plus forged UPCALL_DONE and unknown
+ops. Every CALL must be answered with a REPLY carrying a known status, the
+dispatcher must never raise, no guest memory access outside the guest arena may
+even be attempted (GuestMemory.refused stays 0), and the bytes the host must
+not write (header page, host arena, SUBMIT/COMPLETE rings) are
+byte-for-byte unchanged (EVENT and the guest arena are the fuzzer's own)."""
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from wslx.gemini import Dispatcher
+from wslx.gemini.guest_core import GuestClient
+from wslx.gemini.services import ExecAllowList, FsExport
+from wslx.portal import Portal
+from wslx.portal.layout import ring_bytes
+from wslx.spec import gemini as spec
+from wslx.spec.gemini import Err
+from wslx.spec.portal import RingId
+
+FUZZ_CALLS = 20000
+KNOWN = {int(e) for e in Err}
+
+
+@pytest.fixture
+def arena(tmp_path):
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "f").write_bytes(b"x" * 5000)
+    with Portal.create(tmp_path / "portal.img", 8 << 20, ring_slots=64) as portal:
+        d = Dispatcher(portal, max_timeout=2.0)
+        FsExport(export).register(d)
+        ExecAllowList({"echo": "/bin/echo"}).register(d)
+        d.register("null", "call", lambda call: None)
+        d.register("echo", "args", lambda call: call.raw_args)
+        yield d, GuestClient(portal), portal
+
+
+def protected(portal: Portal) -> list[tuple[int, int]]:
+    """Window ranges the host must never write while serving calls."""
+    lay = portal.layout
+    rings = lay["rings"]
+    out = [(0, 4096), (lay["host_arena_offset"], lay["host_arena_size"])]
+    for r in (RingId.SUBMIT, RingId.COMPLETE):
+        out.append((rings[r]["offset"], ring_bytes(rings[r]["slot_count"])))
+    return out
+
+
+def snapshot(portal: Portal) -> list[bytes]:
+    return [bytes(portal.window[o:o + n]) for o, n in protected(portal)]
+
+
+class Hostile:
+    """Sends forged calls as the guest and collects the host's replies."""
+
+    def __init__(self, d: Dispatcher, g: GuestClient, rng: random.Random):
+        self.d, self.g, self.rng = d, g, rng
+        self.ffi, self.lib = g.ffi, g.lib
+        self.end = self.ffi.addressof(g.c.end)
+        self.msgs = self.ffi.new("struct portal_msg[]", 64)
+        self.sent_calls = 0
+        self.replies: list[int] = []
+        # a pool of real call spans whose records get mangled
+        self.spans = []
+        for cap in (0, 64, 4096):
+            c = g.call_async("echo", "args", ["a", "bb"], cap)
+            d.poll()
+            g.poll()
+            self.spans.append((c.span, bytes(d.portal.window[c.span.offset:c.span.offset + c.span.length])))
+
+    def record(self, span, clean: bytes) -> None:
+        """Write a mangled record into the span (guest memory: allowed to be anything)."""
+        r = self.rng
+        raw = bytearray(clean)
+        h = dict(spec.CallHeader.parse(raw[:spec.CALL_HEADER_SIZE]))
+        h.pop("_io", None)
+        edges = [0, 1, 7, 8, 31, 32, 63, 64, 65, 0xFFFF, 0x10000, 0x7FFFFFFF, 0xFFFFFFFF, len(raw), len(raw) - 1]
+        for _ in range(r.randrange(0, 3)):
+            k = r.choice(["magic", "version", "flags", "service_len", "method_len", "args_len", "reply_offset",
+                          "reply_cap", "timeout_ms"])
+            bits = 16 if k in ("version", "flags", "service_len", "method_len") else 32
+            h[k] = r.choice(edges + [r.getrandbits(bits)]) & ((1 << bits) - 1)
+        raw[:spec.CALL_HEADER_SIZE] = spec.CallHeader.build(h)
+        for _ in range(r.randrange(0, 4)):
+            i = r.randrange(len(raw))
+            raw[i] = r.getrandbits(8)
+        if r.random() < 0.1:
+            raw[28:32] = r.getrandbits(32).to_bytes(4, "little")  # reserved bytes
+        self.d.portal.window[span.offset:span.offset + len(raw)] = raw
+
+    def forge_span(self, s):
+        r = self.rng
+        lay = self.d.portal.layout
+        choice = r.randrange(8)
+        if choice == 0:
+            s.flags = r.choice([0, 2, 3, 0xFFFFFFFF])
+        elif choice == 1:
+            s.offset = r.choice([0, lay["host_arena_offset"], lay["guest_arena_offset"] - 64,
+                                 lay["guest_arena_offset"] + lay["guest_arena_size"] - 8, r.getrandbits(64)])
+        elif choice == 2:
+            s.length = r.choice([0, 1, 31, 1 << 63, r.getrandbits(64), s.length + 64])
+        elif choice == 3:
+            s.generation = r.getrandbits(64)
+        elif choice == 4:
+            s.portal_id = r.getrandbits(32)
+
+    def burst(self) -> None:
+        r = self.rng
+        n = r.randrange(1, 33)
+        calls = 0
+        for i in range(n):
+            m = self.msgs[i]
+            span, clean = r.choice(self.spans)
+            m.cookie = r.getrandbits(64)
+            m.op = spec.Op.CALL if r.random() < 0.9 else r.choice([spec.Op.UPCALL_DONE, spec.Op.REPLY, 0, 0xFFFF])
+            m.status = 0 if r.random() < 0.95 else r.getrandbits(32)
+            m.reserved0[0] = 0 if r.random() < 0.95 else 1
+            m.arg = m.result = 0
+            m.span.portal_id, m.span.flags, m.span.offset = span.portal_id, span.flags, span.offset
+            m.span.length, m.span.generation = span.length, span.generation
+            self.record(span, clean)
+            if r.random() < 0.5:
+                self.forge_span(m.span)
+            calls += m.op == spec.Op.CALL
+        assert self.lib.portal_send(self.end, RingId.EVENT, self.msgs, n) == n
+        self.sent_calls += calls
+        while self.d.poll():
+            pass
+        out = self.ffi.new("struct portal_msg[]", 64)
+        while (k := self.lib.portal_recv(self.end, RingId.UPCALL, out, 64)) > 0:
+            for i in range(k):
+                assert out[i].op == spec.Op.REPLY
+                self.replies.append(out[i].status)
+        assert k == 0
+
+
+def test_fuzz_hostile_calls_never_escape_the_guest_arena(arena):
+    d, g, portal = arena
+    before = snapshot(portal)
+    h = Hostile(d, g, random.Random(16))
+    while h.sent_calls < FUZZ_CALLS:
+        h.burst()
+    assert len(h.replies) == h.sent_calls, "every CALL gets exactly one REPLY"
+    assert set(h.replies) <= KNOWN
+    assert d.mem.refused == 0, "the dispatcher attempted guest memory outside the guest arena"
+    assert snapshot(portal) == before, "the host wrote outside the guest arena and its own ring indices"
+    errors = {Err(s).name for s in h.replies}
+    assert {"FAULT", "INVAL", "TOOBIG"} <= errors  # the forgeries reached each check
+    print(f"gemini fuzz: {h.sent_calls} hostile calls, {len(h.replies)} replies, "
+          f"{d.mem.touched} guest-memory accesses, 0 outside the arena; statuses {sorted(errors)}")
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fields=st.fixed_dictionaries({
+    "magic": st.sampled_from([spec.CALL_MAGIC, 0, spec.UPCALL_MAGIC]), "version": st.integers(0, 3),
+    "flags": st.sampled_from([0, 0, 1]), "service_len": st.integers(0, 80), "method_len": st.integers(0, 80),
+    "args_len": st.integers(0, 1 << 17), "reply_offset": st.integers(0, 1 << 13),
+    "reply_cap": st.integers(0, 1 << 25), "timeout_ms": st.integers(0, 1 << 32 - 1)}),
+    body=st.binary(max_size=256))
+def test_hypothesis_any_call_header_gets_a_known_status_and_ok_only_when_valid(arena, fields, body):
+    d, g, portal = arena
+    before = snapshot(portal)
+    call = g.call_async("echo", "args", ["x"], 64)  # a real span of 32 + 8 + 4 + 2 -> reply at 48, 64 bytes
+    span = call.span
+    raw = spec.CallHeader.build(fields) + body
+    raw = raw[:span.length]
+    portal.window[span.offset:span.offset + len(raw)] = raw
+    d.poll()
+    g.poll()
+    assert call.done and call.status in KNOWN
+    valid = (fields["magic"] == spec.CALL_MAGIC and fields["version"] == 1 and not fields["flags"]
+             and 1 <= fields["service_len"] <= 64 and 1 <= fields["method_len"] <= 64
+             and fields["args_len"] <= spec.ARGS_MAX and fields["reply_cap"] <= spec.REPLY_MAX
+             and fields["reply_offset"] % 8 == 0
+             and fields["reply_offset"] >= 32 + fields["service_len"] + fields["method_len"] + fields["args_len"]
+             and fields["reply_offset"] + fields["reply_cap"] <= span.length)
+    if call.status == Err.OK:
+        assert valid and call.result <= fields["reply_cap"]
+    assert d.mem.refused == 0 and snapshot(portal) == before
+    g.release(call)
