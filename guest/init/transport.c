@@ -127,39 +127,54 @@ static int try_vsock(char *desc, size_t cap)
     return fd;
 }
 
-/* A virtio-serial port whose host side is closed polls POLLHUP: treat it as not connected. */
-static int try_vport(char *desc, size_t cap)
+/* Open the virtio-serial port called `name` (non-blocking): its fd, -1 with errno ENOENT if no
+ * port has that name, or -1 with errno ENOTCONN if its host side is closed (it polls POLLHUP). */
+int vport_open(const char *name, char *dev, size_t cap)
 {
     DIR *d = opendir("/sys/class/virtio-ports");
-    if (!d) return -1;
+    if (!d) {
+        errno = ENOENT;
+        return -1;
+    }
     struct dirent *e;
     int fd = -1;
+    errno = ENOENT;
     while ((e = readdir(d))) {
-        char path[300], name[128];
+        char path[300], pname[128];
         if (e->d_name[0] == '.') continue;
         snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", e->d_name);
         int nf = open(path, O_RDONLY | O_CLOEXEC);
         if (nf < 0) continue;
-        ssize_t n = read(nf, name, sizeof name - 1);
+        ssize_t n = read(nf, pname, sizeof pname - 1);
         close(nf);
         if (n <= 0) continue;
-        while (n > 0 && (name[n - 1] == '\n' || name[n - 1] == ' ')) n--;
-        name[n] = 0;
-        if (strcmp(name, AGX_VIRTIO_SERIAL_PORT_NAME)) continue;
-        T.vport_seen = 1;
-        snprintf(path, sizeof path, "/dev/%s", e->d_name);
-        fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+        while (n > 0 && (pname[n - 1] == '\n' || pname[n - 1] == ' ')) n--;
+        pname[n] = 0;
+        if (strcmp(pname, name)) continue;
+        snprintf(dev, cap, "/dev/%s", e->d_name);
+        fd = open(dev, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
         if (fd < 0) break;
         struct pollfd p = {.fd = fd, .events = POLLIN | POLLOUT};
         if (poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP | POLLERR | POLLNVAL))) {
             close(fd);
             fd = -1;
-            break;
+            errno = ENOTCONN;
         }
-        snprintf(desc, cap, "virtio-serial %s", path);
         break;
     }
+    int saved = errno;
     closedir(d);
+    errno = saved;
+    return fd;
+}
+
+/* A virtio-serial port whose host side is closed polls POLLHUP: treat it as not connected. */
+static int try_vport(char *desc, size_t cap)
+{
+    char dev[300];
+    int fd = vport_open(AGX_VIRTIO_SERIAL_PORT_NAME, dev, sizeof dev);
+    if (fd >= 0 || errno != ENOENT) T.vport_seen = 1; /* it exists, even if it cannot be used yet */
+    if (fd >= 0) snprintf(desc, cap, "virtio-serial %s", dev);
     return fd;
 }
 

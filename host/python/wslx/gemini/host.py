@@ -1,0 +1,168 @@
+"""Serving a guest's Gemini calls from the host: the dispatcher in a thread, woken by the
+guest's doorbells on the SIGNAL port, ringing the guest's on the UPCALL port.
+
+    with Portal.create(path) as portal, LinuxGuest(**gemini_machine_kw(portal)) as g:
+        d = Dispatcher(portal); FsExport(root).register(d)
+        with GeminiLinuxAgent(g, portal, d) as agent:        # `/init gemini serve` + this host loop
+            g.client.run(["wslx-call", "fs", "read", "a.txt"])
+            agent.post_upcall("news", b"...")
+
+Doorbells are hints (docs/gemini.md): the loop re-polls EVENT after every wake-up and
+never sleeps longer than max_sleep, so a lost byte costs latency, never a call.
+"""
+from __future__ import annotations
+
+import select
+import socket
+import threading
+import time
+
+from ..portal.errors import PortalError
+from ..portal.region import Portal
+from ..spec.gemini import VIRTIO_SERIAL_NAMES, Port
+from ..spec.portal import DEFAULT_PMEM_GPA, RingId
+from .dispatcher import Dispatcher
+from .errors import GeminiError
+
+SIGNAL_PORT = VIRTIO_SERIAL_NAMES[Port.SIGNAL]
+UPCALL_PORT = VIRTIO_SERIAL_NAMES[Port.UPCALL]
+
+
+def gemini_machine_kw(portal: Portal) -> dict:
+    """QemuMachine / LinuxGuest keywords: the Portal as virtio-pmem and Gemini's two named ports."""
+    return dict(pmem_path=portal.path, pmem_size=portal.file_size, pmem_addr=DEFAULT_PMEM_GPA,
+                named_ports=[SIGNAL_PORT, UPCALL_PORT])
+
+
+class GeminiHost:
+    """The dispatcher's serving thread. signal/upcall: connected sockets of the two ports
+    (None: poll only). Every call into the dispatcher holds one lock (it is the single
+    consumer of EVENT and single producer of UPCALL)."""
+
+    def __init__(self, dispatcher: Dispatcher, signal: socket.socket | None, upcall: socket.socket | None, *,
+                 max_sleep: float = 0.02):
+        self.d = dispatcher
+        self.signal, self.upcall = signal, upcall
+        self.max_sleep = max_sleep
+        self.lock = threading.Lock()
+        self.doorbells_heard = 0
+        self.doorbells_rung = 0
+        self.stray_bytes = 0          # doorbell bytes that name no guest -> host ring
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="gemini-host", daemon=True)
+        if upcall is not None:
+            dispatcher.doorbell_ring = self._ring
+
+    def _ring(self) -> None:
+        try:
+            self.upcall.send(bytes([RingId.UPCALL]), socket.MSG_DONTWAIT)
+            self.doorbells_rung += 1
+        except BlockingIOError:
+            pass  # the guest has unread doorbells already: it will poll
+
+    def _drain_signal(self, timeout: float) -> None:
+        if self.signal is None:
+            time.sleep(timeout)
+            return
+        r, _, _ = select.select([self.signal], [], [], timeout)
+        if r:
+            data = self.signal.recv(4096)
+            if not data:  # the port's guest side went away: keep polling without it
+                self.signal = None
+                return
+            self.doorbells_heard += len(data)
+            self.stray_bytes += sum(b not in (RingId.COMPLETE, RingId.EVENT) for b in data)
+
+    def _loop(self) -> None:
+        end = self.d.portal._e()
+        lib = self.d.lib
+        delay = 20e-6
+        try:
+            while not self._stop.is_set():
+                with self.lock:
+                    n = self.d.poll()
+                if n:
+                    delay = 20e-6
+                    continue
+                lib.portal_want_wakeup(end, RingId.EVENT, 1)
+                if lib.portal_pending(end, RingId.EVENT) == 0:
+                    self._drain_signal(delay)
+                    delay = min(delay * 2, self.max_sleep)
+                lib.portal_want_wakeup(end, RingId.EVENT, 0)
+                self.d.portal.check()
+        except (PortalError, GeminiError, OSError) as e:
+            self.error = e
+
+    def start(self) -> "GeminiHost":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise GeminiError(f"the Gemini host loop did not stop within {timeout} s")
+        if self.error is not None:
+            raise GeminiError(f"the Gemini host loop failed: {self.error}") from self.error
+
+    def post_upcall(self, topic: str, data: bytes) -> int:
+        with self.lock:
+            return self.d.post_upcall(topic, data)
+
+
+class GeminiLinuxAgent:
+    """`/init gemini serve` in a booted LinuxGuest (AgentX EXEC, stdin=True: EOF ends it)
+    plus the host loop on the guest's two Gemini ports."""
+
+    ARGV = ["/init", "gemini", "serve"]
+
+    def __init__(self, guest, portal: Portal, dispatcher: Dispatcher, *, timeout: float = 60.0,
+                 doorbells: bool = True):
+        self.guest, self.portal, self.d = guest, portal, dispatcher
+        self.timeout = timeout
+        self.doorbells = doorbells
+        self.proc = None
+        self.host: GeminiHost | None = None
+        self.status = None
+
+    def start(self) -> "GeminiLinuxAgent":
+        signal = upcall = None
+        if self.doorbells:
+            signal = self.guest.vm.named_port_socket(SIGNAL_PORT, self.timeout)
+            upcall = self.guest.vm.named_port_socket(UPCALL_PORT, self.timeout)
+        self.host = GeminiHost(self.d, signal, upcall).start()
+        self.proc = self.guest.client.exec(self.ARGV, stdin=True, merge_stderr=True, timeout=self.timeout)
+        try:
+            self.proc.wait_for_output(b"gemini: serving", timeout=self.timeout)
+        except Exception as e:
+            self.host.stop()
+            raise GeminiError(f"`{' '.join(self.ARGV)}` did not start: {e}; its output: {self.output!r}") from e
+        return self
+
+    @property
+    def output(self) -> bytes:
+        return bytes(self.proc.stdout) if self.proc else b""
+
+    def post_upcall(self, topic: str, data: bytes) -> int:
+        return self.host.post_upcall(topic, data)
+
+    def stop(self):
+        try:
+            if self.proc is not None and not self.proc.done:
+                self.proc.close_stdin(timeout=self.timeout)
+                self.status = self.proc.wait(self.timeout)
+        finally:
+            if self.host is not None:
+                self.host.stop()
+        return self.status
+
+    def __enter__(self) -> "GeminiLinuxAgent":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.stop()
+        except Exception:
+            if exc[0] is None:
+                raise
