@@ -24,6 +24,7 @@ call's timeout_ms, capped by max_timeout); an overrun is answered TIMEDOUT.
 from __future__ import annotations
 
 import dataclasses
+import struct
 import time
 from typing import Callable
 
@@ -35,6 +36,29 @@ from .errors import (BadSpan, GeminiError, Invalid, ReplyOverflow, TooLarge, Unk
 
 Handler = Callable[["Call"], "bytes | bytearray | memoryview | int | None"]
 _NAME_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+def fast_struct(st) -> tuple[struct.Struct, tuple[str, ...]]:
+    """A struct.Struct reading the integer fields of construct Struct `st` in spec order (constant
+    and reserved bytes are skipped: callers check them): construct parses at ~100 us a header."""
+    fmt, names = "<", []
+    for sc in st.subcons:
+        inner = sc
+        while not hasattr(inner, "fmtstr") and hasattr(inner, "subcon"):
+            inner = inner.subcon
+        if hasattr(inner, "fmtstr"):
+            fmt += inner.fmtstr.lstrip("<")
+            names.append(sc.name)
+        else:
+            fmt += f"{inner.sizeof()}x"
+    fast = struct.Struct(fmt)
+    if fast.size != st.sizeof():
+        raise TypeError(f"fast layout {fmt} is {fast.size} bytes, the spec {st.sizeof()}")
+    return fast, tuple(names)
+
+
+_CALL_HEADER, _CALL_FIELDS = fast_struct(spec.CallHeader)
+_CallHeader = __import__("collections").namedtuple("_CallHeader", _CALL_FIELDS)
 
 
 def name_ok(raw: bytes) -> bool:
@@ -253,8 +277,8 @@ class Dispatcher:
         if span.length < spec.CALL_HEADER_SIZE:
             raise BadSpan(f"call span of {span.length} bytes holds no header")
         raw = self.mem.read(span.offset, spec.CALL_HEADER_SIZE)
-        h = spec.CallHeader.parse(raw) if raw[-4:] == bytes(4) else None
-        if h is None or h.magic != spec.CALL_MAGIC or h.version != spec.VERSION or h.flags:
+        h = _CallHeader(*_CALL_HEADER.unpack(raw))
+        if raw[-4:] != bytes(4) or h.magic != spec.CALL_MAGIC or h.version != spec.VERSION or h.flags:
             raise Invalid("call header: bad magic, version, flags or reserved bytes")
         if not (1 <= h.service_len <= spec.NAME_MAX and 1 <= h.method_len <= spec.NAME_MAX):
             raise TooLarge(f"names of {h.service_len}/{h.method_len} bytes (1..{spec.NAME_MAX})")

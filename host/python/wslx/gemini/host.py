@@ -40,10 +40,11 @@ class GeminiHost:
     consumer of EVENT and single producer of UPCALL)."""
 
     def __init__(self, dispatcher: Dispatcher, signal: socket.socket | None, upcall: socket.socket | None, *,
-                 max_sleep: float = 0.02):
+                 max_sleep: float = 0.02, spin: float = 0.5e-3):
         self.d = dispatcher
         self.signal, self.upcall = signal, upcall
         self.max_sleep = max_sleep
+        self.spin = spin              # seconds of polling after the last message before sleeping
         self.lock = threading.Lock()
         self.doorbells_heard = 0
         self.doorbells_rung = 0
@@ -78,12 +79,16 @@ class GeminiHost:
         end = self.d.portal._e()
         lib = self.d.lib
         delay = 20e-6
+        last_busy = 0.0
         try:
             while not self._stop.is_set():
                 with self.lock:
                     n = self.d.poll()
                 if n:
                     delay = 20e-6
+                    last_busy = time.monotonic()
+                    continue
+                if time.monotonic() - last_busy < self.spin:  # calls come in bursts: look again at once
                     continue
                 lib.portal_want_wakeup(end, RingId.EVENT, 1)
                 if lib.portal_pending(end, RingId.EVENT) == 0:
