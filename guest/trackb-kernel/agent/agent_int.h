@@ -46,5 +46,6 @@ struct agent_portal_ops {
     void (*stop)(void *state, int signo);
 };
 void agent_register_portal(const struct agent_portal_ops *ops);   /* builtins.c keeps it */
+void agent_register_gemini(const struct agent_portal_ops *ops);   /* the `gemini` built-in (gemini_svc.c) */
 
 #endif

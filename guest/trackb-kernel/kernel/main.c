@@ -3,6 +3,7 @@
 
 #include "agent/agent_env.h"
 #include "agent/portal_svc.h"
+#include "agent/gemini_svc.h"
 #include "agentx_wire.h"
 #include "drivers/pci.h"
 #include "drivers/virtio_console.h"
@@ -230,6 +231,7 @@ _Noreturn void kmain(uint32_t kind, uint64_t info)
 
     env_init(pm, con, &acpi);                         /* agent environment: virtio-console or COM2, pmem, power */
     agent_register_portal(&portal_service_ops);       /* `portal serve`: guest/portal's service */
+    agent_register_gemini(&gemini_service_ops);       /* `gemini`: guest/gemini's client */
     kprintf("trackb: ready after %lu us\n", timer_now_ns() / 1000);
 
     if (cmdline_get("trackb.fault", fault, sizeof fault))   /* tests: pf|ud|wtext|xdata|xstack|stack */
