@@ -38,6 +38,7 @@
 #define CLIENTS_MAX 16
 #define DEFAULT_REPLY_CAP (1u << 20)
 #define GUEST_GRACE_MS 5000      /* a caller waits this much longer than the call's own deadline */
+#define SPIN_NS 2000000u         /* a waiting caller polls this long before sleeping on the doorbell */
 
 enum { IPC_CALL = 1, IPC_SUBSCRIBE = 2, IPC_BENCH = 3 };
 struct ipc_req {
@@ -231,11 +232,12 @@ static void flush_subscribers(void)
 /* Wait for a call's reply: spin, then sleep on the UPCALL doorbell. 0 or a negative error. */
 static int await_reply(struct gemini_call *call, uint64_t deadline_ns)
 {
+    uint64_t spin_until = mono_ns() + SPIN_NS;
     unsigned spins = 0;
     while (!call->done) {
         int n = gemini_poll(&A.g);
         if (n < 0) return n;
-        if (n || ++spins < 2000) {
+        if (n || (++spins & 63) || mono_ns() < spin_until) { /* the host usually answers within the spin */
             if (!n) __builtin_ia32_pause();
             continue;
         }
@@ -252,7 +254,7 @@ static int await_reply(struct gemini_call *call, uint64_t deadline_ns)
             }
         }
         gemini_want_wakeup(&A.g, 0);
-        spins = 0;
+        spin_until = mono_ns() + SPIN_NS;
     }
     return 0;
 }

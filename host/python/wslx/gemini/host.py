@@ -12,6 +12,7 @@ never sleeps longer than max_sleep, so a lost byte costs latency, never a call.
 """
 from __future__ import annotations
 
+import os
 import select
 import socket
 import threading
@@ -40,7 +41,7 @@ class GeminiHost:
     consumer of EVENT and single producer of UPCALL)."""
 
     def __init__(self, dispatcher: Dispatcher, signal: socket.socket | None, upcall: socket.socket | None, *,
-                 max_sleep: float = 0.02, spin: float = 0.5e-3):
+                 max_sleep: float = 0.02, spin: float = 5e-3):
         self.d = dispatcher
         self.signal, self.upcall = signal, upcall
         self.max_sleep = max_sleep
@@ -88,7 +89,8 @@ class GeminiHost:
                     delay = 20e-6
                     last_busy = time.monotonic()
                     continue
-                if time.monotonic() - last_busy < self.spin:  # calls come in bursts: look again at once
+                if time.monotonic() - last_busy < self.spin:  # calls come in bursts: look again soon,
+                    os.sched_yield()                           # leaving the core to a vCPU that wants it
                     continue
                 lib.portal_want_wakeup(end, RingId.EVENT, 1)
                 if lib.portal_pending(end, RingId.EVENT) == 0:
