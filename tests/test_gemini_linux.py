@@ -14,6 +14,7 @@ from wslx.gemini.services import ExecAllowList, FsExport
 from wslx.guests.linux import LinuxGuest
 from wslx.portal import Portal
 from wslx.spec.gemini import UPCALL_QUEUE_DEPTH
+from wslx.spec.portal import RingId
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -113,3 +114,31 @@ def test_overflow_of_a_stalled_subscriber_is_reported_to_the_host(gemini):
     dropped = d.stats.upcalls_dropped - base[1]
     assert delivered + dropped == n and dropped > 0 and delivered >= UPCALL_QUEUE_DEPTH
     g.client.run(["kill", "-KILL", str(pid)], timeout=60)
+
+
+def test_portal_requests_with_their_doorbells_on_the_signal_port(tmp_path):
+    """The Portal service inside the Gemini agent (--portal): SUBMIT/COMPLETE doorbells are bytes on
+    the signal port, not STDIO bytes; the host sleeps on COMPLETE and is woken by them."""
+    from wslx.portal.layout import sum64
+    portal = Portal.create(tmp_path / "portal.img", 64 << 20)
+    d = Dispatcher(portal)
+    try:
+        with LinuxGuest(log=lambda s: None, timeout=120, **gemini_machine_kw(portal)) as g:
+            with GeminiLinuxAgent(g, portal, d, timeout=120, portal_service=True) as agent:
+                span = portal.alloc(1 << 16)
+                portal.view(span)[:] = os.urandom(1 << 16)
+                assert portal.checksum(span) == sum64(portal.view(span))
+                assert [portal.echo(i) for i in range(200)] == list(range(200))
+                heard = agent.host.doorbells_heard
+                deadline = time.monotonic() + 60  # until the guest sleeps on SUBMIT and wants the doorbell
+                while not portal.lib.portal_peer_wants_wakeup(portal._e(), RingId.SUBMIT):
+                    assert time.monotonic() < deadline, "the guest never went to sleep on SUBMIT"
+                    g.client.pump(0.01)
+                assert portal.echo(7) == 7
+                assert agent.host.doorbells_heard > heard and agent.host.stray_bytes == 0
+                out = agent.output
+            g.shutdown()
+        assert b"portal: serving generation" in out and b"doorbells on org.wslx.gemini.signal" in out
+        assert agent.status.returncode == 0
+    finally:
+        portal.close()

@@ -1,11 +1,15 @@
 /* Linux glue of Gemini (guest/gemini/ is the freestanding core; docs/gemini.md the protocol).
  *
- *   /init gemini serve [--attach-timeout-ms N]
+ *   /init gemini serve [--portal] [--attach-timeout-ms N]
  *        the guest's Gemini agent: maps the Portal, is the client of its EVENT/UPCALL rings and
  *        owns the guest arena; doorbells on the virtio-serial ports the spec names
  *        (GEMINI_SIGNAL_PORT_NAME guest -> host, GEMINI_UPCALL_PORT_NAME host -> guest; without
  *        them it polls); serves local clients on the abstract unix socket @wslx-gemini. Started
- *        by the host with AgentX EXEC (stdin=True); ends when stdin closes.
+ *        by the host with AgentX EXEC (stdin=True); ends when stdin closes. --portal: it also
+ *        serves the Portal's SUBMIT -> COMPLETE (guest/portal's service), with the Portal
+ *        doorbells on the signal port (byte SUBMIT from the host, COMPLETE to it) instead of
+ *        `portal serve`'s STDIO bytes: a virtio-serial port has one opener, so one process
+ *        owns the signal port.
  *   wslx-call [--reply-cap N] [--timeout-ms N] SERVICE METHOD [ARGS...]      (argv[0], /bin/wslx-call)
  *        one call through the agent; the reply on stdout; exit 0, or 1 with the error on stderr
  *   wslx-call --subscribe TOPIC [--count N]
@@ -375,8 +379,12 @@ static int cmd_serve(int argc, char **argv)
     uint64_t size;
     char err[1024];
     long attach_ms = 10000;
-    for (int i = 0; i + 1 < argc; i++)
-        if (!strcmp(argv[i], "--attach-timeout-ms")) attach_ms = strtol(argv[i + 1], NULL, 0);
+    int portal = 0;
+    static struct portal_guest P;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--attach-timeout-ms") && i + 1 < argc) attach_ms = strtol(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "--portal")) portal = 1;
+    }
 
     signal(SIGPIPE, SIG_IGN);
     if (portal_linux_window(&window, &size, err, sizeof err) < 0) {
@@ -391,6 +399,10 @@ static int cmd_serve(int argc, char **argv)
         return 3;
     }
     gemini_client_set_deliver(&A.g, deliver, NULL);
+    if (portal && (rc = portal_guest_init(&P, window, size))) {
+        printf("portal: no valid Portal header: %s\n", portal_err_name(-rc));
+        return 3;
+    }
     for (unsigned i = 0; i < CLIENTS_MAX; i++) A.c[i].fd = -1;
     A.signal_fd = open_port(GEMINI_SIGNAL_PORT_NAME, "signal");
     A.upcall_fd = open_port(GEMINI_UPCALL_PORT_NAME, "upcall");
@@ -402,6 +414,9 @@ static int cmd_serve(int argc, char **argv)
         return 2;
     }
     fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+    if (portal) /* the Portal service too, its doorbells on the signal port (bytes SUBMIT / COMPLETE) */
+        printf("portal: serving generation %llu (doorbells on %s)\n", (unsigned long long)P.end.info.generation,
+               A.signal_fd >= 0 ? GEMINI_SIGNAL_PORT_NAME : "nothing: polled");
     printf("gemini: serving generation %llu on @%s\n", (unsigned long long)A.g.end.info.generation, IPC_NAME);
     fflush(stdout);
 
@@ -412,6 +427,19 @@ static int cmd_serve(int argc, char **argv)
         if (n < 0) {
             printf("gemini: detached: %s\n", portal_err_name(-n));
             return 3;
+        }
+        if (portal) {
+            int m = portal_service_step(&P, 256);
+            if (m < 0) {
+                printf("portal: detached from generation %llu: %s\n", (unsigned long long)P.end.info.generation,
+                       portal_err_name(-m));
+                portal = 0;
+            } else if (m > 0) {
+                unsigned char b = PORTAL_RING_COMPLETE;
+                if (A.signal_fd >= 0 && portal_guest_host_wants_wakeup(&P) && write(A.signal_fd, &b, 1) == 1)
+                    A.doorbells_rung++;
+                n += m;
+            }
         }
         finish_calls();
         flush_subscribers();
@@ -424,11 +452,12 @@ static int cmd_serve(int argc, char **argv)
             __builtin_ia32_pause();
             if (idle & 255) continue;
         }
-        struct pollfd p[3 + CLIENTS_MAX];
+        struct pollfd p[4 + CLIENTS_MAX];
         unsigned np = 0;
         p[np++] = (struct pollfd){.fd = 0, .events = POLLIN};
         p[np++] = (struct pollfd){.fd = A.listen_fd, .events = POLLIN};
         p[np++] = (struct pollfd){.fd = A.upcall_fd, .events = POLLIN}; /* -1 is skipped by poll */
+        p[np++] = (struct pollfd){.fd = A.signal_fd, .events = POLLIN};  /* SUBMIT doorbells (--portal) */
         int calling = 0;
         for (unsigned i = 0; i < CLIENTS_MAX; i++) {
             struct client *c = &A.c[i];
@@ -440,9 +469,14 @@ static int cmd_serve(int argc, char **argv)
         if (A.upcall_fd < 0 && wait_ms > 2) wait_ms = 2; /* no doorbell: poll the ring often */
         if (calling && wait_ms > 10) wait_ms = 10;       /* a caller's patience is checked on the way */
         gemini_want_wakeup(&A.g, 1);
-        if (portal_pending(&A.g.end, PORTAL_RING_UPCALL) == 0 && wait_ms) poll(p, np, wait_ms);
-        else poll(p, np, 0);
+        if (portal) portal_want_wakeup(&P.end, PORTAL_RING_SUBMIT, 1);
+        if (portal_pending(&A.g.end, PORTAL_RING_UPCALL) == 0 && wait_ms &&
+            !(portal && portal_pending(&P.end, PORTAL_RING_SUBMIT)))
+            poll(p, np, wait_ms);
+        else
+            poll(p, np, 0);
         gemini_want_wakeup(&A.g, 0);
+        if (portal) portal_want_wakeup(&P.end, PORTAL_RING_SUBMIT, 0);
         if (wait_ms && sleep_ms < 64) sleep_ms *= 2;
         if (p[0].revents) {
             char buf[64];
@@ -460,15 +494,16 @@ static int cmd_serve(int argc, char **argv)
             accept_client();
             idle = 0;
         }
-        if (p[2].revents & POLLIN) {
-            unsigned char buf[64];
-            ssize_t k = read(A.upcall_fd, buf, sizeof buf);
-            if (k > 0) A.doorbells_heard += (uint64_t)k;
-            idle = 0;
-        }
+        for (unsigned i = 2; i < 4; i++) /* doorbells: only a hint to poll again */
+            if (p[i].revents & POLLIN) {
+                unsigned char buf[64];
+                ssize_t k = read(p[i].fd, buf, sizeof buf);
+                if (k > 0) A.doorbells_heard += (uint64_t)k;
+                idle = 0;
+            }
         for (unsigned i = 0; i < CLIENTS_MAX; i++) {
             struct client *c = &A.c[i];
-            if (c->used && c->kind == IPC_SUBSCRIBE && (p[3 + i].revents & (POLLIN | POLLHUP | POLLERR))) {
+            if (c->used && c->kind == IPC_SUBSCRIBE && (p[4 + i].revents & (POLLIN | POLLHUP | POLLERR))) {
                 char buf[16];
                 ssize_t k = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
                 if (k == 0 || (k < 0 && errno != EAGAIN)) client_close(c); /* the subscriber left */
@@ -481,7 +516,7 @@ int gemini_main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc >= 2 && !strcmp(argv[1], "serve")) return cmd_serve(argc - 2, argv + 2);
-    fprintf(stderr, "usage: wslx-init gemini serve [--attach-timeout-ms N]\n");
+    fprintf(stderr, "usage: wslx-init gemini serve [--portal] [--attach-timeout-ms N]\n");
     return 2;
 }
 

@@ -51,6 +51,7 @@ class GeminiHost:
         self.doorbells_rung = 0
         self.stray_bytes = 0          # doorbell bytes that name no guest -> host ring
         self.error: BaseException | None = None
+        self.portal_bells = threading.Event()  # COMPLETE doorbells for a Portal waiter (portal_wait)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="gemini-host", daemon=True)
         if upcall is not None:
@@ -75,6 +76,8 @@ class GeminiHost:
                 return
             self.doorbells_heard += len(data)
             self.stray_bytes += sum(b not in (RingId.COMPLETE, RingId.EVENT) for b in data)
+            if RingId.COMPLETE in data:
+                self.portal_bells.set()
 
     def _loop(self) -> None:
         end = self.d.portal._e()
@@ -91,6 +94,8 @@ class GeminiHost:
                     continue
                 if time.monotonic() - last_busy < self.spin:  # calls come in bursts: look again soon,
                     os.sched_yield()                           # leaving the core to a vCPU that wants it
+                    if self.signal is not None:
+                        self._drain_signal(0)
                     continue
                 lib.portal_want_wakeup(end, RingId.EVENT, 1)
                 if lib.portal_pending(end, RingId.EVENT) == 0:
@@ -117,6 +122,17 @@ class GeminiHost:
         with self.lock:
             return self.d.post_upcall(topic, data)
 
+    # The Portal service's doorbells on the same signal port (Portal.doorbell_ring / doorbell_wait)
+    def portal_ring(self) -> None:
+        try:
+            self.signal.send(bytes([RingId.SUBMIT]), socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            pass  # unread doorbells are waiting already
+
+    def portal_wait(self, seconds: float) -> None:
+        self.portal_bells.wait(seconds)
+        self.portal_bells.clear()
+
 
 class GeminiLinuxAgent:
     """`/init gemini serve` in a booted LinuxGuest (AgentX EXEC, stdin=True: EOF ends it)
@@ -125,8 +141,9 @@ class GeminiLinuxAgent:
     ARGV = ["/init", "gemini", "serve"]
 
     def __init__(self, guest, portal: Portal, dispatcher: Dispatcher, *, timeout: float = 60.0,
-                 doorbells: bool = True):
+                 doorbells: bool = True, portal_service: bool = False):
         self.guest, self.portal, self.d = guest, portal, dispatcher
+        self.portal_service = portal_service   # also serve SUBMIT -> COMPLETE, doorbells on the signal port
         self.timeout = timeout
         self.doorbells = doorbells
         self.proc = None
@@ -139,12 +156,18 @@ class GeminiLinuxAgent:
             signal = self.guest.vm.named_port_socket(SIGNAL_PORT, self.timeout)
             upcall = self.guest.vm.named_port_socket(UPCALL_PORT, self.timeout)
         self.host = GeminiHost(self.d, signal, upcall).start()
-        self.proc = self.guest.client.exec(self.ARGV, stdin=True, merge_stderr=True, timeout=self.timeout)
+        argv = self.ARGV + (["--portal"] if self.portal_service else [])
+        self.proc = self.guest.client.exec(argv, stdin=True, merge_stderr=True, timeout=self.timeout)
         try:
             self.proc.wait_for_output(b"gemini: serving", timeout=self.timeout)
+            if self.portal_service:
+                self.portal.wait_guest(self.timeout)
         except Exception as e:
             self.host.stop()
-            raise GeminiError(f"`{' '.join(self.ARGV)}` did not start: {e}; its output: {self.output!r}") from e
+            raise GeminiError(f"`{' '.join(argv)}` did not start: {e}; its output: {self.output!r}") from e
+        if self.portal_service and signal is not None:
+            self.portal.doorbell_ring = self.host.portal_ring
+            self.portal.doorbell_wait = self.host.portal_wait
         return self
 
     @property
@@ -155,6 +178,8 @@ class GeminiLinuxAgent:
         return self.host.post_upcall(topic, data)
 
     def stop(self):
+        if self.portal_service:
+            self.portal.doorbell_ring = self.portal.doorbell_wait = None
         try:
             if self.proc is not None and not self.proc.done:
                 self.proc.close_stdin(timeout=self.timeout)
