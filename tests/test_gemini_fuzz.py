@@ -184,3 +184,52 @@ def test_hypothesis_any_call_header_gets_a_known_status_and_ok_only_when_valid(a
         assert valid and call.result <= fields["reply_cap"]
     assert d.mem.refused == 0 and snapshot(portal) == before
     g.release(call)
+
+
+def test_fuzz_hostile_host_messages_to_the_guest_core(arena):
+    """The other direction: a hostile host posts forged REPLY and UPCALL messages (random cookies,
+    spans anywhere, mangled upcall headers). The guest core must count them (bad_messages), refuse
+    malformed upcalls with a status, never deliver outside a valid record, and keep its own
+    pending call intact (the process would die on a bad access)."""
+    d, g, portal = arena
+    rng = random.Random(61)
+    ffi, lib = portal.ffi, portal.lib   # the host's library: its own cffi types
+    end = portal._e()
+    g.subscribed.add("news")
+    pending = g.call_async("null", "call", [], 64)       # never answered by the dispatcher here
+    lay = portal.layout
+    good = portal.alloc(256)
+    msgs = ffi.new("struct portal_msg[]", 16)
+    sent = 0
+    for _ in range(600):
+        n = rng.randrange(1, 17)
+        for i in range(n):
+            m = msgs[i]
+            m.cookie = rng.choice([pending.cookie, rng.getrandbits(64), 1])
+            m.op = rng.choice([spec.Op.REPLY, spec.Op.UPCALL, spec.Op.UPCALL, spec.Op.CALL, 0xFFFF])
+            m.status = rng.choice([0, 0, 22, rng.getrandbits(32)])
+            m.result = rng.choice([0, 64, 65, 1 << 63, rng.getrandbits(64)])
+            m.arg = rng.getrandbits(64)
+            m.span.portal_id, m.span.flags = good.portal_id, rng.choice([0, 0, 1, 2])
+            m.span.offset = rng.choice([good.offset, lay["guest_arena_offset"], 0, rng.getrandbits(64)])
+            m.span.length = rng.choice([good.length, 16, 0, rng.getrandbits(64)])
+            m.span.generation = rng.choice([good.generation, rng.getrandbits(64)])
+            hdr = spec.UpcallHeader.build(dict(magic=rng.choice([spec.UPCALL_MAGIC, 0]), topic_len=rng.choice(
+                [4, 0, 65, 0xFFFF]), flags=rng.choice([0, 0, 1]), data_len=rng.choice([3, 0, 240, 1 << 31])))
+            v = portal.view(good)
+            v[:len(hdr)] = hdr
+            v[len(hdr):len(hdr) + 7] = rng.choice([b"newsabc", b"NEWSabc", b"new\0abc"])
+            v.release()
+        assert lib.portal_send(end, RingId.UPCALL, msgs, n) == n
+        sent += n
+        g.poll()
+        done = ffi.new("struct portal_msg[]", 64)
+        while lib.portal_recv(end, RingId.EVENT, done, 64) > 0:
+            pass
+    c = g.c
+    assert c.replies + c.bad_messages + c.upcalls <= sent and c.bad_messages > 0
+    for topic, data in g.delivered:     # only well-formed upcalls reached the subscriber
+        assert topic == "news" and len(data) <= 240
+    assert not pending.done or pending.result <= 64 or pending.status != 0
+    print(f"gemini guest-core fuzz: {sent} hostile host messages, {c.bad_messages} refused, "
+          f"{len(g.delivered)} delivered")
