@@ -135,7 +135,7 @@ def test_bounds_are_enforced_on_encode_and_decode():
     with pytest.raises(InvalidMessage, match="unknown fields"):
         codec.encode_body(spec.MsgType.EXEC, dict(ok, bogus=1))
     with pytest.raises(InvalidMessage, match="fixed field"):
-        codec.encode_body(spec.MsgType.SIGNAL, dict(pid=-1, signo=1))
+        codec.encode_body(spec.MsgType.SIGNAL, dict(pid=-1, signo=spec.Signal.SIGHUP))
     with pytest.raises(InvalidMessage):
         codec.encode_body(spec.MsgType.PING, dict(data=b"x" * (spec.PING_MAX_DATA + 1)))
     with pytest.raises(InvalidMessage):

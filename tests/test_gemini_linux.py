@@ -9,7 +9,7 @@ import time
 import pytest
 
 from wslx.gemini import Dispatcher
-from wslx.gemini.host import GeminiLinuxAgent, gemini_machine_kw
+from wslx.gemini.host import SIGNAL_PORT, GeminiLinuxAgent, gemini_machine_kw
 from wslx.gemini.services import ExecAllowList, FsExport
 from wslx.guests.linux import LinuxGuest
 from wslx.portal import Portal
@@ -138,7 +138,7 @@ def test_portal_requests_with_their_doorbells_on_the_signal_port(tmp_path):
                 assert agent.host.doorbells_heard > heard and agent.host.stray_bytes == 0
                 out = agent.output
             g.shutdown()
-        assert b"portal: serving generation" in out and b"doorbells on org.wslx.gemini.signal" in out
+        assert b"portal: serving generation" in out and f"doorbells on {SIGNAL_PORT}".encode() in out
         assert agent.status.returncode == 0
     finally:
         portal.close()

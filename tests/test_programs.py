@@ -28,7 +28,7 @@ def test_programs_capability_is_a_new_bit_and_documented():
     from wslx.codegen import c_header, markdown
     header = c_header.generate()
     assert f'#define AGX_PROGRAM_NAME "{PROGRAM_NAME}"' in header
-    assert "#define AGX_SIGTERM 0xF" in header
+    assert f"#define AGX_SIGTERM 0x{int(spec.Signal.SIGTERM):X}" in header
     for step in ProgramStep:
         assert f'{{"{step.word}", ' in header and f"#define AGX_STEP_{step.name} 0x{int(step):X}" in header
         assert f"| `{step.word}` |" in markdown.generate()

@@ -20,7 +20,7 @@ from wslx.guests.trackb import ISA_DEBUG_EXIT, TrackBGuest
 from wslx.portal import Portal
 from wslx.portal.trackb import TrackBPortalService, trackb_portal_kw
 from wslx.spec import portal as pspec
-from wslx.spec.agentx import Capability, ExitHow
+from wslx.spec.agentx import Capability, ExitHow, Signal
 
 vm = pytest.mark.vm   # every test but the --dry-run ones boots QEMU
 
@@ -146,7 +146,7 @@ def test_sleep_is_interrupted_by_signal(built):
     with TrackBGuest(built, build=False, log=lambda s: None) as g:
         p = g.client.exec(["sleep", "1000"], timeout=10)
         assert g.client.ping(b"x", timeout=10) == b"x"
-        g.client.signal(p.pid, 15, timeout=10)
+        g.client.signal(p.pid, Signal.SIGTERM, timeout=10)
         st = p.wait(10)
         assert st.how == ExitHow.SIGNALED and st.code == 15
 

@@ -63,6 +63,7 @@ import enum
 from construct import Int16ul, Int32ul, Int64ul, Struct
 
 from . import agentx, portal
+from .vmbus import HVSOCK_GUID_TEMPLATE
 from .fields import Reserved
 from .header import Constant, CStruct, HeaderSpec
 
@@ -77,7 +78,16 @@ MAX_INFLIGHT = 64                # calls per guest the host holds at once
 UPCALL_QUEUE_DEPTH = 16          # upcalls queued per guest subscriber
 SUBSCRIBERS_MAX = 8              # guest subscribers at once (Linux init; Track B has its built-in one)
 DEFAULT_TIMEOUT_MS = 5000        # a call's deadline when CallHeader.timeout_ms is 0
-HVSOCK_GUID_SUFFIX = "facb-11e6-bd58-64006a7986d3"  # hv_sock template: vsock port in data1
+
+
+
+def _guid_text(raw: bytes) -> str:
+    """A GUID's 16 wire bytes (data1..3 little-endian) as text."""
+    d1, d2, d3 = (int.from_bytes(raw[a:b], "little") for a, b in ((0, 4), (4, 6), (6, 8)))
+    return f"{d1:08x}-{d2:04x}-{d3:04x}-{raw[8:10].hex()}-{raw[10:16].hex()}"
+
+
+HVSOCK_GUID_SUFFIX = _guid_text(HVSOCK_GUID_TEMPLATE)[9:]   # after data1, which holds the vsock port
 
 
 class Port(enum.IntEnum):
@@ -102,7 +112,7 @@ VIRTIO_SERIAL_NAMES = {
 
 def hvsock_service_id(port: Port) -> str:
     """The hv_sock service GUID of a port (Linux hyperv_transport.c's vsock mapping)."""
-    return f"{int(port):08x}-{HVSOCK_GUID_SUFFIX}"
+    return _guid_text(int(port).to_bytes(4, "little") + HVSOCK_GUID_TEMPLATE[4:])
 
 
 def endpoint(port: Port, transport: Transport) -> int | str:
