@@ -4,6 +4,7 @@ receives host upcalls on the socket the Gemini agent hands it; overflow reaches 
 from __future__ import annotations
 
 import os
+import re
 import time
 
 import pytest
@@ -129,16 +130,18 @@ def test_portal_requests_with_their_doorbells_on_the_signal_port(tmp_path):
                 portal.view(span)[:] = os.urandom(1 << 16)
                 assert portal.checksum(span) == sum64(portal.view(span))
                 assert [portal.echo(i) for i in range(200)] == list(range(200))
-                heard = agent.host.doorbells_heard
+                rung = agent.host.portal_bells_rung
                 deadline = time.monotonic() + 60  # until the guest sleeps on SUBMIT and wants the doorbell
                 while not portal.lib.portal_peer_wants_wakeup(portal._e(), RingId.SUBMIT):
                     assert time.monotonic() < deadline, "the guest never went to sleep on SUBMIT"
                     g.client.pump(0.01)
                 assert portal.echo(7) == 7
-                assert agent.host.doorbells_heard > heard and agent.host.stray_bytes == 0
-                out = agent.output
+                assert agent.host.portal_bells_rung > rung and agent.host.stray_bytes == 0  # the guest slept
+            out = agent.output   # with its last line, written when stdin closed
             g.shutdown()
         assert b"portal: serving generation" in out and f"doorbells on {SIGNAL_PORT}".encode() in out
         assert agent.status.returncode == 0
+        heard = re.search(rb"doorbells rung \d+ heard (\d+)", out)
+        assert heard and int(heard.group(1)) >= 1, out  # and was woken by the signal-port byte
     finally:
         portal.close()

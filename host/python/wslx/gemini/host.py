@@ -52,6 +52,7 @@ class GeminiHost:
         self.stray_bytes = 0          # doorbell bytes that name no guest -> host ring
         self.error: BaseException | None = None
         self.portal_bells = threading.Event()  # COMPLETE doorbells for a Portal waiter (portal_wait)
+        self.portal_bells_rung = 0             # SUBMIT doorbells sent
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="gemini-host", daemon=True)
         if upcall is not None:
@@ -126,6 +127,7 @@ class GeminiHost:
     def portal_ring(self) -> None:
         try:
             self.signal.send(bytes([RingId.SUBMIT]), socket.MSG_DONTWAIT)
+            self.portal_bells_rung += 1
         except BlockingIOError:
             pass  # unread doorbells are waiting already
 
