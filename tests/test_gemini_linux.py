@@ -9,9 +9,9 @@ import time
 
 import pytest
 
+from helpers.gemini_world import make_dispatcher, make_export
 from wslx.gemini import Dispatcher
 from wslx.gemini.host import SIGNAL_PORT, GeminiLinuxAgent, gemini_machine_kw
-from wslx.gemini.services import ExecAllowList, FsExport
 from wslx.guests.linux import LinuxGuest
 from wslx.portal import Portal
 from wslx.spec.gemini import UPCALL_QUEUE_DEPTH
@@ -23,17 +23,9 @@ pytestmark = [pytest.mark.vm, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def gemini(tmp_path_factory):
     d0 = tmp_path_factory.mktemp("gemini")
-    export = d0 / "export"
-    (export / "sub").mkdir(parents=True)
-    (export / "hello.txt").write_bytes(b"hello from the host\n")
-    (export / "sub" / "blob.bin").write_bytes(os.urandom(300_000))
-    (d0 / "secret").write_text("no")
-    os.symlink(d0 / "secret", export / "link")
+    export = make_export(d0)
     portal = Portal.create(d0 / "portal.img", 64 << 20)
-    d = Dispatcher(portal)
-    FsExport(export).register(d)
-    ExecAllowList({"echo": "/bin/echo"}).register(d)
-    d.register("null", "call", lambda call: None)
+    d = make_dispatcher(portal, export)
     try:
         with LinuxGuest(log=lambda s: None, timeout=120, **gemini_machine_kw(portal)) as g:
             with GeminiLinuxAgent(g, portal, d, timeout=120) as agent:

@@ -2,13 +2,12 @@
 built-in subscriber receives upcalls; its bounded queue reports overflow to the host."""
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 
-from wslx.gemini import Busy, Dispatcher
-from wslx.gemini.services import ExecAllowList, FsExport
+from helpers.gemini_world import make_dispatcher, make_export
+from wslx.gemini import Busy
 from wslx.gemini.trackb import GeminiTrackBAgent, gemini_trackb_kw
 from wslx.guests.trackb import TrackBGuest
 from wslx.portal import Portal
@@ -20,16 +19,9 @@ pytestmark = [pytest.mark.vm, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def trackb(tmp_path_factory):
     d0 = tmp_path_factory.mktemp("gemini-trackb")
-    export = d0 / "export"
-    export.mkdir()
-    (export / "hello.txt").write_bytes(b"hello track b\n")
-    (export / "blob.bin").write_bytes(os.urandom(200_000))
-    (d0 / "secret").write_text("no")
+    export = make_export(d0, blob_bytes=200_000)
     portal = Portal.create(d0 / "portal.img", 64 << 20)
-    d = Dispatcher(portal)
-    FsExport(export).register(d)
-    ExecAllowList({"echo": "/bin/echo"}).register(d)
-    d.register("null", "call", lambda call: None)
+    d = make_dispatcher(portal, export)
     try:
         with TrackBGuest(log=lambda s: None, timeout=120, **gemini_trackb_kw(portal)) as g:
             with GeminiTrackBAgent(g, portal, d, timeout=120, subscribe="news") as agent:
@@ -42,9 +34,9 @@ def trackb(tmp_path_factory):
 def test_calls_from_the_track_b_kernel(trackb):
     g, d, agent, export = trackb
     r = g.client.run(["gemini", "call", "fs", "read", "hello.txt"], timeout=120)
-    assert r.returncode == 0 and r.stdout == b"hello track b\n", r
-    r = g.client.run(["gemini", "call", "fs", "read", "blob.bin"], timeout=120)
-    assert r.returncode == 0 and r.stdout == (export / "blob.bin").read_bytes()
+    assert r.returncode == 0 and r.stdout == b"hello from the host\n", r
+    r = g.client.run(["gemini", "call", "fs", "read", "sub/blob.bin"], timeout=120)
+    assert r.returncode == 0 and r.stdout == (export / "sub" / "blob.bin").read_bytes()
     r = g.client.run(["gemini", "call", "exec", "run", "echo", "hi"], timeout=120)
     assert r.returncode == 0 and r.stdout == b"hi\n"
     for argv, err in ((["fs", "read", "../secret"], b"PERM"), (["no", "such"], b"NOSYS"), (["fs", "read", "x"], b"NOENT")):

@@ -53,17 +53,6 @@ static struct {
     struct gprog *owner;               /* the serve program that subscribed */
 } sub;
 
-static void say(agent_out_fn out, void *ctx, int fd, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void say(agent_out_fn out, void *ctx, int fd, const char *fmt, ...)
-{
-    char buf[256];
-    __builtin_va_list ap;
-    __builtin_va_start(ap, fmt);
-    size_t n = ag_vfmt(buf, sizeof buf, fmt, ap);
-    __builtin_va_end(ap);
-    out(ctx, fd, buf, n);
-}
-
 static int deliver(void *ctx, const char *topic, uint32_t topic_len, const void *data, uint32_t data_len)
 {
     (void)ctx;
@@ -129,12 +118,12 @@ static int start(void **state, int argc, char *const *argv, void *pmem, uint64_t
     for (unsigned i = 0; i < PROGS && !g; i++)
         if (progs[i].mode == G_FREE) g = &progs[i];
     if (!g) {
-        say(out, ctx, 2, "gemini: too many gemini programs\n");
+        ag_say(out, ctx, 2, "gemini: too many gemini programs\n");
         return 1;
     }
     int rc = ensure_client(pmem, pmem_size);
     if (rc) {
-        say(out, ctx, 2, "gemini: no valid Portal window: %s\n", portal_err_name(-rc));
+        ag_say(out, ctx, 2, "gemini: no valid Portal window: %s\n", portal_err_name(-rc));
         return 3;
     }
     ag_memset(g, 0, sizeof *g);
@@ -142,7 +131,7 @@ static int start(void **state, int argc, char *const *argv, void *pmem, uint64_t
         if (argc == 4 && ag_streq(argv[2], "--subscribe")) {
             uint32_t n = (uint32_t)ag_strlen(argv[3]);
             if (sub.owner || !gemini_name_ok(argv[3], n)) {
-                say(out, ctx, 2, "gemini serve: %s\n", sub.owner ? "a subscriber is already running" : "bad topic");
+                ag_say(out, ctx, 2, "gemini serve: %s\n", sub.owner ? "a subscriber is already running" : "bad topic");
                 return 2;
             }
             ag_memcpy(g->topic, argv[3], n);
@@ -150,11 +139,11 @@ static int start(void **state, int argc, char *const *argv, void *pmem, uint64_t
             sub.owner = g;
             sub.head = sub.count = 0;
         } else if (argc != 2) {
-            say(out, ctx, 2, "usage: gemini serve [--subscribe TOPIC]\n");
+            ag_say(out, ctx, 2, "usage: gemini serve [--subscribe TOPIC]\n");
             return 2;
         }
         g->mode = G_SERVE;
-        say(out, ctx, 1, "gemini: serving generation %llu (Track B, polled)\n",
+        ag_say(out, ctx, 1, "gemini: serving generation %llu (Track B, polled)\n",
             (unsigned long long)client.end.info.generation);
         *state = g;
         return 0;
@@ -167,24 +156,24 @@ static int start(void **state, int argc, char *const *argv, void *pmem, uint64_t
     } else if (ag_streq(cmd, "bench")) {
         if (argc < 6 || ag_parse_u64(argv[2], &count) || ag_parse_u64(argv[3], &reply_cap) || !count ||
             reply_cap > GEMINI_REPLY_MAX) {
-            say(out, ctx, 2, "usage: gemini bench COUNT REPLY_CAP SERVICE METHOD [ARGS...]\n");
+            ag_say(out, ctx, 2, "usage: gemini bench COUNT REPLY_CAP SERVICE METHOD [ARGS...]\n");
             return 2;
         }
         first = 4;
     } else if (!ag_streq(cmd, "call")) {
-        say(out, ctx, 2, "usage: gemini serve [--subscribe TOPIC] | call [--reply-cap N] SERVICE METHOD [ARGS...] "
+        ag_say(out, ctx, 2, "usage: gemini serve [--subscribe TOPIC] | call [--reply-cap N] SERVICE METHOD [ARGS...] "
                          "| bench COUNT REPLY_CAP SERVICE METHOD [ARGS...]\n");
         return 2;
     }
     long alen = argc - first >= 2 ? pack_args(argc, argv, first + 2, args) : -1;
     if (alen < 0) {
-        say(out, ctx, 2, "gemini %s: SERVICE METHOD [ARGS...] (args up to %u bytes)\n", cmd, ARGS_BUF);
+        ag_say(out, ctx, 2, "gemini %s: SERVICE METHOD [ARGS...] (args up to %u bytes)\n", cmd, ARGS_BUF);
         return 2;
     }
     rc = gemini_call_prepare(&client, &g->call, argv[first], argv[first + 1], args, (uint32_t)alen,
                              (uint32_t)reply_cap, 0);
     if (rc) {
-        say(out, ctx, 2, "gemini %s: %s\n", cmd, gemini_err_name(-rc));
+        ag_say(out, ctx, 2, "gemini %s: %s\n", cmd, gemini_err_name(-rc));
         return 1;
     }
     g->mode = ag_streq(cmd, "bench") ? G_BENCH : G_CALL;
@@ -240,7 +229,7 @@ static int step(void *state, int *status, agent_out_fn out, void *ctx)
         poll_client();
         if (g == sub.owner && sub.count) { /* one upcall per step: the output channel paces us */
             struct queued *q = &sub.q[sub.head];
-            say(out, ctx, 1, "%.*s %u ", (int)g->topic_len, g->topic, q->data_len);
+            ag_say(out, ctx, 1, "%.*s %u ", (int)g->topic_len, g->topic, q->data_len);
             out(ctx, 1, q->data, q->data_len);
             out(ctx, 1, "\n", 1);
             sub.head = (sub.head + 1) % GEMINI_UPCALL_QUEUE_DEPTH;
@@ -251,19 +240,19 @@ static int step(void *state, int *status, agent_out_fn out, void *ctx)
         if (!g->call.done || !g->submitted) {
             int r = drive(g);
             if (r < 0) {
-                say(out, ctx, 2, "gemini call: %s\n", gemini_err_name(g->call.status));
+                ag_say(out, ctx, 2, "gemini call: %s\n", gemini_err_name(g->call.status));
                 return finish(g, status, 1);
             }
             if (r) {
                 if (env_now_ns() > g->deadline_ns) {
-                    say(out, ctx, 2, "gemini call: no reply: TIMEDOUT\n");
+                    ag_say(out, ctx, 2, "gemini call: no reply: TIMEDOUT\n");
                     return finish(g, status, 1); /* release keeps the slot until the reply */
                 }
                 return 1;
             }
         }
         if (g->call.status) { /* the reply may have been taken by another gemini program's poll */
-            say(out, ctx, 2, "gemini call: %s (%d)\n", gemini_err_name(g->call.status), g->call.status);
+            ag_say(out, ctx, 2, "gemini call: %s (%d)\n", gemini_err_name(g->call.status), g->call.status);
             return finish(g, status, 1);
         }
         const unsigned char *reply = gemini_call_reply(&client, &g->call);
@@ -295,7 +284,7 @@ static int step(void *state, int *status, agent_out_fn out, void *ctx)
             g->submitted = 0;
             g->call.done = 0;
         }
-        say(out, ctx, 1, "gemini bench calls %llu ns %llu bytes %llu status %s\n", (unsigned long long)g->done,
+        ag_say(out, ctx, 1, "gemini bench calls %llu ns %llu bytes %llu status %s\n", (unsigned long long)g->done,
             (unsigned long long)(env_now_ns() - g->t0), (unsigned long long)g->bytes,
             gemini_err_name(g->call.status));
         return finish(g, status, g->call.status ? 1 : 0);

@@ -136,40 +136,48 @@ class GeminiHost:
         self.portal_bells.clear()
 
 
-class GeminiLinuxAgent:
-    """`/init gemini serve` in a booted LinuxGuest (AgentX EXEC, stdin=True: EOF ends it)
-    plus the host loop on the guest's two Gemini ports."""
+class GeminiAgent:
+    """A guest's Gemini agent started with AgentX EXEC, plus the host loop serving it. The base of
+    GeminiLinuxAgent and wslx.gemini.trackb.GeminiTrackBAgent: they say how to start (argv, stdin,
+    the ports) and how to end (_end) the guest side."""
 
-    ARGV = ["/init", "gemini", "serve"]
+    STDIN = False          # an stdin pipe (its EOF ends the agent)
+    MERGE_STDERR = False
+    WHAT = "the Gemini agent"
 
-    def __init__(self, guest, portal: Portal, dispatcher: Dispatcher, *, timeout: float = 60.0,
-                 doorbells: bool = True, portal_service: bool = False):
+    def __init__(self, guest, portal: Portal, dispatcher: Dispatcher, *, timeout: float = 60.0):
         self.guest, self.portal, self.d = guest, portal, dispatcher
-        self.portal_service = portal_service   # also serve SUBMIT -> COMPLETE, doorbells on the signal port
         self.timeout = timeout
-        self.doorbells = doorbells
         self.proc = None
         self.host: GeminiHost | None = None
         self.status = None
 
-    def start(self) -> "GeminiLinuxAgent":
-        signal = upcall = None
-        if self.doorbells:
-            signal = self.guest.vm.named_port_socket(SIGNAL_PORT, self.timeout)
-            upcall = self.guest.vm.named_port_socket(UPCALL_PORT, self.timeout)
-        self.host = GeminiHost(self.d, signal, upcall).start()
-        argv = self.ARGV + (["--portal"] if self.portal_service else [])
-        self.proc = self.guest.client.exec(argv, stdin=True, merge_stderr=True, timeout=self.timeout)
+    # ---- what a subclass provides ----
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def _ports(self) -> tuple[socket.socket | None, socket.socket | None]:
+        """The host sides of the signal and upcall ports (None: polled)."""
+        return None, None
+
+    def _started(self) -> None:
+        """After the guest side said it serves."""
+
+    def _end(self) -> None:
+        raise NotImplementedError
+
+    # ---- shared ----
+    def start(self):
+        self.host = GeminiHost(self.d, *self._ports()).start()
+        argv = self.argv()
+        self.proc = self.guest.client.exec(argv, stdin=self.STDIN, merge_stderr=self.MERGE_STDERR, timeout=self.timeout)
         try:
             self.proc.wait_for_output(b"gemini: serving", timeout=self.timeout)
-            if self.portal_service:
-                self.portal.wait_guest(self.timeout)
+            self._started()
         except Exception as e:
             self.host.stop()
-            raise GeminiError(f"`{' '.join(argv)}` did not start: {e}; its output: {self.output!r}") from e
-        if self.portal_service and signal is not None:
-            self.portal.doorbell_ring = self.host.portal_ring
-            self.portal.doorbell_wait = self.host.portal_wait
+            raise GeminiError(f"{self.WHAT} (`{' '.join(argv)}`) did not start: {e}; its output: "
+                              f"{self.output + bytes(self.proc.stderr)!r}") from e
         return self
 
     @property
@@ -180,18 +188,16 @@ class GeminiLinuxAgent:
         return self.host.post_upcall(topic, data)
 
     def stop(self):
-        if self.portal_service:
-            self.portal.doorbell_ring = self.portal.doorbell_wait = None
         try:
             if self.proc is not None and not self.proc.done:
-                self.proc.close_stdin(timeout=self.timeout)
+                self._end()
                 self.status = self.proc.wait(self.timeout)
         finally:
             if self.host is not None:
                 self.host.stop()
         return self.status
 
-    def __enter__(self) -> "GeminiLinuxAgent":
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -200,3 +206,43 @@ class GeminiLinuxAgent:
         except Exception:
             if exc[0] is None:
                 raise
+
+
+class GeminiLinuxAgent(GeminiAgent):
+    """`/init gemini serve` in a booted LinuxGuest (stdin=True: EOF ends it), doorbells on the
+    guest's two Gemini ports; portal_service: it serves the Portal's SUBMIT -> COMPLETE too, with
+    the Portal's doorbells on the signal port."""
+
+    STDIN = True
+    MERGE_STDERR = True
+    WHAT = "the Linux Gemini agent"
+
+    def __init__(self, guest, portal: Portal, dispatcher: Dispatcher, *, timeout: float = 60.0,
+                 doorbells: bool = True, portal_service: bool = False):
+        super().__init__(guest, portal, dispatcher, timeout=timeout)
+        self.doorbells = doorbells
+        self.portal_service = portal_service
+
+    def argv(self) -> list[str]:
+        return ["/init", "gemini", "serve"] + (["--portal"] if self.portal_service else [])
+
+    def _ports(self):
+        if not self.doorbells:
+            return None, None
+        return (self.guest.vm.named_port_socket(SIGNAL_PORT, self.timeout),
+                self.guest.vm.named_port_socket(UPCALL_PORT, self.timeout))
+
+    def _started(self) -> None:
+        if self.portal_service:
+            self.portal.wait_guest(self.timeout)
+            if self.host.signal is not None:
+                self.portal.doorbell_ring = self.host.portal_ring
+                self.portal.doorbell_wait = self.host.portal_wait
+
+    def _end(self) -> None:
+        self.proc.close_stdin(timeout=self.timeout)
+
+    def stop(self):
+        if self.portal_service:
+            self.portal.doorbell_ring = self.portal.doorbell_wait = None
+        return super().stop()
