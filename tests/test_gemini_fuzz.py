@@ -68,8 +68,9 @@ class Hostile:
         self.replies: list[int] = []
         # a pool of real call spans whose records get mangled
         self.spans = []
-        for cap in (0, 64, 4096):
-            c = g.call_async("echo", "args", ["a", "bb"], cap)
+        for service, method, args, cap in (("echo", "args", ["a", "bb"], 0), ("echo", "args", ["a"], 64),
+                                           ("echo", "args", ["a", "bb"], 4096), ("null", "call", [], 0)):
+            c = g.call_async(service, method, args, cap)
             d.poll()
             g.poll()
             self.spans.append((c.span, bytes(d.portal.window[c.span.offset:c.span.offset + c.span.length])))
@@ -140,8 +141,11 @@ class Hostile:
         assert k == 0
 
 
-def test_fuzz_hostile_calls_never_escape_the_guest_arena(arena):
+@pytest.mark.parametrize("native_null", [False, True], ids=["python", "native-null"])
+def test_fuzz_hostile_calls_never_escape_the_guest_arena(arena, native_null):
+    """native-null: null.call is answered by the C fast path (gemini_host_serve), the rest by Python."""
     d, g, portal = arena
+    d.native_null = native_null
     before = snapshot(portal)
     h = Hostile(d, g, random.Random(16))
     while h.sent_calls < FUZZ_CALLS:
@@ -152,7 +156,7 @@ def test_fuzz_hostile_calls_never_escape_the_guest_arena(arena):
     assert snapshot(portal) == before, "the host wrote outside the guest arena and its own ring indices"
     errors = {Err(s).name for s in h.replies}
     assert {"FAULT", "INVAL", "TOOBIG"} <= errors  # the forgeries reached each check
-    print(f"gemini fuzz: {h.sent_calls} hostile calls, {len(h.replies)} replies, "
+    print(f"gemini fuzz ({'native null.call' if native_null else 'python'}): {h.sent_calls} hostile calls, {len(h.replies)} replies, "
           f"{d.mem.touched} guest-memory accesses, 0 outside the arena; statuses {sorted(errors)}")
 
 

@@ -193,13 +193,3 @@ def test_reply_area_lies_are_refused(world):
     assert got == want
     assert encode_args(["a", "b"]) == b"a\0b\0"
 
-
-def test_the_dispatchers_fast_header_reader_agrees_with_the_spec():
-    import random
-    from wslx.gemini.dispatcher import _CALL_FIELDS, _CALL_HEADER
-    rng = random.Random(5)
-    for _ in range(200):
-        v = {"magic": rng.getrandbits(32), "version": rng.getrandbits(16), "flags": rng.getrandbits(16),
-             "service_len": rng.getrandbits(16), "method_len": rng.getrandbits(16), "args_len": rng.getrandbits(32),
-             "reply_offset": rng.getrandbits(32), "reply_cap": rng.getrandbits(32), "timeout_ms": rng.getrandbits(32)}
-        assert dict(zip(_CALL_FIELDS, _CALL_HEADER.unpack(spec.CallHeader.build(v)))) == v

@@ -2,8 +2,9 @@
 guest per run.
 
 gemini_null_calls_per_s     sequential null.call round trips (one in flight) made by the guest's
-                            Gemini client: CALL on EVENT, the host dispatcher (Python, wslx.gemini)
-                            answers on UPCALL; doorbells on the SIGNAL/UPCALL ports when a side
+                            Gemini client: CALL on EVENT, the host dispatcher answers on UPCALL (its
+                            native fast path: gemini_host_serve checks the record in C and answers
+                            null.call there; --python-null sends it through the Python service); doorbells on the SIGNAL/UPCALL ports when a side
                             sleeps. Timed by the guest around its loop (`wslx-call --bench`, Track B
                             `gemini bench`)
 gemini_read_1m_mb_per_s     sequential 1 MiB fs.read calls: the host reads the exported file straight
@@ -49,6 +50,8 @@ def add_arguments(p):
     p.add_argument("--reads", type=positive_int, default=20, help="1 MiB fs.read calls per run")
     p.add_argument("--execs", type=positive_int, default=20, help="AgentX EXEC round trips per run")
     p.add_argument("--cats", type=positive_int, default=3, help="AgentX 1 MiB cats per run")
+    p.add_argument("--python-null", action="store_true",
+                   help="answer null.call in Python too (default: the dispatcher's C fast path, gemini_host_serve)")
 
 
 def _bench_loop(client, argv: list[str], count: int, what: str) -> tuple[float, float, int]:
@@ -98,9 +101,9 @@ def run_once(args, log) -> dict:
         blob = os.urandom(MIB)
         (export / "f1m").write_bytes(blob)
         with Portal.create(Path(tmp) / "portal.img", 64 << 20) as portal:
-            d = Dispatcher(portal)
+            d = Dispatcher(portal, native_null=not args.python_null)
             FsExport(export).register(d)
-            d.register("null", "call", lambda call: None)
+            d.register("null", "call", lambda call: None)   # reached only with --python-null
             guest, agent_cls = boot(args, portal, d)
             with guest as g:
                 client = g.client

@@ -24,41 +24,19 @@ call's timeout_ms, capped by max_timeout); an overrun is answered TIMEDOUT.
 from __future__ import annotations
 
 import dataclasses
-import struct
 import time
 from typing import Callable
 
 from ..portal.region import Portal, Span, _span_from_c, _span_to_c
 from ..portal.errors import PortalError, from_code
 from ..spec import gemini as spec
-from ..spec.portal import RingId, SpanFlag
-from .errors import (BadSpan, GeminiError, Invalid, ReplyOverflow, TooLarge, UnknownService, Busy, CallTimeout)
+from ..spec.portal import RingId
+from . import native
+from .errors import (BadSpan, GeminiError, Invalid, ReplyOverflow, TooLarge, UnknownService, Busy, CallTimeout,
+                     from_status)
 
 Handler = Callable[["Call"], "bytes | bytearray | memoryview | int | None"]
 _NAME_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789._-")
-
-
-def fast_struct(st) -> tuple[struct.Struct, tuple[str, ...]]:
-    """A struct.Struct reading the integer fields of construct Struct `st` in spec order (constant
-    and reserved bytes are skipped: callers check them): construct parses at ~100 us a header."""
-    fmt, names = "<", []
-    for sc in st.subcons:
-        inner = sc
-        while not hasattr(inner, "fmtstr") and hasattr(inner, "subcon"):
-            inner = inner.subcon
-        if hasattr(inner, "fmtstr"):
-            fmt += inner.fmtstr.lstrip("<")
-            names.append(sc.name)
-        else:
-            fmt += f"{inner.sizeof()}x"
-    fast = struct.Struct(fmt)
-    if fast.size != st.sizeof():
-        raise TypeError(f"fast layout {fmt} is {fast.size} bytes, the spec {st.sizeof()}")
-    return fast, tuple(names)
-
-
-_CALL_HEADER, _CALL_FIELDS = fast_struct(spec.CallHeader)
-_CallHeader = __import__("collections").namedtuple("_CallHeader", _CALL_FIELDS)
 
 
 def name_ok(raw: bytes) -> bool:
@@ -146,11 +124,20 @@ class Dispatcher:
     """Serve one guest's Gemini calls on `portal` (the host side must be initialised)."""
 
     def __init__(self, portal: Portal, *, max_inflight: int = spec.MAX_INFLIGHT, max_timeout: float = 30.0,
-                 max_upcalls: int = 128):
+                 max_upcalls: int = 128, native_null: bool = False, spin: float = 0.0):
+        """native_null: null.call is answered in C (gemini_host_serve), never reaching Python;
+        spin: seconds poll() spins in C for the first message (0: look once)."""
         if not 1 <= max_inflight <= spec.MAX_INFLIGHT:
             raise ValueError(f"max_inflight {max_inflight}: must be 1..{spec.MAX_INFLIGHT}")
         self.portal = portal
-        self.ffi, self.lib = portal.ffi, portal.lib
+        # Ring I/O and the record checks run in build/gemini/libgemini_guest.so (its own copy of the
+        # Portal core) on the Portal's attachment, passed by address (another cffi instance's type).
+        self.ffi, self.lib = native.load()
+        self.end = self.ffi.cast("struct portal_end *", int(portal.ffi.cast("uintptr_t", portal._e())))
+        self.native_null = native_null
+        self.spin_ns = int(spin * 1e9)
+        self._answered = self.ffi.new("unsigned *")
+        self._hc = self.ffi.new("struct gemini_host_call *")
         self.mem = GuestMemory(portal)
         self.max_inflight = max_inflight
         self.max_timeout = max_timeout
@@ -159,7 +146,6 @@ class Dispatcher:
         self.stats = Stats()
         self._in = self.ffi.new("struct portal_msg[]", max_inflight)
         self._out = self.ffi.new("struct portal_msg[]", max_inflight)
-        self._span = self.ffi.new("struct portal_span *")
         self._upcalls: dict[int, tuple[str, Span]] = {}   # cookie -> (topic, host span)
         self._next_upcall = 1
         self.upcall_results: list[tuple[str, int, spec.Err]] = []   # (topic, cookie, status), non-OK only
@@ -178,18 +164,28 @@ class Dispatcher:
     def poll(self) -> int:
         """Take what EVENT holds (up to max_inflight calls, only as many as UPCALL has room
         for), answer them, post the replies. Never blocks on the guest. Returns messages taken."""
-        end = self.portal._e()
+        self.portal._e()  # PortalError once the Portal is closed: self.end must not outlive it
+        end = self.end
         room = self.lib.portal_space(end, RingId.UPCALL)
         if room < 0:
             raise from_code(room, "UPCALL ring")
         want = min(self.max_inflight, room)
         if want == 0:
             return 0
-        n = self.lib.portal_recv(end, RingId.EVENT, self._in, want)
+        answered = 0
+        if self.native_null:
+            n = self.lib.gemini_host_serve(end, self._in, want, self.spin_ns, self._answered)
+            answered = self._answered[0]
+            self.stats.calls += answered
+            self.stats.ok += answered
+        else:
+            n = self.lib.portal_recv(end, RingId.EVENT, self._in, want)
         if n < 0:
             raise from_code(n, "EVENT ring")
+        if answered:
+            self._wake()
         if n == 0:
-            return 0
+            return answered
         self.stats.max_held = max(self.stats.max_held, n)
         replies = 0
         for i in range(n):
@@ -206,14 +202,14 @@ class Dispatcher:
             if sent != replies:  # room was reserved above; anything else means the ring is corrupt
                 raise from_code(sent if sent < 0 else -71, "posting replies on UPCALL")
             self._wake()
-        return n
+        return n + answered
 
     def serve(self, until: Callable[[], bool], timeout: float, idle_sleep: float = 50e-6,
               doorbell_wait: Callable[[float], None] | None = None) -> None:
         """poll() until until() is true; PortalError-free timeouts raise CallTimeout."""
         deadline = time.monotonic() + timeout
         delay = idle_sleep
-        end = self.portal._e()
+        end = self.end
         while not until():
             if self.poll():
                 delay = idle_sleep
@@ -231,7 +227,7 @@ class Dispatcher:
             self.portal.check()
 
     def _wake(self) -> None:
-        if self.doorbell_ring is not None and self.lib.portal_peer_wants_wakeup(self.portal._e(), RingId.UPCALL):
+        if self.doorbell_ring is not None and self.lib.portal_peer_wants_wakeup(self.end, RingId.UPCALL):
             self.doorbell_ring()
 
     # ------------------------------------------------------------------ calls
@@ -243,9 +239,7 @@ class Dispatcher:
         out.reserved0[0] = out.reserved0[1] = 0
         out.span = m.span  # echoed as sent (the guest matches it)
         try:
-            if m.reserved0[0] or m.reserved0[1] or m.status or m.arg or m.result:
-                raise Invalid("CALL with reserved fields set")
-            value, length = self._run(m.span)
+            value, length = self._run(m)
             out.arg, out.result = value & 0xFFFFFFFFFFFFFFFF, length
             self.stats.ok += 1
         except ReplyOverflow as e:
@@ -258,48 +252,23 @@ class Dispatcher:
     def _count(self, err: spec.Err) -> None:
         self.stats.errors[err.name] = self.stats.errors.get(err.name, 0) + 1
 
-    def _check_span(self, c_span) -> Span:
-        """A guest-arena span of this region, live generation, inside the arena."""
-        span = _span_from_c(c_span)
-        if not span.flags & SpanFlag.GUEST_ARENA:
-            raise BadSpan(f"call span {span} is not in the guest arena")
-        rc = self.lib.portal_span_check(self.portal._e(), self.ffi.addressof(c_span), self.ffi.NULL)
+    def _run(self, m) -> tuple[int, int]:
+        """Check the record (gemini_host_check_call: the one implementation of the checks), run the
+        service, put its reply into the reply area. (value, reply bytes) or a GeminiError."""
+        hc = self._hc
+        rc = self.lib.gemini_host_check_call(self.end, self.ffi.addressof(m), hc)
         if rc:
-            err = {-18: spec.Err.XDEV, -116: spec.Err.STALE}.get(rc)
-            e = BadSpan(f"call span {span}: {from_code(rc, 'span check')}")
-            if err is not None:
-                e.err = err
-            raise e
-        return span
-
-    def _run(self, c_span) -> tuple[int, int]:
-        span = self._check_span(c_span)
-        if span.length < spec.CALL_HEADER_SIZE:
-            raise BadSpan(f"call span of {span.length} bytes holds no header")
-        raw = self.mem.read(span.offset, spec.CALL_HEADER_SIZE)
-        h = _CallHeader(*_CALL_HEADER.unpack(raw))
-        if raw[-4:] != bytes(4) or h.magic != spec.CALL_MAGIC or h.version != spec.VERSION or h.flags:
-            raise Invalid("call header: bad magic, version, flags or reserved bytes")
-        if not (1 <= h.service_len <= spec.NAME_MAX and 1 <= h.method_len <= spec.NAME_MAX):
-            raise TooLarge(f"names of {h.service_len}/{h.method_len} bytes (1..{spec.NAME_MAX})")
-        if h.args_len > spec.ARGS_MAX or h.reply_cap > spec.REPLY_MAX:
-            raise TooLarge(f"args {h.args_len} > {spec.ARGS_MAX} or reply area {h.reply_cap} > {spec.REPLY_MAX}")
-        names_end = spec.CALL_HEADER_SIZE + h.service_len + h.method_len
-        args_end = names_end + h.args_len
-        if h.reply_offset % 8 or h.reply_offset < args_end or h.reply_offset + h.reply_cap > span.length:
-            raise BadSpan(f"reply area {h.reply_offset}+{h.reply_cap} overlaps the record or leaves the "
-                          f"{span.length}-byte span")
-        record = self.mem.read(span.offset + spec.CALL_HEADER_SIZE, args_end - spec.CALL_HEADER_SIZE)
-        service, method = record[:h.service_len], record[h.service_len:h.service_len + h.method_len]
-        raw_args = record[h.service_len + h.method_len:]
-        if not name_ok(service) or not name_ok(method):
-            raise Invalid("service or method name outside [a-z0-9._-]")
-        fn = self.services.get((service.decode(), method.decode()))
+            raise from_status(-rc, f"call record in span {_span_from_c(m.span)}")
+        h = hc.h
+        service = self.ffi.unpack(hc.service, h.service_len).decode()
+        method = self.ffi.unpack(hc.method, h.method_len).decode()
+        raw_args = self.mem.read(hc.args_offset, h.args_len)
+        fn = self.services.get((service, method))
         if fn is None:
-            raise UnknownService(f"no service {service.decode()}.{method.decode()}")
+            raise UnknownService(f"no service {service}.{method}")
         timeout = min((h.timeout_ms or spec.DEFAULT_TIMEOUT_MS) / 1000, self.max_timeout)
-        call = Call(service.decode(), method.decode(), raw_args, _args(raw_args),
-                    self.mem.view(span.offset + h.reply_offset, h.reply_cap), time.monotonic() + timeout)
+        call = Call(service, method, raw_args, _args(raw_args), self.mem.view(hc.reply_offset, h.reply_cap),
+                    time.monotonic() + timeout)
         try:
             out = fn(call)
         finally:
@@ -309,7 +278,7 @@ class Dispatcher:
         if isinstance(out, (bytes, bytearray, memoryview)):
             if len(out) > h.reply_cap:
                 raise ReplyOverflow(f"reply of {len(out)} bytes > reply area {h.reply_cap}", len(out))
-            self.mem.view(span.offset + h.reply_offset, len(out))[:] = out
+            self.mem.view(hc.reply_offset, len(out))[:] = out
             return call.value, len(out)
         if not 0 <= call.reply_len <= h.reply_cap:
             raise GeminiError(f"{call.service}.{call.method} claims {call.reply_len} reply bytes")
@@ -327,7 +296,7 @@ class Dispatcher:
             raise TooLarge(f"upcall data of {len(data)} bytes > {spec.UPCALL_DATA_MAX}")
         if len(self._upcalls) >= self.max_upcalls:
             raise Busy(f"{len(self._upcalls)} upcalls unanswered by the guest")
-        end = self.portal._e()
+        end = self.end
         if self.lib.portal_space(end, RingId.UPCALL) <= 0:
             raise Busy("UPCALL ring full: the guest is not draining it")
         span = self.portal.alloc(spec.UPCALL_HEADER_SIZE + len(t) + len(data))

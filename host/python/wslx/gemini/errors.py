@@ -63,3 +63,17 @@ class GeminiRemoteError(GeminiError):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
+
+
+_BY_STATUS = {cls.err: cls for cls in (UnknownService, BadSpan, TooLarge, Denied, CallTimeout, NotFound, Busy, Invalid)}
+
+
+def from_status(code: int, what: str) -> GeminiError:
+    """The exception for a status the checks returned (its err is that status)."""
+    try:
+        err = Err(code)
+    except ValueError:
+        err = Err.IO
+    e = _BY_STATUS.get(err, GeminiError)(f"{what}: {err.name}")
+    e.err = err
+    return e

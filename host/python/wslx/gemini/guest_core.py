@@ -9,36 +9,11 @@ guest client against the dispatcher over a Portal file, with no VM.
 """
 from __future__ import annotations
 
-import functools
-
-from .. import repo_root
-from ..portal.errors import PortalLibraryMissing
-from ..portal.native import cdef_from_headers
 from ..portal.region import Portal
 from ..spec import gemini as spec
 from .dispatcher import encode_args
+from .native import load
 from .errors import GeminiRemoteError
-
-
-def library_path():
-    return repo_root() / "build" / "gemini" / "libgemini_guest.so"
-
-
-def header_paths():
-    r = repo_root()
-    return [r / "build/gen/portal_layout.h", r / "guest/portal/portal.h", r / "build/gen/gemini_wire.h",
-            r / "guest/gemini/gemini.h"]
-
-
-@functools.lru_cache(maxsize=None)
-def load():
-    import cffi
-    missing = [p for p in [library_path(), *header_paths()] if not p.exists()]
-    if missing:
-        raise PortalLibraryMissing(f"{missing[0]} is missing: build it with `.venv/bin/scons -Q gemini`")
-    ffi = cffi.FFI()
-    ffi.cdef(cdef_from_headers([p.read_text() for p in header_paths()]))
-    return ffi, ffi.dlopen(str(library_path()))
 
 
 class GuestClient:

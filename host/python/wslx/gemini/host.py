@@ -81,7 +81,7 @@ class GeminiHost:
                 self.portal_bells.set()
 
     def _loop(self) -> None:
-        end = self.d.portal._e()
+        end = self.d.end
         lib = self.d.lib
         delay = 20e-6
         last_busy = 0.0
