@@ -44,7 +44,8 @@ class GeminiHost:
                  max_sleep: float = 0.02, spin: float = 5e-3):
         self.d = dispatcher
         self.signal, self.upcall = signal, upcall
-        self.max_sleep = max_sleep
+        # without a signal port nothing wakes us: sleep at most 1 ms (the guest polls as well)
+        self.max_sleep = max_sleep if signal is not None else min(max_sleep, 1e-3)
         self.spin = spin              # seconds of polling after the last message before sleeping
         self.lock = threading.Lock()
         self.doorbells_heard = 0
