@@ -76,6 +76,11 @@ static size_t out_pending(void) { return out_tail - out_head; }
 
 int agent_bulk_ok(void) { return ctl >= 0 && out_pending() < OUT_HIGH; }
 
+/* While quiesced, child output stays in the children's pipes (they block when full): the
+ * stream to the host ends with QUIESCE_COMPLETE, so a snapshot taken now holds no half-sent
+ * frame, and output made while the host reconnects after a restore is not dropped. */
+int agent_output_paused(void) { return quiesced; }
+
 /* Space for one whole frame at the tail, or NULL (disconnected / full: dropped). */
 static uint8_t *frame_begin(void)
 {
@@ -351,6 +356,7 @@ static void shutdown_now(uint32_t rid, const struct agx_shutdown *m)
 {
     if (agx_shutdown_check(rid, m, send_error)) return;
     wlog("shutdown requested (%s)", m->mode == AGX_SHUTDOWN_REBOOT ? "reboot" : "poweroff");
+    quiesced = 0; /* the children's last output is relayed */
     proc_terminate_all(m->grace_ms);
     sync();
     proc_drain_finished();
@@ -455,6 +461,7 @@ void agent_run(void)
     static struct proc_host host = {
         .error = send_error, .ok = send_ok, .exec_started = send_exec_started, .stdio = send_stdio,
         .exit = send_exit, .stdin_ack = send_stdin_ack, .connected = agent_connected, .bulk_ok = agent_bulk_ok,
+        .output_paused = agent_output_paused,
         .flush_blocking = agent_flush_blocking, .ev_add = ev_add, .ev_mod = ev_mod, .ev_del = ev_del,
     };
     host.pid1 = g_opts.pid1;
@@ -490,7 +497,7 @@ void agent_run(void)
         flush_out();
 
         /* backpressure: children are read while their output has somewhere to go */
-        int want = ctl < 0 || agent_bulk_ok();
+        int want = !quiesced && (ctl < 0 || agent_bulk_ok());
         if (want != reading) {
             proc_set_reading(want);
             reading = want;

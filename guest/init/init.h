@@ -61,6 +61,8 @@ void agent_run(void) __attribute__((noreturn));
 int agent_connected(void);
 /* Room for bulk output (child stdout/stderr) right now? */
 int agent_bulk_ok(void);
+/* Quiesced: child output is left in the pipes until RESUME. */
+int agent_output_paused(void);
 /* Frame emitters; they silently drop when disconnected. */
 void send_error(uint32_t rid, uint16_t rtype, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void send_ok(uint32_t rid);

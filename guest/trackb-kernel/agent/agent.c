@@ -255,7 +255,8 @@ _Noreturn void agent_main(void)
                 work = 1;
             }
         }
-        work |= proc_step_all();
+        if (!quiesced)                  /* quiesced: producers (built-ins, the Portal service) pause */
+            work |= proc_step_all();
         if (!work) env_relax();
     }
 }

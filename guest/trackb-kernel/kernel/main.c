@@ -8,10 +8,12 @@
 #include "drivers/pci.h"
 #include "drivers/virtio_console.h"
 #include "drivers/virtio_pmem.h"
+#include "hv/hv_boot.h"
 #include "kernel/acpi.h"
 #include "kernel/console.h"
 #include "kernel/env.h"
 #include "kernel/errno.h"
+#include "kernel/irq.h"
 #include "kernel/klib.h"
 #include "kernel/memlayout.h"
 #include "kernel/panic.h"
@@ -35,6 +37,8 @@ static char cmdline[CMDLINE_MAX];
 static struct acpi_facts acpi;
 static struct virtio_pmem pmem;
 static struct virtio_console vcon;
+static struct hv_caps hv;
+static struct hvsock agent_hvsock;
 /* `ret` in .data (volatile: never promoted to .rodata) for trackb.fault=xdata. */
 static volatile uint8_t xdata_code[16] = {0xC3};
 
@@ -229,7 +233,13 @@ _Noreturn void kmain(uint32_t kind, uint64_t info)
                 vcon.bad_ctrl);
     }
 
-    env_init(pm, con, &acpi);                         /* agent environment: virtio-console or COM2, pmem, power */
+    if (cmdline_has("trackb.irqtest"))               /* tests: the interrupt path, without Hyper-V */
+        kprintf("irq: self-test %s\n", irq_self_test() ? "FAILED" : "ok (vector 0x3e taken and returned)");
+
+    /* Hyper-V: enlightenments, SynIC, stimer, VMBus, hv_sock (trackb.hv_poll: no interrupts). */
+    struct hvsock *hs = hv_boot(&hv, cmdline_has("trackb.hv_poll"), &agent_hvsock);
+
+    env_init(pm, hs, con, &acpi);                     /* agent environment: hv_sock, virtio-console or COM2, pmem, power */
     agent_register_portal(&portal_service_ops);       /* `portal serve`: guest/portal's service */
     agent_register_gemini(&gemini_service_ops);       /* `gemini`: guest/gemini's client */
     kprintf("trackb: ready after %lu us\n", timer_now_ns() / 1000);

@@ -51,6 +51,27 @@ void cpu_write_cr4(uint64_t v);
 void cpu_invlpg(uint64_t va);
 void cpu_load_idt(const void *base, uint16_t limit);
 
+/* Interrupts: the kernel runs with them off (everything polled) unless the
+ * Hyper-V path turns them on (kernel/irq.c). cpu_wait_for_interrupt enables
+ * them, halts until one arrives and returns with them off again
+ * (sti; hlt; cli: an interrupt pending before the hlt still wakes it). */
+void cpu_irq_enable(void);
+void cpu_irq_disable(void);
+void cpu_wait_for_interrupt(void);
+
+/* The hypervisor interface (hv/): everything the Hyper-V code does to the
+ * hypervisor goes through these four, so the same hv/ code runs natively on
+ * Hyper-V/OpenVMM (here: cpuid, rdmsr, wrmsr, a call into the hypercall page)
+ * and against the wslx.hv model (tests/c/hv_shim.c; later a trap path).
+ * hv_wrmsr returns 0, or -1 when the model says the write would #GP (natively
+ * a #GP stops the kernel in trap()). hv_hypercall_page_call calls the page the
+ * hypervisor filled (TLFS 3.7: RCX control, RDX/R8 input/output GPAs or the
+ * data itself in the fast form) and returns RAX, the hypercall result value. */
+void hv_cpuid(uint32_t leaf, uint32_t out[4]);
+uint64_t hv_rdmsr(uint32_t msr);
+int hv_wrmsr(uint32_t msr, uint64_t v);
+uint64_t hv_hypercall_page_call(const void *page, uint64_t control, uint64_t input, uint64_t output);
+
 /* Ordering between memory the device reads (virtqueues) and MMIO/port writes. */
 void mb(void);
 void rmb(void);

@@ -115,7 +115,7 @@ class ReferenceAgent:
                         self._reap(child)
                     elif kind == "stdin":
                         self._write_stdin(child)
-                for c in [c for c in self.children.values() if c.exit_grace is not None]:
+                for c in [c for c in self.children.values() if c.exit_grace is not None and not self.quiesced]:
                     self._maybe_exit(c)
                 self._flush()
                 if self.out:
@@ -135,7 +135,7 @@ class ReferenceAgent:
             self.sel.register(self.t.rfd, selectors.EVENT_READ, ("control", None))
 
     def _update_backpressure(self):
-        pause = len(self.out) > OUT_HIGH_WATER
+        pause = self.quiesced or len(self.out) > OUT_HIGH_WATER  # quiesced: producers pause
         if pause == self._paused_children:
             return
         self._paused_children = pause

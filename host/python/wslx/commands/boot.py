@@ -42,12 +42,12 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _guest(args):
+def _guest(args, **kw):
     if args.guest == "trackb":
         from ..guests.trackb import TrackBGuest
-        return TrackBGuest(args.kernel, append=args.append, hello_timeout=args.timeout, log=_log)
+        return TrackBGuest(args.kernel, append=args.append, hello_timeout=args.timeout, log=_log, **kw)
     from ..guests.linux import LinuxGuest
-    return LinuxGuest(args.kernel, args.initrd, append=args.append, hello_timeout=args.timeout, log=_log)
+    return LinuxGuest(args.kernel, args.initrd, append=args.append, hello_timeout=args.timeout, log=_log, **kw)
 
 
 def _openvmm_launch(args) -> int:
@@ -117,8 +117,9 @@ def boot(args) -> int:
         import shlex
         print(shlex.join(_guest(args).machine(dry_run=True).preview_cmdline()))  # builds and creates nothing
         return 0
+    from ..snapshot import attach
     try:
-        with _guest(args) as g:
+        with _guest(args, **(attach.prepare_stay() if args.stay else {})) as g:
             h = g.hello
             print(f"guest:        {args.guest}")
             print(f"agent:        {h.name} ({h.kind_name})")
@@ -128,14 +129,13 @@ def boot(args) -> int:
             print(f"hello after:  {g.hello_seconds:.2f} s since QEMU start (guest uptime {h.uptime_ms} ms)")
             print(f"console log:  {g.console_log}")
             print(f"run dir:      {g.vm.run_dir}", flush=True)
-            if args.stay:
+            if args.stay:  # the AgentX channel is free meanwhile: `wslx snapshot save --vm RUNDIR`
+                attach.release(g)
                 _log("[boot] guest is up; Ctrl-C to shut it down")
-                try:
-                    while g.vm.is_running():
-                        g.vm.wait_exit(1.0)
-                except KeyboardInterrupt:
-                    pass
+                g.vm.stay()
+                attach.reclaim(g)
             rc = g.shutdown()
+            attach.cleanup(g)
             _log(f"[boot] guest shut down (QEMU exit code {rc})")
         return 0
     except (VMError, AgentXError) as e:

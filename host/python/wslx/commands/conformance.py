@@ -16,6 +16,8 @@ def register(sub):
     p.add_argument("--timeout", type=positive_float, default=10.0, help="seconds per wait (default 10)")
     p.add_argument("--kernel", type=kernel_image, help="guest kernel (VM targets)")
     p.add_argument("--initrd", type=existing_file, help="guest initramfs (VM targets)")
+    p.add_argument("--hv-profile", choices=["hyperv", "openvmm-kvm", "none"], default="hyperv",
+                   help="trackb-hv-host: the wslx.hv host profile (default hyperv)")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     p.set_defaults(func=run)
 
@@ -31,7 +33,8 @@ def run(args) -> int:
         return 0
     print(f"[conformance] starting target {args.target} ...", flush=True)
     try:
-        with TARGETS[args.target](timeout=args.timeout, kernel=args.kernel, initrd=args.initrd) as t:
+        with TARGETS[args.target](timeout=args.timeout, kernel=args.kernel, initrd=args.initrd,
+                                  hv_profile=args.hv_profile) as t:
             report = run_suite(t, patterns=args.patterns, timeout=args.timeout,
                                log=lambda s: print(s, flush=True))
     except (AgentXError, VMError) as e:   # the agent or its VM failed: what, and where the logs are
