@@ -237,3 +237,74 @@ def test_fuzz_hostile_host_messages_to_the_guest_core(arena):
     assert not pending.done or pending.result <= 64 or pending.status != 0
     print(f"gemini guest-core fuzz: {sent} hostile host messages, {c.bad_messages} refused, "
           f"{len(g.delivered)} delivered")
+
+
+_GUARD_SCRIPT = r'''
+import ctypes, mmap, random, sys
+from wslx.gemini import native
+from wslx.gemini.guest_core import GuestClient
+from wslx.portal import Portal
+from wslx.spec import gemini as spec, portal as pspec
+
+n_calls = int(sys.argv[2])
+p = Portal.create(sys.argv[1], 8 << 20, ring_slots=64)
+g = GuestClient(p)
+calls = [g.call_async("echo", "args", ["a", "bb"], cap) for cap in (0, 64, 4096)]   # kept alive: spans in them
+spans = [c.span for c in calls]
+clean = {sp.offset: bytes(p.window[sp.offset:sp.offset + min(sp.length, 256)]) for sp in spans}
+ffi, lib = native.load()
+end = ffi.cast("struct portal_end *", int(p.ffi.cast("uintptr_t", p._e())))
+lay = p.layout
+base = int(p.ffi.cast("uintptr_t", p._base))
+lo = pspec.WINDOW_OFFSET + lay["guest_arena_offset"]
+hi = lo + lay["guest_arena_size"]
+PROT_NONE = 0
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+assert libc.mprotect(base, lo, PROT_NONE) == 0          # everything before the guest arena
+if hi < len(p._mm):
+    assert libc.mprotect(base + hi, len(p._mm) - hi, PROT_NONE) == 0
+if len(sys.argv) > 3:  # the control: a read just before the arena must kill us
+    print(bytes(p.window[lay["guest_arena_offset"] - 1:lay["guest_arena_offset"]]))
+rng = random.Random(7)
+hc = ffi.new("struct gemini_host_call *")
+m = ffi.new("struct portal_msg *")
+statuses = set()
+for i in range(n_calls):
+    s = rng.choice(spans)
+    m.op, m.status, m.arg, m.result = spec.Op.CALL, 0, 0, 0
+    m.span.portal_id, m.span.flags, m.span.offset, m.span.length, m.span.generation = (
+        s.portal_id, s.flags, s.offset, s.length, s.generation)
+    k = rng.randrange(6)
+    if k == 0: m.span.offset = rng.choice([0, lay["host_arena_offset"], lay["guest_arena_offset"] - 64, rng.getrandbits(64)])
+    elif k == 1: m.span.length = rng.choice([0, 31, 1 << 40, rng.getrandbits(64), lay["guest_arena_size"]])
+    elif k == 2: m.span.offset = lay["guest_arena_offset"] + lay["guest_arena_size"] - rng.randrange(1, 200)
+    rec = bytearray(clean[s.offset])
+    for _ in range(rng.randrange(0, 6)):
+        rec[rng.randrange(len(rec))] = rng.getrandbits(8)
+    if rng.random() < 0.3:
+        rec[12:16] = rng.getrandbits(32).to_bytes(4, "little")   # args_len
+        rec[16:24] = rng.getrandbits(64).to_bytes(8, "little")   # reply_offset, reply_cap
+    p.window[s.offset:s.offset + len(rec)] = rec
+    statuses.add(-lib.gemini_host_check_call(end, m, hc))
+print("checked", n_calls, sorted(statuses))
+'''
+
+
+def test_c_record_checks_read_nothing_outside_the_guest_arena(tmp_path, repo_root):
+    """gemini_host_check_call with every page of the region but the guest arena unmapped
+    (mprotect PROT_NONE): any read outside the arena would kill the process (SIGSEGV)."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONPATH=str(repo_root / "host" / "python"))
+    r = subprocess.run([sys.executable, "-c", _GUARD_SCRIPT, str(tmp_path / "portal.img"), "20000"],
+                       capture_output=True, text=True, timeout=600, env=env, cwd=repo_root)
+    assert r.returncode == 0, f"exit {r.returncode} (negative: killed by that signal)\n{r.stderr[-3000:]}"
+    assert r.stdout.startswith("checked 20000")
+    statuses = eval(r.stdout.split(" ", 2)[2])  # noqa: S307 (our own subprocess's list of ints)
+    assert {0, spec.Err.FAULT, spec.Err.INVAL, spec.Err.TOOBIG} <= set(statuses)
+    print(f"gemini C checks under guard pages: {r.stdout.strip()}")
+    control = subprocess.run([sys.executable, "-c", _GUARD_SCRIPT, str(tmp_path / "control.img"), "1", "probe"],
+                             capture_output=True, text=True, timeout=600, env=env, cwd=repo_root)
+    assert control.returncode == -11, "the guard pages do not guard: a read outside the arena went unnoticed"
