@@ -456,8 +456,11 @@ static int cmd_serve(int argc, char **argv)
         unsigned np = 0;
         p[np++] = (struct pollfd){.fd = 0, .events = POLLIN};
         p[np++] = (struct pollfd){.fd = A.listen_fd, .events = POLLIN};
-        p[np++] = (struct pollfd){.fd = A.upcall_fd, .events = POLLIN}; /* -1 is skipped by poll */
-        p[np++] = (struct pollfd){.fd = A.signal_fd, .events = POLLIN};  /* SUBMIT doorbells (--portal) */
+        /* a port whose host side is closed polls POLLHUP at once: leave it out (-1 is skipped) */
+        int upcall_fd = A.upcall_fd >= 0 && vport_host_connected(A.upcall_fd) ? A.upcall_fd : -1;
+        int signal_fd = A.signal_fd >= 0 && vport_host_connected(A.signal_fd) ? A.signal_fd : -1;
+        p[np++] = (struct pollfd){.fd = upcall_fd, .events = POLLIN};
+        p[np++] = (struct pollfd){.fd = signal_fd, .events = POLLIN};  /* SUBMIT doorbells (--portal) */
         int calling = 0;
         for (unsigned i = 0; i < CLIENTS_MAX; i++) {
             struct client *c = &A.c[i];
@@ -466,7 +469,7 @@ static int cmd_serve(int argc, char **argv)
                                       .events = (short)(POLLIN | (c->qcount ? POLLOUT : 0))};
         }
         int wait_ms = idle < 2000 ? 0 : sleep_ms;
-        if (A.upcall_fd < 0 && wait_ms > 2) wait_ms = 2; /* no doorbell: poll the ring often */
+        if (upcall_fd < 0 && wait_ms > 2) wait_ms = 2;   /* no doorbell: poll the ring often */
         if (calling && wait_ms > 10) wait_ms = 10;       /* a caller's patience is checked on the way */
         gemini_want_wakeup(&A.g, 1);
         if (portal) portal_want_wakeup(&P.end, PORTAL_RING_SUBMIT, 1);

@@ -38,11 +38,13 @@ void transport_init(const char *cmdline);
 int transport_try_connect(char *desc, size_t cap);
 /* Host test mode (--connect-unix PATH): dial an AF_UNIX stream socket instead (after transport_init). */
 void transport_force_unix(const char *path);
-/* The connected channel went away: forget it (the kind stays chosen). */
-void transport_disconnected(void);
+/* The connected channel fd went away: close it, but keep a virtio-serial port open (the kind
+ * stays chosen). */
+void transport_disconnected(int fd);
 const char *transport_kind_name(void);
-/* The virtio-serial port `name`, non-blocking: fd, or -1 (errno ENOENT: none; ENOTCONN: host side closed). */
+/* The virtio-serial port `name`, non-blocking: fd (its host side may be closed), or -1 (errno ENOENT: none). */
 int vport_open(const char *name, char *dev, size_t cap);
+int vport_host_connected(int fd);
 
 /* ---- agent.c: event loop and output ---- */
 #define EV_CTL 1u

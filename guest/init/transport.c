@@ -127,8 +127,15 @@ static int try_vsock(char *desc, size_t cap)
     return fd;
 }
 
-/* Open the virtio-serial port called `name` (non-blocking): its fd, -1 with errno ENOENT if no
- * port has that name, or -1 with errno ENOTCONN if its host side is closed (it polls POLLHUP). */
+/* A virtio-serial port whose host side is closed polls POLLHUP: not connected (yet). */
+int vport_host_connected(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLOUT};
+    return poll(&p, 1, 0) >= 0 && !(p.revents & (POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* Open the virtio-serial port called `name` (non-blocking; its host side may be closed, see
+ * vport_host_connected): its fd, or -1 (errno ENOENT if no port has that name). */
 int vport_open(const char *name, char *dev, size_t cap)
 {
     DIR *d = opendir("/sys/class/virtio-ports");
@@ -153,13 +160,6 @@ int vport_open(const char *name, char *dev, size_t cap)
         if (strcmp(pname, name)) continue;
         snprintf(dev, cap, "/dev/%s", e->d_name);
         fd = open(dev, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
-        if (fd < 0) break;
-        struct pollfd p = {.fd = fd, .events = POLLIN | POLLOUT};
-        if (poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP | POLLERR | POLLNVAL))) {
-            close(fd);
-            fd = -1;
-            errno = ENOTCONN;
-        }
         break;
     }
     int saved = errno;
@@ -168,14 +168,26 @@ int vport_open(const char *name, char *dev, size_t cap)
     return fd;
 }
 
-/* A virtio-serial port whose host side is closed polls POLLHUP: treat it as not connected. */
+/* Once opened the AgentX port stays open, connected or not: Linux's virtio_console discards
+ * what arrives on a port the guest has closed, which would lose the first frames of a host
+ * that connects and sends before the next retry tick. */
+static int vport_fd = -1;
+static char vport_desc[16 + 300];
+
 static int try_vport(char *desc, size_t cap)
 {
-    char dev[300];
-    int fd = vport_open(AGX_VIRTIO_SERIAL_PORT_NAME, dev, sizeof dev);
-    if (fd >= 0 || errno != ENOENT) T.vport_seen = 1; /* it exists, even if it cannot be used yet */
-    if (fd >= 0) snprintf(desc, cap, "virtio-serial %s", dev);
-    return fd;
+    if (vport_fd < 0) {
+        char dev[300];
+        int fd = vport_open(AGX_VIRTIO_SERIAL_PORT_NAME, dev, sizeof dev);
+        if (fd < 0 && errno == ENOENT) return -1;
+        T.vport_seen = 1; /* it exists, even if it cannot be used yet */
+        if (fd < 0) return -1;
+        vport_fd = fd;
+        snprintf(vport_desc, sizeof vport_desc, "virtio-serial %s", dev);
+    }
+    if (!vport_host_connected(vport_fd)) return -1;
+    snprintf(desc, cap, "%s", vport_desc);
+    return vport_fd;
 }
 
 void transport_force_unix(const char *path)
@@ -245,7 +257,10 @@ int transport_try_connect(char *desc, size_t cap)
     return -1;
 }
 
-void transport_disconnected(void) {}
+void transport_disconnected(int fd)
+{
+    if (fd != vport_fd) close(fd);   /* the virtio-serial port stays open (see try_vport) */
+}
 
 const char *transport_kind_name(void)
 {
