@@ -152,3 +152,17 @@ int portal_span_check(const struct portal_end *e, const struct portal_span *s, v
     if (ptr) *ptr = e->base + s->offset;
     return 0;
 }
+
+uint64_t portal_raw_up_offset(uint32_t slots)
+{
+    uint64_t ring = PORTAL_RING_CTL_SIZE + (uint64_t)slots * PORTAL_SLOT_SIZE;
+    return (ring + PORTAL_HEADER_PAGE - 1) / PORTAL_HEADER_PAGE * PORTAL_HEADER_PAGE;
+}
+
+uint32_t portal_raw_slots(uint64_t length)
+{
+    for (uint64_t s = PORTAL_RING_MIN_SLOTS; s <= PORTAL_RING_MAX_SLOTS; s *= 2)
+        if (portal_raw_up_offset((uint32_t)s) + PORTAL_RING_CTL_SIZE + s * PORTAL_SLOT_SIZE == length)
+            return (uint32_t)s;
+    return 0;
+}

@@ -64,6 +64,11 @@ int portal_check(const struct portal_end *e);
  * On success *ptr (if ptr) points at its first byte. */
 int portal_span_check(const struct portal_end *e, const struct portal_span *s, void **ptr);
 
+/* RAW_RING (docs/portal.md): slots per ring of a raw ring pair span of length bytes (0: no such
+ * layout); the up ring starts portal_raw_up_offset(slots) into the span. */
+uint32_t portal_raw_slots(uint64_t length);
+uint64_t portal_raw_up_offset(uint32_t slots);
+
 /* ---- ring.c ---- */
 /* Publish up to n messages; returns how many (0: full) or PERR(PORTAL_ERR_PROTO) / PERR(PORTAL_ERR_INVAL). */
 int portal_send(struct portal_end *e, unsigned ring, const struct portal_msg *m, unsigned n);
@@ -74,6 +79,10 @@ int portal_recv(struct portal_end *e, unsigned ring, struct portal_msg *out, uns
 int64_t portal_space(struct portal_end *e, unsigned ring);
 /* Messages waiting for the consumer (>= 0) or a negative error. */
 int64_t portal_pending(struct portal_end *e, unsigned ring);
+/* For a side that handles messages slot to slot (service.c): after portal_pending (head
+ * validated) or portal_space (tail validated), slot (ring.mine + i) & ring.mask for i < that count
+ * is the caller's; portal_advance then takes or publishes n of them (clamped to the validated count). */
+void portal_advance(struct portal_end *e, unsigned ring, uint32_t n);
 /* Consumer: ask for (on=1) or stop asking for the doorbell; a full fence follows. */
 void portal_want_wakeup(struct portal_end *e, unsigned ring, int on);
 /* Producer, after publishing: does the consumer sleep and want the doorbell? */
@@ -100,16 +109,26 @@ int portal_arena_free(struct portal_arena *a, const struct portal_span *s);
 int portal_arena_check(const struct portal_arena *a, const struct portal_span *s);
 
 /* ---- service.c: the guest's request server ---- */
+/* The RAW_RING baseline (docs/portal.md): a bare ring pair in a span, echoed without validation. */
+struct portal_raw {
+    struct portal_ring_ctl *down_ctl, *up_ctl; /* shared */
+    unsigned char *down, *up;                  /* shared slots */
+    uint32_t mask;
+    uint32_t down_tail, up_head;               /* ours */
+    uint64_t left;                             /* messages still to echo; 0: off */
+};
 struct portal_guest {
     struct portal_end end;
+    struct portal_raw raw;
     uint64_t served;
     uint64_t heartbeat;
     int error; /* last fatal error (negative), 0 while serving */
 };
 /* Attach the guest to a region; base = window start, size = bytes mapped. */
 int portal_guest_init(struct portal_guest *g, void *base, uint64_t size);
-/* Serve at most budget requests from SUBMIT into COMPLETE. Never blocks.
- * Returns requests served (0: nothing to do or COMPLETE full) or a negative
+/* Serve at most budget requests from SUBMIT into COMPLETE (and, while a RAW_RING is on, echo at
+ * most budget raw slots). Never blocks. Returns requests served plus raw slots echoed (0: nothing
+ * to do or COMPLETE full) or a negative
  * error that detached the guest (ring corrupt, header changed): re-init then. */
 int portal_service_step(struct portal_guest *g, unsigned budget);
 /* After a step that served requests: does the host sleep on COMPLETE and want the doorbell? */

@@ -83,6 +83,18 @@ int portal_recv(struct portal_end *e, unsigned ring, struct portal_msg *out, uns
     return (int)n;
 }
 
+void portal_advance(struct portal_end *e, unsigned ring, uint32_t n)
+{
+    if (ring >= PORTAL_RING_COUNT) return;
+    struct portal_ring *r = &e->ring[ring];
+    uint32_t valid = r->producer ? r->mask + 1 - (r->mine - r->peer) : r->peer - r->mine;
+    if (n > valid) n = valid; /* never past what space()/pending() validated */
+    if (!n) return;
+    r->mine += n;
+    if (r->producer) __atomic_store_n(&r->ctl->head, r->mine, __ATOMIC_RELEASE);
+    else __atomic_store_n(&r->ctl->tail, r->mine, __ATOMIC_RELEASE);
+}
+
 void portal_want_wakeup(struct portal_end *e, unsigned ring, int on)
 {
     struct portal_ring *r = ring_of(e, ring, 0);

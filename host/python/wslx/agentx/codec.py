@@ -1,11 +1,17 @@
 """AgentX codec.
 
-Two implementations of one spec (wslx.spec.agentx):
+Three implementations of one spec (wslx.spec.agentx):
   * the reference path, `build_frame_reference`/`parse_frame_reference`, which is
     the construct spec itself;
-  * the fast path (everything else here), compiled at import time from the same
-    spec into struct.Struct calls, because construct alone manages only ~10k
-    frames/s. Tests prove both give identical bytes and values.
+  * the Python path (`encode_frame_python`, `decode_frame_python`,
+    `decode_body_python` and everything else here), compiled at import time from
+    the same spec into struct.Struct calls, because construct alone manages only
+    ~10k frames/s;
+  * the C path (wslx.agentx.ccodec): the generated C encoders/decoders the
+    guests run, through cffi. encode_frame, decode_frame and decode_body use it
+    when its library is built (BACKEND says which), and fall back to the Python
+    path for whatever C declines, so errors are always the Python path's typed
+    errors. Tests prove all three give identical bytes and values.
 
 Bodies are plain dicts keyed by field name (reserved fields omitted).
 """
@@ -19,6 +25,7 @@ from construct import Const, ConstructError
 
 from ..spec import agentx as spec
 from ..spec.fields import BoundedBytes, BoundedString, BoundedStringArray, split_fields
+from . import ccodec as _ccodec
 from .errors import (BadChecksum, BadFlags, BadMagic, FrameTooLarge, InvalidMessage, MalformedPayload, Truncated,
                      UnknownType, UnsupportedVersion)
 
@@ -226,7 +233,7 @@ class _BodyCodec:
         m = self.name
 
         def put_str(value, field, max_len, ind):
-            return [f"{ind}if type({value}) is not str: raise Invalid(f'{m}.{field}: expected str, got {{type({value}).__name__}}')",
+            return [f"{ind}if not isinstance({value}, str): raise Invalid(f'{m}.{field}: expected str, got {{type({value}).__name__}}')",
                     f"{ind}raw = {value}.encode('utf-8')",
                     f"{ind}if len(raw) > {max_len}: raise Invalid(f'{m}.{field}: {{len(raw)}} bytes > bound {max_len}')",
                     f"{ind}if b'\\0' in raw: raise Invalid('{m}.{field}: string contains NUL')",
@@ -271,7 +278,7 @@ def encode_body(msg_type: int, body: dict | None = None) -> bytes:
     return codec.encode(body or {})
 
 
-def decode_body(msg_type: int, payload, *, request_id: int = 0) -> dict:
+def decode_body_python(msg_type: int, payload, *, request_id: int = 0) -> dict:
     codec = CODECS.get(msg_type)
     if codec is None:
         raise UnknownType(f"unknown message type 0x{msg_type:04x}", request_id=request_id, msg_type=msg_type)
@@ -282,7 +289,7 @@ def decode_body(msg_type: int, payload, *, request_id: int = 0) -> dict:
         raise
 
 
-def encode_frame(msg_type: int, body: dict | None = None, *, request_id: int = 0, flags: int = 0) -> bytes:
+def encode_frame_python(msg_type: int, body: dict | None = None, *, request_id: int = 0, flags: int = 0) -> bytes:
     codec = CODECS.get(msg_type)
     if codec is None:
         raise InvalidMessage(f"unknown message type {msg_type!r}")
@@ -294,7 +301,7 @@ def encode_frame(msg_type: int, body: dict | None = None, *, request_id: int = 0
     return head + _HEADER_CRC.pack(_crc32(head)) + payload
 
 
-def decode_frame(buf) -> tuple[Frame, int]:
+def decode_frame_python(buf) -> tuple[Frame, int]:
     """Decode one whole frame at the start of buf: (frame, bytes consumed)."""
     fast = False
     if len(buf) >= spec.HEADER_SIZE:
@@ -310,7 +317,39 @@ def decode_frame(buf) -> tuple[Frame, int]:
     payload = bytes(buf[spec.HEADER_SIZE:end])
     if _crc32(payload) != pcrc:
         raise BadChecksum("payload CRC does not match", request_id=rid, msg_type=msg_type)
-    return Frame(msg_type, rid, flags, decode_body(msg_type, payload, request_id=rid)), end
+    return Frame(msg_type, rid, flags, decode_body_python(msg_type, payload, request_id=rid)), end
+
+
+# ---- the C path where it is built, else the Python path ----------------------------------
+
+_C = _ccodec.load()
+BACKEND = "c" if _C is not None else "python"
+
+
+def encode_frame(msg_type: int, body: dict | None = None, *, request_id: int = 0, flags: int = 0) -> bytes:
+    """Header + payload of a message; InvalidMessage for a body the spec does not allow."""
+    if _C is not None:
+        frame = _C.encode_frame(msg_type, body or {}, request_id, flags)
+        if frame is not None:
+            return frame
+    return encode_frame_python(msg_type, body, request_id=request_id, flags=flags)
+
+
+def decode_frame(buf) -> tuple[Frame, int]:
+    """Decode one whole frame at the start of buf: (frame, bytes consumed); a typed ProtocolError if bad."""
+    if _C is not None:
+        r = _C.decode_frame(buf)
+        if r is not None:
+            return Frame(r[0], r[1], r[2], r[3]), r[4]
+    return decode_frame_python(buf)
+
+
+def decode_body(msg_type: int, payload, *, request_id: int = 0) -> dict:
+    if _C is not None:
+        body = _C.decode_body(msg_type, payload)
+        if body is not None:
+            return body
+    return decode_body_python(msg_type, payload, request_id=request_id)
 
 
 class FrameReader:
@@ -464,5 +503,6 @@ def parse_body_reference(msg_type: int, payload: bytes) -> dict:
 
 
 __all__ = ["Frame", "FrameReader", "Header", "parse_header", "seal", "raw_frame", "reseal", "header_field", "encode_body",
-           "decode_body", "encode_frame", "decode_frame", "raw_exec_body", "build_frame_reference", "parse_body_reference",
+           "decode_body", "encode_frame", "decode_frame", "decode_body_python", "encode_frame_python",
+           "decode_frame_python", "BACKEND", "raw_exec_body", "build_frame_reference", "parse_body_reference",
            "ConstructError"]

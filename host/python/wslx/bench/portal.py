@@ -15,6 +15,12 @@ portal_msgs_per_s        NOPs streamed in batches (--batch) through SUBMIT/COMPL
                          it out and writes its completion into COMPLETE, the host takes that and
                          checks its cookie (in order) and status. Both sides poll; on 2 shared cores
                          the rate depends on how the host schedules the vCPU thread against ours.
+                         Median of --rounds streams, alternating with the raw ring's.
+raw_ring_msgs_per_s      the baseline: the same host C thread and guest service loop move the same
+                         64-byte messages through a bare ring pair in a host-arena span of the same
+                         window (Op.RAW_RING, docs/portal.md), same batch and slot count, nothing
+                         validated (no header re-check, no index check, no per-message check)
+portal_vs_raw_ring_x     median over the rounds of portal / raw of adjacent streams (target 0.5)
 control_bulk_gbps        the same bytes through AgentX STDIO: `cat` in the guest, stdin -> stdout
 control_roundtrips_per_s AgentX PING/PONG round trips
 guest_memcpy_gbps        the guest's own memcpy (best of 20, 16 MiB, anonymous memory). Under TCG
@@ -39,6 +45,7 @@ from __future__ import annotations
 
 import os
 import re
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -54,7 +61,7 @@ UNITS = {"portal_bulk_gbps": "GB/s", "portal_bulk_host_copy_gbps": "GB/s", "gues
          "bulk_vs_inplace_x": "x", "host_loadavg_1m": "",
          "host_qemu_processes": "", "control_bulk_gbps": "GB/s", "guest_memcpy_gbps": "GB/s",
          "portal_roundtrips_per_s": "1/s", "portal_py_roundtrips_per_s": "1/s", "control_roundtrips_per_s": "1/s",
-         "portal_msgs_per_s": "1/s", "portal_rtt_us": "us", "control_rtt_us": "us",
+         "portal_msgs_per_s": "1/s", "raw_ring_msgs_per_s": "1/s", "portal_vs_raw_ring_x": "x", "portal_rtt_us": "us", "control_rtt_us": "us",
          "bulk_vs_control_x": "x", "roundtrips_vs_control_x": "x", "bulk_vs_memcpy_x": "x"}
 
 
@@ -68,6 +75,9 @@ def add_arguments(p):
     p.add_argument("--roundtrips", type=positive_int, default=20000, help="Portal NOP round trips per run")
     p.add_argument("--messages", type=positive_int, default=4_000_000, help="NOPs streamed per run")
     p.add_argument("--batch", type=positive_int, default=512, help="NOPs per SUBMIT batch (default 512)")
+    p.add_argument("--rounds", type=positive_int, default=20,
+                   help="alternations of Portal and raw-ring streams per run, --messages split among them (default 20: "
+                        "short adjacent pairs see the same momentary load)")
     p.add_argument("--pings", type=positive_int, default=200, help="AgentX PING round trips per run")
 
 
@@ -190,10 +200,20 @@ def _measure(g, portal, args, log, kind: _Guest) -> dict:
         for i in range(n):
             portal.echo(i)
         out["portal_py_roundtrips_per_s"] = n / (time.perf_counter() - t0)
+        # small messages: Portal's checked rings and the bare ring baseline, interleaved (same run,
+        # same host loop, same guest service loop) so both see the machine's momentary load
         portal.stream(100_000, args.batch)
-        t0 = time.perf_counter()
-        portal.stream(args.messages, args.batch, timeout=300)
-        out["portal_msgs_per_s"] = args.messages / (time.perf_counter() - t0)
+        portal.raw_stream(100_000, args.batch)
+        rates: dict[str, list[float]] = {"portal_msgs_per_s": [], "raw_ring_msgs_per_s": []}
+        share = max(1, args.messages // args.rounds)
+        for _ in range(args.rounds):
+            for key, fn in (("portal_msgs_per_s", portal.stream), ("raw_ring_msgs_per_s", portal.raw_stream)):
+                t0 = time.perf_counter()
+                fn(share, args.batch, timeout=300)
+                rates[key].append(share / (time.perf_counter() - t0))
+        for key, r in rates.items():
+            out[key] = statistics.median(r)
+        out["portal_vs_raw_ring_x"] = statistics.median(a / b for a, b in zip(*rates.values()))
         svc.stop()
         assert kind.stopped(svc.status), f"the service did not end as it should: {svc.status}"
     out["host_loadavg_1m"] = os.getloadavg()[0]
@@ -223,9 +243,9 @@ def plot(doc: dict, png) -> None:
     groups = [("bulk (GB/s)", ["portal_bulk_gbps", "portal_bulk_host_copy_gbps", "control_bulk_gbps",
                                "guest_memcpy_gbps", "guest_inplace_xor_gbps"]),
               ("round trips (1/s)", ["portal_roundtrips_per_s", "portal_py_roundtrips_per_s", "control_roundtrips_per_s"]),
-              ("small messages (1/s)", ["portal_msgs_per_s"]),
+              ("small messages (1/s)", ["portal_msgs_per_s", "raw_ring_msgs_per_s"]),
               ("ratios (x)", ["bulk_vs_control_x", "roundtrips_vs_control_x", "bulk_vs_memcpy_x",
-                              "bulk_vs_inplace_x"])]
+                              "bulk_vs_inplace_x", "portal_vs_raw_ring_x"])]
     guest = {"linux": "Linux guest", "trackb": "Track B kernel"}.get(doc.get("parameters", {}).get("guest"), "guest")
     grouped_runs_and_medians(doc, groups, png, title=f"Portal vs AgentX control channel, {guest} (TCG)", log=True)
 

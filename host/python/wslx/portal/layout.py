@@ -14,6 +14,12 @@ def ring_bytes(slots: int) -> int:
     return RING_CTL_SIZE + slots * SLOT_SIZE
 
 
+def raw_ring_bytes(slots: int) -> int:
+    """Length of an Op.RAW_RING span with rings of `slots` slots: down ring, then up ring at the
+    next 4096 boundary, as plan() lays out the header's rings."""
+    return _align(ring_bytes(slots), 4096) + ring_bytes(slots)
+
+
 def plan(window_size: int, *, ring_slots: int = 4096, guest_arena_fraction: float = 0.125) -> dict:
     """Header fields (without magic/version/generation/portal_id) for a window of window_size bytes:
     rings after the header page, page aligned; then the host arena; the guest arena at the end."""

@@ -17,6 +17,10 @@ int portal_recv_spin(struct portal_end *e, unsigned ring, struct portal_msg *out
 int64_t portal_pingpong(struct portal_end *e, uint64_t n, uint64_t timeout_ns);
 /* n NOPs streamed through SUBMIT in batches of up to batch, in-order completions: n or a negative error. */
 int64_t portal_stream(struct portal_end *e, uint64_t n, unsigned batch, uint64_t timeout_ns);
+/* The RAW_RING baseline: n messages through the bare ring pair in span (docs/portal.md), unvalidated:
+ * n or a negative error. */
+int64_t portal_raw_stream(struct portal_end *e, const struct portal_span *span, uint64_t n, unsigned batch,
+                          uint64_t timeout_ns);
 /* Spin until the u64 at window offset off equals want: 0 or a negative error. */
 int portal_spin_u64(struct portal_end *e, uint64_t off, uint64_t want, uint64_t timeout_ns);
 

@@ -454,6 +454,20 @@ class Portal:
             raise from_code(rc, "NOP stream")
         return rc
 
+    def raw_stream(self, n: int, batch: int = 256, timeout: float = 30.0) -> int:
+        """The message-rate baseline: n messages through a bare ring pair (Op.RAW_RING) in a host
+        span, as many slots per ring as SUBMIT has, moved by the same host loop as stream() but
+        with nothing validated. The span is freed afterwards, or kept if the guest may still be
+        echoing into it (an error)."""
+        span = self.alloc(layout.raw_ring_bytes(self.ring_slots))
+        s = self.ffi.new("struct portal_span *")
+        _span_to_c(span, s)
+        rc = self.lib.portal_raw_stream(self._e(), s, n, batch, int(timeout * 1e9))
+        if rc < 0:
+            raise from_code(rc, "raw ring stream")
+        self.free(span)
+        return rc
+
     # ------------------------------------------------------------------ probes (coherence)
 
     def probe_write(self, value: int) -> None:

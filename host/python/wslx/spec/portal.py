@@ -62,6 +62,21 @@ its status is a known Err; a bad one is reported alone (PortalCorrupt) and leave
 its cookie's request in flight, and the good completions published around it are
 delivered in ring order, never dropped.
 
+RAW RING (Op.RAW_RING, the message-rate baseline of `wslx bench portal`): the
+span holds two bare rings laid out as the header's rings are: down (host->guest)
+at span offset 0, up (guest->host) at the next multiple of 4096 after it, each
+RING_CTL_SIZE control bytes (RingCtl: head line, tail line) then slots *
+SLOT_SIZE bytes; slots is the power of two in RING_MIN_SLOTS..RING_MAX_SLOTS
+that makes the span exactly that long (else INVAL). (The 4096 spacing matters
+under QEMU TCG: its software TLB is direct mapped by page number, and two rings
+a power of two of pages apart evict each other on every access.) The request
+completes at once; from then on every service step also copies up to its budget
+of slots from down to up, until arg slots have been echoed (arg 0 stops it; a
+detach ends it). Deliberately nothing is validated on that path, it is the bare
+cost: indices are only masked into the span (the guest never touches memory
+outside it) and each batch is clamped to the budget. An older guest answers
+NOSYS (an unknown op), so the op needs no new layout version.
+
 Flush (QUIESCE): the guest's stores through its device-dax mapping land in the
 host's MAP_SHARED mapping of the backing file as they execute, so a host reader
 of the file (a snapshot copy) sees them without any flush. virtio-pmem's flush
@@ -124,6 +139,7 @@ class Op(enum.IntEnum):
     ECHO = 1        # result = arg; the span is validated and handed back untouched
     CHECKSUM = 2    # result = sum64 of the span's bytes
     TRANSFORM = 3   # XOR the span in place with the 8 bytes of arg (little-endian, repeating)
+    RAW_RING = 4    # benchmark baseline: echo arg messages through the bare ring pair in the span (see RAW RING)
 
 
 class Err(enum.IntEnum):

@@ -1,0 +1,178 @@
+"""The AgentX codec's C path: the generated C encoders/decoders (agentx_wire.h)
+in the cffi extension build/agentx/_agentx_codec.* (built by SCons from
+wslx.codegen.c_host_codec), with Python glue compiled here at import from the
+same spec description (c_host_codec.host_fields), so a new field costs no code.
+
+load() returns a CCodec, or None when the library is missing, does not load,
+or was built from another spec (wslx.agentx.codec then stays on its Python
+path). Every CCodec method returns None instead of raising: whatever C does not
+accept (a bad value, a malformed frame) is left to the Python codec, the
+reference, which raises the precise typed error.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.machinery
+import importlib.util
+import os
+import struct
+import sysconfig
+import threading
+
+from ..codegen import c_host_codec
+from ..codegen.c_host_codec import host_fields, int_limits
+
+_FRAME_VALUES = c_host_codec.FRAME_VALUES
+_CATCH = (KeyError, TypeError, ValueError, UnicodeError, OverflowError, AttributeError, struct.error)
+
+
+def library_path():
+    from .. import repo_root
+    return repo_root() / "build" / "agentx" / (c_host_codec.MODULE + sysconfig.get_config_var("EXT_SUFFIX"))
+
+
+def _encoder_source(msg) -> tuple[list[str], str]:
+    """(source, struct format of the values) of prepare(body, rid, flags, vals): the frame's flat values packed into vals, and (text, bin) of its
+    strings and bytes (wslx.codegen.c_host_codec), or None for anything C should not see."""
+    fields = host_fields(msg)
+    fmt = "<" + "Q" * c_host_codec.FRAME_VALUES
+    values, strings, blobs = [str(int(msg.type)), "rid", "flags", str(c_host_codec.encode_values(msg))], [], []
+    src = ["def prepare(body, rid, flags, vals):",
+           f"    if len(body) != {len(fields)}: return None"]
+    for name, kind, con in fields:
+        src.append(f"    f_{name} = body[{name!r}]")
+        if kind == "int":
+            fmt += "q" if int_limits(con)[0] < 0 else "Q"
+            values.append(f"f_{name}")
+        elif kind == "strv":
+            src.append(f"    if type(f_{name}) is not list and type(f_{name}) is not tuple: return None")
+            fmt += "Q"
+            values.append(f"len(f_{name})")
+            strings.append(f"*f_{name}")
+        elif kind == "str":
+            strings.append(f"f_{name}")
+        else:
+            src.append(f"    if type(f_{name}) is not bytes and type(f_{name}) is not bytearray: return None")
+            fmt += "Q"
+            values.append(f"len(f_{name})")
+            blobs.append(f"f_{name}")
+    src += [f"    _pack_into(vals, 0, {', '.join(values)})",
+            f"    return '\\0'.join(({', '.join(strings)}{',' if strings else ''})).encode(), "
+            f"b''.join(({', '.join(blobs)}{',' if blobs else ''}))"]
+    return src, fmt
+
+
+def _decoder_source(msg) -> list[str]:
+    """decode(b, v, i): the body dict from the flat values v[i:] (a tuple) and the bytes b they point into."""
+    src = ["def decode(b, v, i):"]
+    names = []
+    for name, kind, con in host_fields(msg):
+        names.append(name)
+        if kind == "int":
+            signed = int_limits(con)[0] < 0
+            src.append(f"    f_{name} = v[i]" + (" - ((v[i] >> 63) << 64)" if signed else ""))
+            src.append("    i += 1")
+        elif kind == "strv":
+            src += [f"    f_{name} = []", f"    app = f_{name}.append", "    i += 1",
+                    "    for r in v[i:i + v[i - 1]]:",
+                    "        o = r >> 32",
+                    "        app(b[o:o + (r & 0xFFFFFFFF)].decode())",
+                    "    i += v[i - 1]"]
+        else:
+            conv = ".decode()" if kind == "str" else ""
+            src += ["    r = v[i]", "    o = r >> 32", f"    f_{name} = b[o:o + (r & 0xFFFFFFFF)]{conv}", "    i += 1"]
+    src.append("    return {" + ", ".join(f"{n!r}: f_{n}" for n in names) + "}")
+    return src
+
+
+def _compile(lines: list[str], name: str, **env):
+    ns: dict = dict(env)
+    exec("\n".join(lines), ns)
+    return ns[name]
+
+
+class _Buffers(threading.local):
+    """Per thread: what the C functions fill in place, and their cdata pointers (made once)."""
+
+    def __init__(self, ffi, cap: int, nvals: int):
+        self.out = bytearray(cap)
+        self.out_view = memoryview(self.out)
+        self.vals = bytearray(8 * nvals)
+        self.out_ptr = ffi.cast("char *", ffi.from_buffer(self.out))
+        self.vals_ptr = ffi.cast("uint64_t *", ffi.from_buffer(self.vals))
+
+
+class CCodec:
+    """Frames through the C codec. Each method returns None where C declines (then use Python)."""
+
+    def __init__(self, module):
+        from ..spec import agentx as spec
+        self.ffi, self.lib = module.ffi, module.lib
+        self._cap = spec.HEADER_SIZE + spec.MAX_PAYLOAD  # AGX_MAX_FRAME
+        nvals = c_host_codec.max_values()
+        self._tls = _Buffers(self.ffi, self._cap, nvals)
+        self._structs = [struct.Struct(f"<{k}Q") for k in range(nvals + 1)]
+        self._encode = self.lib.agx_host_encode_frame
+        self._decode_frame = self.lib.agx_host_decode_frame
+        self._decode_body = self.lib.agx_host_decode_body
+        self.preparers = {}
+        for m in spec.MESSAGES:
+            lines, fmt = _encoder_source(m)
+            self.preparers[int(m.type)] = _compile(lines, "prepare", _pack_into=struct.Struct(fmt).pack_into)
+        self.decoders = {int(m.type): _compile(_decoder_source(m), "decode") for m in spec.MESSAGES}
+
+    def encode_frame(self, msg_type: int, body: dict, request_id: int, flags: int) -> bytes | None:
+        prepare = self.preparers.get(msg_type)
+        if prepare is None:
+            return None
+        b = self._tls
+        try:
+            prepared = prepare(body, request_id, flags, b.vals)
+        except _CATCH:
+            return None
+        if prepared is None:
+            return None
+        text, data = prepared
+        n = self._encode(b.vals_ptr, text, len(text), data, len(data), b.out_ptr)
+        return None if n < 0 else bytes(b.out_view[:n])
+
+    def decode_frame(self, buf) -> tuple[int, int, int, dict, int] | None:
+        """(type, request_id, flags, body, bytes used) of the frame at the start of buf, or None."""
+        if type(buf) is not bytes:
+            buf = bytes(buf)
+        b = self._tls
+        k = self._decode_frame(buf, len(buf), b.vals_ptr)
+        if k < 0:
+            return None
+        v = self._structs[k].unpack_from(b.vals)
+        return v[0], v[1], v[2], self.decoders[v[0]](buf, v, _FRAME_VALUES), v[3]
+
+    def decode_body(self, msg_type: int, payload) -> dict | None:
+        decode = self.decoders.get(msg_type)
+        if decode is None:
+            return None
+        if type(payload) is not bytes:
+            payload = bytes(payload)
+        b = self._tls
+        k = self._decode_body(msg_type, payload, len(payload), b.vals_ptr)
+        return None if k < 0 else decode(payload, self._structs[k].unpack_from(b.vals), 0)
+
+
+@functools.lru_cache(maxsize=None)
+def load() -> CCodec | None:
+    """The C codec, or None (missing, unloadable or stale library; WSLX_CODEC=python forces None)."""
+    if os.environ.get("WSLX_CODEC") == "python":
+        return None
+    path = library_path()
+    if not path.exists():
+        return None
+    try:
+        loader = importlib.machinery.ExtensionFileLoader(c_host_codec.MODULE, str(path))
+        module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(
+            c_host_codec.MODULE, str(path), loader=loader))
+        loader.exec_module(module)
+    except (ImportError, OSError):
+        return None
+    if module.lib.agx_host_spec_digest() != c_host_codec.spec_digest():
+        return None  # built from another spec: rebuild with scons
+    return CCodec(module)

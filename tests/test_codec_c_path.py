@@ -1,0 +1,135 @@
+"""The host codec's C path (wslx.agentx.ccodec: the generated C encoders/decoders
+through cffi) agrees byte for byte with the Python path on every message type,
+declines (never accepts) what the Python path rejects, and is chosen
+automatically: used when built from the current spec, left alone when missing,
+stale, or switched off."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from test_codec_properties import MESSAGE_AND_BODY
+from wslx.agentx import ccodec, codec
+from wslx.agentx.errors import InvalidMessage, ProtocolError
+from wslx.spec import agentx as spec
+
+
+@pytest.fixture(scope="module")
+def c_codec(repo_root):
+    r = subprocess.run([sys.executable, "-m", "SCons", "-Q", "codec"], cwd=repo_root, capture_output=True, text=True)
+    if r.returncode and "Python.h" in r.stdout + r.stderr:
+        pytest.skip("no Python.h: the C path is not built here (tools/setup.sh installs python3-dev)")
+    assert r.returncode == 0, r.stdout + r.stderr
+    ccodec.load.cache_clear()
+    c = ccodec.load()
+    assert c is not None, f"{ccodec.library_path()} was built but does not load"
+    return c
+
+
+def _outcome(fn, *args, **kw):
+    try:
+        return fn(*args, **kw)
+    except (ProtocolError, InvalidMessage) as e:
+        return type(e)
+
+
+def test_the_codec_uses_the_c_path_when_it_is_built(c_codec):
+    assert codec.BACKEND == "c"
+    frame = codec.encode_frame(spec.MsgType.PING, {"data": b"x"}, request_id=3)
+    assert c_codec.decode_frame(frame)[3] == {"data": b"x"}
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(MESSAGE_AND_BODY, st.integers(0, 2**32 - 1), st.sampled_from([0, 1]))
+def test_c_and_python_agree_byte_for_byte(c_codec, mb, request_id, flags):
+    msg, body = mb
+    python = codec.encode_frame_python(msg.type, body, request_id=request_id, flags=flags)
+    c = c_codec.encode_frame(int(msg.type), body, request_id, flags)
+    assert c == python  # never None: C accepts every body the spec allows
+    t, rid, fl, decoded, used = c_codec.decode_frame(python + b"\0\1")
+    frame, used_py = codec.decode_frame_python(python + b"\0\1")
+    assert (t, rid, fl, decoded, used) == (frame.type, frame.request_id, frame.flags, frame.body, used_py)
+    assert c_codec.decode_body(int(msg.type), python[spec.HEADER_SIZE:]) == body
+    assert codec.decode_frame(python)[0] == frame and codec.encode_frame(msg.type, body, request_id=request_id,
+                                                                         flags=flags) == python
+
+
+JUNK = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.text(max_size=5),
+                 st.text(alphabet="a\0", max_size=3), st.binary(max_size=5), st.lists(st.text(max_size=3), max_size=3),
+                 st.just("x" * 70000), st.just(["y" * 5000]), st.just(["z"] * 300), st.just("\udcff"))
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(MESSAGE_AND_BODY, st.data())
+def test_bad_bodies_fail_the_same_way_on_both_paths(c_codec, mb, data):
+    """One field replaced by junk, one dropped or one added: the same bytes or the same typed error."""
+    msg, body = mb
+    body = dict(body)
+    how = data.draw(st.sampled_from(["junk", "drop", "add"]))
+    if how == "junk" and body:
+        body[data.draw(st.sampled_from(sorted(body)))] = data.draw(JUNK)
+    elif how == "drop" and body:
+        del body[data.draw(st.sampled_from(sorted(body)))]
+    else:
+        body["extra"] = 1
+    python = _outcome(codec.encode_frame_python, msg.type, body, request_id=9)
+    assert _outcome(codec.encode_frame, msg.type, body, request_id=9) == python
+    if not isinstance(python, bytes):
+        assert c_codec.encode_frame(int(msg.type), body, 9, 0) is None  # C declined: Python raised
+
+
+@settings(max_examples=800, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(MESSAGE_AND_BODY, st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4),
+       st.booleans())
+def test_mutated_frames_decode_the_same_or_fail_the_same(c_codec, mb, writes, reseal):
+    msg, body = mb
+    frame = bytearray(codec.encode_frame_python(msg.type, body, request_id=7))
+    for pos, value in writes:
+        frame[pos % len(frame)] = value
+    if reseal:  # the CRCs pass: the header and payload checks are reached
+        codec.reseal(frame)
+    python = _outcome(codec.decode_frame_python, bytes(frame))
+    assert _outcome(codec.decode_frame, bytes(frame)) == python
+    c = c_codec.decode_frame(bytes(frame))
+    if isinstance(python, tuple):
+        assert c is None or (c[0], c[1], c[2], c[3], c[4]) == (python[0].type, python[0].request_id,
+                                                               python[0].flags, python[0].body, python[1])
+    else:
+        assert c is None  # C never accepts a frame the Python path rejects
+
+
+def test_str_subclasses_encode_the_same_on_both_paths(c_codec):
+    import enum
+
+    class Word(str, enum.Enum):
+        TRUE = "/bin/true"
+    body = dict(flags=0, argv=[Word.TRUE], env=[], cwd="/")
+    python = codec.encode_frame_python(spec.MsgType.EXEC, body, request_id=1)
+    assert c_codec.encode_frame(int(spec.MsgType.EXEC), body, 1, 0) == python == codec.encode_frame(
+        spec.MsgType.EXEC, dict(body, argv=["/bin/true"]), request_id=1)
+
+
+def test_missing_or_stale_library_means_the_python_path(c_codec, monkeypatch, tmp_path):
+    try:
+        monkeypatch.setattr(ccodec, "library_path", lambda: tmp_path / "nothing.so")
+        ccodec.load.cache_clear()
+        assert ccodec.load() is None
+        monkeypatch.undo()
+        from wslx.codegen import c_host_codec
+        monkeypatch.setattr(c_host_codec, "spec_digest", lambda: 0)  # the library was built from another spec
+        ccodec.load.cache_clear()
+        assert ccodec.load() is None
+    finally:
+        monkeypatch.undo()
+        ccodec.load.cache_clear()
+
+
+def test_wslx_codec_python_forces_the_python_path(c_codec, repo_root):
+    env = dict(os.environ, WSLX_CODEC="python")
+    out = subprocess.run([sys.executable, "-c", "from wslx.agentx import codec; print(codec.BACKEND)"], env=env,
+                         capture_output=True, text=True, check=True, cwd=repo_root).stdout
+    assert out.strip() == "python"
