@@ -49,11 +49,11 @@ def pytest_sessionfinish(session, exitstatus):
 
 def _leftover_qemu() -> list[tuple[int, str]]:
     """QEMU processes started by this test run: their command lines name files
-    under this run's WSLX_RUN_DIR (other runs on the machine are not ours to judge)."""
+    under this run's WSLX_RUN_DIR (other runs on the machine are not ours to judge).
+    Read from /proc (wslx.vmm.procs): a minimal Debian has no pgrep."""
+    from wslx.vmm.procs import processes
     run_dir = os.environ["WSLX_RUN_DIR"]
-    out = subprocess.run(["pgrep", "-a", "qemu-system"], capture_output=True, text=True).stdout
-    procs = [(int(line.split()[0]), line) for line in out.splitlines() if line.strip()]
-    return [(pid, cmd) for pid, cmd in procs if run_dir in cmd]
+    return [(p.pid, p.cmdline) for p in processes("qemu-system") if run_dir in p.cmdline]
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from wslx import cli
 from wslx.spec.agentx import VIRTIO_SERIAL_PORT_NAME
 
 WSLX = [sys.executable, "-m", "wslx.cli"]
@@ -59,3 +60,76 @@ def test_boot_dry_run_prints_vmm_command_lines():
     assert o.returncode == 0, o.stderr
     assert o.stdout.startswith("openvmm -k ") and "--hv" in o.stdout and "--vmbus-vsock-path" in o.stdout
     assert "wslx.transport=vsock" in o.stdout and "vsock_50010" in o.stdout
+
+
+@pytest.mark.parametrize("guest,vmm", [("linux", "qemu"), ("linux", "openvmm"), ("trackb", "qemu"),
+                                       ("trackb", "openvmm")])
+def test_boot_dry_run_builds_nothing(monkeypatch, capsys, guest, vmm):
+    """--dry-run prints the command line and neither runs SCons nor makes an initramfs."""
+    import wslx.guests.base as base
+    import wslx.guests.linux as linux
+
+    def refuse(*a, **kw):
+        raise AssertionError(f"--dry-run built something: {a}")
+    for mod, name in [(base, "ensure_built"), (linux, "ensure_built"), (linux, "initramfs_for"),
+                      (linux, "build_initramfs")]:
+        monkeypatch.setattr(mod, name, refuse)
+    monkeypatch.setattr(base.subprocess, "run", refuse)
+    assert cli.main(["boot", guest, "--vmm", vmm, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("openvmm " if vmm == "openvmm" else "qemu-system-x86_64 ")
+
+
+def _one_line_error(r) -> str:
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv,path,problem", [
+    (["boot", "linux", "--kernel", "/nonexistent"], "/nonexistent", "No such file or directory"),
+    (["run", "trackb", "--kernel", "/nonexistent", "--", "true"], "/nonexistent", "No such file or directory"),
+    (["boot", "linux", "--initrd", "/nonexistent/initrd.cpio"], "/nonexistent/initrd.cpio", "No such file"),
+    (["bench", "boot", "--out", "/proc/nope"], "/proc/nope", "cannot create the folder"),
+    (["bench", "codec", "--out", "/proc/nope", "--runs", "1"], "/proc/nope", "cannot create the folder"),
+    (["conformance", "--target", "reference", "--junit", "/proc/nope/j.xml"], "/proc/nope/j.xml", "does not exist"),
+    (["conformance", "--target", "linux", "--kernel", "/nonexistent"], "/nonexistent", "No such file"),
+    (["kconfig", "check", "/nonexistent.config"], "/nonexistent.config", "No such file"),
+])
+def test_missing_or_unwritable_paths_are_one_line_exit_2(argv, path, problem):
+    line = _one_line_error(run(*argv, timeout=60))
+    assert path in line and problem in line
+
+
+@pytest.mark.parametrize("argv,problem", [
+    (["bench", "codec", "--runs", "0"], "must be at least 1"),
+    (["boot", "linux", "--timeout", "soon"], "is not a number"),
+    (["boot", "linux", "--timeout", "-1"], "positive"),
+    (["boot", "windows"], "invalid choice"),
+])
+def test_bad_arguments_are_one_line_exit_2(argv, problem):
+    assert problem in _one_line_error(run(*argv, timeout=60))
+
+
+def test_a_file_that_is_not_a_kernel_is_named_before_qemu_starts(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a kernel\n" * 100)
+    line = _one_line_error(run("boot", "linux", "--kernel", str(text)))
+    assert str(text) in line and "neither a bzImage" in line
+    # an ELF, but a user program: no entry a guest can use (no PVH note, dynamically linked)
+    line = _one_line_error(run("boot", "trackb", "--kernel", sys.executable))
+    assert "an ELF file without an entry the guest can use" in line and "no PVH note" in line
+
+
+def test_os_error_inside_a_command_is_one_line_exit_2(monkeypatch, capsys, tmp_path):
+    """An OSError a command meets while it runs (not only in its arguments) names the path."""
+    import wslx.commands.bench as bench_cmd
+
+    def unwritable(*a, **kw):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "codec.json"))
+    monkeypatch.setattr(bench_cmd, "run_benchmark", unwritable)
+    assert cli.main(["bench", "codec", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"wslx bench: {tmp_path / 'codec.json'}: Permission denied\n"

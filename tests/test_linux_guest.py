@@ -97,7 +97,7 @@ def test_agent_falls_back_to_a_serial_line(forced):
     from wslx.guests.linux import ensure_built, images_dir
     ensure_built(log=lambda s: None)
     append = "wslx.transport=serial" if forced else ""
-    with QemuMachine(find_default_kernel(), images_dir() / "linux-initramfs.cpio", append=append, agentx=False,
+    with QemuMachine(find_default_kernel(), images_dir() / "linux-initramfs.cpio", append=append,
                      serial_transport=True, log=lambda s: None) as vm:
         client = AgentClient(vm.serial_socket(timeout=30), default_timeout=30, name="serial")
         # A serial line cannot tell the agent that the host attached: ask for an announcement.
@@ -125,7 +125,7 @@ def test_agent_prefers_vsock_when_the_host_offers_it():
     from wslx.vmm.qemu import QemuMachine
     ensure_built(log=lambda s: None)
     try:
-        with QemuMachine(find_default_kernel(), images_dir() / "linux-initramfs.cpio", agentx=False,
+        with QemuMachine(find_default_kernel(), images_dir() / "linux-initramfs.cpio",
                          extra_args=["-device", "vhost-vsock-pci,guest-cid=42"], log=lambda s: None) as vm:
             conn, (cid, _port) = listener.accept()
             assert cid == 42

@@ -44,7 +44,7 @@ while read -r m; do insmod "$m" 2>/dev/null || echo "wslx-test: insmod failed: $
 mode=$(sed -n 's/.*wslx\.test=\([a-z]*\).*/\1/p' /proc/cmdline)
 port=
 for p in /sys/class/virtio-ports/*; do
-  [ "$(cat "$p/name" 2>/dev/null)" = @AGENTX_PORT@ ] && port=/dev/${p##*/}
+  [ "$(cat "$p/name" 2>/dev/null)" = @PORT@ ] && port=/dev/${p##*/}
 done
 echo "WSLX-TEST-MARKER mode=$mode uptime=$(cut -d' ' -f1 /proc/uptime) agentx=$port"
 case "$mode" in
@@ -63,19 +63,19 @@ case "$mode" in
     while true; do sleep 1; done ;;
   *) while true; do sleep 1; done ;;
 esac
-"""
+""".replace("@PORT@", VIRTIO_SERIAL_PORT_NAME)
 
 
 @pytest.fixture(scope="module")
 def initrd(tmp_path_factory):
     out = tmp_path_factory.mktemp("initrd") / "test-initramfs.cpio"
-    return ir.build_initramfs(out, None, kernel=KERNEL, init_script=INIT_SCRIPT.replace("@AGENTX_PORT@", VIRTIO_SERIAL_PORT_NAME))
+    return ir.build_initramfs(out, None, kernel=KERNEL, init_script=INIT_SCRIPT)
 
 
 def _machine(initrd, mode, tmp_path, **kw):
     # Run directories default to fresh dirs under $WSLX_RUN_DIR (set by conftest), which is
     # what the session-end leftover check looks for in QEMU command lines.
-    return QemuMachine(KERNEL, initrd, append=f"wslx.test={mode}", **kw)
+    return QemuMachine(KERNEL, initrd, append=f"wslx.test={mode}", virtio_serial_port=VIRTIO_SERIAL_PORT_NAME, **kw)
 
 
 def _gone(pid: int, timeout: float = 5.0) -> bool:
@@ -114,7 +114,7 @@ def test_boot_to_console_marker(initrd, tmp_path):
         m = vm.wait_console(MARKER + r" mode=(\w+) uptime=([\d.]+) agentx=(\S*)", BOOT_TIMEOUT)
         boot_s = time.monotonic() - vm.start_time
         assert m.group(1) == "hang"
-        assert m.group(3).startswith("/dev/vport"), "org.wslx.agentx port not found in guest"
+        assert m.group(3).startswith("/dev/vport"), f"{VIRTIO_SERIAL_PORT_NAME} port not found in guest"
         assert "insmod failed: /lib/modules/virtio" not in vm.read_console()
         pid = vm.pid
         rd = vm.run_dir
@@ -128,13 +128,13 @@ def test_boot_to_console_marker(initrd, tmp_path):
 
 
 @pytest.mark.vm
-def test_agentx_and_serial_channels_and_pmem(initrd, tmp_path):
+def test_virtio_serial_and_serial_channels_and_pmem(initrd, tmp_path):
     pmem = tmp_path / "pmem.img"
     with open(pmem, "wb") as f:
         f.truncate(16 << 20)
     with _machine(initrd, "channel", tmp_path, serial_transport=True, pmem_path=pmem) as vm:
         vm.wait_console(MARKER, BOOT_TIMEOUT)
-        s = vm.agentx_socket(timeout=10)
+        s = vm.virtio_serial_socket(timeout=10)
         _recv_until(s, b"hello-from-guest\n", 10)
         s.sendall(b"ping\n")
         _recv_until(s, b"echo:ping\n", 10)

@@ -55,7 +55,7 @@ def test_agent_objects_need_only_agent_env(repo_root, generated, tmp_path):
     for src in AGENT_SOURCES:
         o = tmp_path / (Path(src).name + ".o")
         subprocess.run(["gcc", "-std=c11", "-O2", "-ffreestanding", "-fno-builtin", "-nostdlib", "-Wall", "-Wextra",
-                        "-Wno-comment", "-Werror", "-mno-red-zone", "-fno-pic", "-I", str(generated), "-I", str(AGENT_DIR),
+                        "-Werror", "-mno-red-zone", "-fno-pic", "-I", str(generated), "-I", str(AGENT_DIR),
                         "-c", str(AGENT_DIR / src), "-o", str(o)], check=True)
         objs.append(str(o))
     linked = tmp_path / "agent.o"

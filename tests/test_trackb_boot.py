@@ -50,7 +50,7 @@ def pmem_file(tmp_path):
 
 
 def machine(tmp_path, *, append="", pmem=None, quiet=False, kernel=KERNEL, extra=()):
-    return QemuMachine(kernel, None, append=append, quiet=quiet, agentx=False, serial_transport=True,
+    return QemuMachine(kernel, None, append=append, quiet=quiet, serial_transport=True,
                        pmem_path=pmem, extra_args=DEBUG_EXIT + list(extra), run_dir=tmp_path / "vm",
                        panic_regex=PANIC_REGEX)
 

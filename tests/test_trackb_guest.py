@@ -80,7 +80,7 @@ def test_host_connects_after_boot_gets_hello(built):
         vm_.wait_console(r"env: control channel virtio-console port \d+, host not connected yet", timeout=30)
         vm_.wait_console(r"announcing HELLO", timeout=30)
         for _ in range(2):
-            with AgentClient(vm_.agentx_socket(10), default_timeout=10) as c:
+            with AgentClient(vm_.virtio_serial_socket(10), default_timeout=10) as c:
                 h = c.wait_hello(timeout=10)
                 assert h.kind_name.lower() == "trackb"
                 assert c.ping(b"late", timeout=10) == b"late"
@@ -101,11 +101,11 @@ def test_host_leaving_mid_frame_does_not_corrupt_the_next_host(built):
             g.client.send_raw(half)
             g.client.close()
             time.sleep(0.2)
-            with AgentClient(g.vm.agentx_socket(10), default_timeout=10) as c:
+            with AgentClient(g.vm.virtio_serial_socket(10), default_timeout=10) as c:
                 c.wait_hello(timeout=10)
                 assert c.ping(b"after", timeout=10) == b"after"
                 assert not c.unsolicited_errors, list(c.unsolicited_errors)
-            g.client = AgentClient(g.vm.agentx_socket(10), default_timeout=10)
+            g.client = AgentClient(g.vm.virtio_serial_socket(10), default_timeout=10)
             g.client.wait_hello(timeout=10)
 
 

@@ -99,7 +99,7 @@ static void frame_commit(uint8_t *f, uint16_t type, uint8_t flags, uint32_t rid,
         wlog("cannot encode %s frame (%ld)", agx_msg_type_name(type), plen);
         return;
     }
-    out_tail += agx_frame_seal(f, type, flags, rid, (uint32_t)plen);
+    out_tail += agentx_frame_seal(f, type, flags, rid, (uint32_t)plen);
 }
 
 #define PAYLOAD(f) ((f) + AGX_HEADER_SIZE)

@@ -16,7 +16,6 @@ import sys
 from SCons.Script import Action, Flatten
 
 CFLAGS = ['-std=gnu11', '-O2', '-g', '-Wall', '-Wextra', '-Werror',
-          '-Wno-comment',                     # agent_env.h (frozen) has "agent/*.c" in a comment
           '-ffreestanding', '-fno-builtin', '-nostdlib', '-fno-pic', '-fno-pie', '-fno-stack-protector',
           '-mno-red-zone', '-mcmodel=small', '-mgeneral-regs-only', '-mno-sse', '-mno-mmx', '-mno-avx',
           '-fno-asynchronous-unwind-tables', '-fno-tree-loop-distribute-patterns',  # no memcpy-in-memcpy

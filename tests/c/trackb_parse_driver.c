@@ -79,7 +79,7 @@ int main(int argc, char **argv)
     } else if (!strcmp(kind, "root")) {   /* ARG: 1 = XSDT */
         uint64_t pa;
         size_t i = 0;
-        while ((rc = acpi_root_entry(b, len, (int)arg, i, &pa)) == PARSE_OK) {
+        while ((rc = acpi_root_entry(b, len, (int)arg, i, &pa)) == 0) {
             printf("entry=%llx\n", (unsigned long long)pa);
             i++;
         }
@@ -125,7 +125,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "unknown kind %s\n", kind);
         return 2;
     }
-    printf("strerror=%s\n", parse_strerror((int)(rc < 0 ? rc : 0)));
+    printf("strerror=%s\n", err_str((int)(rc < 0 ? rc : 0)));
     free(b);
     return 0;
 }

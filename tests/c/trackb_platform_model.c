@@ -1,11 +1,21 @@
 /* trackb_platform_model.c: platform.h, entry.S's page tables and the kernel
  * services the drivers use, against one model virtio-pci function (see
  * trackb_platform_model.h). */
+#define _GNU_SOURCE   /* MAP_FIXED_NOREPLACE */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 #include "drivers/pci.h"
 #include "kernel/console.h"
@@ -245,7 +255,6 @@ void mmio_write8(uint64_t pa, uint8_t v) { mmio(pa, 1, 1, v); }
 void mmio_write16(uint64_t pa, uint16_t v) { mmio(pa, 2, 1, v); }
 void mmio_write32(uint64_t pa, uint32_t v) { mmio(pa, 4, 1, v); }
 void mmio_write64(uint64_t pa, uint64_t v) { (void)pa, (void)v; abort(); }
-void *phys_ptr(uint64_t pa, uint64_t len) { return len ? (void *)(uintptr_t)pa : NULL; }
 uint64_t virt_to_phys(const void *p) { return (uint64_t)(uintptr_t)p; }
 void cpu_relax(void) {}
 /* vm.c: vm_map_identity reloads CR3 to flush; vm_init (never run here) is the only other user. */
@@ -334,14 +343,47 @@ int model_page_table_pages(int free_them)
 long model_page_budget = -1;
 int model_pages_out;
 
+/* The model's RAM pages: below 4 GiB like the kernel's, so that kernel/vm.c's
+ * phys_ptr() finds them in the boot map; each is followed by a guard page and
+ * a free page goes back to being poisoned, so ASan sees any access past a page
+ * or after its free. */
+#define POOL_BASE 0x10000000ULL   /* 256 MiB: inside the model's RAM (pmm_overlaps) */
+#define POOL_SLOTS 4096
+#define SLOT_SIZE (2 * PAGE_SIZE)
+static uint8_t *pool;
+static int pool_used, free_slots[POOL_SLOTS], n_free;
+static uint8_t in_use[POOL_SLOTS];
+
+static uint8_t *pool_page(void)
+{
+    if (!pool) {
+        pool = mmap((void *)(uintptr_t)POOL_BASE, POOL_SLOTS * SLOT_SIZE, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+        if (pool != (void *)(uintptr_t)POOL_BASE) {
+            fprintf(stderr, "model: cannot map the page pool at %llx\n", POOL_BASE);
+            abort();
+        }
+        POISON(pool, POOL_SLOTS * SLOT_SIZE);
+    }
+    int slot = n_free ? free_slots[--n_free] : pool_used++;
+    if (slot == POOL_SLOTS) {
+        fprintf(stderr, "model: page pool exhausted\n");
+        abort();
+    }
+    uint8_t *p = pool + (uint64_t)slot * SLOT_SIZE;
+    in_use[slot] = 1;
+    UNPOISON(p, PAGE_SIZE);
+    return p;
+}
+
 uint64_t pmm_alloc_page(void)
 {
     if (model_page_budget == 0)
         return 0;
     if (model_page_budget > 0)
         model_page_budget--;
-    void *p = aligned_alloc(4096, 4096);
-    memset(p, 0xA5, 4096);                                  /* not zeroed: the driver must not rely on it */
+    uint8_t *p = pool_page();
+    memset(p, 0xA5, PAGE_SIZE);                             /* not zeroed: the driver must not rely on it */
     model_pages_out++;
     return (uint64_t)(uintptr_t)p;
 }
@@ -349,12 +391,21 @@ uint64_t pmm_alloc_zeroed(void)
 {
     uint64_t pa = pmm_alloc_page();
     if (pa)
-        memset((void *)(uintptr_t)pa, 0, 4096);
+        memset((void *)(uintptr_t)pa, 0, PAGE_SIZE);
     return pa;
 }
 void pmm_free_page(uint64_t pa)
 {
-    free((void *)(uintptr_t)pa);
+    uint8_t *p = (uint8_t *)(uintptr_t)pa;
+    if (!pool || p < pool || (uint64_t)(p - pool) % SLOT_SIZE || p >= pool + (uint64_t)pool_used * SLOT_SIZE
+        || !in_use[(p - pool) / SLOT_SIZE]) {
+        fprintf(stderr, "model: free of a page not allocated %llx\n", (unsigned long long)pa);
+        abort();
+    }
+    int slot = (int)((p - pool) / SLOT_SIZE);
+    in_use[slot] = 0;
+    POISON(p, PAGE_SIZE);
+    free_slots[n_free++] = slot;
     model_pages_out--;
 }
 /* The model's "RAM": [1 MiB, 1 GiB) (a device region there must be refused). */

@@ -7,8 +7,9 @@
  * the function: ECAM config space at MODEL_ECAM_BASE, BAR 4 with the virtio
  * common configuration, ISR, device configuration and per-queue notify
  * registers), entry.S's boot page tables (kernel/vm.c runs unchanged on them),
- * the page allocator (aligned heap pages, so ASan sees any access past one;
- * with a page budget), the timer (CLOCK_MONOTONIC) and kprintf. "Physical"
+ * the page allocator (pages below 4 GiB, as the kernel's RAM, so the real
+ * phys_ptr() of kernel/vm.c accepts them, each followed by a guard page ASan
+ * keeps poisoned; with a page budget), the timer (CLOCK_MONOTONIC) and kprintf. "Physical"
  * addresses are host addresses. A device model supplies what is its own
  * through struct model_virtio_dev and works its queues with model_vq_*.
  * Every access the model does not expect is an abort(). */

@@ -13,7 +13,7 @@ from wslx.codegen import c_header, c_structs
 ROOT = Path(__file__).resolve().parents[2]
 KERNEL = ROOT / "guest" / "trackb-kernel"
 TESTS_C = ROOT / "tests" / "c"
-SANITIZED = ["gcc", "-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror", "-Wno-comment",
+SANITIZED = ["gcc", "-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror",
              "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
 # What every device model runs on: PCI enumeration, the virtio-pci transport, virtqueues,
 # the page tables (kernel/vm.c), and the parsers they use.
@@ -38,7 +38,8 @@ def compile_sanitized(exe: Path, sources, gen: Path) -> Path:
 
 
 def parser_sources() -> list[Path]:
-    return sorted((KERNEL / "parse").glob("*.c"))
+    """The parsers and the names of the errors they return (kernel/errno.c)."""
+    return [*sorted((KERNEL / "parse").glob("*.c")), KERNEL / "kernel" / "errno.c"]
 
 
 def build_model(gen: Path, name: str, driver: str) -> Path:

@@ -1,6 +1,6 @@
 /* agent_env.h: what the Track B AgentX agent needs from its environment.
  *
- * The agent (agent/*.c) is freestanding protocol code. It never touches
+ * The agent (the C files of agent/) is freestanding protocol code. It never touches
  * hardware: the kernel implements these functions on top of the platform
  * layer (UART, timer, virtio-pmem, ACPI), and the host harness
  * (agent/host_main.c) implements them on a socket, so the same agent object

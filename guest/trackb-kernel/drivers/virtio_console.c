@@ -16,9 +16,11 @@
  * port numbers and values outside what we expect are counted and ignored. */
 #include "drivers/virtio_console.h"
 #include "drivers/virtio_console_defs.h"
+#include "kernel/errno.h"
 #include "kernel/klib.h"
 #include "kernel/pmm.h"
 #include "kernel/timer.h"
+#include "kernel/vm.h"
 #include "platform/platform.h"
 #include "virtio.h"
 
@@ -113,7 +115,7 @@ static int send_ctrl(struct virtio_console *vc, uint32_t id, uint16_t event, uin
         if ((i = pool_take(&vc->ctrl_out)) >= 0)
             break;
         if (timer_now_ns() - t0 > CTRL_TX_TIMEOUT_NS)
-            return VCON_ETIMEDOUT;
+            return ERR_TIMEDOUT;
         cpu_relax();
     }
     struct virtio_console_control *m = (struct virtio_console_control *)vc->ctrl_out.va[i];
@@ -121,7 +123,7 @@ static int send_ctrl(struct virtio_console *vc, uint32_t id, uint16_t event, uin
     m->event = event;
     m->value = value;
     if (pool_lend(&vc->ctrl_out, &vc->ctrl_tx, i, VIRTIO_CONSOLE_CONTROL_SIZE, 0))
-        return VCON_EIO;
+        return ERR_IO;
     virtio_pci_notify(&vc->vp, &vc->ctrl_tx);
     return 0;
 }
@@ -346,9 +348,9 @@ static int setup_queue(struct virtio_console *vc, unsigned slot, uint16_t index,
 {
     uint64_t pa = pmm_alloc_zeroed();
     if (!pa)
-        return VCON_ENOMEM;
+        return ERR_NOMEM;
     vc->ring_pa[slot] = pa;
-    return virtio_pci_setup_queue(&vc->vp, index, vq, phys_ptr(pa, 4096), pa) ? VCON_EIO : 0;
+    return virtio_pci_setup_queue(&vc->vp, index, vq, phys_ptr(pa, 4096), pa) ? ERR_IO : 0;
 }
 
 static int setup_queues(struct virtio_console *vc)
@@ -360,7 +362,7 @@ static int setup_queues(struct virtio_console *vc)
     for (uint32_t p = 0; p < vc->nports; p++) {
         if ((err = setup_queue(vc, 2 + 2 * p, (uint16_t)vcon_rx_queue(p), &vc->rxq[p])) ||
             (err = setup_queue(vc, 3 + 2 * p, (uint16_t)vcon_tx_queue(p), &vc->txq[p]))) {
-            if (err != VCON_EIO || p == 0)
+            if (err != ERR_IO || p == 0)
                 return err;
             for (unsigned k = 2 + 2 * p; k < 4 + 2 * p; k++) {
                 if (vc->ring_pa[k])
@@ -378,7 +380,7 @@ static int alloc_buffers(struct virtio_console *vc)
 {
     vc->ctrl_page_pa = pmm_alloc_zeroed();
     if (!vc->ctrl_page_pa)
-        return VCON_ENOMEM;
+        return ERR_NOMEM;
     uint8_t *page = phys_ptr(vc->ctrl_page_pa, 4096);
     pool_init(&vc->ctrl_in, VCON_CTRL_BUF_SIZE);
     pool_init(&vc->ctrl_out, VIRTIO_CONSOLE_CONTROL_SIZE);
@@ -392,7 +394,7 @@ static int alloc_buffers(struct virtio_console *vc)
     for (unsigned i = 0; i < VCON_RX_BUFS + VCON_TX_BUFS; i++) {
         uint64_t pa = pmm_alloc_page();         /* contents are overwritten before use */
         if (!pa)
-            return VCON_ENOMEM;
+            return ERR_NOMEM;
         vc->data_pa[i] = pa;
         pool_add(i < VCON_RX_BUFS ? &vc->rx : &vc->tx, phys_ptr(pa, VCON_BUF_SIZE), pa);
     }
@@ -425,22 +427,22 @@ int virtio_console_probe(struct pci_dev *d, struct virtio_console *vc, const cha
     vc->rx_cur = -1;
     vc->want_name = name;
     if (pci_enable(d) || virtio_pci_open(d, &vc->vp))
-        return VCON_ENODEV;
+        return ERR_NODEV;
     if (virtio_pci_negotiate(&vc->vp, 1ULL << VIRTIO_CONSOLE_F_MULTIPORT)) {
-        err = VCON_ENODEV;
+        err = ERR_NODEV;
         goto fail;
     }
     if (!(vc->vp.features & (1ULL << VIRTIO_CONSOLE_F_MULTIPORT))) {
-        err = VCON_ENOTSUP;
+        err = ERR_NOTSUP;
         goto fail;
     }
     if (virtio_pci_read_config(&vc->vp, cfg, sizeof cfg)) {
-        err = VCON_EIO;
+        err = ERR_IO;
         goto fail;
     }
     vc->max_nr_ports = ld32(cfg + VIRTIO_CONSOLE_CONFIG_OFF_MAX_NR_PORTS);
     if (vc->max_nr_ports == 0) {
-        err = VCON_EIO;
+        err = ERR_IO;
         goto fail;
     }
     vc->nports = vc->max_nr_ports < VCON_MAX_PORTS ? vc->max_nr_ports : VCON_MAX_PORTS;
@@ -448,7 +450,7 @@ int virtio_console_probe(struct pci_dev *d, struct virtio_console *vc, const cha
         goto fail_pages;
     for (int i = pool_take(&vc->ctrl_in); i >= 0; i = pool_take(&vc->ctrl_in)) {
         if (pool_lend(&vc->ctrl_in, &vc->ctrl_rx, i, vc->ctrl_in.size, 1)) {
-            err = VCON_EIO;
+            err = ERR_IO;
             goto fail_pages;
         }
     }
@@ -460,7 +462,7 @@ int virtio_console_probe(struct pci_dev *d, struct virtio_console *vc, const cha
     for (uint64_t t0 = timer_now_ns(); vc->port < 0; cpu_relax()) {
         virtio_console_poll(vc);
         if (vc->port < 0 && timer_now_ns() - t0 > timeout_ns) {
-            err = VCON_ENOENT;
+            err = ERR_NOENT;
             goto fail_pages;
         }
     }

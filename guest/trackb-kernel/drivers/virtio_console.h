@@ -56,18 +56,12 @@ struct virtio_console {
     uint32_t bad_ctrl;             /* unknown event, unknown port, bad value */
 };
 
-enum {
-    VCON_ENODEV = -19,      /* transport or feature negotiation failed */
-    VCON_ENOTSUP = -95,     /* no MULTIPORT: ports have no names */
-    VCON_EIO = -5,          /* bad device configuration or queue */
-    VCON_ENOMEM = -12,
-    VCON_ENOENT = -2,       /* no port with the name within the probe time */
-    VCON_ETIMEDOUT = -110,
-};
-
 /* Bring the device up (features, queues, DEVICE_READY), answer PORT_ADDs and
  * wait up to timeout_ns for the port named `name`, then open it (PORT_OPEN 1).
- * On any error the device is reset and every page freed. */
+ * Errors (kernel/errno.h): ERR_NODEV (transport or feature negotiation
+ * failed), ERR_NOTSUP (no MULTIPORT: ports have no names), ERR_IO (bad device
+ * configuration or queue), ERR_NOMEM, ERR_NOENT (no port with the name within
+ * timeout_ns). On any error the device is reset and every page freed. */
 int virtio_console_probe(struct pci_dev *d, struct virtio_console *vc, const char *name, uint64_t timeout_ns);
 /* Handle pending control messages (port added/named/opened/closed/removed). */
 void virtio_console_poll(struct virtio_console *vc);

@@ -1,5 +1,6 @@
 /* virtio_pci.c: virtio-pci modern transport. Polled: no MSI-X, no INTx. */
 #include "drivers/virtio_pci.h"
+#include "kernel/errno.h"
 #include "kernel/timer.h"
 #include "kernel/vm.h"
 #include "platform/platform.h"
@@ -27,11 +28,12 @@ int virtio_pci_open(struct pci_dev *d, struct virtio_pci *vp)
     uint8_t cfg[PCI_CFG_SPACE_SIZE];
     *vp = (struct virtio_pci){.pci = d};
     pci_read_config(d, cfg, sizeof cfg);
-    if (virtio_parse_caps(cfg, sizeof cfg, &vp->layout) != PARSE_OK)
-        return VIRTIO_EPARSE;
+    int err = virtio_parse_caps(cfg, sizeof cfg, &vp->layout);
+    if (err)
+        return err;
     if (locate(d, &vp->layout.common, &vp->common, 1) || locate(d, &vp->layout.notify, &vp->notify, 1) ||
         locate(d, &vp->layout.device, &vp->device, 1))
-        return VIRTIO_EBAR;
+        return ERR_RANGE;
     vp->device_len = vp->layout.device.length;
     if (vp->layout.shm.present && locate(d, &vp->layout.shm, &vp->shm_base, 0) == 0)
         vp->shm_len = vp->layout.shm.length;
@@ -71,7 +73,7 @@ int virtio_pci_negotiate(struct virtio_pci *vp, uint64_t wanted)
     dev |= (uint64_t)mmio_read32(CC(DEVICE_FEATURE)) << 32;
     uint64_t version1 = 1ULL << VIRTIO_F_VERSION_1;
     if (!(dev & version1))
-        return VIRTIO_EFEATURES;        /* legacy-only device */
+        return ERR_NOTSUP;        /* legacy-only device */
     vp->features = dev & (wanted | version1);
     mmio_write32(CC(DRIVER_FEATURE_SELECT), 0);
     mmio_write32(CC(DRIVER_FEATURE), (uint32_t)vp->features);
@@ -79,30 +81,30 @@ int virtio_pci_negotiate(struct virtio_pci *vp, uint64_t wanted)
     mmio_write32(CC(DRIVER_FEATURE), (uint32_t)(vp->features >> 32));
     add_status(vp, VIRTIO_STATUS_FEATURES_OK);
     if (!(mmio_read8(CC(DEVICE_STATUS)) & VIRTIO_STATUS_FEATURES_OK))
-        return VIRTIO_EFEATURES;        /* the device refused our subset */
+        return ERR_NOTSUP;        /* the device refused our subset */
     return 0;
 }
 
 int virtio_pci_setup_queue(struct virtio_pci *vp, uint16_t index, struct virtqueue *vq, void *page, uint64_t page_pa)
 {
     if (index >= mmio_read16(CC(NUM_QUEUES)))
-        return VIRTIO_EQUEUE;
+        return ERR_IO;
     mmio_write16(CC(QUEUE_SELECT), index);
     uint16_t max = mmio_read16(CC(QUEUE_SIZE));
     if (max == 0 || mmio_read16(CC(QUEUE_ENABLE)))
-        return VIRTIO_EQUEUE;
+        return ERR_IO;
     uint16_t size = VQ_MAX_SIZE;
     while (size > max)
         size >>= 1;
     if (vq_init(vq, index, size, page, page_pa))
-        return VIRTIO_EQUEUE;
+        return ERR_IO;
     mmio_write16(CC(QUEUE_SIZE), size);
     write64(CC(QUEUE_DESC), vq->desc_pa);
     write64(CC(QUEUE_DRIVER), vq->avail_pa);
     write64(CC(QUEUE_DEVICE), vq->used_pa);
     uint64_t off = (uint64_t)mmio_read16(CC(QUEUE_NOTIFY_OFF)) * vp->layout.notify_off_multiplier;
     if (off + 2 > vp->layout.notify.length)
-        return VIRTIO_EQUEUE;
+        return ERR_IO;
     vq->notify_addr = vp->notify + off;
     mmio_write16(CC(QUEUE_ENABLE), 1);
     return 0;
@@ -119,7 +121,7 @@ void virtio_pci_notify(struct virtio_pci *vp, struct virtqueue *vq)
 int virtio_pci_read_config(struct virtio_pci *vp, uint8_t *buf, unsigned len)
 {
     if (len > vp->device_len || (len & 3))
-        return VIRTIO_EPARSE;
+        return ERR_RANGE;
     for (int tries = 0; tries < 16; tries++) {
         uint8_t gen = mmio_read8(CC(CONFIG_GENERATION));
         /* 32-bit reads: the natural width of every field we read (64-bit ones in halves). */
@@ -133,5 +135,5 @@ int virtio_pci_read_config(struct virtio_pci *vp, uint8_t *buf, unsigned len)
         if (mmio_read8(CC(CONFIG_GENERATION)) == gen)
             return 0;
     }
-    return VIRTIO_ETIMEDOUT;
+    return ERR_TIMEDOUT;
 }

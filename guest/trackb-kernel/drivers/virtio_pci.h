@@ -18,20 +18,23 @@ struct virtio_pci {
     uint64_t features;                 /* negotiated */
 };
 
-enum { VIRTIO_EPARSE = -1, VIRTIO_EBAR = -2, VIRTIO_EFEATURES = -3, VIRTIO_EQUEUE = -4, VIRTIO_ETIMEDOUT = -5 };
+/* Errors are kernel/errno.h's (via parse/parse.h). */
 
-/* Parse the capabilities and locate them in the (enabled) BARs. */
+/* Parse the capabilities and locate them in the (enabled) BARs: a parser's
+ * error, or ERR_RANGE for a structure outside its BAR (or not mappable). */
 int virtio_pci_open(struct pci_dev *d, struct virtio_pci *vp);
 /* Reset, ACKNOWLEDGE|DRIVER, offer `wanted` & device features (VERSION_1 is
- * required), FEATURES_OK and check the device kept it. */
+ * required), FEATURES_OK and check the device kept it; else ERR_NOTSUP. */
 int virtio_pci_negotiate(struct virtio_pci *vp, uint64_t wanted);
-/* Program queue `index` onto vq (laid out in a fresh page) and enable it. */
+/* Program queue `index` onto vq (laid out in a fresh page) and enable it;
+ * ERR_IO for a queue the device does not offer or cannot take. */
 int virtio_pci_setup_queue(struct virtio_pci *vp, uint16_t index, struct virtqueue *vq, void *page, uint64_t page_pa);
 void virtio_pci_driver_ok(struct virtio_pci *vp);
 void virtio_pci_fail(struct virtio_pci *vp);    /* FAILED status: the driver gave up */
 void virtio_pci_reset(struct virtio_pci *vp);
 void virtio_pci_notify(struct virtio_pci *vp, struct virtqueue *vq);
-/* Copy device configuration [0, len) into buf, consistent across config_generation. */
+/* Copy device configuration [0, len) into buf, consistent across
+ * config_generation: ERR_RANGE (len), ERR_TIMEDOUT (the generation never settled). */
 int virtio_pci_read_config(struct virtio_pci *vp, uint8_t *buf, unsigned len);
 
 #endif

@@ -6,6 +6,7 @@
  * than PMEM_MAX_SIZE is refused before anything is allocated: the size is
  * the device's word, and mapping 2^47 bytes would take 512 MiB of page tables. */
 #include "drivers/virtio_pmem.h"
+#include "kernel/errno.h"
 #include "kernel/klib.h"
 #include "kernel/pmm.h"
 #include "kernel/timer.h"
@@ -22,7 +23,7 @@ int virtio_pmem_probe(struct pci_dev *d, struct virtio_pmem *pm)
 
     memset(pm, 0, sizeof *pm);
     if (pci_enable(d) || virtio_pci_open(d, &pm->vp))
-        return PMEM_ENODEV;
+        return ERR_NODEV;
     err = virtio_pci_negotiate(&pm->vp, 1ULL << VIRTIO_PMEM_F_SHMEM_REGION);
     if (err)
         goto fail;
@@ -32,19 +33,19 @@ int virtio_pmem_probe(struct pci_dev *d, struct virtio_pmem *pm)
         pm->region_source = "shared memory cap";
     } else {
         err = virtio_pci_read_config(&pm->vp, cfg, sizeof cfg);
-        if (err == 0 && virtio_pmem_parse_config(cfg, sizeof cfg, &pm->start, &pm->size) != PARSE_OK)
-            err = PMEM_EIO;
+        if (err == 0 && virtio_pmem_parse_config(cfg, sizeof cfg, &pm->start, &pm->size) != 0)
+            err = ERR_IO;
         if (err)
             goto fail;
         pm->region_source = "device config";
     }
     if (pm->size > PMEM_MAX_SIZE || pmm_overlaps(pm->start, pm->size)) {   /* no page-table flood, not our RAM */
-        err = PMEM_ERANGE;
+        err = ERR_RANGE;
         goto fail;
     }
     pm->page_pa = pmm_alloc_zeroed();
     if (!pm->page_pa) {
-        err = PMEM_ENOMEM;
+        err = ERR_NOMEM;
         goto fail;
     }
     pm->page = phys_ptr(pm->page_pa, 4096);
@@ -53,11 +54,11 @@ int virtio_pmem_probe(struct pci_dev *d, struct virtio_pmem *pm)
     if (err)
         goto fail_page;
     if ((uint64_t)pm->vq.used_pa + VIRTQ_USED_SIZE + pm->vq.size * VIRTQ_USED_ELEM_SIZE + 2 > pm->io_pa) {
-        err = PMEM_ENOMEM;
+        err = ERR_NOMEM;
         goto fail_page;
     }
     if (vm_map_identity(pm->start, pm->size, 0)) {
-        err = PMEM_ENOMEM;
+        err = ERR_NOMEM;
         goto fail_page;
     }
     pm->base = phys_ptr(pm->start, pm->size);
@@ -88,21 +89,21 @@ int virtio_pmem_flush(struct virtio_pmem *pm, uint64_t timeout_ns)
     memset(resp, 0xFF, VIRTIO_PMEM_RESP_SIZE);
     int h = vq_add(&pm->vq, bufs, 2);
     if (h < 0)
-        return PMEM_EIO;
+        return ERR_IO;
     virtio_pci_notify(&pm->vp, &pm->vq);
     uint64_t t0 = timer_now_ns();
     for (;;) {
         int r = vq_get_used(&pm->vq, &head, &len);
         if (r < 0)
-            return PMEM_EIO;
+            return ERR_IO;
         if (r > 0 && head == h)
             break;
         /* r > 0, another head: an earlier flush that timed out, answered late (freed now) */
         if (timer_now_ns() - t0 > timeout_ns)
-            return PMEM_ETIMEDOUT;   /* the chain stays owned by the device */
+            return ERR_TIMEDOUT;   /* the chain stays owned by the device */
         cpu_relax();
     }
     if (len < VIRTIO_PMEM_RESP_SIZE)
-        return PMEM_EIO;
-    return ld32(resp) == 0 ? 0 : PMEM_EIO;
+        return ERR_IO;
+    return ld32(resp) == 0 ? 0 : ERR_IO;
 }

@@ -18,14 +18,14 @@ struct virtio_pmem {
 };
 
 /* Largest region the driver maps: 64 GiB = vm_map_identity's VM_MAP_MAX_LEN
- * (at most 67 page-table pages, 268 KiB); larger is PMEM_ERANGE. */
+ * (at most 67 page-table pages, 268 KiB); larger is ERR_RANGE. */
 #define PMEM_MAX_SIZE VM_MAP_MAX_LEN
 
-enum { PMEM_ENODEV = -19, PMEM_EIO = -5, PMEM_ENOMEM = -12, PMEM_ERANGE = -34, PMEM_ETIMEDOUT = -110 };
-
-/* Bring up the device at d: transport, features, region, queue, mapping. */
+/* Bring up the device at d: transport, features, region, queue, mapping.
+ * Errors (kernel/errno.h): ERR_NODEV, the transport's (virtio_pci.h), ERR_IO
+ * (bad configuration), ERR_RANGE (region too large or over RAM), ERR_NOMEM. */
 int virtio_pmem_probe(struct pci_dev *d, struct virtio_pmem *pm);
-/* One flush request; 0, PMEM_EIO (device said no / bad reply), PMEM_ETIMEDOUT. */
+/* One flush request; 0, ERR_IO (device said no / bad reply), ERR_TIMEDOUT. */
 int virtio_pmem_flush(struct virtio_pmem *pm, uint64_t timeout_ns);
 
 #endif

@@ -2,7 +2,9 @@
  * Tables are read through phys_ptr() with their checked length only. */
 #include "kernel/acpi.h"
 #include "kernel/console.h"
+#include "kernel/errno.h"
 #include "kernel/klib.h"
+#include "kernel/vm.h"
 #include "platform/platform.h"
 #include "x86boot.h"
 
@@ -32,19 +34,19 @@ static uint64_t find_rsdp(uint64_t hint)
         const uint8_t *p = phys_ptr(hint, ACPI_RSDP_SIZE);
         uint64_t root;
         int x;
-        if (p && acpi_parse_rsdp(p, ACPI_RSDP_SIZE, &root, &x) == PARSE_OK)
+        if (p && acpi_parse_rsdp(p, ACPI_RSDP_SIZE, &root, &x) == 0)
             return hint;
     }
     const uint8_t *ebda_ptr = phys_ptr(EBDA_PTR, 2);
     uint64_t ebda = ebda_ptr ? (uint64_t)ld16(ebda_ptr) << 4 : 0;
     if (ebda >= 0x80000 && ebda < 0xA0000) {
         const uint8_t *area = phys_ptr(ebda, 1024);
-        long off = area ? acpi_scan_rsdp(area, 1024) : PARSE_ENOTFOUND;
+        long off = area ? acpi_scan_rsdp(area, 1024) : ERR_NOENT;
         if (off >= 0)
             return ebda + (uint64_t)off;
     }
     const uint8_t *bios = phys_ptr(BIOS_AREA, BIOS_AREA_LEN);
-    long off = bios ? acpi_scan_rsdp(bios, BIOS_AREA_LEN) : PARSE_ENOTFOUND;
+    long off = bios ? acpi_scan_rsdp(bios, BIOS_AREA_LEN) : ERR_NOENT;
     return off >= 0 ? BIOS_AREA + (uint64_t)off : 0;
 }
 
@@ -64,12 +66,12 @@ void acpi_init(uint64_t rsdp_hint, struct acpi_facts *out)
     int err = acpi_parse_rsdp(rsdp, ACPI_RSDP_SIZE, &root_pa, &is_xsdt);
     const uint8_t *root = err ? NULL : map_sdt(root_pa, &rlen);
     if (!root) {
-        kdetail("acpi: RSDP at %lx: unusable root table (%s)\n", out->rsdp, parse_strerror(err));
+        kdetail("acpi: RSDP at %lx: unusable root table (%s)\n", out->rsdp, err_str(err));
         return;
     }
     kdetail("acpi: RSDP at %lx, %s at %lx\n", out->rsdp, is_xsdt ? "XSDT" : "RSDT", root_pa);
     uint64_t pa;
-    for (size_t i = 0; acpi_root_entry(root, (size_t)rlen, is_xsdt, i, &pa) == PARSE_OK; i++) {
+    for (size_t i = 0; acpi_root_entry(root, (size_t)rlen, is_xsdt, i, &pa) == 0; i++) {
         long tlen;
         const uint8_t *t = map_sdt(pa, &tlen);
         if (!t)
@@ -80,9 +82,9 @@ void acpi_init(uint64_t rsdp_hint, struct acpi_facts *out)
         } else if (!memcmp(t, "FACP", 4)) {
             uint64_t dsdt_pa;
             long dlen;
-            if (acpi_parse_fadt(t, (size_t)tlen, &out->pm1a_cnt, &dsdt_pa) == PARSE_OK) {
+            if (acpi_parse_fadt(t, (size_t)tlen, &out->pm1a_cnt, &dsdt_pa) == 0) {
                 const uint8_t *dsdt = map_sdt(dsdt_pa, &dlen);
-                if (dsdt && acpi_find_s5(dsdt, (size_t)dlen, &out->slp_typa) == PARSE_OK)
+                if (dsdt && acpi_find_s5(dsdt, (size_t)dlen, &out->slp_typa) == 0)
                     out->have_s5 = 1;
             }
         }

@@ -1,13 +1,17 @@
 /* env.c: agent/agent_env.h for the kernel. The agent's control channel is
- * the virtio-console port org.wslx.agentx when main.c found one (QEMU's
+ * hv_sock to the host's AgentX port when Hyper-V is there (hv/hvsock.c),
+ * else the virtio-console port org.wslx.agentx when main.c found one (QEMU's
  * agentx channel), else COM2 (ttyS1 = QemuMachine's serial_transport socket;
- * OpenVMM's --com2), both polled. */
+ * OpenVMM's --com2). Polled; on Hyper-V the idle loop halts until the next
+ * SynIC interrupt or stimer tick. */
 #include "agent/agent_env.h"
 #include "drivers/qemu_isa.h"
 #include "drivers/uart.h"
 #include "drivers/uart16550.h"
+#include "hv/hvsock.h"
 #include "kernel/console.h"
 #include "kernel/env.h"
+#include "kernel/errno.h"
 #include "kernel/pmm.h"
 #include "kernel/timer.h"
 #include "platform/platform.h"
@@ -19,15 +23,25 @@
 #define FAULT_ADDRESS ((uint64_t)0x00000DEAD0000000ULL)   /* canonical, never mapped */
 
 static int chan_ok;
+static struct hvsock *hvs;               /* hv_sock to the AgentX port, or NULL */
+static uint32_t hvs_connects_seen;
 static struct virtio_console *vcon;      /* the AgentX port, or NULL: COM2 */
 static uint32_t vcon_opens_seen;         /* host connects the agent has been told of */
 static struct virtio_pmem *pmem;
 static const struct acpi_facts *acpi;
 
-void env_init(struct virtio_pmem *pm, struct virtio_console *con, const struct acpi_facts *af)
+#define HVSOCK_UNLOAD_TIMEOUT_NS 100000000ULL
+
+void env_init(struct virtio_pmem *pm, struct hvsock *hs, struct virtio_console *con, const struct acpi_facts *af)
 {
     pmem = pm;
     acpi = af;
+    if (hs) {
+        hvs = hs;
+        chan_ok = 1;
+        kprintf("env: control channel hv_sock port %u\n", hs->port);
+        return;
+    }
     vcon = con;
     if (vcon) {
         chan_ok = 1;
@@ -42,6 +56,10 @@ void env_init(struct virtio_pmem *pm, struct virtio_console *con, const struct a
 
 uint32_t env_chan_connects(void)
 {
+    if (hvs) {
+        hvsock_poll(hvs);
+        return hvs_connects_seen = hvs->connects;
+    }
     if (!vcon)
         return 0;                               /* a UART cannot tell */
     virtio_console_poll(vcon);
@@ -61,6 +79,8 @@ long env_chan_read(void *buf, size_t cap)
 {
     uint8_t *b = buf;
     size_t n = 0;
+    if (hvs)
+        return hvs->connects != hvs_connects_seen ? 0 : hvsock_read(hvs, b, cap);   /* as vcon_read */
     if (vcon)
         return vcon_read(b, cap);
     if (!chan_ok)
@@ -73,6 +93,8 @@ long env_chan_read(void *buf, size_t cap)
 int env_chan_write(const void *buf, size_t len, uint32_t timeout_ms)
 {
     const uint8_t *b = buf;
+    if (hvs)
+        return hvsock_write(hvs, buf, len, (uint64_t)timeout_ms * 1000000ULL);
     if (vcon)
         return virtio_console_write(vcon, buf, len, (uint64_t)timeout_ms * 1000000ULL);
     if (!chan_ok)
@@ -94,7 +116,13 @@ int env_chan_write(const void *buf, size_t len, uint32_t timeout_ms)
 }
 
 uint64_t env_now_ns(void) { return timer_now_ns(); }
-void env_relax(void) { cpu_relax(); }
+void env_relax(void)
+{
+    if (hvs)
+        vmbus_wait();                           /* hlt until a SynIC interrupt or the tick (or one pause) */
+    else
+        cpu_relax();
+}
 const char *env_uname(void) { return "wslx-trackb 0.1 x86_64"; }
 uint64_t env_mem_total_bytes(void) { return pmm_total_bytes(); }
 uint64_t env_mem_free_bytes(void) { return pmm_free_bytes(); }
@@ -104,7 +132,7 @@ uint64_t env_pmem_size(void) { return pmem && pmem->base ? pmem->size : 0; }
 int env_pmem_flush(uint32_t timeout_ms)
 {
     if (!pmem || !pmem->base)
-        return PMEM_ENODEV;
+        return ERR_NODEV;
     return virtio_pmem_flush(pmem, (uint64_t)timeout_ms * 1000000ULL);
 }
 
@@ -120,6 +148,8 @@ _Noreturn void env_fault_on_purpose(void)
 _Noreturn void env_power_off(int code, int reboot)
 {
     kprintf("env: %s (code %d)\n", reboot ? "reboot" : "power off", code);
+    if (hvs)
+        vmbus_unload(HVSOCK_UNLOAD_TIMEOUT_NS);  /* the host releases our channels and pages */
     if (reboot) {
         pio_out8(RESET_CONTROL_PORT, 0x02);
         pio_out8(RESET_CONTROL_PORT, 0x06);

@@ -4,10 +4,12 @@
 
 #include "drivers/virtio_console.h"
 #include "drivers/virtio_pmem.h"
+#include "hv/hvsock.h"
 #include "kernel/acpi.h"
 
-/* pmem: the probed device or NULL; con: the virtio-console with the AgentX
- * port open, or NULL for COM2; acpi: for S5 power-off. */
-void env_init(struct virtio_pmem *pmem, struct virtio_console *con, const struct acpi_facts *acpi);
+/* pmem: the probed device or NULL; hs: hv_sock to the AgentX port (Hyper-V)
+ * or NULL; con: the virtio-console with the AgentX port open, or NULL for
+ * COM2; acpi: for S5 power-off. The first channel given wins. */
+void env_init(struct virtio_pmem *pmem, struct hvsock *hs, struct virtio_console *con, const struct acpi_facts *acpi);
 
 #endif

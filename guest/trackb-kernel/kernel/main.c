@@ -7,9 +7,11 @@
 #include "drivers/pci.h"
 #include "drivers/virtio_console.h"
 #include "drivers/virtio_pmem.h"
+#include "hv/hv_boot.h"
 #include "kernel/acpi.h"
 #include "kernel/console.h"
 #include "kernel/env.h"
+#include "kernel/errno.h"
 #include "kernel/klib.h"
 #include "kernel/memlayout.h"
 #include "kernel/panic.h"
@@ -33,6 +35,8 @@ static char cmdline[CMDLINE_MAX];
 static struct acpi_facts acpi;
 static struct virtio_pmem pmem;
 static struct virtio_console vcon;
+static struct hv_caps hv;
+static struct hvsock agent_hvsock;
 /* `ret` in .data (volatile: never promoted to .rodata) for trackb.fault=xdata. */
 static volatile uint8_t xdata_code[16] = {0xC3};
 
@@ -42,20 +46,20 @@ static int read_boot_info(uint32_t kind, uint64_t info, struct boot_facts *facts
     int n;
     if (kind == BOOT_PVH) {
         const uint8_t *si = phys_ptr(info, HVM_START_INFO_SIZE);
-        int err = si ? pvh_parse_start_info(si, HVM_START_INFO_SIZE, facts) : PARSE_ERANGE;
+        int err = si ? pvh_parse_start_info(si, HVM_START_INFO_SIZE, facts) : ERR_RANGE;
         if (err)
-            panic("PVH start_info at %lx: %s", info, parse_strerror(err));
+            panic("PVH start_info at %lx: %s", info, err_str(err));
         uint64_t len = (uint64_t)facts->memmap_entries * HVM_MEMMAP_TABLE_ENTRY_SIZE;
         const uint8_t *mm = phys_ptr(facts->memmap_paddr, len);
-        n = mm ? pvh_parse_memmap(mm, len, facts->memmap_entries, regions, MAX_REGIONS) : PARSE_ERANGE;
+        n = mm ? pvh_parse_memmap(mm, len, facts->memmap_entries, regions, MAX_REGIONS) : ERR_RANGE;
     } else if (kind == BOOT_LINUX64) {
         const uint8_t *bp = phys_ptr(info, X86BOOT_BP_SIZE);
-        n = bp ? bootparams_parse(bp, X86BOOT_BP_SIZE, facts, regions, MAX_REGIONS) : PARSE_ERANGE;
+        n = bp ? bootparams_parse(bp, X86BOOT_BP_SIZE, facts, regions, MAX_REGIONS) : ERR_RANGE;
     } else {
         panic("unknown boot kind %u", kind);
     }
     if (n <= 0)
-        panic("boot memory map: %s", n == 0 ? "empty" : parse_strerror(n));
+        panic("boot memory map: %s", n == 0 ? "empty" : err_str(n));
     /* The command line: NUL terminated, bounded, unmapped means none. */
     for (size_t i = 0; facts->cmdline_paddr && i + 1 < CMDLINE_MAX; i++) {
         const char *c = phys_ptr(facts->cmdline_paddr + i, 1);
@@ -227,7 +231,10 @@ _Noreturn void kmain(uint32_t kind, uint64_t info)
                 vcon.bad_ctrl);
     }
 
-    env_init(pm, con, &acpi);                         /* agent environment: virtio-console or COM2, pmem, power */
+    /* Hyper-V: enlightenments, SynIC, stimer, VMBus, hv_sock (trackb.hv_poll: no interrupts). */
+    struct hvsock *hs = hv_boot(&hv, cmdline_has("trackb.hv_poll"), &agent_hvsock);
+
+    env_init(pm, hs, con, &acpi);                     /* agent environment: hv_sock, virtio-console or COM2, pmem, power */
     agent_register_portal(&portal_service_ops);       /* `portal serve`: guest/portal's service */
     kprintf("trackb: ready after %lu us\n", timer_now_ns() / 1000);
 

@@ -11,6 +11,8 @@
 
 static uint64_t tsc0, tsc_hz, mult, cal_ns;   /* ns = (tsc delta * mult) >> 32 */
 static const char *source = "none";
+static uint64_t (*clock_ns)(void);          /* a better clock once one is set (Hyper-V) */
+static uint64_t clock_base;
 
 static uint64_t pit_calibrate(void)
 {
@@ -44,8 +46,18 @@ void timer_init(void)
     cal_ns = timer_now_ns();
 }
 
+void timer_set_source(uint64_t (*now_ns)(void), const char *name)
+{
+    uint64_t now = timer_now_ns();
+    clock_base = now_ns() - now;            /* continuous: the new source takes over at the current time */
+    clock_ns = now_ns;
+    source = name;
+}
+
 uint64_t timer_now_ns(void)
 {
+    if (clock_ns)
+        return clock_ns() - clock_base;
     unsigned __int128 p = (unsigned __int128)(cpu_rdtsc() - tsc0) * mult;
     return (uint64_t)(p >> 32);
 }

@@ -1,6 +1,8 @@
-/* trap.c: IDT for the 32 CPU exceptions, and the TSS. The kernel runs with
- * interrupts off (everything is polled), so every trap is a bug or a
- * deliberate fault: print the diagnostic and stop through panic_stop().
+/* trap.c: IDT for the 32 CPU exceptions (and the gates of kernel/irq.c's
+ * external interrupts), and the TSS. The kernel runs with interrupts off
+ * (everything is polled) unless the Hyper-V path turns them on, so every
+ * exception is a bug or a deliberate fault: print the diagnostic and stop
+ * through panic_stop().
  *
  * #DF, NMI and #MC run on their own stacks (the TSS's interrupt stack table):
  * when the boot stack overflows into its unmapped guard page, the CPU cannot
@@ -35,10 +37,12 @@ _Static_assert(sizeof(struct tss64) == 104, "64-bit TSS is 104 bytes");
 
 #define TSS_AVAILABLE_64 0x89    /* present, DPL 0, type 9 (available 64-bit TSS) */
 
-static struct idt_gate idt[32] __attribute__((aligned(16)));
+#define IDT_ENTRIES 64           /* 32 exceptions, then external interrupts 0x20-0x3F (kernel/irq.c) */
+
+static struct idt_gate idt[IDT_ENTRIES] __attribute__((aligned(16)));
 static struct tss64 tss __attribute__((aligned(16)));
 static uint8_t ist_stacks[3][IST_STACK_SIZE] __attribute__((aligned(16)));   /* IST 1..3 */
-extern const uint64_t trap_vectors[32];
+extern const uint64_t trap_vectors[32], irq_vectors[IDT_ENTRIES - 32];
 extern uint64_t boot_gdt[];      /* entry.S, .rodata: writable until vm_init() */
 extern char __text_start[], __text_end[], __rodata_start[], __rodata_end[], __data_start[], _kernel_end[];
 extern char boot_stack_guard[], boot_stack_top[];
@@ -79,8 +83,8 @@ static unsigned ist_of(int vector)
 void trap_init(void)
 {
     tss_init();
-    for (int i = 0; i < 32; i++) {
-        uint64_t h = trap_vectors[i];
+    for (int i = 0; i < IDT_ENTRIES; i++) {
+        uint64_t h = i < 32 ? trap_vectors[i] : irq_vectors[i - 32];
         idt[i] = (struct idt_gate){(uint16_t)h, SEL_CODE64, (uint8_t)ist_of(i), 0x8E, (uint16_t)(h >> 16),
                                    (uint32_t)(h >> 32), 0};
     }

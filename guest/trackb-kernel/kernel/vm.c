@@ -57,6 +57,13 @@ int vm_is_mapped(uint64_t pa, uint64_t len)
     return 0;
 }
 
+void *phys_ptr(uint64_t pa, uint64_t len)
+{
+    if (len == 0 || !vm_is_mapped(pa, len))   /* (vm_is_mapped refuses a wrapping range) */
+        return NULL;
+    return (void *)(uintptr_t)pa;              /* identity map */
+}
+
 /* Leaves of [lo, hi) (page aligned by kernel.ld, below KERNEL_SPLIT_LIMIT). */
 static void set_leaves(uint64_t lo, uint64_t hi, uint64_t flags)
 {

@@ -1,8 +1,8 @@
 /* parse.h: pure parsers of raw boot, firmware and device bytes.
  *
  * Every function takes a pointer and a length, never reads outside them, and
- * returns a PARSE_* error for anything malformed. No hardware access and no
- * kernel state, so tests/test_trackb_parsers.py builds them for the host
+ * returns an ERR_* of kernel/errno.h for anything malformed. No hardware
+ * access and no kernel state, so tests/test_trackb_parsers.py builds them for the host
  * (under ASan/UBSan) and feeds crafted bytes made with the construct specs
  * the headers are generated from (x86boot.h, virtio.h). */
 #ifndef TRACKB_PARSE_H
@@ -11,18 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum {
-    PARSE_OK = 0,
-    PARSE_ETRUNC = -1,     /* input shorter than the structure says */
-    PARSE_EMAGIC = -2,     /* wrong signature or magic */
-    PARSE_ECHECKSUM = -3,  /* ACPI checksum mismatch */
-    PARSE_ERANGE = -4,     /* a count, pointer or length is out of range */
-    PARSE_ELOOP = -5,      /* PCI capability list revisits an entry */
-    PARSE_EVERSION = -6,   /* unsupported structure version */
-    PARSE_ENOTFOUND = -7,  /* well formed, but the thing asked for is absent */
-};
-
-const char *parse_strerror(int err);
+#include "kernel/errno.h"
 
 /* Little-endian loads from unaligned bytes. */
 static inline uint16_t ld16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
@@ -56,11 +45,11 @@ int bootparams_parse(const uint8_t *b, size_t len, struct boot_facts *facts, str
 /* Check an RSDP (signature, checksums); sets the root table address and
  * whether it is an XSDT (8-byte entries) or an RSDT (4-byte entries). */
 int acpi_parse_rsdp(const uint8_t *b, size_t len, uint64_t *root_paddr, int *is_xsdt);
-/* Offset of the first valid RSDP in b (16-byte aligned search) or PARSE_ENOTFOUND. */
+/* Offset of the first valid RSDP in b (16-byte aligned search) or ERR_NOENT. */
 long acpi_scan_rsdp(const uint8_t *b, size_t len);
 /* Check an SDT: header fits, length <= len, checksum; returns the table length. */
 long acpi_check_sdt(const uint8_t *b, size_t len);
-/* Entry i of a checked RSDT/XSDT, or PARSE_ENOTFOUND past the end. */
+/* Entry i of a checked RSDT/XSDT, or ERR_NOENT past the end. */
 int acpi_root_entry(const uint8_t *b, size_t len, int is_xsdt, size_t i, uint64_t *paddr);
 
 struct ecam_region {
@@ -91,13 +80,13 @@ struct virtio_pci_layout {
     uint32_t notify_off_multiplier;
 };
 /* Collect the vendor capabilities of a modern virtio function (first of each
- * type wins, as the spec asks). Rejects malformed capabilities; PARSE_ENOTFOUND
+ * type wins, as the spec asks). Rejects malformed capabilities; ERR_NOENT
  * if common, notify or device configuration is missing. */
 int virtio_parse_caps(const uint8_t *cfg, size_t len, struct virtio_pci_layout *out);
 
 /* ---- virtio-pmem (parse/virtio_pmem_cfg.c) ---- */
-/* start/size from the device config; PARSE_ENOTFOUND when both are 0 (OpenVMM),
- * PARSE_ERANGE if misaligned (not 4 KiB) or wrapping. */
+/* start/size from the device config; ERR_NOENT when both are 0 (OpenVMM),
+ * ERR_RANGE if misaligned (not 4 KiB) or wrapping. */
 int virtio_pmem_parse_config(const uint8_t *b, size_t len, uint64_t *start, uint64_t *size);
 
 #endif

@@ -22,10 +22,10 @@ int virtio_parse_caps(const uint8_t *cfg, size_t len, struct virtio_pci_layout *
         if (c[VIRTIO_PCI_CAP_OFF_CAP_VNDR] != VIRTIO_PCI_CAP_ID_VNDR)
             continue;
         if (room < VIRTIO_PCI_CAP_SIZE)
-            return PARSE_ETRUNC;
+            return ERR_TRUNC;
         uint8_t clen = c[VIRTIO_PCI_CAP_OFF_CAP_LEN];
         if (clen < VIRTIO_PCI_CAP_SIZE || clen > room)
-            return PARSE_ERANGE;
+            return ERR_RANGE;
         uint8_t type = c[VIRTIO_PCI_CAP_OFF_CFG_TYPE], bar = c[VIRTIO_PCI_CAP_OFF_BAR];
         uint64_t off = ld32(c + VIRTIO_PCI_CAP_OFF_OFFSET), length = ld32(c + VIRTIO_PCI_CAP_OFF_LENGTH);
         if (type == VIRTIO_PCI_CAP_PCI_CFG)
@@ -37,12 +37,12 @@ int virtio_parse_caps(const uint8_t *cfg, size_t len, struct virtio_pci_layout *
         switch (type) {
         case VIRTIO_PCI_CAP_COMMON_CFG:
             if (length < VIRTIO_PCI_COMMON_CFG_SIZE)
-                return PARSE_ERANGE;
+                return ERR_RANGE;
             set_region(&out->common, bar, off, length);
             break;
         case VIRTIO_PCI_CAP_NOTIFY_CFG:
             if (clen < VIRTIO_PCI_NOTIFY_CAP_SIZE)
-                return PARSE_ERANGE;
+                return ERR_RANGE;
             if (!out->notify.present)
                 out->notify_off_multiplier = ld32(c + VIRTIO_PCI_NOTIFY_CAP_OFF_NOTIFY_OFF_MULTIPLIER);
             set_region(&out->notify, bar, off, length);
@@ -55,13 +55,13 @@ int virtio_parse_caps(const uint8_t *cfg, size_t len, struct virtio_pci_layout *
             break;
         case VIRTIO_PCI_CAP_SHARED_MEMORY_CFG:
             if (clen < VIRTIO_PCI_CAP64_SIZE)
-                return PARSE_ERANGE;
+                return ERR_RANGE;
             if (c[VIRTIO_PCI_CAP_OFF_ID] != VIRTIO_PMEM_SHMEM_REGION_ID)
                 break;
             off |= (uint64_t)ld32(c + VIRTIO_PCI_CAP64_OFF_OFFSET_HI) << 32;
             length |= (uint64_t)ld32(c + VIRTIO_PCI_CAP64_OFF_LENGTH_HI) << 32;
             if (length == 0 || off + length < off)
-                return PARSE_ERANGE;
+                return ERR_RANGE;
             set_region(&out->shm, bar, off, length);
             break;
         default:
@@ -69,6 +69,6 @@ int virtio_parse_caps(const uint8_t *cfg, size_t len, struct virtio_pci_layout *
         }
     }
     if (!out->common.present || !out->notify.present || !out->device.present)
-        return PARSE_ENOTFOUND;
-    return PARSE_OK;
+        return ERR_NOENT;
+    return 0;
 }

@@ -5,13 +5,13 @@
 int virtio_pmem_parse_config(const uint8_t *b, size_t len, uint64_t *start, uint64_t *size)
 {
     if (len < VIRTIO_PMEM_CONFIG_SIZE)
-        return PARSE_ETRUNC;
+        return ERR_TRUNC;
     uint64_t s = ld64(b + VIRTIO_PMEM_CONFIG_OFF_START), n = ld64(b + VIRTIO_PMEM_CONFIG_OFF_SIZE);
     if (s == 0 && n == 0)
-        return PARSE_ENOTFOUND;
+        return ERR_NOENT;
     if (n == 0 || s + n < s || (s & 0xFFF) || (n & 0xFFF))
-        return PARSE_ERANGE;
+        return ERR_RANGE;
     *start = s;
     *size = n;
-    return PARSE_OK;
+    return 0;
 }

@@ -4,8 +4,9 @@
  * physical memory) goes through these functions. platform_x86.c implements
  * them with inline assembly (the only place that does); a host test model
  * implements them against a simulated device, so the drivers compile and run
- * on the host unchanged. Addresses are physical; the kernel's direct map
- * makes phys_to_virt() trivial in the VM. */
+ * on the host unchanged. Addresses are physical. The layer calls nothing
+ * above it: which physical ranges are mapped is the kernel's business
+ * (kernel/vm.h: vm_is_mapped, phys_ptr). */
 #ifndef TRACKB_PLATFORM_H
 #define TRACKB_PLATFORM_H
 
@@ -20,7 +21,7 @@ void pio_out8(uint16_t port, uint8_t v);
 void pio_out16(uint16_t port, uint16_t v);
 void pio_out32(uint16_t port, uint32_t v);
 
-/* MMIO at physical addresses (must be mapped; see vm_map_mmio). */
+/* MMIO at physical addresses (must be mapped: kernel/vm.h, vm_map_identity). */
 uint8_t mmio_read8(uint64_t pa);
 uint16_t mmio_read16(uint64_t pa);
 uint32_t mmio_read32(uint64_t pa);
@@ -30,9 +31,7 @@ void mmio_write16(uint64_t pa, uint16_t v);
 void mmio_write32(uint64_t pa, uint32_t v);
 void mmio_write64(uint64_t pa, uint64_t v);
 
-/* Physical memory: a pointer through the direct map, or NULL when [pa, pa+len)
- * is not mapped. Parsers then get (pointer, length) and never read past it. */
-void *phys_ptr(uint64_t pa, uint64_t len);
+/* The physical address of a kernel pointer (identity map in the VM). */
 uint64_t virt_to_phys(const void *p);
 
 /* CPU. */
@@ -51,6 +50,27 @@ uint64_t cpu_read_cr4(void);
 void cpu_write_cr4(uint64_t v);
 void cpu_invlpg(uint64_t va);
 void cpu_load_idt(const void *base, uint16_t limit);
+
+/* Interrupts: the kernel runs with them off (everything polled) unless the
+ * Hyper-V path turns them on (kernel/irq.c). cpu_wait_for_interrupt enables
+ * them, halts until one arrives and returns with them off again
+ * (sti; hlt; cli: an interrupt pending before the hlt still wakes it). */
+void cpu_irq_enable(void);
+void cpu_irq_disable(void);
+void cpu_wait_for_interrupt(void);
+
+/* The hypervisor interface (hv/): everything the Hyper-V code does to the
+ * hypervisor goes through these four, so the same hv/ code runs natively on
+ * Hyper-V/OpenVMM (here: cpuid, rdmsr, wrmsr, a call into the hypercall page)
+ * and against the wslx.hv model (tests/c/hv_shim.c; later a trap path).
+ * hv_wrmsr returns 0, or -1 when the model says the write would #GP (natively
+ * a #GP stops the kernel in trap()). hv_hypercall_page_call calls the page the
+ * hypervisor filled (TLFS 3.7: RCX control, RDX/R8 input/output GPAs or the
+ * data itself in the fast form) and returns RAX, the hypercall result value. */
+void hv_cpuid(uint32_t leaf, uint32_t out[4]);
+uint64_t hv_rdmsr(uint32_t msr);
+int hv_wrmsr(uint32_t msr, uint64_t v);
+uint64_t hv_hypercall_page_call(const void *page, uint64_t control, uint64_t input, uint64_t output);
 
 /* Ordering between memory the device reads (virtqueues) and MMIO/port writes. */
 void mb(void);

@@ -1,7 +1,6 @@
 /* platform_x86.c: platform.h on real (virtual) x86-64 hardware.
  * The only file with inline assembly for hardware access. */
 #include "platform/platform.h"
-#include "kernel/vm.h"
 
 uint8_t pio_in8(uint16_t port) { uint8_t v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 uint16_t pio_in16(uint16_t port) { uint16_t v; __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port)); return v; }
@@ -19,13 +18,6 @@ void mmio_write8(uint64_t pa, uint8_t v) { *(volatile uint8_t *)(uintptr_t)pa = 
 void mmio_write16(uint64_t pa, uint16_t v) { *(volatile uint16_t *)(uintptr_t)pa = v; }
 void mmio_write32(uint64_t pa, uint32_t v) { *(volatile uint32_t *)(uintptr_t)pa = v; }
 void mmio_write64(uint64_t pa, uint64_t v) { *(volatile uint64_t *)(uintptr_t)pa = v; }
-
-void *phys_ptr(uint64_t pa, uint64_t len)
-{
-    if (len == 0 || pa + len < pa || !vm_is_mapped(pa, len))
-        return NULL;
-    return (void *)(uintptr_t)pa;   /* identity map */
-}
 
 uint64_t virt_to_phys(const void *p) { return (uint64_t)(uintptr_t)p; }
 
@@ -77,6 +69,32 @@ void cpu_load_idt(const void *base, uint16_t limit)
         uint64_t base;
     } __attribute__((packed)) desc = {limit, (uint64_t)(uintptr_t)base};
     __asm__ volatile("lidt %0" : : "m"(desc));
+}
+
+void cpu_irq_enable(void) { __asm__ volatile("sti" ::: "memory"); }
+void cpu_irq_disable(void) { __asm__ volatile("cli" ::: "memory"); }
+void cpu_wait_for_interrupt(void) { __asm__ volatile("sti; hlt; cli" ::: "memory"); }   /* sti shadow: no lost wake-up */
+
+void hv_cpuid(uint32_t leaf, uint32_t out[4]) { cpu_cpuid(leaf, 0, out); }
+uint64_t hv_rdmsr(uint32_t msr) { return cpu_rdmsr(msr); }
+int hv_wrmsr(uint32_t msr, uint64_t v)
+{
+    cpu_wrmsr(msr, v);
+    return 0;
+}
+
+/* The page's code clobbers what a call may (Linux hv_do_hypercall: rcx, rdx,
+ * r8 in, rax out; r9-r11 are the callee's). The page is executable: vm.c maps
+ * it R+X (hv/hv_enlighten.c asks). */
+uint64_t hv_hypercall_page_call(const void *page, uint64_t control, uint64_t input, uint64_t output)
+{
+    uint64_t status;
+    register uint64_t r8 __asm__("r8") = output;
+    __asm__ volatile("call *%[page]"
+                     : "=a"(status), "+c"(control), "+d"(input), "+r"(r8)
+                     : [page] "m"(page)
+                     : "cc", "memory", "r9", "r10", "r11");
+    return status;
 }
 
 void mb(void) { __asm__ volatile("mfence" ::: "memory"); }

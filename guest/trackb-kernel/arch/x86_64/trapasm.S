@@ -73,6 +73,47 @@ trap_common:
         hlt
         jmp     1b
 
+/* External interrupts 0x20-0x3F (kernel/irq.c): save the registers the C
+ * ABI lets irq_dispatch clobber, call it with the vector, and return with
+ * iretq (the kernel has no user mode and no FPU state: -mgeneral-regs-only). */
+.macro IRQ n
+        .globl irq_vec\n
+irq_vec\n:
+        push    %rdi
+        mov     $\n, %edi
+        jmp     irq_common
+.endm
+
+        .irp n, 32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63
+        IRQ \n
+        .endr
+
+irq_common:
+        push    %rax
+        push    %rcx
+        push    %rdx
+        push    %rsi
+        push    %r8
+        push    %r9
+        push    %r10
+        push    %r11
+        push    %rbp
+        mov     %rsp, %rbp
+        and     $-16, %rsp              /* ABI stack alignment */
+        call    irq_dispatch
+        mov     %rbp, %rsp
+        pop     %rbp
+        pop     %r11
+        pop     %r10
+        pop     %r9
+        pop     %r8
+        pop     %rsi
+        pop     %rdx
+        pop     %rcx
+        pop     %rax
+        pop     %rdi
+        iretq
+
 /* void load_task_register(uint16_t sel): TR = sel (kernel/trap.c's TSS). */
         .globl load_task_register
 load_task_register:
@@ -85,4 +126,9 @@ load_task_register:
 trap_vectors:
         .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
         .quad trap_vec\n
+        .endr
+        .globl irq_vectors
+irq_vectors:
+        .irp n, 32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63
+        .quad irq_vec\n
         .endr

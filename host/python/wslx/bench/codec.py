@@ -13,6 +13,7 @@ import time
 from ..agentx import codec
 from ..spec.agentx import MsgType, Stream
 from . import Benchmark
+from ..commands._args import positive_float
 
 SMALL = dict(flags=0, argv=["/bin/true"], env=[], cwd="/")
 
@@ -51,7 +52,7 @@ def run_once(args, log) -> dict:
 
 
 def add_arguments(p):
-    p.add_argument("--seconds", type=float, default=1.0, help="measuring time per metric per run (default 1)")
+    p.add_argument("--seconds", type=positive_float, default=1.0, help="measuring time per metric per run (default 1)")
 
 
 def plot(doc, png):

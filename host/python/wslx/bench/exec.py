@@ -10,6 +10,7 @@ import statistics
 import time
 
 from . import Benchmark
+from ..commands._args import kernel_image, positive_int
 
 FILE_BYTES = 64 * 1024 * 1024
 
@@ -17,8 +18,8 @@ FILE_BYTES = 64 * 1024 * 1024
 def add_arguments(p):
     p.add_argument("--guest", choices=["linux", "reference"], default="linux",
                    help="linux: the QEMU guest; reference: the host-side reference agent (for comparison)")
-    p.add_argument("--iterations", type=int, default=30, help="EXEC round trips per run (default 30)")
-    p.add_argument("--kernel", help="guest kernel (default: Debian's cloud kernel)")
+    p.add_argument("--iterations", type=positive_int, default=30, help="EXEC round trips per run (default 30)")
+    p.add_argument("--kernel", type=kernel_image, help="guest kernel (default: Debian's cloud kernel)")
 
 
 def _measure(client, iterations: int, log) -> dict:

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -48,6 +47,8 @@ from typing import Callable
 
 from ..spec.programs import PROGRAM_NAME
 from . import Benchmark
+from ..commands._args import kernel_image, positive_int
+from ..vmm.procs import processes
 
 UNITS = {"portal_bulk_gbps": "GB/s", "portal_bulk_host_copy_gbps": "GB/s", "guest_inplace_xor_gbps": "GB/s",
          "bulk_vs_inplace_x": "x", "host_loadavg_1m": "",
@@ -61,13 +62,13 @@ def add_arguments(p):
     p.add_argument("--guest", choices=["linux", "trackb"], default="linux",
                    help="linux: the Track A guest's `/init portal serve`; trackb: the Track B kernel's `portal serve` "
                         "built-in (polled in the agent loop; see this module's docstring)")
-    p.add_argument("--kernel", help="guest kernel (default: Debian's cloud kernel)")
-    p.add_argument("--bulk-mib", type=int, default=16, help="span size of the bulk transfer (default 16 MiB)")
-    p.add_argument("--control-mib", type=int, default=4, help="bytes through AgentX STDIO (default 4 MiB)")
-    p.add_argument("--roundtrips", type=int, default=20000, help="Portal NOP round trips per run")
-    p.add_argument("--messages", type=int, default=4_000_000, help="NOPs streamed per run")
-    p.add_argument("--batch", type=int, default=512, help="NOPs per SUBMIT batch (default 512)")
-    p.add_argument("--pings", type=int, default=200, help="AgentX PING round trips per run")
+    p.add_argument("--kernel", type=kernel_image, help="guest kernel (default: Debian's cloud kernel)")
+    p.add_argument("--bulk-mib", type=positive_int, default=16, help="span size of the bulk transfer (default 16 MiB)")
+    p.add_argument("--control-mib", type=positive_int, default=4, help="bytes through AgentX STDIO (default 4 MiB)")
+    p.add_argument("--roundtrips", type=positive_int, default=20000, help="Portal NOP round trips per run")
+    p.add_argument("--messages", type=positive_int, default=4_000_000, help="NOPs streamed per run")
+    p.add_argument("--batch", type=positive_int, default=512, help="NOPs per SUBMIT batch (default 512)")
+    p.add_argument("--pings", type=positive_int, default=200, help="AgentX PING round trips per run")
 
 
 def _cat_bulk(client, args) -> float:
@@ -196,8 +197,7 @@ def _measure(g, portal, args, log, kind: _Guest) -> dict:
         svc.stop()
         assert kind.stopped(svc.status), f"the service did not end as it should: {svc.status}"
     out["host_loadavg_1m"] = os.getloadavg()[0]
-    out["host_qemu_processes"] = float(len(subprocess.run(["pgrep", "qemu-system"], capture_output=True,
-                                                          text=True).stdout.split()))
+    out["host_qemu_processes"] = float(len(processes("qemu-system")))
     out["bulk_vs_control_x"] = out["portal_bulk_gbps"] / out["control_bulk_gbps"]
     out["roundtrips_vs_control_x"] = out["portal_roundtrips_per_s"] / out["control_roundtrips_per_s"]
     out["bulk_vs_memcpy_x"] = out["portal_bulk_gbps"] / out["guest_memcpy_gbps"]

@@ -1,10 +1,10 @@
 """`wslx bench NAME --out DIR [--runs N]`."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from .. import repo_root
 from ..bench import all_benchmarks, run_benchmark
+from ._args import output_dir, positive_int
 
 
 def register(sub):
@@ -12,9 +12,9 @@ def register(sub):
     bsub = p.add_subparsers(dest="benchmark", metavar="NAME", required=True)
     for name, b in sorted(all_benchmarks().items()):
         bp = bsub.add_parser(name, help=b.help)
-        bp.add_argument("--out", type=Path, default=None,
+        bp.add_argument("--out", type=output_dir, default=None,
                         help="output folder (default images/bench; images/bench/GUEST for a --guest other than linux)")
-        bp.add_argument("--runs", type=int, default=b.default_runs, help=f"number of runs (default {b.default_runs})")
+        bp.add_argument("--runs", type=positive_int, default=b.default_runs, help=f"number of runs (default {b.default_runs})")
         if b.add_arguments:
             b.add_arguments(bp)
         bp.set_defaults(func=lambda args, b=b: _run(b, args))

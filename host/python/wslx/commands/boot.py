@@ -8,17 +8,18 @@ from pathlib import Path
 
 from ..agentx.errors import StdinClosed
 from ..spec.agentx import STDIO_MAX_DATA
+from ._args import existing_file, kernel_image, positive_float
 
 GUESTS = ["linux", "trackb"]
 
 
 def _common(p):
     p.add_argument("guest", choices=GUESTS, help="which guest to boot")
-    p.add_argument("--kernel", type=Path,
+    p.add_argument("--kernel", type=kernel_image,
                    help="kernel image (default: Debian's cloud kernel; trackb: images/trackb-kernel.elf)")
-    p.add_argument("--initrd", type=Path, help="initramfs (default: images/linux-initramfs.cpio, built if needed)")
+    p.add_argument("--initrd", type=existing_file, help="initramfs (default: images/linux-initramfs.cpio, built if needed)")
     p.add_argument("--append", default="", help="extra kernel command-line words")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for HELLO (default 60)")
+    p.add_argument("--timeout", type=positive_float, default=60.0, help="seconds to wait for HELLO (default 60)")
 
 
 def register(sub):
@@ -32,7 +33,7 @@ def register(sub):
     r = sub.add_parser("run", help="boot a guest, run a command in it, stream its output, exit with its status")
     _common(r)
     r.add_argument("--stdin", action="store_true", help="forward this process's stdin to the command")
-    r.add_argument("--run-timeout", type=float, default=3600.0, help="seconds the command may run (default 3600)")
+    r.add_argument("--run-timeout", type=positive_float, default=3600.0, help="seconds the command may run (default 3600)")
     r.add_argument("command", nargs="+", metavar="-- CMD ARGS", help="command to run in the guest")
     r.set_defaults(func=run)
 
@@ -64,16 +65,21 @@ def _openvmm_launch(args) -> int:
 
 def _openvmm(args) -> int:
     """OpenVMM: the guest dials hv_sock port 50010, which OpenVMM hands to the Unix
-    socket <vsock path>_50010 on the host."""
+    socket <vsock path>_50010 on the host. --dry-run builds nothing: the SCons-built
+    initramfs is named as is (as for QEMU)."""
     import shlex
-    from ..guests.linux import ensure_built, initramfs_for
+    from ..guests.linux import ensure_built, images_dir, initramfs_for
     from ..image.initramfs import find_default_kernel
     from ..spec.agentx import VSOCK_CONTROL_PORT
     from ..vmm.openvmm import openvmm_cmdline, vsock_listen_path
     kernel = args.kernel or find_default_kernel()
-    if not args.initrd:
+    if args.initrd:
+        initrd = args.initrd
+    elif args.dry_run:
+        initrd = images_dir() / "linux-initramfs.cpio"
+    else:
         ensure_built(log=_log)
-    initrd = args.initrd or initramfs_for(kernel, _log)
+        initrd = initramfs_for(kernel, _log)
     run_dir = Path(os.environ.get("WSLX_RUN_DIR", "/tmp")) / "wslx-openvmm"
     vsock = run_dir / "vsock"
     argv = openvmm_cmdline(kernel, initrd, cmdline=f"console=ttyS0 panic=-1 wslx.transport=vsock {args.append}".strip(),
@@ -119,7 +125,7 @@ def boot(args) -> int:
             print(f"os release:   {h.os_release}")
             print(f"protocol:     v{h.version_min}..v{h.version_max}, max payload {h.max_payload}")
             print(f"capabilities: {', '.join(h.capability_names)}")
-            print(f"hello after:  {g.vm.hello_seconds:.2f} s since QEMU start (guest uptime {h.uptime_ms} ms)")
+            print(f"hello after:  {g.hello_seconds:.2f} s since QEMU start (guest uptime {h.uptime_ms} ms)")
             print(f"console log:  {g.console_log}")
             print(f"run dir:      {g.vm.run_dir}", flush=True)
             if args.stay:

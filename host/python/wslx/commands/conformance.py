@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+
+from ._args import existing_file, kernel_image, output_file, positive_float
 
 
 def register(sub):
@@ -10,11 +11,13 @@ def register(sub):
     p = sub.add_parser("conformance", help="run the AgentX conformance suite against an agent")
     p.add_argument("--target", required=True, choices=sorted(TARGETS), help="which agent to test")
     p.add_argument("-k", dest="patterns", action="append", help="only cases matching this pattern (repeatable)")
-    p.add_argument("--junit", type=Path, help="write a JUnit XML report here")
-    p.add_argument("--markdown", type=Path, help="write a Markdown report here")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds per wait (default 10)")
-    p.add_argument("--kernel", type=Path, help="guest kernel (VM targets)")
-    p.add_argument("--initrd", type=Path, help="guest initramfs (VM targets)")
+    p.add_argument("--junit", type=output_file, help="write a JUnit XML report here")
+    p.add_argument("--markdown", type=output_file, help="write a Markdown report here")
+    p.add_argument("--timeout", type=positive_float, default=10.0, help="seconds per wait (default 10)")
+    p.add_argument("--kernel", type=kernel_image, help="guest kernel (VM targets)")
+    p.add_argument("--initrd", type=existing_file, help="guest initramfs (VM targets)")
+    p.add_argument("--hv-profile", choices=["hyperv", "openvmm-kvm", "none"], default="hyperv",
+                   help="trackb-hv-host: the wslx.hv host profile (default hyperv)")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     p.set_defaults(func=run)
 
@@ -29,7 +32,8 @@ def run(args) -> int:
         return 0
     print(f"[conformance] starting target {args.target} ...", flush=True)
     try:
-        with TARGETS[args.target](timeout=args.timeout, kernel=args.kernel, initrd=args.initrd) as t:
+        with TARGETS[args.target](timeout=args.timeout, kernel=args.kernel, initrd=args.initrd,
+                                  hv_profile=args.hv_profile) as t:
             report = run_suite(t, patterns=args.patterns, timeout=args.timeout,
                                log=lambda s: print(s, flush=True))
     except AgentXError as e:

@@ -1,9 +1,9 @@
 """`wslx kconfig {check,build,generate,list}`: kernel config fragments from kernel-config/."""
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
+
+from ._args import existing_file, output_dir, output_file, positive_int
 
 BASE_HELP = "base config: tinyconfig (default), allnoconfig, defconfig, or a .config PATH"
 
@@ -15,7 +15,7 @@ def register(sub) -> None:
     check = ksub.add_parser("check", help="merge a profile or fragment onto a base config and explain every loss")
     what = check.add_mutually_exclusive_group()
     what.add_argument("--profile", "-p", help="profile from kernel-config/profiles.py")
-    what.add_argument("fragment", nargs="?", type=Path, help="a fragment file (CONFIG_X=y lines)")
+    what.add_argument("fragment", nargs="?", type=existing_file, help="a fragment file (CONFIG_X=y lines)")
     check.add_argument("--base", help=BASE_HELP)
     check.add_argument("--source", help="Linux tree or tarball (default: $KSOURCE, then linux-source-6.1)")
     check.add_argument("--json", action="store_true", help="machine-readable report on stdout")
@@ -25,15 +25,15 @@ def register(sub) -> None:
     build = ksub.add_parser("build", help="build (or reuse from cache) a bzImage for a profile or fragment")
     bwhat = build.add_mutually_exclusive_group(required=True)
     bwhat.add_argument("--profile", "-p")
-    bwhat.add_argument("--fragment", type=Path)
-    build.add_argument("--output", "-o", type=Path, help="also copy the image here (default images/linux-P.bzImage)")
+    bwhat.add_argument("--fragment", type=existing_file)
+    build.add_argument("--output", "-o", type=output_file, help="also copy the image here (default images/linux-P.bzImage)")
     build.add_argument("--source", help="Linux tree or tarball")
-    build.add_argument("--jobs", "-j", type=int, help="make -j (default: number of CPUs)")
+    build.add_argument("--jobs", "-j", type=positive_int, help="make -j (default: number of CPUs)")
     build.set_defaults(func=_build)
 
     gen = ksub.add_parser("generate", help="write images/<profile>.config fragments (scons does this too)")
     gen.add_argument("--profile", "-p", action="append", help="only this profile (repeatable)")
-    gen.add_argument("--out", type=Path, help="output folder (default images/)")
+    gen.add_argument("--out", type=output_dir, help="output folder (default images/)")
     gen.set_defaults(func=_generate)
 
     lst = ksub.add_parser("list", help="list profiles and their features")

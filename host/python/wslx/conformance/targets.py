@@ -185,6 +185,50 @@ class TrackBHostTarget(_HostBinaryTarget):
             self._log.close()
 
 
+@target("trackb-hv-host")
+class TrackBHvHostTarget:
+    """The Track B kernel's hv/ code and agent built for the host (`build/trackb/trackb-hv-host`,
+    ASan+UBSan) against the wslx.hv model (profile --hv-profile): the suite talks AgentX over hv_sock,
+    through VMBus ring buffers in the model's guest memory (conformance/trackb_hv_host.py). When the
+    host closes its stream the guest sees EOF on the channel, closes it and dials the port again."""
+    supports_reconnect = True
+
+    def __init__(self, timeout: float = 10.0, hv_profile: str = "hyperv", **_):
+        self.timeout, self.profile = timeout, hv_profile or "hyperv"
+
+    def __enter__(self):
+        from .trackb_hv_host import HvHostHarness
+        self.harness = HvHostHarness(self.profile, mode="agent", timeout=self.timeout).__enter__()
+        try:
+            sock = self.harness.accept(self.timeout)
+        except BaseException:
+            self.harness.close()
+            raise
+        self.client = AgentClient(sock, default_timeout=self.timeout, name=self.name)
+        self.client.diagnostics = self.harness.log_tail
+        return self
+
+    def reconnect(self, client: AgentClient) -> AgentClient:
+        client.close()
+        self.client = AgentClient(self.harness.accept(self.timeout), default_timeout=self.timeout,
+                                  name=self.name)
+        self.client.diagnostics = self.harness.log_tail
+        return self.client
+
+    def wait_ended(self, timeout: float) -> bool:
+        try:
+            self.harness.proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def __exit__(self, *exc):
+        try:
+            self.client.close()
+        finally:
+            self.harness.close()
+
+
 @target("trackb")
 class TrackBTarget:
     """The Track B kernel (images/trackb-kernel.elf) under QEMU: its agent on the

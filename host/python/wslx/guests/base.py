@@ -13,13 +13,46 @@ from typing import Callable
 
 from .. import repo_root
 from ..agentx.client import AgentClient, Hello
-from ..agentx.errors import AgentXError
+from ..agentx.errors import AgentTimeout, AgentXError
+from ..spec.agentx import VIRTIO_SERIAL_PORT_NAME
 from ..vmm.errors import VMError
 from ..vmm.qemu import QemuMachine
 
 
 class GuestAgentError(VMError):
     """The guest booted but its agent failed us (timeout, lost channel, protocol error)."""
+
+
+class KernelImageError(VMError):
+    """A kernel image no guest can boot: neither a bzImage nor an ELF with a usable entry."""
+
+
+# Linux boot protocol (Documentation/arch/x86/boot.rst): a bzImage's setup header holds
+# the magic "HdrS" at file offset 0x202.
+BZIMAGE_HEADER_MAGIC_OFFSET = 0x202
+BZIMAGE_HEADER_MAGIC = b"HdrS"
+ELF_MAGIC = b"\x7fELF"
+
+
+def check_kernel_image(path: Path) -> str:
+    """'bzImage' or 'elf' for a kernel the VMMs can boot directly, else KernelImageError
+    naming the file and what is wrong with it. An ELF must pass wslx.image.elfcheck with its
+    PVH entry (QEMU's -kernel enters an ELF only there; OpenVMM at its e_entry, checked too).
+    OSError (missing, unreadable) passes through: the caller names the path."""
+    with open(path, "rb") as f:
+        head = f.read(BZIMAGE_HEADER_MAGIC_OFFSET + len(BZIMAGE_HEADER_MAGIC))
+    if head[BZIMAGE_HEADER_MAGIC_OFFSET:] == BZIMAGE_HEADER_MAGIC:
+        return "bzImage"
+    if head.startswith(ELF_MAGIC):
+        from ..image.elfcheck import ElfCheckError, check_kernel
+        try:
+            check_kernel(path, budget=path.stat().st_size)
+        except ElfCheckError as e:
+            raise KernelImageError(f"{path}: an ELF file without an entry the guest can use: "
+                                   + "; ".join(e.problems)) from None
+        return "elf"
+    raise KernelImageError(f"{path}: not a kernel image: neither a bzImage (no {BZIMAGE_HEADER_MAGIC.decode()} "
+                           f"setup header at {BZIMAGE_HEADER_MAGIC_OFFSET:#x}) nor an ELF file")
 
 
 def images_dir() -> Path:
@@ -47,7 +80,10 @@ class Guest:
     error whose message carries the console tail and the QEMU command line."""
 
     NAME = "guest"               # the AgentClient's name in messages
-    CHANNEL = "agentx"           # QemuMachine.wait_hello's channel
+    # Where the agent talks: "agentx", the virtio-serial port VIRTIO_SERIAL_PORT_NAME
+    # (QemuMachine's virtio_serial_socket), or "serial", ttyS1/COM2 (serial_socket).
+    CHANNEL = "agentx"
+    PORT_NAME = VIRTIO_SERIAL_PORT_NAME
 
     def __init__(self, kernel: Path, *, append: str, hello_timeout: float, timeout: float, build: bool,
                  log: Callable[[str], None], machine_kw: dict):
@@ -61,6 +97,7 @@ class Guest:
         self.vm: QemuMachine | None = None
         self.client: AgentClient | None = None
         self.hello: Hello | None = None
+        self.hello_seconds: float | None = None   # QEMU process start to the agent's HELLO
 
     # ---- what a subclass provides ----
     def _prepare(self) -> None:
@@ -73,9 +110,6 @@ class Guest:
     def _ready(self) -> None:
         """Called once the client is attached after HELLO."""
 
-    def _connect(self):
-        """A new socket to the agent's channel (for reconnect)."""
-        raise NotImplementedError
 
     def _reconnected(self, client: AgentClient) -> None:
         """Called after reconnect attached a new client."""
@@ -83,11 +117,12 @@ class Guest:
     # ---- shared ----
     def __enter__(self):
         self._prepare()
+        check_kernel_image(self.kernel)   # before QEMU starts: a wrong file is named as such
         self.vm = self.machine()
         self.vm.__enter__()
         try:
-            self.hello = self.vm.wait_hello(self.hello_timeout, channel=self.CHANNEL)
-            self._attach(self.vm.agent)
+            client, self.hello = self._wait_hello(self.hello_timeout)
+            self._attach(client)
             self._ready()
         except AgentXError as e:
             err = GuestAgentError(f"no AgentX HELLO within {self.hello_timeout} s: {e}", **self.vm._common())
@@ -97,6 +132,45 @@ class Guest:
             self.vm.__exit__(*sys.exc_info())
             raise
         return self
+
+    def _connect(self, timeout: float):
+        """A new socket to the agent's channel."""
+        if self.CHANNEL == "serial":
+            return self.vm.serial_socket(timeout)
+        return self.vm.virtio_serial_socket(timeout)
+
+    def _wait_hello(self, timeout: float) -> tuple[AgentClient, Hello]:
+        """Connect the agent's channel and wait for its HELLO; sets hello_seconds.
+
+        A serial line has no connect event, so the agent may have announced itself before
+        we were there: there we ask for a fresh announcement (HELLO with request_id 0) at
+        once and then every second. A guest panic or exit while waiting is raised as
+        GuestPanicked/GuestExited instead of the AgentX error."""
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        client = AgentClient(self._connect(timeout), default_timeout=max(timeout, 1.0))
+        try:
+            if self.CHANNEL == "serial":
+                hello = self._serial_hello(client, deadline)
+            else:
+                hello = client.wait_hello(max(0.0, deadline - time.monotonic()))
+        except AgentXError:
+            client.close()
+            self.vm.check_alive("waiting for AgentX HELLO")
+            raise
+        self.hello_seconds = time.monotonic() - self.vm.start_time
+        self.log(f"[vm {self.vm.name}] AgentX HELLO after {self.hello_seconds:.2f} s since launch")
+        return client, hello
+
+    def _serial_hello(self, client: AgentClient, deadline: float) -> Hello:
+        while True:
+            client.ask_announce(timeout=max(1.0, deadline - time.monotonic()))
+            try:
+                return client.wait_hello(min(1.0, max(0.0, deadline - time.monotonic())))
+            except AgentTimeout:
+                if time.monotonic() >= deadline:
+                    raise
+                self.vm.check_alive("waiting for AgentX HELLO on the serial line")
 
     def _attach(self, client: AgentClient) -> None:
         client.default_timeout = self.timeout
@@ -123,7 +197,7 @@ class Guest:
         """Drop the host side of the channel and connect again; the agent must say HELLO anew."""
         client.close()
         time.sleep(0.2)
-        c = AgentClient(self._connect(), default_timeout=self.timeout, name=self.NAME)
+        c = AgentClient(self._connect(self.timeout), default_timeout=self.timeout, name=self.NAME)
         self._attach(c)
         self._reconnected(c)
         return c

@@ -63,7 +63,5 @@ class LinuxGuest(Guest):
             initrd = initramfs_for(self.kernel, self.log)
         if not dry_run:
             self.log(f"[boot] kernel {self.kernel}, initramfs {initrd}")
-        return QemuMachine(self.kernel, initrd, append=self.append, log=self.log, **self.machine_kw)
-
-    def _connect(self):
-        return self.vm.agentx_socket(self.timeout)
+        return QemuMachine(self.kernel, initrd, append=self.append, virtio_serial_port=self.PORT_NAME, log=self.log,
+                           **self.machine_kw)

@@ -1,6 +1,6 @@
 """Track B guest: the freestanding kernel images/trackb-kernel.elf under QEMU,
 its AgentX agent on the virtio-serial port org.wslx.agentx (QemuMachine's
-agentx channel; the kernel's virtio-console driver) or, with channel='serial',
+virtio_serial_port; the kernel's virtio-console driver) or, with channel='serial',
 on the second UART (ttyS1/COM2), a virtio-pmem file for the Portal, and
 isa-debug-exit for power-off. Used by `wslx boot/run trackb`, the
 conformance target `trackb` and `wslx bench boot --guest trackb`, so all of
@@ -83,8 +83,8 @@ class TrackBGuest(Guest):
         serial = self.CHANNEL == "serial"
         kw["extra_args"] = list(kw.get("extra_args", ())) + ISA_DEBUG_EXIT + ([] if serial else VIRTIO_SERIAL_SYNC_NOTIFY)
         kw.setdefault("panic_regex", PANIC_REGEX)
-        return QemuMachine(self.kernel, None, append=self.append, agentx=not serial, serial_transport=serial,
-                           run_dir=run_dir, log=self.log, **kw)
+        return QemuMachine(self.kernel, None, append=self.append, virtio_serial_port=None if serial else self.PORT_NAME,
+                           serial_transport=serial, run_dir=run_dir, log=self.log, **kw)
 
     def _prepare(self) -> None:
         if self.build:
@@ -106,11 +106,6 @@ class TrackBGuest(Guest):
         self.client.ping(b"sync", timeout=self.timeout)
         self.client.unsolicited_errors.clear()
         self.hello = self.client.hello
-
-    def _connect(self):
-        if self.CHANNEL == "serial":
-            return self.vm.serial_socket(self.timeout)
-        return self.vm.agentx_socket(self.timeout)
 
     def _reconnected(self, client: AgentClient) -> None:
         # a serial line has no connect event: ask for the re-announcement the agent cannot know to send;

@@ -2,20 +2,22 @@
 
 Modelled on QEMU's python/qemu/machine QEMUMachine, reduced to what the WSLX
 kit needs: direct kernel + initrd boot, a serial console logged to a file,
-QMP through the `qemu.qmp` package, the AgentX virtio-serial channel, an
-optional ttyS1 serial fallback channel, optional virtio-pmem and pvpanic.
+QMP through the `qemu.qmp` package, an optional named virtio-serial port and
+an optional ttyS1, each a Unix socket, optional virtio-pmem and pvpanic. It
+launches VMs and knows no guest protocol: what talks over those sockets (the
+AgentX agent) is wslx.guests' business.
 
 Per-VM run directory (given, or a fresh one under $WSLX_RUN_DIR or the temp dir):
     cmdline.txt   the full QEMU command line (shell-quoted)
     qemu.log      QEMU's own stdout+stderr
     console.log   the guest's ttyS0
     qmp.sock      QMP monitor (QEMU listens)
-    agentx.sock   AgentX channel, virtio-serial port org.wslx.agentx (QEMU listens)
-    serial1.sock  ttyS1 fallback channel, if enabled (QEMU listens)
+    vport.sock    the virtio-serial port, if one is named (QEMU listens)
+    serial1.sock  ttyS1, if enabled (QEMU listens)
 
 No QEMU outlives its owner: the process gets PR_SET_PDEATHSIG=SIGKILL and its
 own session/process group; `__exit__` always ends it (quit, SIGTERM, SIGKILL);
-`leftover_qemu_processes()` finds any tagged QEMU still running.  Note that
+`leftover_qemu_processes()` finds any tagged QEMU still running (from /proc).  Note that
 PDEATHSIG fires when the *thread* that launched QEMU exits: launch from a
 thread that lives as long as the machine (normally the main thread).
 
@@ -26,8 +28,8 @@ hotplug).  The default is therefore q35 with qboot when available.
 """
 from __future__ import annotations
 
+import asyncio
 import ctypes
-import errno
 import logging
 import os
 import re
@@ -45,16 +47,19 @@ from typing import Callable, Sequence
 
 from .errors import (ChannelTimeout, ConsoleTimeout, GuestExited, GuestPanicked, LaunchError,
                      ShutdownError, VMError)
+from .procs import processes
 
 _log = logging.getLogger(__name__)
 
 QEMU_BINARY = "qemu-system-x86_64"
 QBOOT_ROM = Path("/usr/share/qemu/qboot.rom")
-from ..spec.agentx import VIRTIO_SERIAL_PORT_NAME as AGENTX_PORT_NAME  # noqa: E402 (the spec names the port)
 NAME_PREFIX = "wslx-"
 OWNER_ENV = "WSLX_OWNER"      # pid of the Python process that launched QEMU
-SESSION_ENV = "WSLX_SESSION"  # inherited session tag (defaults to the owner pid)
+# A launcher's tag for the QEMUs it starts: set it in the environment to pick out your own
+# with leftover_qemu_processes(session); unset, each QEMU gets its owner's pid.
+SESSION_ENV = "WSLX_SESSION"
 PANIC_RE = re.compile(r"Kernel panic - not syncing")
+PANIC_LINE_TIMEOUT = 2.0      # seconds a panic report waits for the panic line to be complete
 CONSOLE_TAIL_LINES = 40
 
 PR_SET_PDEATHSIG = 1
@@ -86,9 +91,9 @@ def default_run_root() -> Path:
 class QemuMachine:
     """Context manager owning one QEMU process.
 
-        with QemuMachine(kernel, initrd, append="wslx.transport=virtio-serial") as vm:
-            vm.wait_console(r"WSLX ready", timeout=20)
-            hello = vm.wait_hello(timeout=20)
+        with QemuMachine(kernel, initrd, virtio_serial_port="org.example.port") as vm:
+            vm.wait_console(r"ready", timeout=20)
+            sock = vm.virtio_serial_socket(timeout=20)
 
     Construction does nothing; `launch()` (or entering the `with`) starts QEMU
     and connects QMP.  Every wait takes a timeout.
@@ -108,7 +113,7 @@ class QemuMachine:
         memory: int = 512,
         cpus: int = 1,
         pvpanic: bool = True,
-        agentx: bool = True,
+        virtio_serial_port: str | None = None,
         serial_transport: bool = False,
         pmem_path: Path | str | None = None,
         pmem_size: int | str | None = None,
@@ -125,6 +130,9 @@ class QemuMachine:
         """machine: 'q35' or 'microvm' (microvm gets pcie=on; no virtio-pmem there).
         firmware: 'auto' (qboot if installed, else SeaBIOS), 'seabios'/None, 'qboot', or a ROM path.
         append: extra kernel command-line words after `console=ttyS0 panic=-1 [quiet]`.
+        virtio_serial_port: name of a virtio-serial port whose host side is vport.sock
+        (virtio_serial_socket()); None: no virtio-serial device. serial_transport: ttyS1's
+        host side is serial1.sock (serial_socket()).
         pmem_path/pmem_size: back a virtio-pmem device with that file (size in bytes,
         or a QEMU size string; default the file's size).  pmem_addr: pin the device's
         guest-physical address (virtio-pmem-pci memaddr=), so a restored snapshot finds
@@ -141,7 +149,7 @@ class QemuMachine:
         self.memory = memory
         self.cpus = cpus
         self.pvpanic = pvpanic
-        self.agentx = agentx
+        self.virtio_serial_port = virtio_serial_port
         self.serial_transport = serial_transport
         self.pmem_path = Path(pmem_path) if pmem_path is not None else None
         self.pmem_size = pmem_size
@@ -165,9 +173,7 @@ class QemuMachine:
         self.qmp = None
         self.exitcode: int | None = None
         self.start_time: float | None = None  # time.monotonic() at process start
-        self.hello_seconds: float | None = None
         self.events: list[dict] = []  # QMP events seen so far
-        self.agent = None  # AgentClient after wait_hello()
         self._sockets: list[socket.socket] = []
         self._qemu_log = None
         self._console_text = ""
@@ -192,8 +198,8 @@ class QemuMachine:
         return self._path("qmp.sock")
 
     @property
-    def agentx_socket_path(self) -> Path:
-        return self._path("agentx.sock")
+    def virtio_serial_socket_path(self) -> Path:
+        return self._path("vport.sock")
 
     @property
     def serial_socket_path(self) -> Path:
@@ -264,10 +270,10 @@ class QemuMachine:
         if self.serial_transport:
             args += ["-chardev", f"socket,id=ser1,path={self.serial_socket_path},server=on,wait=off",
                      "-serial", "chardev:ser1"]
-        if self.agentx:
+        if self.virtio_serial_port is not None:
             args += ["-device", "virtio-serial-pci,id=vser0",
-                     "-chardev", f"socket,id=agentx,path={self.agentx_socket_path},server=on,wait=off",
-                     "-device", f"virtserialport,bus=vser0.0,chardev=agentx,name={AGENTX_PORT_NAME}"]
+                     "-chardev", f"socket,id=vport,path={self.virtio_serial_socket_path},server=on,wait=off",
+                     "-device", f"virtserialport,bus=vser0.0,chardev=vport,name={self.virtio_serial_port}"]
         if self.pvpanic:
             args += ["-device", "pvpanic"]
         if self.pmem_path is not None:
@@ -329,7 +335,7 @@ class QemuMachine:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         else:
             self.run_dir = Path(tempfile.mkdtemp(prefix="wslx-run-", dir=default_run_root()))
-        for n in ("qmp.sock", "agentx.sock", "serial1.sock", "console.log"):
+        for n in ("qmp.sock", "vport.sock", "serial1.sock", "console.log"):
             try:
                 os.unlink(self._path(n))
             except FileNotFoundError:
@@ -449,16 +455,13 @@ class QemuMachine:
         new = []
         if self.qmp is None:
             return new
-        try:
-            if wait > 0:
+        if wait > 0:
+            try:
                 new.append(self.qmp.pull_event(wait=float(wait)))
-            for _ in range(1000):
-                ev = self.qmp.pull_event(wait=False)
-                if ev is None:
-                    break
-                new.append(ev)
-        except Exception:
-            pass
+            except asyncio.TimeoutError:  # no event within `wait`: nothing new
+                pass
+        while (ev := self.qmp.pull_event(wait=False)) is not None:
+            new.append(ev)
         self.events += new
         return new
 
@@ -485,9 +488,7 @@ class QemuMachine:
         ev = self._panic_event(0.2 if rc is not None and self.qmp is not None else 0.0)
         text = self.read_console()
         if ev is not None or self.panic_re.search(text):
-            if rc is None and ev is None:
-                time.sleep(0.3)  # let the panic message finish
-            m = self.panic_re.search(self.read_console())
+            m = self._wait_panic_line(PANIC_LINE_TIMEOUT)
             line = self._line_at(m) if m else ""
             raise GuestPanicked(f"guest panicked{' while ' + what if what else ''}: {line or ev}",
                                 exitcode=rc, event=ev, **self._common())
@@ -495,6 +496,18 @@ class QemuMachine:
             self._reap(rc)
             raise GuestExited(f"QEMU exited with code {rc}{' while ' + what if what else ''}",
                               exitcode=rc, **self._common())
+
+    def _wait_panic_line(self, timeout: float) -> re.Match | None:
+        """The panic message's match once its line is complete on the console (or QEMU has
+        exited, so the console holds all there will be), waiting up to `timeout`: the guest
+        may still be writing it when the QMP event or the first bytes arrive."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.read_console()
+            m = self.panic_re.search(text)
+            if (m and "\n" in text[m.end():]) or not self.is_running() or time.monotonic() >= deadline:
+                return m
+            self._panic_event(0.05)   # waits on QMP events, so also ends the wait for a GUEST_PANICKED
 
     # ------------------------------------------------------------------ waits
 
@@ -538,59 +551,18 @@ class QemuMachine:
                                      **self._common())
             time.sleep(0.02)
 
-    def agentx_socket(self, timeout: float = 10.0) -> socket.socket:
-        """Connect to the host side of the AgentX virtio-serial port (retrying until timeout)."""
-        if not self.agentx:
-            raise VMError("machine was created with agentx=False", log_dir=self.run_dir)
-        return self._connect_unix(self.agentx_socket_path, timeout, "AgentX channel")
+    def virtio_serial_socket(self, timeout: float = 10.0) -> socket.socket:
+        """Connect to the host side of the virtio-serial port (retrying until timeout)."""
+        if self.virtio_serial_port is None:
+            raise VMError("machine was created without a virtio_serial_port", log_dir=self.run_dir)
+        return self._connect_unix(self.virtio_serial_socket_path, timeout,
+                                  f"virtio-serial port {self.virtio_serial_port}")
 
     def serial_socket(self, timeout: float = 10.0) -> socket.socket:
         """Connect to the host side of ttyS1 (serial_transport=True)."""
         if not self.serial_transport:
             raise VMError("machine was created with serial_transport=False", log_dir=self.run_dir)
         return self._connect_unix(self.serial_socket_path, timeout, "serial channel (ttyS1)")
-
-    def wait_hello(self, timeout: float = 30.0, channel: str = "agentx"):
-        """Connect the AgentX channel and wait for the agent's HELLO.
-
-        channel: 'agentx' (the virtio-serial port) or 'serial' (ttyS1/COM2, needs
-        serial_transport=True).  A serial line has no connect event, so the agent may
-        have announced itself before we were there: on 'serial' we ask for a fresh
-        announcement (HELLO with request_id 0) at once and then every second.
-        Sets `self.agent` (the AgentClient) and `self.hello_seconds` (monotonic
-        seconds from QEMU start to HELLO).  A guest panic or exit while waiting
-        is raised as GuestPanicked/GuestExited instead of the AgentX error."""
-        from ..agentx.client import AgentClient
-        from ..agentx.errors import AgentXError
-
-        if channel not in ("agentx", "serial"):
-            raise ValueError(f"channel must be 'agentx' or 'serial', not {channel!r}")
-        t0 = time.monotonic()
-        sock = self.serial_socket(timeout) if channel == "serial" else self.agentx_socket(timeout)
-        client = AgentClient(sock, default_timeout=max(timeout, 1.0))
-        try:
-            if channel == "serial":
-                hello = self._serial_hello(client, t0 + timeout)
-            else:
-                hello = client.wait_hello(max(0.0, timeout - (time.monotonic() - t0)))
-        except AgentXError:
-            self.check_alive("waiting for AgentX HELLO")
-            raise
-        self.hello_seconds = time.monotonic() - self.start_time
-        self.agent = client
-        self._log_fn(f"[vm {self.name}] AgentX HELLO after {self.hello_seconds:.2f} s since launch")
-        return hello
-
-    def _serial_hello(self, client, deadline: float):
-        from ..agentx.errors import AgentTimeout
-        while True:
-            client.ask_announce(timeout=max(1.0, deadline - time.monotonic()))
-            try:
-                return client.wait_hello(min(1.0, max(0.0, deadline - time.monotonic())))
-            except AgentTimeout:
-                if time.monotonic() >= deadline:
-                    raise
-                self.check_alive("waiting for AgentX HELLO on the serial line")
 
     # ------------------------------------------------------------------ shutdown
 
@@ -711,48 +683,22 @@ def _wait_promptly(proc: subprocess.Popen, timeout: float) -> int:
     return proc.wait()
 
 
-def _read_proc(pid: str, name: str) -> bytes | None:
-    try:
-        with open(f"/proc/{pid}/{name}", "rb") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
 def leftover_qemu_processes(session: str | None = None) -> list[tuple[int, str]]:
     """(pid, command line) of running qemu-system processes started by this kit.
 
-    A kit QEMU has `-name wslx-...` on its command line and WSLX_OWNER in its
-    environment.  session: only those whose WSLX_SESSION equals it (the test
-    suite sets WSLX_SESSION so parallel runs by others are not counted)."""
+    A kit QEMU has `-name wslx-...` on its command line or WSLX_OWNER in its
+    environment.  session: only those whose WSLX_SESSION equals it."""
     out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        raw = _read_proc(pid, "cmdline")
-        if not raw:
-            continue
-        argv = [a.decode(errors="replace") for a in raw.rstrip(b"\0").split(b"\0")]
-        if not os.path.basename(argv[0]).startswith("qemu-system"):
-            continue
-        tagged = any(a == "-name" and i + 1 < len(argv) and argv[i + 1].startswith(NAME_PREFIX)
-                     for i, a in enumerate(argv))
-        envb = _read_proc(pid, "environ")
-        env = {}
-        if envb:
-            for kv in envb.split(b"\0"):
-                k, _, v = kv.partition(b"=")
-                env[k.decode(errors="replace")] = v.decode(errors="replace")
+    for p in processes("qemu-system"):
+        tagged = any(a == "-name" and i + 1 < len(p.argv) and p.argv[i + 1].startswith(NAME_PREFIX)
+                     for i, a in enumerate(p.argv))
+        env = p.environ()
         if not (tagged or OWNER_ENV in env):
             continue
         if session is not None and env.get(SESSION_ENV) != session:
             continue
-        # Zombies are gone for practical purposes.
-        st = _read_proc(pid, "stat") or b""
-        if b") Z " in st:
-            continue
-        out.append((int(pid), shlex.join(argv)))
-    return sorted(out)
+        out.append((p.pid, p.cmdline))
+    return out
 
 
 def probe_kvm(timeout: float = 3.0, qemu_binary: str = QEMU_BINARY) -> bool:

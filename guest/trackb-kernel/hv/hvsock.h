@@ -1,0 +1,45 @@
+/* hvsock.h: one hv_sock stream over a VMBus channel (hyperv-guest-facts.md
+ * "hv_sock"; Linux net/vmw_vsock/hyperv_transport.c): the guest connects to a
+ * host port (TlConnectRequest, then the host's offer is opened), or accepts a
+ * host-initiated offer for its own port. Closed streams are reconnected by
+ * hvsock_poll with a back-off; `connects` counts the streams opened. */
+#ifndef TRACKB_HVSOCK_H
+#define TRACKB_HVSOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hv/vmbus_client.h"
+
+#define HVSOCK_PKT_MAX (VMPACKET_DESCRIPTOR_SIZE + VMPIPE_PROTO_HEADER_SIZE + VMBUS_HVSOCK_MTU)
+
+enum hvsock_state { HVSOCK_IDLE, HVSOCK_CONNECTING, HVSOCK_OPEN };
+
+struct hvsock {
+    enum hvsock_state state;
+    uint32_t port;                   /* the service port (host side for connect, ours for accept) */
+    uint32_t local_port;             /* our endpoint for the current attempt */
+    struct vmbus_chan *chan;
+    uint64_t connect_started_ns, retry_at_ns;
+    uint32_t connects, failures, bad_packets, refusals_seen;
+    uint32_t rx_off, rx_len;         /* stream bytes left in rx_pkt */
+    uint8_t rx_pkt[HVSOCK_PKT_MAX];
+};
+
+/* The service GUID of vsock port P: P-facb-11e6-bd58-64006a7986d3. */
+void hvsock_port_guid(uint32_t port, uint8_t guid[VMBUS_GUID_SIZE]);
+/* Start a connection to host port `port` (guest-initiated); progress and
+ * reconnects happen in hvsock_poll. Host-initiated offers for the same
+ * service GUID are accepted too. */
+void hvsock_init(struct hvsock *s, uint32_t port);
+/* Drive the stream: VMBus messages, connection steps, reconnect after a close. */
+void hvsock_poll(struct hvsock *s);
+/* Wait until the stream is open or timeout_ns passes: 0 or ERR_TIMEDOUT. */
+int hvsock_wait_open(struct hvsock *s, uint64_t timeout_ns);
+/* Up to cap stream bytes, without waiting; 0 if none (or not open). */
+long hvsock_read(struct hvsock *s, void *buf, size_t cap);
+/* All len bytes, in packets of at most the MTU; waits for ring space up to
+ * timeout_ns. 0, or -1 (not open, closed meanwhile, timed out). */
+int hvsock_write(struct hvsock *s, const void *buf, size_t len, uint64_t timeout_ns);
+
+#endif

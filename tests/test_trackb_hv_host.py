@@ -1,0 +1,193 @@
+"""Track B's Hyper-V code in-process: guest/trackb-kernel/hv/ (and the agent) built for the host under
+ASan/UBSan (build/trackb/trackb-hv-host), its platform layer's hypervisor calls served by the wslx.hv model,
+guest memory a buffer both share (wslx.conformance.trackb_hv_host). Under each profile the C code must detect
+what is offered and pick its path, reach AgentX over hv_sock, keep its periodic stimer on the programmed
+virtual times, and survive every fault knob of the model; a fuzzer throws mutated VMBus messages and ring
+contents at the C parsers."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from wslx.agentx.client import AgentClient
+from wslx.conformance.runner import run_suite
+from wslx.conformance.targets import TARGETS
+from wslx.conformance.trackb_hv_host import HvHostHarness
+from wslx.hv import PROFILES, Faults
+from wslx.spec.vmbus import Version
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs host gcc")
+HV_PROFILES = ["hyperv", "openvmm-kvm"]
+TICK = 10_000                                   # hv/stimer.h STIMER_TICK_100NS: 1 ms
+FUZZ_ITERATIONS = 100_000
+
+
+@pytest.fixture(scope="session")
+def binary(repo_root):
+    r = subprocess.run([sys.executable, "-m", "SCons", "-Q", "trackb-hv-host"], cwd=repo_root,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, f"scons trackb-hv-host failed:\n{r.stdout}\n{r.stderr}"
+    return repo_root / "build" / "trackb" / "trackb-hv-host"
+
+
+def boot(binary, profile="hyperv", **kw) -> dict:
+    """Run the C code's bring-up against the model; its report, after checking it ended cleanly."""
+    with HvHostHarness(profile, mode="boot", binary=binary, **kw) as h:
+        rc = h.wait(60)
+        assert h.error is None, f"model side raised {h.error!r}"
+        assert rc == 0, f"trackb-hv-host exit {rc} (ASan/UBSan exit 99)\n{h.log_tail()}"
+        r = dict(h.report)
+        r["log"] = h.log_tail(60)
+        return r
+
+
+@pytest.mark.parametrize("profile", ["hyperv", "openvmm-kvm", "none"])
+def test_detects_what_the_profile_offers_and_picks_its_path(binary, profile):
+    p = PROFILES[profile]
+    r = boot(binary, profile)
+    assert r["present"] == str(int(p.hypervisor))
+    if not p.hypervisor:                        # no hypervisor: nothing of hv/ runs, virtio/COM2 stay
+        assert r["vmbus_connected"] == "0" and r["hvsock_open"] == "0" and r["irq_mode"] == "0"
+        return
+    assert r["ref_tsc"] == str(int(p.reference_tsc_page)), r["log"]
+    assert r["stimer_direct"] == str(int(p.direct_mode_timers)), r["log"]
+    assert r["partition_id"] == (f"1:{p.partition_id:x}" if p.partition_id_call else "0:0")
+    assert r["irq_mode"] == "1"
+    assert r["vmbus_connected"] == "1" and int(r["vmbus_version"], 16) == Version.WIN10_V5_3
+    assert r["msg_conn_id"] == str(p.message_connection_id)
+    assert r["hvsock_open"] == "1" and r["hvsock_connects"] == "1"
+    assert r["bad_messages"] == "0" and r["unknown_messages"] == "0"
+    assert r["unload"] == "0"                   # Unload answered by UnloadComplete
+
+
+@pytest.mark.parametrize("profile", HV_PROFILES)
+def test_polling_fallback_reaches_hvsock_without_interrupts(binary, profile):
+    r = boot(binary, profile, poll=True)
+    assert r["irq_mode"] == "0" and r["stimer_direct"] == "0"    # direct mode needs interrupts
+    assert r["hvsock_open"] == "1"
+
+
+@pytest.mark.parametrize("profile,poll", [("hyperv", False), ("openvmm-kvm", False), ("hyperv", True)])
+def test_periodic_stimer_delivers_at_the_programmed_virtual_times(binary, profile, poll):
+    r = boot(binary, profile, poll=poll, ticks=8)
+    times = [int(t) for t in r["stimer_expirations"].split(",")]
+    assert len(times) == 8 and r["stimer_period"] == str(TICK)
+    steps = [b - a for a, b in zip(times, times[1:])]
+    if r["stimer_direct"] == "1":
+        # direct mode has no message: the ISR reads the reference TSC page, whose scale rounds down by <= 1 tick
+        assert all(abs(s - TICK) <= 1 for s in steps), times
+    else:
+        assert steps == [TICK] * 7, times      # message mode: the expiration times the model stamped
+
+
+@pytest.mark.parametrize("profile", HV_PROFILES)
+def test_hello_and_ping_over_hvsock(binary, profile):
+    with HvHostHarness(profile, mode="agent", binary=binary) as h:
+        c = AgentClient(h.accept(20), default_timeout=20, name="hv")
+        try:
+            assert c.wait_hello().agent_kind is not None
+            assert c.ping(b"x" * 40_000) == b"x" * 40_000          # several packets, ring wrap
+        finally:
+            c.close()
+        assert h.error is None
+
+
+@pytest.mark.parametrize("profile", HV_PROFILES)
+def test_host_initiated_offer_is_accepted(binary, profile):
+    """No host listener: the guest's TlConnectRequest is refused (it backs off and retries); the host
+    connects to the guest's AgentX port instead and the agent answers on that channel."""
+    with HvHostHarness(profile, mode="agent", binary=binary, listen=False) as h:
+        c = AgentClient(h.partition.hvsock_connect(50010), default_timeout=20, name="hv")
+        try:
+            c.wait_hello()
+            assert c.ping(b"from the host") == b"from the host"
+        finally:
+            c.close()
+        assert h.error is None
+
+
+@pytest.mark.parametrize("profile", HV_PROFILES)
+def test_conformance_suite_over_hvsock(binary, profile):
+    with TARGETS["trackb-hv-host"](timeout=20, hv_profile=profile) as t:
+        report = run_suite(t, timeout=20, log=lambda s: None)
+    assert report.ok, [(c.name, c.status, c.message) for c in report.results if c.status not in ("pass", "skip")]
+    passed = {c.name for c in report.results if c.status == "pass"}
+    assert "reconnect_after_host_disconnect" in passed and len(passed) >= 40
+
+
+def test_conformance_cli_says_no_hypervisor_under_none(repo_root, binary):
+    r = subprocess.run([sys.executable, "-m", "wslx.cli", "conformance", "--target", "trackb-hv-host", "--hv-profile",
+                        "none", "--timeout", "5"], cwd=repo_root, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "opened no hv_sock connection" in r.stderr and "Traceback" not in r.stderr
+
+
+# Each knob: the C code logs, fails that channel (or VMBus) cleanly or recovers, never hangs or reads out of
+# bounds (ASan/UBSan abort with exit 99; the harness's wait is bounded).
+BOOT_KNOBS = {
+    "malformed": (dict(malformed_messages=True), dict(vmbus_connected="0", bad_messages=">0")),
+    "oversize": (dict(oversize_messages=True), dict(vmbus_connected="0", bad_messages=">0")),
+    "unknown": (dict(unknown_message_types=True), dict(hvsock_open="1", unknown_messages=">0")),
+    "rescind-offer": (dict(rescind_at="offer"), dict(hvsock_open="1", rescinds=">0")),
+    "rescind-gpadl": (dict(rescind_at="gpadl"), dict(hvsock_open="1", rescinds=">0")),
+    "rescind-open": (dict(rescind_at="open"), dict(hvsock_open="1", rescinds=">0")),
+    "insufficient-buffers": (dict(insufficient_buffers=20), dict(hvsock_open="1", post_retries="20")),
+    "insufficient-buffers-storm": (dict(insufficient_buffers=100_000), dict(vmbus_connected="0", post_failures=">0")),
+    "never-answers-initiate-contact": (dict(ignore_initiate_contact=True), dict(vmbus_connected="0")),
+}
+
+
+@pytest.mark.parametrize("knob", sorted(BOOT_KNOBS))
+def test_fault_knob_is_survived_at_bring_up(binary, knob):
+    faults, want = BOOT_KNOBS[knob]
+    r = boot(binary, "hyperv", faults=Faults(**faults))
+    for key, value in want.items():
+        if value == ">0":
+            assert int(r[key]) > 0, (key, r["log"])
+        else:
+            assert r[key] == value, (key, r["log"])
+
+
+@pytest.mark.parametrize("faults", [dict(rescind_at="data"), dict(corrupt_ring_indices=True)],
+                         ids=["rescind-data", "corrupt-ring-indices"])
+def test_fault_knob_on_an_open_stream_is_survived_by_reconnecting(binary, faults):
+    """Once data flows, a rescind or impossible ring index ends that stream: the agent closes it and
+    dials the port again, and a new host gets HELLO and answers."""
+    with HvHostHarness("hyperv", mode="agent", binary=binary, faults=Faults(**faults)) as h:
+        first = AgentClient(h.accept(20), default_timeout=5, name="hv")
+        try:
+            first.wait_hello()
+            try:
+                first.ping(b"hello")
+            except Exception:
+                pass                            # the stream this knob broke
+        finally:
+            first.close()
+        h.partition.faults.rescind_at = None
+        h.partition.faults.corrupt_ring_indices = False
+        second = AgentClient(h.accept(20), default_timeout=20, name="hv2")
+        try:
+            second.wait_hello()
+            assert second.ping(b"again") == b"again"
+        finally:
+            second.close()
+        assert h.error is None
+        assert "stream closed" in h.log_tail(80)
+
+
+def test_fuzzed_vmbus_messages_and_rings_under_asan(repo_root, tmp_path):
+    exe = tmp_path / "hv_fuzz"
+    src = [repo_root / "tests/c/hv_fuzz.c"] + [repo_root / "guest/trackb-kernel" / f for f in
+                                               ("hv/hv_parse.c", "hv/vmbus_ring.c", "kernel/errno.c")]
+    cc = ["gcc", "-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
+          "-fno-sanitize-recover=undefined", f"-I{repo_root}/build/gen", f"-I{repo_root}/guest/trackb-kernel",
+          *map(str, src), "-o", str(exe)]
+    subprocess.run(cc, check=True)
+    r = subprocess.run([str(exe), str(FUZZ_ITERATIONS), "0x5eed"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    counts = dict(kv.split("=") for kv in r.stdout.split())
+    assert int(counts["iterations"]) == FUZZ_ITERATIONS
+    assert int(counts["parsed_ok"]) > 0 and int(counts["rejected"]) > 0   # both sides of every check were taken
