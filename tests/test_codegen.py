@@ -1,4 +1,4 @@
-"""Generated files: regeneration leaves no diff, the committed protocol
+"""Generated files: regeneration matches what SCons built, the committed protocol
 reference does not drift from the spec, and SCons rebuilds on generator change
 but does nothing on a second run."""
 from __future__ import annotations
@@ -16,8 +16,7 @@ def test_committed_protocol_reference_matches_the_spec(repo_root):
         "`.venv/bin/python -m wslx.codegen markdown docs/agentx-protocol.md`")
 
 
-def test_regeneration_is_deterministic_and_matches_the_build(generated):
-    assert c_header.generate() == c_header.generate()
+def test_regeneration_matches_the_build(generated):
     assert (generated / "agentx_wire.h").read_text() == c_header.generate()
     assert (generated / "agentx_examples.h").read_text() == c_header.generate_examples()
     assert (generated / "agentx-protocol.md").read_text() == markdown.generate()

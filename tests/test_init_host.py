@@ -618,11 +618,20 @@ def test_signal(agent):
 
 
 def test_signal_reaches_process_group(agent):
-    pid = agent.exec(["/bin/sh", "-c", "sleep 100; echo not-reached"])
-    time.sleep(0.2)
+    """SIGNAL goes to the process group: the shell and the sleep it started both die. The
+    shell prints the sleep's pid once it runs (the event the test waits for)."""
+    pid = agent.exec(["/bin/sh", "-c", "sleep 100 & echo $!; wait $!; echo not-reached"])
+    f = agent.recv()
+    assert f.type == T.STDIO and f.body["pid"] == pid and f.body["stream"] == 1, f
+    child = int(f.body["data"])
     agent.request(T.SIGNAL, {"pid": pid, "signo": 15}, T.OK)
     out, _, ex = agent.collect(pid)
     assert out == b"" and ex["how"] == spec.ExitHow.SIGNALED
+    try:   # the sleep is gone, or dead and not yet reaped: not left running
+        with open(f"/proc/{child}/stat", "rb") as st:
+            assert st.read().rsplit(b")", 1)[1].split()[0] == b"Z", f"sleep {child} survived the group's SIGTERM"
+    except FileNotFoundError:
+        pass
 
 
 def test_bulk_output_and_backpressure(agent):

@@ -15,7 +15,7 @@ from wslx.vmm.procs import processes
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-TAIL = shutil.which("tail")
+TAIL = shutil.which("tail")   # coreutils: Essential in Debian, so on every machine
 
 # The conftest's session-end check, alone, in a fresh interpreter: prints the pids it finds.
 LEFTOVER_CHECK = """
@@ -46,7 +46,6 @@ def fake_qemu(tmp_path):
         p.wait(timeout=10)
 
 
-@pytest.mark.skipif(TAIL is None, reason="needs tail (coreutils) for a stand-in QEMU process")
 def test_leftover_check_runs_without_process_tools(fake_qemu, tmp_path):
     proc, run_dir = fake_qemu
     bare = tmp_path / "bin"   # PATH holds no ps, pgrep or pkill (nor anything else)
@@ -58,7 +57,6 @@ def test_leftover_check_runs_without_process_tools(fake_qemu, tmp_path):
     assert r.stdout.split() == [str(proc.pid)]
 
 
-@pytest.mark.skipif(TAIL is None, reason="needs tail (coreutils) for a stand-in QEMU process")
 def test_processes_by_program_name(fake_qemu):
     proc, run_dir = fake_qemu
     found = {p.pid: p for p in processes("qemu-system")}

@@ -6,6 +6,7 @@ on the kernel command line.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -23,14 +24,8 @@ from wslx.spec.agentx import VIRTIO_SERIAL_PORT_NAME
 from wslx.vmm.errors import (ChannelTimeout, ConsoleTimeout, GuestExited, GuestPanicked, LaunchError, VMError)
 from wslx.vmm.qemu import QemuMachine, leftover_qemu_processes
 
-QEMU = Path("/usr/bin/qemu-system-x86_64")
-try:
-    KERNEL = ir.find_default_kernel()
-except ir.InitramfsError:
-    KERNEL = None
-
-pytestmark = pytest.mark.skipif(not QEMU.exists() or KERNEL is None or not Path("/bin/busybox").exists(),
-                                reason="needs qemu-system-x86, linux-image-cloud-amd64, busybox-static")
+# qemu-system-x86, linux-image-cloud-amd64 and busybox-static come with tools/setup.sh.
+KERNEL = ir.find_default_kernel()
 
 MARKER = "WSLX-TEST-MARKER"
 BOOT_TIMEOUT = 30
@@ -326,3 +321,58 @@ def test_run_to_exit_returns_status_or_kills_on_timeout(tmp_path):
     with pytest.raises(ChannelTimeout, match="did not exit by itself within 0.5 s") as ei:
         vm.run_to_exit(0.5)
     assert not vm.is_running() and "hangs" in " ".join(ei.value.cmdline)
+
+
+class _QMPStub:
+    """pull_event as qemu.qmp's legacy QEMUMonitorProtocol: wait>0 raises asyncio.TimeoutError
+    when no event comes; `error` is raised by every pull (a broken connection)."""
+
+    def __init__(self, events=(), error: BaseException | None = None):
+        self.events, self.error = list(events), error
+
+    def pull_event(self, wait=False):
+        if self.error is not None:
+            raise self.error
+        if self.events:
+            return self.events.pop(0)
+        if wait:
+            raise asyncio.TimeoutError
+        return None
+
+
+def test_poll_events_passes_every_error_but_its_own_timeout(tmp_path):
+    vm = QemuMachine(KERNEL, None)
+    vm.qmp = _QMPStub()
+    assert vm.poll_events(wait=0.01) == []               # no event within the wait: nothing new
+    vm.qmp = _QMPStub([{"event": "STOP"}, {"event": "GUEST_PANICKED"}])
+    assert [e["event"] for e in vm.poll_events(wait=0.01)] == ["STOP", "GUEST_PANICKED"]
+    assert [e["event"] for e in vm.events] == ["STOP", "GUEST_PANICKED"]
+    vm.qmp = _QMPStub(error=ConnectionResetError(104, "Connection reset by peer"))
+    with pytest.raises(ConnectionResetError):
+        vm.poll_events(wait=0.01)
+
+
+def test_panic_report_waits_for_the_panic_line(tmp_path):
+    """The panic line is reported whole: check_alive waits (bounded) for its newline while
+    QEMU runs, and takes the console as it is once QEMU is gone."""
+    vm = QemuMachine(KERNEL, None, run_dir=tmp_path)
+    vm.run_dir = tmp_path
+    log = tmp_path / "console.log"
+    log.write_text("boot\nKernel panic - not syncing: Attempted to kill in")
+    vm.proc = subprocess.Popen(["sleep", "60"])          # a running "QEMU"
+    try:
+        t0 = time.monotonic()
+        m = vm._wait_panic_line(0.3)                     # never completed: the timeout ends the wait
+        assert m and time.monotonic() - t0 >= 0.3
+        with open(log, "a") as f:
+            f.write("it!\nmore\n")
+        t0 = time.monotonic()
+        m = vm._wait_panic_line(30)
+        assert time.monotonic() - t0 < 5 and vm._line_at(m) == "Kernel panic - not syncing: Attempted to kill init!"
+    finally:
+        vm.proc.kill()
+        vm.proc.wait()
+    log.write_text("Kernel panic - not syncing: cut sho")
+    vm._console_off, vm._console_text = 0, ""
+    t0 = time.monotonic()
+    assert vm._wait_panic_line(30) and time.monotonic() - t0 < 5   # QEMU gone: no waiting

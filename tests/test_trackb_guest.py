@@ -30,8 +30,7 @@ def built(repo_root):
     r = subprocess.run([sys.executable, "-m", "SCons", "-Q", "trackb"], cwd=repo_root, capture_output=True, text=True)
     if r.returncode != 0:
         pytest.fail(f"scons trackb failed:\n{r.stdout}\n{r.stderr}")
-    if not (repo_root / "images" / "trackb-kernel.elf").exists():
-        pytest.skip("images/trackb-kernel.elf was not built")
+    assert (repo_root / "images" / "trackb-kernel.elf").exists(), "scons trackb succeeded but made no image"
     return repo_root / "images" / "trackb-kernel.elf"
 
 

@@ -58,21 +58,21 @@ def output_file(text: str) -> Path:
     return path
 
 
-def positive_int(text: str) -> int:
+def _positive(text: str, convert, kind: str):
     try:
-        n = int(text)
+        x = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{n} must be at least 1")
-    return n
+        raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+    if not 0 < x < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be positive (at least 1 for a count)")
+    return x
+
+
+def positive_int(text: str) -> int:
+    """A count: a whole number, at least 1."""
+    return _positive(text, int, "a whole number")
 
 
 def positive_float(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not x > 0 or x == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a positive number of seconds")
-    return x
+    """Seconds: a finite number above 0."""
+    return _positive(text, float, "a number")

@@ -26,6 +26,7 @@ def run(args) -> int:
     from ..agentx.errors import AgentXError
     from ..conformance.runner import format_table, run_suite, select_cases, write_junit, write_markdown
     from ..conformance.targets import TARGETS
+    from ..vmm.errors import VMError
     if args.list:
         for c in select_cases(args.patterns):
             print(f"{c.name:40} {c.doc}")
@@ -36,7 +37,7 @@ def run(args) -> int:
                                   hv_profile=args.hv_profile) as t:
             report = run_suite(t, patterns=args.patterns, timeout=args.timeout,
                                log=lambda s: print(s, flush=True))
-    except AgentXError as e:
+    except (AgentXError, VMError) as e:   # the agent or its VM failed: what, and where the logs are
         print(f"wslx conformance: target {args.target} failed: {e}", file=sys.stderr)
         return 1
     print()

@@ -110,7 +110,6 @@ class Guest:
     def _ready(self) -> None:
         """Called once the client is attached after HELLO."""
 
-
     def _reconnected(self, client: AgentClient) -> None:
         """Called after reconnect attached a new client."""
 

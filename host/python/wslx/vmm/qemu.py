@@ -507,7 +507,10 @@ class QemuMachine:
             m = self.panic_re.search(text)
             if (m and "\n" in text[m.end():]) or not self.is_running() or time.monotonic() >= deadline:
                 return m
-            self._panic_event(0.05)   # waits on QMP events, so also ends the wait for a GUEST_PANICKED
+            if self.qmp is not None:
+                self._panic_event(0.05)   # a wait on QMP events (the console file has none)
+            else:
+                time.sleep(0.05)          # no QMP: poll the console file, as wait_console does
 
     # ------------------------------------------------------------------ waits
 
