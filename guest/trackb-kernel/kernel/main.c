@@ -4,6 +4,8 @@
 #include "agent/agent_env.h"
 #include "agent/portal_svc.h"
 #include "agentx_wire.h"
+#include "hvsim.h"
+#include "drivers/hvsim_dev.h"
 #include "drivers/pci.h"
 #include "drivers/virtio_console.h"
 #include "drivers/virtio_pmem.h"
@@ -230,6 +232,9 @@ _Noreturn void kmain(uint32_t kind, uint64_t info)
                 (timer_now_ns() - t0) / 1000, vcon.max_nr_ports, vcon.added, vcon.bad_used, vcon.bad_len,
                 vcon.bad_ctrl);
     }
+
+    /* hvsim: the wslx.hv model beside QEMU answers the hypervisor interface (else native). */
+    hvsim_probe(pci_find(HVSIM_IVSHMEM_VENDOR_ID, HVSIM_IVSHMEM_DEVICE_ID));
 
     /* Hyper-V: enlightenments, SynIC, stimer, VMBus, hv_sock (trackb.hv_poll: no interrupts). */
     struct hvsock *hs = hv_boot(&hv, cmdline_has("trackb.hv_poll"), &agent_hvsock);

@@ -1,0 +1,331 @@
+"""The hvsim model process: the wslx.hv partition serving a QEMU guest as its ivshmem-doorbell server.
+
+    python -m wslx.vmm.hvsim_model --run-dir D --ram-file F --ram-size BYTES --profile P --vsock-path V
+
+Started by wslx.vmm.hvsim.HvsimMachine before QEMU (QEMU's ivshmem chardev is the client and needs a
+listening server). It
+- listens on D/ivshmem.sock and prints one line "ready" on stdout once it does;
+- hands QEMU (peer 1) the shared block (wslx.spec.hvsim, BAR2) and eventfds as the ivshmem protocol
+  says (QEMU docs/specs/ivshmem-spec.txt: int64 messages, one per sendmsg, each fd in its own message:
+  version 0; the client's id; -1 with the memory fd; then, per peer, one eventfd per vector);
+- maps the guest's RAM file (GuestMemory.q35: GPA -> file offset, RAM above 4 GiB included) and runs a
+  Partition on it with a MonotonicClock;
+- trap thread: wakes on the doorbell eventfd, answers the request in the shared block (CPUID, MSRs,
+  hypercalls) and publishes done_seq;
+- I/O thread: moves hv_sock data and fires timers (Partition.poll), and takes host-initiated
+  connections on the hybrid-vsock socket V ("CONNECT <port>\\n" -> "OK <port>\\n"); guest connections to
+  host port P are bridged to the Unix socket V_P (the OpenVMM convention, so the host side is the same
+  for both VMMs);
+- raises guest interrupts by writing QEMU's eventfd for MSI-X entry (vector - msix_vector_base).
+It exits when QEMU disconnects, on SIGTERM, or (status 3) when the model itself fails; its log is
+D/model.log. --raise-after N makes the trap thread raise at the Nth request (tests: a failing model).
+"""
+from __future__ import annotations
+
+import argparse
+import array
+import mmap
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+
+from ..hv import GuestFault, GuestMemory, HvError, MonotonicClock, ModelBug, Partition
+from ..spec import hvsim as S
+from ..spec.hyperv import Msr
+
+IVSHMEM_PROTOCOL_VERSION = 0
+MODEL_PEER = 0
+QEMU_PEER = 1
+I64 = struct.Struct("<q")
+REQ = struct.Struct("<II4Q")                 # seq, op, arg0, arg1, arg2, guest_tsc (at OFF_SEQ)
+ANSWER = struct.Struct("<I4Q")               # fault, result[4] (at OFF_DONE_SEQ + 4)
+U32 = struct.Struct("<I")
+ACCEPT_TIMEOUT_S = 60.0                      # QEMU connects right after it starts
+IO_TICK_S = 0.05                             # the I/O thread re-reads its socket list at least this often
+CONNECT_LINE_MAX = 64
+
+
+class TscFit:
+    """The guest's TSC against model time, from the guest_tsc every request carries: the reference TSC page
+    must turn the guest's own rdtsc (QEMU's, not the model's) into reference time."""
+
+    def __init__(self):
+        self.first = self.last = None       # (guest_tsc, model time in 100 ns)
+
+    def sample(self, tsc: int, now: int) -> None:
+        if tsc:
+            self.last = (tsc, now)
+            if self.first is None:
+                self.first = self.last
+
+    def hz(self) -> int | None:
+        if self.first is None or self.last[1] - self.first[1] < 10_000:     # under 1 ms: no fit yet
+            return None
+        return (self.last[0] - self.first[0]) * 10_000_000 // (self.last[1] - self.first[1])
+
+    def tsc_at(self, now: int, hz: int) -> int:
+        tsc, t = self.last
+        return tsc + (now - t) * hz // 10_000_000
+
+
+class HvsimPartition(Partition):
+    """A Partition whose TSC is the guest's (TscFit) rather than a model-invented one."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.tsc_fit = TscFit()
+
+    def rdtsc(self) -> int:
+        if self.tsc_fit.last is None:
+            return super().rdtsc()
+        return self.tsc_fit.tsc_at(self.clock.now(), self.profile.tsc_hz)
+
+    def fit_tsc(self) -> None:
+        hz = self.tsc_fit.hz()
+        if hz and hz > 0:
+            self.profile = self.profile.with_(tsc_hz=hz)
+            self.log(f"hvsim: guest TSC fitted at {hz} Hz")
+
+
+class Model:
+    def __init__(self, args):
+        self.args = args
+        self.log_file = open(os.path.join(args.run_dir, "model.log"), "a", buffering=1)
+        self.stop = threading.Event()
+        self.failed: BaseException | None = None
+        self.requests = 0
+        self.injected = self.dropped_vectors = 0
+        # the shared block (ivshmem BAR2)
+        self.shm_fd = os.memfd_create("hvsim-shm")
+        os.ftruncate(self.shm_fd, S.SHM_SIZE)
+        self.shm = mmap.mmap(self.shm_fd, S.SHM_SIZE, mmap.MAP_SHARED)
+        S.HVSIM_BLOCK.build_stream(dict(magic=S.MAGIC, version=S.VERSION, model_peer=MODEL_PEER, msix_vector_base=0,
+                                        msix_vectors=0, seq=0, op=0, arg0=0, arg1=0, arg2=0, guest_tsc=0,
+                                        done_seq=0, fault=0, result=[0] * 4), _Writer(self.shm))
+        self.model_efd = [os.eventfd(0, os.EFD_CLOEXEC) for _ in range(S.MSIX_VECTORS)]   # guest doorbells
+        self.guest_efd = [os.eventfd(0, os.EFD_CLOEXEC) for _ in range(S.MSIX_VECTORS)]   # MSI-X entries
+        # guest RAM
+        self.ram_fd = os.open(args.ram_file, os.O_RDWR)
+        self.ram = mmap.mmap(self.ram_fd, args.ram_size, mmap.MAP_SHARED)
+        self.partition = HvsimPartition(GuestMemory.q35(self.ram, args.ram_size), args.profile,
+                                        clock=MonotonicClock(), inject=self.inject, log=self.log)
+        self.vsock_path = args.vsock_path
+        for port in args.listen_port:
+            self.partition.hvsock_listen(port, dial=lambda p=port: self.dial_host(p))
+        self.wake_r, self.wake_w = os.pipe()
+
+    def log(self, line: str) -> None:
+        self.log_file.write(f"{time.monotonic():.6f} {line}\n")
+
+    # -- ivshmem server --------------------------------------------------------------------------------------
+    def serve_qemu(self, listener: socket.socket) -> socket.socket:
+        listener.settimeout(ACCEPT_TIMEOUT_S)
+        conn, _ = listener.accept()
+        conn.settimeout(None)
+
+        def send(value: int, fd: int | None = None):
+            anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))] if fd is not None else []
+            conn.sendmsg([I64.pack(value)], anc)
+
+        send(IVSHMEM_PROTOCOL_VERSION)
+        send(QEMU_PEER)
+        send(-1, self.shm_fd)
+        for fd in self.model_efd:
+            send(MODEL_PEER, fd)
+        for fd in self.guest_efd:
+            send(QEMU_PEER, fd)
+        self.log(f"ivshmem: QEMU connected as peer {QEMU_PEER}, {S.MSIX_VECTORS} vectors")
+        return conn
+
+    # -- interrupts ------------------------------------------------------------------------------------------
+    def inject(self, vector: int) -> None:
+        base, count = U32.unpack_from(self.shm, 12)[0], U32.unpack_from(self.shm, 16)[0]
+        i = vector - base
+        if not base or not 0 <= i < min(count, S.MSIX_VECTORS):
+            self.dropped_vectors += 1
+            self.log(f"inject: vector {vector:#x} has no MSI-X entry (base {base:#x}, {count} entries): dropped")
+            return
+        self.injected += 1
+        os.eventfd_write(self.guest_efd[i], 1)
+
+    # -- trap thread -----------------------------------------------------------------------------------------
+    def trap_loop(self) -> None:
+        efd = self.model_efd[S.TRAP_DOORBELL_VECTOR]
+        shm = self.shm
+        poller = select.poll()            # QEMU makes the eventfd non-blocking (a shared file description)
+        poller.register(efd, select.POLLIN)
+        while not self.stop.is_set():
+            poller.poll()
+            try:
+                os.eventfd_read(efd)
+            except BlockingIOError:
+                pass
+            while True:
+                seq, op, a0, a1, a2, tsc = REQ.unpack_from(shm, S.OFF_SEQ)
+                if seq == U32.unpack_from(shm, S.OFF_DONE_SEQ)[0]:
+                    break
+                fault, result = self.answer(op, a0, a1, a2, tsc)
+                ANSWER.pack_into(shm, S.OFF_DONE_SEQ + 4, fault, *result)
+                U32.pack_into(shm, S.OFF_DONE_SEQ, seq)          # last: the guest stops spinning
+            os.write(self.wake_w, b"x")                          # the I/O thread re-reads its streams
+
+    def answer(self, op, a0, a1, a2, tsc):
+        p = self.partition
+        self.requests += 1
+        if self.args.raise_after and self.requests >= self.args.raise_after:
+            raise RuntimeError(f"--raise-after {self.args.raise_after}: the model fails on purpose")
+        p.tsc_fit.sample(tsc, p.clock.now())
+        try:
+            if op == S.Op.CPUID:
+                return 0, p.cpuid(a0 & 0xFFFFFFFF)
+            if op == S.Op.RDMSR:
+                return 0, (p.rdmsr(a0 & 0xFFFFFFFF), 0, 0, 0)
+            if op == S.Op.WRMSR:
+                if a0 == Msr.REFERENCE_TSC:
+                    p.fit_tsc()
+                p.wrmsr(a0 & 0xFFFFFFFF, a1)
+                return 0, (0, 0, 0, 0)
+            if op == S.Op.HYPERCALL:
+                return 0, (p.hypercall(a0, a1, a2), 0, 0, 0)
+            self.log(f"trap: unknown op {op}: #UD")
+            return 6, (0, 0, 0, 0)
+        except GuestFault as e:
+            self.log(f"trap: op {op} {a0:#x}: {e}")
+            return e.vector, (0, 0, 0, 0)
+        except ModelBug:
+            raise
+        except HvError as e:   # a typed model refusal that is not a CPU fault: the access #GPs
+            self.log(f"trap: op {op} {a0:#x}: {type(e).__name__}: {e}: #GP")
+            return 13, (0, 0, 0, 0)
+
+    # -- I/O thread: hv_sock streams, timers, host-initiated connections -------------------------------------
+    def dial_host(self, port: int) -> socket.socket:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        path = f"{self.vsock_path}_{port}"
+        try:
+            s.connect(path)
+            self.log(f"hv_sock: guest connection to host port {port} bridged to {path}")
+        except OSError as e:   # nobody listens: the guest sees the peer close at once and may redial
+            self.log(f"hv_sock: guest connection to host port {port}: {path}: {e}; closing it")
+            s.close()
+            s, other = socket.socketpair()
+            other.close()
+        os.write(self.wake_w, b"x")
+        return s
+
+    def take_connect(self, listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        conn.settimeout(2.0)
+        try:
+            line = b""
+            while not line.endswith(b"\n") and len(line) < CONNECT_LINE_MAX:
+                chunk = conn.recv(1)
+                if not chunk:
+                    break
+                line += chunk
+            word, _, port = line.decode("ascii", "replace").strip().partition(" ")
+            if word != "CONNECT" or not port.isdigit() or not 0 < int(port) < 1 << 32:
+                self.log(f"hybrid vsock: bad request {line!r}: closed")
+                conn.close()
+                return
+            conn.sendall(f"OK {int(port)}\n".encode())
+            conn.settimeout(None)
+            self.partition.hvsock_connect(int(port), model_end=conn)
+            self.log(f"hybrid vsock: host connection offered to guest port {port}")
+        except (OSError, HvError) as e:
+            self.log(f"hybrid vsock: {e}")
+            conn.close()
+
+    def io_loop(self, vsock_listener: socket.socket, qemu: socket.socket) -> None:
+        p = self.partition
+        while not self.stop.is_set():
+            deadline = p.next_deadline()
+            wait = IO_TICK_S if deadline is None else min(IO_TICK_S, max(0.0, (deadline - p.clock.now()) / 1e7))
+            with p._lock:
+                streams = [b for b in p.vmbus.bridges() if b.wants_read()]
+            r, _, _ = select.select(streams + [vsock_listener, qemu, self.wake_r], [], [], wait)
+            if qemu in r:
+                if not qemu.recv(64):
+                    self.log("ivshmem: QEMU disconnected; the model ends")
+                    return
+            if self.wake_r in r:
+                os.read(self.wake_r, 4096)
+            if vsock_listener in r:
+                self.take_connect(vsock_listener)
+            p.poll()
+
+
+class _Writer:
+    """A write-only file over an mmap, for construct's build_stream."""
+
+    def __init__(self, mm):
+        self.mm, self.pos = mm, 0
+
+    def write(self, data):
+        self.mm[self.pos:self.pos + len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+
+def _thread(model: Model, name: str, fn, *args) -> threading.Thread:
+    def run():
+        try:
+            fn(*args)
+        except BaseException as e:     # the model failed: say so in the log, and end the process
+            model.failed = e
+            model.log(f"{name}: {type(e).__name__}: {e}\n{traceback.format_exc()}")
+        finally:
+            model.stop.set()
+            os.write(model.wake_w, b"x")
+    t = threading.Thread(target=run, name=name, daemon=True)
+    t.start()
+    return t
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m wslx.vmm.hvsim_model")
+    ap.add_argument("--run-dir", required=True)
+    ap.add_argument("--ram-file", required=True)
+    ap.add_argument("--ram-size", type=int, required=True)
+    ap.add_argument("--profile", default="hyperv")
+    ap.add_argument("--vsock-path", required=True)
+    ap.add_argument("--listen-port", type=int, action="append", default=[])
+    ap.add_argument("--raise-after", type=int, default=0)
+    args = ap.parse_args(argv)
+    model = Model(args)
+    signal.signal(signal.SIGTERM, lambda *_: (model.stop.set(), os.write(model.wake_w, b"x")))
+    ivs = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ivs.bind(os.path.join(args.run_dir, "ivshmem.sock"))
+    ivs.listen(1)
+    vsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    vsock.bind(args.vsock_path)
+    vsock.listen(8)
+    model.log(f"model up: profile {args.profile}, RAM {args.ram_size >> 20} MiB in {args.ram_file}")
+    print("ready", flush=True)
+    try:
+        qemu = model.serve_qemu(ivs)
+    except OSError as e:
+        model.log(f"ivshmem: no QEMU connected: {e}")
+        return 2
+    ivs.close()
+    threads = [_thread(model, "trap", model.trap_loop), _thread(model, "io", model.io_loop, vsock, qemu)]
+    while not model.stop.is_set():
+        model.stop.wait(1.0)
+    # the trap thread may sit in eventfd_read: wake it so it sees stop
+    os.eventfd_write(model.model_efd[S.TRAP_DOORBELL_VECTOR], 1)
+    for t in threads:
+        t.join(2.0)
+    model.log(f"model ends: {model.requests} trap requests, {model.injected} interrupts raised, "
+              f"{model.dropped_vectors} dropped")
+    model.partition.close()
+    return 3 if model.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
