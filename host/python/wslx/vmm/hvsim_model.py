@@ -49,19 +49,24 @@ U32 = struct.Struct("<I")
 ACCEPT_TIMEOUT_S = 60.0                      # QEMU connects right after it starts
 IO_TICK_S = 0.05                             # the I/O thread re-reads its socket list at least this often
 CONNECT_LINE_MAX = 64
+TSC_REFIT_S = 1.0                            # the reference TSC page is refitted this often
 
 
 class TscFit:
     """The guest's TSC against model time, from the guest_tsc every request carries: the reference TSC page
     must turn the guest's own rdtsc (QEMU's, not the model's) into reference time."""
 
+    SKIP = 3                                # the first requests answer late (a cold model): not a baseline
+
     def __init__(self):
         self.first = self.last = None       # (guest_tsc, model time in 100 ns)
+        self.samples = 0
 
     def sample(self, tsc: int, now: int) -> None:
         if tsc:
+            self.samples += 1
             self.last = (tsc, now)
-            if self.first is None:
+            if self.first is None and self.samples > self.SKIP:
                 self.first = self.last
 
     def hz(self) -> int | None:
@@ -90,7 +95,14 @@ class HvsimPartition(Partition):
         hz = self.tsc_fit.hz()
         if hz and hz > 0:
             self.profile = self.profile.with_(tsc_hz=hz)
-            self.log(f"hvsim: guest TSC fitted at {hz} Hz")
+
+    def refresh_tsc_page(self) -> None:
+        """Refit on the longer baseline and rewrite the reference TSC page (a new sequence: the guest re-reads,
+        as after a migration on Hyper-V)."""
+        with self._lock:
+            if self.reference_tsc_msr & 1 and self.tsc_fit.hz():
+                self.fit_tsc()
+                self._write_reference_tsc(self.reference_tsc_msr)
 
 
 class Model:
@@ -101,6 +113,7 @@ class Model:
         self.failed: BaseException | None = None
         self.requests = 0
         self.injected = self.dropped_vectors = 0
+        self.by_vector: dict[int, int] = {}
         # the shared block (ivshmem BAR2)
         self.shm_fd = os.memfd_create("hvsim-shm")
         os.ftruncate(self.shm_fd, S.SHM_SIZE)
@@ -152,6 +165,7 @@ class Model:
             self.log(f"inject: vector {vector:#x} has no MSI-X entry (base {base:#x}, {count} entries): dropped")
             return
         self.injected += 1
+        self.by_vector[vector] = self.by_vector.get(vector, 0) + 1
         os.eventfd_write(self.guest_efd[i], 1)
 
     # -- trap thread -----------------------------------------------------------------------------------------
@@ -244,7 +258,11 @@ class Model:
 
     def io_loop(self, vsock_listener: socket.socket, qemu: socket.socket) -> None:
         p = self.partition
+        next_refit = time.monotonic() + TSC_REFIT_S
         while not self.stop.is_set():
+            if time.monotonic() >= next_refit:
+                p.refresh_tsc_page()
+                next_refit += TSC_REFIT_S
             deadline = p.next_deadline()
             wait = IO_TICK_S if deadline is None else min(IO_TICK_S, max(0.0, (deadline - p.clock.now()) / 1e7))
             with p._lock:
@@ -322,7 +340,8 @@ def main(argv=None) -> int:
     for t in threads:
         t.join(2.0)
     model.log(f"model ends: {model.requests} trap requests, {model.injected} interrupts raised, "
-              f"{model.dropped_vectors} dropped")
+              f"{model.dropped_vectors} dropped; by vector "
+              + ", ".join(f"{v:#x}: {n}" for v, n in sorted(model.by_vector.items())))
     model.partition.close()
     return 3 if model.failed else 0
 
