@@ -213,3 +213,36 @@ def test_a_hanging_guest_ends_everything(built, tmp_path):
             m.hvsock_accept(AGENTX_HVSOCK_PORT, timeout=3)
     assert m.model.returncode is not None
     _no_leftovers(run_dir)
+
+
+# ---------------------------------------------------------------- the CLI
+
+WSLX = [sys.executable, "-m", "wslx.cli"]
+
+
+def _wslx(*args, timeout=600):
+    return subprocess.run(WSLX + list(args), capture_output=True, text=True, timeout=timeout)
+
+
+def test_hvsim_is_for_trackb_only():
+    r = _wslx("boot", "linux", "--vmm", "hvsim")
+    assert r.returncode == 2 and "trackb guest only" in r.stderr and "Traceback" not in r.stderr
+    r = _wslx("conformance", "--target", "reference", "--vmm", "hvsim")
+    assert r.returncode == 2 and "--target trackb only" in r.stderr
+
+
+@vm
+def test_cli_boot_and_run_under_hvsim(built):
+    r = _wslx("boot", "trackb", "--vmm", "hvsim", "--hv-profile", "openvmm-kvm")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "agent:        wslx-trackb-agent" in r.stdout
+    r = _wslx("run", "trackb", "--vmm", "hvsim", "--", "echo", "over", "hv_sock")
+    assert r.returncode == 0 and r.stdout == "over hv_sock\n", r.stderr[-3000:]
+
+
+@vm
+@pytest.mark.parametrize("profile", ["hyperv", "openvmm-kvm"])
+def test_conformance_passes_under_hvsim(built, profile):
+    r = _wslx("conformance", "--target", "trackb", "--vmm", "hvsim", "--hv-profile", profile)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "0 failed, 0 errors" in r.stdout

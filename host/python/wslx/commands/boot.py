@@ -11,6 +11,8 @@ from ..spec.agentx import STDIO_MAX_DATA
 from ._args import existing_file, kernel_image, positive_float
 
 GUESTS = ["linux", "trackb"]
+VMMS = ["qemu", "hvsim", "openvmm"]
+HV_PROFILES = ["hyperv", "openvmm-kvm", "none"]
 
 
 def _common(p):
@@ -20,14 +22,17 @@ def _common(p):
     p.add_argument("--initrd", type=existing_file, help="initramfs (default: images/linux-initramfs.cpio, built if needed)")
     p.add_argument("--append", default="", help="extra kernel command-line words")
     p.add_argument("--timeout", type=positive_float, default=60.0, help="seconds to wait for HELLO (default 60)")
+    p.add_argument("--vmm", choices=VMMS, default="qemu",
+                   help="qemu (TCG, here), hvsim (trackb: QEMU beside the wslx.hv Hyper-V model, AgentX over "
+                        "hv_sock) or openvmm (Hyper-V enlightenments, hv_sock; needs its binary)")
+    p.add_argument("--hv-profile", choices=HV_PROFILES, default="hyperv",
+                   help="hvsim: which hypervisor the model plays (default hyperv)")
 
 
 def register(sub):
     p = sub.add_parser("boot", help="boot a guest to AgentX HELLO, print its details, shut it down")
     _common(p)
     p.add_argument("--stay", action="store_true", help="keep the guest up until Ctrl-C")
-    p.add_argument("--vmm", choices=["qemu", "openvmm"], default="qemu",
-                   help="qemu (TCG, here) or openvmm (Hyper-V enlightenments, hv_sock; needs its binary)")
     p.add_argument("--dry-run", action="store_true", help="print the VMM command line and exit")
     p.set_defaults(func=boot)
     r = sub.add_parser("run", help="boot a guest, run a command in it, stream its output, exit with its status")
@@ -43,6 +48,10 @@ def _log(msg: str) -> None:
 
 
 def _guest(args):
+    if getattr(args, "vmm", "qemu") == "hvsim":
+        from ..guests.trackb_hvsim import TrackBHvsimGuest
+        return TrackBHvsimGuest(args.kernel, hv_profile=args.hv_profile, append=args.append,
+                                hello_timeout=args.timeout, log=_log)
     if args.guest == "trackb":
         from ..guests.trackb import TrackBGuest
         return TrackBGuest(args.kernel, append=args.append, hello_timeout=args.timeout, log=_log)
@@ -106,9 +115,29 @@ def _openvmm_trackb(args) -> int:
     return _openvmm_launch(args)
 
 
+def _vmm_unsupported(args, what: str) -> int | None:
+    """hvsim runs the Track B kernel only (the Linux guest has no hvsim trap path): say so, exit 2."""
+    if args.vmm == "hvsim" and args.guest != "trackb":
+        print(f"wslx {what}: --vmm hvsim runs the trackb guest only (its platform layer has the trap path)",
+              file=sys.stderr)
+        return 2
+    return None
+
+
+def _openvmm_run(args, argv) -> int:
+    from ..vmm.openvmm import find_openvmm
+    if not find_openvmm():
+        print("wslx run: no openvmm binary on PATH; nothing to launch", file=sys.stderr)
+        return 2
+    print("wslx run: launching OpenVMM is not implemented yet", file=sys.stderr)
+    return 2
+
+
 def boot(args) -> int:
     from ..agentx.errors import AgentXError
     from ..vmm.errors import VMError
+    if (rc := _vmm_unsupported(args, "boot")) is not None:
+        return rc
     if args.vmm == "openvmm" and args.guest == "trackb":
         return _openvmm_trackb(args)
     if args.vmm == "openvmm":
@@ -150,6 +179,10 @@ def run(args) -> int:
     if not argv:
         print("wslx run: no command given", file=sys.stderr)
         return 2
+    if (rc := _vmm_unsupported(args, "run")) is not None:
+        return rc
+    if args.vmm == "openvmm":
+        return _openvmm_run(args, argv)
     out, err = sys.stdout.buffer, sys.stderr.buffer
 
     def emit(stream):
