@@ -59,9 +59,9 @@ int hvsim_probe(struct pci_dev *d)
     pci_write16(d, (uint16_t)(cap + MSIX_CTRL), (uint16_t)((ctrl | MSIX_CTRL_ENABLE) & ~MSIX_CTRL_FUNC_MASK));
     b->msix_vector_base = HVSIM_VECTOR_BASE;                         /* 3. tell the model */
     b->msix_vectors = HVSIM_MSIX_VECTORS;
-    uint64_t spin = HVSIM_SPIN_LIMIT_NS / 1000 * (timer_tsc_hz() / 1000000);   /* 4. switch the backend */
-    hv_use_hvsim(b, d->bar[0] + HVSIM_IVSHMEM_REG_DOORBELL, b->model_peer << 16 | HVSIM_TRAP_DOORBELL_VECTOR, spin,
-                 &ops);
+    uint64_t mhz = timer_tsc_hz() / 1000000;                         /* 4. switch the backend */
+    hv_use_hvsim(b, d->bar[0] + HVSIM_IVSHMEM_REG_DOORBELL, b->model_peer << 16 | HVSIM_TRAP_DOORBELL_VECTOR,
+                 HVSIM_SPIN_LIMIT_NS / 1000 * mhz, HVSIM_IDLE_POLL_NS / 1000 * mhz, &ops);
     kprintf("hvsim: model at %02x:%02x.%u, block %lx, MSI-X vectors %x-%x\n", d->bus, d->dev, d->fn, d->bar[2],
             HVSIM_VECTOR_BASE, HVSIM_VECTOR_BASE + HVSIM_MSIX_VECTORS - 1);
     return 1;

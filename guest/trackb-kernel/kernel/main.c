@@ -13,6 +13,7 @@
 #include "kernel/acpi.h"
 #include "kernel/console.h"
 #include "kernel/env.h"
+#include "kernel/hvbench.h"
 #include "kernel/errno.h"
 #include "kernel/klib.h"
 #include "kernel/memlayout.h"
@@ -238,6 +239,8 @@ _Noreturn void kmain(uint32_t kind, uint64_t info)
 
     /* Hyper-V: enlightenments, SynIC, stimer, VMBus, hv_sock (trackb.hv_poll: no interrupts). */
     struct hvsock *hs = hv_boot(&hv, cmdline_has("trackb.hv_poll"), &agent_hvsock);
+    if (hs && cmdline_get("trackb.hvbench", fault, sizeof fault))   /* `wslx bench hv`: time traps and ticks */
+        hvbench_run(fault);
 
     env_init(pm, hs, con, &acpi);                     /* agent environment: hv_sock, virtio-console or COM2, pmem, power */
     agent_register_portal(&portal_service_ops);       /* `portal serve`: guest/portal's service */

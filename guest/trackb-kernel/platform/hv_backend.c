@@ -9,15 +9,34 @@
 static const uint8_t vmcall_bytes[VMCALL_LEN] = {0x0F, 0x01, 0xC1};   /* Intel SDM: VMCALL */
 
 static volatile struct hvsim_block *hvsim;        /* NULL: native instructions */
-static uint64_t doorbell_pa, spin_limit;
+static uint64_t doorbell_pa, spin_limit, idle_poll;
 static uint32_t doorbell_value;
 static const struct hvsim_ops *hvsim_ops;
 
 void hv_use_hvsim(volatile struct hvsim_block *block, uint64_t db_pa, uint32_t db_value, uint64_t spin_limit_tsc,
-                  const struct hvsim_ops *ops)
+                  uint64_t idle_poll_tsc, const struct hvsim_ops *ops)
 {
-    doorbell_pa = db_pa, doorbell_value = db_value, spin_limit = spin_limit_tsc, hvsim_ops = ops;
+    doorbell_pa = db_pa, doorbell_value = db_value, spin_limit = spin_limit_tsc, idle_poll = idle_poll_tsc;
+    hvsim_ops = ops;
     hvsim = block;
+}
+
+/* Natively sti; hlt; cli (the sti shadow: no lost wake-up). Under hvsim the
+ * model's interrupts are first looked for in shared memory (irq_seq, with
+ * interrupts off) for idle_poll TSC ticks, as KVM polls before it halts a
+ * vCPU: the MSI-X would need QEMU's main loop to wake the halted vCPU. The
+ * interrupt itself is taken when the caller next waits. */
+void cpu_wait_for_interrupt(void)
+{
+    if (hvsim) {
+        uint32_t seen = hvsim->irq_seq;
+        for (uint64_t t0 = cpu_rdtsc(); cpu_rdtsc() - t0 < idle_poll;) {
+            if (hvsim->irq_seq != seen)
+                return;
+            cpu_relax();
+        }
+    }
+    __asm__ volatile("sti; hlt; cli" ::: "memory");
 }
 
 /* One request; the answer's result[] (valid until the next request) and fault. */

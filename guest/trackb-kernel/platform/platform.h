@@ -81,13 +81,15 @@ uint64_t hv_hypercall_page_call(const void *page, uint64_t control, uint64_t inp
  * and on Hyper-V/OpenVMM, the native instructions run. Each answer is awaited
  * at most spin_limit_tsc TSC ticks; ops->dead reports a model that does not
  * answer, or an access that faults as real hardware would (rdmsr #GP,
- * hypercall #UD), and does not return. */
+ * hypercall #UD), and does not return. Under hvsim cpu_wait_for_interrupt
+ * first polls the block for the model's interrupts for idle_poll_tsc ticks
+ * and may return before the interrupt is taken (callers loop anyway). */
 struct hvsim_block;
 struct hvsim_ops {
     void (*dead)(const char *what, uint32_t op, uint64_t arg, uint32_t fault) __attribute__((noreturn));
 };
 void hv_use_hvsim(volatile struct hvsim_block *block, uint64_t doorbell_pa, uint32_t doorbell_value,
-                  uint64_t spin_limit_tsc, const struct hvsim_ops *ops);
+                  uint64_t spin_limit_tsc, uint64_t idle_poll_tsc, const struct hvsim_ops *ops);
 /* A #UD at rip (kernel/trap.c): under hvsim, a vmcall there is forwarded as
  * the hypercall (RCX control, RDX, R8) and *rax gets the result. The length
  * of the instruction to skip, or 0 when it is not hvsim's to handle. */

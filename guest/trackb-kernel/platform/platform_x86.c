@@ -73,7 +73,6 @@ void cpu_load_idt(const void *base, uint16_t limit)
 
 void cpu_irq_enable(void) { __asm__ volatile("sti" ::: "memory"); }
 void cpu_irq_disable(void) { __asm__ volatile("cli" ::: "memory"); }
-void cpu_wait_for_interrupt(void) { __asm__ volatile("sti; hlt; cli" ::: "memory"); }   /* sti shadow: no lost wake-up */
 
 void mb(void) { __asm__ volatile("mfence" ::: "memory"); }
 void rmb(void) { __asm__ volatile("lfence" ::: "memory"); }

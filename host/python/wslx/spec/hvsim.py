@@ -15,6 +15,10 @@ Protocol, one request at a time (one VP):
    writes `done_seq` = seq last. A `fault` is the exception vector real hardware would raise (13 = #GP,
    6 = #UD).
 The request and the answer sit on separate 64-byte lines.
+Idle: before it halts, the guest polls `irq_seq` for IDLE_POLL_NS (interrupts off) and returns at once
+when the model bumped it: the model's interrupt is seen through shared memory, without waiting for QEMU's
+main loop to deliver the MSI-X and wake the halted vCPU (like KVM's halt polling). The MSI-X still
+arrives and is handled when the guest next enables interrupts.
 
 Defined once here; build/gen/hvsim.h is generated from this module (wslx.codegen.c_structs) for
 guest/trackb-kernel/platform/hvsim.c; wslx.vmm.hvsim_model uses the same Structs.
@@ -39,6 +43,8 @@ IVSHMEM_DEVICE_ID = 0x1110
 IVSHMEM_REG_IVPOSITION = 8       # BAR0: this peer's id
 IVSHMEM_REG_DOORBELL = 12        # BAR0: write peer << 16 | vector
 SPIN_LIMIT_NS = 2_000_000_000    # the guest waits this long for an answer, then panics with the op
+IDLE_POLL_NS = 100_000           # an idle guest polls irq_seq this long before it halts
+OFF_IRQ_SEQ = 20
 
 
 class Op(enum.IntEnum):
@@ -55,7 +61,8 @@ HVSIM_BLOCK = Struct(
     "model_peer" / Int32ul * "ivshmem peer id of the model (doorbell target)",
     "msix_vector_base" / Int32ul * "written by the guest: MSI-X entry i raises this vector + i",
     "msix_vectors" / Int32ul * "written by the guest: entries programmed",
-    "reserved0" / Reserved(44),
+    "irq_seq" / Int32ul * "model: bumped before each interrupt it raises (the guest's idle poll)",
+    "reserved0" / Reserved(40),
     "seq" / Int32ul * "guest: bumped last, after the request",
     "op" / Int32ul * "HVSIM_OP_*",
     "arg0" / Int64ul,
@@ -87,6 +94,7 @@ C_HEADER = HeaderSpec(
         Constant("IVSHMEM_REG_IVPOSITION", IVSHMEM_REG_IVPOSITION, "BAR0 offset: own peer id"),
         Constant("IVSHMEM_REG_DOORBELL", IVSHMEM_REG_DOORBELL, "BAR0 offset: peer << 16 | vector"),
         Constant("SPIN_LIMIT_NS", SPIN_LIMIT_NS, "guest wait for an answer"),
+        Constant("IDLE_POLL_NS", IDLE_POLL_NS, "guest idle poll of irq_seq before hlt"),
     ],
     enums=[("HVSIM_OP", Op)],
     structs=[CStruct("hvsim_block", HVSIM_BLOCK, "the shared block at BAR2 offset 0")],

@@ -119,7 +119,7 @@ class Model:
         os.ftruncate(self.shm_fd, S.SHM_SIZE)
         self.shm = mmap.mmap(self.shm_fd, S.SHM_SIZE, mmap.MAP_SHARED)
         S.HVSIM_BLOCK.build_stream(dict(magic=S.MAGIC, version=S.VERSION, model_peer=MODEL_PEER, msix_vector_base=0,
-                                        msix_vectors=0, seq=0, op=0, arg0=0, arg1=0, arg2=0, guest_tsc=0,
+                                        msix_vectors=0, irq_seq=0, seq=0, op=0, arg0=0, arg1=0, arg2=0, guest_tsc=0,
                                         done_seq=0, fault=0, result=[0] * 4), _Writer(self.shm))
         self.model_efd = [os.eventfd(0, os.EFD_CLOEXEC) for _ in range(S.MSIX_VECTORS)]   # guest doorbells
         self.guest_efd = [os.eventfd(0, os.EFD_CLOEXEC) for _ in range(S.MSIX_VECTORS)]   # MSI-X entries
@@ -132,6 +132,7 @@ class Model:
         for port in args.listen_port:
             self.partition.hvsock_listen(port, dial=lambda p=port: self.dial_host(p))
         self.wake_r, self.wake_w = os.pipe()
+        self.io_watching: tuple = (set(), set())   # the streams the I/O thread's select watches
 
     def log(self, line: str) -> None:
         self.log_file.write(f"{time.monotonic():.6f} {line}\n")
@@ -165,6 +166,7 @@ class Model:
             self.log(f"inject: vector {vector:#x} has no MSI-X entry (base {base:#x}, {count} entries): dropped")
             return
         self.injected += 1
+        U32.pack_into(self.shm, S.OFF_IRQ_SEQ, (U32.unpack_from(self.shm, S.OFF_IRQ_SEQ)[0] + 1) & 0xFFFFFFFF)
         self.by_vector[vector] = self.by_vector.get(vector, 0) + 1
         os.eventfd_write(self.guest_efd[i], 1)
 
@@ -187,7 +189,8 @@ class Model:
                 fault, result = self.answer(op, a0, a1, a2, tsc)
                 ANSWER.pack_into(shm, S.OFF_DONE_SEQ + 4, fault, *result)
                 U32.pack_into(shm, S.OFF_DONE_SEQ, seq)          # last: the guest stops spinning
-            os.write(self.wake_w, b"x")                          # the I/O thread re-reads its streams
+                if op == S.Op.HYPERCALL:
+                    self.wake_io_if_streams_changed()
 
     def answer(self, op, a0, a1, a2, tsc):
         p = self.partition
@@ -219,6 +222,19 @@ class Model:
             return 13, (0, 0, 0, 0)
 
     # -- I/O thread: hv_sock streams, timers, host-initiated connections -------------------------------------
+    def streams(self) -> tuple[list, list]:
+        """Host streams to read (room in the guest-bound buffer) and to write (guest data waiting)."""
+        with self.partition._lock:
+            bridges = self.partition.vmbus.bridges()
+            return [b for b in bridges if b.wants_read()], [b for b in bridges if b.to_host and not b.dead]
+
+    def wake_io_if_streams_changed(self) -> None:
+        """A hypercall may have opened a channel, made room for host data or left guest data the host has
+        not taken yet: the I/O thread must watch the new sets (woken only then, not on every trap)."""
+        r, w = self.streams()
+        if ({id(b) for b in r}, {id(b) for b in w}) != self.io_watching:
+            os.write(self.wake_w, b"x")
+
     def dial_host(self, port: int) -> socket.socket:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         path = f"{self.vsock_path}_{port}"
@@ -265,9 +281,9 @@ class Model:
                 next_refit += TSC_REFIT_S
             deadline = p.next_deadline()
             wait = IO_TICK_S if deadline is None else min(IO_TICK_S, max(0.0, (deadline - p.clock.now()) / 1e7))
-            with p._lock:
-                streams = [b for b in p.vmbus.bridges() if b.wants_read()]
-            r, _, _ = select.select(streams + [vsock_listener, qemu, self.wake_r], [], [], wait)
+            readers, writers = self.streams()
+            self.io_watching = ({id(b) for b in readers}, {id(b) for b in writers})
+            r, _, _ = select.select(readers + [vsock_listener, qemu, self.wake_r], writers, [], wait)
             if qemu in r:
                 if not qemu.recv(64):
                     self.log("ivshmem: QEMU disconnected; the model ends")
