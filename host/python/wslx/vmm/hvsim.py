@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..spec import hvsim as hvsim_spec
 from .errors import LaunchError, VMError
-from .openvmm import vsock_listen_path
+from .hybrid_vsock import HybridVsockHost
 from .procs import processes
 from .qemu import OWNER_ENV, SESSION_ENV, QemuMachine, _make_preexec
 
@@ -43,7 +43,7 @@ class ModelFailed(VMError):
     """The hvsim model process exited or failed while the guest ran (its log: model.log)."""
 
 
-class HvsimMachine(QemuMachine):
+class HvsimMachine(HybridVsockHost, QemuMachine):
     """QemuMachine plus the Hyper-V model. Extra keywords: hv_profile ('hyperv', 'openvmm-kvm', 'none'),
     hvsock_ports (host ports guests may connect to; each is bridged to run_dir/vsock_P),
     model_raise_after (tests: the model fails at that trap request)."""
@@ -59,6 +59,11 @@ class HvsimMachine(QemuMachine):
         self._model_log = None
         self._listeners: dict[int, socket.socket] = {}
 
+    def hvsock_listen(self, port: int) -> socket.socket:
+        if port not in self.hvsock_ports:     # the model bridges guest connections to this port
+            self.hvsock_ports.append(port)
+        return super().hvsock_listen(port)
+
     # ---- paths
     @property
     def model_log(self) -> Path:
@@ -67,10 +72,6 @@ class HvsimMachine(QemuMachine):
     @property
     def ram_file(self) -> Path:
         return self._path("guest-ram")
-
-    @property
-    def vsock_path(self) -> Path:
-        return self._path("vsock")
 
     def ram_bytes(self) -> int:
         return int(self.memory) << 20
@@ -83,48 +84,6 @@ class HvsimMachine(QemuMachine):
             "-machine", "memory-backend=hvsim-ram",
             "-chardev", f"socket,path={self._path('ivshmem.sock')},id=hvsim",
             "-device", f"ivshmem-doorbell,chardev=hvsim,vectors={hvsim_spec.MSIX_VECTORS}"]
-
-    # ---- hybrid vsock (the OpenVMM convention)
-    def hvsock_listen(self, port: int) -> socket.socket:
-        """Listen for the guest's connections to host port `port` (run_dir/vsock_P). Call before launch
-        (the run directory must exist: give run_dir) so that the guest's first dial finds it."""
-        if self._given_run_dir is None and self.run_dir is None:
-            raise VMError("hvsock_listen before launch needs a run_dir")
-        rd = self.run_dir or self._given_run_dir
-        rd.mkdir(parents=True, exist_ok=True)
-        path = vsock_listen_path(rd / "vsock", port)
-        if path.exists():
-            path.unlink()
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.bind(str(path))
-        s.listen(4)
-        self._listeners[port] = s
-        if port not in self.hvsock_ports:
-            self.hvsock_ports.append(port)
-        return s
-
-    def hvsock_accept(self, port: int, timeout: float) -> socket.socket:
-        """The next guest connection to host port `port`; ChannelTimeout (with the console tail) if none
-        arrives in time, GuestPanicked/GuestExited/ModelFailed if the guest or model dies meanwhile."""
-        from .errors import ChannelTimeout
-        listener = self._listeners[port]
-        deadline = time.monotonic() + timeout
-        while True:
-            if select.select([listener], [], [], min(0.2, max(0.0, deadline - time.monotonic())))[0]:
-                conn, _ = listener.accept()
-                self._sockets.append(conn)
-                return conn
-            self.check_alive(f"waiting for the guest's hv_sock connection to port {port}")
-            if time.monotonic() >= deadline:
-                raise ChannelTimeout(f"no guest hv_sock connection to host port {port} within {timeout} s "
-                                     f"(model log {self.model_log})", **self._common())
-
-    def hvsock_connect(self, port: int, timeout: float = 10.0) -> socket.socket:
-        """A host-initiated hv_sock connection to guest port `port` ("CONNECT P" on the vsock socket)."""
-        from .hybrid_vsock import connect
-        s = connect(self.vsock_path, port, timeout)
-        self._sockets.append(s)
-        return s
 
     # ---- launch: the model first
     def _start_process(self) -> None:
@@ -223,9 +182,7 @@ class HvsimMachine(QemuMachine):
         if self._model_log is not None:
             self._model_log.close()
             self._model_log = None
-        for s in self._listeners.values():
-            s.close()
-        self._listeners.clear()
+        self.close_listeners()
 
 
 def leftover_model_processes(marker: str | None = None) -> list[tuple[int, str]]:
