@@ -26,10 +26,17 @@ static void sort(int64_t *a, int n)
             }
 }
 
-static uint64_t to_ns(int64_t cycles) { return (uint64_t)cycles * 1000000ULL / (timer_tsc_hz() / 1000); }
+/* TSC ticks to ns at the rate the hypervisor's reference clock gives over
+ * the same stretch (the model fits it on seconds of samples; the boot-time
+ * PIT calibration can be far off on a loaded host). */
+static uint64_t to_ns(int64_t cycles, uint64_t ref_100ns, uint64_t tsc)
+{
+    return tsc ? (uint64_t)cycles * (ref_100ns * 100) / tsc : 0;   /* < 2^64 for loops under hours */
+}
 
 static uint64_t trap_ns(int n, int hypercall)
 {
+    uint64_t r0 = hv_time_100ns(), c0 = cpu_rdtsc();
     for (int i = 0; i < n; i++) {
         uint64_t t0 = cpu_rdtsc();
         if (hypercall)
@@ -39,8 +46,9 @@ static uint64_t trap_ns(int n, int hypercall)
             hv_rdmsr(HV_MSR_VP_INDEX);
         samples[i] = (int64_t)(cpu_rdtsc() - t0);
     }
+    uint64_t r1 = hv_time_100ns(), c1 = cpu_rdtsc();
     sort(samples, n);
-    return to_ns(samples[n / 2]);
+    return to_ns(samples[n / 2], r1 - r0, c1 - c0);
 }
 
 /* Ticks' lateness p50/p99 in ns, and the period slots that passed without a
