@@ -89,14 +89,16 @@ def _one_line_error(r) -> str:
 
 
 @pytest.mark.parametrize("argv,path,problem", [
-    (["boot", "linux", "--kernel", "/nonexistent"], "/nonexistent", "No such file or directory"),
-    (["run", "trackb", "--kernel", "/nonexistent", "--", "true"], "/nonexistent", "No such file or directory"),
-    (["boot", "linux", "--initrd", "/nonexistent/initrd.cpio"], "/nonexistent/initrd.cpio", "No such file"),
+    (["boot", "linux", "--kernel", "/nonexistent"], "/nonexistent", "not found"),
+    (["run", "trackb", "--kernel", "/nonexistent", "--", "true"], "/nonexistent", "not found"),
+    (["boot", "linux", "--initrd", "/nonexistent/initrd.cpio"], "/nonexistent/initrd.cpio", "not found"),
+    (["boot", "linux", "--initrd", "/etc"], "/etc", "Is a directory"),
+    (["boot", "linux", "--initrd", "/dev/null"], "/dev/null", "not a regular file"),
     (["bench", "boot", "--out", "/proc/nope"], "/proc/nope", "cannot create the folder"),
     (["bench", "codec", "--out", "/proc/nope", "--runs", "1"], "/proc/nope", "cannot create the folder"),
     (["conformance", "--target", "reference", "--junit", "/proc/nope/j.xml"], "/proc/nope/j.xml", "does not exist"),
-    (["conformance", "--target", "linux", "--kernel", "/nonexistent"], "/nonexistent", "No such file"),
-    (["kconfig", "check", "/nonexistent.config"], "/nonexistent.config", "No such file"),
+    (["conformance", "--target", "linux", "--kernel", "/nonexistent"], "/nonexistent", "not found"),
+    (["kconfig", "check", "/nonexistent.config"], "/nonexistent.config", "not found"),
 ])
 def test_missing_or_unwritable_paths_are_one_line_exit_2(argv, path, problem):
     line = _one_line_error(run(*argv, timeout=60))

@@ -1,15 +1,25 @@
 /* hv_fuzz.c: mutated VMBus messages, SynIC slots and ring contents thrown at
- * the Track B kernel's hv/ parsers (hv_parse.c) and ring code (vmbus_ring.c)
- * under ASan/UBSan. Every buffer is heap-allocated to exactly the length the
- * parser is given, so one byte read past it aborts. Deterministic (seeded).
- *   hv_fuzz ITERATIONS SEED  -> prints "iterations=N parsed_ok=N rejected=N" */
+ * the Track B kernel's hv/ parsers (hv_parse.c), ring code (vmbus_ring.c) and
+ * VMBus client state machine (vmbus_client.c, stimer.c: SynIC slots, posts and
+ * signals stubbed here) under ASan/UBSan. Every buffer is heap-allocated to
+ * exactly the length the parser is given, so one byte read past it aborts.
+ * Deterministic (seeded). Run with ASAN_OPTIONS=detect_leaks=0: a GPADL the
+ * host never tears down keeps its pages on purpose (the host may still write them).
+ *   hv_fuzz ITERATIONS SEED  -> "iterations=N parsed_ok=N rejected=N client_messages=N opens=N" */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hv/hv_parse.h"
+#include "hv/stimer.h"
+#include "hv/synic.h"
+#include "hv/vmbus_client.h"
 #include "hv/vmbus_ring.h"
+#include "kernel/irq.h"
 #include "kernel/memlayout.h"
+#include "kernel/pmm.h"
+#include "kernel/timer.h"
+#include "kernel/vm.h"
 
 void mb(void) { __sync_synchronize(); }
 void rmb(void) { __sync_synchronize(); }
@@ -157,6 +167,140 @@ static void fuzz_ring(void)
     free(ctrl);
 }
 
+/* ---- the client's surroundings: a hostile host behind stubbed SynIC and hypercalls ---- */
+#define QUEUE 32
+static uint8_t queue[QUEUE][HV_MESSAGE_SIZE];
+static int q_head, q_len;
+static uint64_t now_ns;
+static long client_messages, opens;
+int synic_irq_mode;
+
+static void enqueue(const uint8_t *payload, uint8_t size, uint32_t type)
+{
+    if (q_len == QUEUE)
+        return;
+    uint8_t *slot = queue[(q_head + q_len++) % QUEUE];
+    memset(slot, 0, HV_MESSAGE_SIZE);
+    put32(slot, type);
+    slot[HV_MESSAGE_HEADER_OFF_PAYLOAD_SIZE] = size;
+    memcpy(slot + HV_MESSAGE_OFF_PAYLOAD, payload, size < HV_MESSAGE_PAYLOAD_SIZE ? size : HV_MESSAGE_PAYLOAD_SIZE);
+}
+
+int synic_take(unsigned sint, uint8_t out[HV_MESSAGE_SIZE])
+{
+    if (!q_len || (sint == SYNIC_TIMER_SINT && rnd() % 8))   /* the timer slot gets a share of the junk */
+        return 0;
+    memcpy(out, queue[q_head], HV_MESSAGE_SIZE);
+    q_head = (q_head + 1) % QUEUE, q_len--;
+    client_messages++;
+    return 1;
+}
+int synic_event_take(unsigned sint, unsigned bit) { (void)sint, (void)bit; return (int)(rnd() & 1); }
+void synic_idle(void) { now_ns += 1000000; }
+void synic_set_tick_running(int running) { (void)running; }
+int irq_register(unsigned vector, irq_handler h) { (void)vector, (void)h; return 0; }
+uint64_t timer_now_ns(void) { return now_ns += 1000; }
+uint64_t hv_time_100ns(void) { return now_ns / 100; }
+int hv_wrmsr(uint32_t msr, uint64_t v) { (void)msr, (void)v; return 0; }
+void kprintf(const char *fmt, ...) { (void)fmt; }
+uint32_t hv_signal_event(uint32_t connection_id, uint16_t flag) { (void)connection_id, (void)flag; return 0; }
+
+/* The "host" answers what the client posts: sometimes right, sometimes wrong, sometimes not at all. */
+uint32_t hv_post_message(uint32_t connection_id, uint32_t message_type, const void *payload, uint32_t len)
+{
+    (void)connection_id, (void)message_type;
+    uint8_t m[HV_MESSAGE_PAYLOAD_SIZE] = {0};
+    const uint8_t *p = payload;
+    uint32_t type, relid = 0, id = 0;
+    if (len < 8)
+        return HV_STATUS_SUCCESS;
+    memcpy(&type, p, 4);
+    if (type != CHANNELMSG_GPADL_TEARDOWN && rnd() % 8 == 0)   /* no answer (pages the host may hold are */
+        return rnd() % 4 ? HV_STATUS_SUCCESS : HV_STATUS_INSUFFICIENT_BUFFERS;   /* never freed: keep that rare) */
+    if (len >= 16)
+        memcpy(&relid, p + 8, 4), memcpy(&id, p + 12, 4);
+    switch (type) {
+    case CHANNELMSG_INITIATE_CONTACT:
+        put32(m, CHANNELMSG_VERSION_RESPONSE);
+        m[8] = (uint8_t)(rnd() % 3 != 0), m[9] = (uint8_t)(rnd() % 8 == 0);
+        put32(m + 12, rnd() % 4 ? 1 : rnd());
+        enqueue(m, VMBUS_CHANNEL_VERSION_RESPONSE_SIZE, HVMSG_VMBUS);
+        break;
+    case CHANNELMSG_REQUESTOFFERS:
+        for (int i = 0, n = (int)(rnd() % 4); i < n; i++) {
+            memset(m, 0, sizeof m);
+            put32(m, CHANNELMSG_OFFERCHANNEL);
+            put32(m + VMBUS_CHANNEL_OFFER_CHANNEL_OFF_CHILD_RELID, rnd() % 20);
+            m[VMBUS_CHANNEL_OFFER_CHANNEL_OFF_CHN_FLAGS + 1] = rnd() % 2 ? 0x20 : 0;
+            enqueue(m, VMBUS_CHANNEL_OFFER_CHANNEL_SIZE, HVMSG_VMBUS);
+        }
+        put32(m, CHANNELMSG_ALLOFFERS_DELIVERED);
+        enqueue(m, 8, HVMSG_VMBUS);
+        break;
+    case CHANNELMSG_GPADL_HEADER:
+        put32(m, CHANNELMSG_GPADL_CREATED), put32(m + 8, relid), put32(m + 12, id), put32(m + 16, rnd() % 4 == 0);
+        enqueue(m, VMBUS_CHANNEL_GPADL_CREATED_SIZE, HVMSG_VMBUS);
+        break;
+    case CHANNELMSG_OPENCHANNEL:
+        put32(m, CHANNELMSG_OPENCHANNEL_RESULT), put32(m + 8, relid), put32(m + 12, rnd() % 4 ? relid : rnd());
+        put32(m + 16, rnd() % 4 == 0);
+        enqueue(m, VMBUS_CHANNEL_OPEN_RESULT_SIZE, HVMSG_VMBUS);
+        break;
+    case CHANNELMSG_GPADL_TEARDOWN:
+        put32(m, CHANNELMSG_GPADL_TORNDOWN), put32(m + 8, rnd() % 64 ? id : rnd());
+        enqueue(m, VMBUS_CHANNEL_GPADL_TORNDOWN_SIZE, HVMSG_VMBUS);
+        break;
+    case CHANNELMSG_UNLOAD:
+        put32(m, CHANNELMSG_UNLOAD_RESPONSE);
+        enqueue(m, 8, HVMSG_VMBUS);
+        break;
+    }
+    return HV_STATUS_SUCCESS;
+}
+
+/* Pages: exact 4 KiB heap blocks, so the ring code's page walks are bounds-checked. */
+uint64_t pmm_alloc_page(void) { return (uint64_t)(uintptr_t)aligned_alloc(PAGE_SIZE, PAGE_SIZE); }
+uint64_t pmm_alloc_zeroed(void)
+{
+    void *p = aligned_alloc(PAGE_SIZE, PAGE_SIZE);
+    memset(p, 0, PAGE_SIZE);
+    return (uint64_t)(uintptr_t)p;
+}
+void pmm_free_page(uint64_t pa) { free((void *)(uintptr_t)pa); }
+void *phys_ptr(uint64_t pa, uint64_t len) { return len ? (void *)(uintptr_t)pa : NULL; }
+
+static void fuzz_client(void)
+{
+    static struct hv_caps caps;
+    if (!vmbus.connected) {
+        vmbus_connect(&caps, 5000000);
+        return;
+    }
+    uint8_t seed[HV_MESSAGE_PAYLOAD_SIZE];
+    for (int i = 0, n = 1 + (int)(rnd() % 6); i < n; i++) {   /* unsolicited, mutated host messages */
+        size_t len = seed_message(seed);
+        enqueue(seed, rnd() % 8 ? (uint8_t)len : (uint8_t)rnd(),
+                rnd() % 8 ? HVMSG_VMBUS : rnd() % 2 ? HVMSG_TIMER_EXPIRED : rnd());
+    }
+    vmbus_poll();
+    for (int i = 0; i < VMBUS_MAX_CHANNELS; i++) {
+        struct vmbus_chan *c = &vmbus.chan[i];
+        if (c->state == CHAN_OFFERED && !c->claimed && rnd() % 2 && vmbus_open(c, 2 + rnd() % 4, 5000000) == 0) {
+            opens++;
+            put32((uint8_t *)c->in.ctrl + HV_RING_BUFFER_OFF_WRITE_INDEX, rnd() % 3 ? (rnd() % c->in.size) & ~7u : rnd());
+            for (unsigned k = 0; k < 8; k++)                 /* host bytes in the ring */
+                c->in.page[rnd() % (c->in.size / PAGE_SIZE)][rnd() % PAGE_SIZE] = (uint8_t)rnd();
+            uint8_t buf[512];
+            int signal;
+            for (int k = 0; k < 8 && vmbus_ring_read(&c->in, buf, sizeof buf, &signal) > 0; k++)
+                ;
+            vmbus_close(c, 5000000);
+        }
+    }
+    if (rnd() % 64 == 0)
+        vmbus_unload(5000000);
+}
+
 int main(int argc, char **argv)
 {
     long iterations = argc > 1 ? atol(argv[1]) : 100000;
@@ -166,7 +310,9 @@ int main(int argc, char **argv)
     for (long i = 0; i < iterations; i++) {
         fuzz_message();
         fuzz_ring();
+        fuzz_client();
     }
-    printf("iterations=%ld parsed_ok=%ld rejected=%ld\n", iterations, ok, rejected);
+    printf("iterations=%ld parsed_ok=%ld rejected=%ld client_messages=%ld opens=%ld\n", iterations, ok, rejected,
+           client_messages, opens);
     return 0;
 }

@@ -15,6 +15,9 @@
 #define LAPIC_EOI   0x0B0
 #define LAPIC_SVR   0x0F0    /* spurious vector register */
 #define LAPIC_SVR_ENABLE 0x100
+#define LAPIC_ICR_LO 0x300   /* interrupt command: writing the low half sends */
+#define LAPIC_ICR_SELF (1u << 18)   /* destination shorthand 01: self */
+#define X2APIC_SELF_IPI_MSR 0x83F
 #define LAPIC_LVT_TIMER 0x320
 #define LAPIC_LVT_LINT0 0x350
 #define LAPIC_LVT_LINT1 0x360

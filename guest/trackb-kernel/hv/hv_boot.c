@@ -30,7 +30,10 @@ struct hvsock *hv_boot(struct hv_caps *caps, int poll, struct hvsock *agent_sock
     kprintf("hv: SynIC %s\n", irq_mode ? "interrupts" : "polled");
     if ((err = vmbus_connect(caps, VMBUS_STEP_TIMEOUT_NS)))  /* 6. VMBus */
         return NULL;
+    uint32_t ring_pages = agent_sock->ring_pages;           /* a caller's choice survives hvsock_init */
     hvsock_init(agent_sock, VMBUS_AGENTX_HVSOCK_PORT);       /* 7. AgentX over hv_sock, connected in the loop */
+    if (ring_pages)
+        agent_sock->ring_pages = ring_pages;
     hvsock_poll(agent_sock);
     return agent_sock;
 }

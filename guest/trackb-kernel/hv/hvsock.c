@@ -64,6 +64,7 @@ void hvsock_init(struct hvsock *s, uint32_t port)
 {
     memset(s, 0, sizeof *s);
     s->port = port;
+    s->ring_pages = VMBUS_HVSOCK_RING_PAGES;
     s->state = HVSOCK_IDLE;
 }
 
@@ -85,7 +86,7 @@ static struct vmbus_chan *our_offer(struct hvsock *s)
 
 static void open_offer(struct hvsock *s, struct vmbus_chan *c)
 {
-    if (vmbus_open(c, VMBUS_HVSOCK_RING_PAGES, OPEN_TIMEOUT_NS)) {
+    if (vmbus_open(c, s->ring_pages, OPEN_TIMEOUT_NS)) {
         back_off(s);
         return;
     }

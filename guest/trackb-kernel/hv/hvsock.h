@@ -18,6 +18,7 @@ enum hvsock_state { HVSOCK_IDLE, HVSOCK_CONNECTING, HVSOCK_OPEN };
 struct hvsock {
     enum hvsock_state state;
     uint32_t port;                   /* the service port (host side for connect, ours for accept) */
+    uint32_t ring_pages;             /* per direction, control page included (VMBUS_HVSOCK_RING_PAGES) */
     uint32_t local_port;             /* our endpoint for the current attempt */
     struct vmbus_chan *chan;
     uint64_t connect_started_ns, retry_at_ns;

@@ -13,7 +13,8 @@
 #include "platform/platform.h"
 
 #define FIRST_GPADL 0xE1E10u          /* as Linux: any non-zero handle the guest picks */
-#define LOG_LIMIT 8                   /* complaints about the host printed before going quiet */
+#define LOG_LIMIT 8                   /* complaints printed in full; then one in LOG_EVERY (a storm) */
+#define LOG_EVERY 1024
 #define GPADL_RANGE_OFF (VMBUS_CHANNEL_GPADL_HEADER_SIZE)
 #define GPADL_PFN_OFF (GPADL_RANGE_OFF + GPA_RANGE_SIZE)
 
@@ -37,8 +38,10 @@ static struct {                       /* the answers the waits below look for */
 
 static void complain(const char *what, uint32_t type, int err)
 {
-    if (st.logged++ < LOG_LIMIT)
-        kprintf("vmbus: %s (type %u %s, %s)\n", what, type, channelmsg_name(type), err_str(err));
+    st.logged++;
+    if (st.logged <= LOG_LIMIT || st.logged % LOG_EVERY == 0)
+        kprintf("vmbus: %s (type %u %s, %s; complaint %u)\n", what, type, channelmsg_name(type), err_str(err),
+                st.logged);
 }
 
 static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
@@ -55,9 +58,11 @@ static struct vmbus_chan *chan_by_relid(uint32_t relid)
 int vmbus_post(const void *msg, uint32_t len)
 {
     uint32_t conn = vmbus.msg_conn_id ? vmbus.msg_conn_id : VMBUS_MESSAGE_CONNECTION_ID;
-    uint32_t s = hv_post_message(conn, HVMSG_VMBUS, msg, len);
+    uint32_t s = hv_post_message(conn, HVMSG_VMBUS, msg, len), type = 0;
     if (s != HV_STATUS_SUCCESS) {
-        complain("post failed", *(const uint32_t *)msg, ERR_IO);
+        if (len >= sizeof type)
+            memcpy(&type, msg, sizeof type);
+        complain("post failed", type, ERR_IO);
         return ERR_IO;
     }
     return 0;

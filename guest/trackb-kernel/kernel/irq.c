@@ -3,7 +3,10 @@
 #include "drivers/lapic.h"
 #include "kernel/errno.h"
 #include "kernel/irq.h"
+#include "kernel/timer.h"
 #include "platform/platform.h"
+
+#define SELFTEST_TIMEOUT_NS 100000000ULL   /* 100 ms: the IPI is pending at once */
 
 static irq_handler handlers[IRQ_VECTOR_LIMIT];
 static uint64_t lapic;                          /* physical base, 0 until irq_init */
@@ -69,4 +72,32 @@ void irq_dispatch(unsigned vector)
         irq_unexpected++;
     if (vector >= 0x30 && lapic)                /* 0x20-0x2F: masked 8259 lines, never the LAPIC's */
         lapic_write(LAPIC_EOI, 0);
+}
+
+static volatile unsigned selftest_hits;
+
+static void selftest_isr(unsigned vector)
+{
+    (void)vector;
+    selftest_hits++;
+}
+
+int irq_self_test(void)
+{
+    int err = irq_init();
+    if (err)
+        return err;
+    irq_register(IRQ_SELFTEST_VECTOR, selftest_isr);
+    if (x2apic)
+        cpu_wrmsr(X2APIC_SELF_IPI_MSR, IRQ_SELFTEST_VECTOR);
+    else
+        lapic_write(LAPIC_ICR_LO, LAPIC_ICR_SELF | IRQ_SELFTEST_VECTOR);
+    uint64_t deadline = timer_now_ns() + SELFTEST_TIMEOUT_NS;
+    while (!selftest_hits && timer_now_ns() < deadline) {
+        cpu_irq_enable();                          /* a window for the pending IPI, never a hlt */
+        cpu_relax();
+        cpu_irq_disable();
+    }
+    handlers[IRQ_SELFTEST_VECTOR] = 0;
+    return selftest_hits == 1 ? 0 : ERR_TIMEDOUT;
 }

@@ -19,5 +19,10 @@ int irq_register(unsigned vector, irq_handler h);
 /* Called by trapasm.S's interrupt stubs: the handler, then the LAPIC EOI. */
 void irq_dispatch(unsigned vector);
 extern unsigned long irq_unexpected;   /* vectors without a handler */
+/* trackb.irqtest (tests under QEMU, which has no Hyper-V): irq_init, then a
+ * self-IPI at IRQ_SELFTEST_VECTOR taken through the IDT gate, the handler
+ * and iretq, with interrupts on only briefly. 0 or ERR_TIMEDOUT/ERR_NODEV. */
+#define IRQ_SELFTEST_VECTOR 0x3Eu
+int irq_self_test(void);
 
 #endif

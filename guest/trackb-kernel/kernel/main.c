@@ -13,8 +13,9 @@
 #include "kernel/acpi.h"
 #include "kernel/console.h"
 #include "kernel/env.h"
-#include "kernel/hvbench.h"
 #include "kernel/errno.h"
+#include "kernel/hvbench.h"
+#include "kernel/irq.h"
 #include "kernel/klib.h"
 #include "kernel/memlayout.h"
 #include "kernel/panic.h"
@@ -236,6 +237,9 @@ _Noreturn void kmain(uint32_t kind, uint64_t info)
 
     /* hvsim: the wslx.hv model beside QEMU answers the hypervisor interface (else native). */
     hvsim_probe(pci_find(HVSIM_IVSHMEM_VENDOR_ID, HVSIM_IVSHMEM_DEVICE_ID));
+
+    if (cmdline_has("trackb.irqtest"))               /* tests: the interrupt path, without Hyper-V */
+        kprintf("irq: self-test %s\n", irq_self_test() ? "FAILED" : "ok (vector 0x3e taken and returned)");
 
     /* Hyper-V: enlightenments, SynIC, stimer, VMBus, hv_sock (trackb.hv_poll: no interrupts). */
     struct hvsock *hs = hv_boot(&hv, cmdline_has("trackb.hv_poll"), &agent_hvsock);

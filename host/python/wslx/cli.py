@@ -44,7 +44,10 @@ def describe_os_error(e: OSError) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:   # --help, --version, or an argument mistake (already reported)
+        return e.code if isinstance(e.code, int) else USAGE_ERROR
     if not getattr(args, "func", None):
         parser.print_help()
         return USAGE_ERROR

@@ -7,7 +7,7 @@
  * taken only in cpu_wait_for_interrupt, where the kernel has them enabled.
  *
  *   trackb-hv-host --mem-fd N --mem-base GPA --mem-size BYTES --req-fd N --resp-fd N
- *                  [--poll] [--mode boot|agent] [--ticks N]
+ *                  [--poll] [--mode boot|agent] [--ticks N] [--ring-pages N]
  *
  * Driven by host/python/wslx/conformance/trackb_hv_host.py (protocol there). */
 #define _GNU_SOURCE
@@ -242,6 +242,7 @@ static int boot_report(struct hv_caps *caps, struct hvsock *hs, unsigned ticks)
         hvsock_wait_open(hs, 3000000000ULL);
     printf("present=%d\nref_tsc=%d\npartition_id=%d:%lx\nvp_index=%u\n", caps->present, caps->ref_tsc,
            caps->have_partition_id, (unsigned long)caps->partition_id, caps->vp_index);
+    printf("interrupts=%u\n", synic_interrupts);
     printf("irq_mode=%d\nstimer_running=%d\nstimer_direct=%d\nstimer_period=%lu\nstimer_ticks=%lu\n", synic_irq_mode,
            stimer.running, stimer.direct, (unsigned long)stimer.period_100ns, (unsigned long)stimer.ticks);
     printf("stimer_expirations=");
@@ -262,7 +263,7 @@ static int boot_report(struct hv_caps *caps, struct hvsock *hs, unsigned ticks)
 int main(int argc, char **argv)
 {
     int mem_fd = -1, poll = 0, agent = 0;
-    unsigned ticks = 8;
+    unsigned ticks = 8, ring_pages = VMBUS_HVSOCK_RING_PAGES;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--poll")) poll = 1;
@@ -273,6 +274,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--req-fd")) req_fd = atoi(v), i++;
         else if (!strcmp(a, "--resp-fd")) resp_fd = atoi(v), i++;
         else if (!strcmp(a, "--ticks")) ticks = (unsigned)atoi(v), i++;
+        else if (!strcmp(a, "--ring-pages")) ring_pages = (unsigned)atoi(v), i++;
         else if (!strcmp(a, "--mode")) agent = !strcmp(v, "agent"), i++;
         else die("usage: see hv_host_main.c");
     }
@@ -285,6 +287,7 @@ int main(int argc, char **argv)
     mem_next = mem_base + PAGE_SIZE;                    /* GPA 0 of the region stays unused */
 
     static struct hv_caps caps;
+    sock.ring_pages = ring_pages;                       /* hv_boot keeps it (tests: GPADL body messages) */
     struct hvsock *hs = hv_boot(&caps, poll, &sock);
     have_sock = hs != NULL;
     if (!agent)

@@ -14,6 +14,8 @@ def existing_file(text: str) -> Path:
     try:
         with open(path, "rb"):
             pass
+    except FileNotFoundError:
+        raise argparse.ArgumentTypeError(f"{path}: not found") from None
     except OSError as e:
         raise argparse.ArgumentTypeError(f"{path}: {e.strerror}") from None
     if not path.is_file():

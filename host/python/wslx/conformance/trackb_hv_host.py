@@ -46,13 +46,15 @@ class HvHostHarness:
 
     def __init__(self, profile="hyperv", *, mode: str = "agent", poll: bool = False, faults: Faults | None = None,
                  mem_size: int = 16 << 20, ticks: int = 8, timeout: float = 20.0, binary: Path | None = None,
-                 listen: bool = True):
+                 listen: bool = True, ring_pages: int | None = None):
         self.profile, self.mode, self.poll, self.faults = profile, mode, poll, faults or Faults()
         self.mem_size, self.ticks, self.timeout = mem_size, ticks, timeout
         self.binary = Path(binary) if binary else binary_path()
+        self.ring_pages = ring_pages    # hv_sock ring pages per direction (default: the kernel's 6)
         self.listen = listen            # False: no host listener on the AgentX port (only host-initiated offers)
         self.vectors: list[int] = []
         self.requests = 0
+        self.msr_writes: dict[int, int] = {}     # MSR -> how many times the guest wrote it
         self.error: BaseException | None = None
         self.report: dict[str, str] = {}
 
@@ -74,7 +76,8 @@ class HvHostHarness:
         resp_r, resp_w = os.pipe()
         argv = [str(self.binary), "--mem-fd", str(self.memfd), "--mem-base", hex(MEM_BASE), "--mem-size",
                 str(self.mem_size), "--req-fd", str(req_w), "--resp-fd", str(resp_r), "--mode", self.mode,
-                "--ticks", str(self.ticks)] + (["--poll"] if self.poll else [])
+                "--ticks", str(self.ticks)] + (["--poll"] if self.poll else []) \
+            + (["--ring-pages", str(self.ring_pages)] if self.ring_pages else [])
         self._log = open(self.log_path, "wb")
         env = dict(os.environ, ASAN_OPTIONS="abort_on_error=0:exitcode=99:detect_leaks=0")
         self.proc = subprocess.Popen(argv, pass_fds=(self.memfd, req_w, resp_r), stdout=subprocess.PIPE,
@@ -171,6 +174,7 @@ class HvHostHarness:
             if op == OP_RDMSR:
                 return [p.rdmsr(arg)], 0
             if op == OP_WRMSR:
+                self.msr_writes[arg] = self.msr_writes.get(arg, 0) + 1
                 p.wrmsr(arg, a)
                 return [], 0
             if op == OP_HYPERCALL:
