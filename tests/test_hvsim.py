@@ -246,3 +246,22 @@ def test_conformance_passes_under_hvsim(built, profile):
     r = _wslx("conformance", "--target", "trackb", "--vmm", "hvsim", "--hv-profile", profile)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "0 failed, 0 errors" in r.stdout
+
+
+@vm
+def test_bench_hv_writes_its_keys_and_a_plot(built, tmp_path):
+    """One short run of `wslx bench hv`: every key the issue names, plausible values, the same-run ratio."""
+    import json
+    r = _wslx("bench", "hv", "--out", str(tmp_path), "--runs", "1", "--traps", "300", "--seconds", "0.5",
+              "--bulk-mib", "1")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    doc = json.loads((tmp_path / "hv.json").read_text())
+    m = doc["median"]
+    for key in ("trap_rtt_us", "hypercall_rtt_us", "hvsock_roundtrips_per_s", "virtio_console_roundtrips_per_s",
+                "hvsock_bulk_mb_per_s", "virtio_console_bulk_mb_per_s", "stimer_late_us_p50", "stimer_late_us_p99"):
+        assert key in m and m[key] >= 0, key
+    assert 0 < m["trap_rtt_us"] < 10_000 and m["hvsock_roundtrips_per_s"] > 0 and m["stimer_ticks"] > 0
+    assert m["stimer_late_us_p50"] <= m["stimer_late_us_p99"] <= 1000     # within one 1 ms period by definition
+    assert abs(m["hvsock_vs_virtio_console_roundtrips"]
+               - m["hvsock_roundtrips_per_s"] / m["virtio_console_roundtrips_per_s"]) < 1e-9
+    assert (tmp_path / "hv.png").stat().st_size > 1000
