@@ -25,7 +25,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from ..spec import hvsim as hvsim_spec
