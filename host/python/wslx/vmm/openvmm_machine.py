@@ -15,7 +15,7 @@ import socket
 import time
 from pathlib import Path
 
-from .errors import LaunchError
+from .errors import GuestExited, LaunchError
 from .hybrid_vsock import HybridVsockHost
 from .openvmm import OPENVMM_BINARY, OpenVMMConfig, find_openvmm
 from .qemu import QemuMachine
@@ -52,6 +52,13 @@ class OpenVMMMachine(HybridVsockHost, QemuMachine):
         if rc is not None:
             raise self._launch_error(f"{self.qemu_binary} exited with code {rc} during launch", rc)
         self._log_fn(f"[vm {self.name}] {self.qemu_binary} up after {time.monotonic() - self.start_time:.2f} s")
+
+    def check_alive(self, what: str = "") -> None:
+        try:
+            super().check_alive(what)
+        except GuestExited as e:     # name the VMM that exited
+            raise GuestExited(e.message.replace("QEMU", self.qemu_binary, 1), exitcode=e.exitcode,
+                              **self._common()) from None
 
     def shutdown(self, *, wait: float = 0.0, powerdown: float = 0.0, quit: float = 0.0, term: float = 3.0,
                  kill: float = 5.0) -> int | None:
