@@ -52,29 +52,73 @@ CONNECT_LINE_MAX = 64
 TSC_REFIT_S = 1.0                            # the reference TSC page is refitted this often
 
 
+def _host_rdtsc():
+    """A callable returning the host CPU's TSC (x86-64: `rdtsc; shl rdx,32; or rax,rdx; ret` in an executable
+    page), or None where that cannot work. Under TCG on an x86-64 host the guest's rdtsc is the host's TSC
+    minus a constant (QEMU cpu_get_ticks: cpu_get_host_ticks() + cpu_ticks_offset)."""
+    import ctypes
+    import platform
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return None
+    try:
+        page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        page.write(bytes([0x0F, 0x31, 0x48, 0xC1, 0xE2, 0x20, 0x48, 0x09, 0xD0, 0xC3]))
+        fn = ctypes.CFUNCTYPE(ctypes.c_uint64)(ctypes.addressof(ctypes.c_char.from_buffer(page)))
+        fn._page = page                      # the code lives as long as the function
+        a, b = fn(), fn()
+        return fn if b >= a else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 class TscFit:
-    """The guest's TSC against model time, from the guest_tsc every request carries: the reference TSC page
-    must turn the guest's own rdtsc (QEMU's, not the model's) into reference time."""
+    """The guest's TSC against model time, so the reference TSC page turns the guest's own rdtsc (QEMU's, not
+    the model's) into the model's reference time.
+
+    With the host's TSC (x86-64 host): the rate is the host TSC against the model clock, read back to back
+    in this process over a baseline that grows with the run; the guest's offset is the least
+    (host TSC when the model reads a request) - (guest TSC written in it): every request's latency only
+    adds, so the minimum converges on the true offset. Without it: the guest_tsc of the requests against
+    the time the model read them (first and latest; off by those requests' latency)."""
 
     SKIP = 3                                # the first requests answer late (a cold model): not a baseline
 
-    def __init__(self):
-        self.first = self.last = None       # (guest_tsc, model time in 100 ns)
+    def __init__(self, clock, host_rdtsc=None):
+        self.clock = clock
+        self.rdtsc = host_rdtsc
+        self.anchor = (host_rdtsc(), clock.now()) if host_rdtsc else None
+        self.offset = None                  # host TSC - guest TSC
+        self.first = self.last = None       # fallback: (guest_tsc, model time in 100 ns)
         self.samples = 0
 
-    def sample(self, tsc: int, now: int) -> None:
-        if tsc:
-            self.samples += 1
-            self.last = (tsc, now)
-            if self.first is None and self.samples > self.SKIP:
-                self.first = self.last
+    def sample(self, tsc: int) -> None:
+        if not tsc:
+            return
+        if self.rdtsc:
+            d = self.rdtsc() - tsc
+            self.offset = d if self.offset is None else min(self.offset, d)
+            return
+        self.samples += 1
+        self.last = (tsc, self.clock.now())
+        if self.first is None and self.samples > self.SKIP:
+            self.first = self.last
 
     def hz(self) -> int | None:
+        if self.rdtsc:
+            tsc0, t0 = self.anchor
+            tsc, t = self.rdtsc(), self.clock.now()
+            return (tsc - tsc0) * 10_000_000 // (t - t0) if t - t0 >= 10_000 else None
         if self.first is None or self.last[1] - self.first[1] < 10_000:     # under 1 ms: no fit yet
             return None
         return (self.last[0] - self.first[0]) * 10_000_000 // (self.last[1] - self.first[1])
 
+    def ready(self) -> bool:
+        return self.offset is not None if self.rdtsc else self.last is not None
+
     def tsc_at(self, now: int, hz: int) -> int:
+        """The guest's TSC now (`now` is the model clock, read just before)."""
+        if self.rdtsc:
+            return self.rdtsc() - self.offset
         tsc, t = self.last
         return tsc + (now - t) * hz // 10_000_000
 
@@ -84,10 +128,11 @@ class HvsimPartition(Partition):
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
-        self.tsc_fit = TscFit()
+        self.tsc_fit = TscFit(self.clock, _host_rdtsc())
+        self.log(f"hvsim: guest TSC from {'the host TSC' if self.tsc_fit.rdtsc else 'request timestamps'}")
 
     def rdtsc(self) -> int:
-        if self.tsc_fit.last is None:
+        if not self.tsc_fit.ready():
             return super().rdtsc()
         return self.tsc_fit.tsc_at(self.clock.now(), self.profile.tsc_hz)
 
@@ -166,9 +211,10 @@ class Model:
             self.log(f"inject: vector {vector:#x} has no MSI-X entry (base {base:#x}, {count} entries): dropped")
             return
         self.injected += 1
-        U32.pack_into(self.shm, S.OFF_IRQ_SEQ, (U32.unpack_from(self.shm, S.OFF_IRQ_SEQ)[0] + 1) & 0xFFFFFFFF)
         self.by_vector[vector] = self.by_vector.get(vector, 0) + 1
         os.eventfd_write(self.guest_efd[i], 1)
+        # after the MSI-X is on its way: a guest that sees the bump has an interrupt coming
+        U32.pack_into(self.shm, S.OFF_IRQ_SEQ, (U32.unpack_from(self.shm, S.OFF_IRQ_SEQ)[0] + 1) & 0xFFFFFFFF)
 
     # -- trap thread -----------------------------------------------------------------------------------------
     def trap_loop(self) -> None:
@@ -197,7 +243,7 @@ class Model:
         self.requests += 1
         if self.args.raise_after and self.requests >= self.args.raise_after:
             raise RuntimeError(f"--raise-after {self.args.raise_after}: the model fails on purpose")
-        p.tsc_fit.sample(tsc, p.clock.now())
+        p.tsc_fit.sample(tsc)
         try:
             if op == S.Op.CPUID:
                 return 0, p.cpuid(a0 & 0xFFFFFFFF)
@@ -283,7 +329,7 @@ class Model:
             wait = IO_TICK_S if deadline is None else min(IO_TICK_S, max(0.0, (deadline - p.clock.now()) / 1e7))
             readers, writers = self.streams()
             self.io_watching = ({id(b) for b in readers}, {id(b) for b in writers})
-            r, _, _ = select.select(readers + [vsock_listener, qemu, self.wake_r], writers, [], wait)
+            r, w, _ = select.select(readers + [vsock_listener, qemu, self.wake_r], writers, [], wait)
             if qemu in r:
                 if not qemu.recv(64):
                     self.log("ivshmem: QEMU disconnected; the model ends")
@@ -292,7 +338,10 @@ class Model:
                 os.read(self.wake_r, 4096)
             if vsock_listener in r:
                 self.take_connect(vsock_listener)
-            p.poll()
+            if r or w:
+                p.poll()
+            else:                       # a timer deadline (or the tick): nothing else to move
+                p.fire_timers()
 
 
 class _Writer:
