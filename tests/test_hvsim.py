@@ -62,10 +62,10 @@ class FakeQemu:
     def block(self):
         return S.HVSIM_BLOCK.parse(bytes(self.shm[:S.HVSIM_BLOCK.sizeof()]))
 
-    def trap(self, op: int, a0: int = 0, a1: int = 0, a2: int = 0, timeout: float = 10.0):
+    def trap(self, op: int, a0: int = 0, a1: int = 0, a2: int = 0, timeout: float = 10.0, tsc: int = 0):
         """What the kernel's platform layer does: request, seq last, doorbell, wait for done_seq."""
         self.seq += 1
-        struct.pack_into("<I4Q", self.shm, S.OFF_SEQ + 4, op, a0, a1, a2, 0)
+        struct.pack_into("<I4Q", self.shm, S.OFF_SEQ + 4, op, a0, a1, a2, tsc)
         struct.pack_into("<I", self.shm, S.OFF_SEQ, self.seq)
         os.eventfd_write(self.model_efd[S.TRAP_DOORBELL_VECTOR], 1)
         end = time.monotonic() + timeout
@@ -122,6 +122,36 @@ def test_model_serves_the_ivshmem_protocol_and_traps(model, tmp_path):
         f.seek(0x80000000 + 0x3000)
         assert f.read(len(HYPERCALL_PAGE_CODE_INTEL)) == HYPERCALL_PAGE_CODE_INTEL
     assert q.trap(S.Op.HYPERCALL, 0x7FF, 0, 0)[1][0] & 0xFFFF == 2      # unknown call code: INVALID_HYPERCALL_CODE
+
+
+def test_reference_tsc_page_follows_the_guests_tsc(model):
+    """Under TCG the guest's TSC is the host's minus a constant: the page the model writes must turn the
+    guest's TSC into the model's reference time, at the host TSC's rate, whatever the constant."""
+    from wslx.vmm.hvsim_model import _host_rdtsc
+    rdtsc = _host_rdtsc()
+    if rdtsc is None:
+        pytest.skip("no host TSC to read here (not x86-64)")
+    proc, q, ram, ram_size = model
+    guest_tsc = lambda: rdtsc() - 10**12                                   # noqa: E731 (the guest's clock)
+    t0, c0 = time.monotonic_ns(), rdtsc()
+    for msr, value in ((Msr.GUEST_OS_ID, 1 << 63), (Msr.REFERENCE_TSC, 0x20000 | 1)):
+        time.sleep(0.05)
+        assert q.trap(S.Op.WRMSR, msr, value, tsc=guest_tsc())[0] == 0
+    seq, _, scale, offset = struct.unpack_from("<IIQq", _read_ram(ram, 0x20000, 24))
+    assert seq != 0
+    host_hz = (rdtsc() - c0) * 1e9 / (time.monotonic_ns() - t0)
+    page_hz = 10**7 * 2**64 / scale                                        # 100 ns ticks per TSC tick, inverted
+    assert abs(page_hz / host_hz - 1) < 0.01, (page_hz, host_hz)
+    ref = ((guest_tsc() * scale) >> 64) + offset                           # what the guest computes
+    ref_count = q.trap(S.Op.RDMSR, Msr.TIME_REF_COUNT)[1][0]               # what the model says after it
+    # read after the guest's, within one trap's latency (20 ms on a loaded host), give or take the fit (100 us)
+    assert -1_000 <= ref_count - ref < 200_000, (ref, ref_count)
+
+
+def _read_ram(ram: Path, offset: int, n: int) -> bytes:
+    with open(ram, "rb") as f:
+        f.seek(offset)
+        return f.read(n)
 
 
 def test_model_raises_interrupts_on_the_guests_msix_entries(model):
