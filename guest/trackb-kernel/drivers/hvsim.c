@@ -60,8 +60,9 @@ int hvsim_probe(struct pci_dev *d)
     b->msix_vector_base = HVSIM_VECTOR_BASE;                         /* 3. tell the model */
     b->msix_vectors = HVSIM_MSIX_VECTORS;
     uint64_t mhz = timer_tsc_hz() / 1000000;                         /* 4. switch the backend */
+    uint32_t poll_ns = b->idle_poll_ns < HVSIM_IDLE_POLL_MAX_NS ? b->idle_poll_ns : HVSIM_IDLE_POLL_MAX_NS;
     hv_use_hvsim(b, d->bar[0] + HVSIM_IVSHMEM_REG_DOORBELL, b->model_peer << 16 | HVSIM_TRAP_DOORBELL_VECTOR,
-                 HVSIM_SPIN_LIMIT_NS / 1000 * mhz, HVSIM_IDLE_POLL_NS / 1000 * mhz, &ops);
+                 HVSIM_SPIN_LIMIT_NS / 1000 * mhz, poll_ns / 1000 * mhz, &ops);
     kprintf("hvsim: model at %02x:%02x.%u, block %lx, MSI-X vectors %x-%x\n", d->bus, d->dev, d->fn, d->bar[2],
             HVSIM_VECTOR_BASE, HVSIM_VECTOR_BASE + HVSIM_MSIX_VECTORS - 1);
     return 1;

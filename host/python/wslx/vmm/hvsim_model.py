@@ -164,7 +164,7 @@ class Model:
         os.ftruncate(self.shm_fd, S.SHM_SIZE)
         self.shm = mmap.mmap(self.shm_fd, S.SHM_SIZE, mmap.MAP_SHARED)
         S.HVSIM_BLOCK.build_stream(dict(magic=S.MAGIC, version=S.VERSION, model_peer=MODEL_PEER, msix_vector_base=0,
-                                        msix_vectors=0, irq_seq=0, seq=0, op=0, arg0=0, arg1=0, arg2=0, guest_tsc=0,
+                                        msix_vectors=0, irq_seq=0, idle_poll_ns=args.idle_poll_ns, seq=0, op=0, arg0=0, arg1=0, arg2=0, guest_tsc=0,
                                         done_seq=0, fault=0, result=[0] * 4), _Writer(self.shm))
         self.model_efd = [os.eventfd(0, os.EFD_CLOEXEC) for _ in range(S.MSIX_VECTORS)]   # guest doorbells
         self.guest_efd = [os.eventfd(0, os.EFD_CLOEXEC) for _ in range(S.MSIX_VECTORS)]   # MSI-X entries
@@ -380,6 +380,7 @@ def main(argv=None) -> int:
     ap.add_argument("--vsock-path", required=True)
     ap.add_argument("--listen-port", type=int, action="append", default=[])
     ap.add_argument("--raise-after", type=int, default=0)
+    ap.add_argument("--idle-poll-ns", type=int, default=S.IDLE_POLL_NS)
     args = ap.parse_args(argv)
     model = Model(args)
     signal.signal(signal.SIGTERM, lambda *_: (model.stop.set(), os.write(model.wake_w, b"x")))
