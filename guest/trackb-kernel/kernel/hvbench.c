@@ -53,11 +53,14 @@ static uint64_t trap_ns(int n, int hypercall)
 
 /* Ticks' lateness p50/p99 in ns, and the period slots that passed without a
  * tick (the model skips slots it was too late for). On the reference clock
- * (the model's own), each arrival's phase within the period, relative to the
- * earliest phase seen: lateness of at most one period. */
+ * (the model's own), each arrival's phase within the period; the phases
+ * cluster on a circle where the on-time ticks are, so lateness is measured
+ * from the phase just after the widest gap between phases (lateness of at
+ * most one period; the grid's own phase is the hypervisor's). */
 static int tick_lateness(int n, uint64_t *p50, uint64_t *p99, uint64_t *missed)
 {
-    uint64_t period = stimer.period_100ns, seen = stimer.ticks, t0 = 0, t = 0;
+    int64_t period = (int64_t)stimer.period_100ns;
+    uint64_t seen = stimer.ticks, t0 = 0, t = 0;
     uint64_t deadline = timer_now_ns() + HVBENCH_TICK_TIMEOUT_NS;
     int k = 0;
     while (k < n && timer_now_ns() < deadline) {
@@ -67,17 +70,23 @@ static int tick_lateness(int n, uint64_t *p50, uint64_t *p99, uint64_t *missed)
         seen = stimer.ticks;
         t = hv_time_100ns();
         t0 = k ? t0 : t;
-        samples[k++] = (int64_t)((t - t0) % period);
+        samples[k++] = (int64_t)((t - t0) % (uint64_t)period);
     }
-    int64_t min = period;
-    for (int i = 0; i < k; i++)
-        min = samples[i] < min ? samples[i] : min;
-    for (int i = 0; i < k; i++)
-        samples[i] = (samples[i] - min) * 100;
+    if (!k) {
+        *p50 = *p99 = *missed = 0;
+        return 0;
+    }
     sort(samples, k);
-    *p50 = k ? (uint64_t)samples[k / 2] : 0;
-    *p99 = k ? (uint64_t)samples[k * 99 / 100] : 0;
-    *missed = k ? (t - t0) / period + 1 - (uint64_t)k : 0;
+    int64_t gap = samples[0] + period - samples[k - 1], ref = samples[0];
+    for (int i = 1; i < k; i++)
+        if (samples[i] - samples[i - 1] > gap)
+            gap = samples[i] - samples[i - 1], ref = samples[i];
+    for (int i = 0; i < k; i++)
+        samples[i] = ((samples[i] - ref + period) % period) * 100;
+    sort(samples, k);
+    *p50 = (uint64_t)samples[k / 2];
+    *p99 = (uint64_t)samples[k * 99 / 100];
+    *missed = (t - t0) / (uint64_t)period + 1 - (uint64_t)k;
     return k;
 }
 

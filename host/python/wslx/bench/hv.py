@@ -9,7 +9,8 @@ Each run boots images/trackb-kernel.elf twice under the same hvsim machine (QEMU
 
 trap_rtt_us, hypercall_rtt_us           guest-measured medians (TSC)
 stimer_late_us_p50, stimer_late_us_p99  each tick's phase within the 1 ms period on the reference clock,
-                                        relative to the earliest phase (lateness within one period);
+                                        measured from where the phases' cluster starts (the phase after
+                                        the widest gap; lateness within one period);
 stimer_missed_slots                     periods that passed without a tick (the model skips late slots)
 hvsock_roundtrips_per_s, virtio_console_roundtrips_per_s    AgentX PING (8 bytes) round trips
 hvsock_bulk_mb_per_s, virtio_console_bulk_mb_per_s           `zeros N` from the guest, through STDIO
