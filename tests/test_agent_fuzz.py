@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from helpers import agentx_fuzz
+from helpers.init_sandbox import skip_without_sandbox
 from wslx.conformance.targets import TARGETS
 from wslx.spec.agentx import MsgType
 
@@ -27,6 +28,7 @@ def mutated_frames(rng: random.Random, count: int):
 def test_agent_survives_mutated_frames(target, repo_root):
     if target == "init-host":
         subprocess.run([sys.executable, "-m", "SCons", "-Q", "init"], cwd=repo_root, check=True, capture_output=True)
+        skip_without_sandbox(repo_root / "images" / "wslx-init")
     rng = random.Random(20261126)
     with TARGETS[target](timeout=5) as t:
         c = t.client

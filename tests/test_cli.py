@@ -110,6 +110,7 @@ def test_missing_or_unwritable_paths_are_one_line_exit_2(argv, path, problem):
     (["boot", "linux", "--timeout", "soon"], "is not a number"),
     (["boot", "linux", "--timeout", "-1"], "positive"),
     (["boot", "windows"], "invalid choice"),
+    (["conformance", "--target", "linux", "-k", "no_such_case"], "-k no_such_case matches no case"),
 ])
 def test_bad_arguments_are_one_line_exit_2(argv, problem):
     assert problem in _one_line_error(run(*argv, timeout=60))
@@ -135,3 +136,12 @@ def test_os_error_inside_a_command_is_one_line_exit_2(monkeypatch, capsys, tmp_p
     assert cli.main(["bench", "codec", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err == f"wslx bench: {tmp_path / 'codec.json'}: Permission denied\n"
+
+
+def test_missing_hv_harness_is_a_target_failure_not_a_traceback(monkeypatch, capsys, tmp_path):
+    """The trackb-hv-host harness binary missing (a model-side HvError) is one line naming it and how to build it."""
+    import wslx.conformance.trackb_hv_host as harness
+    monkeypatch.setattr(harness, "binary_path", lambda: tmp_path / "trackb-hv-host")
+    assert cli.main(["conformance", "--target", "trackb-hv-host"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path / "trackb-hv-host") in err and "scons trackb-hv-host" in err, err

@@ -35,6 +35,7 @@ class Known:
 AGENTX = "host/python/wslx/spec/agentx.py"
 X86BOOT = "host/python/wslx/spec/x86boot.py"
 PORTAL = "host/python/wslx/spec/portal.py"
+HYPERV = "host/python/wslx/spec/hyperv.py"
 TRACKB = "host/python/wslx/spec/trackb.py"
 
 KNOWN = [
@@ -63,6 +64,17 @@ KNOWN = [
     Known("Linux signal numbers (Signal)", AGENTX,
           (r"\bsigno\s*(?:[=!]=|=)\s*\d", r"\.signal\(\s*[\w.\[\]]+\s*,\s*\d+\s*[,)]", r"#\s*define\s+AGX_SIG\w+\s+(?:0x[0-9A-Fa-f]+|\d+)\s*(?:/[*/].*)?$"),
           "    client.signal(proc.pid, 15)"),
+    Known("AgentX vsock / hv_sock control port", AGENTX,
+          (r"(?:PORT\w*\s*=\s*|#\s*define\s+\w*PORT\w*\s+)50010\b", r"hvsock_(?:listen|connect)\(\s*50010\b"),
+          "AGENTX_PORT = 50010"),
+    Known("Hyper-V vendor and interface signatures (CPUID 0x40000000/1)", HYPERV,
+          (r"(?i)0x31237648", r"[\"']Microsoft Hv[\"']\s*$|#\s*define\s+\w+\s+\"Microsoft Hv\""),
+          '#define HV_INTERFACE_HV1 0x31237648u /* "Hv#1" */',
+          # the fidelity test checks the spec against the facts sheet's literal value, on purpose
+          allowed=("tests/test_hv_fidelity.py",)),
+    Known("Hyper-V/VMBus struct layouts (SynIC header, timer payload, packet descriptor)", HYPERV,
+          (r"[\"']<(?:IBBHQ|IIQQ|HHHHQ)[\"']",),
+          'HEADER = struct.Struct("<IBBHQ")      # hv_message_header'),
     Known("Track B kernel load budget", TRACKB, (r"BUDGET\w*\s*=\s*128\s*\*\s*1024", r"\b131072\b"),
           "kernel = env.TrackBKernel('trackb-kernel.elf', sources, IMAGE_BUDGET=128 * 1024)"),
 ]

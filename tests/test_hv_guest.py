@@ -104,6 +104,8 @@ def test_large_rings_need_gpadl_body_messages():
 
 @pytest.mark.parametrize("profile", ["hyperv", "openvmm-kvm"])
 def test_periodic_timer_expiry_messages_carry_exact_times(profile):
+    # TLFS "Synthetic Timers": periodic, HvMessageTimerExpired carries ExpirationTime and DeliveryTime (100 ns
+    # reference time)
     hv, g, _ = new(profile)
     g.detect(); g.enlighten(); g.enable_synic()
     hv.advance(1234)
@@ -114,6 +116,7 @@ def test_periodic_timer_expiry_messages_carry_exact_times(profile):
 
 
 def test_no_hypervisor_profile_is_detected_as_such():
+    # TLFS "Feature and Interface Discovery": no hypervisor bit, no Hv#1 interface
     hv, g, _ = new("none")
     with pytest.raises(NoHypervisor, match="CPUID.1:ECX"):
         g.detect()
@@ -247,6 +250,8 @@ def test_pending_send_size_lets_the_host_finish_a_large_write():
 
 
 def test_unload_drops_channels_and_answers():
+    # Linux channel_mgmt.c vmbus_initiate_unload: CHANNELMSG_UNLOAD, answered by UNLOAD_RESPONSE; the host drops
+    # every channel
     hv, g, _ = connected()
     host_sock = hv.hvsock_connect(6003)
     g.request_offers()
@@ -259,6 +264,8 @@ def test_unload_drops_channels_and_answers():
 
 
 def test_bad_gpadls_and_opens_get_failure_status():
+    # hyperv-guest-facts.md: GpadlCreated/OpenResult carry u32 status, 0 ok; Linux channel.c __vmbus_open fails
+    # on open_result.status != 0
     hv, g, mem = connected()
     hv.hvsock_connect(6004)
     g.request_offers()
@@ -276,6 +283,8 @@ def test_bad_gpadls_and_opens_get_failure_status():
 
 
 def test_corrupt_guest_ring_rescinds_the_channel_and_closes_the_host_stream():
+    # hyperv-guest-facts.md "VMBus ring buffers": indices are byte offsets into the data area; an impossible one
+    # is host behaviour of our choosing (wslx/hv/vmbus.py: rescind the channel)
     hv, g, _ = connected()
     host_sock = hv.hvsock_connect(6005)
     g.request_offers()

@@ -51,8 +51,8 @@ def status(rax: int) -> int:
 
 def slot(mem, sint):
     raw = mem.read(SIMP + 256 * sint, 256)
-    mtype, size, flags, _r, sender = struct.unpack_from("<IBBHQ", raw)
-    return mtype, size, flags, raw[16:16 + min(size, 240)]
+    h = H.HV_MESSAGE_HEADER.parse(raw)
+    return h.message_type, h.payload_size, h.flags, raw[16:16 + min(h.payload_size, 240)]
 
 
 # --- CPUID: TLFS "Feature and Interface Discovery" ---------------------------------------------------------------
@@ -62,7 +62,7 @@ def test_cpuid_presents_hv1_and_the_profiles_features(profile):
     p = PROFILES[profile]
     assert hv.cpuid(1)[2] & H.CPUID_FEATURES_ECX_HYPERVISOR
     eax, ebx, ecx, edx = hv.cpuid(0x40000000)
-    assert eax >= H.CPUID_MIN_MAX_LEAF and struct.pack("<III", ebx, ecx, edx) == b"Microsoft Hv"
+    assert eax >= H.CPUID_MIN_MAX_LEAF and struct.pack("<III", ebx, ecx, edx) == H.VENDOR_SIGNATURE
     assert hv.cpuid(0x40000001)[0] == H.INTERFACE_SIGNATURE
     assert hv.cpuid(0x40000003) == (p.features_eax, p.features_ebx, 0, p.features_edx)
     assert bool(hv.cpuid(0x40000003)[0] & H.FeaturesEax.REFERENCE_TSC) == (profile == "hyperv")
@@ -70,6 +70,8 @@ def test_cpuid_presents_hv1_and_the_profiles_features(profile):
 
 
 def test_none_profile_has_no_hypervisor_leaves_msrs_or_hypercalls():
+    # TLFS "Feature and Interface Discovery": CPUID.1:ECX bit 31 clear means no hypervisor; Linux mshyperv.c
+    # ms_hyperv_platform
     hv, _ = make("none")
     assert not hv.cpuid(1)[2] & H.CPUID_FEATURES_ECX_HYPERVISOR
     assert hv.cpuid(0x40000000) == hv.cpuid(0x40000001) == (0, 0, 0, 0)
@@ -171,6 +173,8 @@ def test_unknown_call_code_and_reserved_control_bits():
 
 
 def test_post_message_input_checks():
+    # TLFS HvCallPostMessage: input GPA 8-byte aligned within one page ("Hypercall Inputs and Outputs"),
+    # MessageType non-zero with the MSB clear, PayloadSize <= 240
     hv, mem = enabled()
     post_input(mem, conn=1, size=8, payload=bytes(8))
     assert status(hv.hypercall(HvCall.POST_MESSAGE, IN + 4, 0)) == HvStatus.INVALID_ALIGNMENT   # 8-byte aligned
@@ -193,6 +197,7 @@ def test_post_message_input_checks():
 
 
 def test_signal_event_checks_fast_and_memory_form():
+    # TLFS HvCallSignalEvent (connection id, flag number in bits 47:32); kvm hyperv.c kvm_hvcall_signal_event
     hv, mem = enabled()
     assert status(hv.hypercall(HvCall.SIGNAL_EVENT | H.HYPERCALL_FAST, 0x123)) == HvStatus.INVALID_CONNECTION_ID
     assert status(hv.hypercall(HvCall.SIGNAL_EVENT | H.HYPERCALL_FAST, 1 << 50)) == HvStatus.INVALID_HYPERCALL_INPUT
@@ -202,6 +207,8 @@ def test_signal_event_checks_fast_and_memory_form():
 
 
 def test_get_partition_id_where_granted():
+    # TLFS HvCallGetPartitionId, privilege AccessPartitionId = CPUID 0x40000003 EBX bit 1 (Linux hyperv-tlfs.h
+    # HV_ACCESS_PARTITION_ID)
     hv, mem = enabled("hyperv")
     assert status(hv.hypercall(HvCall.GET_PARTITION_ID, 0, OUT)) == HvStatus.SUCCESS
     assert mem.read_u64(OUT) == PROFILES["hyperv"].partition_id
@@ -254,12 +261,16 @@ def _tick(hv, sint=3, when=1000):
 
 
 def test_message_slot_delivery_raises_the_sint_vector():
+    # TLFS "SynIC Message Slots": slot n of the SIMP page for SINTn, then the SINT vector; kvm hyperv.c
+    # synic_deliver_msg
     hv, mem = enabled()
     _tick(hv)
     assert slot(mem, 3)[0] == H.HvMessageType.TIMER_EXPIRED and hv.injected == [0x41]
 
 
 def test_masked_and_polling_sints_get_messages_but_no_interrupt():
+    # TLFS "SINTx Registers": bit 16 Masked, bit 18 Polling (no interrupt, the message still lands); kvm
+    # hyperv.c synic_set_irq
     hv, mem = enabled()
     hv.wrmsr(Msr.SINT0 + 3, 0x41 | H.SintBits.MASKED)
     _tick(hv)
@@ -290,6 +301,8 @@ def test_busy_slot_sets_pending_and_eom_redelivers():
 
 
 def test_event_flags_set_the_channel_bit_and_raise_the_sint():
+    # TLFS "SynIC Event Flags": 2048 bits per SINT in the SIEFP page; Linux vmbus_drv.c vmbus_chan_sched tests
+    # bit relid of SINT 2
     hv, mem = enabled()
     assert hv.synic.signal_event(2, 13)
     assert mem.read(SIEFP + 2 * 256 + 1, 1)[0] == 1 << 5 and hv.injected == [0x40]

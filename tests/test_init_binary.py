@@ -25,3 +25,16 @@ def test_wslx_init_has_one_crc_table(repo_root):
                    capture_output=True)
     image = (repo_root / "images" / "wslx-init").read_bytes()
     assert image.count(_crc32_table_row(16)) == 1
+
+
+def test_readme_quotes_the_stripped_size(repo_root):
+    """guest/init/README.md's "about N KiB stripped" is within 15% of images/wslx-init (it said
+    106 KiB while the image was 174 KiB)."""
+    import re
+    subprocess.run([sys.executable, "-m", "SCons", "-Q", "images/wslx-init"], cwd=repo_root, check=True,
+                   capture_output=True)
+    m = re.search(r"about (\d+) KiB stripped", (repo_root / "guest" / "init" / "README.md").read_text())
+    assert m, "guest/init/README.md no longer quotes the image size ('about N KiB stripped')"
+    actual_kib = (repo_root / "images" / "wslx-init").stat().st_size / 1024
+    assert abs(int(m.group(1)) - actual_kib) <= 0.15 * actual_kib, \
+        f"README says about {m.group(1)} KiB, images/wslx-init is {actual_kib:.0f} KiB"

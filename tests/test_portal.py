@@ -356,3 +356,90 @@ def test_reinitialise_waits_until_a_serving_guest_detached(portal):
         stop.set()
         t.join()
     assert noticed and noticed[0] <= returned
+
+
+# ---------------------------------------------------------------- hostile completions (issue 11, item 9)
+
+def _complete_slot(p: Portal, i: int) -> int:
+    return _ring_ctl(p, RingId.COMPLETE) + spec.RingCtl.sizeof() + i * spec.SLOT_SIZE
+
+
+def _publish_completions(p: Portal, slots: list[bytes]) -> None:
+    """Play a hostile guest: write raw completions into COMPLETE and publish them all at once."""
+    for i, raw in enumerate(slots):
+        off = _complete_slot(p, i)
+        p.window[off:off + spec.SLOT_SIZE] = raw
+    p.window[_ring_ctl(p, RingId.COMPLETE):_ring_ctl(p, RingId.COMPLETE) + 4] = len(slots).to_bytes(4, "little")
+
+
+def _three_echo_completions(p: Portal, g: InProcessGuest) -> tuple[list[int], list[bytes]]:
+    """Submit three echoes, let the real guest service answer, and take its completions' raw bytes
+    (the ring is then rewound so the test can republish them in any order)."""
+    cookies = p.submit_many([(Op.ECHO, None, 10 + i) for i in range(3)])
+    assert g.step() == 3
+    raw = [bytes(p.window[_complete_slot(p, i):_complete_slot(p, i) + spec.SLOT_SIZE]) for i in range(3)]
+    return cookies, raw
+
+
+def test_a_forged_completion_mid_batch_loses_no_good_completion(portal):
+    """Completion 1, one for a cookie nobody issued, then 2 and 3 in one batch: reap delivers 1,
+    reports the forged one alone, then delivers 2 and 3; nothing stays in flight."""
+    g = InProcessGuest(portal)
+    cookies, raw = _three_echo_completions(portal, g)
+    forged = bytearray(raw[0])
+    forged[0:8] = (0xDEAD_BEEF).to_bytes(8, "little")
+    _publish_completions(portal, [raw[0], bytes(forged), raw[1], raw[2]])
+
+    first = portal.reap(64, timeout=0.5)
+    assert [c.cookie for c in first] == cookies[:1] and first[0].result == 10
+    with pytest.raises(PortalCorrupt, match="unknown cookie 0xdeadbeef"):
+        portal.reap(64, timeout=0.5)
+    rest = portal.reap(64, timeout=0.5)
+    assert [(c.cookie, c.result) for c in rest] == [(cookies[1], 11), (cookies[2], 12)]
+    assert not portal._inflight
+    # no initialise() needed: a guest (re-attached, as the test forged its COMPLETE head) still serves call()
+    g = InProcessGuest(portal)
+    portal.submit(Op.ECHO, None, 7)
+    assert g.step() == 1
+    assert [c.result for c in portal.reap(1, timeout=0.5)] == [7]
+
+
+def test_a_completion_forging_a_live_cookie_does_not_retire_its_request(portal):
+    """A forged completion carrying a real cookie but the wrong op is reported, and the real
+    completion that follows is still matched to its request."""
+    g = InProcessGuest(portal)
+    cookies, raw = _three_echo_completions(portal, g)
+    forged = bytearray(raw[1])
+    forged[8:10] = int(Op.CHECKSUM).to_bytes(2, "little")
+    _publish_completions(portal, [bytes(forged), raw[0], raw[1], raw[2]])
+    with pytest.raises(PortalCorrupt, match="does not match"):
+        portal.reap(64, timeout=0.5)
+    assert [c.cookie for c in portal.reap(64, timeout=0.5)] == cookies
+    assert not portal._inflight
+
+
+def test_a_completion_with_nonzero_reserved0_is_refused(portal):
+    g = InProcessGuest(portal)
+    cookies, raw = _three_echo_completions(portal, g)
+    bad = bytearray(raw[1])
+    bad[10] = 1  # PortalMsg.reserved0: "reserved, must be zero"
+    _publish_completions(portal, [raw[0], bytes(bad), raw[2]])
+    assert [c.cookie for c in portal.reap(64, timeout=0.5)] == cookies[:1]
+    with pytest.raises(PortalCorrupt, match="reserved0"):
+        portal.reap(64, timeout=0.5)
+    assert [c.cookie for c in portal.reap(64, timeout=0.5)] == cookies[2:]
+    assert list(portal._inflight) == [cookies[1]]  # its request never got a valid answer
+
+
+@pytest.mark.parametrize("field_offset", [0, 8, 24, 32], ids=["magic", "version", "generation", "portal_id"])
+def test_a_header_changed_after_attach_is_noticed_while_completions_flow(portal, field_offset):
+    """docs/portal.md: the header is re-checked on every poll. A guest that rewrites it and keeps
+    answering must not get its completions accepted."""
+    g = InProcessGuest(portal)
+    portal.submit(Op.ECHO, None, 5)
+    assert g.step() == 1
+    portal.window[field_offset] ^= 0x01
+    with pytest.raises(PortalHeaderChanged):
+        portal.reap(1, timeout=0.5)
+    portal.window[field_offset] ^= 0x01  # restored: the completion was left on the ring
+    assert [c.result for c in portal.reap(1, timeout=0.5)] == [5]

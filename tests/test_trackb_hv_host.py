@@ -19,7 +19,7 @@ from wslx.conformance.targets import TARGETS
 from wslx.conformance.trackb_hv_host import HvHostHarness
 from wslx.hv import PROFILES, Faults
 from wslx.spec.hyperv import Msr
-from wslx.spec.vmbus import Version
+from wslx.spec.vmbus import AGENTX_HVSOCK_PORT, Version
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs host gcc")
 HV_PROFILES = ["hyperv", "openvmm-kvm"]
@@ -121,7 +121,7 @@ def test_host_initiated_offer_is_accepted(binary, profile):
     """No host listener: the guest's TlConnectRequest is refused (it backs off and retries); the host
     connects to the guest's AgentX port instead and the agent answers on that channel."""
     with HvHostHarness(profile, mode="agent", binary=binary, listen=False) as h:
-        c = AgentClient(h.partition.hvsock_connect(50010), default_timeout=20, name="hv")
+        c = AgentClient(h.partition.hvsock_connect(AGENTX_HVSOCK_PORT), default_timeout=20, name="hv")
         try:
             c.wait_hello()
             assert c.ping(b"from the host") == b"from the host"

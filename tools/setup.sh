@@ -12,6 +12,7 @@ apt_packages=(
   busybox-static       # guest userland for EXEC
   linux-image-cloud-amd64  # default Track A kernel (modular)
   linux-source-6.1     # Kconfig tree for validation and fragment kernel builds
+  linux-source-6.12    # second Kconfig tree (bookworm-security): `wslx kconfig check --source 6.12`
   build-essential bc flex bison libelf-dev libssl-dev xz-utils kmod
   python3-venv
 )

@@ -2,74 +2,126 @@
  * This file is the one caller of agentx_wire.h's CRC helpers in an agent image. */
 #include "agentx_rx.h"
 
-/* ---- frame reassembly ---- */
+/* ---- frame reassembly ----
+ * Resynchronisation rules (the same in wslx.agentx.codec.FrameReader):
+ *   - bad magic or header CRC: scan on from the next byte for the magic; one EBADMSG per episode;
+ *   - payload_len > MAX_PAYLOAD: EMSGSIZE, scan on right after the header;
+ *   - payload CRC mismatch: EBADMSG, and scan on right after the header, so frames inside a
+ *     bogus payload (a header that lied about its length) are recovered;
+ *   - intact header, bad version or flags: the error at once; its payload is dropped whole only
+ *     if it arrives with a matching CRC, otherwise scanning goes on right after the header.
+ * Linear time: bytes are handled through an offset and the buffer is compacted once per call,
+ * and every byte is looked at by the magic scan at most once (plus one header CRC per magic). */
 void agx_rx_reset(struct agx_rx *rx)
 {
+    rx->hunting = 0;
+    rx->hunt_scanned = 0;
     rx->len = 0;
+    rx->rejected = 0;
     rx->skip = 0;
+    rx->skip_crc = 0;
     rx->in_garbage = 0;
 }
 
+/* Drop the first n bytes (all of them if n >= len): one memmove per agx_rx_process. */
 static void rx_consume(struct agx_rx *rx, size_t n)
 {
     if (n >= rx->len) {
         rx->len = 0;
         return;
     }
-    __builtin_memmove(rx->buf, rx->buf + n, rx->len - n);
+    if (n) __builtin_memmove(rx->buf, rx->buf + n, rx->len - n);
     rx->len -= n;
 }
 
-/* Drop bytes up to the next magic at or after `start`; keep a possible partial magic at
- * the tail, but nothing before `start` (the rejected header's own bytes never come back). */
-static void rx_skip_to_magic(struct agx_rx *rx, size_t start)
+void agx_rx_new_peer(struct agx_rx *rx)
 {
-    for (size_t i = start; i + 4 <= rx->len; i++) {
-        if (agx_get_u32(rx->buf + i) == AGX_MAGIC) {
-            rx_consume(rx, i);
-            return;
+    agx_rx_reset(rx);
+    rx->hunting = 1;
+}
+
+/* Offset of the next magic at or after `from`; without one, where a partial magic could begin
+ * in the last 3 bytes, but never before `from` (bytes before it never come back). */
+static size_t rx_next_magic(const struct agx_rx *rx, size_t from)
+{
+    const uint8_t first = (uint8_t)(AGX_MAGIC & 0xFF);
+    for (size_t i = from; i + 4 <= rx->len; i++)
+        if (rx->buf[i] == first && agx_get_u32(rx->buf + i) == AGX_MAGIC) return i;
+    size_t tail = rx->len > 3 ? rx->len - 3 : 0;
+    return tail > from ? tail : from;
+}
+
+/* Hunting (after agx_rx_new_peer): the front may be the previous peer's unfinished frame, which
+ * no byte of the new peer will ever complete validly. Look past it for a complete frame with
+ * good CRCs (a new peer starts at a frame boundary); its offset, or 0 if there is none yet.
+ * The scan resumes where it stopped (hunt_scanned bytes after this front are done). */
+static size_t rx_hunt(struct agx_rx *rx, size_t front)
+{
+    size_t i = front + (rx->hunt_scanned ? rx->hunt_scanned : 1);
+    for (;; i++) {
+        i = rx_next_magic(rx, i);
+        if (i + AGX_HEADER_SIZE > rx->len) break;
+        struct agx_header h;
+        if (agx_header_decode(rx->buf + i, &h) == 0) {
+            size_t total = AGX_HEADER_SIZE + (size_t)h.payload_len;
+            if (rx->len - i < total) break;   /* this one may be it: look again when it is complete */
+            if (agx_payload_verify(&h, rx->buf + i + AGX_HEADER_SIZE) == 0) return i;
         }
     }
-    size_t keep = 3, drop = rx->len > keep ? rx->len - keep : 0;
-    rx_consume(rx, drop > start ? drop : start);
+    rx->hunt_scanned = i - front;
+    return 0;
 }
 
 void agx_rx_process(struct agx_rx *rx)
 {
+    size_t at = 0;   /* bytes already handled: dropped once, on the way out */
+    size_t front = 0;
     while (!rx->can_answer || rx->can_answer()) {
-        if (rx->skip) {
-            size_t n = rx->len < rx->skip ? rx->len : (size_t)rx->skip;
-            rx_consume(rx, n);
-            rx->skip -= n;
-            if (rx->skip) return;
+        const uint8_t *p = rx->buf + at;
+        size_t have = rx->len - at;
+        if (at != front) {   /* a new front: the hunt starts over from it */
+            front = at;
+            rx->hunt_scanned = 0;
         }
-        if (rx->len < AGX_HEADER_SIZE) return;
+        if (rx->rejected) {
+            /* the payload of a rejected frame: dropped whole only if its CRC proves that is what it is */
+            if (have < rx->skip) break;
+            if (agx_crc32(p, (size_t)rx->skip) == rx->skip_crc) at += (size_t)rx->skip;
+            else rx->in_garbage = 1;   /* its header lied: what follows it is scanned */
+            rx->rejected = 0;
+            continue;
+        }
+        if (have < AGX_HEADER_SIZE) break;
         struct agx_header h;
-        int rc = agx_header_decode(rx->buf, &h);
+        int rc = agx_header_decode(p, &h);
         if (rc == -AGX_EBADMSG) {
-            rx_skip_to_magic(rx, 1);
-            if (!rx->in_garbage) {
-                rx->in_garbage = 1;
+            at = rx_next_magic(rx, at + 1);
+            if (!rx->in_garbage && !rx->hunting)   /* while hunting: the previous peer's bytes */
                 rx->error(0, 0, AGX_EBADMSG, "bad magic or header CRC; resynchronising");
-            }
+            rx->in_garbage = 1;
             continue;
         }
         if (rc == -AGX_EMSGSIZE) {
             /* never wait for an oversized payload: scan on right after the header */
-            rx_skip_to_magic(rx, AGX_HEADER_SIZE);
+            at = rx_next_magic(rx, at + AGX_HEADER_SIZE);
             rx->in_garbage = 0;
             rx->error(h.request_id, h.type, AGX_EMSGSIZE, "payload_len %u > %u", (unsigned)h.payload_len,
                       AGX_MAX_PAYLOAD);
             continue;
         }
         if (rc) {
-            /* intact header (CRC ok) with a bad version or flags: a length up to MAX_PAYLOAD is
-             * trusted and the payload discarded as it arrives; a longer one is not (a newer
-             * version must not make us swallow gigabytes): scan for the magic after the header */
+            /* intact header (CRC ok) with a bad version or flags: reported now; a length up to
+             * MAX_PAYLOAD is checked against the payload CRC when it has arrived, a longer one is
+             * not trusted at all (a newer version must not make us swallow gigabytes) */
             rx->in_garbage = 0;
-            rx_consume(rx, AGX_HEADER_SIZE);
-            if (h.payload_len > AGX_MAX_PAYLOAD) rx_skip_to_magic(rx, 0);
-            else rx->skip = h.payload_len;
+            at += AGX_HEADER_SIZE;
+            if (h.payload_len > AGX_MAX_PAYLOAD) {
+                at = rx_next_magic(rx, at);
+            } else {
+                rx->rejected = 1;
+                rx->skip = h.payload_len;
+                rx->skip_crc = h.payload_crc;
+            }
             if (rc == -AGX_EPROTONOSUPPORT)
                 rx->error(h.request_id, h.type, AGX_EPROTONOSUPPORT, "frame version %u not in %u..%u", h.version,
                           AGX_VERSION_MIN, AGX_VERSION_MAX);
@@ -78,16 +130,29 @@ void agx_rx_process(struct agx_rx *rx)
             continue;
         }
         size_t total = AGX_HEADER_SIZE + (size_t)h.payload_len;
-        if (rx->len < total) return;
-        rx->in_garbage = 0;
-        if (agx_payload_verify(&h, rx->buf + AGX_HEADER_SIZE)) {
-            const char *nm = agx_msg_type_name(h.type);
-            rx->error(h.request_id, h.type, AGX_EBADMSG, "payload CRC mismatch in %s frame", nm ? nm : "unknown");
-        } else {
-            rx->deliver(&h, rx->buf + AGX_HEADER_SIZE);
+        if (have < total) {
+            size_t next = rx->hunting ? rx_hunt(rx, at) : 0;
+            if (!next) break;
+            at = next;   /* the front was the previous peer's unfinished frame: dropped unreported */
+            continue;
         }
-        rx_consume(rx, total);   /* after a reset in deliver len is 0: nothing left to drop */
+        if (agx_payload_verify(&h, p + AGX_HEADER_SIZE)) {
+            /* the header may have lied about its length: scan on right after it */
+            const char *nm = agx_msg_type_name(h.type);
+            if (!rx->hunting)
+                rx->error(h.request_id, h.type, AGX_EBADMSG, "payload CRC mismatch in %s frame", nm ? nm : "unknown");
+            rx->in_garbage = 1;   /* the bogus payload's own bytes are not reported again */
+            at += AGX_HEADER_SIZE;
+            continue;
+        }
+        rx->in_garbage = 0;
+        rx->hunting = 0;   /* the new peer's first good frame: from here on every fault is its own */
+        rx->deliver(&h, p + AGX_HEADER_SIZE);
+        if (rx->len == 0) return;   /* deliver reset the receiver (connection lost): nothing left */
+        at += total;
     }
+    if (at != front) rx->hunt_scanned = 0;   /* it counted from a front that is gone */
+    rx_consume(rx, at);
 }
 
 void agx_rx_push(struct agx_rx *rx, size_t n)
@@ -145,6 +210,45 @@ int agx_request_decode(const struct agx_header *h, const uint8_t *p, uint64_t ca
     }
     if (rc) {
         error(rid, t, -rc, "malformed %s payload (%u bytes)", name, (unsigned)n);
+        return -1;
+    }
+    if (t == AGX_MSG_EXEC) return agx_exec_check(rid, &m->exec, error);
+    if (t == AGX_MSG_CONFIG) return agx_config_check(rid, &m->config, error);
+    return 0;
+}
+
+int agx_exec_check(uint32_t rid, const struct agx_exec *m, agx_error_fn *error)
+{
+    const uint32_t known = AGX_EXEC_STDIN_PIPE | AGX_EXEC_STDERR_TO_STDOUT;
+    if (m->flags & ~known) {
+        error(rid, AGX_MSG_EXEC, AGX_EINVAL, "unknown EXEC flag bits 0x%x", (unsigned)(m->flags & ~known));
+        return -1;
+    }
+    if (m->argv_count == 0) {
+        error(rid, AGX_MSG_EXEC, AGX_EINVAL, "argv is empty");
+        return -1;
+    }
+    if (m->argv[0].len == 0) {   /* what execve("") says */
+        error(rid, AGX_MSG_EXEC, AGX_ENOENT, "argv[0] is empty");
+        return -1;
+    }
+    return 0;
+}
+
+int agx_config_check(uint32_t rid, const struct agx_config *m, agx_error_fn *error)
+{
+    if (!m->portal_size != !m->portal_device.len) {
+        error(rid, AGX_MSG_CONFIG, AGX_EINVAL, "portal_size (%llu) and portal_device (%u bytes) go together",
+              (unsigned long long)m->portal_size, (unsigned)m->portal_device.len);
+        return -1;
+    }
+    if (m->portal_size % AGX_PORTAL_SIZE_ALIGN || m->portal_size > AGX_PORTAL_SIZE_LIMIT) {
+        error(rid, AGX_MSG_CONFIG, AGX_EINVAL, "portal_size %llu: not a multiple of %u or above %llu",
+              (unsigned long long)m->portal_size, AGX_PORTAL_SIZE_ALIGN, (unsigned long long)AGX_PORTAL_SIZE_LIMIT);
+        return -1;
+    }
+    if (m->portal_device.len && m->portal_device.ptr[0] != '/') {
+        error(rid, AGX_MSG_CONFIG, AGX_EINVAL, "portal_device must be an absolute path");
         return -1;
     }
     return 0;

@@ -1,6 +1,7 @@
 /* agentx_rx.h: the AgentX receive path both guest agents link (guest/init's
  * wslx-init and the Track B agent, guest/trackb-kernel/agent): frame
- * reassembly with resynchronisation exactly like wslx.agentx.codec.FrameReader,
+ * reassembly with resynchronisation (in linear time, from just after a bad
+ * header: agentx_rx.c lists the rules) exactly like wslx.agentx.codec.FrameReader,
  * the checks every host request passes before an agent acts on it, and the
  * ERROR each malformed input gets. One copy, so the two agents cannot drift.
  *
@@ -33,12 +34,22 @@ struct agx_rx {
     int (*can_answer)(void);
     /* state */
     size_t len;
-    uint64_t skip;              /* bytes of a rejected (version/flags) frame still to discard */
+    int rejected;               /* a rejected (version/flags) header was taken: its payload is awaited */
+    uint64_t skip;              /* ... this many bytes */
+    uint32_t skip_crc;          /* ... and the CRC they must have to be dropped whole */
     int in_garbage;             /* inside a bad-magic/CRC episode: report it only once */
+    int hunting;                /* agx_rx_new_peer until the new peer's first good frame */
+    size_t hunt_scanned;        /* bytes after the front the hunt has looked at */
 };
 
-/* Forget buffered bytes and any resync state (a new connection). */
+/* Forget buffered bytes and any resync state. */
 void agx_rx_reset(struct agx_rx *rx);
+/* The same for a new peer (a host reconnected): bytes may still arrive from the previous one
+ * (a virtio-serial port delivers data and its connect events on separate queues). Until the
+ * new peer's first good frame the receiver hunts: garbage and CRC failures are the previous
+ * peer's and go unreported, and a valid header whose frame is incomplete is passed over when a
+ * complete frame with good CRCs follows it (a new peer starts at a frame boundary). */
+void agx_rx_new_peer(struct agx_rx *rx);
 
 /* Free room at the tail: read into agx_rx_tail(rx), up to agx_rx_room(rx) bytes, then
  * agx_rx_push(rx, n) handles every complete frame. */
@@ -70,7 +81,8 @@ union agx_request {
 
 /* The checks before dispatch: a known host-to-agent type without the REPLY flag, a
  * capability the agent offers (caps), a non-zero request_id (but STDIO, an event, and
- * HELLO, whose request_id 0 asks for a fresh announcement), a well-formed payload.
+ * HELLO, whose request_id 0 asks for a fresh announcement), a well-formed payload, and for
+ * EXEC and CONFIG the field checks below.
  * 0 with *m decoded, or -1 after sending the ERROR. */
 int agx_request_decode(const struct agx_header *h, const uint8_t *payload, uint64_t caps, union agx_request *m,
                        agx_error_fn *error);
@@ -78,6 +90,16 @@ int agx_request_decode(const struct agx_header *h, const uint8_t *payload, uint6
 /* HELLO from the host: the version to answer with in *selected (0 for request_id 0, an
  * announcement), or -1 after ERROR EPROTONOSUPPORT (no common version). */
 int agx_hello_select(uint32_t rid, const struct agx_hello *m, uint16_t *selected, agx_error_fn *error);
+
+/* Field checks agx_request_decode applies to EXEC and CONFIG, so every agent refuses the same
+ * fault with the same errno: unknown EXEC flag bits (EINVAL), an empty argv (EINVAL), an empty
+ * argv[0] (ENOENT, as execve says); CONFIG portal_size and portal_device not both set or both
+ * empty, portal_size not page-aligned or above AGX_PORTAL_SIZE_LIMIT, a relative portal_device
+ * (EINVAL). Whether the device exists and can hold the Portal is the agent's to check after. */
+#define AGX_PORTAL_SIZE_ALIGN 4096u
+#define AGX_PORTAL_SIZE_LIMIT (1ull << 47)   /* what a guest with 4-level paging can map at all */
+int agx_exec_check(uint32_t rid, const struct agx_exec *m, agx_error_fn *error);
+int agx_config_check(uint32_t rid, const struct agx_config *m, agx_error_fn *error);
 
 /* Field checks shared by both agents; 0, or -1 after sending the ERROR (EINVAL). */
 int agx_shutdown_check(uint32_t rid, const struct agx_shutdown *m, agx_error_fn *error);

@@ -14,7 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mount.h> /* BLKGETSIZE64 */
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/signalfd.h>
 #include <sys/utsname.h>
 #include <signal.h>
@@ -75,6 +80,11 @@ int agent_connected(void) { return ctl >= 0; }
 static size_t out_pending(void) { return out_tail - out_head; }
 
 int agent_bulk_ok(void) { return ctl >= 0 && out_pending() < OUT_HIGH; }
+
+/* While quiesced, child output stays in the children's pipes (they block when full): the
+ * stream to the host ends with QUIESCE_COMPLETE, so a snapshot taken now holds no half-sent
+ * frame, and output made while the host reconnects after a restore is not dropped. */
+int agent_output_paused(void) { return quiesced; }
 
 /* Space for one whole frame at the tail, or NULL (disconnected / full: dropped). */
 static uint8_t *frame_begin(void)
@@ -219,9 +229,13 @@ static void ctl_reset_buffers(void)
 
 static void ctl_up(int fd, const char *desc)
 {
+    static unsigned ups;
     ctl = fd;
     snprintf(ctl_desc, sizeof ctl_desc, "%s", desc);
     ctl_reset_buffers();
+    /* a host back on the virtio-serial port: the previous one's last bytes may still come (data
+     * and connect events travel on separate queues); a socket connection starts clean */
+    if (ups++ && !strcmp(transport_kind_name(), "virtio-serial")) agx_rx_new_peer(&rx);
     ctl_events = EPOLLIN;
     if (ev_add(ctl, EPOLLIN, ev_tag(EV_CTL, 0, 0)) < 0) wlog("epoll add control fd: %s", strerror(errno));
     send_hello(0, 0);
@@ -230,8 +244,8 @@ static void ctl_up(int fd, const char *desc)
 static void ctl_down(const char *why)
 {
     if (ctl < 0) return;
+    int fd = ctl;
     ev_del(ctl);
-    close(ctl);
     ctl = -1;
     ctl_reset_buffers();
     proc_connection_lost();
@@ -241,7 +255,7 @@ static void ctl_down(const char *why)
         exit(0);
     }
     wlog("agentx host gone from %s (%s); reconnecting", ctl_desc, why);
-    transport_disconnected();
+    transport_disconnected(fd);
 }
 
 static void flush_out(void)
@@ -274,11 +288,51 @@ void agent_flush_blocking(int timeout_ms)
 }
 
 /* ---- requests ---- */
+/* CONFIG's Portal device (its fields already passed agx_config_check): it must exist, be a pmem
+ * block device or a dax character device (in host test mode a regular file stands in) and hold
+ * `want` bytes. 0, or an errno with *why saying which check failed. */
+static int portal_device_check(const char *path, uint64_t want, const char **why)
+{
+    struct stat st;
+    uint64_t have = 0;
+    if (stat(path, &st) < 0) return *why = "stat", errno;
+    if (S_ISBLK(st.st_mode)) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC), rc = fd < 0 ? -1 : ioctl(fd, BLKGETSIZE64, &have), e = errno;
+        if (fd >= 0) close(fd);
+        if (rc < 0) return *why = "block device size", e;
+    } else if (S_ISCHR(st.st_mode)) {
+        char sys[64], num[32] = "";
+        snprintf(sys, sizeof sys, "/sys/dev/char/%u:%u/size", major(st.st_rdev), minor(st.st_rdev));
+        int fd = open(sys, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, num, sizeof num - 1);
+        if (fd >= 0) close(fd);
+        if (n <= 0) return *why = "not a dax device (no size in /sys/dev/char)", ENODEV;
+        have = strtoull(num, NULL, 10);
+    } else if (S_ISREG(st.st_mode) && !g_opts.pid1) {
+        have = (uint64_t)st.st_size;
+    } else {
+        return *why = "not a pmem or dax device", ENODEV;
+    }
+    if (have < want) return *why = "smaller than portal_size", EINVAL;
+    return 0;
+}
+
 static void config_apply(uint32_t rid, const struct agx_config *m)
 {
     char buf[AGX_CONFIG_PORTAL_DEVICE_MAX_LEN + 1];
     int err = 0;
     char what[96] = "";
+
+    /* the Portal device first: a CONFIG that cannot be applied whole changes nothing */
+    if (m->portal_device.len) {
+        const char *why = "";
+        if (str_copy(buf, sizeof buf, m->portal_device) ||
+            (err = portal_device_check(buf, m->portal_size, &why))) {
+            if (!err) err = EINVAL;
+            send_error(rid, AGX_MSG_CONFIG, err, "portal_device %.64s: %s: %s", buf, why, strerror(err));
+            return;
+        }
+    }
 
     /* default environment for EXEC: replaces the previous one */
     for (size_t i = 0; i < cfg_env_n; i++) free(cfg_env[i]);
@@ -320,11 +374,7 @@ static void config_apply(uint32_t rid, const struct agx_config *m)
         }
     }
 
-    portal_ok = 0;
-    if (m->portal_device.len && !str_copy(buf, sizeof buf, m->portal_device)) {
-        portal_ok = access(buf, F_OK) == 0 && m->portal_size != 0;
-        if (!portal_ok) wlog("portal device %s not usable", buf);
-    }
+    portal_ok = m->portal_device.len != 0; /* checked above */
 
     if (err) send_error(rid, AGX_MSG_CONFIG, err, "%s: %s", what, strerror(err));
     else send_ok(rid);
@@ -351,6 +401,7 @@ static void shutdown_now(uint32_t rid, const struct agx_shutdown *m)
 {
     if (agx_shutdown_check(rid, m, send_error)) return;
     wlog("shutdown requested (%s)", m->mode == AGX_SHUTDOWN_REBOOT ? "reboot" : "poweroff");
+    quiesced = 0; /* the children's last output is relayed */
     proc_terminate_all(m->grace_ms);
     sync();
     proc_drain_finished();
@@ -455,6 +506,7 @@ void agent_run(void)
     static struct proc_host host = {
         .error = send_error, .ok = send_ok, .exec_started = send_exec_started, .stdio = send_stdio,
         .exit = send_exit, .stdin_ack = send_stdin_ack, .connected = agent_connected, .bulk_ok = agent_bulk_ok,
+        .output_paused = agent_output_paused,
         .flush_blocking = agent_flush_blocking, .ev_add = ev_add, .ev_mod = ev_mod, .ev_del = ev_del,
     };
     host.pid1 = g_opts.pid1;
@@ -490,7 +542,7 @@ void agent_run(void)
         flush_out();
 
         /* backpressure: children are read while their output has somewhere to go */
-        int want = ctl < 0 || agent_bulk_ok();
+        int want = !quiesced && (ctl < 0 || agent_bulk_ok());
         if (want != reading) {
             proc_set_reading(want);
             reading = want;

@@ -38,8 +38,9 @@ void transport_init(const char *cmdline);
 int transport_try_connect(char *desc, size_t cap);
 /* Host test mode (--connect-unix PATH): dial an AF_UNIX stream socket instead (after transport_init). */
 void transport_force_unix(const char *path);
-/* The connected channel went away: forget it (the kind stays chosen). */
-void transport_disconnected(void);
+/* The connected channel fd went away: close it, but keep a virtio-serial port open (the kind
+ * stays chosen). */
+void transport_disconnected(int fd);
 const char *transport_kind_name(void);
 
 /* ---- agent.c: event loop and output ---- */
@@ -59,6 +60,8 @@ void agent_run(void) __attribute__((noreturn));
 int agent_connected(void);
 /* Room for bulk output (child stdout/stderr) right now? */
 int agent_bulk_ok(void);
+/* Quiesced: child output is left in the pipes until RESUME. */
+int agent_output_paused(void);
 /* Frame emitters; they silently drop when disconnected. */
 void send_error(uint32_t rid, uint16_t rtype, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void send_ok(uint32_t rid);

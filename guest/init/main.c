@@ -40,6 +40,7 @@ static void usage(void)
             "usage: wslx-init                       (as PID 1)\n"
             "       wslx-init --agent-fd N          serve AgentX on fd N (host test mode)\n"
             "       wslx-init --no-setup [--cmdline STR | --connect-unix PATH]\n"
+            "       wslx-init --no-setup --check-sandbox   can test mode isolate itself? (exit 3: no, says why)\n"
             "       wslx-init [--assume-hypervisor hyperv|other] --modules-dry-run LIST\n");
 }
 
@@ -62,21 +63,31 @@ static void console_setup(void)
     if (fd > 2) close(fd);
 }
 
-/* Test mode as root: keep MOUNT and hostname changes inside private namespaces. */
+/* Test mode as root: keep MOUNT and hostname changes inside private namespaces, or refuse to
+ * run (fail closed, exit SANDBOX_REFUSED): a MOUNT must never create directories or mounts in
+ * the host's tree. When / is not a mount point (a chroot), making it private fails with EINVAL;
+ * bind-mounting / on itself first would not be sound: the mount that contains a chroot's root
+ * is invisible from inside it, and if it is shared the bind mount would propagate to the host. */
+#define SANDBOX_REFUSED 3
+
+static _Noreturn void sandbox_refuse(const char *step, int err, const char *hint)
+{
+    fprintf(stderr, "wslx-init: test mode: cannot set up the sandbox: %s: %s%s; refusing to run, "
+            "so MOUNT and hostname changes cannot reach the host\n", step, strerror(err), hint);
+    exit(SANDBOX_REFUSED);
+}
+
 static void test_sandbox(void)
 {
-    if (geteuid() != 0) return;
-    if (unshare(CLONE_NEWNS | CLONE_NEWUTS) < 0) {
-        wlog("test mode: unshare: %s (MOUNT and hostname would touch the host)", strerror(errno));
-        return;
-    }
-    if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-        wlog("test mode: make / private: %s", strerror(errno));
-    } else if (mount("wslx-test", "/mnt", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m") < 0) {
-        /* a fresh /mnt of our own: MOUNT's mkdir -p of /mnt/... never touches the host's /mnt */
-        wlog("test mode: tmpfs on /mnt: %s (MOUNT targets under /mnt would be created on the host)",
-             strerror(errno));
-    }
+    if (geteuid() != 0) return; /* MOUNT and sethostname fail with EPERM on their own */
+    if (unshare(CLONE_NEWNS | CLONE_NEWUTS) < 0)
+        sandbox_refuse("unshare(CLONE_NEWNS | CLONE_NEWUTS)", errno, "");
+    if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        sandbox_refuse("make / private", errno,
+                       errno == EINVAL ? " (/ is not a mount point: a chroot?)" : "");
+    /* a fresh /mnt of our own: MOUNT's mkdir -p of /mnt/... never touches the host's /mnt */
+    if (mount("wslx-test", "/mnt", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m") < 0)
+        sandbox_refuse("tmpfs on /mnt", errno, errno == ENOENT ? " (no /mnt)" : "");
     g_opts.sandboxed = 1;
 }
 
@@ -84,7 +95,7 @@ int main(int argc, char **argv)
 {
     static char cmdline[4096];
     const char *cmdline_arg = NULL, *unix_path = NULL, *dry_run_list = NULL;
-    int no_setup = 0, assume_hv = -1;
+    int no_setup = 0, assume_hv = -1, check_sandbox = 0;
 
     /* multi-call: `/init portal ...` runs the Portal service or its probes (started by EXEC), and
      * argv[0] "wslx-conform" the conformance program (EXEC execs /proc/self/exe with that argv) */
@@ -102,6 +113,9 @@ int main(int argc, char **argv)
             g_opts.agent_fd = (int)v;
         } else if (!strcmp(argv[i], "--no-setup")) {
             no_setup = 1;
+        } else if (!strcmp(argv[i], "--check-sandbox") && getpid() != 1) {
+            /* set up the test-mode sandbox and report (exit 0, or SANDBOX_REFUSED with the reason) */
+            check_sandbox = 1;
         } else if (!strcmp(argv[i], "--cmdline") && i + 1 < argc) {
             cmdline_arg = argv[++i];
         } else if (!strcmp(argv[i], "--connect-unix") && i + 1 < argc && getpid() != 1) {
@@ -150,6 +164,11 @@ int main(int argc, char **argv)
         if (g_opts.agent_fd >= 0) fcntl(g_opts.agent_fd, F_SETFD, FD_CLOEXEC);
         prctl(PR_SET_CHILD_SUBREAPER, 1);
         test_sandbox();
+        if (check_sandbox) {
+            printf("wslx-init: test mode: %s\n", g_opts.sandboxed ? "sandboxed (private mount and UTS namespaces, "
+                                                                     "tmpfs on /mnt)" : "not root: no sandbox needed");
+            return 0;
+        }
         if (cmdline_arg) snprintf(cmdline, sizeof cmdline, "%s", cmdline_arg);
         else read_cmdline(cmdline, sizeof cmdline);
         transport_init(cmdline);

@@ -20,10 +20,8 @@
 #include <cpuid.h>
 #endif
 
+#include "hyperv.h"   /* generated from spec/hyperv.py: CPUID leaves, vendor and interface signatures */
 #include "init.h"
-
-#define HV_SIGNATURE "Microsoft Hv"
-#define HV_INTERFACE_HV1 0x31237648u /* "Hv#1" */
 
 /* 1 on Hyper-V (the hv_* drivers apply), 0 elsewhere. why receives the reason. */
 static int detect_hyperv(char *why, size_t cap)
@@ -31,11 +29,11 @@ static int detect_hyperv(char *why, size_t cap)
 #if defined(__x86_64__) || defined(__i386__)
     unsigned a, b, c, d;
     __cpuid(1, a, b, c, d);
-    if (!(c & (1u << 31))) {
+    if (!(c & HV_CPUID_FEATURES_ECX_HYPERVISOR)) {
         snprintf(why, cap, "CPUID: no hypervisor bit");
         return 0;
     }
-    __cpuid(0x40000000, a, b, c, d);
+    __cpuid(HV_CPUID_VENDOR_AND_MAX_FUNCTIONS, a, b, c, d);
     char sig[13];
     memcpy(sig, &b, 4);
     memcpy(sig + 4, &c, 4);
@@ -43,12 +41,12 @@ static int detect_hyperv(char *why, size_t cap)
     sig[12] = 0;
     for (int i = 0; i < 12; i++)
         if (sig[i] && (sig[i] < 0x20 || sig[i] > 0x7e)) sig[i] = '?';
-    if (memcmp(sig, HV_SIGNATURE, 12) != 0 || a < 0x40000001u) {
+    if (b != HV_VENDOR_EBX || c != HV_VENDOR_ECX || d != HV_VENDOR_EDX || a < HV_CPUID_INTERFACE) {
         snprintf(why, cap, "CPUID hypervisor '%s'", sig);
         return 0;
     }
-    __cpuid(0x40000001, a, b, c, d);
-    if (a != HV_INTERFACE_HV1) {
+    __cpuid(HV_CPUID_INTERFACE, a, b, c, d);
+    if (a != HV_INTERFACE_SIGNATURE) {
         snprintf(why, cap, "CPUID '%s' but interface 0x%08x, not Hv#1", sig, a);
         return 0;
     }

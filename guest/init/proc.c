@@ -208,7 +208,7 @@ void proc_on_output(uint32_t idx, uint32_t stream)
     static uint8_t buf[AGX_STDIO_MAX_DATA];
     if (idx >= PROC_MAX || (stream != 1 && stream != 2)) return;
     struct proc *p = &procs[idx];
-    if (!p->used || p->fd[stream] < 0) return;
+    if (!p->used || p->fd[stream] < 0 || H->output_paused()) return;
     /* several full reads per wakeup, as long as the host keeps up */
     for (int i = 0; i < 8; i++) {
         if (H->connected() && !H->bulk_ok()) return;

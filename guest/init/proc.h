@@ -22,6 +22,7 @@ struct proc_host {
     int (*stdin_ack)(uint32_t pid, uint32_t bytes, uint32_t flags, int force);
     int (*connected)(void);
     int (*bulk_ok)(void);                 /* room for bulk output (child stdout/stderr) right now? */
+    int (*output_paused)(void);           /* quiesced: leave child output in the pipes */
     void (*flush_blocking)(int timeout_ms);
     /* the event loop: watch fds with an ev_tag() (init.h) */
     int (*ev_add)(int fd, uint32_t events, uint64_t tag);

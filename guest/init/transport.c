@@ -127,9 +127,26 @@ static int try_vsock(char *desc, size_t cap)
     return fd;
 }
 
-/* A virtio-serial port whose host side is closed polls POLLHUP: treat it as not connected. */
+/* A virtio-serial port whose host side is closed polls POLLHUP: treat it as not connected.
+ * Once opened the port stays open, connected or not: Linux's virtio_console discards what
+ * arrives on a port the guest has closed, which would lose the first frames of a host that
+ * connects and sends before the next retry tick. */
+static int vport_fd = -1;
+static char vport_desc[16 + 300];
+
+static int vport_host_connected(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLOUT};
+    return poll(&p, 1, 0) >= 0 && !(p.revents & (POLLHUP | POLLERR | POLLNVAL));
+}
+
 static int try_vport(char *desc, size_t cap)
 {
+    if (vport_fd >= 0) {
+        if (!vport_host_connected(vport_fd)) return -1;
+        snprintf(desc, cap, "%s", vport_desc);
+        return vport_fd;
+    }
     DIR *d = opendir("/sys/class/virtio-ports");
     if (!d) return -1;
     struct dirent *e;
@@ -150,13 +167,13 @@ static int try_vport(char *desc, size_t cap)
         snprintf(path, sizeof path, "/dev/%s", e->d_name);
         fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
         if (fd < 0) break;
-        struct pollfd p = {.fd = fd, .events = POLLIN | POLLOUT};
-        if (poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP | POLLERR | POLLNVAL))) {
-            close(fd);
+        vport_fd = fd;
+        snprintf(vport_desc, sizeof vport_desc, "virtio-serial %s", path);
+        if (!vport_host_connected(fd)) {
             fd = -1;
             break;
         }
-        snprintf(desc, cap, "virtio-serial %s", path);
+        snprintf(desc, cap, "%s", vport_desc);
         break;
     }
     closedir(d);
@@ -230,7 +247,10 @@ int transport_try_connect(char *desc, size_t cap)
     return -1;
 }
 
-void transport_disconnected(void) {}
+void transport_disconnected(int fd)
+{
+    if (fd != vport_fd) close(fd);   /* the virtio-serial port stays open (see try_vport) */
+}
 
 const char *transport_kind_name(void)
 {

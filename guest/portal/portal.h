@@ -67,7 +67,8 @@ int portal_span_check(const struct portal_end *e, const struct portal_span *s, v
 /* ---- ring.c ---- */
 /* Publish up to n messages; returns how many (0: full) or PERR(PORTAL_ERR_PROTO) / PERR(PORTAL_ERR_INVAL). */
 int portal_send(struct portal_end *e, unsigned ring, const struct portal_msg *m, unsigned n);
-/* Take up to max messages; returns how many (0: empty) or a negative error. */
+/* Take up to max messages; returns how many (0: empty) or a negative error. Re-checks the header
+ * (PERR(PORTAL_ERR_HEADER), nothing taken) on every call. */
 int portal_recv(struct portal_end *e, unsigned ring, struct portal_msg *out, unsigned max);
 /* Free slots for the producer (>= 0) or a negative error. */
 int64_t portal_space(struct portal_end *e, unsigned ring);

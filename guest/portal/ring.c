@@ -72,6 +72,10 @@ int portal_recv(struct portal_end *e, unsigned ring, struct portal_msg *out, uns
     unsigned n = ready < max ? (unsigned)ready : max;
     for (unsigned i = 0; i < n; i++)
         copy_msg(&out[i], r->slots + (size_t)((r->mine + i) & r->mask) * PORTAL_SLOT_SIZE);
+    /* Every poll re-checks the header (docs/portal.md), after head was loaded with acquire: a
+     * header change the peer made before publishing is seen, and nothing is taken off the ring. */
+    int rc = portal_check(e);
+    if (rc) return rc;
     if (n) {
         r->mine += n;
         __atomic_store_n(&r->ctl->tail, r->mine, __ATOMIC_RELEASE);

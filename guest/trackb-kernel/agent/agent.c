@@ -121,6 +121,17 @@ static void send_hello(uint32_t rid, uint16_t selected)
 /* ---- requests ---- */
 static void config_apply(uint32_t rid, const struct agx_config *m)
 {
+    /* the Portal first (fields passed agx_config_check; the one pmem device is used whatever
+     * portal_device names): a CONFIG that cannot be applied whole changes nothing */
+    if (m->portal_size && !(env_pmem_base() && env_pmem_size())) {
+        send_error(rid, AGX_MSG_CONFIG, AGX_EOPNOTSUPP, "no pmem device: no Portal");
+        return;
+    }
+    if (m->portal_size > env_pmem_size()) {
+        send_error(rid, AGX_MSG_CONFIG, AGX_EINVAL, "portal_size %lu > pmem %lu", (unsigned long)m->portal_size,
+                   (unsigned long)env_pmem_size());
+        return;
+    }
     /* default environment for EXEC: replaces the previous one */
     size_t off = 0, n = 0;
     for (size_t i = 0; i < m->env_count; i++) {
@@ -139,11 +150,7 @@ static void config_apply(uint32_t rid, const struct agx_config *m)
         ag_memcpy(cfg_hostname, m->hostname.ptr, m->hostname.len);
         cfg_hostname[m->hostname.len] = 0;
     }
-    /* one pmem device: the Portal is usable when it exists and is big enough */
-    portal_configured = m->portal_size && m->portal_size <= env_pmem_size();
-    if (m->portal_size && !portal_configured)
-        ag_log("portal of %lu bytes asked for, pmem has %lu", (unsigned long)m->portal_size,
-               (unsigned long)env_pmem_size());
+    portal_configured = m->portal_size != 0; /* checked above */
     send_ok(rid);
 }
 
@@ -238,7 +245,7 @@ _Noreturn void agent_main(void)
         uint32_t c = env_chan_connects();
         if (c != connects) {            /* a new host: forget the old one's partial frame, say HELLO */
             connects = c;
-            agx_rx_reset(&rx);
+            agx_rx_new_peer(&rx);   /* the old host's last bytes may still come: hunt for the new one's first frame */
             ag_log("host connected (%u); announcing HELLO", (unsigned)c);
             send_hello(0, 0);
             work = 1;
@@ -255,7 +262,8 @@ _Noreturn void agent_main(void)
                 work = 1;
             }
         }
-        work |= proc_step_all();
+        if (!quiesced)                  /* quiesced: producers (built-ins, the Portal service) pause */
+            work |= proc_step_all();
         if (!work) env_relax();
     }
 }

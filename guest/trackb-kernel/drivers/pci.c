@@ -199,3 +199,24 @@ int pci_enable(struct pci_dev *d)
     pci_write16(d, PCI_COMMAND, cmd | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
     return 0;
 }
+
+void pci_restore(const struct pci_dev *d)
+{
+    uint16_t cmd = pci_read16(d, PCI_COMMAND);
+    pci_write16(d, PCI_COMMAND, cmd & ~(PCI_COMMAND_MEMORY | PCI_COMMAND_IO));
+    for (int i = 0; i < 6; i++) {
+        uint16_t off = (uint16_t)(PCI_BAR0 + 4 * i);
+        uint32_t lo = pci_read32(d, off);   /* the type bits are read-only: they survive a reset */
+        if (lo & PCI_BAR_IO)
+            continue;
+        int is64 = (lo & PCI_BAR_MEM_TYPE) == PCI_BAR_MEM_64;
+        if (d->bar_size[i]) {
+            pci_write32(d, off, (uint32_t)d->bar[i] | (lo & 0xF));
+            if (is64 && i < 5)
+                pci_write32(d, off + 4, (uint32_t)(d->bar[i] >> 32));
+        }
+        if (is64)
+            i++;
+    }
+    pci_write16(d, PCI_COMMAND, cmd | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+}

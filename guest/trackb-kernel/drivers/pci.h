@@ -32,5 +32,9 @@ void pci_write16(const struct pci_dev *d, uint16_t off, uint16_t v);
 void pci_read_config(const struct pci_dev *d, uint8_t *buf, unsigned len);
 /* Size and, if unassigned, place the memory BARs; enable memory + bus master. */
 int pci_enable(struct pci_dev *d);
+/* Write the BAR addresses pci_enable recorded back and enable memory + bus master again:
+ * after a snapshot restore, a device QEMU migrates no state for (virtio-pmem in 7.2)
+ * comes back with its config space reset (BARs 0, decoding off). */
+void pci_restore(const struct pci_dev *d);
 
 #endif

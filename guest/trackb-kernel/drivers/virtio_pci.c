@@ -110,6 +110,7 @@ int virtio_pci_setup_queue(struct virtio_pci *vp, uint16_t index, struct virtque
     return 0;
 }
 
+uint8_t virtio_pci_status(struct virtio_pci *vp) { return mmio_read8(CC(DEVICE_STATUS)); }
 void virtio_pci_driver_ok(struct virtio_pci *vp) { add_status(vp, VIRTIO_STATUS_DRIVER_OK); }
 void virtio_pci_fail(struct virtio_pci *vp) { add_status(vp, VIRTIO_STATUS_FAILED); }
 void virtio_pci_notify(struct virtio_pci *vp, struct virtqueue *vq)

@@ -32,6 +32,8 @@ int virtio_pci_setup_queue(struct virtio_pci *vp, uint16_t index, struct virtque
 void virtio_pci_driver_ok(struct virtio_pci *vp);
 void virtio_pci_fail(struct virtio_pci *vp);    /* FAILED status: the driver gave up */
 void virtio_pci_reset(struct virtio_pci *vp);
+/* The device status register as the device reports it now (0 after a reset). */
+uint8_t virtio_pci_status(struct virtio_pci *vp);
 void virtio_pci_notify(struct virtio_pci *vp, struct virtqueue *vq);
 /* Copy device configuration [0, len) into buf, consistent across
  * config_generation: ERR_RANGE (len), ERR_TIMEDOUT (the generation never settled). */

@@ -75,6 +75,29 @@ fail:
     return err;
 }
 
+int virtio_pmem_revive(struct virtio_pmem *pm)
+{
+    int err;
+
+    if (virtio_pci_status(&pm->vp) & VIRTIO_STATUS_DRIVER_OK)
+        return 0;
+    pci_restore(pm->vp.pci);          /* QEMU reset its config space too: BARs and decoding */
+    err = virtio_pci_negotiate(&pm->vp, 1ULL << VIRTIO_PMEM_F_SHMEM_REGION);
+    if (err)
+        goto fail;
+    memset(pm->page, 0, IO_OFFSET);   /* fresh rings: the device starts at index 0 */
+    err = virtio_pci_setup_queue(&pm->vp, 0, &pm->vq, pm->page, pm->page_pa);
+    if (err)
+        goto fail;
+    virtio_pci_driver_ok(&pm->vp);
+    pm->revived++;
+    return 0;
+
+fail:
+    virtio_pci_fail(&pm->vp);
+    return ERR_IO;
+}
+
 int virtio_pmem_flush(struct virtio_pmem *pm, uint64_t timeout_ns)
 {
     uint8_t *req = pm->page + IO_OFFSET, *resp = req + VIRTIO_PMEM_REQ_SIZE;

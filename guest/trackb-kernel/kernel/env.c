@@ -11,6 +11,7 @@
 #include "hv/hvsock.h"
 #include "kernel/console.h"
 #include "kernel/env.h"
+#include "kernel/klib.h"
 #include "kernel/errno.h"
 #include "kernel/pmm.h"
 #include "kernel/timer.h"
@@ -67,12 +68,38 @@ uint32_t env_chan_connects(void)
     return vcon_opens_seen;
 }
 
+/* The port's data and its connect events (PORT_OPEN) come on separate virtqueues, so bytes read
+ * before a connect was processed may already be the new host's. They are returned only if no
+ * new connect shows up after they were read (then the device pushed them before it); otherwise
+ * they are kept here and handed to the new host once the agent has seen the new count, never
+ * dropped with the old host's partial frame. (Old bytes among them: the agent hunts past them,
+ * agx_rx_new_peer.) */
+#define VCON_CARRY 65536   /* bounds one read; the agent asks for at most its free receive room */
+static uint8_t carry[VCON_CARRY];
+static size_t carry_len, carry_off;
+
 static long vcon_read(uint8_t *b, size_t cap)
 {
     virtio_console_poll(vcon);
     if (vcon->host_opens != vcon_opens_seen)
         return 0;                               /* a new host: the agent resets first (env_chan_connects) */
-    return virtio_console_read(vcon, b, cap);
+    if (carry_off < carry_len) {
+        size_t n = carry_len - carry_off < cap ? carry_len - carry_off : cap;
+        memcpy(b, carry + carry_off, n);
+        carry_off += n;
+        return (long)n;
+    }
+    long n = virtio_console_read(vcon, b, cap < VCON_CARRY ? cap : VCON_CARRY);
+    if (n <= 0)
+        return n;
+    virtio_console_poll(vcon);
+    if (vcon->host_opens != vcon_opens_seen) {  /* a connect processed only now: keep them for the new host */
+        memcpy(carry, b, (size_t)n);
+        carry_len = (size_t)n;
+        carry_off = 0;
+        return 0;
+    }
+    return n;
 }
 
 long env_chan_read(void *buf, size_t cap)
@@ -133,6 +160,12 @@ int env_pmem_flush(uint32_t timeout_ms)
 {
     if (!pmem || !pmem->base)
         return ERR_NODEV;
+    uint32_t revived = pmem->revived;
+    int err = virtio_pmem_revive(pmem);   /* after a snapshot restore */
+    if (err)
+        return err;
+    if (pmem->revived != revived)
+        kprintf("pmem: device was reset (snapshot restore); set up again\n");
     return virtio_pmem_flush(pmem, (uint64_t)timeout_ms * 1000000ULL);
 }
 

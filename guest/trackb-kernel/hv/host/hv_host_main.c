@@ -25,6 +25,7 @@
 #include "hv/stimer.h"
 #include "hv/synic.h"
 #include "kernel/console.h"
+#include "kernel/errno.h"
 #include "kernel/irq.h"
 #include "kernel/memlayout.h"
 #include "kernel/pmm.h"
@@ -134,7 +135,7 @@ int irq_init(void) { return 0; }
 int irq_register(unsigned vector, irq_handler h)
 {
     if (vector < 0x30 || vector >= IRQ_SPURIOUS_VECTOR)
-        return -34;
+        return ERR_RANGE;
     handlers[vector] = h;
     return 0;
 }
@@ -216,7 +217,7 @@ uint64_t env_mem_total_bytes(void) { return mem_size; }
 uint64_t env_mem_free_bytes(void) { return mem_base + mem_size - mem_next + (uint64_t)n_free * PAGE_SIZE; }
 void *env_pmem_base(void) { return NULL; }
 uint64_t env_pmem_size(void) { return 0; }
-int env_pmem_flush(uint32_t timeout_ms) { (void)timeout_ms; return -19; }
+int env_pmem_flush(uint32_t timeout_ms) { (void)timeout_ms; return ERR_NODEV; }
 void env_console_write(const char *s, size_t len) { fwrite(s, 1, len, stderr); }
 _Noreturn void env_fault_on_purpose(void)
 {

@@ -415,13 +415,22 @@ class AgentClient:
                          timeout=timeout, expect=(MsgType.EXEC_STARTED,))
         p = Process(self, f.body["pid"], argv)
         p.on_stdout, p.on_stderr = on_stdout, on_stderr
+        return self._track(p)
+
+    def _track(self, p: Process) -> Process:
         self._processes[p.pid] = p
-        # Events for this pid may have arrived before EXEC_STARTED was read: replay them.
+        # Events for this pid may have arrived before it was tracked (before EXEC_STARTED was
+        # read, or on a new connection before adopt): replay them.
         early = [e for e in self._orphan_events if e.body.get("pid") == p.pid]
         for e in early:
             self._orphan_events.remove(e)
             self._dispatch(e)
         return p
+
+    def adopt(self, pid: int, argv=("?",)) -> Process:
+        """Follow a process this session did not start (EXEC'd before a reconnect or a snapshot
+        restore): its later STDIO and EXIT arrive on the returned Process."""
+        return self._processes.get(pid) or self._track(Process(self, pid, argv))
 
     def run(self, argv, *, input: bytes | None = None, env=(), cwd: str = "", timeout: float | None = None,
             on_stdout=None, on_stderr=None) -> Completed:

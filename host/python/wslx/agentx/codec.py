@@ -318,25 +318,23 @@ class FrameReader:
 
     feed() bytes, then call next() until it returns None. next() raises a
     ProtocolError for each bad frame *after* consuming it, so the caller can
-    answer and call next() again. Bad magic or header CRC means the length is
-    untrustworthy: the reader drops bytes up to the next magic and reports that
-    episode once. Oversized frames are skipped the same way: their payload is
-    never waited for."""
+    answer and call next() again. The rules (the same in guest/agentx/agentx_rx.c):
+    bad magic or header CRC means the length is untrustworthy: the reader drops
+    bytes up to the next magic and reports that episode once. Oversized frames
+    are skipped the same way: their payload is never waited for. A payload CRC
+    mismatch drops only the header and scans on right after it, so frames inside
+    a bogus payload (a header that lied about its length) are recovered. An intact
+    header with a bad version or flags is reported at once; its payload is dropped
+    whole only if it arrives with a matching CRC. Resynchronisation is linear: one
+    magic search and one header CRC per candidate, no exception per candidate."""
 
     def __init__(self):
         self._buf = bytearray()
         self._in_garbage = False
-        self._discard = 0  # payload bytes of a rejected frame still to drop
+        self._reject: tuple[int, int] | None = None  # (payload_len, payload_crc) of a rejected header
 
     def feed(self, data) -> None:
         self._buf += data
-        if self._discard:
-            self._drop_discarded()
-
-    def _drop_discarded(self) -> None:
-        n = min(self._discard, len(self._buf))
-        del self._buf[:n]
-        self._discard -= n
 
     @property
     def pending(self) -> int:
@@ -345,12 +343,22 @@ class FrameReader:
     def next(self) -> Frame | None:
         buf = self._buf
         while True:
-            if self._discard or len(buf) < spec.HEADER_SIZE:
+            if self._reject is not None:
+                length, crc = self._reject
+                if len(buf) < length:
+                    return None
+                self._reject = None
+                if _crc32(memoryview(buf)[:length]) == crc:
+                    del buf[:length]
+                else:
+                    self._in_garbage = True  # its header lied: what follows it is scanned
+                continue
+            if len(buf) < spec.HEADER_SIZE:
                 return None
             try:
                 h = parse_header(buf)
             except (BadMagic, BadChecksum) as e:
-                self._skip_to_magic(1)
+                self._resync(1)
                 if not self._in_garbage:
                     self._in_garbage = True
                     raise
@@ -360,13 +368,12 @@ class FrameReader:
                 self._in_garbage = False
                 raise
             except (UnsupportedVersion, BadFlags):
-                # The header is intact (CRC ok), so its length is trusted: report now and discard
-                # the payload as it arrives (never buffer it). An oversized length is not trusted.
-                length = header_field(buf, "payload_len")
+                # The header is intact (CRC ok): report now. A length up to MAX_PAYLOAD is checked
+                # against the payload CRC once the payload is here; an oversized one is not trusted.
+                length, crc = header_field(buf, "payload_len"), header_field(buf, "payload_crc")
                 del buf[:spec.HEADER_SIZE]
                 if length <= spec.MAX_PAYLOAD:
-                    self._discard = length
-                    self._drop_discarded()
+                    self._reject = (length, crc)
                 else:
                     self._skip_to_magic(0)
                 self._in_garbage = False
@@ -375,11 +382,13 @@ class FrameReader:
             if len(buf) < end:
                 return None
             payload = bytes(buf[spec.HEADER_SIZE:end])
-            del buf[:end]
-            self._in_garbage = False
             if _crc32(payload) != h.payload_crc:
+                del buf[:spec.HEADER_SIZE]  # the header may have lied about its length: scan on after it
+                self._in_garbage = True
                 raise BadChecksum(f"payload CRC mismatch in {_type_name(h.type)} frame", request_id=h.request_id,
                                   msg_type=h.type)
+            del buf[:end]
+            self._in_garbage = False
             return Frame(h.type, h.request_id, h.flags, decode_body(h.type, payload, request_id=h.request_id))
 
     def _skip_to_magic(self, start: int) -> None:
@@ -389,6 +398,21 @@ class FrameReader:
             # keep a possible partial magic at the tail, but nothing before `start`
             i = max(start, len(self._buf) - (len(MAGIC_BYTES) - 1))
         del self._buf[:i]
+
+    def _resync(self, start: int) -> None:
+        """Drop bytes before the next magic at or after `start` whose header CRC is good (or
+        that is too close to the end to tell): magic-dense garbage costs one find and one
+        CRC per candidate, not one parse_header exception."""
+        buf, view = self._buf, memoryview(self._buf)
+        hsize, crc_off = spec.HEADER_SIZE, HEADER_CRC_COVERS
+        i = buf.find(MAGIC_BYTES, start)
+        while 0 <= i and i + hsize <= len(buf) and _HEADER_CRC.unpack_from(buf, i + crc_off)[0] != _crc32(
+                view[i:i + crc_off]):
+            i = buf.find(MAGIC_BYTES, i + 1)
+        view.release()
+        if i < 0:
+            i = max(start, len(buf) - (len(MAGIC_BYTES) - 1))
+        del buf[:i]
 
     def check_eof(self) -> None:
         """At end of stream: a partial frame left over is a Truncated error."""

@@ -24,7 +24,7 @@ import time
 
 from ..spec.agentx import (BY_TYPE, EXIT_EOF_GRACE_MS, MAX_PAYLOAD, SHUTDOWN_GRACE_MAX_MS, SIGNAL_MAX, STDIN_WINDOW,
                            STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN, AgentKind, Capability, ErrorCode, ExecFlag,
-                           ExitHow, FrameFlag, MsgType, StdinAckFlag, StdioFlag, Stream)
+                           ExitHow, FrameFlag, MsgType, ShutdownMode, StdinAckFlag, StdioFlag, Stream)
 from ..spec.programs import PROGRAM_NAME
 from . import codec, programs
 from .errors import ConnectionLost, InvalidMessage, ProtocolError
@@ -115,7 +115,7 @@ class ReferenceAgent:
                         self._reap(child)
                     elif kind == "stdin":
                         self._write_stdin(child)
-                for c in [c for c in self.children.values() if c.exit_grace is not None]:
+                for c in [c for c in self.children.values() if c.exit_grace is not None and not self.quiesced]:
                     self._maybe_exit(c)
                 self._flush()
                 if self.out:
@@ -135,7 +135,7 @@ class ReferenceAgent:
             self.sel.register(self.t.rfd, selectors.EVENT_READ, ("control", None))
 
     def _update_backpressure(self):
-        pause = len(self.out) > OUT_HIGH_WATER
+        pause = self.quiesced or len(self.out) > OUT_HIGH_WATER  # quiesced: producers pause
         if pause == self._paused_children:
             return
         self._paused_children = pause
@@ -204,7 +204,13 @@ class ReferenceAgent:
         self._emit(MsgType.HELLO, self._hello_body(hi), f.request_id, reply=True)
 
     def _on_config(self, f):
-        self.env_defaults = list(f.body["env"])
+        b = f.body
+        bad = _config_fault(b)
+        if bad:
+            return self._error(ErrorCode.EINVAL, bad, f.request_id, f.type)
+        if b["portal_size"]:  # well-formed, but this agent maps no Portal (no PORTAL capability)
+            return self._error(ErrorCode.EOPNOTSUPP, "the reference agent has no Portal device", f.request_id, f.type)
+        self.env_defaults = list(b["env"])
         self._ok(f)
 
     def _on_ping(self, f):
@@ -212,10 +218,11 @@ class ReferenceAgent:
 
     def _on_exec(self, f):
         b = f.body
+        bad = _exec_fault(b)  # fields first, as every agent checks them (guest/agentx agx_exec_check)
+        if bad:
+            return self._error(bad[0], bad[1], f.request_id, f.type)
         if self.quiesced:
             return self._error(ErrorCode.ECANCELED, "quiesced: EXEC refused until RESUME", f.request_id, f.type)
-        if not b["argv"]:
-            return self._error(ErrorCode.EINVAL, "EXEC needs argv[0]", f.request_id, f.type)
         if len(self.children) >= MAX_PROCESSES:
             return self._error(ErrorCode.EAGAIN, f"too many processes ({MAX_PROCESSES})", f.request_id, f.type)
         env = {}
@@ -253,13 +260,14 @@ class ReferenceAgent:
 
     def _on_stdio(self, f):
         b = f.body
+        # fields before the pid, in the order every agent checks them (guest/agentx agx_stdin_check)
+        if b["stream"] != Stream.STDIN:
+            return self._error(ErrorCode.EINVAL, f"host can only send STDIN, not stream {b['stream']}", 0, f.type)
+        if b["flags"] & ~int(StdioFlag.EOF):  # ~StdioFlag.EOF alone would be 0
+            return self._error(ErrorCode.EINVAL, f"unknown STDIO flags 0x{b['flags']:x}", 0, f.type)
         c = self.children.get(b["pid"])
         if c is None:
             return self._error(ErrorCode.ESRCH, f"STDIO for unknown pid {b['pid']}", 0, f.type)
-        if b["stream"] != Stream.STDIN:
-            return self._error(ErrorCode.EINVAL, f"host can only send STDIN, not stream {b['stream']}", 0, f.type)
-        if b["flags"] & ~StdioFlag.EOF:
-            return self._error(ErrorCode.EINVAL, f"unknown STDIO flags 0x{b['flags']:x}", 0, f.type)
         data = b["data"]
         if c.stdin_fd is None or c.stdin_eof:
             if data:  # an EOF-only frame for a closed stdin is a no-op
@@ -360,11 +368,11 @@ class ReferenceAgent:
 
     def _on_signal(self, f):
         pid, signo = f.body["pid"], f.body["signo"]
+        if not 1 <= signo <= SIGNAL_MAX:  # fields before the pid, as every agent checks (agx_signal_check)
+            return self._error(ErrorCode.EINVAL, f"invalid signal {signo}", f.request_id, f.type)
         c = self.children.get(pid)
         if c is None or c.status is not None:
             return self._error(ErrorCode.ESRCH, f"no running process {pid} started by this agent", f.request_id, f.type)
-        if not 1 <= signo <= SIGNAL_MAX:
-            return self._error(ErrorCode.EINVAL, f"invalid signal {signo}", f.request_id, f.type)
         os.killpg(pid, signo)  # EXEC made it a session and group leader: reach its children too
         self._ok(f)
 
@@ -380,6 +388,8 @@ class ReferenceAgent:
         self._ok(f)
 
     def _on_shutdown(self, f):
+        if f.body["mode"] not in ShutdownMode._value2member_map_:
+            return self._error(ErrorCode.EINVAL, f"unknown shutdown mode {f.body['mode']}", f.request_id, f.type)
         if f.body["grace_ms"] > SHUTDOWN_GRACE_MAX_MS:
             return self._error(ErrorCode.EINVAL, f"grace_ms {f.body['grace_ms']} > {SHUTDOWN_GRACE_MAX_MS}",
                                f.request_id, f.type)
@@ -404,6 +414,33 @@ class ReferenceAgent:
             while live and time.monotonic() < deadline:
                 live = [c for c in live if c.popen.poll() is None]
                 time.sleep(0.01)
+
+
+PORTAL_SIZE_ALIGN, PORTAL_SIZE_LIMIT = 4096, 1 << 47  # guest/agentx/agentx_rx.h AGX_PORTAL_SIZE_*
+
+
+def _exec_fault(b: dict) -> tuple[int, str] | None:
+    """(errno, message) for EXEC fields every agent refuses (guest/agentx agx_exec_check)."""
+    unknown = b["flags"] & ~int(ExecFlag.STDIN_PIPE | ExecFlag.STDERR_TO_STDOUT)  # ~ of an IntFlag keeps its bits
+    if unknown:
+        return ErrorCode.EINVAL, f"unknown EXEC flag bits 0x{unknown:x}"
+    if not b["argv"]:
+        return ErrorCode.EINVAL, "argv is empty"
+    if not b["argv"][0]:
+        return ErrorCode.ENOENT, "argv[0] is empty"  # what execve("") says
+    return None
+
+
+def _config_fault(b: dict) -> str | None:
+    """Why CONFIG's Portal fields are invalid on any agent (EINVAL; guest/agentx agx_config_check)."""
+    size, device = b["portal_size"], b["portal_device"]
+    if bool(size) != bool(device):
+        return f"portal_size ({size}) and portal_device ({device!r}) go together"
+    if size % PORTAL_SIZE_ALIGN or size > PORTAL_SIZE_LIMIT:
+        return f"portal_size {size}: not a multiple of {PORTAL_SIZE_ALIGN} or above {PORTAL_SIZE_LIMIT}"
+    if device and not device.startswith("/"):
+        return "portal_device must be an absolute path"
+    return None
 
 
 def serve_in_thread(stream, **kw) -> tuple[ReferenceAgent, threading.Thread]:

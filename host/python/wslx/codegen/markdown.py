@@ -49,7 +49,10 @@ def generate() -> str:
     w("Receivers check, in this order: magic and header CRC (EBADMSG: resynchronise on the next magic), "
       "version (EPROTONOSUPPORT), flags (EPROTO), payload_len (EMSGSIZE: skipped unread), payload CRC "
       "(EBADMSG), type (ENOSYS), payload (EPROTO: any bound, trailing byte, NUL in a string or invalid UTF-8). "
-      "An agent answers each with ERROR and keeps serving.")
+      "An agent answers each with ERROR and keeps serving. A header's length is trusted only as far as the "
+      "payload CRC confirms it: after a payload CRC mismatch, and after a rejected (version or flags) header "
+      "whose payload does not arrive with its CRC, the receiver scans on from just after that header, so "
+      "frames that a lying header claimed as its payload are still received.")
     w("")
     w("## Enumerations")
     for e in spec.ENUMS:

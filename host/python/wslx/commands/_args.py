@@ -23,6 +23,16 @@ def existing_file(text: str) -> Path:
     return path
 
 
+def existing_file_or_dir(text: str) -> Path:
+    """A path that names a readable regular file or a directory."""
+    path = Path(text)
+    if path.is_dir():
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise argparse.ArgumentTypeError(f"{path}: directory not readable")
+        return path
+    return existing_file(text)
+
+
 def kernel_image(text: str) -> Path:
     """An existing file a guest can boot: a bzImage or an ELF kernel with a usable entry."""
     from ..guests.base import KernelImageError, check_kernel_image

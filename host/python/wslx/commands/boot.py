@@ -47,20 +47,20 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _guest(args):
+def _guest(args, **kw):
     if getattr(args, "vmm", "qemu") == "openvmm":
         from ..guests.openvmm import OpenVMMGuest
         return OpenVMMGuest(args.guest, args.kernel, args.initrd, append=args.append, hello_timeout=args.timeout,
-                            log=_log)
+                            log=_log, **kw)
     if getattr(args, "vmm", "qemu") == "hvsim":
         from ..guests.trackb_hvsim import TrackBHvsimGuest
         return TrackBHvsimGuest(args.kernel, hv_profile=args.hv_profile, append=args.append,
-                                hello_timeout=args.timeout, log=_log)
+                                hello_timeout=args.timeout, log=_log, **kw)
     if args.guest == "trackb":
         from ..guests.trackb import TrackBGuest
-        return TrackBGuest(args.kernel, append=args.append, hello_timeout=args.timeout, log=_log)
+        return TrackBGuest(args.kernel, append=args.append, hello_timeout=args.timeout, log=_log, **kw)
     from ..guests.linux import LinuxGuest
-    return LinuxGuest(args.kernel, args.initrd, append=args.append, hello_timeout=args.timeout, log=_log)
+    return LinuxGuest(args.kernel, args.initrd, append=args.append, hello_timeout=args.timeout, log=_log, **kw)
 
 
 def _openvmm_dry_run(args) -> int:
@@ -110,8 +110,10 @@ def boot(args) -> int:
         import shlex
         print(shlex.join(_guest(args).machine(dry_run=True).preview_cmdline()))  # builds and creates nothing
         return 0
+    from ..snapshot import attach
     try:
-        with _guest(args) as g:
+        snapshottable = args.stay and args.vmm == "qemu"      # `wslx snapshot` drives QEMU only
+        with _guest(args, **(attach.prepare_stay() if snapshottable else {})) as g:
             h = g.hello
             print(f"guest:        {args.guest}")
             print(f"agent:        {h.name} ({h.kind_name})")
@@ -121,14 +123,15 @@ def boot(args) -> int:
             print(f"hello after:  {g.hello_seconds:.2f} s since {args.vmm} start (guest uptime {h.uptime_ms} ms)")
             print(f"console log:  {g.console_log}")
             print(f"run dir:      {g.vm.run_dir}", flush=True)
-            if args.stay:
+            if args.stay:  # the AgentX channel is free meanwhile: `wslx snapshot save --vm RUNDIR`
+                if snapshottable:
+                    attach.release(g)
                 _log("[boot] guest is up; Ctrl-C to shut it down")
-                try:
-                    while g.vm.is_running():
-                        g.vm.wait_exit(1.0)
-                except KeyboardInterrupt:
-                    pass
+                g.vm.stay()
+                if snapshottable:
+                    attach.reclaim(g)
             rc = g.shutdown()
+            attach.cleanup(g)
             _log(f"[boot] guest shut down ({args.vmm} exit code {rc})")
         return 0
     except (VMError, AgentXError) as e:

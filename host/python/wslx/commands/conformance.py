@@ -28,7 +28,13 @@ def run(args) -> int:
     from ..agentx.errors import AgentXError
     from ..conformance.runner import format_table, run_suite, select_cases, write_junit, write_markdown
     from ..conformance.targets import TARGETS
+    from ..hv.errors import HvError
     from ..vmm.errors import VMError
+    if not args.list and not select_cases(args.patterns):   # before a VM is booted for nothing
+        print(f"wslx conformance: error: -k {' -k '.join(args.patterns)} matches no case "
+              f"(see wslx conformance --list)", file=sys.stderr)
+        return 2
+
     if args.list:
         for c in select_cases(args.patterns):
             print(f"{c.name:40} {c.doc}")
@@ -42,7 +48,7 @@ def run(args) -> int:
                                   hv_profile=args.hv_profile, vmm=args.vmm) as t:
             report = run_suite(t, patterns=args.patterns, timeout=args.timeout,
                                log=lambda s: print(s, flush=True))
-    except (AgentXError, VMError) as e:   # the agent or its VM failed: what, and where the logs are
+    except (AgentXError, VMError, HvError) as e:   # the agent, its VM or its model failed: what, where the logs are
         print(f"wslx conformance: target {args.target} failed: {e}", file=sys.stderr)
         return 1
     print()

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import sys
 
-from ._args import existing_file, output_dir, output_file, positive_int
+from ._args import existing_file, existing_file_or_dir, output_dir, output_file, positive_int
 
-BASE_HELP = "base config: tinyconfig (default), allnoconfig, defconfig, or a .config PATH"
+BASE_HELP = ("base config: tinyconfig (default), allnoconfig, defconfig, a .config PATH, or allno+fragment "
+             "(allnoconfig with the merged fragments as KCONFIG_ALLCONFIG, as merge_config.sh -n)")
+SOURCE_HELP = "Linux source: 6.1 or 6.12 (Debian's linux-source packages), a tree or a tarball (default: $KSOURCE, then 6.1)"
 
 
 def register(sub) -> None:
@@ -15,9 +17,10 @@ def register(sub) -> None:
     check = ksub.add_parser("check", help="merge a profile or fragment onto a base config and explain every loss")
     what = check.add_mutually_exclusive_group()
     what.add_argument("--profile", "-p", help="profile from kernel-config/profiles.py")
-    what.add_argument("fragment", nargs="?", type=existing_file, help="a fragment file (CONFIG_X=y lines)")
+    what.add_argument("fragments", nargs="*", type=existing_file_or_dir, default=[], metavar="FRAGMENT",
+                      help="fragment files or directories (their files in name order), merged in the given order")
     check.add_argument("--base", help=BASE_HELP)
-    check.add_argument("--source", help="Linux tree or tarball (default: $KSOURCE, then linux-source-6.1)")
+    check.add_argument("--source", help=SOURCE_HELP)
     check.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     check.add_argument("--all", action="store_true", help="check every profile")
     check.set_defaults(func=_check)
@@ -27,7 +30,7 @@ def register(sub) -> None:
     bwhat.add_argument("--profile", "-p")
     bwhat.add_argument("--fragment", type=existing_file)
     build.add_argument("--output", "-o", type=output_file, help="also copy the image here (default images/linux-P.bzImage)")
-    build.add_argument("--source", help="Linux tree or tarball")
+    build.add_argument("--source", help=SOURCE_HELP)
     build.add_argument("--jobs", "-j", type=positive_int, help="make -j (default: number of CPUs)")
     build.set_defaults(func=_build)
 
@@ -54,7 +57,7 @@ def _guard(fn):
 
 @_guard
 def _check(args) -> int:
-    from ..kconfig.check import check_fragment, check_profile, format_report
+    from ..kconfig.check import check_fragments, check_profile, format_report
     from ..kconfig.declarations import profile_names
     from ..kconfig.source import find_source
 
@@ -62,8 +65,8 @@ def _check(args) -> int:
     tree = find_source(args.source, log=log)
     if args.all:
         reports = [check_profile(name, tree=tree, base=args.base) for name in profile_names()]
-    elif args.fragment:
-        reports = [check_fragment(args.fragment, tree=tree, base=args.base)]
+    elif args.fragments:
+        reports = [check_fragments(args.fragments, tree=tree, base=args.base)]
     else:
         reports = [check_profile(args.profile or "qemu", tree=tree, base=args.base)]
     if args.json:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import struct
 import time
 from typing import Callable
 
@@ -465,3 +464,160 @@ def shutdown_ends_the_agent(ctx: Context):
     """SHUTDOWN is acknowledged with OK and the agent (or its VM) then ends."""
     ctx.client.shutdown(grace_ms=1000, timeout=ctx.timeout)
     check(ctx.target.wait_ended(ctx.timeout * 3), "the agent did not end after SHUTDOWN")
+
+
+# ---- resynchronisation (issue 11, item 5): a bad header never swallows the frames after it ----
+
+def _answered_pings(ctx: Context, rids: list[int]) -> None:
+    for rid in rids:
+        f = ctx.client.wait_reply(rid, timeout=ctx.timeout)
+        check(f.type == MsgType.PONG, f"PING #{rid:#x} recovered after the bad header: answered with {f.name}")
+
+
+@case(Capability.PING)
+def lying_length_does_not_swallow_the_frames_after_it(ctx: Context):
+    """A header promising 1,000 bytes, followed by 10 bytes and valid PINGs (sent until the
+    promise is covered): EBADMSG for the lying frame, then every PING is answered, because the
+    agent resumes scanning just after the bad header when the payload CRC fails."""
+    liar = 0x6100_0000
+    data = _header(MsgType.PING, b"", request_id=liar, length=1000, payload_crc=0) + b"0123456789"
+    rids = []
+    while len(data) < HEADER_SIZE + 1000 + HEADER_SIZE:
+        rids.append(liar + 1 + len(rids))
+        data += codec.encode_frame(MsgType.PING, dict(data=b"r"), request_id=rids[-1])
+    ctx.client.unsolicited_errors.clear()
+    ctx.client.send_raw(data, timeout=ctx.timeout)
+    f = ctx.client.wait_reply(liar, timeout=ctx.timeout)
+    check(f.type == MsgType.ERROR and f.body["code"] == ErrorCode.EBADMSG,
+          f"the lying frame got {f.name} {f.body}, expected ERROR EBADMSG")
+    _answered_pings(ctx, rids)
+    check(not ctx.client.unsolicited_errors, f"more than one ERROR: {list(ctx.client.unsolicited_errors)[:2]}")
+
+
+@case(Capability.PING)
+def rejected_header_does_not_swallow_the_frames_after_it(ctx: Context):
+    """An intact header of an unsupported version claiming 200 bytes, followed by filler and
+    PINGs whose CRC is not the one it claimed: EPROTONOSUPPORT at once, and the PINGs inside
+    the claimed payload are still answered (the filler is part of the same bad episode)."""
+    rej = 0x6200_0000
+    pings = b"".join(codec.encode_frame(MsgType.PING, dict(data=b"v"), request_id=rej + i) for i in (1, 2, 3))
+    data = _header(MsgType.PING, b"", request_id=rej, version=VERSION_MAX + 1, length=200, payload_crc=0x1234)
+    ctx.client.unsolicited_errors.clear()
+    ctx.client.send_raw(data + bytes(200 - len(pings)) + pings, timeout=ctx.timeout)
+    f = ctx.client.wait_reply(rej, timeout=ctx.timeout)
+    check(f.type == MsgType.ERROR and f.body["code"] == ErrorCode.EPROTONOSUPPORT,
+          f"the rejected frame got {f.name} {f.body}, expected ERROR EPROTONOSUPPORT")
+    _answered_pings(ctx, [rej + 1, rej + 2, rej + 3])
+    check(not ctx.client.unsolicited_errors, f"more than one ERROR: {list(ctx.client.unsolicited_errors)[:2]}")
+
+
+@case(Capability.PING)
+def magic_dense_garbage_is_one_error(ctx: Context):
+    """64 KiB of repeated "AGTX" (a candidate header every 4 bytes, none valid) draws one
+    EBADMSG, and the PING after it is answered. (Its speed is `wslx bench resync`.)"""
+    rid = 0x6300_0000
+    ctx.expect_alive()  # a good frame first: the garbage starts a new episode
+    ctx.client.unsolicited_errors.clear()
+    ctx.client.send_raw(codec.MAGIC_BYTES * (16 << 10) + codec.encode_frame(MsgType.PING, dict(data=b"m"), request_id=rid),
+                        timeout=ctx.timeout)
+    _answered_pings(ctx, [rid])
+    errors = list(ctx.client.unsolicited_errors)
+    ctx.client.unsolicited_errors.clear()
+    check(len(errors) == 1 and errors[0].code == ErrorCode.EBADMSG,
+          f"expected one EBADMSG for the whole garbage run, got {errors[:3]}")
+
+
+# ---- strict validation (issue 11, item 7): one errno per fault, the same from every agent ----
+
+def _exec_body(argv, flags=0):
+    return dict(flags=flags, argv=list(argv), env=[], cwd="")
+
+
+@case(Capability.EXEC)
+def exec_unknown_flag_bits_are_einval(ctx: Context):
+    """EXEC with flag bits the spec does not define gets EINVAL and runs nothing (STDIO, MOUNT
+    and UNMOUNT refuse theirs the same way)."""
+    e = ctx.expect_remote_error(ErrorCode.EINVAL, ctx.client.request, MsgType.EXEC, _exec_body(conform("exit", 0), 0x80),
+                                timeout=ctx.timeout)
+    check(e.request_type == MsgType.EXEC, f"ERROR names request type {e.request_type}, not EXEC")
+    ctx.expect_alive()
+
+
+@case(Capability.EXEC)
+def exec_empty_argv0_is_enoent(ctx: Context):
+    """EXEC with argv[0] = "" gets ENOENT (what execve("") says) from every agent."""
+    ctx.expect_remote_error(ErrorCode.ENOENT, ctx.client.request, MsgType.EXEC, _exec_body(["", "x"]),
+                            timeout=ctx.timeout)
+    ctx.expect_alive()
+
+
+@case(Capability.EXEC)
+def stdio_to_a_non_stdin_stream_is_einval(ctx: Context):
+    """STDIO from the host on stream 1 (STDOUT) gets EINVAL (request id 0: STDIO is an event),
+    whether or not the pid exists: the fields are checked before the pid."""
+    ctx.client.unsolicited_errors.clear()
+    for pid in (0x7FFF_FFF0, 1):
+        ctx.client.send_event(MsgType.STDIO, dict(pid=pid, stream=1, flags=0, data=b"x"))
+        e = ctx.client.wait_error(timeout=ctx.timeout)
+        check(e.code == ErrorCode.EINVAL and e.request_id == 0,
+              f"STDIO on stream 1 to pid {pid}: {e} (request id {e.request_id}), expected EINVAL with request id 0")
+    ctx.expect_alive()
+
+
+@case(Capability.SHUTDOWN)
+def shutdown_unknown_mode_is_einval(ctx: Context):
+    """SHUTDOWN with a mode the spec does not define (7) gets EINVAL and the agent stays up."""
+    ctx.expect_remote_error(ErrorCode.EINVAL, ctx.client.request, MsgType.SHUTDOWN, dict(mode=7, grace_ms=0),
+                            timeout=ctx.timeout)
+    ctx.expect_alive()
+
+
+@case(Capability.CONFIG)
+def config_portal_fields_are_validated(ctx: Context):
+    """CONFIG's portal_size and portal_device go together, portal_size is page-aligned and below
+    2^47, portal_device is absolute: anything else gets EINVAL from every agent, before it asks
+    whether it can map a Portal at all, and nothing of the CONFIG is applied."""
+    for size, device in ((1 << 63, "/dev/pmem0"), (4096, ""), (0, "/dev/pmem0"), (4097, "/dev/pmem0"),
+                         (2 << 20, "pmem0")):
+        ctx.expect_remote_error(ErrorCode.EINVAL, ctx.client.config, portal_size=size, portal_device=device,
+                                env=["WSLX_CONFORMANCE_REFUSED=1"], timeout=ctx.timeout)
+    ctx.expect_alive()
+
+
+@case(Capability.CONFIG | RUNS)
+def config_refused_portal_applies_nothing(ctx: Context):
+    """A CONFIG naming a device that does not exist is refused (ENOENT where the agent can map a
+    Portal, EOPNOTSUPP where it cannot, EINVAL where it is too small) and its env is not applied."""
+    ctx.client.config(env=[], timeout=ctx.timeout)
+    try:
+        ctx.client.config(portal_size=1 << 40, portal_device="/nonexistent/wslx-portal",
+                          env=["WSLX_CONFORMANCE_REFUSED=1"], timeout=ctx.timeout)
+    except RemoteError as e:
+        check(e.code in (ErrorCode.ENOENT, ErrorCode.EOPNOTSUPP, ErrorCode.EINVAL), f"unexpected {e}")
+    else:
+        raise ConformanceFailure("CONFIG with a 1 TiB Portal on /nonexistent/wslx-portal was accepted")
+    r = ctx.client.run(conform("getenv", "WSLX_CONFORMANCE_REFUSED"), timeout=ctx.timeout)
+    check(r.stdout == b"\n", f"the refused CONFIG's env was applied (WSLX_CONFORMANCE_REFUSED={r.stdout!r})")
+
+
+@case(Capability.EXEC)
+def stdio_unknown_flag_bits_are_einval(ctx: Context):
+    """STDIO from the host with flag bits other than EOF gets EINVAL (request id 0), before the
+    pid is looked up."""
+    ctx.client.unsolicited_errors.clear()
+    ctx.client.send_event(MsgType.STDIO, dict(pid=0x7FFF_FFF0, stream=0, flags=0x80, data=b"x"))
+    e = ctx.client.wait_error(timeout=ctx.timeout)
+    check(e.code == ErrorCode.EINVAL and e.request_id == 0, f"STDIO with flags 0x80: {e}, expected EINVAL")
+    ctx.expect_alive()
+
+
+@case(Capability.SIGNAL)
+def signal_invalid_signo_is_einval_before_the_pid(ctx: Context):
+    """SIGNAL with signo 0 or above SIGNAL_MAX gets EINVAL, for a pid that does not exist too:
+    the fields are checked before the pid (ESRCH only for a valid signal)."""
+    for signo in (0, SIGNAL_MAX + 1):
+        ctx.expect_remote_error(ErrorCode.EINVAL, ctx.client.request, MsgType.SIGNAL,
+                                dict(pid=0x7FFF_FF00, signo=signo), timeout=ctx.timeout)
+    ctx.expect_remote_error(ErrorCode.ESRCH, ctx.client.request, MsgType.SIGNAL, dict(pid=0x7FFF_FF00, signo=Signal.SIGTERM),
+                            timeout=ctx.timeout)
+    ctx.expect_alive()

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from ..hv import Faults, GuestFault, GuestMemory, HvError, Partition, Region, VirtualClock
+from ..spec.vmbus import AGENTX_HVSOCK_PORT as AGENTX_PORT
 
 REQ = struct.Struct("<IIQQQ")
 RESP = struct.Struct("<4QII16s")
@@ -28,7 +29,6 @@ OP_CPUID, OP_RDMSR, OP_WRMSR, OP_HYPERCALL, OP_RDTSC, OP_HALT, OP_RELAX, OP_EXIT
 MEM_BASE = 0x20000000            # below 4 GiB like the kernel's RAM; free in an ASan process's address space
 RELAX_TICKS = 100                # a pause costs 10 us of virtual time (bounded waits end quickly)
 HALT_HOST_WAIT_S = 0.001         # at each hlt, wait this long (real time) for host stream data
-AGENTX_PORT = 50010
 
 
 class HarnessError(HvError):

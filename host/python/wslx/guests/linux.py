@@ -65,3 +65,8 @@ class LinuxGuest(Guest):
             self.log(f"[boot] kernel {self.kernel}, initramfs {initrd}")
         return QemuMachine(self.kernel, initrd, append=self.append, virtio_serial_port=self.PORT_NAME, log=self.log,
                            **self.machine_kw)
+
+    def _reconnected(self, client) -> None:
+        # Linux's virtio_console shows the host side only as a level (POLLHUP while closed): a host
+        # back before the agent polled leaves no trace, so ask for the announcement it may not send
+        client.ask_announce()

@@ -4,7 +4,7 @@ hypercalls, SynIC, synthetic timers, a VMBus host and hv_sock endpoints, over gu
     mem = bytearray(4 << 20)
     with Partition(mem, "hyperv", inject=on_vector) as hv:
         hv.cpuid(0x40000001)              # the guest's CPUID / rdmsr / wrmsr / hypercall
-        listener = hv.hvsock_listen(50010)
+        listener = hv.hvsock_listen(wslx.spec.vmbus.AGENTX_HVSOCK_PORT)
 
 See docs/hyperv.md and docs/vmbus.md for the wire formats (wslx.spec.hyperv / wslx.spec.vmbus)."""
 from .clock import MonotonicClock, VirtualClock

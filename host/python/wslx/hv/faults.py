@@ -1,5 +1,6 @@
 """Fault-injection knobs: the host misbehaving on purpose, so guest code can prove it survives.
-Each knob's effect is the model's defined behaviour (tests/test_hv_model.py shows each one)."""
+Each knob's effect is the model's defined behaviour (tests/test_hv_guest.py shows each one;
+tests/test_trackb_hv_host.py shows the C guest surviving it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -10,13 +10,12 @@ from __future__ import annotations
 import errno
 import queue
 import socket
-import struct
 
 from ..spec.vmbus import HVSOCK_MTU, PIPE_MSG_DATA, VMPIPE_PROTO_HEADER, PacketType
 from .errors import HvTimeout, RingError
+from .ring import packer
 
-PIPE = struct.Struct("<II")
-assert PIPE.size == VMPIPE_PROTO_HEADER.sizeof()
+PIPE = packer(VMPIPE_PROTO_HEADER)
 TO_HOST_LIMIT = 256 << 10     # guest bytes buffered for a slow host reader before the host stops draining
 FROM_HOST_LIMIT = 64 << 10
 

@@ -35,6 +35,7 @@ from .faults import Faults
 from .hvsock import wait_readable
 from .memory import GuestMemory
 from .profiles import Profile, get_profile
+from .ring import packer
 from .stimer import SyntheticTimer
 from .synic import SynIC
 from .vmbus import VmbusHost
@@ -44,7 +45,7 @@ PAGE_MSR_RESERVED = 0xFFE                        # REFERENCE_TSC bits 11:1
 STIMER_MSRS = range(Msr.STIMER0_CONFIG, Msr.STIMER3_COUNT + 1)
 SINT_MSRS = range(Msr.SINT0, Msr.SINT15 + 1)
 SYNIC_MSRS = {Msr.SCONTROL, Msr.SVERSION, Msr.SIEFP, Msr.SIMP, Msr.EOM, *SINT_MSRS}
-POST_MESSAGE_INPUT_SIZE = H.HV_INPUT_POST_MESSAGE.sizeof()
+POST_MESSAGE_INPUT = packer(H.HV_INPUT_POST_MESSAGE)   # connection_id, reserved, message_type, payload_size, payload
 TLB_FLUSH_INPUT_SIZE = H.HV_TLB_FLUSH_INPUT.sizeof()
 TLB_FLUSH_FLAGS = int(H.TlbFlushFlags.ALL_PROCESSORS | H.TlbFlushFlags.ALL_VIRTUAL_ADDRESS_SPACES
                       | H.TlbFlushFlags.NON_GLOBAL_MAPPINGS_ONLY)
@@ -275,13 +276,10 @@ class Partition:
     def _hv_post_message(self, fast, varhead, reps, rep_start, rdx, r8):
         if fast or varhead or reps or rep_start:
             return HvStatus.INVALID_HYPERCALL_INPUT, 0
-        status, raw = self._param(rdx, POST_MESSAGE_INPUT_SIZE)
+        status, raw = self._param(rdx, POST_MESSAGE_INPUT.size)
         if status:
             return status, 0
-        conn_id = int.from_bytes(raw[0:4], "little")
-        reserved = int.from_bytes(raw[4:8], "little")
-        message_type = int.from_bytes(raw[8:12], "little")
-        size = int.from_bytes(raw[12:16], "little")
+        conn_id, reserved, message_type, size, payload = POST_MESSAGE_INPUT.unpack(raw)
         if reserved or conn_id & ~H.CONNECTION_ID_MASK:
             return HvStatus.INVALID_HYPERCALL_INPUT, 0
         if message_type == 0 or message_type & 0x80000000 or size > H.MESSAGE_PAYLOAD_SIZE:
@@ -296,7 +294,7 @@ class Partition:
         if message_type != H.HvMessageType.VMBUS:
             self.log(f"HvCallPostMessage: message type {message_type:#x} to the VMBus port dropped")
             return HvStatus.SUCCESS, 0
-        self.vmbus.post_from_guest(conn_id, raw[16:16 + size])
+        self.vmbus.post_from_guest(conn_id, payload[:size])
         return HvStatus.SUCCESS, 0
 
     def _hv_signal_event(self, fast, varhead, reps, rep_start, rdx, r8):

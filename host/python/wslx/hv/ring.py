@@ -19,16 +19,39 @@ from ..spec.hyperv import PAGE_SIZE
 from ..spec.vmbus import HV_RING_BUFFER, PACKET_ALIGN, PACKET_TRAILER_SIZE, VMPACKET_DESCRIPTOR
 from .errors import GuestMemoryError, RingError
 
-DESC = struct.Struct("<HHHHQ")
-assert DESC.size == VMPACKET_DESCRIPTOR.sizeof()
-
-
 def field_offsets(body) -> dict[str, int]:
     out, off = {}, 0
     for sc in body.subcons:
         out[sc.name] = off
         off += sc.sizeof()
     return out
+
+
+_RESERVED_FORMAT = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+
+def packer(body) -> struct.Struct:
+    """A struct.Struct for a fixed-size spec Struct, one value per field in wire order (a reserved
+    field is an integer of its size): hot paths pack and unpack with the spec's own layout, never a
+    format typed again by hand."""
+    fmt = "<"
+    for sc in body.subcons:
+        con = sc
+        while not hasattr(con, "fmtstr") and hasattr(con, "subcon"):   # Renamed, Const(...)
+            con = con.subcon
+        if hasattr(con, "fmtstr"):
+            fmt += con.fmtstr.lstrip("<>=")
+        elif sc.name == "reserved":
+            fmt += _RESERVED_FORMAT[sc.sizeof()]
+        else:                                                          # Bytes(n)
+            fmt += f"{sc.sizeof()}s"
+    out = struct.Struct(fmt)
+    if out.size != body.sizeof():
+        raise TypeError(f"{fmt} is {out.size} bytes, the spec Struct {body.sizeof()}")
+    return out
+
+
+DESC = packer(VMPACKET_DESCRIPTOR)
 
 
 CTRL = field_offsets(HV_RING_BUFFER)

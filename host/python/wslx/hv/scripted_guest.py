@@ -24,7 +24,7 @@ from ..spec import hyperv as H
 from ..spec import vmbus as V
 from ..spec.hyperv import HvStatus, Msr
 from ..spec.vmbus import ChannelMessageType as M
-from .ring import field_offsets   # offsets of a spec Struct's fields (no model state)
+from .ring import field_offsets, packer   # layouts of spec Structs (no model state)
 
 GUEST_OS_ID = H.GUEST_OS_ID_OPEN_SOURCE | (0x7F << 56) | (0x57 << 48) | (1 << 16)   # open source, "WSLX", v1
 VMBUS_VECTOR = 0x40
@@ -32,8 +32,8 @@ TIMER_VECTOR = 0x41
 DIRECT_TIMER_VECTOR = 0x42
 TIMER_SINT = 3
 LOCAL_HVSOCK_PORT = 0x20000001
-PIPE = struct.Struct("<II")
-DESC = struct.Struct("<HHHHQ")
+PIPE = packer(V.VMPIPE_PROTO_HEADER)
+DESC = packer(V.VMPACKET_DESCRIPTOR)
 
 
 class GuestScriptError(Exception):

@@ -13,14 +13,13 @@
 """
 from __future__ import annotations
 
-import struct
 
 from ..spec.hyperv import (HV_TIMER_MESSAGE_PAYLOAD, STIMER_APIC_VECTOR_MASK, STIMER_APIC_VECTOR_SHIFT,
                            STIMER_SINT_MASK, STIMER_SINT_SHIFT, HvMessageType, StimerConfigBits)
 from .errors import GeneralProtectionFault
+from .ring import packer
 
-TIMER_PAYLOAD = struct.Struct("<IIQQ")
-assert TIMER_PAYLOAD.size == HV_TIMER_MESSAGE_PAYLOAD.sizeof()
+TIMER_PAYLOAD = packer(HV_TIMER_MESSAGE_PAYLOAD)
 # plain ints: these are tested on every trap (IntFlag arithmetic costs a microsecond each)
 ENABLE, PERIODIC, AUTO_ENABLE, DIRECT_MODE = (int(StimerConfigBits.ENABLE), int(StimerConfigBits.PERIODIC),
                                               int(StimerConfigBits.AUTO_ENABLE), int(StimerConfigBits.DIRECT_MODE))

@@ -14,15 +14,15 @@ Rules (TLFS "Synthetic Interrupt Controller"; Linux 6.1 arch/x86/kvm/hyperv.c, K
 from __future__ import annotations
 
 import collections
-import struct
 
 from ..spec.hyperv import (EVENT_FLAGS_BYTES, HV_MESSAGE, HV_MESSAGE_HEADER, MESSAGE_FLAG_PENDING,
                            MESSAGE_PAYLOAD_SIZE, PAGE_MSR_ENABLE, PAGE_MSR_PFN_MASK, PAGE_SIZE, SCONTROL_ENABLE,
                            SINT_COUNT, SINT_FIRST_VALID_VECTOR, SINT_VECTOR_MASK, HvMessageType, SintBits)
 from .errors import GeneralProtectionFault, GuestMemoryError
+from .ring import packer
 
-HEADER = struct.Struct("<IBBHQ")      # hv_message_header
-assert HEADER.size == HV_MESSAGE_HEADER.sizeof() and HV_MESSAGE.sizeof() == HEADER.size + MESSAGE_PAYLOAD_SIZE
+HEADER = packer(HV_MESSAGE_HEADER)
+assert HV_MESSAGE.sizeof() == HEADER.size + MESSAGE_PAYLOAD_SIZE
 SLOT_SIZE = HV_MESSAGE.sizeof()
 SINT_RESERVED = ~int(SINT_VECTOR_MASK | SintBits.MASKED | SintBits.AUTO_EOI | SintBits.POLLING) & (2**64 - 1)
 MASKED_OR_POLLING = int(SintBits.MASKED | SintBits.POLLING)

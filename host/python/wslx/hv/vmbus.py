@@ -35,7 +35,9 @@ from ..spec.hyperv import HvMessageType, PAGE_SIZE
 from ..spec.vmbus import ChannelMessageType as M
 from .errors import GuestMemoryError, RingError
 from .hvsock import HvSockBridge, HvSockListener
-from .ring import HostReader, HostWriter
+from .ring import HostReader, HostWriter, packer
+
+GPA_RANGE = packer(V.GPA_RANGE)   # byte_count, byte_offset; then the u64 pfns
 
 STATUS_UNSUCCESSFUL = 0x8000FFFF
 STATUS_CONNECTION_REFUSED = 0xC0000236
@@ -370,14 +372,13 @@ class VmbusHost:
     def _parse_ranges(self, g: Gpadl) -> list[tuple[int, int, list[int]]]:
         raw, off, out = bytes(g.raw), 0, []
         for _ in range(g.rangecount):
-            if off + 8 > len(raw):
+            if off + GPA_RANGE.size > len(raw):
                 raise ValueError("ranges end early")
-            byte_count = int.from_bytes(raw[off:off + 4], "little")
-            byte_offset = int.from_bytes(raw[off + 4:off + 8], "little")
+            byte_count, byte_offset = GPA_RANGE.unpack_from(raw, off)
             if byte_count == 0 or byte_offset >= PAGE_SIZE:
                 raise ValueError(f"range byte_count {byte_count} byte_offset {byte_offset}")
             npfn = (byte_offset + byte_count + PAGE_SIZE - 1) // PAGE_SIZE
-            off += 8
+            off += GPA_RANGE.size
             if off + 8 * npfn > len(raw):
                 raise ValueError(f"range needs {npfn} pfns, {(len(raw) - off) // 8} given")
             pfns = [int.from_bytes(raw[off + 8 * i:off + 8 * i + 8], "little") for i in range(npfn)]

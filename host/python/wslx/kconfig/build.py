@@ -22,14 +22,14 @@ import time
 from pathlib import Path
 
 from .check import DEFAULT_BASE, check_requested, format_report
+from .conf import merge_config_lines
 from .declarations import resolve_profile
 from .errors import ConfigLossError, KernelBuildError
-from .fragment import config_key_material, parse_file, parse_text, render
+from .fragment import SourceLine, config_key_material, parse_file, parse_text, read_lines, render
 from .source import ARCH, SourceTree, cache_root, find_source
 
 RECIPE_VERSION = "1"  # bump when the build steps below change what comes out
 REPRODUCIBLE_ENV = {"KBUILD_BUILD_TIMESTAMP": "2024-01-01", "KBUILD_BUILD_USER": "wslx", "KBUILD_BUILD_HOST": "wslx"}
-_CONFIG_LINE = re.compile(r"^(?:# )?CONFIG_([A-Za-z0-9_]+)[= ]")
 
 
 def _log(msg: str) -> None:
@@ -56,10 +56,12 @@ def _run(cmd: list[str], *, quiet: bool = False) -> None:
 
 
 def _merge_fragment(dot_config: Path, requested: dict[str, str]) -> None:
-    kept = [line for line in dot_config.read_text().splitlines()
-            if not ((m := _CONFIG_LINE.match(line)) and m.group(1) in requested)]
-    appended = [f"# CONFIG_{s} is not set" if v == "n" else f"CONFIG_{s}={v}" for s, v in requested.items()]
-    dot_config.write_text("\n".join(kept + appended) + "\n")
+    """What merge_config.sh -m does (the validator's merge_config_lines): drop the base's lines for
+    the fragment's symbols, append the fragment."""
+    fragment = [SourceLine(f"# CONFIG_{s} is not set" if v == "n" else f"CONFIG_{s}={v}", "fragment")
+                for s, v in requested.items()]
+    merged, _ = merge_config_lines(read_lines(dot_config), [fragment])
+    dot_config.write_bytes("".join(line.text + "\n" for line in merged).encode("utf-8", "surrogateescape"))
 
 
 def _real_losses(dot_config: Path, requested: dict[str, str]) -> list[str]:
@@ -135,11 +137,14 @@ def build_fragment(fragment: Path, *, output: Path | None = None, source=None, b
     name = name or frag.header.get("profile", Path(fragment).stem).split()[0]
     base = base or frag.header.get("base") or DEFAULT_BASE
     sources = {}
-    for sym, _, line in frag.assignments:
-        sources.setdefault(sym, []).append(f"line {line}")
+    for a in frag.assignments:
+        sources.setdefault(a.symbol, []).append(a.where)
     if frag.duplicates():
         raise ConfigLossError(f"{fragment}: symbols assigned twice with different values: "
                               + ", ".join(frag.duplicates()))
+    if frag.ignored:
+        raise ConfigLossError(f"{fragment}: kconfig would skip these lines: "
+                              + "; ".join(f"{i.where}: {i.why}" for i in frag.ignored))
     return build_from_requested(frag.requested(), name=name, base=base, source=source, output=output,
                                 sources=sources, **kw)
 

@@ -24,9 +24,6 @@ from .declarations import Composition
 from .errors import DeclarationError, FragmentParseError
 
 HEADER_FIRST_LINE = "# WSLX kernel config fragment -- generated from kernel-config/, do not edit"
-_ASSIGN = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
-_NOT_SET = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set\s*$")
-_VALUE = re.compile(r'^(?:[ymn]|-?\d+|0[xX][0-9a-fA-F]+|"(?:[^"\\]|\\.)*")$')
 
 
 def fingerprint(body: str) -> str:
@@ -90,27 +87,174 @@ def write_profile_fragment(comp: Composition, path: Path) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class SourceLine:
+    """One line of a config file as kconfig reads it: newline and one preceding CR removed."""
+
+    text: str
+    where: str   # "path:lineno", or a profile's feature names
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """`CONFIG_X=raw` or `# CONFIG_X is not set` (raw "n"). `raw` is exactly what confdata.c hands to
+    conf_set_sym_val: whether it is valid depends on the symbol's type (see check.interpret)."""
+
+    symbol: str
+    raw: str
+    where: str
+    not_set: bool = False
+
+
+@dataclass(frozen=True)
+class IgnoredLine:
+    """A line kconfig skips ("unexpected data"), though it looks like it meant to set something."""
+
+    text: str
+    where: str
+    why: str
+    symbol: str | None = None
+
+
+@dataclass(frozen=True)
+class Note:
+    """Not a loss, but worth knowing: a symbol set twice (same value), or redefined by a later file."""
+
+    kind: str          # duplicate, redefined
+    symbol: str
+    places: list[str]
+    text: str
+
+
+@dataclass(frozen=True)
+class ConfDialect:
+    """The two ways Linux's confdata.c reads `# CONFIG_X is not set` (6.1 vs 6.9+)."""
+
+    not_set_needs_space: bool = True   # line[1] must be ' ' (6.12); 6.1 skips line[1] unchecked
+    not_set_exact: bool = True         # strcmp (6.12) rather than strncmp(p, "is not set", 10) (6.1)
+    choice_priority: bool = True       # 6.11+: the last-assigned y member wins, an explicit n skips the default
+    range_resets_user_value: bool = False  # conf_read() of 6.1 drops an out-of-range value (6.12 clamps it)
+
+    @classmethod
+    def of_tree(cls, tree: Path) -> "ConfDialect":
+        try:
+            text = (Path(tree) / "scripts/kconfig/confdata.c").read_text(errors="replace")
+            symbol_c = (Path(tree) / "scripts/kconfig/symbol.c").read_text(errors="replace")
+        except OSError:
+            return cls()
+        return cls(not_set_needs_space="line[1] != ' '" in text,
+                   not_set_exact='strcmp(p, "is not set")' in text,
+                   choice_priority="choice_members" in symbol_c,
+                   range_resets_user_value="Reset a string value if it's out of range" in text)
+
+
+_NAME_CHARS = re.compile(r"^CONFIG_([A-Za-z0-9_]+)")
+
+
+def parse_line(line: SourceLine, dialect: ConfDialect = ConfDialect()) -> Assignment | IgnoredLine | None:
+    """conf_read_simple() for one line: an assignment, a line kconfig ignores that looks meant, or None
+    (blank line or comment)."""
+    text = line.text
+    if not text:
+        return None
+    if text[0] == "#":
+        if dialect.not_set_needs_space and text[1:2] != " ":
+            return None
+        rest = text[2:]
+        if not rest.startswith("CONFIG_"):
+            return None
+        name, space, tail = rest[7:].partition(" ")
+        if not space:
+            return None
+        if tail == "is not set" or (not dialect.not_set_exact and tail.startswith("is not set")):
+            return Assignment(name, "n", line.where, not_set=True)
+        if tail.startswith("is not set"):
+            return IgnoredLine(text, line.where, "text after 'is not set': kconfig reads it as a comment", name)
+        return None
+    if not text.startswith("CONFIG_"):
+        if text.strip() == "" or text.lstrip().startswith("#"):
+            return None  # kconfig warns "unexpected data" but nothing was meant to be set here
+        m = _NAME_CHARS.match(text.lstrip())
+        if m:
+            return IgnoredLine(text, line.where, "leading whitespace: kconfig only reads lines that start "
+                               "with CONFIG_", m.group(1))
+        return IgnoredLine(text, line.where, "unexpected data: not CONFIG_NAME=value or a comment")
+    name, eq, raw = text[7:].partition("=")
+    if not eq:
+        return IgnoredLine(text, line.where, "no '=': kconfig ignores the line", name)
+    return Assignment(name, raw, line.where)
+
+
+def read_lines(path: Path) -> list[SourceLine]:
+    """A config file's lines, byte-transparent: kconfig never decodes, so neither do comments here
+    (non-UTF-8 bytes are read as Latin-1)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FragmentParseError(str(path), 0, "", "fragment file not found") from None
+    except OSError as exc:
+        raise FragmentParseError(str(path), 0, "", f"cannot read fragment ({exc.strerror or exc})") from None
+    return lines_of_bytes(data, str(path))
+
+
+def lines_of_bytes(data: bytes, name: str) -> list[SourceLine]:
+    out = []
+    raw_lines = data.split(b"\n")
+    if raw_lines and raw_lines[-1] == b"":
+        raw_lines.pop()
+    for lineno, raw in enumerate(raw_lines, 1):
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+        out.append(SourceLine(text, f"{name}:{lineno}"))
+    return out
+
+
 @dataclass
 class ParsedFragment:
     path: str
-    assignments: list[tuple[str, str, int]] = field(default_factory=list)  # (symbol, value, lineno) in order
+    assignments: list[Assignment] = field(default_factory=list)  # in file order
+    ignored: list[IgnoredLine] = field(default_factory=list)
     header: dict[str, str] = field(default_factory=dict)
     body: str = ""
+    lines: list[SourceLine] = field(default_factory=list)
 
     def requested(self) -> dict[str, str]:
-        """Last assignment wins, as in merge_config.sh and conf."""
-        return {sym: val for sym, val, _ in self.assignments}
+        """Last assignment wins, as in merge_config.sh and conf (raw values, before type checks)."""
+        return {a.symbol: a.raw for a in self.assignments}
 
-    def duplicates(self) -> dict[str, list[tuple[str, int]]]:
-        """Symbols assigned more than once with different values (name -> [(value, line)])."""
-        seen: dict[str, list[tuple[str, int]]] = {}
-        for sym, val, lineno in self.assignments:
-            seen.setdefault(sym, []).append((val, lineno))
-        return {s: v for s, v in seen.items() if len({val for val, _ in v}) > 1}
+    def _by_symbol(self) -> dict[str, list[Assignment]]:
+        seen: dict[str, list[Assignment]] = {}
+        for a in self.assignments:
+            seen.setdefault(a.symbol, []).append(a)
+        return seen
+
+    def duplicates(self) -> dict[str, list[Assignment]]:
+        """Symbols assigned more than once with different values."""
+        return {s: v for s, v in self._by_symbol().items() if len({a.raw for a in v}) > 1}
+
+    def notes(self) -> list[Note]:
+        """Symbols assigned more than once with the same value (merge_config.sh -r calls them redundant)."""
+        return [Note("duplicate", s, [a.where for a in v], f"set to {v[0].raw} {len(v)} times")
+                for s, v in self._by_symbol().items() if len(v) > 1 and len({a.raw for a in v}) == 1]
 
 
-def parse_text(text: str, path: str = "<fragment>") -> ParsedFragment:
-    frag = ParsedFragment(path)
+def parse_lines(lines: list[SourceLine], path: str, dialect: ConfDialect = ConfDialect()) -> ParsedFragment:
+    frag = ParsedFragment(path, lines=lines)
+    for line in lines:
+        item = parse_line(line, dialect)
+        if isinstance(item, Assignment):
+            frag.assignments.append(item)
+        elif isinstance(item, IgnoredLine):
+            frag.ignored.append(item)
+    return frag
+
+
+def _read_header(frag: ParsedFragment, text: str) -> None:
     header_text, sep, body = text.partition("\n\n")
     if text.startswith(HEADER_FIRST_LINE) and sep:
         frag.body = body
@@ -120,35 +264,19 @@ def parse_text(text: str, path: str = "<fragment>") -> ParsedFragment:
                 frag.header[key.strip()] = value.strip()
     else:
         frag.body = text
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line:
-            continue
-        m = _NOT_SET.match(line)
-        if m:
-            frag.assignments.append((m.group(1), "n", lineno))
-            continue
-        if line.startswith("#"):
-            continue
-        m = _ASSIGN.match(line)
-        if not m:
-            raise FragmentParseError(path, lineno, raw, "expected CONFIG_NAME=value or '# CONFIG_NAME is not set'")
-        value = m.group(2).strip()
-        if not _VALUE.match(value):
-            raise FragmentParseError(path, lineno, raw, "value must be y, m, n, a number or a \"quoted string\"")
-        frag.assignments.append((m.group(1), value, lineno))
+
+
+def parse_text(text: str, path: str = "<fragment>", dialect: ConfDialect = ConfDialect()) -> ParsedFragment:
+    frag = parse_lines(lines_of_bytes(text.encode(), path), path, dialect)
+    _read_header(frag, text)
     return frag
 
 
-def parse_file(path: Path) -> ParsedFragment:
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise FragmentParseError(str(path), 0, "", "fragment file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FragmentParseError(str(path), 0, "", f"cannot read fragment ({exc})") from None
-    return parse_text(text, str(path))
+def parse_file(path: Path, dialect: ConfDialect = ConfDialect()) -> ParsedFragment:
+    lines = read_lines(path)
+    frag = parse_lines(lines, str(path), dialect)
+    _read_header(frag, "\n".join(line.text for line in lines))
+    return frag
 
 
 def config_key_material(assignments: dict[str, str]) -> str:

@@ -21,6 +21,8 @@ from .. import repo_root
 from .errors import SourceTreeError
 
 DEFAULT_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
+# `--source 6.1|6.12`: Debian 12's kernel source packages (6.12 comes from bookworm-security).
+KNOWN_TREES = {"6.1": DEFAULT_TARBALL, "6.12": Path("/usr/src/linux-source-6.12.tar.xz")}
 ARCH = "x86_64"   # what `make` picks on this host: 64BIT has no prompt, so allnoconfig stays 64-bit
 SRCARCH = "x86"
 _BARE_MODULES = re.compile(r"^(\s*)modules\s*$", re.M)
@@ -91,12 +93,20 @@ def _unpack(tarball: Path, dest_parent: Path, log=print) -> Path:
     return dest
 
 
-def find_source(source: str | os.PathLike | None = None, log=print) -> SourceTree:
-    """`source` may be a tree, a tarball, or None (KSOURCE env, then Debian's linux-source-6.1)."""
+def _source_path(source: str | os.PathLike | None) -> tuple[Path, str]:
+    """(path, install hint) for a --source value: a known version, a tree, a tarball, or None."""
     given = source or os.environ.get("KSOURCE") or None
-    path = Path(given) if given else DEFAULT_TARBALL
+    if given is None or str(given) in KNOWN_TREES:
+        version = str(given) if given else "6.1"
+        return KNOWN_TREES[version], f" (install linux-source-{version}: tools/setup.sh)"
+    return Path(given), ""
+
+
+def find_source(source: str | os.PathLike | None = None, log=print) -> SourceTree:
+    """`source` may be 6.1 or 6.12 (Debian's linux-source packages), a tree, a tarball, or None
+    (KSOURCE env, then linux-source-6.1)."""
+    path, hint = _source_path(source)
     if not path.exists():
-        hint = " (install linux-source-6.1: tools/setup.sh)" if not given else ""
         raise SourceTreeError(f"Linux source {path} does not exist{hint}")
     if path.is_dir():
         if not _is_tree(path):
@@ -116,10 +126,15 @@ def kconfig_environ(tree: Path) -> dict[str, str]:
         cc_version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     except (OSError, IndexError):
         cc_version = ""
+    # Kconfig's $(shell,...) tests read these too (X86_X32_ABI runs `$(OBJCOPY) --version`).
+    tools = {"LD": "ld", "AR": "ar", "NM": "nm", "STRIP": "strip", "OBJCOPY": "objcopy", "OBJDUMP": "objdump",
+             "READELF": "readelf", "PAHOLE": "pahole", "LEX": "flex", "YACC": "bison", "AWK": "awk",
+             "PERL": "perl", "PYTHON3": "python3", "HOSTPKG_CONFIG": "pkg-config", "RUSTC": "rustc",
+             "BINDGEN": "bindgen"}
     return {
-        "srctree": str(tree), "ARCH": ARCH, "SRCARCH": SRCARCH, "CC": cc, "LD": os.environ.get("LD", "ld"),
-        "HOSTCC": "gcc", "HOSTCXX": "g++", "CC_VERSION_TEXT": cc_version,
-        "KERNELVERSION": _kernel_version(tree), "RUSTC": "rustc", "BINDGEN": "bindgen",
+        "srctree": str(tree), "ARCH": ARCH, "SRCARCH": SRCARCH, "CC": cc, "CPP": f"{cc} -E",
+        "HOSTCC": "gcc", "HOSTCXX": "g++", "CC_VERSION_TEXT": cc_version, "KERNELVERSION": _kernel_version(tree),
+        **{name: os.environ.get(name, default) for name, default in tools.items()},
     }
 
 
@@ -169,11 +184,19 @@ def load_kconfig(tree: Path):
 
 def source_identity(source: str | os.PathLike | None = None) -> str:
     """A cheap identity of the sources for build signatures: never unpacks anything."""
-    given = source or os.environ.get("KSOURCE") or None
-    path = Path(given) if given else DEFAULT_TARBALL
+    path, _ = _source_path(source)
     if path.is_file():
         st = path.stat()
         return f"{path.resolve()}:{st.st_size}:{int(st.st_mtime)}"
     if path.is_dir() and (path / "Makefile").is_file():
         return f"{path.resolve()}:linux-{_kernel_version(path)}"
     return f"{path}:missing"
+
+
+def other_trees(tree: SourceTree, log=print) -> list[SourceTree]:
+    """The known trees (6.1, 6.12) installed here other than `tree`, for "exists in linux X" hints."""
+    out = []
+    for tarball in KNOWN_TREES.values():
+        if tarball.is_file() and str(tarball.resolve()) != tree.origin:
+            out.append(find_source(tarball, log=log))
+    return out

@@ -15,6 +15,7 @@ wrong raises a typed PortalError; every wait has a timeout.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import mmap
 import os
@@ -88,6 +89,7 @@ class Portal:
         self.portal_id = 0
         self.layout: dict = {}
         self._inflight: dict[int, tuple[int, Span | None, int]] = {}
+        self._backlog: collections.deque[tuple[Completion, bytes]] = collections.deque()  # taken, not delivered
         self._next_cookie = 1
         self.doorbell_ring: Callable[[], None] | None = None        # host -> guest wakeup
         self.doorbell_wait: Callable[[float], None] | None = None   # block up to t s for guest -> host
@@ -205,6 +207,7 @@ class Portal:
         lib.portal_arena_init(self._arena, self._end, Side.HOST)
         self._cbuf = ffi.new("struct portal_msg[]", 1024)
         self._inflight.clear()
+        self._backlog.clear()
 
     def close(self) -> None:
         self._end = self._arena = None
@@ -342,29 +345,58 @@ class Portal:
         if self.doorbell_ring is not None and self.lib.portal_peer_wants_wakeup(self._end, RingId.SUBMIT):
             self.doorbell_ring()
 
-    def _take(self, n: int) -> list[Completion]:
-        out = []
+    def _take(self, n: int) -> None:
+        """Copy n received slots into the backlog, unvalidated (validation happens at delivery)."""
         for i in range(n):
             m = self._cbuf[i]
-            span = _span_from_c(m.span)
-            c = Completion(m.cookie, m.op, m.status, span, m.arg, m.result)
-            req = self._inflight.pop(c.cookie, None)
-            if req is None:
-                raise PortalCorrupt(f"completion for unknown cookie {c.cookie:#x}")
-            op, sent_span, arg = req
-            if c.op != op or c.arg != arg or span != (sent_span or Span(0, 0, 0, 0, 0)):
-                raise PortalCorrupt(f"completion {c.cookie:#x} does not match its request "
-                                    f"(op {c.op} vs {op}, span {span} vs {sent_span})")
-            if c.status not in Err._value2member_map_:
-                raise PortalCorrupt(f"completion {c.cookie:#x} has unknown status {c.status}")
+            self._backlog.append((Completion(m.cookie, m.op, m.status, _span_from_c(m.span), m.arg, m.result),
+                                  bytes(m.reserved0)))
+
+    def _fault(self, c: Completion, reserved0: bytes) -> str | None:
+        """Why completion c cannot be delivered, or None if it answers a request in flight."""
+        if any(reserved0):
+            return f"completion {c.cookie:#x} has non-zero reserved0 {reserved0.hex()} (must be zero)"
+        req = self._inflight.get(c.cookie)
+        if req is None:
+            return f"completion for unknown cookie {c.cookie:#x}"
+        op, sent_span, arg = req
+        if c.op != op or c.arg != arg or c.span != (sent_span or Span(0, 0, 0, 0, 0)):
+            return (f"completion {c.cookie:#x} does not match its request "
+                    f"(op {c.op} vs {op}, span {c.span} vs {sent_span})")
+        if c.status not in Err._value2member_map_:
+            return f"completion {c.cookie:#x} has unknown status {c.status}"
+        return None
+
+    def _deliver(self, max_count: int) -> list[Completion]:
+        """Good completions from the front of the backlog, in ring order, up to the first bad one.
+        A bad one at the front is removed and raised alone (PortalCorrupt): the good ones before
+        it were returned by this call, those after it by the next."""
+        out: list[Completion] = []
+        while self._backlog and len(out) < max_count:
+            c, reserved0 = self._backlog[0]
+            fault = self._fault(c, reserved0)
+            if fault is not None:
+                if out:
+                    break
+                self._backlog.popleft()
+                raise PortalCorrupt(fault)
+            self._backlog.popleft()
+            del self._inflight[c.cookie]
             out.append(c)
         return out
 
     def reap(self, max_count: int = 1024, timeout: float = 5.0) -> list[Completion]:
         """At least one completion (up to max_count) or PortalTimeout. Spins briefly in C,
-        then backs off (sleeping up to 1 ms, or on the doorbell) until the timeout."""
+        then backs off (sleeping up to 1 ms, or on the doorbell) until the timeout.
+
+        Every completion is checked before it is delivered (known cookie, matching request,
+        known status, reserved0 zero). A bad one is raised alone as PortalCorrupt, and the good
+        ones around it are not lost: those before it are returned first, those after it by the
+        next reap. Every poll re-checks the header (PortalHeaderChanged; the ring is left as is)."""
         max_count = max(1, min(max_count, 1024))
         lib, end = self.lib, self._e()
+        if self._backlog:  # completions already taken off the ring, behind a bad one
+            return self._deliver(max_count)
         n = lib.portal_recv_spin(end, RingId.COMPLETE, self._cbuf, max_count, self.spin_ns)
         deadline, delay = time.monotonic() + timeout, 50e-6
         while n == 0:
@@ -385,7 +417,8 @@ class Portal:
                 self.check()
         if n < 0:
             raise from_code(n, "COMPLETE ring")
-        return self._take(n)
+        self._take(n)
+        return self._deliver(max_count)
 
     def call(self, op: int, span: Span | None = None, arg: int = 0, timeout: float = 5.0) -> Completion:
         """One request and its completion (others in flight are not allowed here)."""

@@ -390,8 +390,9 @@ MESSAGES: list[Message] = [
             replies=(MsgType.OK,) + _ERR, capability=Capability.SIGNAL,
             example=dict(pid=42, signo=Signal.SIGTERM)),
     Message(MsgType.QUIESCE, "host->agent", "request", QuiesceBody,
-            "Prepare for a snapshot: stop accepting EXEC, sync filesystems, flush pmem, then reply "
-            "QUIESCE_COMPLETE. Idempotent.",
+            "Prepare for a snapshot: stop accepting EXEC, pause producers (process output stays in its "
+            "pipes, built-ins and the Portal service are not stepped) so that QUIESCE_COMPLETE is the last "
+            "frame until RESUME, sync filesystems, flush pmem, then reply QUIESCE_COMPLETE. Idempotent.",
             replies=(MsgType.QUIESCE_COMPLETE,) + _ERR, capability=Capability.QUIESCE,
             example=dict(timeout_ms=5000)),
     Message(MsgType.RESUME, "host->agent", "request", Empty,

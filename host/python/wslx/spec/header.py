@@ -47,3 +47,11 @@ class HeaderSpec:
     structs: list[CStruct] = field(default_factory=list)
     doc: str = ""                  # prose for the top of the header and the Markdown page
     assembler: bool = False        # the constants and offset macros are usable from assembler (.S) too
+
+
+def header_from_tables(name: str, *, prefix: str, title: str, doc: str, constants, enums, structs) -> HeaderSpec:
+    """The HeaderSpec of spec module `name` declared as plain tables: constants as (name, value, doc),
+    enums as (macro prefix, enum class), structs as (c_name, Struct, doc[, packed])."""
+    return HeaderSpec(name=name, source=f"host/python/wslx/spec/{name}.py", prefix=prefix, title=title, doc=doc,
+                      constants=[Constant(*c) for c in constants], enums=list(enums),
+                      structs=[CStruct(*s) for s in structs])

@@ -18,7 +18,7 @@ import enum
 from construct import Bytes, Int8ul, Int16ul, Int32ul, Int64sl, Int64ul, Struct
 
 from .fields import Reserved
-from .header import Constant, CStruct, HeaderSpec
+from .header import header_from_tables
 
 PAGE_SIZE = 4096
 PAGE_SHIFT = 12
@@ -363,6 +363,5 @@ STRUCTS = [
     ("hv_reference_tsc_page", HV_REFERENCE_TSC_PAGE, "start of the reference TSC page"),
 ]
 
-C_HEADER = HeaderSpec(name="hyperv", source="host/python/wslx/spec/hyperv.py", prefix=PREFIX, title=TITLE, doc=DOC,
-                      constants=[Constant(*c) for c in CONSTANTS], enums=list(ENUMS),
-                      structs=[CStruct(*s) for s in STRUCTS])
+C_HEADER = header_from_tables("hyperv", prefix=PREFIX, title=TITLE, doc=DOC, constants=CONSTANTS, enums=ENUMS,
+                              structs=STRUCTS)

@@ -49,12 +49,18 @@ ring control blocks and writes the new header.
 Everything the peer writes is hostile. Each side copies the header into
 private memory once, at attach, validates it, and never reads ring offsets or
 sizes from the shared copy again; it re-checks magic, version, generation and
-portal_id on every poll (a change is PortalHeaderChanged / PORTAL_ERR_HEADER).
+portal_id on every poll: every receive from a ring (portal_recv) compares them
+after loading head, and on a change takes nothing off the ring and fails with
+PORTAL_ERR_HEADER (PortalHeaderChanged on the host).
 Indices are validated on every load (head - tail <= slot_count, monotonic);
 messages are copied out of the slot before any field is looked at; spans are
 bounds-checked against the private copy of the arena bounds, and their
 generation must carry the current region generation (and, on the host, match
-the live allocation).
+the live allocation). The host accepts a completion only if its reserved0 is
+zero, its cookie is in flight, its op, arg and span are those of that request and
+its status is a known Err; a bad one is reported alone (PortalCorrupt) and leaves
+its cookie's request in flight, and the good completions published around it are
+delivered in ring order, never dropped.
 
 Flush (QUIESCE): the guest's stores through its device-dax mapping land in the
 host's MAP_SHARED mapping of the backing file as they execute, so a host reader

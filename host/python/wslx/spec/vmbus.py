@@ -15,7 +15,7 @@ from construct import Bytes, Int8ul, Int16ul, Int32sl, Int32ul, Int64ul, Struct
 
 from .agentx import VSOCK_CONTROL_PORT
 from .fields import Reserved
-from .header import Constant, CStruct, HeaderSpec
+from .header import header_from_tables
 from .hyperv import MESSAGE_PAYLOAD_SIZE, PAGE_SIZE
 
 MESSAGE_SINT = 2                 # VMBus messages and events arrive on SINT 2
@@ -318,6 +318,5 @@ STRUCTS = [
     ("vmpipe_proto_header", VMPIPE_PROTO_HEADER, "hv_sock: starts every in-band payload"),
 ]
 
-C_HEADER = HeaderSpec(name="vmbus", source="host/python/wslx/spec/vmbus.py", prefix=PREFIX, title=TITLE, doc=DOC,
-                      constants=[Constant(*c) for c in CONSTANTS], enums=list(ENUMS),
-                      structs=[CStruct(*s) for s in STRUCTS])
+C_HEADER = header_from_tables("vmbus", prefix=PREFIX, title=TITLE, doc=DOC, constants=CONSTANTS, enums=ENUMS,
+                              structs=STRUCTS)

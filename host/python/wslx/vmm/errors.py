@@ -85,3 +85,7 @@ class ChannelTimeout(VMError, TimeoutError):
 
 class ShutdownError(VMError):
     """The VM process could not be ended (survived SIGKILL)."""
+
+
+class MigrationError(VMError):
+    """A QMP command, or a save/load of the VM's state (migration), failed or timed out."""

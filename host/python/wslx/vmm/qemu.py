@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import (ChannelTimeout, ConsoleTimeout, GuestExited, GuestPanicked, LaunchError,
-                     ShutdownError, VMError)
+                     MigrationError, ShutdownError, VMError)
 from .procs import processes
 
 _log = logging.getLogger(__name__)
@@ -126,6 +126,10 @@ class QemuMachine:
         exit_grace: float = 0.0,
         powerdown_grace: float = 0.0,
         log: Callable[[str], None] | None = None,
+        ram_path: Path | str | None = None,
+        ram_shared: bool = True,
+        incoming: bool = False,
+        control_socket: bool = False,
     ):
         """machine: 'q35' or 'microvm' (microvm gets pcie=on; no virtio-pmem there).
         firmware: 'auto' (qboot if installed, else SeaBIOS), 'seabios'/None, 'qboot', or a ROM path.
@@ -138,6 +142,12 @@ class QemuMachine:
         guest-physical address (virtio-pmem-pci memaddr=), so a restored snapshot finds
         the region where the guest mapped it.  exit_grace/powerdown_grace:
         seconds `__exit__` waits for the guest to exit by itself / after system_powerdown.
+        ram_path: guest RAM in this file (memory-backend-file, -machine memory-backend=) instead
+        of anonymous memory; ram_shared: map it shared (share=on: guest stores land in the file,
+        the snapshot fast path) or private (share=off: copy-on-write over the file, a clone).
+        incoming: start paused with `-incoming defer`, waiting for migrate_incoming().
+        control_socket: a second QMP monitor at qmp-ctl.sock, for another process (e.g.
+        `wslx snapshot save --vm RUNDIR`) while this one holds qmp.sock.
         """
         self.kernel = Path(kernel)
         self.initrd = Path(initrd) if initrd is not None else None
@@ -156,6 +166,10 @@ class QemuMachine:
         self.pmem_addr = pmem_addr
         self.panic_re = re.compile(panic_regex, re.MULTILINE) if isinstance(panic_regex, str) else panic_regex
         self.extra_args = list(extra_args)
+        self.ram_path = Path(ram_path) if ram_path is not None else None
+        self.ram_shared = ram_shared
+        self.incoming = incoming
+        self.control_socket = control_socket
         self.qemu_binary = qemu_binary
         self.id = uuid.uuid4().hex[:10]
         self.name = name or f"{NAME_PREFIX}{self.id}"
@@ -200,6 +214,10 @@ class QemuMachine:
     @property
     def virtio_serial_socket_path(self) -> Path:
         return self._path("vport.sock")
+
+    @property
+    def control_socket_path(self) -> Path:
+        return self._path("qmp-ctl.sock")
 
     @property
     def serial_socket_path(self) -> Path:
@@ -247,6 +265,8 @@ class QemuMachine:
         machine = self.machine
         if machine == "microvm":
             machine = "microvm,pcie=on"
+        if self.ram_path is not None:
+            machine += ",memory-backend=ram0"
         args = [
             self.qemu_binary,
             "-name", self.name,
@@ -260,12 +280,18 @@ class QemuMachine:
             args += ["-m", f"{self.memory},slots=2,maxmem=2G"]
         else:
             args += ["-m", str(self.memory)]
+        if self.ram_path is not None:
+            args += ["-object", f"memory-backend-file,id=ram0,share={'on' if self.ram_shared else 'off'},"
+                                f"mem-path={self.ram_path},size={self.memory}M"]
         args += ["-kernel", str(self.kernel)]
         if self.initrd is not None:
             args += ["-initrd", str(self.initrd)]
         args += ["-append", self.kernel_cmdline()]
         args += ["-chardev", f"socket,id=qmp,path={self.qmp_socket_path},server=on,wait=off",
                  "-mon", "chardev=qmp,mode=control"]
+        if self.control_socket:
+            args += ["-chardev", f"socket,id=qmpctl,path={self.control_socket_path},server=on,wait=off",
+                     "-mon", "chardev=qmpctl,mode=control"]
         args += ["-chardev", f"file,id=con0,path={self.console_log}", "-serial", "chardev:con0"]
         if self.serial_transport:
             args += ["-chardev", f"socket,id=ser1,path={self.serial_socket_path},server=on,wait=off",
@@ -281,6 +307,8 @@ class QemuMachine:
             args += ["-object", f"memory-backend-file,id=pmem0,share=on,mem-path={self.pmem_path},size={size}",
                      "-device", "virtio-pmem-pci,memdev=pmem0,id=pmem0"
                      + (f",memaddr={self.pmem_addr:#x}" if self.pmem_addr is not None else "")]
+        if self.incoming:
+            args += ["-incoming", "defer"]
         args += self.extra_args
         return args
 
@@ -567,10 +595,86 @@ class QemuMachine:
             raise VMError("machine was created with serial_transport=False", log_dir=self.run_dir)
         return self._connect_unix(self.serial_socket_path, timeout, "serial channel (ttyS1)")
 
+    def qmp_command(self, cmd: str, timeout: float = 10.0, **args):
+        """Run one QMP command and return its result; a QMP error, a timeout or a closed monitor
+        raises MigrationError (with the console tail and run dir)."""
+        if self.qmp is None:
+            raise MigrationError(f"QMP {cmd}: no monitor (machine not running)", **self._common())
+        try:
+            self.qmp.settimeout(timeout)
+            return self.qmp.cmd(cmd, **args)
+        except Exception as e:  # qemu.qmp's ExecuteError, a timeout, EOF
+            raise MigrationError(f"QMP {cmd} {args or ''} failed: {e}", **self._common()) from e
+        finally:
+            if self.qmp is not None:
+                self.qmp.settimeout(10.0)
+
+    def set_migration(self, *, ignore_shared: bool, max_bandwidth: int = 1 << 40) -> None:
+        """Capabilities for a snapshot migration (both sides): `events` (MIGRATION events) and
+        `x-ignore-shared` (RAM in a shared file is not copied into the stream); max-bandwidth
+        raised, since the 128 MiB/s default throttles a stopped VM too."""
+        self.qmp_command("migrate-set-capabilities", capabilities=[
+            {"capability": "events", "state": True},
+            {"capability": "x-ignore-shared", "state": bool(ignore_shared)}])
+        self.qmp_command("migrate-set-parameters", **{"max-bandwidth": int(max_bandwidth)})
+
+    def wait_migration(self, timeout: float, what: str) -> dict:
+        """Poll query-migrate until completed; failed/cancelled, QEMU exiting (as it does when an
+        incoming stream does not load) or the timeout raise MigrationError with QEMU's own output."""
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            try:
+                info = self.qmp_command("query-migrate") or {}
+                status = info.get("status")
+                if status == "completed":
+                    return info
+                if status in ("failed", "cancelled"):
+                    raise MigrationError(f"{what}: migration {status}: {info.get('error-desc', '')}".rstrip(": "),
+                                         **self._common())
+                self.check_alive(what)
+            except VMError as e:
+                if isinstance(e, MigrationError) and "QEMU said" in e.message:
+                    raise
+                out = _tail(self.read_qemu_log(), 15).strip()
+                raise MigrationError(f"{what}: {e.message}" + (f"\nQEMU said:\n{out}" if out else ""),
+                                     **self._common()) from e
+            if time.monotonic() > deadline:
+                raise MigrationError(f"{what}: migration still {status!r} after {timeout} s", **self._common())
+            time.sleep(delay)
+            delay = min(delay * 2, 0.004)
+
+    def migrate_to_file(self, path: Path | str, timeout: float = 120.0) -> dict:
+        """Write the (stopped) VM's device state, and RAM unless x-ignore-shared skips it, to `path`
+        through an exec: URI (7.2 has no file: URIs)."""
+        self.qmp_command("migrate", uri=f"exec:cat > {shlex.quote(str(path))}")
+        return self.wait_migration(timeout, f"saving VM state to {path}")
+
+    def migrate_from_file(self, path: Path | str, timeout: float = 120.0) -> dict:
+        """Load state written by migrate_to_file into a machine started with incoming=True (it
+        stays paused; `cont` runs it)."""
+        if not self.incoming:
+            raise MigrationError("migrate_from_file needs a machine started with incoming=True", **self._common())
+        self.qmp_command("migrate-incoming", uri=f"exec:cat {shlex.quote(str(path))}")
+        return self.wait_migration(timeout, f"loading VM state from {path}")
+
+    def qemu_version(self) -> str:
+        v = self.qmp_command("query-version") or {}
+        q = v.get("qemu", {})
+        return f"{q.get('major')}.{q.get('minor')}.{q.get('micro')}{v.get('package', '')}"
+
     # ------------------------------------------------------------------ shutdown
 
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def stay(self) -> None:
+        """Block until QEMU exits or the user presses Ctrl-C (`--stay` options)."""
+        try:
+            while self.is_running():
+                self.wait_exit(1.0)
+        except KeyboardInterrupt:
+            pass
 
     def wait_exit(self, timeout: float) -> int | None:
         """Wait up to `timeout` s for QEMU to exit by itself; exit code or None."""
