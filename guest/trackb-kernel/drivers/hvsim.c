@@ -44,7 +44,7 @@ int hvsim_probe(struct pci_dev *d)
     uint32_t table = cap ? pci_read32(d, (uint16_t)(cap + MSIX_TABLE)) : 0;
     uint64_t tbase = cap ? d->bar[table & MSIX_TABLE_BIR_MASK] : 0;
     if (!tbase) {
-        kprintf("hvsim: device without a usable MSI-X table\n");
+        kprintf("hvsim: no MSI-X table\n");
         return 0;
     }
     tbase += table & ~MSIX_TABLE_BIR_MASK;
@@ -63,7 +63,6 @@ int hvsim_probe(struct pci_dev *d)
     uint32_t poll_ns = b->idle_poll_ns < HVSIM_IDLE_POLL_MAX_NS ? b->idle_poll_ns : HVSIM_IDLE_POLL_MAX_NS;
     hv_use_hvsim(b, d->bar[0] + HVSIM_IVSHMEM_REG_DOORBELL, b->model_peer << 16 | HVSIM_TRAP_DOORBELL_VECTOR,
                  HVSIM_SPIN_LIMIT_NS / 1000 * mhz, poll_ns / 1000 * mhz, &ops);
-    kprintf("hvsim: model at %02x:%02x.%u, block %lx, MSI-X vectors %x-%x\n", d->bus, d->dev, d->fn, d->bar[2],
-            HVSIM_VECTOR_BASE, HVSIM_VECTOR_BASE + HVSIM_MSIX_VECTORS - 1);
+    kprintf("hvsim: model at %02x:%02x.%u\n", d->bus, d->dev, d->fn);
     return 1;
 }

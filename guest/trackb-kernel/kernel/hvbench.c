@@ -16,7 +16,7 @@
 
 static int64_t samples[HVBENCH_MAX];
 
-static void sort(int64_t *a, int n)
+static __attribute__((noinline)) void sort(int64_t *a, int n)
 {
     for (int gap = n / 2; gap > 0; gap /= 2)          /* Shell sort: small, no recursion */
         for (int i = gap; i < n; i++)
@@ -34,7 +34,7 @@ static uint64_t to_ns(int64_t cycles, uint64_t ref_100ns, uint64_t tsc)
     return tsc ? (uint64_t)cycles * (ref_100ns * 100) / tsc : 0;   /* < 2^64 for loops under hours */
 }
 
-static uint64_t trap_ns(int n, int hypercall)
+static __attribute__((noinline)) uint64_t trap_ns(int n, int hypercall)
 {
     uint64_t r0 = hv_time_100ns(), c0 = cpu_rdtsc();
     for (int i = 0; i < n; i++) {

@@ -40,7 +40,7 @@ void cpu_wait_for_interrupt(void)
 }
 
 /* One request; the answer's result[] (valid until the next request) and fault. */
-static volatile uint64_t *hvsim_call(uint32_t op, uint64_t a0, uint64_t a1, uint64_t a2, uint32_t *fault)
+static __attribute__((noinline)) volatile uint64_t *hvsim_call(uint32_t op, uint64_t a0, uint64_t a1, uint64_t a2, uint32_t *fault)
 {
     volatile struct hvsim_block *b = hvsim;
     uint32_t seq = b->seq + 1;
