@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from wslx.spec import hvsim as S
-from wslx.spec.hyperv import HYPERCALL_PAGE_CODE_INTEL, Msr
+from wslx.spec.hyperv import HYPERCALL_PAGE_CODE_INTEL, INTERFACE_SIGNATURE, CpuidLeaf, Msr
 from wslx.vmm.hvsim import MODEL_MODULE, leftover_model_processes
 from wslx.vmm.qemu import leftover_qemu_processes
 
@@ -108,7 +108,7 @@ def test_model_serves_the_ivshmem_protocol_and_traps(model, tmp_path):
     proc, q, ram, ram_size = model
     b = q.block()
     assert (b.magic, b.version, b.model_peer) == (S.MAGIC, S.VERSION, 0)
-    assert q.trap(S.Op.CPUID, 0x40000001)[1][0] == 0x31237648          # "Hv#1"
+    assert q.trap(S.Op.CPUID, CpuidLeaf.INTERFACE)[1][0] == INTERFACE_SIGNATURE   # "Hv#1"
     assert q.trap(S.Op.RDMSR, Msr.SVERSION) == (0, [1, 0, 0, 0])
     assert q.trap(S.Op.WRMSR, Msr.VP_INDEX, 5)[0] == 13                # read-only: #GP
     assert q.trap(S.Op.RDMSR, 0x40000fff)[0] == 13                     # unknown synthetic MSR
