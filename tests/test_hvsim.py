@@ -134,6 +134,8 @@ def test_reference_tsc_page_follows_the_guests_tsc(model):
     proc, q, ram, ram_size = model
     guest_tsc = lambda: rdtsc() - 10**12                                   # noqa: E731 (the guest's clock)
     t0, c0 = time.monotonic_ns(), rdtsc()
+    for _ in range(50):      # the offset is the least (host - guest) TSC over requests: give it a few
+        q.trap(S.Op.CPUID, CpuidLeaf.INTERFACE, tsc=guest_tsc())
     for msr, value in ((Msr.GUEST_OS_ID, 1 << 63), (Msr.REFERENCE_TSC, 0x20000 | 1)):
         time.sleep(0.05)
         assert q.trap(S.Op.WRMSR, msr, value, tsc=guest_tsc())[0] == 0
@@ -144,8 +146,9 @@ def test_reference_tsc_page_follows_the_guests_tsc(model):
     assert abs(page_hz / host_hz - 1) < 0.01, (page_hz, host_hz)
     ref = ((guest_tsc() * scale) >> 64) + offset                           # what the guest computes
     ref_count = q.trap(S.Op.RDMSR, Msr.TIME_REF_COUNT)[1][0]               # what the model says after it
-    # read after the guest's, within one trap's latency (20 ms on a loaded host), give or take the fit (100 us)
-    assert -1_000 <= ref_count - ref < 200_000, (ref, ref_count)
+    # read after the guest's, within one trap's latency (20 ms on a loaded host), give or take the offset's
+    # error (the quickest of the requests' latencies, 0.5 ms on a loaded host)
+    assert -5_000 <= ref_count - ref < 200_000, (ref, ref_count)
 
 
 def _read_ram(ram: Path, offset: int, n: int) -> bytes:

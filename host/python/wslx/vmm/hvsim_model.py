@@ -86,10 +86,20 @@ class TscFit:
     def __init__(self, clock, host_rdtsc=None):
         self.clock = clock
         self.rdtsc = host_rdtsc
-        self.anchor = (host_rdtsc(), clock.now()) if host_rdtsc else None
+        self.anchor = self._pair() if host_rdtsc else None
         self.offset = None                  # host TSC - guest TSC
         self.first = self.last = None       # fallback: (guest_tsc, model time in 100 ns)
         self.samples = 0
+
+    def _pair(self) -> tuple[int, int]:
+        """(host TSC, model time) read together: the tightest of a few brackets tsc, now, tsc (a preemption
+        between the reads would skew the rate)."""
+        best = None
+        for _ in range(5):
+            a, t, b = self.rdtsc(), self.clock.now(), self.rdtsc()
+            if best is None or b - a < best[0]:
+                best = (b - a, (a + b) // 2, t)
+        return best[1], best[2]
 
     def sample(self, tsc: int) -> None:
         if not tsc:
@@ -106,7 +116,7 @@ class TscFit:
     def hz(self) -> int | None:
         if self.rdtsc:
             tsc0, t0 = self.anchor
-            tsc, t = self.rdtsc(), self.clock.now()
+            tsc, t = self._pair()
             return (tsc - tsc0) * 10_000_000 // (t - t0) if t - t0 >= 10_000 else None
         if self.first is None or self.last[1] - self.first[1] < 10_000:     # under 1 ms: no fit yet
             return None
