@@ -51,9 +51,11 @@ def _leftover_qemu() -> list[tuple[int, str]]:
     """QEMU processes started by this test run: their command lines name files
     under this run's WSLX_RUN_DIR (other runs on the machine are not ours to judge).
     Read from /proc (wslx.vmm.procs): a minimal Debian has no pgrep."""
+    from wslx.vmm.hvsim import leftover_model_processes
     from wslx.vmm.procs import processes
     run_dir = os.environ["WSLX_RUN_DIR"]
-    return [(p.pid, p.cmdline) for p in processes("qemu-system") if run_dir in p.cmdline]
+    return ([(p.pid, p.cmdline) for p in processes("qemu-system") if run_dir in p.cmdline]
+            + leftover_model_processes(run_dir))   # hvsim's model processes name the run dir too
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,7 @@ X86BOOT = "host/python/wslx/spec/x86boot.py"
 PORTAL = "host/python/wslx/spec/portal.py"
 HYPERV = "host/python/wslx/spec/hyperv.py"
 TRACKB = "host/python/wslx/spec/trackb.py"
+GEMINI = "host/python/wslx/spec/gemini.py"
 
 KNOWN = [
     Known("AgentX frame header layout (struct formats, field offsets, CRC coverage)", AGENTX,
@@ -75,8 +76,14 @@ KNOWN = [
     Known("Hyper-V/VMBus struct layouts (SynIC header, timer payload, packet descriptor)", HYPERV,
           (r"[\"']<(?:IBBHQ|IIQQ|HHHHQ)[\"']",),
           'HEADER = struct.Struct("<IBBHQ")      # hv_message_header'),
-    Known("Track B kernel load budget", TRACKB, (r"BUDGET\w*\s*=\s*128\s*\*\s*1024", r"\b131072\b"),
-          "kernel = env.TrackBKernel('trackb-kernel.elf', sources, IMAGE_BUDGET=128 * 1024)"),
+    Known("Track B kernel load budget", TRACKB, (r"BUDGET\w*\s*=\s*144\s*\*\s*1024", r"\b147456\b"),
+          "kernel = env.TrackBKernel('trackb-kernel.elf', sources, IMAGE_BUDGET=144 * 1024)"),
+    Known("Gemini virtio-serial port names", GEMINI, (r"org\.wslx\.gemini\.(?:signal|upcall)",),
+          'SIGNAL_NAME = "org.wslx.gemini.signal"'),
+    Known("Gemini upcall port", GEMINI, (r"\b50012\b", r"(?i)\b0xc35c\b"), "UPCALL_PORT = 50012",
+          ("tests/test_gemini_spec.py",)),  # checks the spec against the seed note's allocation
+    Known("Gemini record magics", GEMINI, (r"(?i)0x494E4D47", r"(?i)0x43505547", r"b[\"'](?:GMNI|GUPC)[\"']"),
+          "CALL_MAGIC = 0x494E4D47"),
 ]
 
 

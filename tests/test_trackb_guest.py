@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -218,24 +219,25 @@ def _cli(repo_root, *argv, env=None):
 
 
 def test_boot_openvmm_dry_run_prints_the_trackb_command_line(repo_root, tmp_path):
-    """OpenVMM direct boot of the ELF (64-bit entry), COM1 = console file, COM2 = the AgentX
-    socket, virtio-pmem over PCIe, Hyper-V enlightenments; nothing is created."""
+    """OpenVMM direct boot of the ELF (64-bit entry), COM1 = console file, AgentX over hv_sock (the
+    kernel finds Hyper-V: hybrid vsock, the guest dials <vsock>_50010), virtio-pmem over PCIe,
+    Hyper-V enlightenments; nothing is created (the run directory is a placeholder)."""
     import shlex
     rd = tmp_path / "runs"
-    r = _cli(repo_root, "boot", "trackb", "--vmm", "openvmm", "--dry-run", "--append", "quiet",
+    r = _cli(repo_root, "boot", "trackb", "--vmm", "openvmm", "--dry-run", "--append", "trackb.hv_poll",
              env={"WSLX_RUN_DIR": str(rd)})
     assert r.returncode == 0, r.stderr
     argv = shlex.split(r.stdout.splitlines()[0])
-    base = rd / "wslx-openvmm-trackb"
+    base = Path("<run-dir>")
     assert argv[:3] == ["openvmm", "-k", str(repo_root / "images" / "trackb-kernel.elf")]
-    assert "-r" not in argv and "--hv" in argv
+    assert "-r" not in argv and "--hv" in argv and "--com2" not in argv
     opt = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("--") and argv[i] != "--hv"}
-    assert argv[argv.index("-c") + 1] == "quiet"
+    assert argv[argv.index("-c") + 1].split()[-1] == "trackb.hv_poll"
     assert opt["--com1"] == f"file={base / 'console.log'}"
-    assert opt["--com2"] == f"listen={base / 'com2.sock'}"
+    assert opt["--vmbus-vsock-path"] == str(base / "vsock")
     assert opt["--pcie-root-complex"] == "rc0" and opt["--pcie-root-port"] == "rc0:p0"
     assert opt["--virtio-pmem"] == f"pcie_port=p0:{base / 'pmem.img'}"
-    assert "com2.sock" in r.stdout.splitlines()[1]
+    assert "vsock_50010" in r.stdout.splitlines()[1]
     assert not rd.exists(), "--dry-run created files"
 
 

@@ -42,6 +42,9 @@ void transport_force_unix(const char *path);
  * stays chosen). */
 void transport_disconnected(int fd);
 const char *transport_kind_name(void);
+/* The virtio-serial port `name`, non-blocking: fd (its host side may be closed), or -1 (errno ENOENT: none). */
+int vport_open(const char *name, char *dev, size_t cap);
+int vport_host_connected(int fd);
 
 /* ---- agent.c: event loop and output ---- */
 #define EV_CTL 1u
@@ -77,6 +80,11 @@ int send_stdin_ack(uint32_t pid, uint32_t bytes, uint32_t flags, int force);
 void agent_flush_blocking(int timeout_ms);
 
 /* ---- proc.c: see proc.h ---- */
+
+/* ---- portal_linux.c / gemini_linux.c: Portal and Gemini applets ---- */
+int portal_linux_window(unsigned char **window, uint64_t *size, char *err, size_t cap);
+int gemini_main(int argc, char **argv);      /* `/init gemini serve|...` */
+int wslx_call_main(int argc, char **argv);   /* argv[0] "wslx-call" */
 
 /* ---- conform.c: the conformance program applet (argv[0] "wslx-conform") ---- */
 int conform_main(int argc, char **argv);

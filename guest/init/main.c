@@ -11,6 +11,9 @@
  *   wslx-init portal serve|probe|memcpy|info [...]
  *                                 Portal service and probes (portal_linux.c), started by EXEC
  *   wslx-conform STEP...          (argv[0]) the AgentX conformance program (conform.c), started by EXEC
+ *   wslx-init gemini serve [...]  the Gemini agent (gemini_linux.c), started by EXEC
+ *   wslx-call SERVICE METHOD [ARGS...]
+ *                                 (argv[0], /bin/wslx-call -> /init) a Gemini call to a host service
  *   wslx-init [--assume-hypervisor hyperv|other] --modules-dry-run LIST
  *                                 print the modules of LIST this machine would load (Hyper-V or virtio
  *                                 vsock set) and exit; --assume-hypervisor replaces the CPUID detection
@@ -100,6 +103,10 @@ int main(int argc, char **argv)
     /* multi-call: `/init portal ...` runs the Portal service or its probes (started by EXEC), and
      * argv[0] "wslx-conform" the conformance program (EXEC execs /proc/self/exe with that argv) */
     if (argc >= 2 && !strcmp(argv[1], "portal") && getpid() != 1) return portal_main(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "gemini") && getpid() != 1) return gemini_main(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0] + (strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 - argv[0] : 0), "wslx-call") &&
+        getpid() != 1)
+        return wslx_call_main(argc, argv);
     if (argc >= 1 && agx_program_is(argv[0]) && getpid() != 1) return conform_main(argc, argv);
 
     for (int i = 1; i < argc; i++) {

@@ -254,6 +254,16 @@ static int portal_map_open(struct portal_map *m, char *err, size_t cap)
     return -1;
 }
 
+/* The mapped Portal window for the other applets of wslx-init (gemini_linux.c). */
+int portal_linux_window(unsigned char **window, uint64_t *size, char *err, size_t cap)
+{
+    struct portal_map m;
+    if (portal_map_open(&m, err, cap) < 0) return -1;
+    *window = m.window;
+    *size = m.window_size;
+    return 0;
+}
+
 static uint64_t mono_ns(void)
 {
     struct timespec ts;

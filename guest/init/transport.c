@@ -127,57 +127,67 @@ static int try_vsock(char *desc, size_t cap)
     return fd;
 }
 
-/* A virtio-serial port whose host side is closed polls POLLHUP: treat it as not connected.
- * Once opened the port stays open, connected or not: Linux's virtio_console discards what
- * arrives on a port the guest has closed, which would lose the first frames of a host that
- * connects and sends before the next retry tick. */
-static int vport_fd = -1;
-static char vport_desc[16 + 300];
-
-static int vport_host_connected(int fd)
+/* A virtio-serial port whose host side is closed polls POLLHUP: not connected (yet). */
+int vport_host_connected(int fd)
 {
     struct pollfd p = {.fd = fd, .events = POLLIN | POLLOUT};
     return poll(&p, 1, 0) >= 0 && !(p.revents & (POLLHUP | POLLERR | POLLNVAL));
 }
 
-static int try_vport(char *desc, size_t cap)
+/* Open the virtio-serial port called `name` (non-blocking; its host side may be closed, see
+ * vport_host_connected): its fd, or -1 (errno ENOENT if no port has that name). */
+int vport_open(const char *name, char *dev, size_t cap)
 {
-    if (vport_fd >= 0) {
-        if (!vport_host_connected(vport_fd)) return -1;
-        snprintf(desc, cap, "%s", vport_desc);
-        return vport_fd;
-    }
     DIR *d = opendir("/sys/class/virtio-ports");
-    if (!d) return -1;
+    if (!d) {
+        errno = ENOENT;
+        return -1;
+    }
     struct dirent *e;
     int fd = -1;
+    errno = ENOENT;
     while ((e = readdir(d))) {
-        char path[300], name[128];
+        char path[300], pname[128];
         if (e->d_name[0] == '.') continue;
         snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", e->d_name);
         int nf = open(path, O_RDONLY | O_CLOEXEC);
         if (nf < 0) continue;
-        ssize_t n = read(nf, name, sizeof name - 1);
+        ssize_t n = read(nf, pname, sizeof pname - 1);
         close(nf);
         if (n <= 0) continue;
-        while (n > 0 && (name[n - 1] == '\n' || name[n - 1] == ' ')) n--;
-        name[n] = 0;
-        if (strcmp(name, AGX_VIRTIO_SERIAL_PORT_NAME)) continue;
-        T.vport_seen = 1;
-        snprintf(path, sizeof path, "/dev/%s", e->d_name);
-        fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
-        if (fd < 0) break;
-        vport_fd = fd;
-        snprintf(vport_desc, sizeof vport_desc, "virtio-serial %s", path);
-        if (!vport_host_connected(fd)) {
-            fd = -1;
-            break;
-        }
-        snprintf(desc, cap, "%s", vport_desc);
+        while (n > 0 && (pname[n - 1] == '\n' || pname[n - 1] == ' ')) n--;
+        pname[n] = 0;
+        if (strcmp(pname, name)) continue;
+        snprintf(dev, cap, "/dev/%s", e->d_name);
+        fd = open(dev, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
         break;
     }
+    int saved = errno;
     closedir(d);
+    errno = saved;
     return fd;
+}
+
+/* Once opened the AgentX port stays open, connected or not: Linux's virtio_console discards
+ * what arrives on a port the guest has closed, which would lose the first frames of a host
+ * that connects and sends before the next retry tick. */
+static int vport_fd = -1;
+static char vport_desc[16 + 300];
+
+static int try_vport(char *desc, size_t cap)
+{
+    if (vport_fd < 0) {
+        char dev[300];
+        int fd = vport_open(AGX_VIRTIO_SERIAL_PORT_NAME, dev, sizeof dev);
+        if (fd < 0 && errno == ENOENT) return -1;
+        T.vport_seen = 1; /* it exists, even if it cannot be used yet */
+        if (fd < 0) return -1;
+        vport_fd = fd;
+        snprintf(vport_desc, sizeof vport_desc, "virtio-serial %s", dev);
+    }
+    if (!vport_host_connected(vport_fd)) return -1;
+    snprintf(desc, cap, "%s", vport_desc);
+    return vport_fd;
 }
 
 void transport_force_unix(const char *path)

@@ -2,7 +2,8 @@
 
     env.TrackBKernel(target, sources, LDSCRIPT='kernel.ld', IMAGE_BUDGET=512 * 1024)
 
-compiles C and preprocessed assembly (.S) in a cloned environment with
+compiles C and preprocessed assembly (.S) (object files among the sources, e.g. from
+env.TrackBEnvironment() with other flags, are linked as they are) in a cloned environment with
 freestanding flags (no libc, no red zone, no SSE, no PIC, -mcmodel=small:
 the kernel is linked at 1 MiB, identity mapped), links with the linker
 script, then runs wslx.image.elfcheck on the result in the same build step:
@@ -53,7 +54,9 @@ def _elfcheck(target, source, env):
 
 def _trackb_kernel(env, target, source, LDSCRIPT='kernel.ld', IMAGE_BUDGET=512 * 1024, **kw):
     e = trackb_env(env)
-    objs = e.Object(Flatten(source))
+    suffix = e.subst('$OBJSUFFIX')   # objects built elsewhere (other flags) are linked as they are
+    srcs = Flatten(source)
+    objs = e.Object([s for s in srcs if not str(s).endswith(suffix)]) + [s for s in srcs if str(s).endswith(suffix)]
     deps = Flatten([env.get('TRACKB_DEPENDS', [])])
     if deps:
         e.Depends(objs, deps)

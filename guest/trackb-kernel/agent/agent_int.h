@@ -46,5 +46,8 @@ struct agent_portal_ops {
     void (*stop)(void *state, int signo);
 };
 void agent_register_portal(const struct agent_portal_ops *ops);   /* builtins.c keeps it */
+/* printf to a service's output (agent_util.c): one line of up to 255 bytes */
+void ag_say(agent_out_fn out, void *ctx, int fd, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void agent_register_gemini(const struct agent_portal_ops *ops);   /* the `gemini` built-in (gemini_svc.c) */
 
 #endif

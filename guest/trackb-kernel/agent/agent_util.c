@@ -65,6 +65,16 @@ size_t ag_fmt(char *buf, size_t cap, const char *fmt, ...)
     return n;
 }
 
+void ag_say(agent_out_fn out, void *ctx, int fd, const char *fmt, ...)
+{
+    char buf[256];
+    __builtin_va_list ap;
+    __builtin_va_start(ap, fmt);
+    size_t n = ag_vfmt(buf, sizeof buf, fmt, ap);
+    __builtin_va_end(ap);
+    out(ctx, fd, buf, n);
+}
+
 void ag_log(const char *fmt, ...)
 {
     char line[256];

@@ -1,5 +1,5 @@
 /* builtins.c: the programs EXEC can run on Track B: echo, uname, meminfo,
- * sleep, selftest, fault, portal, and the AgentX conformance program
+ * sleep, selftest, fault, portal, gemini, and the AgentX conformance program
  * wslx-conform (capability PROGRAMS). There is no shell and no filesystem.
  *
  * Each program is a step function: it returns RUN to be called again on a
@@ -172,35 +172,44 @@ static int b_selftest(struct prog *p)
     return fail;
 }
 
-/* ---- portal: the Portal service, when linked and registered (agent_register_portal) ---- */
-static const struct agent_portal_ops *portal_ops;
+/* ---- portal, gemini: services over the pmem region, when linked and registered ---- */
+static const struct agent_portal_ops *portal_ops, *gemini_ops;
 
 void agent_register_portal(const struct agent_portal_ops *ops) { portal_ops = ops; }
+void agent_register_gemini(const struct agent_portal_ops *ops) { gemini_ops = ops; }
 
 static void portal_out(void *ctx, int fd, const void *data, size_t len) { out(ctx, fd, data, len); }
 
-static int b_portal(struct prog *p)
+static int pmem_program(struct prog *p, const struct agent_portal_ops *ops)
 {
     int status = 0;
-    if (!portal_ops) {
-        say(p, 2, "portal: no Portal service is linked into this kernel\n");
+    if (!ops) {
+        outf(p, 2, "%s: not linked into this kernel\n", p->argv[0]);
         return 1;
     }
     if (!env_pmem_base()) {
-        say(p, 2, "portal: no virtio-pmem device\n");
+        outf(p, 2, "%s: no virtio-pmem device\n", p->argv[0]);
         return 1;
     }
     if (p->phase == 0) {
         p->phase = 1;
-        int r = portal_ops->start(&p->priv, p->argc, p->argv, env_pmem_base(), env_pmem_size(), portal_out, p);
+        int r = ops->start(&p->priv, p->argc, p->argv, env_pmem_base(), env_pmem_size(), portal_out, p);
         if (r) return r & 0xFF;
     }
-    return portal_ops->step(p->priv, &status, portal_out, p) ? RUN : (status & 0xFF);
+    return ops->step(p->priv, &status, portal_out, p) ? RUN : (status & 0xFF);
 }
+
+static int b_portal(struct prog *p) { return pmem_program(p, portal_ops); }
+static int b_gemini(struct prog *p) { return pmem_program(p, gemini_ops); }
 
 static void k_portal(struct prog *p, int signo)
 {
     if (portal_ops && p->phase && portal_ops->stop) portal_ops->stop(p->priv, signo);
+}
+
+static void k_gemini(struct prog *p, int signo)
+{
+    if (gemini_ops && p->phase && gemini_ops->stop) gemini_ops->stop(p->priv, signo);
 }
 
 /* ---- wslx-conform: the AgentX conformance program (host/python/wslx/spec/programs.py) ----
@@ -282,6 +291,7 @@ static const struct builtin table[] = {
     {"selftest", b_selftest, NULL, 0},
     {"fault", b_fault, NULL, 0},
     {"portal", b_portal, k_portal, 0},
+    {"gemini", b_gemini, k_gemini, 0},
 };
 static const struct builtin conform = {AGX_PROGRAM_NAME, b_conform, NULL, sizeof(struct conform)};
 

@@ -23,6 +23,7 @@
 
 #include "agent_env.h"
 #include "portal_svc.h"
+#include "gemini_svc.h"
 
 static int chan = -1;
 static struct timespec t_start;
@@ -174,5 +175,6 @@ int main(int argc, char **argv)
     }
     if (pmem_file) map_pmem(pmem_file, pmem_size);
     agent_register_portal(&portal_service_ops);   /* as the kernel does */
+    agent_register_gemini(&gemini_service_ops);   /* as the kernel does  */
     agent_main();
 }

@@ -51,17 +51,6 @@ struct psvc {
 static struct psvc slots[SLOTS];
 static int serving;                   /* one server per region */
 
-static void say(agent_out_fn out, void *ctx, int fd, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void say(agent_out_fn out, void *ctx, int fd, const char *fmt, ...)
-{
-    char buf[256];
-    __builtin_va_list ap;
-    __builtin_va_start(ap, fmt);
-    size_t n = ag_vfmt(buf, sizeof buf, fmt, ap);
-    __builtin_va_end(ap);
-    out(ctx, fd, buf, n);
-}
-
 /* "--name N" among argv[2..]: 0 (absent: *v untouched) or -1 (junk) */
 static int opt_u64(int argc, char *const *argv, const char *name, uint64_t *v)
 {
@@ -93,12 +82,12 @@ static int start(void **state, int argc, char *const *argv, void *pmem, uint64_t
     const char *const *opts = ag_streq(cmd, "serve") ? serve_opts : ag_streq(cmd, "memcpy") ? memcpy_opts
                               : ag_streq(cmd, "info") ? no_opts : NULL;
     if (!opts || known_opts(argc, argv, opts)) {
-        say(out, ctx, 2, "usage: portal serve [--budget N] [--attach-timeout-ms N] | memcpy [--bytes N] "
+        ag_say(out, ctx, 2, "usage: portal serve [--budget N] [--attach-timeout-ms N] | memcpy [--bytes N] "
                          "[--iters N] | info\n");
         return 2;
     }
     if (pmem_size < PORTAL_WINDOW_OFFSET + PORTAL_HEADER_PAGE) {
-        say(out, ctx, 2, "portal: pmem of %llu bytes leaves no Portal window at %#x\n",
+        ag_say(out, ctx, 2, "portal: pmem of %llu bytes leaves no Portal window at %#x\n",
             (unsigned long long)pmem_size, PORTAL_WINDOW_OFFSET);
         return 2;
     }
@@ -106,7 +95,7 @@ static int start(void **state, int argc, char *const *argv, void *pmem, uint64_t
     for (int i = 0; i < SLOTS && !s; i++)
         if (slots[i].mode == M_FREE) s = &slots[i];
     if (!s || (ag_streq(cmd, "serve") && serving)) {
-        say(out, ctx, 2, "portal: %s\n", s ? "a Portal service is already running" : "too many portal programs");
+        ag_say(out, ctx, 2, "portal: %s\n", s ? "a Portal service is already running" : "too many portal programs");
         return 1;
     }
     ag_memset(s, 0, sizeof *s);
@@ -118,7 +107,7 @@ static int start(void **state, int argc, char *const *argv, void *pmem, uint64_t
         uint64_t budget = DEFAULT_BUDGET, ms = DEFAULT_ATTACH_MS;
         if (opt_u64(argc, argv, "--budget", &budget) || opt_u64(argc, argv, "--attach-timeout-ms", &ms) ||
             budget == 0 || budget > 4096 || ms > 86400000u) {
-            say(out, ctx, 2, "portal serve: bad --budget (1..4096) or --attach-timeout-ms\n");
+            ag_say(out, ctx, 2, "portal serve: bad --budget (1..4096) or --attach-timeout-ms\n");
             return 2;
         }
         s->budget = (unsigned)budget;
@@ -130,7 +119,7 @@ static int start(void **state, int argc, char *const *argv, void *pmem, uint64_t
         s->bytes = MEMCPY_MAX;
         if (opt_u64(argc, argv, "--bytes", &s->bytes) || opt_u64(argc, argv, "--iters", &iters) || !s->bytes ||
             s->bytes > MEMCPY_MAX || !iters || iters > 100000) {
-            say(out, ctx, 2, "portal memcpy: --bytes 1..%u, --iters 1..100000\n", MEMCPY_MAX);
+            ag_say(out, ctx, 2, "portal memcpy: --bytes 1..%u, --iters 1..100000\n", MEMCPY_MAX);
             return 2;
         }
         s->iters = (unsigned)iters;
@@ -140,7 +129,7 @@ static int start(void **state, int argc, char *const *argv, void *pmem, uint64_t
     } else {
         struct portal_end *e = &s->g.end;
         int rc = portal_attach(e, s->window, s->window_size, PORTAL_SIDE_GUEST);
-        say(out, ctx, 1, "window %llu bytes at pmem+%#x header %s generation %llu\n",
+        ag_say(out, ctx, 1, "window %llu bytes at pmem+%#x header %s generation %llu\n",
             (unsigned long long)s->window_size, PORTAL_WINDOW_OFFSET, rc ? portal_err_name(-rc) : "ok",
             rc ? 0ull : (unsigned long long)e->info.generation);
         s->mode = M_DONE;
@@ -171,12 +160,12 @@ static int step(void *state, int *status, agent_out_fn out, void *ctx)
         int rc = portal_guest_init(&s->g, s->window, s->window_size);
         if (rc == 0 && s->g.end.info.generation != s->bad_gen) {
             s->mode = M_SERVE;
-            say(out, ctx, 1, "portal: serving generation %llu window %llu bytes (Track B, polled)\n",
+            ag_say(out, ctx, 1, "portal: serving generation %llu window %llu bytes (Track B, polled)\n",
                 (unsigned long long)s->g.end.info.generation, (unsigned long long)s->window_size);
             return 1;
         }
         if (s->deadline_ns && env_now_ns() > s->deadline_ns) {
-            say(out, ctx, 1, "portal: no valid Portal header (%s)\n", rc ? portal_err_name(-rc) : "stale generation");
+            ag_say(out, ctx, 1, "portal: no valid Portal header (%s)\n", rc ? portal_err_name(-rc) : "stale generation");
             return finish(s, status, 3);
         }
         return 1;
@@ -186,7 +175,7 @@ static int step(void *state, int *status, agent_out_fn out, void *ctx)
         if (n > 0 && portal_guest_host_wants_wakeup(&s->g)) out(ctx, 1, "!", 1);
         if (n < 0) {
             s->bad_gen = s->g.end.info.generation;
-            say(out, ctx, 1, "portal: detached from generation %llu: %s\n", (unsigned long long)s->bad_gen,
+            ag_say(out, ctx, 1, "portal: detached from generation %llu: %s\n", (unsigned long long)s->bad_gen,
                 portal_err_name(-n));
             s->deadline_ns = 0;
             s->mode = M_ATTACH;
@@ -207,7 +196,7 @@ static int step(void *state, int *status, agent_out_fn out, void *ctx)
         if (++s->done < s->iters) return 1;
         /* GB/s = bytes per ns, four decimals in integers (no floating point in the kernel) */
         uint64_t q = s->bytes * 10000u / s->best_ns, x = s->bytes * 10000u / s->best_xor_ns;
-        say(out, ctx, 1, "memcpy_gbps %llu.%04llu inplace_xor_gbps %llu.%04llu bytes %llu check %u\n",
+        ag_say(out, ctx, 1, "memcpy_gbps %llu.%04llu inplace_xor_gbps %llu.%04llu bytes %llu check %u\n",
             (unsigned long long)(q / 10000), (unsigned long long)(q % 10000), (unsigned long long)(x / 10000),
             (unsigned long long)(x % 10000), (unsigned long long)s->bytes, (unsigned)(a[s->bytes / 2] ^ b[s->bytes / 3]));
         return finish(s, status, 0);

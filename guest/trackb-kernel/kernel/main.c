@@ -3,7 +3,10 @@
 
 #include "agent/agent_env.h"
 #include "agent/portal_svc.h"
+#include "agent/gemini_svc.h"
 #include "agentx_wire.h"
+#include "hvsim.h"
+#include "drivers/hvsim_dev.h"
 #include "drivers/pci.h"
 #include "drivers/virtio_console.h"
 #include "drivers/virtio_pmem.h"
@@ -12,6 +15,7 @@
 #include "kernel/console.h"
 #include "kernel/env.h"
 #include "kernel/errno.h"
+#include "kernel/hvbench.h"
 #include "kernel/irq.h"
 #include "kernel/klib.h"
 #include "kernel/memlayout.h"
@@ -232,14 +236,20 @@ _Noreturn void kmain(uint32_t kind, uint64_t info)
                 vcon.bad_ctrl);
     }
 
+    /* hvsim: the wslx.hv model beside QEMU answers the hypervisor interface (else native). */
+    hvsim_probe(pci_find(HVSIM_IVSHMEM_VENDOR_ID, HVSIM_IVSHMEM_DEVICE_ID));
+
     if (cmdline_has("trackb.irqtest"))               /* tests: the interrupt path, without Hyper-V */
         kprintf("irq: self-test %s\n", irq_self_test() ? "FAILED" : "ok (vector 0x3e taken and returned)");
 
     /* Hyper-V: enlightenments, SynIC, stimer, VMBus, hv_sock (trackb.hv_poll: no interrupts). */
     struct hvsock *hs = hv_boot(&hv, cmdline_has("trackb.hv_poll"), &agent_hvsock);
+    if (hs && cmdline_get("trackb.hvbench", fault, sizeof fault))   /* `wslx bench hv`: time traps and ticks */
+        hvbench_run(fault);
 
     env_init(pm, hs, con, &acpi);                     /* agent environment: hv_sock, virtio-console or COM2, pmem, power */
     agent_register_portal(&portal_service_ops);       /* `portal serve`: guest/portal's service */
+    agent_register_gemini(&gemini_service_ops);       /* `gemini`: guest/gemini's client */
     kprintf("trackb: ready after %lu us\n", timer_now_ns() / 1000);
 
     if (cmdline_get("trackb.fault", fault, sizeof fault))   /* tests: pf|ud|wtext|xdata|xstack|stack */

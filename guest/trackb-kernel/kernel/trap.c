@@ -2,7 +2,8 @@
  * external interrupts), and the TSS. The kernel runs with interrupts off
  * (everything is polled) unless the Hyper-V path turns them on, so every
  * exception is a bug or a deliberate fault: print the diagnostic and stop
- * through panic_stop().
+ * through panic_stop(). The one exception that returns: under hvsim, the #UD
+ * of the hypercall page's vmcall, which the platform layer forwards.
  *
  * #DF, NMI and #MC run on their own stacks (the TSS's interrupt stack table):
  * when the boot stack overflows into its unmapped guard page, the CPU cannot
@@ -122,6 +123,11 @@ static void page_fault_detail(uint64_t err, uint64_t cr2)
 void trap(struct trapframe *tf)
 {
     unsigned v = (unsigned)tf->vector;
+    unsigned skip;
+    if (v == 6 && (skip = hv_forward_vmcall(tf->rip, tf->rcx, tf->rdx, tf->r8, &tf->rax))) {
+        tf->rip += skip;                              /* hvsim: the hypercall page's vmcall, answered */
+        return;
+    }
     uint64_t cr2 = cpu_read_cr2();
     kprintf("\ntrap: vector %u (%s) rip=%lx cr2=%lx error=%lx\n", v, v < 32 && names[v] ? names[v] : "?",
             tf->rip, cr2, tf->error);

@@ -62,7 +62,8 @@ void cpu_wait_for_interrupt(void);
 /* The hypervisor interface (hv/): everything the Hyper-V code does to the
  * hypervisor goes through these four, so the same hv/ code runs natively on
  * Hyper-V/OpenVMM (here: cpuid, rdmsr, wrmsr, a call into the hypercall page)
- * and against the wslx.hv model (tests/c/hv_shim.c; later a trap path).
+ * and against the wslx.hv model (in-process: hv/host/hv_host_main.c; beside
+ * QEMU: the hvsim backend below).
  * hv_wrmsr returns 0, or -1 when the model says the write would #GP (natively
  * a #GP stops the kernel in trap()). hv_hypercall_page_call calls the page the
  * hypervisor filled (TLFS 3.7: RCX control, RDX/R8 input/output GPAs or the
@@ -71,6 +72,28 @@ void hv_cpuid(uint32_t leaf, uint32_t out[4]);
 uint64_t hv_rdmsr(uint32_t msr);
 int hv_wrmsr(uint32_t msr, uint64_t v);
 uint64_t hv_hypercall_page_call(const void *page, uint64_t control, uint64_t input, uint64_t output);
+
+/* hvsim (wslx --vmm hvsim): TCG neither traps synthetic MSRs nor runs vmcall,
+ * so a host model answers hv_cpuid/hv_rdmsr/hv_wrmsr and the hypercall
+ * page's vmcall through a request block in shared memory plus a doorbell
+ * register (platform/hv_backend.c; layout build/gen/hvsim.h). The backend is
+ * chosen once at boot (drivers/hvsim.c finds the model's device); until then,
+ * and on Hyper-V/OpenVMM, the native instructions run. Each answer is awaited
+ * at most spin_limit_tsc TSC ticks; ops->dead reports a model that does not
+ * answer, or an access that faults as real hardware would (rdmsr #GP,
+ * hypercall #UD), and does not return. Under hvsim cpu_wait_for_interrupt
+ * first polls the block for the model's interrupts for idle_poll_tsc ticks
+ * and may return before the interrupt is taken (callers loop anyway). */
+struct hvsim_block;
+struct hvsim_ops {
+    void (*dead)(const char *what, uint32_t op, uint64_t arg, uint32_t fault) __attribute__((noreturn));
+};
+void hv_use_hvsim(volatile struct hvsim_block *block, uint64_t doorbell_pa, uint32_t doorbell_value,
+                  uint64_t spin_limit_tsc, uint64_t idle_poll_tsc, const struct hvsim_ops *ops);
+/* A #UD at rip (kernel/trap.c): under hvsim, a vmcall there is forwarded as
+ * the hypercall (RCX control, RDX, R8) and *rax gets the result. The length
+ * of the instruction to skip, or 0 when it is not hvsim's to handle. */
+unsigned hv_forward_vmcall(uint64_t rip, uint64_t rcx, uint64_t rdx, uint64_t r8, uint64_t *rax);
 
 /* Ordering between memory the device reads (virtqueues) and MMIO/port writes. */
 void mb(void);

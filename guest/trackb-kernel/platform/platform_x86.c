@@ -73,29 +73,6 @@ void cpu_load_idt(const void *base, uint16_t limit)
 
 void cpu_irq_enable(void) { __asm__ volatile("sti" ::: "memory"); }
 void cpu_irq_disable(void) { __asm__ volatile("cli" ::: "memory"); }
-void cpu_wait_for_interrupt(void) { __asm__ volatile("sti; hlt; cli" ::: "memory"); }   /* sti shadow: no lost wake-up */
-
-void hv_cpuid(uint32_t leaf, uint32_t out[4]) { cpu_cpuid(leaf, 0, out); }
-uint64_t hv_rdmsr(uint32_t msr) { return cpu_rdmsr(msr); }
-int hv_wrmsr(uint32_t msr, uint64_t v)
-{
-    cpu_wrmsr(msr, v);
-    return 0;
-}
-
-/* The page's code clobbers what a call may (Linux hv_do_hypercall: rcx, rdx,
- * r8 in, rax out; r9-r11 are the callee's). The page is executable: vm.c maps
- * it R+X (hv/hv_enlighten.c asks). */
-uint64_t hv_hypercall_page_call(const void *page, uint64_t control, uint64_t input, uint64_t output)
-{
-    uint64_t status;
-    register uint64_t r8 __asm__("r8") = output;
-    __asm__ volatile("call *%[page]"
-                     : "=a"(status), "+c"(control), "+d"(input), "+r"(r8)
-                     : [page] "m"(page)
-                     : "cc", "memory", "r9", "r10", "r11");
-    return status;
-}
 
 void mb(void) { __asm__ volatile("mfence" ::: "memory"); }
 void rmb(void) { __asm__ volatile("lfence" ::: "memory"); }

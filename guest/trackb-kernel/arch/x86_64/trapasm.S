@@ -67,11 +67,27 @@ trap_common:
         push    %r14
         push    %r15
         mov     %rsp, %rdi              /* trap(struct trapframe *) */
+        mov     %rsp, %rbx              /* callee-saved: the frame, past the alignment */
         and     $-16, %rsp              /* ABI stack alignment */
         call    trap
-1:      cli                             /* trap() does not return for exceptions */
-        hlt
-        jmp     1b
+        mov     %rbx, %rsp              /* trap() returned: handled (hvsim's vmcall), resume */
+        pop     %r15
+        pop     %r14
+        pop     %r13
+        pop     %r12
+        pop     %r11
+        pop     %r10
+        pop     %r9
+        pop     %r8
+        pop     %rbp
+        pop     %rdi
+        pop     %rsi
+        pop     %rdx
+        pop     %rcx
+        pop     %rbx
+        pop     %rax
+        add     $16, %rsp               /* vector, error code */
+        iretq
 
 /* External interrupts 0x20-0x3F (kernel/irq.c): save the registers the C
  * ABI lets irq_dispatch clobber, call it with the vector, and return with

@@ -204,7 +204,10 @@ def generate_header(spec: HeaderSpec) -> str:
         w("#include <stdint.h>")
         w("")
     for c in spec.constants:
-        value = literal(c.value, "ull" if c.value > 0xFFFFFFFF else "u")
+        if isinstance(c.value, str):  # a name (virtio-serial port, GUID suffix): a C string
+            value = '"' + c.value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        else:
+            value = literal(c.value, "ull" if c.value > 0xFFFFFFFF else "u")
         w(f"#define {spec.prefix}_{c.name} {value}" + (f"  /* {c.doc} */" if c.doc else ""))
     if spec.constants:
         w("")
@@ -269,7 +272,8 @@ def generate_markdown(spec: HeaderSpec) -> str:
         w("| Name | Value | Meaning |")
         w("|---|---|---|")
         for c in spec.constants:
-            w(f"| `{spec.prefix}_{c.name}` | `0x{c.value:X}` ({c.value}) | {c.doc} |")
+            shown = f'`"{c.value}"`' if isinstance(c.value, str) else f"`0x{c.value:X}` ({c.value})"
+            w(f"| `{spec.prefix}_{c.name}` | {shown} | {c.doc} |")
         w("")
     for prefix, enum_cls in spec.enums:
         w(f"## {enum_cls.__name__}")

@@ -11,6 +11,8 @@ from ..spec.agentx import STDIO_MAX_DATA
 from ._args import existing_file, kernel_image, positive_float
 
 GUESTS = ["linux", "trackb"]
+VMMS = ["qemu", "hvsim", "openvmm"]
+HV_PROFILES = ["hyperv", "openvmm-kvm", "none"]
 
 
 def _common(p):
@@ -20,14 +22,17 @@ def _common(p):
     p.add_argument("--initrd", type=existing_file, help="initramfs (default: images/linux-initramfs.cpio, built if needed)")
     p.add_argument("--append", default="", help="extra kernel command-line words")
     p.add_argument("--timeout", type=positive_float, default=60.0, help="seconds to wait for HELLO (default 60)")
+    p.add_argument("--vmm", choices=VMMS, default="qemu",
+                   help="qemu (TCG, here), hvsim (trackb: QEMU beside the wslx.hv Hyper-V model, AgentX over "
+                        "hv_sock) or openvmm (Hyper-V enlightenments, hv_sock; needs its binary)")
+    p.add_argument("--hv-profile", choices=HV_PROFILES, default="hyperv",
+                   help="hvsim: which hypervisor the model plays (default hyperv)")
 
 
 def register(sub):
     p = sub.add_parser("boot", help="boot a guest to AgentX HELLO, print its details, shut it down")
     _common(p)
     p.add_argument("--stay", action="store_true", help="keep the guest up until Ctrl-C")
-    p.add_argument("--vmm", choices=["qemu", "openvmm"], default="qemu",
-                   help="qemu (TCG, here) or openvmm (Hyper-V enlightenments, hv_sock; needs its binary)")
     p.add_argument("--dry-run", action="store_true", help="print the VMM command line and exit")
     p.set_defaults(func=boot)
     r = sub.add_parser("run", help="boot a guest, run a command in it, stream its output, exit with its status")
@@ -43,6 +48,14 @@ def _log(msg: str) -> None:
 
 
 def _guest(args, **kw):
+    if getattr(args, "vmm", "qemu") == "openvmm":
+        from ..guests.openvmm import OpenVMMGuest
+        return OpenVMMGuest(args.guest, args.kernel, args.initrd, append=args.append, hello_timeout=args.timeout,
+                            log=_log, **kw)
+    if getattr(args, "vmm", "qemu") == "hvsim":
+        from ..guests.trackb_hvsim import TrackBHvsimGuest
+        return TrackBHvsimGuest(args.kernel, hv_profile=args.hv_profile, append=args.append,
+                                hello_timeout=args.timeout, log=_log, **kw)
     if args.guest == "trackb":
         from ..guests.trackb import TrackBGuest
         return TrackBGuest(args.kernel, append=args.append, hello_timeout=args.timeout, log=_log, **kw)
@@ -50,93 +63,76 @@ def _guest(args, **kw):
     return LinuxGuest(args.kernel, args.initrd, append=args.append, hello_timeout=args.timeout, log=_log, **kw)
 
 
-def _openvmm_launch(args) -> int:
-    """After the OpenVMM command line is printed: --dry-run ends here; launching is not there yet."""
+def _openvmm_dry_run(args) -> int:
+    """The OpenVMM command line `boot --vmm openvmm` launches; builds and creates nothing. The guest dials
+    hv_sock port 50010, which OpenVMM hands to the Unix socket <vsock path>_50010 on the host."""
+    import shlex
+    from ..guests.openvmm import OpenVMMGuest
+    from ..spec.agentx import VSOCK_CONTROL_PORT
+    from ..vmm.openvmm import vsock_listen_path
+    m = OpenVMMGuest(args.guest, args.kernel, args.initrd, append=args.append, build=False, log=_log).machine(dry_run=True)
+    argv = m.preview_cmdline()
+    print(shlex.join(argv))
+    vsock = argv[argv.index("--vmbus-vsock-path") + 1]
+    print(f"# AgentX: listen on {vsock_listen_path(vsock, VSOCK_CONTROL_PORT)} before starting; the guest dials it")
+    return 0
+
+
+def _no_openvmm(what: str) -> int | None:
+    """One line and exit 2 when there is no openvmm binary to launch."""
     from ..vmm.openvmm import find_openvmm
-    if args.dry_run:
-        return 0
-    if not find_openvmm():
-        print("wslx boot: no openvmm binary on PATH; this machine can only print the command line (--dry-run)",
-              file=sys.stderr)
-        return 2
-    print("wslx boot: launching OpenVMM is not implemented yet; run the command above", file=sys.stderr)
+    if find_openvmm():
+        return None
+    print(f"wslx {what}: no openvmm binary on PATH; this machine can only print the command line (--dry-run)",
+          file=sys.stderr)
     return 2
 
 
-def _openvmm(args) -> int:
-    """OpenVMM: the guest dials hv_sock port 50010, which OpenVMM hands to the Unix
-    socket <vsock path>_50010 on the host. --dry-run builds nothing: the SCons-built
-    initramfs is named as is (as for QEMU)."""
-    import shlex
-    from ..guests.linux import ensure_built, images_dir, initramfs_for
-    from ..image.initramfs import find_default_kernel
-    from ..spec.agentx import VSOCK_CONTROL_PORT
-    from ..vmm.openvmm import openvmm_cmdline, vsock_listen_path
-    kernel = args.kernel or find_default_kernel()
-    if args.initrd:
-        initrd = args.initrd
-    elif args.dry_run:
-        initrd = images_dir() / "linux-initramfs.cpio"
-    else:
-        ensure_built(log=_log)
-        initrd = initramfs_for(kernel, _log)
-    run_dir = Path(os.environ.get("WSLX_RUN_DIR", "/tmp")) / "wslx-openvmm"
-    vsock = run_dir / "vsock"
-    argv = openvmm_cmdline(kernel, initrd, cmdline=f"console=ttyS0 panic=-1 wslx.transport=vsock {args.append}".strip(),
-                           com1=f"file={run_dir / 'console.log'}", vsock_path=vsock)
-    print(shlex.join(argv))
-    print(f"# AgentX: listen on {vsock_listen_path(vsock, VSOCK_CONTROL_PORT)} before starting; the guest dials it")
-    return _openvmm_launch(args)
-
-
-def _openvmm_trackb(args) -> int:
-    """OpenVMM: Track B enters at its 64-bit e_entry with boot_params (no initrd); its AgentX
-    UART is COM2 (a Unix socket OpenVMM listens on), COM1 the console; virtio-pmem over PCIe."""
-    import shlex
-    from ..guests.trackb import DEFAULT_PMEM_SIZE, default_kernel
-    from ..vmm.openvmm import OpenVMMConfig
-    run_dir = Path(os.environ["WSLX_RUN_DIR"]) / "wslx-openvmm-trackb" if os.environ.get("WSLX_RUN_DIR") \
-        else Path("<run-dir>")
-    cfg = OpenVMMConfig(args.kernel or default_kernel(), cmdline=args.append, hv=True,
-                        com1=f"file={run_dir / 'console.log'}", com2=f"listen={run_dir / 'com2.sock'}",
-                        pmem=[run_dir / "pmem.img"])
-    print(shlex.join(cfg.argv()))
-    print(f"# AgentX: connect to {run_dir / 'com2.sock'} (COM2) once OpenVMM listens; "
-          f"pmem.img: any size in 2 MiB units (QEMU runs use {DEFAULT_PMEM_SIZE >> 20} MiB)")
-    return _openvmm_launch(args)
+def _vmm_unsupported(args, what: str) -> int | None:
+    """hvsim runs the Track B kernel only (the Linux guest has no hvsim trap path): say so, exit 2."""
+    if args.vmm == "hvsim" and args.guest != "trackb":
+        print(f"wslx {what}: --vmm hvsim runs the trackb guest only (its platform layer has the trap path)",
+              file=sys.stderr)
+        return 2
+    return None
 
 
 def boot(args) -> int:
     from ..agentx.errors import AgentXError
     from ..vmm.errors import VMError
-    if args.vmm == "openvmm" and args.guest == "trackb":
-        return _openvmm_trackb(args)
-    if args.vmm == "openvmm":
-        return _openvmm(args)
+    if (rc := _vmm_unsupported(args, "boot")) is not None:
+        return rc
+    if args.vmm == "openvmm" and args.dry_run:
+        return _openvmm_dry_run(args)
+    if args.vmm == "openvmm" and (rc := _no_openvmm("boot")) is not None:
+        return rc
     if args.dry_run:
         import shlex
         print(shlex.join(_guest(args).machine(dry_run=True).preview_cmdline()))  # builds and creates nothing
         return 0
     from ..snapshot import attach
     try:
-        with _guest(args, **(attach.prepare_stay() if args.stay else {})) as g:
+        snapshottable = args.stay and args.vmm == "qemu"      # `wslx snapshot` drives QEMU only
+        with _guest(args, **(attach.prepare_stay() if snapshottable else {})) as g:
             h = g.hello
             print(f"guest:        {args.guest}")
             print(f"agent:        {h.name} ({h.kind_name})")
             print(f"os release:   {h.os_release}")
             print(f"protocol:     v{h.version_min}..v{h.version_max}, max payload {h.max_payload}")
             print(f"capabilities: {', '.join(h.capability_names)}")
-            print(f"hello after:  {g.hello_seconds:.2f} s since QEMU start (guest uptime {h.uptime_ms} ms)")
+            print(f"hello after:  {g.hello_seconds:.2f} s since {args.vmm} start (guest uptime {h.uptime_ms} ms)")
             print(f"console log:  {g.console_log}")
             print(f"run dir:      {g.vm.run_dir}", flush=True)
             if args.stay:  # the AgentX channel is free meanwhile: `wslx snapshot save --vm RUNDIR`
-                attach.release(g)
+                if snapshottable:
+                    attach.release(g)
                 _log("[boot] guest is up; Ctrl-C to shut it down")
                 g.vm.stay()
-                attach.reclaim(g)
+                if snapshottable:
+                    attach.reclaim(g)
             rc = g.shutdown()
             attach.cleanup(g)
-            _log(f"[boot] guest shut down (QEMU exit code {rc})")
+            _log(f"[boot] guest shut down ({args.vmm} exit code {rc})")
         return 0
     except (VMError, AgentXError) as e:
         print(f"wslx boot: {e}", file=sys.stderr)
@@ -150,6 +146,10 @@ def run(args) -> int:
     if not argv:
         print("wslx run: no command given", file=sys.stderr)
         return 2
+    if (rc := _vmm_unsupported(args, "run")) is not None:
+        return rc
+    if args.vmm == "openvmm" and (rc := _no_openvmm("run")) is not None:
+        return rc
     out, err = sys.stdout.buffer, sys.stderr.buffer
 
     def emit(stream):

@@ -17,7 +17,9 @@ def register(sub):
     p.add_argument("--kernel", type=kernel_image, help="guest kernel (VM targets)")
     p.add_argument("--initrd", type=existing_file, help="guest initramfs (VM targets)")
     p.add_argument("--hv-profile", choices=["hyperv", "openvmm-kvm", "none"], default="hyperv",
-                   help="trackb-hv-host: the wslx.hv host profile (default hyperv)")
+                   help="trackb-hv-host, trackb --vmm hvsim: the wslx.hv host profile (default hyperv)")
+    p.add_argument("--vmm", choices=["qemu", "hvsim"], default="qemu",
+                   help="trackb: plain QEMU (virtio-console) or hvsim (QEMU beside the Hyper-V model, hv_sock)")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     p.set_defaults(func=run)
 
@@ -37,10 +39,13 @@ def run(args) -> int:
         for c in select_cases(args.patterns):
             print(f"{c.name:40} {c.doc}")
         return 0
+    if args.vmm != "qemu" and args.target != "trackb":
+        print(f"wslx conformance: --vmm {args.vmm} applies to --target trackb only", file=sys.stderr)
+        return 2
     print(f"[conformance] starting target {args.target} ...", flush=True)
     try:
         with TARGETS[args.target](timeout=args.timeout, kernel=args.kernel, initrd=args.initrd,
-                                  hv_profile=args.hv_profile) as t:
+                                  hv_profile=args.hv_profile, vmm=args.vmm) as t:
             report = run_suite(t, patterns=args.patterns, timeout=args.timeout,
                                log=lambda s: print(s, flush=True))
     except (AgentXError, VMError, HvError) as e:   # the agent, its VM or its model failed: what, where the logs are

@@ -249,10 +249,16 @@ class TrackBHvHostTarget:
 @target("trackb")
 class TrackBTarget:
     """The Track B kernel (images/trackb-kernel.elf) under QEMU: its agent on the
-    virtio-serial port org.wslx.agentx (TrackBGuest's default channel)."""
+    virtio-serial port org.wslx.agentx (TrackBGuest's default channel); with vmm='hvsim',
+    QEMU beside the wslx.hv model (profile hv_profile) and the agent on hv_sock."""
 
-    def __new__(cls, timeout: float = 10.0, kernel=None, **_):
+    def __new__(cls, timeout: float = 10.0, kernel=None, vmm: str = "qemu", hv_profile: str = "hyperv", **_):
         from ..guests.trackb import TrackBGuest
+        if vmm == "hvsim":
+            from ..guests.trackb_hvsim import TrackBHvsimGuest
+            guest = TrackBHvsimGuest(kernel, hv_profile=hv_profile or "hyperv", timeout=max(timeout, 20.0))
+            guest.name = cls.name
+            return guest
         guest = TrackBGuest(kernel, timeout=max(timeout, 20.0))
         guest.name = cls.name
         return guest

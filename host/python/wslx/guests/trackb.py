@@ -42,6 +42,7 @@ class TrackBGuest(Guest):
 
     NAME = "trackb"
     CHANNELS = ("agentx", "serial")
+    MACHINE = QemuMachine        # wslx.guests.trackb_hvsim: HvsimMachine
 
     def __init__(self, kernel: Path | str | None = None, *, append: str = "", pmem_size: int | None = DEFAULT_PMEM_SIZE,
                  channel: str = "agentx", hello_timeout: float = 30.0, timeout: float = 30.0, build: bool = True,
@@ -83,7 +84,7 @@ class TrackBGuest(Guest):
         serial = self.CHANNEL == "serial"
         kw["extra_args"] = list(kw.get("extra_args", ())) + ISA_DEBUG_EXIT + ([] if serial else VIRTIO_SERIAL_SYNC_NOTIFY)
         kw.setdefault("panic_regex", PANIC_REGEX)
-        return QemuMachine(self.kernel, None, append=self.append, virtio_serial_port=None if serial else self.PORT_NAME,
+        return self.MACHINE(self.kernel, None, append=self.append, virtio_serial_port=None if serial else self.PORT_NAME,
                            serial_transport=serial, run_dir=run_dir, log=self.log, **kw)
 
     def _prepare(self) -> None:

@@ -24,8 +24,9 @@ class HvSockListener:
     """A host port guests connect to (TlConnectRequest); accept() hands out the host end of each
     connection once the guest has opened its channel."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, dial=None):
         self.port = port
+        self.dial = dial    # None: accept() hands out socketpair ends; else dial() -> the stream the model bridges
         self._accepted: queue.Queue[socket.socket] = queue.Queue()
 
     def _deliver(self, sock: socket.socket) -> None:

@@ -354,14 +354,16 @@ class Partition:
 
     # -- host side --------------------------------------------------------------------------------------------------
     @_entry
-    def hvsock_listen(self, port: int):
-        """Accept guest hv_sock connections to host port `port` (listener.accept(timeout) -> socket)."""
-        return self.vmbus.listen(port)
+    def hvsock_listen(self, port: int, dial=None):
+        """Accept guest hv_sock connections to host port `port` (listener.accept(timeout) -> socket).
+        dial: called for each connection, returns the host stream to bridge to (no accept() then)."""
+        return self.vmbus.listen(port, dial)
 
     @_entry
-    def hvsock_connect(self, guest_port: int):
-        """Offer the guest a connection to its port; returns the host's socket."""
-        return self.vmbus.connect(guest_port)
+    def hvsock_connect(self, guest_port: int, model_end=None):
+        """Offer the guest a connection to its port; returns the host's socket (None when model_end, the
+        stream to bridge to, is given)."""
+        return self.vmbus.connect(guest_port, model_end)
 
     def service(self) -> bool:
         moved = self.vmbus.service()
@@ -369,6 +371,13 @@ class Partition:
         for t in self.timers:
             t.process(now)
         return moved
+
+    @_entry
+    def fire_timers(self) -> None:
+        """Only the timers that are due (a timer-only wake beside a running VM: no stream to move)."""
+        now = self.clock.now()
+        for t in self.timers:
+            t.process(now)
 
     @_entry
     def poll(self) -> bool:

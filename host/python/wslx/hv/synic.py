@@ -109,8 +109,7 @@ class SynIC:
         gpa = self.slot_gpa(n)
         if gpa is None:
             return False
-        if self.mem.read_u32(gpa) != HvMessageType.NONE:
-            self._set_pending(gpa)
+        if self._busy(gpa):
             return False
         self._write_slot(n, gpa, message_type, payload, sender, more=False)
         return True
@@ -126,11 +125,20 @@ class SynIC:
         gpa = self.slot_gpa(n)
         if gpa is None:
             return
-        if self.mem.read_u32(gpa) != HvMessageType.NONE:
-            self._set_pending(gpa)
+        if self._busy(gpa):
             return
         message_type, payload, sender = q.popleft()
         self._write_slot(n, gpa, message_type, payload, sender, more=bool(q))
+
+    def _busy(self, gpa: int) -> bool:
+        """The slot holds an unread message: flag it pending (the guest's EOM asks for the next one). A guest
+        running beside the model (hvsim) may free the slot between the two looks and miss the flag; the
+        second look catches that, and the slot is used at once (TLFS 11.10.3; KVM's synic_deliver_msg
+        claims the slot with a cmpxchg on message_type for the same reason)."""
+        if self.mem.read_u32(gpa) == HvMessageType.NONE:
+            return False
+        self._set_pending(gpa)
+        return self.mem.read_u32(gpa) != HvMessageType.NONE
 
     def _set_pending(self, gpa: int) -> None:
         flags_gpa = gpa + 5

@@ -144,15 +144,16 @@ class VmbusHost:
         return (self.paused and len(self.inbound) >= INBOUND_LIMIT) or self.p.synic.queue_full(self.sint)
 
     # -- host-side API ---------------------------------------------------------------------------------
-    def listen(self, port: int) -> HvSockListener:
-        listener = self.listeners.get(port) or HvSockListener(port)
+    def listen(self, port: int, dial=None) -> HvSockListener:
+        listener = self.listeners.get(port) or HvSockListener(port, dial)
         self.listeners[port] = listener
         return listener
 
-    def connect(self, guest_port: int) -> socket.socket:
+    def connect(self, guest_port: int, model_end: socket.socket | None = None) -> socket.socket | None:
         """Host-initiated hv_sock connection to a guest port: an offer with the host's endpoint; the
-        returned socket carries data once the guest opens the channel."""
-        host_end, model_end = socket.socketpair()
+        returned socket carries data once the guest opens the channel. model_end: bridge the channel to
+        this stream instead (returns None)."""
+        host_end, model_end = socket.socketpair() if model_end is None else (None, model_end)
         self.next_host_port += 1
         user_def = bytearray(V.MAX_USER_DEFINED_BYTES)
         user_def[V.OFFER_PIPE_USER_DEF_OFFSET] = 1          # conn_from_host (hyperv_transport.c)
@@ -441,7 +442,9 @@ class VmbusHost:
         if self.faults.corrupt_ring_indices:
             writer.corrupt_next_write = True
         ch.state = "open"
-        if ch.model_sock is None:                 # guest-initiated: the host end is handed out now
+        if ch.model_sock is None and ch.listener is not None and ch.listener.dial is not None:
+            ch.model_sock = ch.listener.dial()    # guest-initiated, bridged straight to the host's stream
+        elif ch.model_sock is None:               # guest-initiated: the host end is handed out now
             ch.host_sock, ch.model_sock = socket.socketpair()
             if ch.listener is not None:
                 ch.listener._deliver(ch.host_sock)

@@ -282,6 +282,8 @@ def collect_entries(
 
     if init_binary is not None:
         files["init"] = Entry("init", stat.S_IFREG | 0o755, Path(init_binary).read_bytes())
+        # wslx-init is multi-call: argv[0] "wslx-call" is the Gemini call applet (guest/init/gemini_linux.c)
+        files["bin/wslx-call"] = Entry("bin/wslx-call", stat.S_IFLNK | 0o777, b"/init")
 
     closure = None
     load_lines: list[str] = []

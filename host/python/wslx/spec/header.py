@@ -24,7 +24,7 @@ from construct import Struct
 @dataclass(frozen=True)
 class Constant:
     name: str          # without the header prefix
-    value: int
+    value: int | str   # str: a C string (names)
     doc: str = ""
 
 

@@ -114,6 +114,7 @@ class QemuMachine:
         cpus: int = 1,
         pvpanic: bool = True,
         virtio_serial_port: str | None = None,
+        named_ports: Sequence[str] = (),
         serial_transport: bool = False,
         pmem_path: Path | str | None = None,
         pmem_size: int | str | None = None,
@@ -135,7 +136,9 @@ class QemuMachine:
         firmware: 'auto' (qboot if installed, else SeaBIOS), 'seabios'/None, 'qboot', or a ROM path.
         append: extra kernel command-line words after `console=ttyS0 panic=-1 [quiet]`.
         virtio_serial_port: name of a virtio-serial port whose host side is vport.sock
-        (virtio_serial_socket()); None: no virtio-serial device. serial_transport: ttyS1's
+        (virtio_serial_socket()); None: no virtio-serial device. named_ports: more virtio-serial
+        ports (e.g. Gemini's signal and upcall ports), host side port-<name>.sock
+        (named_port_socket(name)). serial_transport: ttyS1's
         host side is serial1.sock (serial_socket()).
         pmem_path/pmem_size: back a virtio-pmem device with that file (size in bytes,
         or a QEMU size string; default the file's size).  pmem_addr: pin the device's
@@ -160,6 +163,7 @@ class QemuMachine:
         self.cpus = cpus
         self.pvpanic = pvpanic
         self.virtio_serial_port = virtio_serial_port
+        self.named_ports = list(named_ports)
         self.serial_transport = serial_transport
         self.pmem_path = Path(pmem_path) if pmem_path is not None else None
         self.pmem_size = pmem_size
@@ -296,10 +300,14 @@ class QemuMachine:
         if self.serial_transport:
             args += ["-chardev", f"socket,id=ser1,path={self.serial_socket_path},server=on,wait=off",
                      "-serial", "chardev:ser1"]
+        if self.virtio_serial_port is not None or self.named_ports:
+            args += ["-device", "virtio-serial-pci,id=vser0"]
         if self.virtio_serial_port is not None:
-            args += ["-device", "virtio-serial-pci,id=vser0",
-                     "-chardev", f"socket,id=vport,path={self.virtio_serial_socket_path},server=on,wait=off",
+            args += ["-chardev", f"socket,id=vport,path={self.virtio_serial_socket_path},server=on,wait=off",
                      "-device", f"virtserialport,bus=vser0.0,chardev=vport,name={self.virtio_serial_port}"]
+        for i, name in enumerate(self.named_ports):
+            args += ["-chardev", f"socket,id=nport{i},path={self.named_port_path(name)},server=on,wait=off",
+                     "-device", f"virtserialport,bus=vser0.0,chardev=nport{i},name={name}"]
         if self.pvpanic:
             args += ["-device", "pvpanic"]
         if self.pmem_path is not None:
@@ -363,7 +371,8 @@ class QemuMachine:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         else:
             self.run_dir = Path(tempfile.mkdtemp(prefix="wslx-run-", dir=default_run_root()))
-        for n in ("qmp.sock", "vport.sock", "serial1.sock", "console.log"):
+        for n in ("qmp.sock", "vport.sock", "serial1.sock", "console.log",
+                  *(f"port-{name}.sock" for name in self.named_ports)):
             try:
                 os.unlink(self._path(n))
             except FileNotFoundError:
@@ -588,6 +597,15 @@ class QemuMachine:
             raise VMError("machine was created without a virtio_serial_port", log_dir=self.run_dir)
         return self._connect_unix(self.virtio_serial_socket_path, timeout,
                                   f"virtio-serial port {self.virtio_serial_port}")
+
+    def named_port_path(self, name: str) -> Path:
+        return self._path(f"port-{name}.sock")
+
+    def named_port_socket(self, name: str, timeout: float = 10.0) -> socket.socket:
+        """Connect to the host side of the named virtio-serial port `name` (named_ports)."""
+        if name not in self.named_ports:
+            raise VMError(f"machine was created without the virtio-serial port {name}", log_dir=self.run_dir)
+        return self._connect_unix(self.named_port_path(name), timeout, f"virtio-serial port {name}")
 
     def serial_socket(self, timeout: float = 10.0) -> socket.socket:
         """Connect to the host side of ttyS1 (serial_transport=True)."""

@@ -1,0 +1,93 @@
+"""`wslx bench hv --out DIR`: the hvsim trap path and hv_sock against virtio-console, same kernel, same run.
+
+Each run boots images/trackb-kernel.elf twice under the same hvsim machine (QEMU beside the wslx.hv model):
+1. profile hyperv, with trackb.hvbench=N: the kernel times N traps (rdmsr VP_INDEX: request block +
+   doorbell + spin), N fast hypercalls (the hypercall page's vmcall -> #UD -> forwarded) and N ticks of
+   its 1 ms periodic stimer (MSI-X at the SINT's vector), printing one console line (kernel/hvbench.c);
+   then AgentX over hv_sock: PING round trips for --seconds, and guest -> host bulk (`zeros`);
+2. profile none: the kernel finds no Hyper-V and talks over virtio-console: the same PING and bulk.
+
+trap_rtt_us, hypercall_rtt_us           guest-measured medians (TSC)
+stimer_late_us_p50, stimer_late_us_p99  each tick's phase within the 1 ms period on the reference clock,
+                                        measured from where the phases' cluster starts (the phase after
+                                        the widest gap; lateness within one period);
+stimer_missed_slots                     periods that passed without a tick (the model skips late slots)
+hvsock_roundtrips_per_s, virtio_console_roundtrips_per_s    AgentX PING (8 bytes) round trips
+hvsock_bulk_mb_per_s, virtio_console_bulk_mb_per_s           `zeros N` from the guest, through STDIO
+hvsock_vs_virtio_console_roundtrips                           the same-run ratio
+"""
+from __future__ import annotations
+
+import re
+import time
+
+from . import Benchmark
+from ..commands._args import kernel_image, positive_float, positive_int
+from ..spec.programs import PROGRAM_NAME
+
+HVBENCH_RE = re.compile(r"hvbench: n (\d+) trap_ns (\d+) hypercall_ns (\d+) ticks (\d+) missed (\d+) "
+                        r"stimer_late_ns_p50 (\d+) stimer_late_ns_p99 (\d+)")
+
+
+def add_arguments(p):
+    p.add_argument("--kernel", type=kernel_image, help="Track B kernel (default images/trackb-kernel.elf)")
+    p.add_argument("--traps", type=positive_int, default=2000, help="traps, hypercalls and ticks timed per run")
+    p.add_argument("--seconds", type=positive_float, default=2.0, help="seconds of PING round trips per channel")
+    p.add_argument("--bulk-mib", type=positive_int, default=4, help="MiB of guest -> host bulk per channel")
+
+
+def _pings(client, seconds: float) -> float:
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        client.ping(b"hv-bench", timeout=30)
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def _bulk(client, mib: int) -> float:
+    n = mib << 20
+    t0 = time.perf_counter()
+    r = client.run([PROGRAM_NAME, "zeros", str(n)], timeout=600)
+    dt = time.perf_counter() - t0
+    assert r.returncode == 0 and r.stdout == bytes(n), "zeros did not return the bytes"
+    return n / dt / 1e6
+
+
+def run_once(args, log) -> dict:
+    from ..guests.trackb_hvsim import TrackBHvsimGuest
+    out = {}
+    with TrackBHvsimGuest(args.kernel, hv_profile="hyperv", append=f"trackb.hvbench={args.traps}",
+                          hello_timeout=120, timeout=60, log=lambda s: None) as g:
+        m = HVBENCH_RE.search(g.vm.read_console())
+        assert m, f"no hvbench line on the console:\n{g.vm.console_tail()}"
+        _, trap, hypercall, ticks, missed, p50, p99 = (int(x) for x in m.groups())
+        out.update(trap_rtt_us=trap / 1000, hypercall_rtt_us=hypercall / 1000, stimer_late_us_p50=p50 / 1000,
+                   stimer_late_us_p99=p99 / 1000, stimer_ticks=ticks, stimer_missed_slots=missed)
+        out["hvsock_roundtrips_per_s"] = _pings(g.client, args.seconds)
+        out["hvsock_bulk_mb_per_s"] = _bulk(g.client, args.bulk_mib)
+        g.shutdown()
+    with TrackBHvsimGuest(args.kernel, hv_profile="none", hello_timeout=120, timeout=60, log=lambda s: None) as g:
+        assert "control channel virtio-console" in g.vm.read_console()
+        out["virtio_console_roundtrips_per_s"] = _pings(g.client, args.seconds)
+        out["virtio_console_bulk_mb_per_s"] = _bulk(g.client, args.bulk_mib)
+        g.shutdown()
+    out["hvsock_vs_virtio_console_roundtrips"] = out["hvsock_roundtrips_per_s"] / out["virtio_console_roundtrips_per_s"]
+    return out
+
+
+def plot(doc: dict, png) -> None:
+    from .plot import grouped_runs_and_medians
+    grouped_runs_and_medians(doc, [
+        ("trap path (us, guest-measured)", ["trap_rtt_us", "hypercall_rtt_us"]),
+        ("stimer lateness (us)", ["stimer_late_us_p50", "stimer_late_us_p99"]),
+        ("PING round trips/s", ["hvsock_roundtrips_per_s", "virtio_console_roundtrips_per_s"]),
+        ("bulk MB/s", ["hvsock_bulk_mb_per_s", "virtio_console_bulk_mb_per_s"]),
+    ], png, title="hvsim: Hyper-V trap path and hv_sock vs virtio-console (same kernel, same run)")
+
+
+BENCHMARK = Benchmark(name="hv", help="hvsim trap round trips, stimer lateness, hv_sock vs virtio-console",
+                      run_once=run_once, add_arguments=add_arguments, default_runs=3, plot=plot,
+                      units={"trap_rtt_us": "us", "hypercall_rtt_us": "us", "stimer_late_us_p50": "us",
+                             "stimer_late_us_p99": "us", "stimer_ticks": "", "stimer_missed_slots": "", "hvsock_roundtrips_per_s": "1/s",
+                             "virtio_console_roundtrips_per_s": "1/s", "hvsock_bulk_mb_per_s": "MB/s",
+                             "virtio_console_bulk_mb_per_s": "MB/s", "hvsock_vs_virtio_console_roundtrips": ""})

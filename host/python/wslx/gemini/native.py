@@ -1,0 +1,33 @@
+"""cffi (ABI mode) binding of build/gemini/libgemini_guest.so: the guest's Gemini core and
+the Portal core (compiled unchanged for the host), plus the host's C side (gemini_host.c:
+the call-record checks and the null.call fast path). Declarations come from the very
+headers the library is compiled against."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from .. import repo_root
+from ..portal.errors import PortalLibraryMissing
+from ..portal.native import cdef_from_headers
+
+
+def library_path():
+    return repo_root() / "build" / "gemini" / "libgemini_guest.so"
+
+
+def header_paths():
+    r = repo_root()
+    return [r / "build/gen/portal_layout.h", r / "guest/portal/portal.h", r / "build/gen/gemini_wire.h",
+            r / "guest/gemini/gemini.h", Path(__file__).resolve().parent / "gemini_host.h"]
+
+
+@functools.lru_cache(maxsize=None)
+def load():
+    import cffi
+    missing = [p for p in [library_path(), *header_paths()] if not p.exists()]
+    if missing:
+        raise PortalLibraryMissing(f"{missing[0]} is missing: build it with `.venv/bin/scons -Q gemini`")
+    ffi = cffi.FFI()
+    ffi.cdef(cdef_from_headers([p.read_text() for p in header_paths()]))
+    return ffi, ffi.dlopen(str(library_path()))

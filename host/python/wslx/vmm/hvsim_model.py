@@ -1,0 +1,426 @@
+"""The hvsim model process: the wslx.hv partition serving a QEMU guest as its ivshmem-doorbell server.
+
+    python -m wslx.vmm.hvsim_model --run-dir D --ram-file F --ram-size BYTES --profile P --vsock-path V
+
+Started by wslx.vmm.hvsim.HvsimMachine before QEMU (QEMU's ivshmem chardev is the client and needs a
+listening server). It
+- listens on D/ivshmem.sock and prints one line "ready" on stdout once it does;
+- hands QEMU (peer 1) the shared block (wslx.spec.hvsim, BAR2) and eventfds as the ivshmem protocol
+  says (QEMU docs/specs/ivshmem-spec.txt: int64 messages, one per sendmsg, each fd in its own message:
+  version 0; the client's id; -1 with the memory fd; then, per peer, one eventfd per vector);
+- maps the guest's RAM file (GuestMemory.q35: GPA -> file offset, RAM above 4 GiB included) and runs a
+  Partition on it with a MonotonicClock;
+- trap thread: wakes on the doorbell eventfd, answers the request in the shared block (CPUID, MSRs,
+  hypercalls) and publishes done_seq;
+- I/O thread: moves hv_sock data and fires timers (Partition.poll), and takes host-initiated
+  connections on the hybrid-vsock socket V ("CONNECT <port>\\n" -> "OK <port>\\n"); guest connections to
+  host port P are bridged to the Unix socket V_P (the OpenVMM convention, so the host side is the same
+  for both VMMs);
+- raises guest interrupts by writing QEMU's eventfd for MSI-X entry (vector - msix_vector_base).
+It exits when QEMU disconnects, on SIGTERM, or (status 3) when the model itself fails; its log is
+D/model.log. --raise-after N makes the trap thread raise at the Nth request (tests: a failing model).
+"""
+from __future__ import annotations
+
+import argparse
+import array
+import mmap
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+
+from ..hv import GuestFault, GuestMemory, HvError, MonotonicClock, ModelBug, Partition
+from ..spec import hvsim as S
+from ..spec.hyperv import Msr
+
+IVSHMEM_PROTOCOL_VERSION = 0
+MODEL_PEER = 0
+QEMU_PEER = 1
+I64 = struct.Struct("<q")
+REQ = struct.Struct("<II4Q")                 # seq, op, arg0, arg1, arg2, guest_tsc (at OFF_SEQ)
+ANSWER = struct.Struct("<I4Q")               # fault, result[4] (at OFF_DONE_SEQ + 4)
+U32 = struct.Struct("<I")
+ACCEPT_TIMEOUT_S = 60.0                      # QEMU connects right after it starts
+IO_TICK_S = 0.05                             # the I/O thread re-reads its socket list at least this often
+CONNECT_LINE_MAX = 64
+TSC_REFIT_S = 1.0                            # the reference TSC page is refitted this often
+
+
+def _host_rdtsc():
+    """A callable returning the host CPU's TSC (x86-64: `rdtsc; shl rdx,32; or rax,rdx; ret` in an executable
+    page), or None where that cannot work. Under TCG on an x86-64 host the guest's rdtsc is the host's TSC
+    minus a constant (QEMU cpu_get_ticks: cpu_get_host_ticks() + cpu_ticks_offset)."""
+    import ctypes
+    import platform
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return None
+    try:
+        page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        page.write(bytes([0x0F, 0x31, 0x48, 0xC1, 0xE2, 0x20, 0x48, 0x09, 0xD0, 0xC3]))
+        fn = ctypes.CFUNCTYPE(ctypes.c_uint64)(ctypes.addressof(ctypes.c_char.from_buffer(page)))
+        fn._page = page                      # the code lives as long as the function
+        a, b = fn(), fn()
+        return fn if b >= a else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+class TscFit:
+    """The guest's TSC against model time, so the reference TSC page turns the guest's own rdtsc (QEMU's, not
+    the model's) into the model's reference time.
+
+    With the host's TSC (x86-64 host): the rate is the host TSC against the model clock, read back to back
+    in this process over a baseline that grows with the run; the guest's offset is the least
+    (host TSC when the model reads a request) - (guest TSC written in it): every request's latency only
+    adds, so the minimum converges on the true offset. Without it: the guest_tsc of the requests against
+    the time the model read them (first and latest; off by those requests' latency)."""
+
+    SKIP = 3                                # the first requests answer late (a cold model): not a baseline
+
+    def __init__(self, clock, host_rdtsc=None):
+        self.clock = clock
+        self.rdtsc = host_rdtsc
+        self.anchor = self._pair() if host_rdtsc else None
+        self.offset = None                  # host TSC - guest TSC
+        self.first = self.last = None       # fallback: (guest_tsc, model time in 100 ns)
+        self.samples = 0
+
+    def _pair(self) -> tuple[int, int]:
+        """(host TSC, model time) read together: the tightest of a few brackets tsc, now, tsc (a preemption
+        between the reads would skew the rate)."""
+        best = None
+        for _ in range(5):
+            a, t, b = self.rdtsc(), self.clock.now(), self.rdtsc()
+            if best is None or b - a < best[0]:
+                best = (b - a, (a + b) // 2, t)
+        return best[1], best[2]
+
+    def sample(self, tsc: int) -> None:
+        if not tsc:
+            return
+        if self.rdtsc:
+            d = self.rdtsc() - tsc
+            self.offset = d if self.offset is None else min(self.offset, d)
+            return
+        self.samples += 1
+        self.last = (tsc, self.clock.now())
+        if self.first is None and self.samples > self.SKIP:
+            self.first = self.last
+
+    def hz(self) -> int | None:
+        if self.rdtsc:
+            tsc0, t0 = self.anchor
+            tsc, t = self._pair()
+            return (tsc - tsc0) * 10_000_000 // (t - t0) if t - t0 >= 10_000 else None
+        if self.first is None or self.last[1] - self.first[1] < 10_000:     # under 1 ms: no fit yet
+            return None
+        return (self.last[0] - self.first[0]) * 10_000_000 // (self.last[1] - self.first[1])
+
+    def ready(self) -> bool:
+        return self.offset is not None if self.rdtsc else self.last is not None
+
+    def tsc_at(self, now: int, hz: int) -> int:
+        """The guest's TSC now (`now` is the model clock, read just before)."""
+        if self.rdtsc:
+            return self.rdtsc() - self.offset
+        tsc, t = self.last
+        return tsc + (now - t) * hz // 10_000_000
+
+
+class HvsimPartition(Partition):
+    """A Partition whose TSC is the guest's (TscFit) rather than a model-invented one."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.tsc_fit = TscFit(self.clock, _host_rdtsc())
+        self.log(f"hvsim: guest TSC from {'the host TSC' if self.tsc_fit.rdtsc else 'request timestamps'}")
+
+    def rdtsc(self) -> int:
+        if not self.tsc_fit.ready():
+            return super().rdtsc()
+        return self.tsc_fit.tsc_at(self.clock.now(), self.profile.tsc_hz)
+
+    def fit_tsc(self) -> None:
+        hz = self.tsc_fit.hz()
+        if hz and hz > 0:
+            self.profile = self.profile.with_(tsc_hz=hz)
+
+    def refresh_tsc_page(self) -> None:
+        """Refit on the longer baseline and rewrite the reference TSC page (a new sequence: the guest re-reads,
+        as after a migration on Hyper-V)."""
+        with self._lock:
+            if self.reference_tsc_msr & 1 and self.tsc_fit.hz():
+                self.fit_tsc()
+                self._write_reference_tsc(self.reference_tsc_msr)
+
+
+class Model:
+    def __init__(self, args):
+        self.args = args
+        self.log_file = open(os.path.join(args.run_dir, "model.log"), "a", buffering=1)
+        self.stop = threading.Event()
+        self.failed: BaseException | None = None
+        self.requests = 0
+        self.injected = self.dropped_vectors = 0
+        self.by_vector: dict[int, int] = {}
+        # the shared block (ivshmem BAR2)
+        self.shm_fd = os.memfd_create("hvsim-shm")
+        os.ftruncate(self.shm_fd, S.SHM_SIZE)
+        self.shm = mmap.mmap(self.shm_fd, S.SHM_SIZE, mmap.MAP_SHARED)
+        S.HVSIM_BLOCK.build_stream(dict(magic=S.MAGIC, version=S.VERSION, model_peer=MODEL_PEER, msix_vector_base=0,
+                                        msix_vectors=0, irq_seq=0, idle_poll_ns=args.idle_poll_ns, seq=0, op=0, arg0=0, arg1=0, arg2=0, guest_tsc=0,
+                                        done_seq=0, fault=0, result=[0] * 4), _Writer(self.shm))
+        self.model_efd = [os.eventfd(0, os.EFD_CLOEXEC) for _ in range(S.MSIX_VECTORS)]   # guest doorbells
+        self.guest_efd = [os.eventfd(0, os.EFD_CLOEXEC) for _ in range(S.MSIX_VECTORS)]   # MSI-X entries
+        # guest RAM
+        self.ram_fd = os.open(args.ram_file, os.O_RDWR)
+        self.ram = mmap.mmap(self.ram_fd, args.ram_size, mmap.MAP_SHARED)
+        self.partition = HvsimPartition(GuestMemory.q35(self.ram, args.ram_size), args.profile,
+                                        clock=MonotonicClock(), inject=self.inject, log=self.log)
+        self.vsock_path = args.vsock_path
+        for port in args.listen_port:
+            self.partition.hvsock_listen(port, dial=lambda p=port: self.dial_host(p))
+        self.wake_r, self.wake_w = os.pipe()
+        self.io_watching: tuple = (set(), set())   # the streams the I/O thread's select watches
+
+    def log(self, line: str) -> None:
+        self.log_file.write(f"{time.monotonic():.6f} {line}\n")
+
+    # -- ivshmem server --------------------------------------------------------------------------------------
+    def serve_qemu(self, listener: socket.socket) -> socket.socket:
+        listener.settimeout(ACCEPT_TIMEOUT_S)
+        conn, _ = listener.accept()
+        conn.settimeout(None)
+
+        def send(value: int, fd: int | None = None):
+            anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))] if fd is not None else []
+            conn.sendmsg([I64.pack(value)], anc)
+
+        send(IVSHMEM_PROTOCOL_VERSION)
+        send(QEMU_PEER)
+        send(-1, self.shm_fd)
+        for fd in self.model_efd:
+            send(MODEL_PEER, fd)
+        for fd in self.guest_efd:
+            send(QEMU_PEER, fd)
+        self.log(f"ivshmem: QEMU connected as peer {QEMU_PEER}, {S.MSIX_VECTORS} vectors")
+        return conn
+
+    # -- interrupts ------------------------------------------------------------------------------------------
+    def inject(self, vector: int) -> None:
+        base, count = U32.unpack_from(self.shm, 12)[0], U32.unpack_from(self.shm, 16)[0]
+        i = vector - base
+        if not base or not 0 <= i < min(count, S.MSIX_VECTORS):
+            self.dropped_vectors += 1
+            self.log(f"inject: vector {vector:#x} has no MSI-X entry (base {base:#x}, {count} entries): dropped")
+            return
+        self.injected += 1
+        self.by_vector[vector] = self.by_vector.get(vector, 0) + 1
+        os.eventfd_write(self.guest_efd[i], 1)
+        # after the MSI-X is on its way: a guest that sees the bump has an interrupt coming
+        U32.pack_into(self.shm, S.OFF_IRQ_SEQ, (U32.unpack_from(self.shm, S.OFF_IRQ_SEQ)[0] + 1) & 0xFFFFFFFF)
+
+    # -- trap thread -----------------------------------------------------------------------------------------
+    def trap_loop(self) -> None:
+        efd = self.model_efd[S.TRAP_DOORBELL_VECTOR]
+        shm = self.shm
+        poller = select.poll()            # QEMU makes the eventfd non-blocking (a shared file description)
+        poller.register(efd, select.POLLIN)
+        while not self.stop.is_set():
+            poller.poll()
+            try:
+                os.eventfd_read(efd)
+            except BlockingIOError:
+                pass
+            while True:
+                seq, op, a0, a1, a2, tsc = REQ.unpack_from(shm, S.OFF_SEQ)
+                if seq == U32.unpack_from(shm, S.OFF_DONE_SEQ)[0]:
+                    break
+                fault, result = self.answer(op, a0, a1, a2, tsc)
+                ANSWER.pack_into(shm, S.OFF_DONE_SEQ + 4, fault, *result)
+                U32.pack_into(shm, S.OFF_DONE_SEQ, seq)          # last: the guest stops spinning
+                if op == S.Op.HYPERCALL:
+                    self.wake_io_if_streams_changed()
+
+    def answer(self, op, a0, a1, a2, tsc):
+        p = self.partition
+        self.requests += 1
+        if self.args.raise_after and self.requests >= self.args.raise_after:
+            raise RuntimeError(f"--raise-after {self.args.raise_after}: the model fails on purpose")
+        p.tsc_fit.sample(tsc)
+        try:
+            if op == S.Op.CPUID:
+                return 0, p.cpuid(a0 & 0xFFFFFFFF)
+            if op == S.Op.RDMSR:
+                return 0, (p.rdmsr(a0 & 0xFFFFFFFF), 0, 0, 0)
+            if op == S.Op.WRMSR:
+                if a0 == Msr.REFERENCE_TSC:
+                    p.fit_tsc()
+                p.wrmsr(a0 & 0xFFFFFFFF, a1)
+                return 0, (0, 0, 0, 0)
+            if op == S.Op.HYPERCALL:
+                return 0, (p.hypercall(a0, a1, a2), 0, 0, 0)
+            self.log(f"trap: unknown op {op}: #UD")
+            return 6, (0, 0, 0, 0)
+        except GuestFault as e:
+            self.log(f"trap: op {op} {a0:#x}: {e}")
+            return e.vector, (0, 0, 0, 0)
+        except ModelBug:
+            raise
+        except HvError as e:   # a typed model refusal that is not a CPU fault: the access #GPs
+            self.log(f"trap: op {op} {a0:#x}: {type(e).__name__}: {e}: #GP")
+            return 13, (0, 0, 0, 0)
+
+    # -- I/O thread: hv_sock streams, timers, host-initiated connections -------------------------------------
+    def streams(self) -> tuple[list, list]:
+        """Host streams to read (room in the guest-bound buffer) and to write (guest data waiting)."""
+        with self.partition._lock:
+            bridges = self.partition.vmbus.bridges()
+            return [b for b in bridges if b.wants_read()], [b for b in bridges if b.to_host and not b.dead]
+
+    def wake_io_if_streams_changed(self) -> None:
+        """A hypercall may have opened a channel, made room for host data or left guest data the host has
+        not taken yet: the I/O thread must watch the new sets (woken only then, not on every trap)."""
+        r, w = self.streams()
+        if ({id(b) for b in r}, {id(b) for b in w}) != self.io_watching:
+            os.write(self.wake_w, b"x")
+
+    def dial_host(self, port: int) -> socket.socket:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        path = f"{self.vsock_path}_{port}"
+        try:
+            s.connect(path)
+            self.log(f"hv_sock: guest connection to host port {port} bridged to {path}")
+        except OSError as e:   # nobody listens: the guest sees the peer close at once and may redial
+            self.log(f"hv_sock: guest connection to host port {port}: {path}: {e}; closing it")
+            s.close()
+            s, other = socket.socketpair()
+            other.close()
+        os.write(self.wake_w, b"x")
+        return s
+
+    def take_connect(self, listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        conn.settimeout(2.0)
+        try:
+            line = b""
+            while not line.endswith(b"\n") and len(line) < CONNECT_LINE_MAX:
+                chunk = conn.recv(1)
+                if not chunk:
+                    break
+                line += chunk
+            word, _, port = line.decode("ascii", "replace").strip().partition(" ")
+            if word != "CONNECT" or not port.isdigit() or not 0 < int(port) < 1 << 32:
+                self.log(f"hybrid vsock: bad request {line!r}: closed")
+                conn.close()
+                return
+            conn.sendall(f"OK {int(port)}\n".encode())
+            conn.settimeout(None)
+            self.partition.hvsock_connect(int(port), model_end=conn)
+            self.log(f"hybrid vsock: host connection offered to guest port {port}")
+        except (OSError, HvError) as e:
+            self.log(f"hybrid vsock: {e}")
+            conn.close()
+
+    def io_loop(self, vsock_listener: socket.socket, qemu: socket.socket) -> None:
+        p = self.partition
+        next_refit = time.monotonic() + TSC_REFIT_S
+        while not self.stop.is_set():
+            if time.monotonic() >= next_refit:
+                p.refresh_tsc_page()
+                next_refit += TSC_REFIT_S
+            deadline = p.next_deadline()
+            wait = IO_TICK_S if deadline is None else min(IO_TICK_S, max(0.0, (deadline - p.clock.now()) / 1e7))
+            readers, writers = self.streams()
+            self.io_watching = ({id(b) for b in readers}, {id(b) for b in writers})
+            r, w, _ = select.select(readers + [vsock_listener, qemu, self.wake_r], writers, [], wait)
+            if qemu in r:
+                if not qemu.recv(64):
+                    self.log("ivshmem: QEMU disconnected; the model ends")
+                    return
+            if self.wake_r in r:
+                os.read(self.wake_r, 4096)
+            if vsock_listener in r:
+                self.take_connect(vsock_listener)
+            if r or w:
+                p.poll()
+            else:                       # a timer deadline (or the tick): nothing else to move
+                p.fire_timers()
+
+
+class _Writer:
+    """A write-only file over an mmap, for construct's build_stream."""
+
+    def __init__(self, mm):
+        self.mm, self.pos = mm, 0
+
+    def write(self, data):
+        self.mm[self.pos:self.pos + len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+
+def _thread(model: Model, name: str, fn, *args) -> threading.Thread:
+    def run():
+        try:
+            fn(*args)
+        except BaseException as e:     # the model failed: say so in the log, and end the process
+            model.failed = e
+            model.log(f"{name}: {type(e).__name__}: {e}\n{traceback.format_exc()}")
+        finally:
+            model.stop.set()
+            os.write(model.wake_w, b"x")
+    t = threading.Thread(target=run, name=name, daemon=True)
+    t.start()
+    return t
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m wslx.vmm.hvsim_model")
+    ap.add_argument("--run-dir", required=True)
+    ap.add_argument("--ram-file", required=True)
+    ap.add_argument("--ram-size", type=int, required=True)
+    ap.add_argument("--profile", default="hyperv")
+    ap.add_argument("--vsock-path", required=True)
+    ap.add_argument("--listen-port", type=int, action="append", default=[])
+    ap.add_argument("--raise-after", type=int, default=0)
+    ap.add_argument("--idle-poll-ns", type=int, default=S.IDLE_POLL_NS)
+    args = ap.parse_args(argv)
+    model = Model(args)
+    signal.signal(signal.SIGTERM, lambda *_: (model.stop.set(), os.write(model.wake_w, b"x")))
+    ivs = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ivs.bind(os.path.join(args.run_dir, "ivshmem.sock"))
+    ivs.listen(1)
+    vsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    vsock.bind(args.vsock_path)
+    vsock.listen(8)
+    model.log(f"model up: profile {args.profile}, RAM {args.ram_size >> 20} MiB in {args.ram_file}")
+    print("ready", flush=True)
+    try:
+        qemu = model.serve_qemu(ivs)
+    except OSError as e:
+        model.log(f"ivshmem: no QEMU connected: {e}")
+        return 2
+    ivs.close()
+    threads = [_thread(model, "trap", model.trap_loop), _thread(model, "io", model.io_loop, vsock, qemu)]
+    while not model.stop.is_set():
+        model.stop.wait(1.0)
+    # the trap thread may sit in eventfd_read: wake it so it sees stop
+    os.eventfd_write(model.model_efd[S.TRAP_DOORBELL_VECTOR], 1)
+    for t in threads:
+        t.join(2.0)
+    model.log(f"model ends: {model.requests} trap requests, {model.injected} interrupts raised, "
+              f"{model.dropped_vectors} dropped; by vector "
+              + ", ".join(f"{v:#x}: {n}" for v, n in sorted(model.by_vector.items())))
+    model.partition.close()
+    return 3 if model.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Gemini spec: the three ports per transport, the call/upcall records, the generated
+C header agreeing with construct byte for byte, and docs/gemini.md in sync."""
+from __future__ import annotations
+
+import subprocess
+import uuid
+
+import pytest
+
+from wslx.codegen import c_structs
+from wslx.spec import agentx, gemini, portal
+from wslx.spec.gemini import Port, Transport
+
+
+def test_ports_are_the_seed_allocation_and_reuse_agentx_and_portal():
+    assert [int(p) for p in Port] == [50010, 50011, 50012]
+    assert Port.CONTROL == agentx.VSOCK_CONTROL_PORT and Port.SIGNAL == portal.DOORBELL_VSOCK_PORT
+
+
+@pytest.mark.parametrize("port", list(Port))
+def test_every_port_maps_on_every_transport(port):
+    assert gemini.endpoint(port, Transport.VSOCK) == int(port)
+    # independent of the spec's string: Linux's hv_sock template with the port as data1
+    template = uuid.UUID(fields=(int(port), 0xFACB, 0x11E6, 0xBD, 0x58, 0x64006A7986D3))
+    assert gemini.endpoint(port, Transport.HVSOCK) == str(template)
+    name = gemini.endpoint(port, Transport.VIRTIO_SERIAL)
+    assert name.startswith("org.wslx.") and len(name) < 32  # virtio-serial names are short sysfs strings
+    assert len({gemini.endpoint(p, Transport.VIRTIO_SERIAL) for p in Port}) == len(Port)
+    assert gemini.endpoint(Port.CONTROL, Transport.VIRTIO_SERIAL) == agentx.VIRTIO_SERIAL_PORT_NAME
+
+
+def test_gemini_ops_never_collide_with_portal_ops_and_errors_are_errno():
+    assert not {int(o) for o in gemini.Op} & {int(o) for o in portal.Op}
+    import errno
+    for e in gemini.Err:
+        if e is not gemini.Err.OK:
+            assert errno.errorcode[int(e)] == "E" + {"TOOBIG": "2BIG"}.get(e.name, e.name), e
+
+
+def test_records_round_trip_through_construct():
+    h = dict(magic=gemini.CALL_MAGIC, version=1, flags=0, service_len=2, method_len=4, args_len=5,
+             reply_offset=48, reply_cap=4096, timeout_ms=0)
+    raw = gemini.CallHeader.build(h)
+    assert len(raw) == gemini.CALL_HEADER_SIZE and raw[:4].decode() == "GMN" + "I"  # the magic reads as text
+    assert {k: v for k, v in gemini.CallHeader.parse(raw).items() if k in h} == h
+    u = gemini.UpcallHeader.build(dict(magic=gemini.UPCALL_MAGIC, topic_len=3, flags=0, data_len=9))
+    assert len(u) == gemini.UPCALL_HEADER_SIZE and u[:4].decode() == "GUP" + "C"
+
+
+def test_c_header_agrees_with_construct(tmp_path, generated):
+    """Compile the generated header and print what C thinks; compare with construct."""
+    spec = gemini.C_HEADER
+    (tmp_path / "gemini_wire.h").write_text(c_structs.generate_header(spec))
+    prog = ['#include <stdio.h>', '#include "gemini_wire.h"', "int main(void) {",
+            'printf("%zu %zu %zu\\n", sizeof(struct gemini_call_header), sizeof(struct gemini_upcall_header), '
+            "sizeof(struct gemini_fs_stat));",
+            'printf("%u %u %u %u\\n", GEMINI_PORT_CONTROL, GEMINI_PORT_SIGNAL, GEMINI_PORT_UPCALL, GEMINI_OP_REPLY);',
+            'printf("%s %s %s\\n", GEMINI_SIGNAL_PORT_NAME, GEMINI_UPCALL_PORT_NAME, gemini_err_name(GEMINI_ERR_NOSYS));',
+            'printf("%zu %zu\\n", offsetof(struct gemini_call_header, reply_cap), '
+            "offsetof(struct gemini_upcall_header, data_len));",
+            "return 0; }"]
+    (tmp_path / "t.c").write_text("\n".join(prog) + "\n")
+    exe = tmp_path / "t"
+    cc = subprocess.run(["gcc", "-std=c11", "-Wall", "-Werror", f"-I{tmp_path}", str(tmp_path / "t.c"), "-o", str(exe)],
+                        capture_output=True, text=True, timeout=120)
+    assert cc.returncode == 0, cc.stderr
+    out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=30).stdout.split("\n")
+    assert out[0].split() == [str(gemini.CallHeader.sizeof()), str(gemini.UpcallHeader.sizeof()),
+                              str(gemini.FsStat.sizeof())]
+    assert out[1].split() == [str(int(Port.CONTROL)), str(int(Port.SIGNAL)), str(int(Port.UPCALL)),
+                              str(int(gemini.Op.REPLY))]
+    assert out[2].split() == [gemini.VIRTIO_SERIAL_NAMES[Port.SIGNAL], gemini.VIRTIO_SERIAL_NAMES[Port.UPCALL], "NOSYS"]
+    ref = gemini.CallHeader.build(dict(magic=0, version=0, flags=0, service_len=0, method_len=0, args_len=0,
+                                       reply_offset=0, reply_cap=0xAABBCCDD, timeout_ms=0))
+    assert int(out[3].split()[0]) == ref.index(bytes.fromhex("DDCCBBAA"))
+    uref = gemini.UpcallHeader.build(dict(magic=0, topic_len=0, flags=0, data_len=0xAABBCCDD))
+    assert int(out[3].split()[1]) == uref.index(bytes.fromhex("DDCCBBAA"))
+
+
+def test_committed_docs_match_the_spec(repo_root):
+    committed = (repo_root / "docs" / "gemini.md").read_text()
+    assert committed == c_structs.generate_markdown(gemini.C_HEADER), (
+        "docs/gemini.md drifted from the spec: regenerate with .venv/bin/python -c 'from wslx.codegen import "
+        "c_structs; from wslx.spec import gemini; print(c_structs.generate_markdown(gemini.C_HEADER), end=\"\")' "
+        "> docs/gemini.md (PYTHONPATH=host/python)")

@@ -1,0 +1,86 @@
+"""Gemini with the Track B kernel: the `gemini` built-in calls host services and its
+built-in subscriber receives upcalls; its bounded queue reports overflow to the host."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from helpers.gemini_world import make_dispatcher, make_export
+from wslx.gemini import Busy
+from wslx.gemini.trackb import GeminiTrackBAgent, gemini_trackb_kw
+from wslx.guests.trackb import TrackBGuest
+from wslx.portal import Portal
+from wslx.spec.gemini import UPCALL_QUEUE_DEPTH
+
+pytestmark = [pytest.mark.vm, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def trackb(tmp_path_factory):
+    d0 = tmp_path_factory.mktemp("gemini-trackb")
+    export = make_export(d0, blob_bytes=200_000)
+    portal = Portal.create(d0 / "portal.img", 64 << 20)
+    d = make_dispatcher(portal, export)
+    try:
+        with TrackBGuest(log=lambda s: None, timeout=120, **gemini_trackb_kw(portal)) as g:
+            with GeminiTrackBAgent(g, portal, d, timeout=120, subscribe="news") as agent:
+                yield g, d, agent, export
+            g.shutdown()
+    finally:
+        portal.close()
+
+
+def test_calls_from_the_track_b_kernel(trackb):
+    g, d, agent, export = trackb
+    r = g.client.run(["gemini", "call", "fs", "read", "hello.txt"], timeout=120)
+    assert r.returncode == 0 and r.stdout == b"hello from the host\n", r
+    r = g.client.run(["gemini", "call", "fs", "read", "sub/blob.bin"], timeout=120)
+    assert r.returncode == 0 and r.stdout == (export / "sub" / "blob.bin").read_bytes()
+    r = g.client.run(["gemini", "call", "exec", "run", "echo", "hi"], timeout=120)
+    assert r.returncode == 0 and r.stdout == b"hi\n"
+    for argv, err in ((["fs", "read", "../secret"], b"PERM"), (["no", "such"], b"NOSYS"), (["fs", "read", "x"], b"NOENT")):
+        r = g.client.run(["gemini", "call", *argv], timeout=120)
+        assert r.returncode == 1 and err in r.stderr, r
+    r = g.client.run(["gemini", "bench", "100", "0", "null", "call"], timeout=300)
+    assert r.returncode == 0 and b"calls 100 " in r.stdout and b"status OK" in r.stdout, r
+
+
+def _wait_lines(agent, n: int, timeout: float) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = agent.output.decode().splitlines()[1:]
+        if len(lines) >= n or time.monotonic() > deadline:
+            return lines
+        agent.guest.client.pump(0.05)
+
+
+def _settle(g, d, timeout: float = 60) -> None:
+    """Until the guest has answered every upcall (UPCALL_DONE taken by the host loop)."""
+    deadline = time.monotonic() + timeout
+    while d.upcalls_outstanding:
+        assert time.monotonic() < deadline, f"{d.upcalls_outstanding} upcalls unanswered"
+        g.client.pump(0.05)
+
+
+def test_upcalls_reach_the_built_in_subscriber_and_overflow_is_reported(trackb):
+    g, d, agent, _ = trackb
+    for i in range(3):
+        agent.post_upcall("news", f"item-{i}".encode())
+    assert _wait_lines(agent, 3, 60)[:3] == [f"news 6 item-{i}" for i in range(3)]
+    _settle(g, d)
+    base = (d.stats.upcalls_delivered, d.stats.upcalls_dropped, d.stats.upcalls_unsubscribed)
+    agent.post_upcall("weather", b"x")          # nobody subscribed: NOENT
+    agent.post_upcall("news", b"y" * 5000)      # larger than the built-in subscriber holds: NOSPC
+    sent = 2
+    for i in range(3 * UPCALL_QUEUE_DEPTH):     # faster than one line per loop step: some are dropped
+        try:
+            agent.post_upcall("news", b"z")
+            sent += 1
+        except Busy:
+            pass
+    _settle(g, d)
+    delivered = d.stats.upcalls_delivered - base[0]
+    dropped = d.stats.upcalls_dropped - base[1]
+    assert d.stats.upcalls_unsubscribed - base[2] == 1
+    assert delivered + dropped + 1 == sent and dropped >= 1
