@@ -133,3 +133,75 @@ def test_wslx_codec_python_forces_the_python_path(c_codec, repo_root):
     out = subprocess.run([sys.executable, "-c", "from wslx.agentx import codec; print(codec.BACKEND)"], env=env,
                          capture_output=True, text=True, check=True, cwd=repo_root).stdout
     assert out.strip() == "python"
+
+
+# ---- the batch path: FrameReader hands whole buffers to C ------------------------------
+
+def _reader_events(data: bytes, chunks: list[int], *, batch: bool) -> tuple[list, int]:
+    """Everything a FrameReader reports for data fed in the given chunk sizes: frames and
+    (error type, message, request id, type), in order, then the bytes still pending."""
+    r, events, pos = codec.FrameReader(batch=batch), [], 0
+    for size in chunks + [len(data)]:
+        r.feed(data[pos:pos + size])
+        pos += size
+        for _ in range(len(data) + 2):  # every next() consumes something or returns None
+            try:
+                f = r.next()
+            except ProtocolError as e:
+                events.append((type(e), str(e), e.request_id, e.msg_type))
+                continue
+            if f is None:
+                break
+            events.append(f)
+        if pos >= len(data):
+            break
+    return events, r.pending
+
+
+FRAMES = st.lists(st.tuples(MESSAGE_AND_BODY, st.integers(0, 2**32 - 1), st.sampled_from([0, 1])), max_size=12)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(FRAMES, st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=6), st.booleans(),
+       st.binary(max_size=40), st.lists(st.integers(1, 400), max_size=6))
+def test_batch_reader_reports_what_the_frame_by_frame_reader_reports(c_codec, frames, writes, reseal_last, junk,
+                                                                     chunks):
+    """Good, mutated and garbage bytes, fed in arbitrary chunks: the batch path (C decodes whole
+    buffers) gives the same frames and the same typed errors, in the same order, as the pure
+    Python frame-by-frame reader, and leaves the same bytes pending; no frame is swallowed."""
+    encoded = [bytearray(codec.encode_frame_python(m.type, b, request_id=rid, flags=fl)) for (m, b), rid, fl in frames]
+    stream = bytearray(b"".join(encoded) + junk)
+    for pos, value in writes:
+        if stream:
+            stream[pos % len(stream)] = value
+    if reseal_last and encoded:  # a mutated frame whose CRCs hold reaches the header and body checks
+        last = encoded[-1]
+        if writes:
+            last[len(last) // 2] ^= 0x5A
+        codec.reseal(last)
+        stream += last
+    data = bytes(stream)
+    batch = _reader_events(data, chunks, batch=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(codec, "_C", None)  # the reference: the Python path, frame by frame
+        reference = _reader_events(data, chunks, batch=False)
+    assert batch == reference
+    if not writes and not junk and not reseal_last:
+        assert [f.body for f in batch[0]] == [b for (_, b), _, _ in frames]  # untouched: every frame, in order
+
+
+def test_batch_reader_decodes_a_burst_in_one_call_and_stops_at_a_bad_frame(c_codec):
+    good = [codec.encode_frame(spec.MsgType.EXEC, dict(flags=0, argv=["/bin/true"], env=[], cwd="/"), request_id=i)
+            for i in range(1, 2001)]
+    bad = bytearray(good[0])
+    bad[-1] ^= 1  # payload CRC mismatch
+    frames, ends = c_codec.decode_frames(b"".join(good) + bytes(bad) + good[1], codec.Frame)
+    assert [f.request_id for f in frames] == list(range(1, 2001)) and ends[-1] == sum(map(len, good))
+    r = codec.FrameReader()
+    r.feed(b"".join(good) + bytes(bad) + good[1])
+    got = [r.next() for _ in range(2000)]
+    assert [f.request_id for f in got] == list(range(1, 2001))
+    assert r.pending == len(bad) + len(good[1])
+    with pytest.raises(ProtocolError):
+        r.next()
+    assert r.next().request_id == 2 and r.next() is None and r.pending == 0

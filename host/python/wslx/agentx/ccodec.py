@@ -94,7 +94,12 @@ def _compile(lines: list[str], name: str, **env):
 class _Buffers(threading.local):
     """Per thread: what the C functions fill in place, and their cdata pointers (made once)."""
 
-    def __init__(self, ffi, cap: int, nvals: int):
+    def __init__(self, ffi, cap: int, nvals: int, batch_cap: int = 1 << 16):
+        self.batch = bytearray(8 * batch_cap)     # the batch decoder's values (uint64, native order)
+        self.batch_cap = batch_cap
+        self.batch_view = memoryview(self.batch).cast("Q")
+        self.batch_ptr = ffi.cast("uint64_t *", ffi.from_buffer(self.batch))
+        self.used = ffi.new("size_t *")
         self.out = bytearray(cap)
         self.out_view = memoryview(self.out)
         self.vals = bytearray(8 * nvals)
@@ -115,6 +120,8 @@ class CCodec:
         self._encode = self.lib.agx_host_encode_frame
         self._decode_frame = self.lib.agx_host_decode_frame
         self._decode_body = self.lib.agx_host_decode_body
+        self._decode_frames = self.lib.agx_host_decode_frames
+        self._max_frame_values = nvals
         self.preparers = {}
         for m in spec.MESSAGES:
             lines, fmt = _encoder_source(m)
@@ -146,6 +153,30 @@ class CCodec:
             return None
         v = self._structs[k].unpack_from(b.vals)
         return v[0], v[1], v[2], self.decoders[v[0]](buf, v, _FRAME_VALUES), v[3]
+
+    # Bytes one decode_frames call looks at: string offsets must fit in 32 bits, and a window
+    # a few frames long keeps the copy for the frames' bytes objects small.
+    BATCH_WINDOW = 1 << 20
+
+    def decode_frames(self, buf, make) -> tuple[list, list[int]]:
+        """The batch path: (frames, where each ends in buf) for the whole frames at the start of
+        buf, made by make(type, request_id, flags, body), up to the first frame C does not decode
+        (bad or partial: the caller's frame-by-frame path decides what it is; nothing is skipped)."""
+        data = bytes(buf[:self.BATCH_WINDOW])
+        b = self._tls
+        n = self._decode_frames(data, len(data), b.batch_ptr, b.batch_cap, b.used)
+        if n <= 0:
+            return [], []
+        decoders, frames, ends, i, end = self.decoders, [], [], 0, 0
+        v = b.batch_view[:min(b.batch_cap, (1 + self._max_frame_values) * n)].tolist()
+        app, app_end = frames.append, ends.append
+        for _ in range(n):
+            t = v[i + 1]
+            app(make(t, v[i + 2], v[i + 3], decoders[t](data, v, i + 1 + _FRAME_VALUES)))
+            end += v[i + 4]
+            app_end(end)
+            i += v[i]
+        return frames, ends
 
     def decode_body(self, msg_type: int, payload) -> dict | None:
         decode = self.decoders.get(msg_type)

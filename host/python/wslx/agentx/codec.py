@@ -367,21 +367,41 @@ class FrameReader:
     whole only if it arrives with a matching CRC. Resynchronisation is linear: one
     magic search and one header CRC per candidate, no exception per candidate."""
 
-    def __init__(self):
+    def __init__(self, *, batch: bool = True):
         self._buf = bytearray()
         self._in_garbage = False
         self._reject: tuple[int, int] | None = None  # (payload_len, payload_crc) of a rejected header
+        # The batch path (C, where built): one call decodes every whole good frame at the front of
+        # the buffer; next() hands them out in order. Whatever it stops at goes the careful way below.
+        self._batch = _C.decode_frames if batch and _C is not None else None
+        self._ready: list[Frame] = []   # decoded by the batch path, not handed out yet
+        self._ready_ends: list[int] = []  # where each of them ends in the batch's bytes
+        self._ready_next = 0
 
     def feed(self, data) -> None:
         self._buf += data
 
     @property
     def pending(self) -> int:
-        return len(self._buf)
+        """Bytes fed and not yet handed out as frames or reported as errors."""
+        i = self._ready_next
+        queued = self._ready_ends[-1] - (self._ready_ends[i - 1] if i else 0) if i < len(self._ready) else 0
+        return len(self._buf) + queued
 
     def next(self) -> Frame | None:
+        i = self._ready_next
+        if i < len(self._ready):
+            self._ready_next = i + 1
+            return self._ready[i]
         buf = self._buf
         while True:
+            if self._batch is not None and self._reject is None and len(buf) >= spec.HEADER_SIZE:
+                frames, ends = self._batch(buf, Frame)
+                if frames:
+                    del buf[:ends[-1]]
+                    self._in_garbage = False
+                    self._ready, self._ready_ends, self._ready_next = frames, ends, 1
+                    return frames[0]
             if self._reject is not None:
                 length, crc = self._reject
                 if len(buf) < length:

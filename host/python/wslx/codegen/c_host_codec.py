@@ -80,6 +80,7 @@ FRAME_VALUES = 4
 CDEF = """\
 long agx_host_decode_frame(const char *buf, size_t n, uint64_t *vals);
 long agx_host_decode_body(unsigned type, const char *p, size_t n, uint64_t *vals);
+long agx_host_decode_frames(const char *buf, size_t n, uint64_t *vals, size_t cap, size_t *used);
 long agx_host_encode_frame(const uint64_t *vals, const char *text, size_t text_len, const char *bin, size_t bin_len,
                            char *out);
 uint32_t agx_host_spec_digest(void);
@@ -174,6 +175,36 @@ def generate_source() -> str:
     w("    v[3] = AGX_HEADER_SIZE + (uint64_t)h.payload_len;")
     w(f"    long k = decode_payload(h.type, b, b + AGX_HEADER_SIZE, h.payload_len, v + {FRAME_VALUES});")
     w(f"    return k < 0 ? -1 : k + {FRAME_VALUES};")
+    w("}")
+    w("")
+    w("/* The batch path: the whole frames at the start of buf, one after another, up to the first one that")
+    w(" * does not decode (bad, or partial: the caller's frame-by-frame path decides what it is). Per frame, in vals:")
+    w(" * how many values it takes (this one included), then what agx_host_decode_frame writes, string offsets")
+    w(" * counted from buf. Stops before vals could overflow (cap values). *used: bytes of the frames returned. */")
+    w("long agx_host_decode_frames(const char *buf, size_t n, uint64_t *vals, size_t cap, size_t *used)")
+    w("{")
+    w("    const uint8_t *base = (const uint8_t *)buf;")
+    w("    size_t off = 0, k = 0;")
+    w("    long frames = 0;")
+    w(f"    while (n - off >= AGX_HEADER_SIZE && cap - k >= {1 + max_values()}u) {{")
+    w("        const uint8_t *b = base + off;")
+    w("        uint64_t *v = vals + k + 1;")
+    w("        struct agx_header h;")
+    w("        if (agx_header_decode(b, &h)) break;")
+    w("        if (n - off - AGX_HEADER_SIZE < h.payload_len || agx_payload_verify(&h, b + AGX_HEADER_SIZE)) break;")
+    w("        v[0] = h.type;")
+    w("        v[1] = h.request_id;")
+    w("        v[2] = h.flags;")
+    w("        v[3] = AGX_HEADER_SIZE + (uint64_t)h.payload_len;")
+    w(f"        long nb = decode_payload(h.type, base, b + AGX_HEADER_SIZE, h.payload_len, v + {FRAME_VALUES});")
+    w("        if (nb < 0) break;")
+    w(f"        vals[k] = (uint64_t)nb + {FRAME_VALUES + 1};")
+    w("        k += vals[k];")
+    w("        off += v[3];")
+    w("        frames++;")
+    w("    }")
+    w("    *used = off;")
+    w("    return frames;")
     w("}")
     w("")
     w("long agx_host_decode_body(unsigned type, const char *p, size_t n, uint64_t *vals)")
