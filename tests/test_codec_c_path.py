@@ -205,3 +205,51 @@ def test_batch_reader_decodes_a_burst_in_one_call_and_stops_at_a_bad_frame(c_cod
     with pytest.raises(ProtocolError):
         r.next()
     assert r.next().request_id == 2 and r.next() is None and r.pending == 0
+
+
+ITEM_JUNK = st.sampled_from(["junk", "drop", "add", "none"])
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(FRAMES, st.data())
+def test_batch_encoder_gives_the_frame_by_frame_bytes_or_the_first_error(c_codec, frames, data):
+    """encode_frames of many items: exactly the Python path's frames joined, or the typed error
+    the first bad item raises on the Python path (bad items: a field junk, dropped or added)."""
+    items = []
+    for (msg, body), rid, fl in frames:
+        body = dict(body)
+        how = data.draw(ITEM_JUNK)
+        if how == "junk" and body:
+            body[data.draw(st.sampled_from(sorted(body)))] = data.draw(JUNK)
+        elif how == "drop" and body:
+            del body[data.draw(st.sampled_from(sorted(body)))]
+        elif how == "add":
+            body["extra"] = 1
+        items.append((msg.type, body, rid, fl))
+
+    def python():
+        return b"".join(codec.encode_frame_python(t, b, request_id=r, flags=f) for t, b, r, f in items)
+    expected = _outcome(python)
+    got = _outcome(codec.encode_frames, items)
+    if isinstance(expected, bytes):
+        assert got == expected
+    else:
+        assert got is expected  # the same typed error class...
+        with pytest.raises(expected) as e_batch:
+            codec.encode_frames(items)
+        with pytest.raises(expected) as e_python:
+            python()
+        assert str(e_batch.value) == str(e_python.value)  # ...for the same item
+
+
+def test_batch_encoder_spans_many_calls_and_hands_what_c_declines_to_python(c_codec):
+    small = dict(flags=0, argv=["/bin/true"], env=[], cwd="/")
+    big = dict(pid=1, stream=1, flags=0, data=bytes(range(256)) * 200)
+    items = [(spec.MsgType.EXEC, small, i, 0) for i in range(1, 9000)]
+    items[4000] = (spec.MsgType.STDIO, dict(big, data=memoryview(b"xy")), 4001, 0)  # C declines a memoryview
+    items += [(spec.MsgType.STDIO, big, 9000 + i, 0) for i in range(40)]  # more than one output buffer
+    out, n = c_codec.encode_frames(items)
+    assert n == 4000 and out == b"".join(codec.encode_frame_python(t, b, request_id=r, flags=f)
+                                          for t, b, r, f in items[:4000])
+    assert codec.encode_frames(items) == b"".join(codec.encode_frame_python(t, b, request_id=r, flags=f)
+                                                  for t, b, r, f in items)

@@ -32,12 +32,13 @@ def library_path():
 
 
 def _encoder_source(msg) -> tuple[list[str], str]:
-    """(source, struct format of the values) of prepare(body, rid, flags, vals): the frame's flat values packed into vals, and (text, bin) of its
+    """(source, struct format of the values) of prepare(body, rid, flags, vals, at): the frame's flat values packed into vals
+    at byte offset at, and (text, bin) of its
     strings and bytes (wslx.codegen.c_host_codec), or None for anything C should not see."""
     fields = host_fields(msg)
     fmt = "<" + "Q" * c_host_codec.FRAME_VALUES
     values, strings, blobs = [str(int(msg.type)), "rid", "flags", str(c_host_codec.encode_values(msg))], [], []
-    src = ["def prepare(body, rid, flags, vals):",
+    src = ["def prepare(body, rid, flags, vals, at=0):",
            f"    if len(body) != {len(fields)}: return None"]
     for name, kind, con in fields:
         src.append(f"    f_{name} = body[{name!r}]")
@@ -56,7 +57,7 @@ def _encoder_source(msg) -> tuple[list[str], str]:
             fmt += "Q"
             values.append(f"len(f_{name})")
             blobs.append(f"f_{name}")
-    src += [f"    _pack_into(vals, 0, {', '.join(values)})",
+    src += [f"    _pack_into(vals, at, {', '.join(values)})",
             f"    return '\\0'.join(({', '.join(strings)}{',' if strings else ''})).encode(), "
             f"b''.join(({', '.join(blobs)}{',' if blobs else ''}))"]
     return src, fmt
@@ -100,6 +101,9 @@ class _Buffers(threading.local):
         self.batch_view = memoryview(self.batch).cast("Q")
         self.batch_ptr = ffi.cast("uint64_t *", ffi.from_buffer(self.batch))
         self.used = ffi.new("size_t *")
+        self.batch_out = bytearray(1 << 20)  # the batch encoder's output: stops a frame short of its end
+        self.batch_out_view = memoryview(self.batch_out)
+        self.batch_out_ptr = ffi.cast("char *", ffi.from_buffer(self.batch_out))
         self.out = bytearray(cap)
         self.out_view = memoryview(self.out)
         self.vals = bytearray(8 * nvals)
@@ -122,10 +126,13 @@ class CCodec:
         self._decode_body = self.lib.agx_host_decode_body
         self._decode_frames = self.lib.agx_host_decode_frames
         self._max_frame_values = nvals
-        self.preparers = {}
+        self.preparers, self._prepared_size = {}, {}
         for m in spec.MESSAGES:
             lines, fmt = _encoder_source(m)
             self.preparers[int(m.type)] = _compile(lines, "prepare", _pack_into=struct.Struct(fmt).pack_into)
+            self._prepared_size[int(m.type)] = struct.calcsize(fmt)
+        self._encode_frames = self.lib.agx_host_encode_frames
+        self._lengths = struct.Struct("<QQ")
         self.decoders = {int(m.type): _compile(_decoder_source(m), "decode") for m in spec.MESSAGES}
 
     def encode_frame(self, msg_type: int, body: dict, request_id: int, flags: int) -> bytes | None:
@@ -143,6 +150,36 @@ class CCodec:
         n = self._encode(b.vals_ptr, text, len(text), data, len(data), b.out_ptr)
         return None if n < 0 else bytes(b.out_view[:n])
 
+    def encode_frames(self, items, start: int = 0) -> tuple[bytes, int]:
+        """The batch path: (the frames of items[start:], one after another, how many) for
+        (msg_type, body, request_id, flags) items, up to the first one C declines (the caller
+        encodes that one frame by frame: it raises the precise error) or as many as fit."""
+        b = self._tls
+        vals, cap, pack_lengths = b.batch, len(b.batch), self._lengths.pack_into
+        preparers, sizes = self.preparers, self._prepared_size
+        texts, blobs, at, count = [], [], 0, 0
+        for msg_type, body, request_id, flags in items[start:]:
+            size = sizes.get(msg_type)
+            if size is None or at + 16 + size > cap or count == self.BATCH_FRAMES:
+                break
+            try:
+                prepared = preparers[msg_type](body, request_id, flags, vals, at + 16)
+            except _CATCH:
+                break
+            if prepared is None:
+                break
+            text, data = prepared
+            pack_lengths(vals, at, len(text), len(data))
+            texts.append(text)
+            blobs.append(data)
+            at += 16 + size
+            count += 1
+        if not count:
+            return b"", 0
+        n = self._encode_frames(b.batch_ptr, count, b"".join(texts), b"".join(blobs), b.batch_out_ptr,
+                                len(b.batch_out), b.used)
+        return bytes(b.batch_out_view[:b.used[0]]), n
+
     def decode_frame(self, buf) -> tuple[int, int, int, dict, int] | None:
         """(type, request_id, flags, body, bytes used) of the frame at the start of buf, or None."""
         if type(buf) is not bytes:
@@ -157,6 +194,7 @@ class CCodec:
     # Bytes one decode_frames call looks at: string offsets must fit in 32 bits, and a window
     # a few frames long keeps the copy for the frames' bytes objects small.
     BATCH_WINDOW = 1 << 20
+    BATCH_FRAMES = 4096  # frames per encode_frames call
 
     def decode_frames(self, buf, make) -> tuple[list, list[int]]:
         """The batch path: (frames, where each ends in buf) for the whole frames at the start of

@@ -83,6 +83,8 @@ long agx_host_decode_body(unsigned type, const char *p, size_t n, uint64_t *vals
 long agx_host_decode_frames(const char *buf, size_t n, uint64_t *vals, size_t cap, size_t *used);
 long agx_host_encode_frame(const uint64_t *vals, const char *text, size_t text_len, const char *bin, size_t bin_len,
                            char *out);
+long agx_host_encode_frames(const uint64_t *vals, size_t nframes, const char *text, const char *bin, char *out,
+                            size_t out_cap, size_t *used);
 uint32_t agx_host_spec_digest(void);
 """
 
@@ -255,6 +257,26 @@ def generate_source() -> str:
     w("    }")
     w("    if (len < 0 || t.p != t.end || b.p != b.end) return -1;  /* every string and byte used, no more */")
     w("    return (long)agx_frame_seal(out, (uint16_t)type, (uint8_t)flags, (uint32_t)request_id, (uint32_t)len);")
+    w("}")
+    w("")
+    w("/* The batch path: frames one after another into out. Per frame in vals: the byte lengths of its share of")
+    w(" * text and of bin, then what agx_host_encode_frame takes. Stops before a frame C declines or one that might")
+    w(" * not fit (less than AGX_MAX_FRAME of out left). Returns the frames encoded; *used: their bytes. */")
+    w("long agx_host_encode_frames(const uint64_t *vals, size_t nframes, const char *text, const char *bin, char *out,")
+    w("                            size_t out_cap, size_t *used)")
+    w("{")
+    w("    size_t off = 0, f = 0;")
+    w("    for (; f < nframes && out_cap - off >= AGX_MAX_FRAME; f++) {")
+    w("        const uint64_t text_len = vals[0], bin_len = vals[1];")
+    w("        long n = agx_host_encode_frame(vals + 2, text, text_len, bin, bin_len, out + off);")
+    w("        if (n < 0) break;")
+    w("        off += (size_t)n;")
+    w("        text += text_len;")
+    w("        bin += bin_len;")
+    w(f"        vals += 2 + {FRAME_VALUES} + vals[2 + 3];")
+    w("    }")
+    w("    *used = off;")
+    w("    return (long)f;")
     w("}")
     return "\n".join(L) + "\n"
 
