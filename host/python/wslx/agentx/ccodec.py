@@ -126,6 +126,8 @@ class CCodec:
         self._decode_body = self.lib.agx_host_decode_body
         self._decode_frames = self.lib.agx_host_decode_frames
         self._max_frame_values = nvals
+        if _FRAME_VALUES != 4:
+            raise TypeError("decode_frames' value offsets assume FRAME_VALUES == 4")
         self.preparers, self._prepared_size = {}, {}
         for m in spec.MESSAGES:
             lines, fmt = _encoder_source(m)
@@ -196,25 +198,33 @@ class CCodec:
     BATCH_WINDOW = 1 << 20
     BATCH_FRAMES = 4096  # frames per encode_frames call
 
-    def decode_frames(self, buf, make) -> tuple[list, list[int]]:
-        """The batch path: (frames, where each ends in buf) for the whole frames at the start of
-        buf, made by make(type, request_id, flags, body), up to the first frame C does not decode
-        (bad or partial: the caller's frame-by-frame path decides what it is; nothing is skipped)."""
+    def decode_frames(self, buf, make) -> tuple[list, list]:
+        """The batch path: (frames, values) for the whole frames at the start of buf, made by
+        make(type, request_id, flags, body), up to the first frame C does not decode (bad or
+        partial: the caller's frame-by-frame path decides what it is; nothing is skipped).
+        frame_ends(values, k) says where the first k of them end in buf."""
         data = bytes(buf[:self.BATCH_WINDOW])
         b = self._tls
         n = self._decode_frames(data, len(data), b.batch_ptr, b.batch_cap, b.used)
         if n <= 0:
             return [], []
-        decoders, frames, ends, i, end = self.decoders, [], [], 0, 0
+        decoders, frames, i = self.decoders, [], 0
         v = b.batch_view[:min(b.batch_cap, (1 + self._max_frame_values) * n)].tolist()
-        app, app_end = frames.append, ends.append
+        app = frames.append
         for _ in range(n):
             t = v[i + 1]
-            app(make(t, v[i + 2], v[i + 3], decoders[t](data, v, i + 1 + _FRAME_VALUES)))
-            end += v[i + 4]
-            app_end(end)
+            app(make(t, v[i + 2], v[i + 3], decoders[t](data, v, i + 5)))  # 5: the count, then FRAME_VALUES
             i += v[i]
-        return frames, ends
+        return frames, v
+
+    @staticmethod
+    def frame_ends(values: list, k: int) -> int:
+        """Bytes of the first k frames of a decode_frames batch (values: what it returned)."""
+        i = end = 0
+        for _ in range(k):
+            end += values[i + 4]
+            i += values[i]
+        return end
 
     def decode_body(self, msg_type: int, payload) -> dict | None:
         decode = self.decoders.get(msg_type)

@@ -394,7 +394,7 @@ class FrameReader:
         # the buffer; next() hands them out in order. Whatever it stops at goes the careful way below.
         self._batch = _C.decode_frames if batch and _C is not None else None
         self._ready: list[Frame] = []   # decoded by the batch path, not handed out yet
-        self._ready_ends: list[int] = []  # where each of them ends in the batch's bytes
+        self._ready_values: list = []   # the batch's values: its frames' lengths (for pending)
         self._ready_next = 0
 
     def feed(self, data) -> None:
@@ -403,8 +403,10 @@ class FrameReader:
     @property
     def pending(self) -> int:
         """Bytes fed and not yet handed out as frames or reported as errors."""
-        i = self._ready_next
-        queued = self._ready_ends[-1] - (self._ready_ends[i - 1] if i else 0) if i < len(self._ready) else 0
+        queued = 0
+        if self._ready_next < len(self._ready):
+            ends = _C.frame_ends
+            queued = ends(self._ready_values, len(self._ready)) - ends(self._ready_values, self._ready_next)
         return len(self._buf) + queued
 
     def next(self) -> Frame | None:
@@ -415,11 +417,11 @@ class FrameReader:
         buf = self._buf
         while True:
             if self._batch is not None and self._reject is None and len(buf) >= spec.HEADER_SIZE:
-                frames, ends = self._batch(buf, Frame)
+                frames, values = self._batch(buf, Frame)
                 if frames:
-                    del buf[:ends[-1]]
+                    del buf[:_C.frame_ends(values, len(frames))]
                     self._in_garbage = False
-                    self._ready, self._ready_ends, self._ready_next = frames, ends, 1
+                    self._ready, self._ready_values, self._ready_next = frames, values, 1
                     return frames[0]
             if self._reject is not None:
                 length, crc = self._reject
