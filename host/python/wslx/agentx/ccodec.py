@@ -64,24 +64,39 @@ def _encoder_source(msg) -> tuple[list[str], str]:
 
 
 def _decoder_source(msg) -> list[str]:
-    """decode(b, v, i): the body dict from the flat values v[i:] (a tuple) and the bytes b they point into."""
+    """decode(b, v, i): the body dict from the flat values v[i:] (a list or tuple) and the bytes b they point into.
+    Values before the first string array sit at fixed offsets from i (k below); an array moves i on."""
     src = ["def decode(b, v, i):"]
-    names = []
+    names, k = [], 0
+
+    def at(k):
+        return f"v[i + {k}]" if k else "v[i]"
     for name, kind, con in host_fields(msg):
         names.append(name)
         if kind == "int":
             signed = int_limits(con)[0] < 0
-            src.append(f"    f_{name} = v[i]" + (" - ((v[i] >> 63) << 64)" if signed else ""))
-            src.append("    i += 1")
+            src.append(f"    f_{name} = {at(k)}" + (f" - (({at(k)} >> 63) << 64)" if signed else ""))
+            k += 1
         elif kind == "strv":
-            src += [f"    f_{name} = []", f"    app = f_{name}.append", "    i += 1",
-                    "    for r in v[i:i + v[i - 1]]:",
-                    "        o = r >> 32",
-                    "        app(b[o:o + (r & 0xFFFFFFFF)].decode())",
-                    "    i += v[i - 1]"]
+            # Most arrays on the wire hold none or one string: those skip the loop.
+            src += [f"    c = {at(k)}",
+                    "    if c == 0:",
+                    f"        f_{name} = []",
+                    "    elif c == 1:",
+                    f"        r = v[i + {k + 1}]",
+                    f"        f_{name} = [b[r >> 32:(r >> 32) + (r & 0xFFFFFFFF)].decode()]",
+                    "    else:",
+                    f"        f_{name} = []",
+                    f"        app = f_{name}.append",
+                    f"        for r in v[i + {k + 1}:i + {k + 1} + c]:",
+                    "            o = r >> 32",
+                    "            app(b[o:o + (r & 0xFFFFFFFF)].decode())",
+                    f"    i += {k + 1} + c"]
+            k = 0
         else:
             conv = ".decode()" if kind == "str" else ""
-            src += ["    r = v[i]", "    o = r >> 32", f"    f_{name} = b[o:o + (r & 0xFFFFFFFF)]{conv}", "    i += 1"]
+            src += [f"    r = {at(k)}", f"    f_{name} = b[r >> 32:(r >> 32) + (r & 0xFFFFFFFF)]{conv}"]
+            k += 1
     src.append("    return {" + ", ".join(f"{n!r}: f_{n}" for n in names) + "}")
     return src
 
