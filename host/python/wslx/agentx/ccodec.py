@@ -115,7 +115,7 @@ class _Buffers(threading.local):
         self.batch_cap = batch_cap
         self.batch_view = memoryview(self.batch).cast("Q")
         self.batch_ptr = ffi.cast("uint64_t *", ffi.from_buffer(self.batch))
-        self.used = ffi.new("size_t *")
+        self.used = ffi.new("size_t[2]")
         self.batch_out = bytearray(1 << 20)  # the batch encoder's output: stops a frame short of its end
         self.batch_out_view = memoryview(self.batch_out)
         self.batch_out_ptr = ffi.cast("char *", ffi.from_buffer(self.batch_out))
@@ -140,7 +140,6 @@ class CCodec:
         self._decode_frame = self.lib.agx_host_decode_frame
         self._decode_body = self.lib.agx_host_decode_body
         self._decode_frames = self.lib.agx_host_decode_frames
-        self._max_frame_values = nvals
         if _FRAME_VALUES != 4:
             raise TypeError("decode_frames' value offsets assume FRAME_VALUES == 4")
         self.preparers, self._prepared_size = {}, {}
@@ -224,7 +223,7 @@ class CCodec:
         if n <= 0:
             return [], []
         decoders, frames, i = self.decoders, [], 0
-        v = b.batch_view[:min(b.batch_cap, (1 + self._max_frame_values) * n)].tolist()
+        v = b.batch_view[:b.used[1]].tolist()
         app = frames.append
         for _ in range(n):
             t = v[i + 1]

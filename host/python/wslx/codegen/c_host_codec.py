@@ -80,7 +80,7 @@ FRAME_VALUES = 4
 CDEF = """\
 long agx_host_decode_frame(const char *buf, size_t n, uint64_t *vals);
 long agx_host_decode_body(unsigned type, const char *p, size_t n, uint64_t *vals);
-long agx_host_decode_frames(const char *buf, size_t n, uint64_t *vals, size_t cap, size_t *used);
+long agx_host_decode_frames(const char *buf, size_t n, uint64_t *vals, size_t cap, size_t used[2]);
 long agx_host_encode_frame(const uint64_t *vals, const char *text, size_t text_len, const char *bin, size_t bin_len,
                            char *out);
 long agx_host_encode_frames(const uint64_t *vals, size_t nframes, const char *text, const char *bin, char *out,
@@ -182,8 +182,9 @@ def generate_source() -> str:
     w("/* The batch path: the whole frames at the start of buf, one after another, up to the first one that")
     w(" * does not decode (bad, or partial: the caller's frame-by-frame path decides what it is). Per frame, in vals:")
     w(" * how many values it takes (this one included), then what agx_host_decode_frame writes, string offsets")
-    w(" * counted from buf. Stops before vals could overflow (cap values). *used: bytes of the frames returned. */")
-    w("long agx_host_decode_frames(const char *buf, size_t n, uint64_t *vals, size_t cap, size_t *used)")
+    w(" * counted from buf. Stops before vals could overflow (cap values). used: bytes of the frames returned, and")
+    w(" * values written. */")
+    w("long agx_host_decode_frames(const char *buf, size_t n, uint64_t *vals, size_t cap, size_t used[2])")
     w("{")
     w("    const uint8_t *base = (const uint8_t *)buf;")
     w("    size_t off = 0, k = 0;")
@@ -205,7 +206,8 @@ def generate_source() -> str:
     w("        off += v[3];")
     w("        frames++;")
     w("    }")
-    w("    *used = off;")
+    w("    used[0] = off;")
+    w("    used[1] = k;")
     w("    return frames;")
     w("}")
     w("")
