@@ -31,12 +31,13 @@ def library_path():
     return repo_root() / "build" / "agentx" / (c_host_codec.MODULE + sysconfig.get_config_var("EXT_SUFFIX"))
 
 
-def _encoder_source(msg) -> tuple[list[str], str]:
-    """(source, struct format of the values) of prepare(body, rid, flags, vals, at): the frame's flat values packed into vals
-    at byte offset at, and (text, bin) of its
-    strings and bytes (wslx.codegen.c_host_codec), or None for anything C should not see."""
+def _encoder_source(msg, batch: bool = False) -> tuple[list[str], str]:
+    """(source, struct format of the values) of prepare(body, rid, flags, vals, at): the frame's flat values
+    packed into vals at byte offset at, and (text, bin) of its strings and bytes (wslx.codegen.c_host_codec),
+    or None for anything C should not see. batch: the values start with the lengths of text and bin, as
+    agx_host_encode_frames takes them."""
     fields = host_fields(msg)
-    fmt = "<" + "Q" * c_host_codec.FRAME_VALUES
+    fmt = "<" + "Q" * (c_host_codec.FRAME_VALUES + 2 * batch)
     values, strings, blobs = [str(int(msg.type)), "rid", "flags", str(c_host_codec.encode_values(msg))], [], []
     src = ["def prepare(body, rid, flags, vals, at=0):",
            f"    if len(body) != {len(fields)}: return None"]
@@ -57,9 +58,11 @@ def _encoder_source(msg) -> tuple[list[str], str]:
             fmt += "Q"
             values.append(f"len(f_{name})")
             blobs.append(f"f_{name}")
-    src += [f"    _pack_into(vals, at, {', '.join(values)})",
-            f"    return '\\0'.join(({', '.join(strings)}{',' if strings else ''})).encode(), "
-            f"b''.join(({', '.join(blobs)}{',' if blobs else ''}))"]
+    src += [f"    text = '\\0'.join(({', '.join(strings)},)).encode()" if strings else "    text = b''",
+            f"    data = b''.join(({', '.join(blobs)},))" if blobs else "    data = b''"]
+    if batch:
+        values[:0] = ["len(text)", "len(data)"]
+    src += [f"    _pack_into(vals, at, {', '.join(values)})", "    return text, data"]
     return src, fmt
 
 
@@ -142,13 +145,14 @@ class CCodec:
         self._decode_frames = self.lib.agx_host_decode_frames
         if _FRAME_VALUES != 4:
             raise TypeError("decode_frames' value offsets assume FRAME_VALUES == 4")
-        self.preparers, self._prepared_size = {}, {}
+        self.preparers, self._batch_preparers = {}, {}
         for m in spec.MESSAGES:
             lines, fmt = _encoder_source(m)
             self.preparers[int(m.type)] = _compile(lines, "prepare", _pack_into=struct.Struct(fmt).pack_into)
-            self._prepared_size[int(m.type)] = struct.calcsize(fmt)
+            lines, fmt = _encoder_source(m, batch=True)
+            self._batch_preparers[int(m.type)] = (_compile(lines, "prepare", _pack_into=struct.Struct(fmt).pack_into),
+                                                  struct.calcsize(fmt))
         self._encode_frames = self.lib.agx_host_encode_frames
-        self._lengths = struct.Struct("<QQ")
         self.decoders = {int(m.type): _compile(_decoder_source(m), "decode") for m in spec.MESSAGES}
 
     def encode_frame(self, msg_type: int, body: dict, request_id: int, flags: int) -> bytes | None:
@@ -171,24 +175,21 @@ class CCodec:
         (msg_type, body, request_id, flags) items, up to the first one C declines (the caller
         encodes that one frame by frame: it raises the precise error) or as many as fit."""
         b = self._tls
-        vals, cap, pack_lengths = b.batch, len(b.batch), self._lengths.pack_into
-        preparers, sizes = self.preparers, self._prepared_size
+        vals, cap, preparers = b.batch, len(b.batch), self._batch_preparers
         texts, blobs, at, count = [], [], 0, 0
-        for msg_type, body, request_id, flags in items[start:]:
-            size = sizes.get(msg_type)
-            if size is None or at + 16 + size > cap or count == self.BATCH_FRAMES:
+        for msg_type, body, request_id, flags in items[start:start + self.BATCH_FRAMES]:
+            prepare, size = preparers.get(msg_type, (None, 0))
+            if prepare is None or at + size > cap:
                 break
             try:
-                prepared = preparers[msg_type](body, request_id, flags, vals, at + 16)
+                prepared = prepare(body, request_id, flags, vals, at)
             except _CATCH:
                 break
             if prepared is None:
                 break
-            text, data = prepared
-            pack_lengths(vals, at, len(text), len(data))
-            texts.append(text)
-            blobs.append(data)
-            at += 16 + size
+            texts.append(prepared[0])
+            blobs.append(prepared[1])
+            at += size
             count += 1
         if not count:
             return b"", 0
