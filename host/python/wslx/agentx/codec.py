@@ -57,6 +57,7 @@ _SEALED = struct.Struct("<" + "".join(_FORMATS[n] for n in _SEALED_FIELDS))
 HEADER_CRC_COVERS = HEADER_OFFSETS["header_crc"]  # bytes 0..HEADER_CRC_COVERS of the header
 _FIELD = {n: struct.Struct("<" + _FORMATS[n]) for n in HEADER_FIELDS}
 _HEADER_CRC = _FIELD["header_crc"]
+_PAYLOAD_LEN, _PAYLOAD_LEN_AT = _FIELD["payload_len"], HEADER_OFFSETS["payload_len"]
 MAGIC_BYTES = _FIELD["magic"].pack(spec.MAGIC)
 _KNOWN_FLAGS = int(spec.FrameFlag.REPLY)
 _crc32 = zlib.crc32
@@ -416,7 +417,10 @@ class FrameReader:
             return self._ready[i]
         buf = self._buf
         while True:
-            if self._batch is not None and self._reject is None and len(buf) >= spec.HEADER_SIZE:
+            # The first frame not all here (by its unchecked length) leaves C nothing to do: a big frame
+            # arriving in pieces is not copied for C once per piece.
+            if (self._batch is not None and self._reject is None and len(buf) >= spec.HEADER_SIZE
+                    and len(buf) >= spec.HEADER_SIZE + _PAYLOAD_LEN.unpack_from(buf, _PAYLOAD_LEN_AT)[0]):
                 frames, values = self._batch(buf, Frame)
                 if frames:
                     del buf[:_C.frame_ends(values, len(frames))]
