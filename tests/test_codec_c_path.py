@@ -2,7 +2,9 @@
 through cffi) agrees byte for byte with the Python path on every message type,
 declines (never accepts) what the Python path rejects, and is chosen
 automatically: used when built from the current spec, left alone when missing,
-stale, or switched off."""
+stale, or switched off. Its batch path (FrameReader over whole buffers,
+encode_frames) reports the same frames, bytes and errors, in the same order, as
+the frame-by-frame Python path."""
 from __future__ import annotations
 
 import os

@@ -12,6 +12,11 @@ Three implementations of one spec (wslx.spec.agentx):
     when its library is built (BACKEND says which), and fall back to the Python
     path for whatever C declines, so errors are always the Python path's typed
     errors. Tests prove all three give identical bytes and values.
+    Its batch path is what a host reading and writing bursts uses: FrameReader
+    has one C call decode every whole good frame at the front of its buffer,
+    and encode_frames writes many frames with one C call; both hand whatever C
+    stops at to the frame-by-frame path, so frames, bytes and errors (and their
+    order) are the same as one at a time.
 
 Bodies are plain dicts keyed by field name (reserved fields omitted).
 """
