@@ -2,7 +2,9 @@
 through cffi) agrees byte for byte with the Python path on every message type,
 declines (never accepts) what the Python path rejects, and is chosen
 automatically: used when built from the current spec, left alone when missing,
-stale, or switched off."""
+stale, or switched off. Its batch path (FrameReader over whole buffers,
+encode_frames) reports the same frames, bytes and errors, in the same order, as
+the frame-by-frame Python path."""
 from __future__ import annotations
 
 import os
@@ -133,3 +135,124 @@ def test_wslx_codec_python_forces_the_python_path(c_codec, repo_root):
     out = subprocess.run([sys.executable, "-c", "from wslx.agentx import codec; print(codec.BACKEND)"], env=env,
                          capture_output=True, text=True, check=True, cwd=repo_root).stdout
     assert out.strip() == "python"
+
+
+# ---- the batch path: FrameReader hands whole buffers to C ------------------------------
+
+def _reader_events(data: bytes, chunks: list[int], *, batch: bool) -> tuple[list, int]:
+    """Everything a FrameReader reports for data fed in the given chunk sizes: frames and
+    (error type, message, request id, type), in order, then the bytes still pending."""
+    r, events, pos = codec.FrameReader(batch=batch), [], 0
+    for size in chunks + [len(data)]:
+        r.feed(data[pos:pos + size])
+        pos += size
+        for _ in range(len(data) + 2):  # every next() consumes something or returns None
+            try:
+                f = r.next()
+            except ProtocolError as e:
+                events.append((type(e), str(e), e.request_id, e.msg_type))
+                continue
+            if f is None:
+                break
+            events.append(f)
+        if pos >= len(data):
+            break
+    return events, r.pending
+
+
+FRAMES = st.lists(st.tuples(MESSAGE_AND_BODY, st.integers(0, 2**32 - 1), st.sampled_from([0, 1])), max_size=12)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(FRAMES, st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=6), st.booleans(),
+       st.binary(max_size=40), st.lists(st.integers(1, 400), max_size=6))
+def test_batch_reader_reports_what_the_frame_by_frame_reader_reports(c_codec, frames, writes, reseal_last, junk,
+                                                                     chunks):
+    """Good, mutated and garbage bytes, fed in arbitrary chunks: the batch path (C decodes whole
+    buffers) gives the same frames and the same typed errors, in the same order, as the pure
+    Python frame-by-frame reader, and leaves the same bytes pending; no frame is swallowed."""
+    encoded = [bytearray(codec.encode_frame_python(m.type, b, request_id=rid, flags=fl)) for (m, b), rid, fl in frames]
+    stream = bytearray(b"".join(encoded) + junk)
+    for pos, value in writes:
+        if stream:
+            stream[pos % len(stream)] = value
+    if reseal_last and encoded:  # a mutated frame whose CRCs hold reaches the header and body checks
+        last = encoded[-1]
+        if writes:
+            last[len(last) // 2] ^= 0x5A
+        codec.reseal(last)
+        stream += last
+    data = bytes(stream)
+    batch = _reader_events(data, chunks, batch=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(codec, "_C", None)  # the reference: the Python path, frame by frame
+        reference = _reader_events(data, chunks, batch=False)
+    assert batch == reference
+    if not writes and not junk and not reseal_last:
+        assert [f.body for f in batch[0]] == [b for (_, b), _, _ in frames]  # untouched: every frame, in order
+
+
+def test_batch_reader_decodes_a_burst_in_one_call_and_stops_at_a_bad_frame(c_codec):
+    good = [codec.encode_frame(spec.MsgType.EXEC, dict(flags=0, argv=["/bin/true"], env=[], cwd="/"), request_id=i)
+            for i in range(1, 2001)]
+    bad = bytearray(good[0])
+    bad[-1] ^= 1  # payload CRC mismatch
+    frames, values = c_codec.decode_frames(b"".join(good) + bytes(bad) + good[1], codec.Frame)
+    assert [f.request_id for f in frames] == list(range(1, 2001))
+    assert c_codec.frame_ends(values, len(frames)) == sum(map(len, good))
+    r = codec.FrameReader()
+    r.feed(b"".join(good) + bytes(bad) + good[1])
+    got = [r.next() for _ in range(2000)]
+    assert [f.request_id for f in got] == list(range(1, 2001))
+    assert r.pending == len(bad) + len(good[1])
+    with pytest.raises(ProtocolError):
+        r.next()
+    assert r.next().request_id == 2 and r.next() is None and r.pending == 0
+
+
+ITEM_JUNK = st.sampled_from(["junk", "drop", "add", "none"])
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(FRAMES, st.data())
+def test_batch_encoder_gives_the_frame_by_frame_bytes_or_the_first_error(c_codec, frames, data):
+    """encode_frames of many items: exactly the Python path's frames joined, or the typed error
+    the first bad item raises on the Python path (bad items: a field junk, dropped or added)."""
+    items = []
+    for (msg, body), rid, fl in frames:
+        body = dict(body)
+        how = data.draw(ITEM_JUNK)
+        if how == "junk" and body:
+            body[data.draw(st.sampled_from(sorted(body)))] = data.draw(JUNK)
+        elif how == "drop" and body:
+            del body[data.draw(st.sampled_from(sorted(body)))]
+        elif how == "add":
+            body["extra"] = 1
+        items.append((msg.type, body, rid, fl))
+
+    def python():
+        return b"".join(codec.encode_frame_python(t, b, request_id=r, flags=f) for t, b, r, f in items)
+    expected = _outcome(python)
+    got = _outcome(codec.encode_frames, items)
+    if isinstance(expected, bytes):
+        assert got == expected
+    else:
+        assert got is expected  # the same typed error class...
+        with pytest.raises(expected) as e_batch:
+            codec.encode_frames(items)
+        with pytest.raises(expected) as e_python:
+            python()
+        assert str(e_batch.value) == str(e_python.value)  # ...for the same item
+
+
+def test_batch_encoder_spans_many_calls_and_hands_what_c_declines_to_python(c_codec):
+    small = dict(flags=0, argv=["/bin/true"], env=[], cwd="/")
+    big = dict(pid=1, stream=1, flags=0, offset=0, data=bytes(range(256)) * 200)
+    items = [(spec.MsgType.EXEC, small, i, 0) for i in range(1, 9000)]
+    items[4000] = (spec.MsgType.STDIO, dict(big, data=memoryview(b"xy")), 4001, 0)  # C declines a memoryview
+    items += [(spec.MsgType.STDIO, big, 9000 + i, 0) for i in range(40)]  # more than one output buffer
+    out, n = c_codec.encode_frames(items)
+    assert n == 4000 and out == b"".join(codec.encode_frame_python(t, b, request_id=r, flags=f)
+                                          for t, b, r, f in items[:4000])
+    assert codec.encode_frames(items) == b"".join(codec.encode_frame_python(t, b, request_id=r, flags=f)
+                                                  for t, b, r, f in items)

@@ -31,13 +31,15 @@ def library_path():
     return repo_root() / "build" / "agentx" / (c_host_codec.MODULE + sysconfig.get_config_var("EXT_SUFFIX"))
 
 
-def _encoder_source(msg) -> tuple[list[str], str]:
-    """(source, struct format of the values) of prepare(body, rid, flags, vals): the frame's flat values packed into vals, and (text, bin) of its
-    strings and bytes (wslx.codegen.c_host_codec), or None for anything C should not see."""
+def _encoder_source(msg, batch: bool = False) -> tuple[list[str], str]:
+    """(source, struct format of the values) of prepare(body, rid, flags, vals, at): the frame's flat values
+    packed into vals at byte offset at, and (text, bin) of its strings and bytes (wslx.codegen.c_host_codec),
+    or None for anything C should not see. batch: the values start with the lengths of text and bin, as
+    agx_host_encode_frames takes them."""
     fields = host_fields(msg)
-    fmt = "<" + "Q" * c_host_codec.FRAME_VALUES
+    fmt = "<" + "Q" * (c_host_codec.FRAME_VALUES + 2 * batch)
     values, strings, blobs = [str(int(msg.type)), "rid", "flags", str(c_host_codec.encode_values(msg))], [], []
-    src = ["def prepare(body, rid, flags, vals):",
+    src = ["def prepare(body, rid, flags, vals, at=0):",
            f"    if len(body) != {len(fields)}: return None"]
     for name, kind, con in fields:
         src.append(f"    f_{name} = body[{name!r}]")
@@ -56,31 +58,48 @@ def _encoder_source(msg) -> tuple[list[str], str]:
             fmt += "Q"
             values.append(f"len(f_{name})")
             blobs.append(f"f_{name}")
-    src += [f"    _pack_into(vals, 0, {', '.join(values)})",
-            f"    return '\\0'.join(({', '.join(strings)}{',' if strings else ''})).encode(), "
-            f"b''.join(({', '.join(blobs)}{',' if blobs else ''}))"]
+    src += [f"    text = '\\0'.join(({', '.join(strings)},)).encode()" if strings else "    text = b''",
+            f"    data = b''.join(({', '.join(blobs)},))" if blobs else "    data = b''"]
+    if batch:
+        values[:0] = ["len(text)", "len(data)"]
+    src += [f"    _pack_into(vals, at, {', '.join(values)})", "    return text, data"]
     return src, fmt
 
 
 def _decoder_source(msg) -> list[str]:
-    """decode(b, v, i): the body dict from the flat values v[i:] (a tuple) and the bytes b they point into."""
+    """decode(b, v, i): the body dict from the flat values v[i:] (a list or tuple) and the bytes b they point into.
+    Values before the first string array sit at fixed offsets from i (k below); an array moves i on."""
     src = ["def decode(b, v, i):"]
-    names = []
+    names, k = [], 0
+
+    def at(k):
+        return f"v[i + {k}]" if k else "v[i]"
     for name, kind, con in host_fields(msg):
         names.append(name)
         if kind == "int":
             signed = int_limits(con)[0] < 0
-            src.append(f"    f_{name} = v[i]" + (" - ((v[i] >> 63) << 64)" if signed else ""))
-            src.append("    i += 1")
+            src.append(f"    f_{name} = {at(k)}" + (f" - (({at(k)} >> 63) << 64)" if signed else ""))
+            k += 1
         elif kind == "strv":
-            src += [f"    f_{name} = []", f"    app = f_{name}.append", "    i += 1",
-                    "    for r in v[i:i + v[i - 1]]:",
-                    "        o = r >> 32",
-                    "        app(b[o:o + (r & 0xFFFFFFFF)].decode())",
-                    "    i += v[i - 1]"]
+            # Most arrays on the wire hold none or one string: those skip the loop.
+            src += [f"    c = {at(k)}",
+                    "    if c == 0:",
+                    f"        f_{name} = []",
+                    "    elif c == 1:",
+                    f"        r = v[i + {k + 1}]",
+                    f"        f_{name} = [b[r >> 32:(r >> 32) + (r & 0xFFFFFFFF)].decode()]",
+                    "    else:",
+                    f"        f_{name} = []",
+                    f"        app = f_{name}.append",
+                    f"        for r in v[i + {k + 1}:i + {k + 1} + c]:",
+                    "            o = r >> 32",
+                    "            app(b[o:o + (r & 0xFFFFFFFF)].decode())",
+                    f"    i += {k + 1} + c"]
+            k = 0
         else:
             conv = ".decode()" if kind == "str" else ""
-            src += ["    r = v[i]", "    o = r >> 32", f"    f_{name} = b[o:o + (r & 0xFFFFFFFF)]{conv}", "    i += 1"]
+            src += [f"    r = {at(k)}", f"    f_{name} = b[r >> 32:(r >> 32) + (r & 0xFFFFFFFF)]{conv}"]
+            k += 1
     src.append("    return {" + ", ".join(f"{n!r}: f_{n}" for n in names) + "}")
     return src
 
@@ -94,7 +113,15 @@ def _compile(lines: list[str], name: str, **env):
 class _Buffers(threading.local):
     """Per thread: what the C functions fill in place, and their cdata pointers (made once)."""
 
-    def __init__(self, ffi, cap: int, nvals: int):
+    def __init__(self, ffi, cap: int, nvals: int, batch_cap: int = 1 << 16):
+        self.batch = bytearray(8 * batch_cap)     # the batch decoder's values (uint64, native order)
+        self.batch_cap = batch_cap
+        self.batch_view = memoryview(self.batch).cast("Q")
+        self.batch_ptr = ffi.cast("uint64_t *", ffi.from_buffer(self.batch))
+        self.used = ffi.new("size_t[2]")
+        self.batch_out = bytearray(1 << 20)  # the batch encoder's output: stops a frame short of its end
+        self.batch_out_view = memoryview(self.batch_out)
+        self.batch_out_ptr = ffi.cast("char *", ffi.from_buffer(self.batch_out))
         self.out = bytearray(cap)
         self.out_view = memoryview(self.out)
         self.vals = bytearray(8 * nvals)
@@ -115,10 +142,17 @@ class CCodec:
         self._encode = self.lib.agx_host_encode_frame
         self._decode_frame = self.lib.agx_host_decode_frame
         self._decode_body = self.lib.agx_host_decode_body
-        self.preparers = {}
+        self._decode_frames = self.lib.agx_host_decode_frames
+        if _FRAME_VALUES != 4:
+            raise TypeError("decode_frames' value offsets assume FRAME_VALUES == 4")
+        self.preparers, self._batch_preparers = {}, {}
         for m in spec.MESSAGES:
             lines, fmt = _encoder_source(m)
             self.preparers[int(m.type)] = _compile(lines, "prepare", _pack_into=struct.Struct(fmt).pack_into)
+            lines, fmt = _encoder_source(m, batch=True)
+            self._batch_preparers[int(m.type)] = (_compile(lines, "prepare", _pack_into=struct.Struct(fmt).pack_into),
+                                                  struct.calcsize(fmt))
+        self._encode_frames = self.lib.agx_host_encode_frames
         self.decoders = {int(m.type): _compile(_decoder_source(m), "decode") for m in spec.MESSAGES}
 
     def encode_frame(self, msg_type: int, body: dict, request_id: int, flags: int) -> bytes | None:
@@ -136,6 +170,33 @@ class CCodec:
         n = self._encode(b.vals_ptr, text, len(text), data, len(data), b.out_ptr)
         return None if n < 0 else bytes(b.out_view[:n])
 
+    def encode_frames(self, items, start: int = 0) -> tuple[bytes, int]:
+        """The batch path: (the frames of items[start:], one after another, how many) for
+        (msg_type, body, request_id, flags) items, up to the first one C declines (the caller
+        encodes that one frame by frame: it raises the precise error) or as many as fit."""
+        b = self._tls
+        vals, cap, preparers = b.batch, len(b.batch), self._batch_preparers
+        texts, blobs, at, count = [], [], 0, 0
+        for msg_type, body, request_id, flags in items[start:start + self.BATCH_FRAMES]:
+            prepare, size = preparers.get(msg_type, (None, 0))
+            if prepare is None or at + size > cap:
+                break
+            try:
+                prepared = prepare(body, request_id, flags, vals, at)
+            except _CATCH:
+                break
+            if prepared is None:
+                break
+            texts.append(prepared[0])
+            blobs.append(prepared[1])
+            at += size
+            count += 1
+        if not count:
+            return b"", 0
+        n = self._encode_frames(b.batch_ptr, count, b"".join(texts), b"".join(blobs), b.batch_out_ptr,
+                                len(b.batch_out), b.used)
+        return bytes(b.batch_out_view[:b.used[0]]), n
+
     def decode_frame(self, buf) -> tuple[int, int, int, dict, int] | None:
         """(type, request_id, flags, body, bytes used) of the frame at the start of buf, or None."""
         if type(buf) is not bytes:
@@ -146,6 +207,39 @@ class CCodec:
             return None
         v = self._structs[k].unpack_from(b.vals)
         return v[0], v[1], v[2], self.decoders[v[0]](buf, v, _FRAME_VALUES), v[3]
+
+    # Bytes one decode_frames call looks at: string offsets must fit in 32 bits, and a window
+    # a few frames long keeps the copy for the frames' bytes objects small.
+    BATCH_WINDOW = 1 << 20
+    BATCH_FRAMES = 4096  # frames per encode_frames call
+
+    def decode_frames(self, buf, make) -> tuple[list, list]:
+        """The batch path: (frames, values) for the whole frames at the start of buf, made by
+        make(type, request_id, flags, body), up to the first frame C does not decode (bad or
+        partial: the caller's frame-by-frame path decides what it is; nothing is skipped).
+        frame_ends(values, k) says where the first k of them end in buf."""
+        data = bytes(buf[:self.BATCH_WINDOW])
+        b = self._tls
+        n = self._decode_frames(data, len(data), b.batch_ptr, b.batch_cap, b.used)
+        if n <= 0:
+            return [], []
+        decoders, frames, i = self.decoders, [], 0
+        v = b.batch_view[:b.used[1]].tolist()
+        app = frames.append
+        for _ in range(n):
+            t = v[i + 1]
+            app(make(t, v[i + 2], v[i + 3], decoders[t](data, v, i + 5)))  # 5: the count, then FRAME_VALUES
+            i += v[i]
+        return frames, v
+
+    @staticmethod
+    def frame_ends(values: list, k: int) -> int:
+        """Bytes of the first k frames of a decode_frames batch (values: what it returned)."""
+        i = end = 0
+        for _ in range(k):
+            end += values[i + 4]
+            i += values[i]
+        return end
 
     def decode_body(self, msg_type: int, payload) -> dict | None:
         decode = self.decoders.get(msg_type)

@@ -80,8 +80,11 @@ FRAME_VALUES = 4
 CDEF = """\
 long agx_host_decode_frame(const char *buf, size_t n, uint64_t *vals);
 long agx_host_decode_body(unsigned type, const char *p, size_t n, uint64_t *vals);
+long agx_host_decode_frames(const char *buf, size_t n, uint64_t *vals, size_t cap, size_t used[2]);
 long agx_host_encode_frame(const uint64_t *vals, const char *text, size_t text_len, const char *bin, size_t bin_len,
                            char *out);
+long agx_host_encode_frames(const uint64_t *vals, size_t nframes, const char *text, const char *bin, char *out,
+                            size_t out_cap, size_t *used);
 uint32_t agx_host_spec_digest(void);
 """
 
@@ -176,6 +179,39 @@ def generate_source() -> str:
     w(f"    return k < 0 ? -1 : k + {FRAME_VALUES};")
     w("}")
     w("")
+    w("/* The batch path: the whole frames at the start of buf, one after another, up to the first one that")
+    w(" * does not decode (bad, or partial: the caller's frame-by-frame path decides what it is). Per frame, in vals:")
+    w(" * how many values it takes (this one included), then what agx_host_decode_frame writes, string offsets")
+    w(" * counted from buf. Stops before vals could overflow (cap values). used: bytes of the frames returned, and")
+    w(" * values written. */")
+    w("long agx_host_decode_frames(const char *buf, size_t n, uint64_t *vals, size_t cap, size_t used[2])")
+    w("{")
+    w("    const uint8_t *base = (const uint8_t *)buf;")
+    w("    size_t off = 0, k = 0;")
+    w("    long frames = 0;")
+    w(f"    while (n - off >= AGX_HEADER_SIZE && cap - k >= {1 + max_values()}u) {{")
+    w("        const uint8_t *b = base + off;")
+    w("        uint64_t *v = vals + k + 1;")
+    w("        struct agx_header h;")
+    w("        if (agx_header_decode(b, &h)) break;")
+    w("        if (h.version != AGX_VERSION_MAX) break;  /* older layouts: the Python path decodes them */")
+    w("        if (n - off - AGX_HEADER_SIZE < h.payload_len || agx_payload_verify(&h, b + AGX_HEADER_SIZE)) break;")
+    w("        v[0] = h.type;")
+    w("        v[1] = h.request_id;")
+    w("        v[2] = h.flags;")
+    w("        v[3] = AGX_HEADER_SIZE + (uint64_t)h.payload_len;")
+    w(f"        long nb = decode_payload(h.type, base, b + AGX_HEADER_SIZE, h.payload_len, v + {FRAME_VALUES});")
+    w("        if (nb < 0) break;")
+    w(f"        vals[k] = (uint64_t)nb + {FRAME_VALUES + 1};")
+    w("        k += vals[k];")
+    w("        off += v[3];")
+    w("        frames++;")
+    w("    }")
+    w("    used[0] = off;")
+    w("    used[1] = k;")
+    w("    return frames;")
+    w("}")
+    w("")
     w("long agx_host_decode_body(unsigned type, const char *p, size_t n, uint64_t *vals)")
     w("{")
     w("    return decode_payload(type, (const uint8_t *)p, (const uint8_t *)p, n, vals);")
@@ -224,6 +260,26 @@ def generate_source() -> str:
     w("    }")
     w("    if (len < 0 || t.p != t.end || b.p != b.end) return -1;  /* every string and byte used, no more */")
     w("    return (long)agx_frame_seal(out, (uint16_t)type, (uint8_t)flags, (uint32_t)request_id, (uint32_t)len);")
+    w("}")
+    w("")
+    w("/* The batch path: frames one after another into out. Per frame in vals: the byte lengths of its share of")
+    w(" * text and of bin, then what agx_host_encode_frame takes. Stops before a frame C declines or one that might")
+    w(" * not fit (less than AGX_MAX_FRAME of out left). Returns the frames encoded; *used: their bytes. */")
+    w("long agx_host_encode_frames(const uint64_t *vals, size_t nframes, const char *text, const char *bin, char *out,")
+    w("                            size_t out_cap, size_t *used)")
+    w("{")
+    w("    size_t off = 0, f = 0;")
+    w("    for (; f < nframes && out_cap - off >= AGX_MAX_FRAME; f++) {")
+    w("        const uint64_t text_len = vals[0], bin_len = vals[1];")
+    w("        long n = agx_host_encode_frame(vals + 2, text, text_len, bin, bin_len, out + off);")
+    w("        if (n < 0) break;")
+    w("        off += (size_t)n;")
+    w("        text += text_len;")
+    w("        bin += bin_len;")
+    w(f"        vals += 2 + {FRAME_VALUES} + vals[2 + 3];")
+    w("    }")
+    w("    *used = off;")
+    w("    return (long)f;")
     w("}")
     return "\n".join(L) + "\n"
 
