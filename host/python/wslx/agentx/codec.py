@@ -355,6 +355,8 @@ def decode_frame_python(buf) -> tuple[Frame, int]:
 
 _C = _ccodec.load()
 BACKEND = "c" if _C is not None else "python"
+if tuple(f.name for f in dataclasses.fields(Frame)) != _ccodec.c_host_capi.FRAME_FIELDS:
+    raise TypeError("Frame's fields changed: update c_host_capi.FRAME_FIELDS (the C path sets them by name)")
 
 
 def encode_frame(msg_type: int, body: dict | None = None, *, request_id: int = 0, flags: int = 0,
@@ -390,6 +392,8 @@ def encode_frames(items) -> bytes:
 def decode_frame(buf) -> tuple[Frame, int]:
     """Decode one whole frame at the start of buf: (frame, bytes consumed); a typed ProtocolError if bad."""
     if _C is not None and len(buf) > _VERSION_AT and buf[_VERSION_AT] == spec.VERSION_MAX:
+        if _C.capi is not None:  # it declines exactly what the cffi decoder declines
+            return _C.decode_frame_object(buf, Frame) or decode_frame_python(buf)
         r = _C.decode_frame(buf)
         if r is not None:
             return Frame(r[0], r[1], r[2], r[3]), r[4]
@@ -427,7 +431,7 @@ class FrameReader:
         # the buffer; next() hands them out in order. Whatever it stops at goes the careful way below.
         self._batch = _C.decode_frames if batch and _C is not None else None
         self._ready: list[Frame] = []   # decoded by the batch path, not handed out yet
-        self._ready_values: list = []   # the batch's values: its frames' lengths (for pending)
+        self._ready_ends: list = []     # where each of them ended in the buffer (for pending)
         self._ready_next = 0
 
     def feed(self, data) -> None:
@@ -436,10 +440,9 @@ class FrameReader:
     @property
     def pending(self) -> int:
         """Bytes fed and not yet handed out as frames or reported as errors."""
-        queued = 0
-        if self._ready_next < len(self._ready):
-            ends = _C.frame_ends
-            queued = ends(self._ready_values, len(self._ready)) - ends(self._ready_values, self._ready_next)
+        queued, i, ends = 0, self._ready_next, self._ready_ends
+        if i < len(self._ready):
+            queued = ends[-1] - (ends[i - 1] if i else 0)
         return len(self._buf) + queued
 
     def next(self) -> Frame | None:
@@ -453,11 +456,11 @@ class FrameReader:
             # arriving in pieces is not copied for C once per piece.
             if (self._batch is not None and self._reject is None and len(buf) >= spec.HEADER_SIZE
                     and len(buf) >= spec.HEADER_SIZE + _PAYLOAD_LEN.unpack_from(buf, _PAYLOAD_LEN_AT)[0]):
-                frames, values = self._batch(buf, Frame)
+                frames, ends = self._batch(buf, Frame)
                 if frames:
-                    del buf[:_C.frame_ends(values, len(frames))]
+                    del buf[:ends[-1]]
                     self._in_garbage = False
-                    self._ready, self._ready_values, self._ready_next = frames, values, 1
+                    self._ready, self._ready_ends, self._ready_next = frames, ends, 1
                     return frames[0]
             if self._reject is not None:
                 length, crc = self._reject
