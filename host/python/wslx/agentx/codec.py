@@ -23,6 +23,7 @@ Bodies are plain dicts keyed by field name (reserved fields omitted).
 from __future__ import annotations
 
 import dataclasses
+import operator
 import struct
 import zlib
 
@@ -430,9 +431,11 @@ class FrameReader:
         # The batch path (C, where built): one call decodes every whole good frame at the front of
         # the buffer; next() hands them out in order. Whatever it stops at goes the careful way below.
         self._batch = _C.decode_frames if batch and _C is not None else None
-        self._ready: list[Frame] = []   # decoded by the batch path, not handed out yet
-        self._ready_ends: list = []     # where each of them ended in the buffer (for pending)
-        self._ready_next = 0
+        # The batch's frames not handed out yet, as an iterator: next() takes one with a bare for
+        # loop, the cheapest step Python has. _ready_ends: where each of them ended in the buffer.
+        self._ready = iter(())
+        self._ready_count = 0
+        self._ready_ends: list = []
 
     def feed(self, data) -> None:
         self._buf += data
@@ -440,16 +443,15 @@ class FrameReader:
     @property
     def pending(self) -> int:
         """Bytes fed and not yet handed out as frames or reported as errors."""
-        queued, i, ends = 0, self._ready_next, self._ready_ends
-        if i < len(self._ready):
+        queued, left, ends = 0, operator.length_hint(self._ready), self._ready_ends
+        if left:
+            i = self._ready_count - left
             queued = ends[-1] - (ends[i - 1] if i else 0)
         return len(self._buf) + queued
 
     def next(self) -> Frame | None:
-        i = self._ready_next
-        if i < len(self._ready):
-            self._ready_next = i + 1
-            return self._ready[i]
+        for frame in self._ready:
+            return frame
         buf = self._buf
         while True:
             # The first frame not all here (by its unchecked length) leaves C nothing to do: a big frame
@@ -460,8 +462,8 @@ class FrameReader:
                 if frames:
                     del buf[:ends[-1]]
                     self._in_garbage = False
-                    self._ready, self._ready_ends, self._ready_next = frames, ends, 1
-                    return frames[0]
+                    self._ready, self._ready_count, self._ready_ends = iter(frames), len(frames), ends
+                    return next(self._ready)
             if self._reject is not None:
                 length, crc = self._reject
                 if len(buf) < length:
