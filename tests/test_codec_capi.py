@@ -176,3 +176,8 @@ def test_a_key_that_runs_code_during_an_encode_cannot_break_it(capi):
     body = {Evil(): 0, "argv": ["/bin/true"], "env": [], "cwd": "/"}
     items += [(spec.MsgType.EXEC, body, i, 0) for i in range(5)]
     assert capi.encode_frames(items, 0, 10, WINDOW) == (b"", 0) and items == []
+
+
+def test_the_built_source_is_what_the_generator_gives(c_codec, repo_root):  # noqa: F811
+    from wslx.codegen import c_host_capi
+    assert (repo_root / "build" / "gen" / "agentx_host_capi.c").read_text() == c_host_capi.generate_source()

@@ -8,10 +8,12 @@ Three implementations of one spec (wslx.spec.agentx):
     the same spec into struct.Struct calls, because construct alone manages only
     ~10k frames/s;
   * the C path (wslx.agentx.ccodec): the generated C encoders/decoders the
-    guests run, through cffi. encode_frame, decode_frame and decode_body use it
-    when its library is built (BACKEND says which), and fall back to the Python
-    path for whatever C declines, so errors are always the Python path's typed
-    errors. Tests prove all three give identical bytes and values.
+    guests run, through a CPython extension that builds the Frame objects,
+    dicts, lists and strings itself (wslx.codegen.c_host_capi), else through
+    cffi. encode_frame, decode_frame and decode_body use it when its library is
+    built (BACKEND says which), and fall back to the Python path for whatever C
+    declines, so errors are always the Python path's typed errors. Tests prove
+    all of them give identical bytes and values.
     Its batch path is what a host reading and writing bursts uses: FrameReader
     has one C call decode every whole good frame at the front of its buffer,
     and encode_frames writes many frames with one C call; both hand whatever C

@@ -8,15 +8,19 @@ small_frames_per_s_c       the batch path, as a host does it: BATCH small EXEC f
                            (argv ["/bin/true"], request ids 1..BATCH) encoded into one buffer
                            by codec.encode_frames (one C call), that buffer fed to a
                            FrameReader and every frame taken with next() (one C call decodes
-                           the whole buffer; wslx.agentx.ccodec), (target: >= 1,000,000/s);
-                           absent when the C library is not built
+                           the whole buffer into Frame objects; wslx.agentx.ccodec: the CPython
+                           extension where built, else the cffi glue), every Frame, body dict,
+                           list and str built, garbage collection included
+                           (target: >= 1,000,000/s); absent when the C library is not built
 small_frames_per_s_c_per_frame  the same frames one at a time through C: encode_frame then
-                           decode_frame, one cffi call each
+                           decode_frame, one C call each
 small_frames_per_s_python  the same one at a time through the Python path
                            (encode_frame_python / decode_frame_python; target: >= 150,000/s)
 small_frames_per_cpu_s_*   each of the above per second of this process's CPU time: what the
                            codec costs, without the time other helpers' QEMUs take the cores
 c_vs_python_x              small_frames_per_s_c / small_frames_per_s_python, same run
+c_batch_capi               1 when the C figures went through the CPython extension, 0 through
+                           the cffi glue (WSLX_CODEC=cffi); absent without C
 batch_frames               BATCH, the frames per buffer of the batch figures
 small_frames_per_s         one at a time through whichever path the codec chose (codec.BACKEND)
 stdio4k_frames_per_s       a STDIO frame with 4 KiB of data, one at a time, chosen path
@@ -77,7 +81,7 @@ def run_once(args, log) -> dict:
         codec.parse_header(f)
         codec.parse_body_reference(MsgType.EXEC, f[24:])
 
-    out = {}
+    out = {"c_batch_capi": int(codec._C.capi is not None)} if codec.BACKEND == "c" else {}
     paths = [("c", small_batch, BATCH), ("c_per_frame", small, 1)] if codec.BACKEND == "c" else []
     for name, fn, per_call in paths + [("python", small_python, 1)]:
         out[f"small_frames_per_s_{name}"] = _rate(fn, args.seconds, frames_per_call=per_call)
@@ -114,4 +118,4 @@ BENCHMARK = Benchmark(name="codec", plot=plot, help="encode+decode rate of the A
                              "small_frames_per_s_python": "frames/s", "c_vs_python_x": "x", "host_loadavg_1m": "",
                              "small_frames_per_cpu_s_c": "frames/CPU s", "small_frames_per_cpu_s_python": "frames/CPU s",
                              "small_frames_per_s_c_per_frame": "frames/s",
-                             "small_frames_per_cpu_s_c_per_frame": "frames/CPU s", "batch_frames": "frames"})
+                             "small_frames_per_cpu_s_c_per_frame": "frames/CPU s", "batch_frames": "frames", "c_batch_capi": ""})

@@ -357,7 +357,7 @@ static PyObject *encode_frames(PyObject *self, PyObject *args)
     uint8_t *out;
     union scratch *s;
     if (!PyArg_ParseTuple(args, "O!nnn:encode_frames", &PyList_Type, &items, &start, &max_frames, &window)) return NULL;
-    if (start < 0) { PyErr_SetString(PyExc_ValueError, "encode_frames: negative start"); return NULL; }
+    if (start < 0 || window < 0) { PyErr_SetString(PyExc_ValueError, "encode_frames: negative start or window"); return NULL; }
     out = PyMem_Malloc(cap);
     s = PyMem_Malloc(sizeof *s);
     if (!out || !s) { PyErr_NoMemory(); goto out; }
