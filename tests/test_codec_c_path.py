@@ -76,19 +76,25 @@ JUNK = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.text(m
                  st.just("x" * 70000), st.just(["y" * 5000]), st.just(["z"] * 300), st.just("\udcff"))
 
 
+def spoiled(body: dict, data, hows=("junk", "drop", "add")) -> dict:
+    """A copy of body with one field replaced by junk, one dropped, one added, or ("none") as it was."""
+    body = dict(body)
+    how = data.draw(st.sampled_from(hows))
+    if how == "junk" and body:
+        body[data.draw(st.sampled_from(sorted(body)))] = data.draw(JUNK)
+    elif how == "drop" and body:
+        del body[data.draw(st.sampled_from(sorted(body)))]
+    elif how != "none":
+        body["extra"] = 1
+    return body
+
+
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(MESSAGE_AND_BODY, st.data())
 def test_bad_bodies_fail_the_same_way_on_both_paths(c_codec, batch_path, mb, data):
     """One field replaced by junk, one dropped or one added: the same bytes or the same typed error."""
     msg, body = mb
-    body = dict(body)
-    how = data.draw(st.sampled_from(["junk", "drop", "add"]))
-    if how == "junk" and body:
-        body[data.draw(st.sampled_from(sorted(body)))] = data.draw(JUNK)
-    elif how == "drop" and body:
-        del body[data.draw(st.sampled_from(sorted(body)))]
-    else:
-        body["extra"] = 1
+    body = spoiled(body, data)
     python = _outcome(codec.encode_frame_python, msg.type, body, request_id=9)
     assert _outcome(codec.encode_frame, msg.type, body, request_id=9) == python
     if not isinstance(python, bytes):
@@ -244,7 +250,7 @@ def test_batch_reader_decodes_a_burst_in_one_call_and_stops_at_a_bad_frame(c_cod
     assert r.next().request_id == 2 and r.next() is None and r.pending == 0
 
 
-ITEM_JUNK = st.sampled_from(["junk", "drop", "add", "none"])
+ITEM_JUNK = ("junk", "drop", "add", "none")
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -252,17 +258,7 @@ ITEM_JUNK = st.sampled_from(["junk", "drop", "add", "none"])
 def test_batch_encoder_gives_the_frame_by_frame_bytes_or_the_first_error(c_codec, batch_path, frames, data):
     """encode_frames of many items: exactly the Python path's frames joined, or the typed error
     the first bad item raises on the Python path (bad items: a field junk, dropped or added)."""
-    items = []
-    for (msg, body), rid, fl in frames:
-        body = dict(body)
-        how = data.draw(ITEM_JUNK)
-        if how == "junk" and body:
-            body[data.draw(st.sampled_from(sorted(body)))] = data.draw(JUNK)
-        elif how == "drop" and body:
-            del body[data.draw(st.sampled_from(sorted(body)))]
-        elif how == "add":
-            body["extra"] = 1
-        items.append((msg.type, body, rid, fl))
+    items = [(msg.type, spoiled(body, data, ITEM_JUNK), rid, fl) for (msg, body), rid, fl in frames]
 
     def python():
         return b"".join(codec.encode_frame_python(t, b, request_id=r, flags=f) for t, b, r, f in items)

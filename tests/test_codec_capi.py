@@ -13,7 +13,7 @@ import sys
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from test_codec_c_path import JUNK, c_codec  # noqa: F401 (the fixture builds the extension)
+from test_codec_c_path import c_codec, spoiled  # noqa: F401 (the fixture builds the extension)
 from test_codec_properties import MESSAGE_AND_BODY
 from wslx.agentx import codec
 from wslx.agentx.errors import InvalidMessage, ProtocolError
@@ -61,14 +61,7 @@ def test_every_message_type_encodes_and_decodes_as_the_python_path(capi, mb, req
 @given(MESSAGE_AND_BODY, st.data())
 def test_bodies_the_python_path_rejects_are_declined(capi, mb, data):
     msg, body = mb
-    body = dict(body)
-    how = data.draw(st.sampled_from(["junk", "drop", "add", "none"]))
-    if how == "junk" and body:
-        body[data.draw(st.sampled_from(sorted(body)))] = data.draw(JUNK)
-    elif how == "drop" and body:
-        del body[data.draw(st.sampled_from(sorted(body)))]
-    elif how == "add":
-        body["extra"] = 1
+    body = spoiled(body, data, ("junk", "drop", "add", "none"))
     python = _python_encode(msg.type, body, request_id=5)
     c = _encode_one(capi, int(msg.type), body, 5)
     assert c is None or c == python  # C declines more (then the next path decides), never accepts more
