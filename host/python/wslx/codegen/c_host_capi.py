@@ -417,7 +417,7 @@ PyMODINIT_FUNC PyInit_@MODULE@(void)
 def generate_source() -> str:
     """The C source of the extension module."""
     keys = _keys()
-    key = {k: i for i, k in enumerate(keys)}
+    key = {k: f"K_{k}" for k in keys}
     dec, enc = [], []
     for m in spec.MESSAGES:
         _decode_case(dec.append, m, key)
@@ -430,7 +430,7 @@ def generate_source() -> str:
             '#include "agentx_wire.h"',
             "",
             f"#define AGX_HOST_CAPI_DIGEST 0x{spec_digest():08X}u",
-            f"#define NKEYS {len(keys)}",
+            f"enum {{ {', '.join(f'K_{k}' for k in keys)}, NKEYS }};  /* the field names' slots in K */",
             f"#define NFRAME {len(FRAME_FIELDS)}",
             "#if PY_VERSION_HEX < 0x030D0000",
             "#define NEW_DICT(n) _PyDict_NewPresized(n)  /* sized once: a body's keys are known */",
