@@ -358,8 +358,9 @@ def decode_frame_python(buf) -> tuple[Frame, int]:
 
 _C = _ccodec.load()
 BACKEND = "c" if _C is not None else "python"
-if tuple(f.name for f in dataclasses.fields(Frame)) != _ccodec.c_host_capi.FRAME_FIELDS:
-    raise TypeError("Frame's fields changed: update c_host_capi.FRAME_FIELDS (the C path sets them by name)")
+if (tuple(f.name for f in dataclasses.fields(Frame)) != _ccodec.c_host_capi.FRAME_FIELDS
+        or hasattr(Frame, "__post_init__")):
+    raise TypeError("Frame changed: the C path sets c_host_capi.FRAME_FIELDS by name, without __init__")
 
 
 def encode_frame(msg_type: int, body: dict | None = None, *, request_id: int = 0, flags: int = 0,
