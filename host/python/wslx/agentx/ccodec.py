@@ -157,7 +157,6 @@ class CCodec:
         from ..spec import agentx as spec
         self.ffi, self.lib = module.ffi, module.lib
         self.capi = capi  # the CPython extension, tried first where built
-        self._max_frame = spec.HEADER_SIZE + spec.MAX_PAYLOAD
         self._cap = spec.HEADER_SIZE + spec.MAX_PAYLOAD  # AGX_MAX_FRAME
         nvals = c_host_codec.max_values()
         self._tls = _Buffers(self.ffi, self._cap, nvals)
@@ -271,7 +270,7 @@ class CCodec:
         extension (None without it)."""
         if self.capi is None:
             return None
-        frames, ends = self.capi.decode_frames(buf, make, self._max_frame, 1)
+        frames, ends = self.capi.decode_frames(buf, make, self._cap, 1)
         return (frames[0], int.from_bytes(ends, sys.byteorder)) if frames else None
 
     def decode_body(self, msg_type: int, payload) -> dict | None:
