@@ -81,6 +81,11 @@ def _decode_case(w, msg, key):
     w("    }")
 
 
+# A non-int body value into the C struct's field (0, or 1 when C declines it).
+_AS = {"str": "as_str({v}, {con.max_len}u, &{m})", "bytes": "as_bytes({v}, {con.max_len}u, &{m})",
+       "strv": "as_strv({v}, {con.max_count}u, {con.max_len}u, {m}, &{m}_count)"}
+
+
 def _encode_case(w, msg, key):
     n, fields = msg.name, host_fields(msg)
     w(f"    case AGX_MSG_{msg.type.name}: {{")
@@ -96,21 +101,14 @@ def _encode_case(w, msg, key):
     for i, (name, _, _) in enumerate(fields):
         w(f"        if (fetch(body, K[{key[name]}], &v[{i}])) goto declined;")
     for i, (name, kind, con) in enumerate(fields):
-        if kind == "int":
-            lo, hi = int_limits(con)
-            ctype = C_TYPES[con.fmtstr]
-            if lo < 0:
-                w(f"        if (as_signed(v[{i}], {lo}LL, {hi}LL, &sv)) goto declined;")
-                w(f"        m->{name} = ({ctype})sv;")
-            else:
-                w(f"        if (as_unsigned(v[{i}], {hi}ull, &uv)) goto declined;")
-                w(f"        m->{name} = ({ctype})uv;")
-        elif kind == "str":
-            w(f"        if (as_str(v[{i}], {con.max_len}u, &m->{name})) goto declined;")
-        elif kind == "bytes":
-            w(f"        if (as_bytes(v[{i}], {con.max_len}u, &m->{name})) goto declined;")
-        else:
-            w(f"        if (as_strv(v[{i}], {con.max_count}u, {con.max_len}u, m->{name}, &m->{name}_count)) goto declined;")
+        if kind != "int":
+            w(f"        if ({_AS[kind].format(v=f'v[{i}]', m=f'm->{name}', con=con)}) goto declined;")
+            continue
+        lo, hi = int_limits(con)
+        conv, tmp = ((f"as_signed(v[{i}], {lo}LL, {hi}LL, &sv)", "sv") if lo < 0
+                     else (f"as_unsigned(v[{i}], {hi}ull, &uv)", "uv"))
+        w(f"        if ({conv}) goto declined;")
+        w(f"        m->{name} = ({C_TYPES[con.fmtstr]}){tmp};")
     w(f"        len = agx_{n}_encode(out, cap, m);")
     w("        break;")
     w("    }")
@@ -221,7 +219,10 @@ static int as_bytes(PyObject *o, size_t max_len, struct agx_bytes *b)
 {
     Py_ssize_t n;
     if (PyBytes_CheckExact(o)) { b->ptr = (const uint8_t *)PyBytes_AS_STRING(o); n = PyBytes_GET_SIZE(o); }
-    else if (PyByteArray_CheckExact(o)) { b->ptr = (const uint8_t *)PyByteArray_AS_STRING(o); n = PyByteArray_GET_SIZE(o); }
+    else if (PyByteArray_CheckExact(o)) {
+        b->ptr = (const uint8_t *)PyByteArray_AS_STRING(o);
+        n = PyByteArray_GET_SIZE(o);
+    }
     else return 1;
     if ((size_t)n > max_len) return 1;
     b->len = (uint32_t)n;
@@ -259,7 +260,10 @@ static const char *const frame_fields[NFRAME] = {@FRAME_FIELDS@};
 static int bind_frame(PyObject *make)
 {
     PyObject *d[NFRAME] = {0};
-    if (!PyType_Check(make)) { PyErr_SetString(PyExc_TypeError, "decode_frames: make must be the Frame type"); return -1; }
+    if (!PyType_Check(make)) {
+        PyErr_SetString(PyExc_TypeError, "decode_frames: make must be the Frame type");
+        return -1;
+    }
     for (int i = 0; i < NFRAME; i++) {
         d[i] = PyObject_GetAttrString(make, frame_fields[i]);
         if (!d[i] || !Py_IS_TYPE(d[i], &PyMemberDescr_Type)) {
@@ -296,7 +300,10 @@ static PyObject *decode_frames(PyObject *self, PyObject *args)
     Py_ssize_t count = 0;
     union scratch *s = NULL;
     if (!PyArg_ParseTuple(args, "OOnn:decode_frames", &buf, &make, &window, &max_frames)) return NULL;
-    if (window < 0 || window > 0xFFFFFFFFll) { PyErr_SetString(PyExc_ValueError, "decode_frames: window out of range"); return NULL; }
+    if (window < 0 || window > 0xFFFFFFFFll) {
+        PyErr_SetString(PyExc_ValueError, "decode_frames: window out of range");
+        return NULL;
+    }
     if (make != frame_type && bind_frame(make)) return NULL;
     if (PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)) return NULL;  /* held: buf cannot be resized under us */
     for (int i = 0; i < NFRAME; i++) descr[i] = Py_NewRef(frame_descr[i]);
@@ -357,7 +364,10 @@ static PyObject *encode_frames(PyObject *self, PyObject *args)
     uint8_t *out;
     union scratch *s;
     if (!PyArg_ParseTuple(args, "O!nnn:encode_frames", &PyList_Type, &items, &start, &max_frames, &window)) return NULL;
-    if (start < 0 || window < 0) { PyErr_SetString(PyExc_ValueError, "encode_frames: negative start or window"); return NULL; }
+    if (start < 0 || window < 0) {
+        PyErr_SetString(PyExc_ValueError, "encode_frames: negative start or window");
+        return NULL;
+    }
     out = PyMem_Malloc(cap);
     s = PyMem_Malloc(sizeof *s);
     if (!out || !s) { PyErr_NoMemory(); goto out; }
