@@ -55,6 +55,25 @@ void agx_outq_framed(struct agx_outq *o, size_t n, uint8_t version)
     if (version < 2) forget_below(o, o->sent);   /* version 1: delivered once framed */
 }
 
+int agx_outq_pump(struct agx_outq *o, uint32_t pid, uint8_t stream, const struct agx_proc_sink *k)
+{
+    const uint8_t *data;
+    uint64_t off;
+    size_t n;
+    int sent = 0;
+    while (k->events_ok() && (n = agx_outq_unsent(o, &data, &off))) {
+        k->stdio(pid, stream, 0, off, data, (uint32_t)n);
+        agx_outq_framed(o, n, k->version());
+        sent = 1;
+    }
+    if (agx_outq_eof_due(o) && k->events_ok()) {
+        k->stdio(pid, stream, AGX_STDIO_EOF, o->sent, NULL, 0);
+        o->eof_sent = 1;
+        sent = 1;
+    }
+    return sent;
+}
+
 void agx_outq_rewind(struct agx_outq *o)
 {
     o->sent = o->base;

@@ -15,6 +15,18 @@
 #include "agentx_wire.h"
 #include "agentx_rx.h"
 
+/* The frames a process table sends towards the host (wslx-init's and Track B's proc.c get it from
+ * their agent inside their struct proc_host): they silently drop while disconnected. */
+struct agx_proc_sink {
+    agx_error_fn *error;
+    void (*ok)(uint32_t rid);
+    void (*exec_started)(uint32_t rid, uint32_t pid);
+    void (*stdio)(uint32_t pid, uint8_t stream, uint8_t flags, uint64_t offset, const uint8_t *data, uint32_t len);
+    void (*exit)(uint32_t pid, uint8_t how, int32_t code);
+    int (*events_ok)(void);      /* process events (STDIO, EXIT) may be framed now (session open, room) */
+    uint8_t (*version)(void);    /* the session's version (1: output counts as delivered once framed) */
+};
+
 struct agx_outq {
     uint8_t *buf;              /* AGX_OUTPUT_BUFFER bytes, the agent's */
     size_t head, len;          /* held bytes at buf[head...], wrapping */
@@ -40,6 +52,9 @@ static inline int agx_outq_eof_due(const struct agx_outq *o)
 {
     return o->ended && !o->eof_sent && o->sent == o->base + o->len;
 }
+/* Frame what the stream holds unsent, then its EOF when due, while the sink takes events;
+ * 1 if anything was sent. */
+int agx_outq_pump(struct agx_outq *o, uint32_t pid, uint8_t stream, const struct agx_proc_sink *k);
 /* A new session: frame again from the acknowledged offset. */
 void agx_outq_rewind(struct agx_outq *o);
 

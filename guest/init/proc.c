@@ -41,7 +41,6 @@ struct proc {
     int used;
     pid_t pid;
     int fd[3];        /* [0] stdin write end, [1] stdout read end, [2] stderr read end; -1 when closed */
-    int eof[3];       /* [1], [2]: the pipe ended (its EOF frame follows the held bytes) */
     int reaped;
     int status;
     int stdin_piped;
@@ -60,7 +59,7 @@ struct proc {
     uint64_t eof_deadline;
     int closing;          /* deadline passed: streams end once tail_left[s] more bytes are relayed */
     size_t tail_left[3];  /* bytes that were in the pipe at the deadline */
-    struct agx_outq out[3];   /* [1], [2] (agentx_out.h); .ended is unused: eof[] says it */
+    struct agx_outq out[3];   /* [1], [2] (agentx_out.h); .ended: the pipe ended (its EOF frame follows) */
     int finished;         /* reaped, pipes done, stdin closed: the EXIT follows the held output */
     int exit_sent;        /* on this connection (version 2: the slot stays until OUTPUT_ACK EXIT) */
     int exit_ever_sent;
@@ -161,7 +160,7 @@ static void close_stdin(struct proc *p)
 static void maybe_exit(struct proc *p)
 {
     if (!p->used || !p->reaped) return;
-    if (!p->eof[1] || !p->eof[2]) {
+    if (!p->out[1].ended || !p->out[2].ended) {
         /* background children may hold the pipes: wait at most AGX_EXIT_EOF_GRACE_MS (proc_timers) */
         if (!p->eof_deadline) p->eof_deadline = now_ns(CLOCK_MONOTONIC) + AGX_EXIT_EOF_GRACE_MS * 1000000ull;
         return;
@@ -188,26 +187,12 @@ void proc_pump_output(void)
     for (int i = 0; i < PROC_MAX; i++) {
         struct proc *p = &procs[i];
         if (!p->used) continue;
-        for (int s = 1; s <= 2; s++) {
-            struct agx_outq *o = &p->out[s];
-            const uint8_t *data;
-            uint64_t off;
-            size_t n;
-            while (H->events_ok() && (n = agx_outq_unsent(o, &data, &off))) {
-                H->stdio((uint32_t)p->pid, (uint8_t)s, 0, off, data, (uint32_t)n);
-                agx_outq_framed(o, n, H->version());
-            }
-            o->ended = p->eof[s];
-            if (agx_outq_eof_due(o) && H->events_ok()) {
-                H->stdio((uint32_t)p->pid, (uint8_t)s, AGX_STDIO_EOF, o->sent, NULL, 0);
-                o->eof_sent = 1;
-            }
-        }
-        if (p->finished && !p->exit_sent && p->out[1].eof_sent && p->out[2].eof_sent && H->events_ok()) {
-            if (WIFSIGNALED(p->status)) H->exit((uint32_t)p->pid, AGX_EXIT_SIGNALED, WTERMSIG(p->status));
-            else H->exit((uint32_t)p->pid, AGX_EXIT_EXITED, WEXITSTATUS(p->status));
+        for (int s = 1; s <= 2; s++) agx_outq_pump(&p->out[s], (uint32_t)p->pid, (uint8_t)s, &H->send);
+        if (p->finished && !p->exit_sent && p->out[1].eof_sent && p->out[2].eof_sent && H->send.events_ok()) {
+            if (WIFSIGNALED(p->status)) H->send.exit((uint32_t)p->pid, AGX_EXIT_SIGNALED, WTERMSIG(p->status));
+            else H->send.exit((uint32_t)p->pid, AGX_EXIT_EXITED, WEXITSTATUS(p->status));
             p->exit_sent = p->exit_ever_sent = 1;
-            if (H->version() < 2) proc_free(p);
+            if (H->send.version() < 2) proc_free(p);
         }
     }
 }
@@ -225,12 +210,12 @@ void proc_new_session(void)
 void proc_output_ack(const struct agx_output_ack *m)
 {
     struct proc *p = find_pid(m->pid);
-    if (!p && !agx_output_ack_check(m, H->error)) {
-        H->error(0, AGX_MSG_OUTPUT_ACK, AGX_ESRCH, "OUTPUT_ACK for process %u, which this agent does not hold",
+    if (!p && !agx_output_ack_check(m, H->send.error)) {
+        H->send.error(0, AGX_MSG_OUTPUT_ACK, AGX_ESRCH, "OUTPUT_ACK for process %u, which this agent does not hold",
                  (unsigned)m->pid);
         return;
     }
-    if (p && agx_output_ack_apply(p->out, p->exit_ever_sent, m, H->error) == 1) proc_free(p);
+    if (p && agx_output_ack_apply(p->out, p->exit_ever_sent, m, H->send.error) == 1) proc_free(p);
 }
 
 /* Watch (or stop watching) an output pipe. While the host is slow the pipes leave the epoll set
@@ -257,7 +242,7 @@ static void stream_eof(struct proc *p, int s)
         close(p->fd[s]);
         p->fd[s] = -1;
     }
-    p->eof[s] = 1;
+    p->out[s].ended = 1;
     maybe_exit(p);
 }
 
@@ -374,10 +359,10 @@ void proc_on_stdin_writable(uint32_t idx, uint32_t events)
 void proc_stdin(uint8_t version, const struct agx_stdio *m)
 {
     /* STDIO is an event: errors go out with request_id 0 */
-    if (agx_stdin_check(m, H->error)) return;
+    if (agx_stdin_check(m, H->send.error)) return;
     struct proc *p = find_pid(m->pid);
     if (!p) {
-        H->error(0, AGX_MSG_STDIO, AGX_ESRCH, "no process %u", (unsigned)m->pid);
+        H->send.error(0, AGX_MSG_STDIO, AGX_ESRCH, "no process %u", (unsigned)m->pid);
         return;
     }
     /* from here on every data byte is acknowledged exactly once: written, CLOSED or DROPPED */
@@ -385,7 +370,7 @@ void proc_stdin(uint8_t version, const struct agx_stdio *m)
         if (m->data.len) { /* an EOF-only frame for a closed stdin is a no-op */
             p->ack_pending[ACK_CLOSED] += m->data.len;
             ack_flush(p, 0);
-            H->error(0, AGX_MSG_STDIO, ERR_STDIN_CLOSED, "stdin of process %u is %s", (unsigned)m->pid,
+            H->send.error(0, AGX_MSG_STDIO, ERR_STDIN_CLOSED, "stdin of process %u is %s", (unsigned)m->pid,
                        !p->stdin_piped ? "not a pipe (EXEC without STDIN_PIPE)"
                        : p->reaped     ? "closed (the process ended)"
                                        : "closed");
@@ -395,7 +380,7 @@ void proc_stdin(uint8_t version, const struct agx_stdio *m)
     if (version >= 2 && m->offset != p->stdin_accepted) {
         p->ack_pending[ACK_DROPPED] += m->data.len;
         ack_flush(p, 0);
-        H->error(0, AGX_MSG_STDIO, AGX_EINVAL, "stdin of process %u: frame at offset %llu, expected %llu",
+        H->send.error(0, AGX_MSG_STDIO, AGX_EINVAL, "stdin of process %u: frame at offset %llu, expected %llu",
                  (unsigned)m->pid, (unsigned long long)m->offset, (unsigned long long)p->stdin_accepted);
         return;
     }
@@ -406,7 +391,7 @@ void proc_stdin(uint8_t version, const struct agx_stdio *m)
         if (mine + m->data.len > AGX_STDIN_WINDOW || p->inq_len + m->data.len > STDIN_QUEUE_CAP) {
             p->ack_pending[ACK_DROPPED] += m->data.len;
             ack_flush(p, 0);
-            H->error(0, AGX_MSG_STDIO, AGX_EAGAIN,
+            H->send.error(0, AGX_MSG_STDIO, AGX_EAGAIN,
                        "stdin queue of process %u full (%u bytes, window %u); %u bytes dropped", (unsigned)m->pid,
                        (unsigned)mine, AGX_STDIN_WINDOW, (unsigned)m->data.len);
             return;
@@ -415,7 +400,7 @@ void proc_stdin(uint8_t version, const struct agx_stdio *m)
         if (!p->inq) {
             p->ack_pending[ACK_DROPPED] += m->data.len;
             ack_flush(p, 0);
-            H->error(0, AGX_MSG_STDIO, AGX_ENOMEM, "no memory for the stdin queue; %u bytes dropped",
+            H->send.error(0, AGX_MSG_STDIO, AGX_ENOMEM, "no memory for the stdin queue; %u bytes dropped",
                        (unsigned)m->data.len);
             return;
         }
@@ -429,19 +414,19 @@ void proc_stdin(uint8_t version, const struct agx_stdio *m)
 
 void proc_signal(uint32_t rid, const struct agx_signal *m)
 {
-    if (agx_signal_check(rid, m, H->error)) return;
+    if (agx_signal_check(rid, m, H->send.error)) return;
     struct proc *p = find_pid(m->pid);
     if (!p || p->reaped) {
-        H->error(rid, AGX_MSG_SIGNAL, AGX_ESRCH, "no running process %u started by this agent", (unsigned)m->pid);
+        H->send.error(rid, AGX_MSG_SIGNAL, AGX_ESRCH, "no running process %u started by this agent", (unsigned)m->pid);
         return;
     }
     /* the process leads its own group (setsid): signal the whole group */
     if (kill(-p->pid, (int)m->signo) < 0 && kill(p->pid, (int)m->signo) < 0) {
         int e = errno;
-        H->error(rid, AGX_MSG_SIGNAL, e, "kill %u: %s", (unsigned)m->pid, strerror(e));
+        H->send.error(rid, AGX_MSG_SIGNAL, e, "kill %u: %s", (unsigned)m->pid, strerror(e));
         return;
     }
-    H->ok(rid);
+    H->send.ok(rid);
 }
 
 static void mark_reaped(pid_t pid, int status)
@@ -491,7 +476,7 @@ void proc_timers(void)
         if (!p->used || !p->eof_deadline || p->closing || now < p->eof_deadline) continue;
         p->closing = 1;
         for (int s = 1; s <= 2 && p->used; s++) {
-            if (p->eof[s] || p->fd[s] < 0) continue;
+            if (p->out[s].ended || p->fd[s] < 0) continue;
             int avail = 0;
             if (ioctl(p->fd[s], FIONREAD, &avail) < 0 || avail < 0) avail = 0;
             p->tail_left[s] = (size_t)avail;
@@ -546,14 +531,14 @@ static void close_pair(int p[2])
 void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv, size_t ndef)
 {
     if (m->argv_count == 0) {
-        H->error(rid, AGX_MSG_EXEC, AGX_EINVAL, "argv is empty");
+        H->send.error(rid, AGX_MSG_EXEC, AGX_EINVAL, "argv is empty");
         return;
     }
     int slot = -1;
     for (int i = 0; i < PROC_MAX; i++)
         if (!procs[i].used) { slot = i; break; }
     if (slot < 0) {
-        H->error(rid, AGX_MSG_EXEC, AGX_EAGAIN, "too many processes (%d)", PROC_MAX);
+        H->send.error(rid, AGX_MSG_EXEC, AGX_EAGAIN, "too many processes (%d)", PROC_MAX);
         return;
     }
 
@@ -598,7 +583,7 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv
         pipe2(pfail, O_CLOEXEC) < 0 || (!piped && (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)) {
         int e = errno;
         close_pair(pin), close_pair(pout), close_pair(perr), close_pair(pfail);
-        H->error(rid, AGX_MSG_EXEC, e, "pipe: %s", strerror(e));
+        H->send.error(rid, AGX_MSG_EXEC, e, "pipe: %s", strerror(e));
         return;
     }
     fcntl(pout[0], F_SETPIPE_SZ, PIPE_SIZE);
@@ -640,7 +625,7 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv
         if (pin[1] >= 0) close(pin[1]);
         close(pout[0]);
         if (perr[0] >= 0) close(perr[0]);
-        H->error(rid, AGX_MSG_EXEC, fork_err, "fork: %s", strerror(fork_err));
+        H->send.error(rid, AGX_MSG_EXEC, fork_err, "fork: %s", strerror(fork_err));
         return;
     }
 
@@ -656,9 +641,9 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv
         if (pin[1] >= 0) close(pin[1]);
         close(pout[0]);
         if (perr[0] >= 0) close(perr[0]);
-        if (f.stage == 1) H->error(rid, AGX_MSG_EXEC, f.err, "chdir %s: %s", cwd, strerror(f.err));
-        else if (f.stage == 2) H->error(rid, AGX_MSG_EXEC, f.err, "execve %s: %s", argv_c[0], strerror(f.err));
-        else H->error(rid, AGX_MSG_EXEC, f.err, "spawn %s: %s", argv_c[0], strerror(f.err));
+        if (f.stage == 1) H->send.error(rid, AGX_MSG_EXEC, f.err, "chdir %s: %s", cwd, strerror(f.err));
+        else if (f.stage == 2) H->send.error(rid, AGX_MSG_EXEC, f.err, "execve %s: %s", argv_c[0], strerror(f.err));
+        else H->send.error(rid, AGX_MSG_EXEC, f.err, "spawn %s: %s", argv_c[0], strerror(f.err));
         return;
     }
 
@@ -672,7 +657,7 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv
         if (pin[1] >= 0) close(pin[1]);
         close(pout[0]);
         if (perr[0] >= 0) close(perr[0]);
-        H->error(rid, AGX_MSG_EXEC, AGX_ENOMEM, "no memory for the output buffers of %s", argv_c[0]);
+        H->send.error(rid, AGX_MSG_EXEC, AGX_ENOMEM, "no memory for the output buffers of %s", argv_c[0]);
         return;
     }
     struct proc *p = &procs[slot];
@@ -695,7 +680,7 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv
         set_nonblock(p->fd[0]);
         H->ev_add(p->fd[0], 0, ev_tag(EV_PROC_IN, (uint32_t)slot, 0));
     }
-    H->exec_started(rid, (uint32_t)pid);
+    H->send.exec_started(rid, (uint32_t)pid);
     /* merged stderr: the stream has no data of its own; end it right away */
     if (merge) stream_eof(p, 2);
 }

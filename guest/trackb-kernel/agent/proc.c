@@ -106,27 +106,13 @@ void proc_pump_output(void)
     for (int i = 0; i < PROC_MAX; i++) {
         struct proc *p = &procs[i];
         if (!p->used) continue;
-        for (int s = 1; s <= 2; s++) {
-            struct agx_outq *o = &p->out[s];
-            const uint8_t *data;
-            uint64_t off;
-            size_t n;
-            while (H->events_ok() && (n = agx_outq_unsent(o, &data, &off))) {
-                H->stdio(p->pid, (uint8_t)s, 0, off, data, (uint32_t)n);
-                agx_outq_framed(o, n, H->version());
-                step_progress = 1;
-            }
-            if (agx_outq_eof_due(o) && H->events_ok()) {
-                H->stdio(p->pid, (uint8_t)s, AGX_STDIO_EOF, o->sent, NULL, 0);
-                o->eof_sent = 1;
-                step_progress = 1;
-            }
-        }
-        if (p->finished && !p->exit_sent && p->out[1].eof_sent && p->out[2].eof_sent && H->events_ok()) {
-            H->exit(p->pid, p->how, p->code);
+        for (int s = 1; s <= 2; s++)
+            if (agx_outq_pump(&p->out[s], p->pid, (uint8_t)s, &H->send)) step_progress = 1;
+        if (p->finished && !p->exit_sent && p->out[1].eof_sent && p->out[2].eof_sent && H->send.events_ok()) {
+            H->send.exit(p->pid, p->how, p->code);
             p->exit_sent = p->exit_ever_sent = 1;
             step_progress = 1;
-            if (H->version() < 2) p->used = 0;
+            if (H->send.version() < 2) p->used = 0;
         }
     }
 }
@@ -235,12 +221,12 @@ static struct proc *find_pid(uint32_t pid)
 void proc_output_ack(const struct agx_output_ack *m)
 {
     struct proc *p = find_pid(m->pid);
-    if (!p && !agx_output_ack_check(m, H->error)) {
-        H->error(0, AGX_MSG_OUTPUT_ACK, AGX_ESRCH, "OUTPUT_ACK for process %u, which this agent does not hold",
+    if (!p && !agx_output_ack_check(m, H->send.error)) {
+        H->send.error(0, AGX_MSG_OUTPUT_ACK, AGX_ESRCH, "OUTPUT_ACK for process %u, which this agent does not hold",
                  (unsigned)m->pid);
         return;
     }
-    if (p && agx_output_ack_apply(p->out, p->exit_ever_sent, m, H->error) == 1) p->used = 0;
+    if (p && agx_output_ack_apply(p->out, p->exit_ever_sent, m, H->send.error) == 1) p->used = 0;
 }
 
 static void terminate(struct proc *p, int signo)
@@ -275,26 +261,26 @@ static int signal_terminates(uint32_t s)
 
 void proc_signal(uint32_t rid, const struct agx_signal *m)
 {
-    if (agx_signal_check(rid, m, H->error)) return;
+    if (agx_signal_check(rid, m, H->send.error)) return;
     struct proc *p = find_pid(m->pid);
     if (!p || p->reaped) {
-        H->error(rid, AGX_MSG_SIGNAL, AGX_ESRCH, "no running process %u started by this agent", (unsigned)m->pid);
+        H->send.error(rid, AGX_MSG_SIGNAL, AGX_ESRCH, "no running process %u started by this agent", (unsigned)m->pid);
         return;
     }
     if (signal_terminates(m->signo)) terminate(p, (int)m->signo);
-    H->ok(rid);
+    H->send.ok(rid);
 }
 
 void proc_stdin(const struct agx_stdio *m)
 {
-    if (agx_stdin_check(m, H->error)) return;
+    if (agx_stdin_check(m, H->send.error)) return;
     if (!find_pid(m->pid)) {
-        H->error(0, AGX_MSG_STDIO, AGX_ESRCH, "no process %u", (unsigned)m->pid);
+        H->send.error(0, AGX_MSG_STDIO, AGX_ESRCH, "no process %u", (unsigned)m->pid);
         return;
     }
     /* the agent does not offer STDIN: a stdin is never a pipe; an EOF-only frame is a no-op */
     if (m->data.len)
-        H->error(0, AGX_MSG_STDIO, AGX_EPIPE, "stdin of process %u is not a pipe (built-ins read no stdin)",
+        H->send.error(0, AGX_MSG_STDIO, AGX_EPIPE, "stdin of process %u is not a pipe (built-ins read no stdin)",
                  (unsigned)m->pid);
 }
 
@@ -303,26 +289,26 @@ void proc_exec(uint32_t rid, const struct agx_exec *m)
     static char argv0[AGX_EXEC_ARGV_MAX_LEN + 1];
 
     if (m->argv_count == 0) {
-        H->error(rid, AGX_MSG_EXEC, AGX_EINVAL, "argv is empty");
+        H->send.error(rid, AGX_MSG_EXEC, AGX_EINVAL, "argv is empty");
         return;
     }
     ag_memcpy(argv0, m->argv[0].ptr, m->argv[0].len);
     argv0[m->argv[0].len] = 0;
     const struct builtin *b = builtin_find(argv0);
     if (!b) {
-        H->error(rid, AGX_MSG_EXEC, AGX_ENOENT, "execve %s: No such file or directory (not a Track B built-in)", argv0);
+        H->send.error(rid, AGX_MSG_EXEC, AGX_ENOENT, "execve %s: No such file or directory (not a Track B built-in)", argv0);
         return;
     }
     /* no filesystem: any absolute path is a working directory (the program reports it as given) */
     if (m->cwd.len && (m->cwd.ptr[0] != '/' || m->cwd.len >= CWD_MAX)) {
-        H->error(rid, AGX_MSG_EXEC, AGX_ENOENT, "chdir %.*s: No such file or directory", (int)m->cwd.len, m->cwd.ptr);
+        H->send.error(rid, AGX_MSG_EXEC, AGX_ENOENT, "chdir %.*s: No such file or directory", (int)m->cwd.len, m->cwd.ptr);
         return;
     }
     struct proc *p = NULL;
     for (int i = 0; i < PROC_MAX && !p; i++)
         if (!procs[i].used) p = &procs[i];
     if (!p) {
-        H->error(rid, AGX_MSG_EXEC, AGX_EAGAIN, "too many processes (%d)", PROC_MAX);
+        H->send.error(rid, AGX_MSG_EXEC, AGX_EAGAIN, "too many processes (%d)", PROC_MAX);
         return;
     }
     ag_memset(p, 0, offsetof(struct proc, arena));
@@ -352,11 +338,11 @@ void proc_exec(uint32_t rid, const struct agx_exec *m)
     p->pid = next_pid++;
     if (next_pid > 0x7FFFFFF0u) next_pid = 100;
     p->merge = (m->flags & AGX_EXEC_STDERR_TO_STDOUT) != 0;
-    H->exec_started(rid, p->pid);
+    H->send.exec_started(rid, p->pid);
     /* merged stderr: the stream has no data of its own; its EOF goes out first */
     if (p->merge) p->out[2].ended = 1;
     proc_pump_output();
     return;
 too_big:
-    H->error(rid, AGX_MSG_EXEC, AGX_E2BIG, "argv and env do not fit the %u-byte process arena", ARENA_SIZE);
+    H->send.error(rid, AGX_MSG_EXEC, AGX_E2BIG, "argv and env do not fit the %u-byte process arena", ARENA_SIZE);
 }
