@@ -41,8 +41,7 @@ struct proc {
     int used;
     pid_t pid;
     int fd[3];        /* [0] stdin write end, [1] stdout read end, [2] stderr read end; -1 when closed */
-    int reaped;
-    int status;
+    int reaped;       /* its status is in tx.how, tx.code */
     int stdin_piped;
     int stdin_eof;    /* host sent EOF (close once the queue drains), or stdin is closed */
     int stdin_out_registered; /* fd[0] is watched for EPOLLOUT (queue not empty) */
@@ -59,10 +58,9 @@ struct proc {
     uint64_t eof_deadline;
     int closing;          /* deadline passed: streams end once tail_left[s] more bytes are relayed */
     size_t tail_left[3];  /* bytes that were in the pipe at the deadline */
-    struct agx_outq out[3];   /* [1], [2] (agentx_out.h); .ended: the pipe ended (its EOF frame follows) */
-    int finished;         /* reaped, pipes done, stdin closed: the EXIT follows the held output */
-    int exit_sent;        /* on this connection (version 2: the slot stays until OUTPUT_ACK EXIT) */
-    int exit_ever_sent;
+    /* output and EXIT for the host (agentx_out.h): out[s].ended, the pipe ended (its EOF frame
+     * follows the held bytes); finished, reaped, pipes done, stdin closed */
+    struct agx_proc_out tx;
     uint64_t stdin_accepted;  /* stdin bytes queued: the offset a version-2 stdin frame must have */
 };
 
@@ -160,22 +158,22 @@ static void close_stdin(struct proc *p)
 static void maybe_exit(struct proc *p)
 {
     if (!p->used || !p->reaped) return;
-    if (!p->out[1].ended || !p->out[2].ended) {
+    if (!p->tx.out[1].ended || !p->tx.out[2].ended) {
         /* background children may hold the pipes: wait at most AGX_EXIT_EOF_GRACE_MS (proc_timers) */
         if (!p->eof_deadline) p->eof_deadline = now_ns(CLOCK_MONOTONIC) + AGX_EXIT_EOF_GRACE_MS * 1000000ull;
         return;
     }
-    if (p->finished) return;
+    if (p->tx.finished) return;
     close_stdin(p);
     ack_flush(p, 1); /* every STDIN_ACK goes out before the EXIT */
-    p->finished = 1; /* proc_pump_output sends the EXIT after the held output and the EOFs */
+    p->tx.finished = 1; /* proc_pump_output sends the EXIT after the held output and the EOFs */
 }
 
 static void proc_free(struct proc *p)
 {
     for (int s = 1; s <= 2; s++) {
-        free(p->out[s].buf);
-        p->out[s].buf = NULL;
+        free(p->tx.out[s].buf);
+        p->tx.out[s].buf = NULL;
     }
     free(p->inq);
     p->inq = NULL;
@@ -187,13 +185,7 @@ void proc_pump_output(void)
     for (int i = 0; i < PROC_MAX; i++) {
         struct proc *p = &procs[i];
         if (!p->used) continue;
-        for (int s = 1; s <= 2; s++) agx_outq_pump(&p->out[s], (uint32_t)p->pid, (uint8_t)s, &H->send);
-        if (p->finished && !p->exit_sent && p->out[1].eof_sent && p->out[2].eof_sent && H->send.events_ok()) {
-            if (WIFSIGNALED(p->status)) H->send.exit((uint32_t)p->pid, AGX_EXIT_SIGNALED, WTERMSIG(p->status));
-            else H->send.exit((uint32_t)p->pid, AGX_EXIT_EXITED, WEXITSTATUS(p->status));
-            p->exit_sent = p->exit_ever_sent = 1;
-            if (H->send.version() < 2) proc_free(p);
-        }
+        if (agx_proc_pump(&p->tx, (uint32_t)p->pid, &H->send) & AGX_PUMP_RELEASE) proc_free(p);
     }
 }
 
@@ -202,27 +194,21 @@ void proc_new_session(void)
     for (int i = 0; i < PROC_MAX; i++) {
         struct proc *p = &procs[i];
         if (!p->used) continue;
-        for (int s = 1; s <= 2; s++) agx_outq_rewind(&p->out[s]);
-        p->exit_sent = 0;
+        agx_proc_rewind(&p->tx);
     }
 }
 
 void proc_output_ack(const struct agx_output_ack *m)
 {
     struct proc *p = find_pid(m->pid);
-    if (!p && !agx_output_ack_check(m, H->send.error)) {
-        H->send.error(0, AGX_MSG_OUTPUT_ACK, AGX_ESRCH, "OUTPUT_ACK for process %u, which this agent does not hold",
-                 (unsigned)m->pid);
-        return;
-    }
-    if (p && agx_output_ack_apply(p->out, p->exit_ever_sent, m, H->send.error) == 1) proc_free(p);
+    if (agx_proc_output_ack(p ? &p->tx : NULL, m, &H->send) == 1) proc_free(p);
 }
 
 /* Watch (or stop watching) an output pipe. While the host is slow the pipes leave the epoll set
  * altogether: a pipe whose writers are gone reports EPOLLHUP whatever events are asked for. */
 static void out_watch(struct proc *p, int s, int on)
 {
-    on = on && p->out[s].len < AGX_OUTPUT_BUFFER;   /* a full ring: the process blocks on its pipe */
+    on = on && p->tx.out[s].len < AGX_OUTPUT_BUFFER;   /* a full ring: the process blocks on its pipe */
     if (p->fd[s] < 0 || on == p->out_registered[s]) return;
     if (on) {
         if (H->ev_add(p->fd[s], EPOLLIN, ev_tag(EV_PROC_OUT, (uint32_t)(p - procs), (uint32_t)s)) < 0) {
@@ -242,7 +228,7 @@ static void stream_eof(struct proc *p, int s)
         close(p->fd[s]);
         p->fd[s] = -1;
     }
-    p->out[s].ended = 1;
+    p->tx.out[s].ended = 1;
     maybe_exit(p);
 }
 
@@ -265,9 +251,9 @@ void proc_set_reading(int on)
 static ssize_t out_fill(struct proc *p, int s, size_t want)
 {
     size_t room;
-    uint8_t *tail = agx_outq_tail(&p->out[s], &room);
+    uint8_t *tail = agx_outq_tail(&p->tx.out[s], &room);
     ssize_t n = read(p->fd[s], tail, want < room ? want : room);
-    if (n > 0) agx_outq_commit(&p->out[s], (size_t)n);
+    if (n > 0) agx_outq_commit(&p->tx.out[s], (size_t)n);
     return n;
 }
 
@@ -278,7 +264,7 @@ void proc_on_output(uint32_t idx, uint32_t stream)
     if (!p->used || p->fd[stream] < 0 || H->output_paused()) return;
     /* several reads per wakeup, while the ring has room */
     for (int i = 0; i < 8; i++) {
-        size_t want = AGX_OUTPUT_BUFFER - p->out[stream].len;
+        size_t want = AGX_OUTPUT_BUFFER - p->tx.out[stream].len;
         if (p->closing && !p->tail_left[stream]) {
             stream_eof(p, (int)stream); /* grace over and the tail relayed: end the stream */
             return;
@@ -435,7 +421,8 @@ static void mark_reaped(pid_t pid, int status)
     struct proc *p = find_live((uint32_t)pid);
     if (!p) return; /* an orphan PID 1 inherited, or a failed exec: nothing to report */
     p->reaped = 1;
-    p->status = status;
+    p->tx.how = WIFSIGNALED(status) ? AGX_EXIT_SIGNALED : AGX_EXIT_EXITED;
+    p->tx.code = WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status);
     /* nobody reads its stdin any more */
     if (p->fd[0] >= 0) close_stdin(p);
     maybe_exit(p);
@@ -476,7 +463,7 @@ void proc_timers(void)
         if (!p->used || !p->eof_deadline || p->closing || now < p->eof_deadline) continue;
         p->closing = 1;
         for (int s = 1; s <= 2 && p->used; s++) {
-            if (p->out[s].ended || p->fd[s] < 0) continue;
+            if (p->tx.out[s].ended || p->fd[s] < 0) continue;
             int avail = 0;
             if (ioctl(p->fd[s], FIONREAD, &avail) < 0 || avail < 0) avail = 0;
             p->tail_left[s] = (size_t)avail;
@@ -662,8 +649,8 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv
     }
     struct proc *p = &procs[slot];
     memset(p, 0, sizeof *p);
-    p->out[1].buf = ring1;
-    p->out[2].buf = ring2;
+    p->tx.out[1].buf = ring1;
+    p->tx.out[2].buf = ring2;
     p->used = 1;
     p->pid = pid;
     p->fd[0] = pin[1];
@@ -731,7 +718,7 @@ void proc_drain_finished(void)
         for (int i = 0; i < PROC_MAX; i++) {
             struct proc *p = &procs[i];
             for (int s = 1; s <= 2 && p->used; s++) {
-                while (p->used && p->fd[s] >= 0 && p->out[s].len < AGX_OUTPUT_BUFFER) {
+                while (p->used && p->fd[s] >= 0 && p->tx.out[s].len < AGX_OUTPUT_BUFFER) {
                     ssize_t n = out_fill(p, s, AGX_OUTPUT_BUFFER);
                     if (n > 0) continue;
                     if (n < 0 && errno == EINTR) continue;
