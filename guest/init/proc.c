@@ -192,8 +192,8 @@ void proc_pump_output(void)
             struct agx_outq *o = &p->out[s];
             const uint8_t *data;
             uint64_t off;
-            size_t n;
-            while (H->events_ok() && (n = agx_outq_unsent(o, &data, &off))) {
+            size_t n, chunk = agx_stdio_data_max(H->version(), H->max_payload());   /* binds: host HELLO */
+            while (H->events_ok() && (n = agx_outq_unsent(o, &data, &off, chunk))) {
                 H->stdio((uint32_t)p->pid, (uint8_t)s, 0, off, data, (uint32_t)n);
                 agx_outq_framed(o, n, H->version());
             }

@@ -24,6 +24,7 @@ struct proc_host {
     int (*bulk_ok)(void);                 /* room for bulk output (child stdout/stderr) right now? */
     int (*events_ok)(void);               /* process events (STDIO, EXIT) may be framed now (session open) */
     uint8_t (*version)(void);             /* the session's protocol version (1: no offsets, no acks) */
+    uint32_t (*max_payload)(void);        /* the host's HELLO max_payload: no STDIO payload is larger */
     int (*output_paused)(void);           /* quiesced: leave child output in the pipes */
     void (*flush_blocking)(int timeout_ms);
     /* the event loop: watch fds with an ev_tag() (init.h) */

@@ -19,6 +19,7 @@ struct proc_host {
     void (*exit)(uint32_t pid, uint8_t how, int32_t code);
     int (*events_ok)(void);      /* process events may be framed now (session open, room in tx) */
     uint8_t (*version)(void);    /* the session's version (1: output counts as delivered once framed) */
+    uint32_t (*max_payload)(void);   /* the host's HELLO max_payload: no STDIO payload is larger */
     const char *(*hostname)(void);                 /* CONFIG hostname */
     size_t (*default_env)(const char *const **out); /* CONFIG env */
 };
