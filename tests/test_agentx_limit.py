@@ -5,10 +5,9 @@ contiguous offsets through a ring that wraps. The limits it uses are the spec's 
 helper agrees with the C one). The agents end to end: conformance case host_max_payload_binds."""
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import pytest
+
+from helpers.c_unit import build_sanitized, run_passes
 
 from wslx.spec.agentx import MAX_PAYLOAD, MAX_PAYLOAD_MIN, STDIO_MAX_DATA, stdio_data_max
 
@@ -17,21 +16,12 @@ SOURCES = ["tests/c/agentx_limit_test.c", "guest/agentx/agentx_out.c", "guest/ag
 
 @pytest.fixture(scope="module")
 def limit_test(generated, repo_root, tmp_path_factory):
-    if not shutil.which("gcc"):
-        pytest.skip("gcc is not installed (tools/setup.sh installs it)")
     out = tmp_path_factory.mktemp("agentx-limit") / "agentx_limit_test"
-    subprocess.run(["gcc", "-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
-                    "-fno-sanitize-recover=all", f"-I{generated}", f"-I{repo_root / 'guest/agentx'}",
-                    *[str(repo_root / s) for s in SOURCES], "-o", str(out)], check=True)
-    return out
+    return build_sanitized(repo_root, generated, SOURCES, ["guest/agentx"], out)
 
 
 def test_shared_c_keeps_to_the_hosts_max_payload(limit_test):
-    r = subprocess.run([str(limit_test)], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
-    for name in ("hello_minimum", "ping_check", "stdio_data_max", "chunking"):
-        assert f"ok {name}" in r.stdout, r.stdout
-    assert "runtime error" not in r.stderr, r.stderr
+    run_passes(limit_test, ("hello_minimum", "ping_check", "stdio_data_max", "chunking"))
 
 
 def test_python_stdio_chunk_matches_the_encoding():
