@@ -509,6 +509,27 @@ def host_max_payload_binds(ctx: Context):
     check(c.ping(data, timeout=ctx.timeout) == data, "a new HELLO did not lift the limit")
 
 
+@case(Capability.PING, needs="reconnect")
+def max_payload_is_per_connection(ctx: Context):
+    """A host's max_payload binds only its own connection: the next host gets MAX_PAYLOAD until its HELLO."""
+    c = ctx.client
+    big = os.urandom(4 * MAX_PAYLOAD_MIN)
+    c.max_payload = MAX_PAYLOAD_MIN
+    try:
+        c.negotiate(VERSION_MIN, VERSION_MAX, timeout=ctx.timeout)
+        ctx.expect_remote_error(ErrorCode.EMSGSIZE, c.ping, big, timeout=ctx.timeout)
+    finally:
+        c.max_payload = MAX_PAYLOAD
+    ctx.client = c = ctx.target.reconnect(c)
+    c.auto_negotiate = False   # no HELLO from this host yet
+    try:
+        c.wait_hello(timeout=ctx.timeout * 3)
+        check(c.ping(big, timeout=ctx.timeout) == big, "the previous host's max_payload still binds a new connection")
+    finally:
+        c.auto_negotiate = True
+    c.negotiate(VERSION_MIN, VERSION_MAX, timeout=ctx.timeout)
+
+
 # ---- sessions (version 2): offsets, acknowledgements, replay -----------------------------------
 
 V2 = "version2"  # needs: the agent offers version 2 (see _skip_reason)
