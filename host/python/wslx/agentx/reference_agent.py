@@ -22,8 +22,9 @@ import sys
 import threading
 import time
 
-from ..spec.agentx import (BY_TYPE, EXIT_EOF_GRACE_MS, MAX_PAYLOAD, MAX_PAYLOAD_MIN, OUTPUT_BUFFER, PROCESS_MAX, SESSION_START_VERSION,
-                           SHUTDOWN_GRACE_MAX_MS, SIGNAL_MAX, STDIN_WINDOW, STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN,
+from ..spec.agentx import (BY_TYPE, EXIT_EOF_GRACE_MS, MAX_PAYLOAD, MAX_PAYLOAD_MIN, OUTPUT_BUFFER, PROCESS_MAX,
+                           SESSION_START_VERSION, SHUTDOWN_GRACE_MAX_MS, SIGNAL_MAX, STDIN_WINDOW, STDIO_MAX_DATA,
+                           VERSION_MAX, VERSION_MIN,
                            AgentKind, Capability, ErrorCode, ExecFlag, ExitHow, FrameFlag, MsgType, OutputAckFlag,
                            ShutdownMode, StdinAckFlag, StdioFlag, Stream, stdio_data_max)
 from ..spec.fields import size_range
