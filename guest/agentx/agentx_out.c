@@ -24,13 +24,22 @@ void agx_outq_append(struct agx_outq *o, const uint8_t *data, size_t len)
     }
 }
 
-size_t agx_outq_unsent(const struct agx_outq *o, const uint8_t **data, uint64_t *offset)
+size_t agx_stdio_data_max(uint8_t version, uint32_t max_payload)
+{
+    size_t fixed = version < 2 ? AGX_STDIO_V1_MIN_SIZE : AGX_STDIO_MIN_SIZE;
+    if (max_payload > AGX_MAX_PAYLOAD) max_payload = AGX_MAX_PAYLOAD;
+    if (max_payload < AGX_MAX_PAYLOAD_MIN) max_payload = AGX_MAX_PAYLOAD_MIN;   /* HELLO refused less */
+    size_t n = max_payload - fixed;
+    return n < AGX_STDIO_MAX_DATA ? n : AGX_STDIO_MAX_DATA;
+}
+
+size_t agx_outq_unsent(const struct agx_outq *o, const uint8_t **data, uint64_t *offset, size_t max)
 {
     size_t off = (size_t)(o->sent - o->base);
     if (off >= o->len) return 0;
     size_t pos = (o->head + off) % AGX_OUTPUT_BUFFER, n = o->len - off;
     if (n > AGX_OUTPUT_BUFFER - pos) n = AGX_OUTPUT_BUFFER - pos;
-    if (n > AGX_STDIO_MAX_DATA) n = AGX_STDIO_MAX_DATA;
+    if (n > max) n = max;
     *data = o->buf + pos;
     *offset = o->sent;
     return n;
@@ -60,9 +69,9 @@ static int outq_pump(struct agx_outq *o, uint32_t pid, uint8_t stream, const str
 {
     const uint8_t *data;
     uint64_t off;
-    size_t n;
+    size_t n, chunk = agx_stdio_data_max(k->version(), k->max_payload());   /* the host's HELLO binds */
     int sent = 0;
-    while (k->events_ok() && (n = agx_outq_unsent(o, &data, &off))) {
+    while (k->events_ok() && (n = agx_outq_unsent(o, &data, &off, chunk))) {
         k->stdio(pid, stream, 0, off, data, (uint32_t)n);
         agx_outq_framed(o, n, k->version());
         sent = 1;

@@ -26,6 +26,7 @@ struct agx_proc_sink {
     void (*exit)(uint32_t pid, uint8_t how, int32_t code);
     int (*events_ok)(void);      /* process events (STDIO, EXIT) may be framed now (session open, room) */
     uint8_t (*version)(void);    /* the session's version (1: output counts as delivered once framed) */
+    uint32_t (*max_payload)(void);   /* the host's HELLO max_payload: no STDIO payload is larger */
 };
 
 struct agx_outq {
@@ -44,8 +45,12 @@ void agx_outq_commit(struct agx_outq *o, size_t n);
 /* Append len bytes (at most agx_outq_room). */
 void agx_outq_append(struct agx_outq *o, const uint8_t *data, size_t len);
 
-/* The next contiguous unsent bytes (at most AGX_STDIO_MAX_DATA) and their offset; 0 if none. */
-size_t agx_outq_unsent(const struct agx_outq *o, const uint8_t **data, uint64_t *offset);
+/* The most data one STDIO frame of this session version carries when no payload may exceed
+ * max_payload (the host's HELLO max_payload binds: docs "Connection lifetime"). */
+size_t agx_stdio_data_max(uint8_t version, uint32_t max_payload);
+/* The next contiguous unsent bytes (at most max, e.g. agx_stdio_data_max) and their offset;
+ * 0 if none. Frames of at most max bytes still carry every byte, at contiguous offsets. */
+size_t agx_outq_unsent(const struct agx_outq *o, const uint8_t **data, uint64_t *offset, size_t max);
 /* n of them were framed in a frame of this session version. */
 void agx_outq_framed(struct agx_outq *o, size_t n, uint8_t version);
 /* The stream's EOF frame may go now (ended, everything framed, not yet sent). */

@@ -259,8 +259,14 @@ int agx_config_check(uint32_t rid, const struct agx_config *m, agx_error_fn *err
     return 0;
 }
 
-int agx_hello_select(uint32_t rid, const struct agx_hello *m, uint16_t *selected, agx_error_fn *error)
+int agx_hello_select(uint32_t rid, const struct agx_hello *m, uint16_t *selected, uint32_t *max_payload,
+                     agx_error_fn *error)
 {
+    if (m->max_payload < AGX_MAX_PAYLOAD_MIN) {   /* a field value first (docs: order of checks) */
+        error(rid, AGX_MSG_HELLO, AGX_EINVAL, "max_payload %u below the minimum %u", (unsigned)m->max_payload,
+              AGX_MAX_PAYLOAD_MIN);
+        return -1;
+    }
     uint16_t lo = m->version_min > AGX_VERSION_MIN ? m->version_min : AGX_VERSION_MIN;
     uint16_t hi = m->version_max < AGX_VERSION_MAX ? m->version_max : AGX_VERSION_MAX;
     if (lo > hi) {
@@ -269,6 +275,18 @@ int agx_hello_select(uint32_t rid, const struct agx_hello *m, uint16_t *selected
         return -1;
     }
     *selected = rid ? hi : 0;   /* request_id 0 asks for a fresh announcement */
+    *max_payload = m->max_payload < AGX_MAX_PAYLOAD ? m->max_payload : AGX_MAX_PAYLOAD;
+    return 0;
+}
+
+int agx_ping_check(uint32_t rid, const struct agx_ping *m, uint32_t max_payload, agx_error_fn *error)
+{
+    uint64_t need = AGX_PONG_MIN_SIZE + (uint64_t)m->data.len;
+    if (need > max_payload) {
+        error(rid, AGX_MSG_PING, AGX_EMSGSIZE, "PONG of %lu bytes would exceed the host's max_payload %u",
+              (unsigned long)need, (unsigned)max_payload);
+        return -1;
+    }
     return 0;
 }
 

@@ -90,8 +90,15 @@ int agx_request_decode(const struct agx_header *h, const uint8_t *payload, uint6
                        agx_error_fn *error);
 
 /* HELLO from the host: the version to answer with in *selected (0 for request_id 0, an
- * announcement), or -1 after ERROR EPROTONOSUPPORT (no common version). */
-int agx_hello_select(uint32_t rid, const struct agx_hello *m, uint16_t *selected, agx_error_fn *error);
+ * announcement) and in *max_payload the limit on every payload the agent sends from now on this
+ * connection (the host's max_payload, at most AGX_MAX_PAYLOAD); or -1 after ERROR EINVAL
+ * (max_payload below AGX_MAX_PAYLOAD_MIN) or EPROTONOSUPPORT (no common version), and the HELLO
+ * changes nothing. */
+int agx_hello_select(uint32_t rid, const struct agx_hello *m, uint16_t *selected, uint32_t *max_payload,
+                     agx_error_fn *error);
+
+/* PING whose PONG would exceed the connection's max_payload: -1 after ERROR EMSGSIZE; else 0. */
+int agx_ping_check(uint32_t rid, const struct agx_ping *m, uint32_t max_payload, agx_error_fn *error);
 
 /* Field checks agx_request_decode applies to EXEC and CONFIG, so every agent refuses the same
  * fault with the same errno: unknown EXEC flag bits (EINVAL), an empty argv (EINVAL), an empty

@@ -55,6 +55,7 @@ static size_t out_head, out_tail;
 static int quiesced;
 static uint8_t session_version = AGX_SESSION_START_VERSION;  /* of this connection's frames */
 static int session_open;    /* the host sent its first request on this connection */
+static uint32_t session_limit = AGX_MAX_PAYLOAD;   /* the host HELLO max_payload: we send no larger */
 static char **cfg_env;
 static size_t cfg_env_n;
 static int portal_ok;
@@ -126,7 +127,7 @@ static void send_error_v(uint32_t rid, uint16_t rtype, int code, const char *fmt
     int n = vsnprintf(msg, sizeof msg, fmt, ap);
     size_t len = n < 0 ? 0 : (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
     struct agx_error e = {.code = code, .request_type = rtype, .message = agx_error_text(msg, len)};
-    frame_commit(f, AGX_MSG_ERROR, rid ? AGX_FLAG_REPLY : 0, rid, agx_error_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &e));
+    frame_commit(f, AGX_MSG_ERROR, rid ? AGX_FLAG_REPLY : 0, rid, agx_error_encode(PAYLOAD(f), session_limit, &e));
 }
 
 void send_error(uint32_t rid, uint16_t rtype, int code, const char *fmt, ...)
@@ -142,7 +143,7 @@ void send_ok(uint32_t rid)
     uint8_t *f = frame_begin();
     if (!f) return;
     struct agx_ok m = {0};
-    frame_commit(f, AGX_MSG_OK, AGX_FLAG_REPLY, rid, agx_ok_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &m));
+    frame_commit(f, AGX_MSG_OK, AGX_FLAG_REPLY, rid, agx_ok_encode(PAYLOAD(f), session_limit, &m));
 }
 
 void send_stdio(uint32_t pid, uint8_t stream, uint8_t flags, uint64_t offset, const uint8_t *data, uint32_t len)
@@ -151,13 +152,15 @@ void send_stdio(uint32_t pid, uint8_t stream, uint8_t flags, uint64_t offset, co
     if (!f) return;
     struct agx_stdio m = {.pid = pid, .stream = stream, .flags = flags, .offset = offset,
                           .data = {.ptr = data, .len = len}};
-    frame_commit(f, AGX_MSG_STDIO, 0, 0, agx_stdio_encode_version(session_version, PAYLOAD(f), AGX_MAX_PAYLOAD, &m));
+    frame_commit(f, AGX_MSG_STDIO, 0, 0, agx_stdio_encode_version(session_version, PAYLOAD(f), session_limit, &m));
 }
 
 /* Process events may go out: a host is there, has spoken, and the buffer has room. */
 int agent_events_ok(void) { return session_open && agent_bulk_ok(); }
 
 uint8_t agent_session_version(void) { return session_version; }
+
+uint32_t agent_max_payload(void) { return session_limit; }
 
 /* A new session (a new connection, or HELLO with request_id 0): version 1 until HELLO
  * negotiates, held output waits for the host's first request, then goes again from what
@@ -166,6 +169,7 @@ static void session_start(void)
 {
     session_version = AGX_SESSION_START_VERSION;
     session_open = 0;
+    session_limit = AGX_MAX_PAYLOAD;   /* until this connection's HELLO */
     proc_new_session();
 }
 
@@ -174,7 +178,7 @@ void send_exit(uint32_t pid, uint8_t how, int32_t code)
     uint8_t *f = frame_begin();
     if (!f) return;
     struct agx_exit m = {.pid = pid, .how = how, .code = code};
-    frame_commit(f, AGX_MSG_EXIT, 0, 0, agx_exit_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &m));
+    frame_commit(f, AGX_MSG_EXIT, 0, 0, agx_exit_encode(PAYLOAD(f), session_limit, &m));
 }
 
 void send_exec_started(uint32_t rid, uint32_t pid)
@@ -183,7 +187,7 @@ void send_exec_started(uint32_t rid, uint32_t pid)
     if (!f) return;
     struct agx_exec_started m = {.pid = pid};
     frame_commit(f, AGX_MSG_EXEC_STARTED, AGX_FLAG_REPLY, rid,
-                 agx_exec_started_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &m));
+                 agx_exec_started_encode(PAYLOAD(f), session_limit, &m));
 }
 
 int send_stdin_ack(uint32_t pid, uint32_t bytes, uint32_t flags, int force)
@@ -193,7 +197,7 @@ int send_stdin_ack(uint32_t pid, uint32_t bytes, uint32_t flags, int force)
     uint8_t *f = frame_begin();
     if (!f) return -1;
     struct agx_stdin_ack m = {.pid = pid, .bytes = bytes, .flags = flags};
-    frame_commit(f, AGX_MSG_STDIN_ACK, 0, 0, agx_stdin_ack_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &m));
+    frame_commit(f, AGX_MSG_STDIN_ACK, 0, 0, agx_stdin_ack_encode(PAYLOAD(f), session_limit, &m));
     return 0;
 }
 
@@ -224,7 +228,7 @@ static void send_hello(uint32_t rid, uint16_t selected)
         .name = agx_str_from_c("wslx-init " WSLX_INIT_VERSION),
         .os_release = agx_str_from_c(u.release),
     };
-    frame_commit(f, AGX_MSG_HELLO, rid ? AGX_FLAG_REPLY : 0, rid, agx_hello_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &h));
+    frame_commit(f, AGX_MSG_HELLO, rid ? AGX_FLAG_REPLY : 0, rid, agx_hello_encode(PAYLOAD(f), session_limit, &h));
 }
 
 /* ---- control channel ---- */
@@ -415,7 +419,7 @@ static void quiesce(uint32_t rid)
     uint8_t *f = frame_begin();
     if (!f) return;
     frame_commit(f, AGX_MSG_QUIESCE_COMPLETE, AGX_FLAG_REPLY, rid,
-                 agx_quiesce_complete_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &q));
+                 agx_quiesce_complete_encode(PAYLOAD(f), session_limit, &q));
 }
 
 static void shutdown_now(uint32_t rid, const struct agx_shutdown *m)
@@ -445,9 +449,11 @@ static void dispatch(const struct agx_header *h, const uint8_t *p)
     switch (t) {
     case AGX_MSG_HELLO: {
         uint16_t selected;
-        if (!agx_hello_select(rid, &M.hello, &selected, send_error)) {
+        uint32_t limit;
+        if (!agx_hello_select(rid, &M.hello, &selected, &limit, send_error)) {
             if (rid) session_version = (uint8_t)selected;   /* the reply is the first frame in it */
             else session_start();                           /* a new host on a line we cannot watch */
+            session_limit = limit;                    /* binds from the reply on */
             send_hello(rid, selected);
         }
         break;
@@ -469,10 +475,11 @@ static void dispatch(const struct agx_header *h, const uint8_t *p)
         break;
     case AGX_MSG_SHUTDOWN: shutdown_now(rid, &M.shutdown); break;
     case AGX_MSG_PING: {
+        if (agx_ping_check(rid, &M.ping, session_limit, send_error)) break;
         uint8_t *f = frame_begin();
         if (!f) break;
         struct agx_pong pong = {.data = M.ping.data};
-        frame_commit(f, AGX_MSG_PONG, AGX_FLAG_REPLY, rid, agx_pong_encode(PAYLOAD(f), AGX_MAX_PAYLOAD, &pong));
+        frame_commit(f, AGX_MSG_PONG, AGX_FLAG_REPLY, rid, agx_pong_encode(PAYLOAD(f), session_limit, &pong));
         break;
     }
     }
@@ -532,7 +539,8 @@ void agent_run(void)
     /* proc.c reaches the host and the event loop only through this */
     static struct proc_host host = {
         .send = {.error = send_error, .ok = send_ok, .exec_started = send_exec_started, .stdio = send_stdio,
-                 .exit = send_exit, .events_ok = agent_events_ok, .version = agent_session_version},
+                 .exit = send_exit, .events_ok = agent_events_ok, .version = agent_session_version,
+                 .max_payload = agent_max_payload},
         .stdin_ack = send_stdin_ack, .connected = agent_connected, .bulk_ok = agent_bulk_ok,
         .output_paused = agent_output_paused,
         .flush_blocking = agent_flush_blocking, .ev_add = ev_add, .ev_mod = ev_mod, .ev_del = ev_del,

@@ -71,6 +71,7 @@ void send_ok(uint32_t rid);
 void send_stdio(uint32_t pid, uint8_t stream, uint8_t flags, uint64_t offset, const uint8_t *data, uint32_t len);
 int agent_events_ok(void);
 uint8_t agent_session_version(void);
+uint32_t agent_max_payload(void);
 void send_exit(uint32_t pid, uint8_t how, int32_t code);
 void send_exec_started(uint32_t rid, uint32_t pid);
 /* STDIN_ACK event (flags: AGX_STDIN_ACK_*). 0 when queued; -1 when disconnected or (unless force)

@@ -93,6 +93,7 @@ static int h_stdin_ack(uint32_t pid, uint32_t bytes, uint32_t flags, int force)
 static int h_connected(void) { return 1; }
 static int h_bulk_ok(void) { return 1; }
 static uint8_t h_version(void) { return 1; }   /* a version-1 session: output counts as delivered when framed */
+static uint32_t h_max_payload(void) { return AGX_MAX_PAYLOAD; }
 static void h_flush_blocking(int timeout_ms) { (void)timeout_ms; }
 static int h_ev_add(int fd, uint32_t events, uint64_t tag)
 {
@@ -114,7 +115,7 @@ static int h_output_paused(void) { return 0; }
 
 static const struct proc_host host = {
     .send = {.error = h_error, .ok = h_ok, .exec_started = h_exec_started, .stdio = h_stdio, .exit = h_exit,
-             .events_ok = h_bulk_ok, .version = h_version},
+             .events_ok = h_bulk_ok, .version = h_version, .max_payload = h_max_payload},
     .stdin_ack = h_stdin_ack, .connected = h_connected, .bulk_ok = h_bulk_ok, .output_paused = h_output_paused, .flush_blocking = h_flush_blocking,
     .ev_add = h_ev_add, .ev_mod = h_ev_mod, .ev_del = h_ev_del, .pid1 = 0, .test_mode = 1,
 };

@@ -29,6 +29,7 @@ static uint8_t tx[TX_CAP];
 static size_t tx_head, tx_tail;
 static uint8_t session_version = AGX_SESSION_START_VERSION;
 static int session_open;              /* the host sent its first request on this connection */
+static uint32_t session_limit = AGX_MAX_PAYLOAD;   /* the host HELLO max_payload: we send no larger */
 
 /* state set by requests */
 static int quiesced;
@@ -98,6 +99,7 @@ static void frame_send(uint16_t type, uint8_t flags, uint32_t rid, long plen)
 static int can_answer(void) { return tx_pending() + 2u * AGX_MAX_FRAME <= TX_CAP; }
 static int events_ok(void) { return session_open && tx_pending() < TX_HIGH; }
 static uint8_t version(void) { return session_version; }
+static uint32_t max_payload(void) { return session_limit; }
 
 /* A new session (a new host, or HELLO with request_id 0): version 1 until HELLO negotiates;
  * held output goes again, from what was acknowledged, once the host has spoken. */
@@ -105,6 +107,7 @@ static void session_start(void)
 {
     session_version = AGX_SESSION_START_VERSION;
     session_open = 0;
+    session_limit = AGX_MAX_PAYLOAD;   /* until this connection's HELLO */
     proc_new_session();
 }
 
@@ -114,7 +117,7 @@ static void send_error_v(uint32_t rid, uint16_t rtype, int code, const char *fmt
     FRAME_BEGIN();
     size_t n = ag_vfmt(msg, sizeof msg, fmt, ap);
     struct agx_error e = {.code = code, .request_type = rtype, .message = agx_error_text(msg, n)};
-    frame_send(AGX_MSG_ERROR, rid ? AGX_FLAG_REPLY : 0, rid, agx_error_encode(PAYLOAD, AGX_MAX_PAYLOAD, &e));
+    frame_send(AGX_MSG_ERROR, rid ? AGX_FLAG_REPLY : 0, rid, agx_error_encode(PAYLOAD, session_limit, &e));
 }
 
 static void send_error(uint32_t rid, uint16_t rtype, int code, const char *fmt, ...)
@@ -129,7 +132,7 @@ static void send_ok(uint32_t rid)
 {
     FRAME_BEGIN();
     struct agx_ok m = {0};
-    frame_send(AGX_MSG_OK, AGX_FLAG_REPLY, rid, agx_ok_encode(PAYLOAD, AGX_MAX_PAYLOAD, &m));
+    frame_send(AGX_MSG_OK, AGX_FLAG_REPLY, rid, agx_ok_encode(PAYLOAD, session_limit, &m));
 }
 
 static void send_stdio(uint32_t pid, uint8_t stream, uint8_t flags, uint64_t offset, const uint8_t *data,
@@ -138,21 +141,21 @@ static void send_stdio(uint32_t pid, uint8_t stream, uint8_t flags, uint64_t off
     FRAME_BEGIN();
     struct agx_stdio m = {.pid = pid, .stream = stream, .flags = flags, .offset = offset,
                           .data = {.ptr = data, .len = len}};
-    frame_send(AGX_MSG_STDIO, 0, 0, agx_stdio_encode_version(session_version, PAYLOAD, AGX_MAX_PAYLOAD, &m));
+    frame_send(AGX_MSG_STDIO, 0, 0, agx_stdio_encode_version(session_version, PAYLOAD, session_limit, &m));
 }
 
 static void send_exit(uint32_t pid, uint8_t how, int32_t code)
 {
     FRAME_BEGIN();
     struct agx_exit m = {.pid = pid, .how = how, .code = code};
-    frame_send(AGX_MSG_EXIT, 0, 0, agx_exit_encode(PAYLOAD, AGX_MAX_PAYLOAD, &m));
+    frame_send(AGX_MSG_EXIT, 0, 0, agx_exit_encode(PAYLOAD, session_limit, &m));
 }
 
 static void send_exec_started(uint32_t rid, uint32_t pid)
 {
     FRAME_BEGIN();
     struct agx_exec_started m = {.pid = pid};
-    frame_send(AGX_MSG_EXEC_STARTED, AGX_FLAG_REPLY, rid, agx_exec_started_encode(PAYLOAD, AGX_MAX_PAYLOAD, &m));
+    frame_send(AGX_MSG_EXEC_STARTED, AGX_FLAG_REPLY, rid, agx_exec_started_encode(PAYLOAD, session_limit, &m));
 }
 
 static uint64_t capabilities(void)
@@ -182,7 +185,7 @@ static void send_hello(uint32_t rid, uint16_t selected)
         .os_release = agx_str_from_c(rel ? rel : "unknown"),
     };
     if (h.os_release.len > AGX_HELLO_OS_RELEASE_MAX_LEN) h.os_release.len = AGX_HELLO_OS_RELEASE_MAX_LEN;
-    frame_send(AGX_MSG_HELLO, rid ? AGX_FLAG_REPLY : 0, rid, agx_hello_encode(PAYLOAD, AGX_MAX_PAYLOAD, &h));
+    frame_send(AGX_MSG_HELLO, rid ? AGX_FLAG_REPLY : 0, rid, agx_hello_encode(PAYLOAD, session_limit, &h));
 }
 
 /* ---- requests ---- */
@@ -240,7 +243,7 @@ static void quiesce(uint32_t rid, const struct agx_quiesce *m)
         .elapsed_ns = env_now_ns() - t0,
     };
     FRAME_BEGIN();
-    frame_send(AGX_MSG_QUIESCE_COMPLETE, AGX_FLAG_REPLY, rid, agx_quiesce_complete_encode(PAYLOAD, AGX_MAX_PAYLOAD, &q));
+    frame_send(AGX_MSG_QUIESCE_COMPLETE, AGX_FLAG_REPLY, rid, agx_quiesce_complete_encode(PAYLOAD, session_limit, &q));
 }
 
 static void shutdown_now(uint32_t rid, const struct agx_shutdown *m)
@@ -259,7 +262,7 @@ static void shutdown_now(uint32_t rid, const struct agx_shutdown *m)
 /* proc.c reaches the host and the CONFIG state only through this */
 static const struct proc_host proc_host = {
     .send = {.error = send_error, .ok = send_ok, .exec_started = send_exec_started, .stdio = send_stdio,
-             .exit = send_exit, .events_ok = events_ok, .version = version},
+             .exit = send_exit, .events_ok = events_ok, .version = version, .max_payload = max_payload},
     .hostname = config_hostname, .default_env = config_default_env,
 };
 
@@ -277,9 +280,11 @@ static void dispatch(const struct agx_header *h, const uint8_t *p)
     switch (t) {
     case AGX_MSG_HELLO: {
         uint16_t selected;
-        if (!agx_hello_select(rid, &M.hello, &selected, send_error)) {
+        uint32_t limit;
+        if (!agx_hello_select(rid, &M.hello, &selected, &limit, send_error)) {
             if (rid) session_version = (uint8_t)selected;   /* the reply is the first frame in it */
             else session_start();                           /* a new host on a line we cannot watch */
+            session_limit = limit;                    /* binds from the reply on */
             send_hello(rid, selected);
         }
         break;
@@ -299,10 +304,11 @@ static void dispatch(const struct agx_header *h, const uint8_t *p)
         break;
     case AGX_MSG_SHUTDOWN: shutdown_now(rid, &M.shutdown); break;
     case AGX_MSG_PING: {
+        if (agx_ping_check(rid, &M.ping, session_limit, send_error)) break;
         /* the data lives in rx, the reply is built in tx: no overlap */
         FRAME_BEGIN();
         struct agx_pong pong = {.data = M.ping.data};
-        frame_send(AGX_MSG_PONG, AGX_FLAG_REPLY, rid, agx_pong_encode(PAYLOAD, AGX_MAX_PAYLOAD, &pong));
+        frame_send(AGX_MSG_PONG, AGX_FLAG_REPLY, rid, agx_pong_encode(PAYLOAD, session_limit, &pong));
         break;
     }
     default:

@@ -215,6 +215,8 @@ class AgentClient:
         self._sending = False                  # inside send_raw: acks wait for the frame to be whole
         self.send_acks = True                  # False: withhold OUTPUT_ACK (tests of the agent's buffering)
         self.frame_versions: collections.Counter = collections.Counter()  # frames received, by version
+        self.max_payload = MAX_PAYLOAD         # what this host's HELLOs say it accepts (binds the agent)
+        self.on_frame: Callable[[codec.Frame], None] | None = None  # sees every frame received, before dispatch
         self.default_timeout = default_timeout
         self.name = name
         self.reader = codec.FrameReader()
@@ -325,6 +327,8 @@ class AgentClient:
 
     def _dispatch(self, f: codec.Frame) -> None:
         self.frame_versions[f.version] += 1
+        if self.on_frame:
+            self.on_frame(f)
         if f.request_id and (f.flags & FrameFlag.REPLY or f.type == MsgType.ERROR):
             if f.type == MsgType.HELLO and f.flags & FrameFlag.REPLY:
                 # the session's version changes with this frame: frames right behind it (a replay)
@@ -498,10 +502,9 @@ class AgentClient:
             self._pump(deadline, "an ERROR frame")
         return self.unsolicited_errors.popleft()
 
-    @staticmethod
-    def _host_hello(vmin: int = VERSION_MIN, vmax: int = VERSION_MAX) -> dict:
+    def _host_hello(self, vmin: int = VERSION_MIN, vmax: int = VERSION_MAX) -> dict:
         return dict(version_min=vmin, version_max=vmax, version_selected=0, agent_kind=AgentKind.HOST,
-                    capabilities=0, max_payload=MAX_PAYLOAD, uptime_ms=0, name="wslx-host", os_release="")
+                    capabilities=0, max_payload=self.max_payload, uptime_ms=0, name="wslx-host", os_release="")
 
     def negotiate(self, vmin: int = VERSION_MIN, vmax: int = VERSION_MAX, timeout: float | None = None) -> Hello:
         """HELLO request: the agent picks the highest common version, which this connection then uses."""

@@ -22,10 +22,12 @@ import sys
 import threading
 import time
 
-from ..spec.agentx import (BY_TYPE, EXIT_EOF_GRACE_MS, MAX_PAYLOAD, OUTPUT_BUFFER, PROCESS_MAX, SESSION_START_VERSION,
-                           SHUTDOWN_GRACE_MAX_MS, SIGNAL_MAX, STDIN_WINDOW, STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN,
+from ..spec.agentx import (BY_TYPE, EXIT_EOF_GRACE_MS, MAX_PAYLOAD, MAX_PAYLOAD_MIN, OUTPUT_BUFFER, PROCESS_MAX,
+                           SESSION_START_VERSION, SHUTDOWN_GRACE_MAX_MS, SIGNAL_MAX, STDIN_WINDOW, STDIO_MAX_DATA,
+                           VERSION_MAX, VERSION_MIN,
                            AgentKind, Capability, ErrorCode, ExecFlag, ExitHow, FrameFlag, MsgType, OutputAckFlag,
-                           ShutdownMode, StdinAckFlag, StdioFlag, Stream)
+                           ShutdownMode, StdinAckFlag, StdioFlag, Stream, stdio_data_max)
+from ..spec.fields import size_range
 from ..spec.programs import PROGRAM_NAME
 from . import codec, programs
 from .errors import ConnectionLost, InvalidMessage, MalformedPayload, ProtocolError
@@ -37,6 +39,7 @@ OUT_HIGH_WATER = 1 << 20     # stop reading children while this much output wait
 CONTROL_READ_SIZE = 256 << 10  # per read of the control stream: bounds the replies one read can cause
 STDIN_QUEUE_MAX = STDIN_WINDOW  # the host never has more in flight (STDIN_ACK credits)
 MAX_PROCESSES = PROCESS_MAX[AgentKind.REFERENCE]
+PONG_MIN_SIZE = size_range(BY_TYPE[MsgType.PONG].body)[0]  # a PONG payload is this plus the data
 DEFAULT_PATH = "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 
 
@@ -101,6 +104,7 @@ class ReferenceAgent:
         self._paused_children = False
         self.version = SESSION_START_VERSION  # of this connection's frames, until HELLO negotiates
         self.session_open = False             # the host sent its first request: process events may flow
+        self.max_payload = MAX_PAYLOAD        # no payload we send is larger; the host's HELLO sets it
 
     # -- output ----------------------------------------------------------------------------
     def _emit(self, msg_type, body, request_id=0, reply=False):
@@ -110,7 +114,7 @@ class ReferenceAgent:
     def _new_session(self):
         """A new host (HELLO with request_id 0): version 1 again, and in version 2 everything not
         acknowledged is sent again once the host has spoken."""
-        self.version, self.session_open = SESSION_START_VERSION, False
+        self.version, self.session_open, self.max_payload = SESSION_START_VERSION, False, MAX_PAYLOAD
         for c in self.children.values():
             for o in c.output.values():
                 o.sent = o.base
@@ -121,11 +125,12 @@ class ReferenceAgent:
         """Frame the processes' held output (then EOFs, then EXIT) while the host takes it."""
         if not self.session_open:
             return
+        chunk = stdio_data_max(self.version, self.max_payload)  # the host's HELLO max_payload binds
         for c in list(self.children.values()):
             for stream, o in c.output.items():
                 while o.sent < o.produced and len(self.out) < OUT_HIGH_WATER:
                     i = o.sent - o.base
-                    data = bytes(o.buf[i:i + STDIO_MAX_DATA])
+                    data = bytes(o.buf[i:i + chunk])
                     self._emit_stdio(c, stream, 0, o.sent, data)
                     o.sent += len(data)
                     o.sent_max = max(o.sent_max, o.sent)
@@ -289,8 +294,13 @@ class ReferenceAgent:
                     os_release=platform.release()[:256])
 
     def _on_hello(self, f):
+        limit = f.body["max_payload"]
+        if limit < MAX_PAYLOAD_MIN:  # a field value first (docs: order of checks); the HELLO changes nothing
+            return self._error(ErrorCode.EINVAL, f"max_payload {limit} below the minimum {MAX_PAYLOAD_MIN}",
+                               f.request_id, f.type)
         if f.request_id == 0:  # a new host asks for a fresh announcement: a new session
             self._new_session()
+            self.max_payload = min(limit, MAX_PAYLOAD)
             return self._emit(MsgType.HELLO, self._hello_body(0))
         lo, hi = max(VERSION_MIN, f.body["version_min"]), min(self.version_max, f.body["version_max"])
         if lo > hi:
@@ -298,6 +308,7 @@ class ReferenceAgent:
                                f"{f.body['version_max']}, agent {VERSION_MIN}..{self.version_max}", f.request_id,
                                f.type)
         self.version = hi  # the reply is the first frame in the selected version
+        self.max_payload = min(limit, MAX_PAYLOAD)  # binds from the reply on
         self._emit(MsgType.HELLO, self._hello_body(hi), f.request_id, reply=True)
 
     def _on_config(self, f):
@@ -311,6 +322,10 @@ class ReferenceAgent:
         self._ok(f)
 
     def _on_ping(self, f):
+        need = PONG_MIN_SIZE + len(f.body["data"])
+        if need > self.max_payload:
+            return self._error(ErrorCode.EMSGSIZE, f"PONG of {need} bytes would exceed the host's max_payload "
+                               f"{self.max_payload}", f.request_id, f.type)
         self._emit(MsgType.PONG, dict(data=f.body["data"]), f.request_id, reply=True)
 
     def _on_exec(self, f):

@@ -13,7 +13,7 @@ from construct import Const, FormatField
 
 from ..spec import agentx as spec
 from ..spec import programs
-from ..spec.fields import BoundedBytes, BoundedString, BoundedStringArray, split_fields
+from ..spec.fields import BoundedBytes, BoundedString, BoundedStringArray, size_range, split_fields
 from ..spec.header import CStruct
 from . import c_structs
 
@@ -69,7 +69,7 @@ def generate() -> str:
     w("#include <stdint.h>")
     w("")
     w(f"#define AGX_MAGIC 0x{spec.MAGIC:08X}u")
-    for const in ("VERSION_MIN", "VERSION_MAX", "SESSION_START_VERSION", "HEADER_SIZE", "MAX_PAYLOAD", "MAX_FRAME",
+    for const in ("VERSION_MIN", "VERSION_MAX", "SESSION_START_VERSION", "HEADER_SIZE", "MAX_PAYLOAD", "MAX_PAYLOAD_MIN", "MAX_FRAME",
                   "STDIO_MAX_DATA", "PING_MAX_DATA", "STDIN_WINDOW", "OUTPUT_BUFFER", "SIGNAL_MAX", "SHUTDOWN_GRACE_MAX_MS", "EXIT_EOF_GRACE_MS", "PATH_MAX_LEN", "ARGV_MAX_COUNT", "ENV_MAX_COUNT", "ENV_ITEM_MAX_LEN",
                   "ERROR_MESSAGE_MAX_LEN", "VSOCK_CONTROL_PORT", "VSOCK_HOST_CID"):
         w(f"#define AGX_{const} {getattr(spec, const)}u")
@@ -326,6 +326,9 @@ def _emit_message(w, msg):
     for line in _wrap(msg.doc):
         w(f"/* {line} */")
     w(f"#define AGX_{N}_FIXED_SIZE {fixed_size}u")
+    w(f"#define AGX_{N}_MIN_SIZE {size_range(msg.body)[0]}u  /* encoded, every variable field empty */")
+    for version, body in sorted(msg.legacy.items()):
+        w(f"#define AGX_{N}_V{version}_MIN_SIZE {size_range(body)[0]}u")
     for name, con, docs in variable:
         if isinstance(con, BoundedStringArray):
             w(f"#define AGX_{N}_{name.upper()}_MAX_COUNT {con.max_count}u")

@@ -41,7 +41,7 @@ def generate() -> str:
     w("")
     w("| name | value |")
     w("|---|---|")
-    for k in ("MAGIC", "HEADER_SIZE", "MAX_PAYLOAD", "MAX_FRAME", "STDIO_MAX_DATA", "PING_MAX_DATA",
+    for k in ("MAGIC", "HEADER_SIZE", "MAX_PAYLOAD", "MAX_PAYLOAD_MIN", "MAX_FRAME", "STDIO_MAX_DATA", "PING_MAX_DATA",
               "VSOCK_CONTROL_PORT", "VSOCK_HOST_CID", "VIRTIO_SERIAL_PORT_NAME"):
         v = getattr(spec, k)
         w(f"| {k} | {hex(v) if k == 'MAGIC' else v} |")

@@ -17,10 +17,11 @@ from typing import Callable
 from ..agentx import codec
 from ..agentx.client import AgentClient, Hello
 from ..agentx.errors import RemoteError, StdinClosed
-from ..spec.agentx import (ARGV_MAX_COUNT, EXIT_EOF_GRACE_MS, HEADER_SIZE, MAGIC, MAX_PAYLOAD, OUTPUT_BUFFER,
-                           PING_MAX_DATA, OutputAckFlag, Stream,
+from ..spec.agentx import (ARGV_MAX_COUNT, BY_TYPE, EXIT_EOF_GRACE_MS, HEADER_SIZE, MAGIC, MAX_PAYLOAD,
+                           MAX_PAYLOAD_MIN, OUTPUT_BUFFER, PING_MAX_DATA, VERSION_MIN, OutputAckFlag, Stream,
                            SHUTDOWN_GRACE_MAX_MS, SIGNAL_MAX, STDIN_WINDOW, VERSION_MAX, Capability, ErrorCode, ExitHow, FrameFlag,
                            MsgType, Signal)
+from ..spec.fields import size_range
 from ..spec.programs import PROGRAM_NAME, USAGE_STATUS
 
 
@@ -452,6 +453,81 @@ def shutdown_grace_above_the_bound_is_refused(ctx: Context):
     ctx.expect_remote_error(ErrorCode.EINVAL, ctx.client.shutdown, grace_ms=SHUTDOWN_GRACE_MAX_MS + 1,
                             timeout=ctx.timeout)
     ctx.expect_alive()
+
+
+def _payload_size(f: codec.Frame) -> int:
+    """The payload length of a received frame (the encoding is canonical: a strict decoder accepts one)."""
+    return len(codec.encode_frame(f.type, f.body, request_id=f.request_id, flags=f.flags, version=f.version)) \
+        - HEADER_SIZE
+
+
+@case(RUNS | Capability.PING)
+def host_max_payload_binds(ctx: Context):
+    """The host's HELLO max_payload binds the agent. At MAX_PAYLOAD_MIN: 10,000 bytes of stdout come in
+    STDIO frames no larger, every byte in order (contiguous offsets in version 2); a PING whose PONG would
+    be one byte too big gets EMSGSIZE, one that just fits is echoed; no frame is larger. A HELLO below
+    MAX_PAYLOAD_MIN (a request, or request_id 0) gets EINVAL and changes nothing."""
+    c = ctx.client
+    limit = MAX_PAYLOAD_MIN
+    seen: list[codec.Frame] = []
+    c.max_payload = limit
+    try:
+        h = c.negotiate(VERSION_MIN, VERSION_MAX, timeout=ctx.timeout)
+        c.on_frame = seen.append
+        for bad in (limit - 1, 100, 0):
+            c.max_payload = bad
+            ctx.expect_remote_error(ErrorCode.EINVAL, c.negotiate, VERSION_MIN, VERSION_MAX, timeout=ctx.timeout)
+        hellos = len(c.hellos)
+        c.ask_announce(timeout=ctx.timeout)   # request_id 0: refused alike, no new session
+        e = c.wait_error(timeout=ctx.timeout)
+        check(e.code == ErrorCode.EINVAL and e.request_type == MsgType.HELLO, f"HELLO request_id 0, max_payload 0: {e}")
+        c.ping(b"", timeout=ctx.timeout)
+        check(len(c.hellos) == hellos, "a refused HELLO with request_id 0 still started a new session")
+        c.max_payload = limit
+        c.version, c._negotiated = h.version_selected, True   # the refused HELLO changed nothing
+        text = "".join(f"{i:05d}" for i in range(2000)).encode()   # 10,000 bytes, each position distinct
+        steps = [w for k in range(0, len(text), 2500) for w in ("out", text[k:k + 2500].decode())]
+        p = c.exec(conform(*steps), timeout=ctx.timeout)
+        st = p.wait(ctx.timeout * 3)
+        check(st.code == 0 and bytes(p.stdout) == text, f"{st}: {len(p.stdout)} of {len(text)} bytes, or altered")
+        check(c.version < 2 or (p.received[Stream.STDOUT] == len(text) and p.duplicates == 0),
+              f"offsets {p.received}, {p.duplicates} duplicate bytes")
+        pong_fixed = size_range(BY_TYPE[MsgType.PONG].body)[0]
+        fits = os.urandom(limit - pong_fixed)
+        check(c.ping(fits, timeout=ctx.timeout) == fits, "a PING whose PONG is exactly max_payload was not echoed")
+        ctx.expect_remote_error(ErrorCode.EMSGSIZE, c.ping, fits + b"x", timeout=ctx.timeout)
+        ctx.expect_alive()
+        stdio = [f for f in seen if f.type == MsgType.STDIO and f.body["pid"] == p.pid]
+        check(len(stdio) >= len(text) // limit + 1, f"10,000 bytes came in {len(stdio)} STDIO frames")
+        big = [(f.name, _payload_size(f)) for f in seen if _payload_size(f) > limit]
+        check(not big, f"frames above max_payload {limit}: {big[:3]}")
+    finally:
+        c.on_frame = None
+        c.max_payload = MAX_PAYLOAD
+        c.negotiate(VERSION_MIN, VERSION_MAX, timeout=ctx.timeout)
+    data = os.urandom(4 * limit)
+    check(c.ping(data, timeout=ctx.timeout) == data, "a new HELLO did not lift the limit")
+
+
+@case(Capability.PING, needs="reconnect")
+def max_payload_is_per_connection(ctx: Context):
+    """A host's max_payload binds only its own connection: the next host gets MAX_PAYLOAD until its HELLO."""
+    c = ctx.client
+    big = os.urandom(4 * MAX_PAYLOAD_MIN)
+    c.max_payload = MAX_PAYLOAD_MIN
+    try:
+        c.negotiate(VERSION_MIN, VERSION_MAX, timeout=ctx.timeout)
+        ctx.expect_remote_error(ErrorCode.EMSGSIZE, c.ping, big, timeout=ctx.timeout)
+    finally:
+        c.max_payload = MAX_PAYLOAD
+    ctx.client = c = ctx.target.reconnect(c)
+    c.auto_negotiate = False   # no HELLO from this host yet
+    try:
+        c.wait_hello(timeout=ctx.timeout * 3)
+        check(c.ping(big, timeout=ctx.timeout) == big, "the previous host's max_payload still binds a new connection")
+    finally:
+        c.auto_negotiate = True
+    c.negotiate(VERSION_MIN, VERSION_MAX, timeout=ctx.timeout)
 
 
 # ---- sessions (version 2): offsets, acknowledgements, replay -----------------------------------

@@ -33,7 +33,7 @@ import enum
 
 from construct import Int8ul, Int16ul, Int32ul, Int64ul, Int32sl, Struct
 
-from .fields import BoundedBytes, BoundedString, BoundedStringArray, Reserved
+from .fields import BoundedBytes, BoundedString, BoundedStringArray, Reserved, size_range
 from .programs import PROGRAM_NAME, ProgramStep  # the conformance program (Capability.PROGRAMS)
 
 PROTOCOL_NAME = "AgentX"
@@ -44,6 +44,7 @@ SESSION_START_VERSION = 1   # every connection starts in this version, until HEL
 HEADER_SIZE = 24
 MAX_PAYLOAD = 65536         # hard limit; a longer frame is rejected unread
 MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD
+MAX_PAYLOAD_MIN = 1024      # smallest max_payload a host HELLO may set (every reply but PONG fits whole)
 STDIO_MAX_DATA = 61440      # per STDIO frame
 PING_MAX_DATA = 61440
 STDIN_WINDOW = 262144       # stdin bytes a host may have in flight per process (see STDIN_ACK)
@@ -185,13 +186,14 @@ ERRNO_WHEN = {  # when each ERROR code is sent
     ErrorCode.EEXIST: "MOUNT: target exists and is not a directory",
     ErrorCode.ENOTDIR: "EXEC cwd, MOUNT target: a path component is not a directory",
     ErrorCode.EISDIR: "EXEC: argv[0] is a directory",
-    ErrorCode.EINVAL: "a field value out of range: flags, signo, grace_ms, mode, Portal fields, offsets",
+    ErrorCode.EINVAL: "a field value out of range: flags, signo, grace_ms, mode, Portal fields, offsets, "
+                      "HELLO max_payload below MAX_PAYLOAD_MIN",
     ErrorCode.ENOSPC: "MOUNT: no space for the target directory",
     ErrorCode.EPIPE: "STDIO: stdin of that process is closed",
     ErrorCode.ENOSYS: "unknown message type (or one the frame's version does not have)",
     ErrorCode.EPROTO: "malformed payload, a message in the wrong direction, request_id rules",
     ErrorCode.EBADMSG: "bad magic, header CRC or payload CRC",
-    ErrorCode.EMSGSIZE: "payload_len above MAX_PAYLOAD",
+    ErrorCode.EMSGSIZE: "payload_len above MAX_PAYLOAD; PING whose PONG would exceed the host's max_payload",
     ErrorCode.EPROTONOSUPPORT: "frame version outside VERSION_MIN..VERSION_MAX; HELLO: no common version",
     ErrorCode.EOPNOTSUPP: "capability not offered by this agent",
     ErrorCode.ETIMEDOUT: "QUIESCE: pmem flush did not finish in time",
@@ -326,7 +328,7 @@ HelloBody = Struct(
     "version_selected" / Int16ul * "0 in announcements; the chosen version in a reply",
     "agent_kind" / Int16ul * "AgentKind",
     "capabilities" / Int64ul * "Capability bits",
-    "max_payload" / Int32ul * "largest payload this side accepts",
+    "max_payload" / Int32ul * "largest payload this side accepts; the host's binds the agent (>= MAX_PAYLOAD_MIN)",
     "uptime_ms" / Int32ul * "guest uptime when sent (boot-time measurement)",
     "name" / BoundedString(64) * "agent implementation name and version",
     "os_release" / BoundedString(256) * "kernel or OS release string",
@@ -451,7 +453,8 @@ ERROR (request_id 0 when the header could not be trusted or the frame is an even
 10. payload layout: EPROTO (fixed part short, a bound exceeded, trailing bytes, NUL or invalid UTF-8,
     non-zero reserved bytes).
 11. field values (unknown flag bits of EXEC, STDIO, MOUNT, UNMOUNT, OUTPUT_ACK; signo; grace_ms; mode;
-    Portal fields; offsets): EINVAL, then the message's own errors (ESRCH, ENOENT, EAGAIN...).
+    Portal fields; offsets; HELLO max_payload below MAX_PAYLOAD_MIN): EINVAL, then the message's own
+    errors (ESRCH, ENOENT, EAGAIN, HELLO's EPROTONOSUPPORT, PING's EMSGSIZE...).
 """),
     ("Connection lifetime", """A connection is one host attached to the agent's channel (a vsock or Unix connection, a virtio-serial
 port opened by the host, or, on a serial line where the agent cannot see the host, the span between two
@@ -465,6 +468,13 @@ host HELLOs with request_id 0).
   version, and the host then sends in that version. Agents decode any frame by its own version field,
   so a request pipelined behind the HELLO in version 1 is still served. A version-1 host that never
   negotiates gets exactly the version-1 protocol.
+* **max_payload binds.** Every connection starts with the limit MAX_PAYLOAD. A host HELLO (request or
+  request_id 0) sets the largest payload the agent sends on this connection to the smaller of its
+  max_payload and the agent's own (MAX_PAYLOAD). A max_payload below MAX_PAYLOAD_MIN gets ERROR EINVAL and
+  the HELLO is otherwise ignored (no negotiation, no new session, the limit stays). Under the limit the
+  agent splits STDIO output into more frames (offsets stay contiguous, nothing is lost), answers a PING
+  whose PONG would not fit with ERROR EMSGSIZE, and every other frame it sends fits MAX_PAYLOAD_MIN.
+  A new connection goes back to MAX_PAYLOAD until its own HELLO.
 * **Processes survive a disconnect.** Nothing is killed when the host goes; SIGNAL, STDIO and
   OUTPUT_ACK for those pids work on the next connection.
 * **Output is held, never dropped.** While no host is connected, or the host does not read, each output
@@ -488,7 +498,10 @@ host HELLOs with request_id 0).
 
 # Every limit the doc names, with what happens at it (the doc renders the values from the constants).
 LIMITS: list[tuple[str, str]] = [
-    ("MAX_PAYLOAD", "a longer payload_len gets EMSGSIZE; every peer accepts this much (HELLO max_payload does not bind)"),
+    ("MAX_PAYLOAD", "a longer payload_len gets EMSGSIZE; every agent accepts this much, and sends at most this much "
+                    "until the host's HELLO sets a smaller max_payload, which binds (see Connection lifetime)"),
+    ("MAX_PAYLOAD_MIN", "a host HELLO with a smaller max_payload gets EINVAL and changes nothing; every agent frame "
+                        "but STDIO (split) and PONG (EMSGSIZE) fits in it"),
     ("STDIO_MAX_DATA", "a longer STDIO data field is malformed (EPROTO)"),
     ("PING_MAX_DATA", "a longer PING data field is malformed (EPROTO)"),
     ("STDIN_WINDOW", "stdin bytes beyond it, per process and connection, are dropped: STDIN_ACK DROPPED + ERROR EAGAIN"),
@@ -513,8 +526,10 @@ MESSAGES: list[Message] = [
             "A host HELLO with request_id 0 asks the agent to announce itself again (a host reattaching to a "
             "serial line, where the agent cannot see it come back): the agent treats it as a new connection "
             "(the session goes back to version 1) and sends an unsolicited HELLO. The HELLO body is the same "
-            "in every version. The reply to a HELLO request is the first frame in the selected version; "
-            "max_payload is informational and does not bind: every peer accepts payloads up to MAX_PAYLOAD.",
+            "in every version. The reply to a HELLO request is the first frame in the selected version. "
+            "The host's max_payload binds the agent for the rest of the connection (at least MAX_PAYLOAD_MIN, "
+            "else ERROR EINVAL and the HELLO changes nothing): see 'Connection lifetime'. The reply itself "
+            "already keeps to it.",
             replies=(MsgType.HELLO,) + _ERR,
             example=dict(version_min=1, version_max=1, version_selected=0, agent_kind=AgentKind.LINUX_INIT,
                          capabilities=int(Capability.EXEC | Capability.STDIN | Capability.PING),
@@ -551,7 +566,8 @@ MESSAGES: list[Message] = [
             "drops bytes below what it has and a frame above it is a gap (a broken agent). Stdin: offset must "
             "equal the stdin bytes the agent accepted so far for that process (queued or written; bytes "
             "refused as DROPPED do not count); otherwise the frame is refused with ERROR EINVAL and STDIN_ACK "
-            "DROPPED. A version-1 frame has no offset and is not checked.",
+            "DROPPED. A version-1 frame has no offset and is not checked. The agent splits output so that no "
+            "STDIO payload exceeds the host's HELLO max_payload.",
             capability=Capability.EXEC, legacy={1: StdioBodyV1},
             example=dict(pid=42, stream=Stream.STDOUT, flags=0, offset=4096, data=b"hi\n")),
     Message(MsgType.SIGNAL, "host->agent", "request", SignalBody,
@@ -574,7 +590,8 @@ MESSAGES: list[Message] = [
             replies=(MsgType.OK,) + _ERR, capability=Capability.SHUTDOWN,
             example=dict(mode=ShutdownMode.POWEROFF, grace_ms=2000)),
     Message(MsgType.PING, "host->agent", "request", PingBody,
-            "Liveness and round-trip check; the data comes back in PONG.",
+            "Liveness and round-trip check; the data comes back in PONG. A PING whose PONG payload would exceed "
+            "the host's max_payload gets ERROR EMSGSIZE instead.",
             replies=(MsgType.PONG,) + _ERR, capability=Capability.PING,
             example=dict(data=b"\x00\x01ping")),
     Message(MsgType.OK, "agent->host", "reply", Empty, "Success with nothing to report."),
@@ -617,3 +634,16 @@ MESSAGES: list[Message] = [
 BY_TYPE: dict[int, Message] = {int(m.type): m for m in MESSAGES}
 
 assert len(BY_TYPE) == len(MESSAGES) == len(MsgType), "every MsgType has exactly one Message"
+
+
+def stdio_data_max(version: int, max_payload: int) -> int:
+    """The most data one STDIO frame of this version carries within a payload limit."""
+    return min(STDIO_MAX_DATA, max_payload - size_range(BY_TYPE[MsgType.STDIO].body_for(version))[0])
+
+
+# Under a host's max_payload the agent splits STDIO and refuses a PING whose PONG would not fit;
+# every other frame it sends must fit MAX_PAYLOAD_MIN whole.
+assert all(size_range(m.body_for(v))[1] <= MAX_PAYLOAD_MIN for m in MESSAGES if m.direction != "host->agent"
+           and m.type not in (MsgType.STDIO, MsgType.PONG) for v in m.versions), "MAX_PAYLOAD_MIN too small"
+assert MAX_PAYLOAD_MIN <= MAX_PAYLOAD and all(stdio_data_max(v, MAX_PAYLOAD_MIN) > 0 for v in BY_TYPE[MsgType.STDIO].versions)
+

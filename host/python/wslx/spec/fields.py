@@ -115,3 +115,19 @@ def split_fields(body: Struct):
                 raise TypeError(f"fixed field {sc.name!r} follows a variable-length field")
             fixed.append(entry)
     return fixed, variable
+
+
+def size_range(body: Struct) -> tuple[int, int]:
+    """(smallest, largest) encoded size of a payload of this layout: every variable field empty,
+    and every one at its bounds."""
+    fixed, variable = split_fields(body)
+    lo = sum(con.sizeof() for _, con, _ in fixed)
+    hi = lo
+    for _, con, _ in variable:
+        lo += con.prefix_size
+        if isinstance(con, BoundedStringArray):
+            hi += con.prefix_size + con.max_count * (con.item.prefix_size + con.max_len)
+        else:
+            hi += con.prefix_size + con.max_len
+    return lo, hi
+
