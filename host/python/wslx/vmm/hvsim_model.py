@@ -183,6 +183,7 @@ class Model:
         self.ram = mmap.mmap(self.ram_fd, args.ram_size, mmap.MAP_SHARED)
         self.partition = HvsimPartition(GuestMemory.q35(self.ram, args.ram_size), args.profile,
                                         clock=MonotonicClock(), inject=self.inject, log=self.log)
+        self.partition.defer_service = True
         self.vsock_path = args.vsock_path
         for port in args.listen_port:
             self.partition.hvsock_listen(port, dial=lambda p=port: self.dial_host(p))
@@ -245,6 +246,8 @@ class Model:
                 fault, result = self.answer(op, a0, a1, a2, tsc)
                 ANSWER.pack_into(shm, S.OFF_DONE_SEQ + 4, fault, *result)
                 U32.pack_into(shm, S.OFF_DONE_SEQ, seq)          # last: the guest stops spinning
+                if self.partition.service_due:                  # the hypercall's channel work, now the VP runs
+                    self.partition.poll()
                 if op == S.Op.HYPERCALL:
                     self.wake_io_if_streams_changed()
 
