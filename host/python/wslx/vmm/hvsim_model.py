@@ -16,7 +16,9 @@ listening server). It
   connections on the hybrid-vsock socket V ("CONNECT <port>\\n" -> "OK <port>\\n"); guest connections to
   host port P are bridged to the Unix socket V_P (the OpenVMM convention, so the host side is the same
   for both VMMs);
-- raises guest interrupts by writing QEMU's eventfd for MSI-X entry (vector - msix_vector_base).
+- raises guest interrupts by writing QEMU's eventfd for MSI-X entry (vector - msix_vector_base), after the
+  partition lock is released (raise_pending): the write wakes QEMU's main loop, which on a busy host may
+  take this thread's CPU, and the other thread must not wait for the lock meanwhile.
 It exits when QEMU disconnects, on SIGTERM, or (status 3) when the model itself fails; its log is
 D/model.log. --raise-after N makes the trap thread raise at the Nth request (tests: a failing model).
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import array
+import collections
 import mmap
 import os
 import select
@@ -50,6 +53,7 @@ ACCEPT_TIMEOUT_S = 60.0                      # QEMU connects right after it star
 IO_TICK_S = 0.05                             # the I/O thread re-reads its socket list at least this often
 CONNECT_LINE_MAX = 64
 TSC_REFIT_S = 1.0                            # the reference TSC page is refitted this often
+GIL_SWITCH_S = 0.0002                        # a thread waiting for the GIL gets it within this (default 5 ms)
 
 
 def _host_rdtsc():
@@ -169,6 +173,7 @@ class Model:
         self.requests = 0
         self.injected = self.dropped_vectors = 0
         self.by_vector: dict[int, int] = {}
+        self.pending_irqs: collections.deque[int] = collections.deque()   # MSI-X entries to raise
         # the shared block (ivshmem BAR2)
         self.shm_fd = os.memfd_create("hvsim-shm")
         os.ftruncate(self.shm_fd, S.SHM_SIZE)
@@ -223,9 +228,18 @@ class Model:
             return
         self.injected += 1
         self.by_vector[vector] = self.by_vector.get(vector, 0) + 1
-        os.eventfd_write(self.guest_efd[i], 1)
-        # after the MSI-X is on its way: a guest that sees the bump has an interrupt coming
-        U32.pack_into(self.shm, S.OFF_IRQ_SEQ, (U32.unpack_from(self.shm, S.OFF_IRQ_SEQ)[0] + 1) & 0xFFFFFFFF)
+        self.pending_irqs.append(i)          # raised by raise_pending, once the caller's lock is released
+
+    def raise_pending(self) -> None:
+        """Raise the MSI-X the model queued (called without the partition lock)."""
+        while self.pending_irqs:
+            try:
+                i = self.pending_irqs.popleft()
+            except IndexError:               # the other thread took the last one
+                return
+            os.eventfd_write(self.guest_efd[i], 1)
+            # after the MSI-X is on its way: a guest that sees the bump has an interrupt coming
+            U32.pack_into(self.shm, S.OFF_IRQ_SEQ, (U32.unpack_from(self.shm, S.OFF_IRQ_SEQ)[0] + 1) & 0xFFFFFFFF)
 
     # -- trap thread -----------------------------------------------------------------------------------------
     def trap_loop(self) -> None:
@@ -246,10 +260,9 @@ class Model:
                 fault, result = self.answer(op, a0, a1, a2, tsc)
                 ANSWER.pack_into(shm, S.OFF_DONE_SEQ + 4, fault, *result)
                 U32.pack_into(shm, S.OFF_DONE_SEQ, seq)          # last: the guest stops spinning
-                if self.partition.service_due:                  # the hypercall's channel work, now the VP runs
-                    self.partition.poll()
-                if op == S.Op.HYPERCALL:
-                    self.wake_io_if_streams_changed()
+                if op == S.Op.HYPERCALL:                        # its channel work, now the VP runs
+                    self.after_hypercall()
+                self.raise_pending()
 
     def answer(self, op, a0, a1, a2, tsc):
         p = self.partition
@@ -287,10 +300,15 @@ class Model:
             bridges = self.partition.vmbus.bridges()
             return [b for b in bridges if b.wants_read()], [b for b in bridges if b.to_host and not b.dead]
 
-    def wake_io_if_streams_changed(self) -> None:
-        """A hypercall may have opened a channel, made room for host data or left guest data the host has
-        not taken yet: the I/O thread must watch the new sets (woken only then, not on every trap)."""
-        r, w = self.streams()
+    def after_hypercall(self) -> None:
+        """The hypercall's deferred host work (Partition.defer_service), then: it may have opened a channel,
+        made room for host data or left guest data the host has not taken yet, so the I/O thread must watch
+        the new sets (woken only then, not on every trap). One lock acquisition for both."""
+        p = self.partition
+        with p._lock:
+            if p.service_due:
+                p.poll()
+            r, w = self.streams()
         if ({id(b) for b in r}, {id(b) for b in w}) != self.io_watching:
             os.write(self.wake_w, b"x")
 
@@ -355,6 +373,7 @@ class Model:
                 p.poll()
             else:                       # a timer deadline (or the tick): nothing else to move
                 p.fire_timers()
+            self.raise_pending()
 
 
 class _Writer:
@@ -395,6 +414,7 @@ def main(argv=None) -> int:
     ap.add_argument("--raise-after", type=int, default=0)
     ap.add_argument("--idle-poll-ns", type=int, default=S.IDLE_POLL_NS)
     args = ap.parse_args(argv)
+    sys.setswitchinterval(GIL_SWITCH_S)     # the trap thread must not wait 5 ms behind a busy I/O thread
     model = Model(args)
     signal.signal(signal.SIGTERM, lambda *_: (model.stop.set(), os.write(model.wake_w, b"x")))
     ivs = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
