@@ -111,6 +111,7 @@ uint64_t cpu_rdtsc(void) { return call(OP_RDTSC, 0, 0, 0, 0).r[0]; }
 void cpu_relax(void) { call(OP_RELAX, 0, 0, 0, 0); }
 void cpu_irq_enable(void) {}
 void cpu_irq_disable(void) {}
+void hv_wait_may_halt(void) {}                          /* the shim's answers never wait */
 void cpu_wait_for_interrupt(void)
 {
     if (!n_pending)

@@ -180,7 +180,8 @@ class Model:
         os.ftruncate(self.shm_fd, S.SHM_SIZE)
         self.shm = mmap.mmap(self.shm_fd, S.SHM_SIZE, mmap.MAP_SHARED)
         S.HVSIM_BLOCK.build_stream(dict(magic=S.MAGIC, version=S.VERSION, model_peer=MODEL_PEER, msix_vector_base=0,
-                                        msix_vectors=0, irq_seq=0, idle_poll_ns=args.idle_poll_ns, seq=0, op=0, arg0=0, arg1=0, arg2=0, guest_tsc=0,
+                                        msix_vectors=0, irq_seq=0, idle_poll_ns=args.idle_poll_ns,
+                                        features=S.FEATURE_ANSWER_IRQ, wait_seq=0, seq=0, op=0, arg0=0, arg1=0, arg2=0, guest_tsc=0,
                                         done_seq=0, fault=0, result=[0] * 4), _Writer(self.shm))
         self.model_efd = [os.eventfd(0, os.EFD_CLOEXEC) for _ in range(S.MSIX_VECTORS)]   # guest doorbells
         self.guest_efd = [os.eventfd(0, os.EFD_CLOEXEC) for _ in range(S.MSIX_VECTORS)]   # MSI-X entries
@@ -231,6 +232,11 @@ class Model:
         self.by_vector[vector] = self.by_vector.get(vector, 0) + 1
         self.pending_irqs.append(i)          # raised by raise_pending, once the caller's lock is released
 
+    def raise_entry(self, i: int) -> None:
+        """Raise MSI-X entry i if the guest programmed it."""
+        if U32.unpack_from(self.shm, 12)[0] and i < min(U32.unpack_from(self.shm, 16)[0], S.MSIX_VECTORS):
+            os.eventfd_write(self.guest_efd[i], 1)
+
     def raise_pending(self) -> None:
         """Raise the MSI-X the model queued (called without the partition lock)."""
         while self.pending_irqs:
@@ -246,6 +252,7 @@ class Model:
     def trap_loop(self) -> None:
         efd = self.model_efd[S.TRAP_DOORBELL_VECTOR]
         shm = self.shm
+        fence = threading.Lock()
         poller = select.poll()            # QEMU makes the eventfd non-blocking (a shared file description)
         poller.register(efd, select.POLLIN)
         while not self.stop.is_set():
@@ -261,6 +268,10 @@ class Model:
                 fault, result = self.answer(op, a0, a1, a2, tsc)
                 ANSWER.pack_into(shm, S.OFF_DONE_SEQ + 4, fault, *result)
                 U32.pack_into(shm, S.OFF_DONE_SEQ, seq)          # last: the guest stops spinning
+                with fence:                                     # a locked instruction: done_seq before wait_seq
+                    pass
+                if U32.unpack_from(shm, S.OFF_WAIT_SEQ)[0] == seq:    # it halted: wake it (ANSWER_IRQ)
+                    self.raise_entry(S.ANSWER_MSIX_ENTRY)
                 if op == S.Op.HYPERCALL:                        # its channel work, now the VP runs
                     self.after_hypercall()
                 self.raise_pending()
