@@ -61,9 +61,11 @@ OFF_IRQ_SEQ = 20
 OFF_WAIT_SEQ = 32
 FEATURE_ANSWER_IRQ = 1           # features bit 0: the model raises ANSWER_MSIX_ENTRY for a waiting guest
 ANSWER_MSIX_ENTRY = 13           # MSI-X entry of "your answer is there" (one no SINT vector uses)
-# The guest spins this long on done_seq before it halts (ANSWER_IRQ): the trap round trip is ~10 us when
-# the model thread is running, and a halt costs an MSI-X through QEMU's main loop (~40-100 us).
-ANSWER_SPIN_NS = 50_000
+# The guest spins this long on done_seq before it halts (ANSWER_IRQ): about what a halt costs (an MSI-X
+# through QEMU's main loop and the vCPU's wake-up, 37-129 us in hvsim-facts.md), the classic bound for
+# spin-then-block; a trap answered by a running model takes ~10 us and never halts. Interleaved bench
+# rounds here (load 4) gave no clear winner between 50 and 200 us.
+ANSWER_SPIN_NS = 100_000
 
 
 class Op(enum.IntEnum):
