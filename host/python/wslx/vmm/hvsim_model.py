@@ -11,8 +11,9 @@ listening server). It
 - maps the guest's RAM file (GuestMemory.q35: GPA -> file offset, RAM above 4 GiB included) and runs a
   Partition on it with a MonotonicClock;
 - trap thread: wakes on the doorbell eventfd, answers the request in the shared block (CPUID, MSRs,
-  hypercalls) and publishes done_seq, then does a hypercall's host work (Partition.defer_service: the
-  guest runs on meanwhile);
+  hypercalls) and publishes done_seq; if the guest halted for that answer (wait_seq, feature
+  ANSWER_IRQ, which the block offers) it raises MSI-X entry ANSWER_MSIX_ENTRY; then it does a
+  hypercall's host work (Partition.defer_service: the guest runs on meanwhile);
 - I/O thread: moves hv_sock data and fires timers (Partition.poll), and takes host-initiated
   connections on the hybrid-vsock socket V ("CONNECT <port>\\n" -> "OK <port>\\n"); guest connections to
   host port P are bridged to the Unix socket V_P (the OpenVMM convention, so the host side is the same
