@@ -12,7 +12,7 @@ The kernel steps the client on every agent loop iteration and the host loop poll
 from __future__ import annotations
 
 from ..portal.region import Portal
-from ..portal.trackb import SIGTERM, trackb_portal_kw
+from ..portal.trackb import trackb_portal_kw
 from .dispatcher import Dispatcher
 from .host import GeminiAgent
 
@@ -34,6 +34,3 @@ class GeminiTrackBAgent(GeminiAgent):
 
     def argv(self) -> list[str]:
         return ["gemini", "serve"] + (["--subscribe", self.subscribe] if self.subscribe else [])
-
-    def _end(self) -> None:
-        self.guest.client.signal(self.proc.pid, SIGTERM, timeout=self.timeout)

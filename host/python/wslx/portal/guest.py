@@ -15,6 +15,7 @@ doorbell costs nothing while traffic flows.
 from __future__ import annotations
 
 from ..agentx.client import ExitStatus
+from ..agentx.service import GuestService
 from ..spec.portal import DEFAULT_PMEM_GPA
 from .errors import PortalError
 from .region import Portal
@@ -27,12 +28,12 @@ def portal_machine_kw(portal: Portal) -> dict:
     return dict(pmem_path=portal.path, pmem_size=portal.file_size, pmem_addr=DEFAULT_PMEM_GPA)
 
 
-class PortalService:
+class PortalService(GuestService):
     """`/init portal serve` in a booted LinuxGuest, wired to a host Portal.
 
     The base of every guest's service (wslx.portal.trackb.TrackBPortalService): what
-    differs is the argv, whether the service has a stdin (the host -> guest doorbell)
-    and how it is asked to end (_end)."""
+    differs is the argv and whether the service has a stdin (the host -> guest doorbell;
+    without one it is ended with SIGTERM, GuestService._end)."""
 
     SERVE_ARGV = SERVE_ARGV
     STDIN = True                      # a stdin pipe: the doorbell byte, and EOF ends the service
@@ -88,36 +89,11 @@ class PortalService:
         # Any frame (the guest's doorbell byte on stdout, STDIN_ACKs) ends the wait early.
         self.guest.client.pump(seconds)
 
-    @property
-    def output(self) -> bytes:
-        return bytes(self.proc.stdout) if self.proc else b""
-
-    def _end(self) -> None:
-        """Ask the running service to end: close its stdin (it exits)."""
-        self.proc.close_stdin(timeout=self.timeout)
-
     def _stop(self) -> ExitStatus | None:
         self.portal.doorbell_ring = self.portal.doorbell_wait = None
-        if self.proc is None:
-            return None
-        if self.proc.done:
-            self.status = self.proc.status
-        else:
-            self._end()
-            self.status = self.proc.wait(self.timeout)
-        return self.status
+        return self._stop_program()
 
     def stop(self) -> int | None:
         """End the service and wait for its EXIT; returns its exit code."""
         status = self._stop()
         return status.returncode if status else None
-
-    def __enter__(self) -> "PortalService":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        try:
-            self.stop()
-        except Exception:
-            if exc[0] is None:
-                raise

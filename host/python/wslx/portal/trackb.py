@@ -22,7 +22,6 @@ from .guest import PortalService, portal_machine_kw
 from .region import Portal
 
 SERVE_ARGV = ["portal", "serve"]
-SIGTERM = 15
 
 
 def trackb_portal_kw(portal: Portal) -> dict:
@@ -37,9 +36,6 @@ class TrackBPortalService(PortalService):
     SERVE_ARGV = SERVE_ARGV
     STDIN = False
     WHAT = "the Track B Portal service"
-
-    def _end(self) -> None:
-        self.guest.client.signal(self.proc.pid, SIGTERM, timeout=self.timeout)
 
     def stop(self) -> ExitStatus | None:
         """SIGTERM the service and wait for its EXIT (SIGNALED 15 when it was serving)."""
