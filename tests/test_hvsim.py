@@ -171,6 +171,25 @@ def test_model_raises_interrupts_on_the_guests_msix_entries(model):
     assert os.eventfd_read(q.own_efd[1]) >= 1
 
 
+def test_model_wakes_a_guest_halted_on_its_answer(model):
+    """ANSWER_IRQ: the block offers it; an answer to a request whose seq the guest put in wait_seq (it halted)
+    raises MSI-X entry ANSWER_MSIX_ENTRY after done_seq; an answer nobody waits for raises nothing, and neither
+    does a wait_seq naming another request."""
+    proc, q, ram, ram_size = model
+    assert q.block().features & S.FEATURE_ANSWER_IRQ
+    struct.pack_into("<II", q.shm, 12, 0x30, S.MSIX_VECTORS)          # what drivers/hvsim.c writes
+    efd = q.own_efd[S.ANSWER_MSIX_ENTRY]
+    assert q.trap(S.Op.RDMSR, Msr.SVERSION)[0] == 0                   # wait_seq 0: spinning guest
+    struct.pack_into("<I", q.shm, S.OFF_WAIT_SEQ, q.seq + 7)          # names a later request
+    assert q.trap(S.Op.RDMSR, Msr.SVERSION)[0] == 0
+    assert not select.select([efd], [], [], 0.2)[0], "an answer nobody halted for raised the answer entry"
+    struct.pack_into("<I", q.shm, S.OFF_WAIT_SEQ, q.seq + 1)          # the guest halts for the next one
+    assert q.trap(S.Op.RDMSR, Msr.SVERSION) == (0, [1, 0, 0, 0])
+    assert select.select([efd], [], [], 5)[0], "no MSI-X for the guest halted on its answer"
+    assert os.eventfd_read(efd) == 1
+    assert q.block().wait_seq == q.seq                                # the guest clears it, not the model
+
+
 # ---------------------------------------------------------------- QEMU + model
 
 
