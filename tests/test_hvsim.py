@@ -233,6 +233,25 @@ def test_hello_exec_and_portal_over_hvsock(built, profile, tmp_path):
 
 
 @vm
+def test_a_slow_model_wakes_the_halted_guest(built, tmp_path):
+    """Every trap answered 300 us late (past the guest's ANSWER_SPIN_NS): the guest halts with wait_seq set and
+    the model's answer MSI-X wakes it; it boots, says HELLO and answers PING and EXEC over hv_sock, and the
+    model counts the answers it woke the guest for."""
+    import re
+    from wslx.guests.trackb_hvsim import TrackBHvsimGuest
+    run_dir = tmp_path / "run"
+    with TrackBHvsimGuest(built, build=False, log=lambda s: None, model_answer_delay_us=300, hello_timeout=120,
+                          timeout=60, run_dir=run_dir) as g:
+        assert g.client.ping(b"slow model", timeout=30) == b"slow model"
+        assert g.client.run(["echo", "woken"], timeout=30).stdout == b"woken\n"
+        g.shutdown()
+    m = re.search(r"model ends: \d+ trap requests \((\d+) answers woke a halted guest\)",
+                  (run_dir / "model.log").read_text())
+    assert m and int(m.group(1)) > 0, (run_dir / "model.log").read_text()[-2000:]
+    _no_leftovers(run_dir)
+
+
+@vm
 def test_a_failing_model_ends_everything(built, tmp_path):
     """The model raises at its 12th trap request (VMBus bring-up): the guest's bounded spin ends in a panic naming the
     unanswered op, the host sees a typed error, and neither QEMU nor the model is left running."""

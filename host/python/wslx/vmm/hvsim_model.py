@@ -22,7 +22,8 @@ listening server). It
   partition lock is released (raise_pending): the write wakes QEMU's main loop, which on a busy host may
   take this thread's CPU, and the other thread must not wait for the lock meanwhile.
 It exits when QEMU disconnects, on SIGTERM, or (status 3) when the model itself fails; its log is
-D/model.log. --raise-after N makes the trap thread raise at the Nth request (tests: a failing model).
+D/model.log. --raise-after N makes the trap thread raise at the Nth request (tests: a failing model);
+--answer-delay-us N makes it answer each request N us late (tests: a slow model, the guest halts).
 """
 from __future__ import annotations
 
@@ -173,6 +174,7 @@ class Model:
         self.stop = threading.Event()
         self.failed: BaseException | None = None
         self.requests = 0
+        self.answer_irqs = 0              # answers a halted guest was woken for (ANSWER_IRQ)
         self.injected = self.dropped_vectors = 0
         self.by_vector: dict[int, int] = {}
         self.pending_irqs: collections.deque[int] = collections.deque()   # MSI-X entries to raise
@@ -267,12 +269,15 @@ class Model:
                 if seq == U32.unpack_from(shm, S.OFF_DONE_SEQ)[0]:
                     break
                 fault, result = self.answer(op, a0, a1, a2, tsc)
+                if self.args.answer_delay_us:                   # tests: a slow model
+                    time.sleep(self.args.answer_delay_us / 1e6)
                 ANSWER.pack_into(shm, S.OFF_DONE_SEQ + 4, fault, *result)
                 U32.pack_into(shm, S.OFF_DONE_SEQ, seq)          # last: the guest stops spinning
                 with fence:                                     # a locked instruction: done_seq before wait_seq
                     pass
                 if U32.unpack_from(shm, S.OFF_WAIT_SEQ)[0] == seq:    # it halted: wake it (ANSWER_IRQ)
                     self.raise_entry(S.ANSWER_MSIX_ENTRY)
+                    self.answer_irqs += 1
                 if op == S.Op.HYPERCALL:                        # its channel work, now the VP runs
                     self.after_hypercall()
                 self.raise_pending()
@@ -425,6 +430,7 @@ def main(argv=None) -> int:
     ap.add_argument("--vsock-path", required=True)
     ap.add_argument("--listen-port", type=int, action="append", default=[])
     ap.add_argument("--raise-after", type=int, default=0)
+    ap.add_argument("--answer-delay-us", type=int, default=0)
     ap.add_argument("--idle-poll-ns", type=int, default=S.IDLE_POLL_NS)
     args = ap.parse_args(argv)
     sys.setswitchinterval(GIL_SWITCH_S)     # the trap thread must not wait 5 ms behind a busy I/O thread
@@ -451,7 +457,8 @@ def main(argv=None) -> int:
     os.eventfd_write(model.model_efd[S.TRAP_DOORBELL_VECTOR], 1)
     for t in threads:
         t.join(2.0)
-    model.log(f"model ends: {model.requests} trap requests, {model.injected} interrupts raised, "
+    model.log(f"model ends: {model.requests} trap requests ({model.answer_irqs} answers woke a halted guest), "
+              f"{model.injected} interrupts raised, "
               f"{model.dropped_vectors} dropped; by vector "
               + ", ".join(f"{v:#x}: {n}" for v, n in sorted(model.by_vector.items())))
     model.partition.close()
