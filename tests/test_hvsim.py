@@ -173,6 +173,25 @@ def test_model_raises_interrupts_on_the_guests_msix_entries(model):
     assert os.eventfd_read(q.own_efd[1]) >= 1
 
 
+def test_model_wakes_a_guest_halted_on_its_answer(model):
+    """ANSWER_IRQ: the block offers it; an answer to a request whose seq the guest put in wait_seq (it halted)
+    raises MSI-X entry ANSWER_MSIX_ENTRY after done_seq; an answer nobody waits for raises nothing, and neither
+    does a wait_seq naming another request."""
+    proc, q, ram, ram_size = model
+    assert q.block().features & S.FEATURE_ANSWER_IRQ
+    struct.pack_into("<II", q.shm, 12, 0x30, S.MSIX_VECTORS)          # what drivers/hvsim.c writes
+    efd = q.own_efd[S.ANSWER_MSIX_ENTRY]
+    assert q.trap(S.Op.RDMSR, Msr.SVERSION)[0] == 0                   # wait_seq 0: spinning guest
+    struct.pack_into("<I", q.shm, S.OFF_WAIT_SEQ, q.seq + 7)          # names a later request
+    assert q.trap(S.Op.RDMSR, Msr.SVERSION)[0] == 0
+    assert not select.select([efd], [], [], 0.2)[0], "an answer nobody halted for raised the answer entry"
+    struct.pack_into("<I", q.shm, S.OFF_WAIT_SEQ, q.seq + 1)          # the guest halts for the next one
+    assert q.trap(S.Op.RDMSR, Msr.SVERSION) == (0, [1, 0, 0, 0])
+    assert select.select([efd], [], [], 5)[0], "no MSI-X for the guest halted on its answer"
+    assert os.eventfd_read(efd) == 1
+    assert q.block().wait_seq == q.seq                                # the guest clears it, not the model
+
+
 # ---------------------------------------------------------------- QEMU + model
 
 
@@ -212,6 +231,25 @@ def test_hello_exec_and_portal_over_hvsock(built, profile, tmp_path):
         assert g.shutdown() is not None
     model_log = (run_dir / "model.log").read_text()
     assert "vmbus: connected" in model_log and "by vector 0x30:" in model_log, model_log[-2000:]   # SynIC MSI-X
+    _no_leftovers(run_dir)
+
+
+@vm
+def test_a_slow_model_wakes_the_halted_guest(built, tmp_path):
+    """Every trap answered 300 us late (past the guest's ANSWER_SPIN_NS): the guest halts with wait_seq set and
+    the model's answer MSI-X wakes it; it boots, says HELLO and answers PING and EXEC over hv_sock, and the
+    model counts the answers it woke the guest for."""
+    import re
+    from wslx.guests.trackb_hvsim import TrackBHvsimGuest
+    run_dir = tmp_path / "run"
+    with TrackBHvsimGuest(built, build=False, log=lambda s: None, model_answer_delay_us=300, hello_timeout=120,
+                          timeout=60, run_dir=run_dir) as g:
+        assert g.client.ping(b"slow model", timeout=30) == b"slow model"
+        assert g.client.run(["echo", "woken"], timeout=30).stdout == b"woken\n"
+        g.shutdown()
+    m = re.search(r"model ends: \d+ trap requests \((\d+) answers woke a halted guest\)",
+                  (run_dir / "model.log").read_text())
+    assert m and int(m.group(1)) > 0, (run_dir / "model.log").read_text()[-2000:]
     _no_leftovers(run_dir)
 
 

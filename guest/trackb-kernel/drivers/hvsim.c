@@ -7,6 +7,7 @@
 #include "drivers/pci_regs.h"
 #include "hvsim.h"
 #include "kernel/console.h"
+#include "kernel/irq.h"
 #include "kernel/panic.h"
 #include "kernel/timer.h"
 #include "kernel/vm.h"
@@ -18,6 +19,8 @@ static _Noreturn void hvsim_dead(const char *what, uint32_t op, uint64_t arg, ui
 }
 
 static const struct hvsim_ops ops = {hvsim_dead};
+
+static void answer_isr(unsigned vector) { (void)vector; }   /* the wake-up is all it is for */
 
 /* The MSI-X capability's offset, or 0. */
 static unsigned msix_cap(struct pci_dev *d)
@@ -61,8 +64,11 @@ int hvsim_probe(struct pci_dev *d)
     b->msix_vectors = HVSIM_MSIX_VECTORS;
     uint64_t mhz = timer_tsc_hz() / 1000000;                         /* 4. switch the backend */
     uint32_t poll_ns = b->idle_poll_ns < HVSIM_IDLE_POLL_MAX_NS ? b->idle_poll_ns : HVSIM_IDLE_POLL_MAX_NS;
+    int answer_irq = (b->features & HVSIM_FEATURE_ANSWER_IRQ) &&     /* a late answer may be awaited halted */
+                     !irq_register(HVSIM_VECTOR_BASE + HVSIM_ANSWER_MSIX_ENTRY, answer_isr);
     hv_use_hvsim(b, d->bar[0] + HVSIM_IVSHMEM_REG_DOORBELL, b->model_peer << 16 | HVSIM_TRAP_DOORBELL_VECTOR,
-                 HVSIM_SPIN_LIMIT_NS / 1000 * mhz, poll_ns / 1000 * mhz, &ops);
+                 HVSIM_SPIN_LIMIT_NS / 1000 * mhz, poll_ns / 1000 * mhz,
+                 answer_irq ? HVSIM_ANSWER_SPIN_NS / 1000 * mhz : 0, &ops);
     kprintf("hvsim: model at %02x:%02x.%u\n", d->bus, d->dev, d->fn);
     return 1;
 }

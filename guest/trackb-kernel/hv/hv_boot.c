@@ -6,6 +6,7 @@
 #include "kernel/console.h"
 #include "kernel/errno.h"
 #include "kernel/irq.h"
+#include "platform/platform.h"
 
 #define VMBUS_STEP_TIMEOUT_NS 1000000000ULL   /* per VMBus handshake step */
 
@@ -28,6 +29,8 @@ struct hvsock *hv_boot(struct hv_caps *caps, int poll, struct hvsock *agent_sock
     if ((err = stimer_start(caps, STIMER_TICK_100NS, irq_mode)))   /* 5. the tick */
         kprintf("hv: no periodic stimer (%s); polling\n", err_str(err));
     kprintf("hv: SynIC %s\n", irq_mode ? "interrupts" : "polled");
+    if (irq_mode)
+        hv_wait_may_halt();                                 /* interrupts now wake a hlt */
     if ((err = vmbus_connect(caps, VMBUS_STEP_TIMEOUT_NS)))  /* 6. VMBus */
         return NULL;
     uint32_t ring_pages = agent_sock->ring_pages;           /* a caller's choice survives hvsock_init */

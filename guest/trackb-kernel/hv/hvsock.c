@@ -15,6 +15,8 @@
 #define RETRY_MIN_NS 100000000ULL          /* back-off between attempts: 100 ms ... */
 #define RETRY_MAX_NS 2000000000ULL         /* ... to 2 s */
 #define LOCAL_PORT_BASE 0x80000000u        /* our ephemeral endpoints */
+#define SPIN_NS 300000ULL                  /* an idle agent polls its ring this long before it halts ... */
+#define SPIN_RECENT_NS 10000000ULL         /* ... when a packet came this recently (else it halts at once) */
 
 static uint32_t next_local_port = LOCAL_PORT_BASE;
 
@@ -183,16 +185,33 @@ long hvsock_read(struct hvsock *s, void *buf, size_t cap)
     hvsock_poll(s);
     if (s->state != HVSOCK_OPEN)
         return 0;
-    if (!s->rx_len && !next_packet(s)) {
-        if (s->state == HVSOCK_OPEN && synic_irq_mode && vmbus_ring_set_mask(&s->chan->in, 0))
-            next_packet(s);                             /* arrived while we unmasked */
-        if (!s->rx_len)
-            return 0;
-    }
+    if (!s->rx_len && !next_packet(s))
+        return 0;
+    s->last_rx_ns = timer_now_ns();
     size_t n = s->rx_len < cap ? s->rx_len : cap;
     memcpy(buf, s->rx_pkt + s->rx_off, n);
     s->rx_off += (uint32_t)n, s->rx_len -= (uint32_t)n;
     return (long)n;
+}
+
+/* As Linux's hv_sock polls before it sleeps: while the host is talking, spin
+ * on the ring with interrupt_mask set, so the host's packets arrive without an
+ * interrupt (the host skips the signal). Before halting, unmask and look once
+ * more: a packet written before the host saw the mask 0 is not missed. */
+void hvsock_idle(struct hvsock *s)
+{
+    struct vmbus_ring *in = s->state == HVSOCK_OPEN && synic_irq_mode ? &s->chan->in : NULL;
+    if (in && timer_now_ns() - s->last_rx_ns < SPIN_RECENT_NS) {
+        vmbus_ring_set_mask(in, 1);
+        for (uint64_t t0 = timer_now_ns(); timer_now_ns() - t0 < SPIN_NS;) {
+            if (vmbus_ring_avail(in) || in->broken)
+                return;                                 /* still masked: the caller reads it */
+            cpu_relax();
+        }
+    }
+    if (in && vmbus_ring_set_mask(in, 0))
+        return;                                         /* arrived while we unmasked */
+    vmbus_wait();
 }
 
 long hvsock_write(struct hvsock *s, const void *buf, size_t len, uint64_t timeout_ns)

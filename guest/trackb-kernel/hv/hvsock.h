@@ -24,6 +24,7 @@ struct hvsock {
     uint64_t connect_started_ns, retry_at_ns;
     uint32_t connects, failures, bad_packets, refusals_seen;
     uint32_t rx_off, rx_len;         /* stream bytes left in rx_pkt */
+    uint64_t last_rx_ns;             /* when stream bytes last came (hvsock_idle spins only soon after) */
     uint8_t rx_pkt[HVSOCK_PKT_MAX];
 };
 
@@ -39,6 +40,9 @@ void hvsock_poll(struct hvsock *s);
 int hvsock_wait_open(struct hvsock *s, uint64_t timeout_ns);
 /* Up to cap stream bytes, without waiting; 0 if none (or not open). */
 long hvsock_read(struct hvsock *s, void *buf, size_t cap);
+/* Nothing to do: wait for the host's next packet, an interrupt or the tick;
+ * soon after traffic, first poll the ring with the host's signals masked. */
+void hvsock_idle(struct hvsock *s);
 /* Up to len bytes, in packets of at most the MTU; waits for ring space up to
  * timeout_ns. The count written (a prefix of buf; fewer when the ring stays
  * full), or -1 when not open and nothing was written. */

@@ -146,7 +146,7 @@ uint64_t env_now_ns(void) { return timer_now_ns(); }
 void env_relax(void)
 {
     if (hvs)
-        vmbus_wait();                           /* hlt until a SynIC interrupt or the tick (or one pause) */
+        hvsock_idle(hvs);                       /* poll a while after traffic, then hlt until an interrupt or the tick */
     else
         cpu_relax();
 }

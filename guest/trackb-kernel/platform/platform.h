@@ -89,7 +89,14 @@ struct hvsim_ops {
     void (*dead)(const char *what, uint32_t op, uint64_t arg, uint32_t fault) __attribute__((noreturn));
 };
 void hv_use_hvsim(volatile struct hvsim_block *block, uint64_t doorbell_pa, uint32_t doorbell_value,
-                  uint64_t spin_limit_tsc, uint64_t idle_poll_tsc, const struct hvsim_ops *ops);
+                  uint64_t spin_limit_tsc, uint64_t idle_poll_tsc, uint64_t answer_spin_tsc,
+                  const struct hvsim_ops *ops);
+/* Called once interrupts can wake a halted CPU (hv_boot, SynIC in interrupt
+ * mode). Under hvsim, when the model offers it (answer_spin_tsc != 0), an
+ * answer that has not come after answer_spin_tsc is then awaited halted: the
+ * model raises an MSI-X with it, and meanwhile the vCPU's host CPU is free for
+ * the model. Natively nothing changes (a hypercall does not wait). */
+void hv_wait_may_halt(void);
 /* A #UD at rip (kernel/trap.c): under hvsim, a vmcall there is forwarded as
  * the hypercall (RCX control, RDX, R8) and *rax gets the result. The length
  * of the instruction to skip, or 0 when it is not hvsim's to handle. */

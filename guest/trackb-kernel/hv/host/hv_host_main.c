@@ -111,6 +111,7 @@ uint64_t cpu_rdtsc(void) { return call(OP_RDTSC, 0, 0, 0, 0).r[0]; }
 void cpu_relax(void) { call(OP_RELAX, 0, 0, 0, 0); }
 void cpu_irq_enable(void) {}
 void cpu_irq_disable(void) {}
+void hv_wait_may_halt(void) {}                          /* the shim's answers never wait */
 void cpu_wait_for_interrupt(void)
 {
     if (!n_pending)
@@ -204,7 +205,7 @@ long env_chan_write(const void *buf, size_t len, uint32_t timeout_ms)
     return have_sock ? hvsock_write(&sock, buf, len, (uint64_t)timeout_ms * 1000000ULL) : -1;
 }
 uint64_t env_now_ns(void) { return timer_now_ns(); }
-void env_relax(void) { vmbus_wait(); }
+void env_relax(void) { have_sock ? hvsock_idle(&sock) : vmbus_wait(); }
 const char *env_uname(void) { return "wslx-trackb 0.1 x86_64-hv-host-harness"; }
 uint64_t env_mem_total_bytes(void) { return mem_size; }
 uint64_t env_mem_free_bytes(void) { return mem_base + mem_size - mem_next + (uint64_t)n_free * PAGE_SIZE; }

@@ -59,6 +59,11 @@ class GuestMemory:
                 return r.offset + gpa - r.gpa
         raise GuestMemoryError(f"guest range {gpa:#x}+{length:#x} is outside guest memory")
 
+    def offset_of(self, gpa: int, length: int) -> int:
+        """Where guest range gpa+length starts in the buffer (GuestMemoryError if it is not guest memory): for
+        a caller that resolves a fixed range once and then accesses `view` directly."""
+        return self._offset(gpa, length)
+
     def contains(self, gpa: int, length: int) -> bool:
         try:
             self._offset(gpa, length)

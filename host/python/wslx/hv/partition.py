@@ -101,6 +101,12 @@ class Partition:
                        for i in range(H.STIMER_COUNT)]
         self.vmbus = VmbusHost(self)
         self.hypercalls = 0
+        # Beside a running VP (hvsim) the host's work after a hypercall (moving channel data, timers) runs once
+        # the VP has its answer, as on Hyper-V, where HvSignalEvent only sets the event and the host's VMBus
+        # server drains the ring on its own time: hypercall() then only sets service_due, and the caller
+        # runs poll() after answering. In-process (the default) it runs before hypercall() returns.
+        self.defer_service = False
+        self.service_due = False
         self._features_eax = int(self.profile.features_eax) if self.profile.hypervisor else 0
         self._features_ebx = int(self.profile.features_ebx) if self.profile.hypervisor else 0
         self._msr_readers = {
@@ -261,7 +267,10 @@ class Partition:
         if control & H.HYPERCALL_RESERVED_MASK:
             return HvStatus.INVALID_HYPERCALL_INPUT
         status, done = handler(fast=fast, varhead=varhead, reps=reps, rep_start=rep_start, rdx=rdx, r8=r8)
-        self.service()
+        if self.defer_service:
+            self.service_due = True
+        else:
+            self.service()
         return int(status) | (done << H.RESULT_REPS_SHIFT)
 
     def _param(self, gpa: int, size: int) -> tuple[HvStatus, bytes]:
@@ -366,6 +375,7 @@ class Partition:
         return self.vmbus.connect(guest_port, model_end)
 
     def service(self) -> bool:
+        self.service_due = False
         moved = self.vmbus.service()
         now = self.clock.now()
         for t in self.timers:

@@ -488,7 +488,8 @@ class VmbusHost:
         ch.signals += 1
         if ch.state == "open" and self.faults.rescind_at == "data":
             return self._rescind_fault(ch)
-        self.service_channel(ch)
+        if not self.p.defer_service:          # else the partition's deferred service() drains it
+            self.service_channel(ch)
 
     def service_channel(self, ch: Channel) -> bool:
         if ch.bridge is None:

@@ -15,6 +15,14 @@ Protocol, one request at a time (one VP):
    writes `done_seq` = seq last. A `fault` is the exception vector real hardware would raise (13 = #GP,
    6 = #UD).
 The request and the answer sit on separate 64-byte lines.
+Halting for a late answer (feature ANSWER_IRQ, offered by the model in `features`): a guest that has spun
+ANSWER_SPIN_NS without an answer writes the request's seq to `wait_seq`, a full barrier, looks at
+`done_seq` once more, then halts with interrupts on until `done_seq` is its seq; the model, after writing
+`done_seq`, a full barrier, reads `wait_seq` and, when it names the request, raises MSI-X entry
+ANSWER_MSIX_ENTRY. So on a busy host the vCPU gives its CPU to the model instead of spinning against it.
+A request made meanwhile by an interrupt handler (nested) only spins. Negotiation: both fields were
+reserved (zero) in the first layout, so a model that offers nothing leaves features 0 and the guest only
+spins, and a guest that knows nothing of it never writes wait_seq; VERSION stays 1 for both directions.
 Idle: before it halts, the guest polls `irq_seq` for `idle_poll_ns` (the model's setting, default 0 =
 off, at most IDLE_POLL_MAX_NS; interrupts off) and returns at once when the model bumped it: the model's
 interrupt is seen through shared memory, without waiting for QEMU's main loop to deliver the MSI-X and
@@ -50,6 +58,14 @@ SPIN_LIMIT_NS = 2_000_000_000    # the guest waits this long for an answer, then
 IDLE_POLL_NS = 0
 IDLE_POLL_MAX_NS = 10_000_000    # the guest takes at most this much
 OFF_IRQ_SEQ = 20
+OFF_WAIT_SEQ = 32
+FEATURE_ANSWER_IRQ = 1           # features bit 0: the model raises ANSWER_MSIX_ENTRY for a waiting guest
+ANSWER_MSIX_ENTRY = 13           # MSI-X entry of "your answer is there" (one no SINT vector uses)
+# The guest spins this long on done_seq before it halts (ANSWER_IRQ): about what a halt costs (an MSI-X
+# through QEMU's main loop and the vCPU's wake-up, 37-129 us in hvsim-facts.md), the classic bound for
+# spin-then-block; a trap answered by a running model takes ~10 us and never halts. Interleaved bench
+# rounds here (load 4) gave no clear winner between 50 and 200 us.
+ANSWER_SPIN_NS = 100_000
 
 
 class Op(enum.IntEnum):
@@ -68,7 +84,9 @@ HVSIM_BLOCK = Struct(
     "msix_vectors" / Int32ul * "written by the guest: entries programmed",
     "irq_seq" / Int32ul * "model: bumped after each interrupt it raises (the guest's idle poll)",
     "idle_poll_ns" / Int32ul * "model: how long an idle guest polls irq_seq before hlt (host setting)",
-    "reserved0" / Reserved(36),
+    "features" / Int32ul * "model: FEATURE_* bits it offers (0 in the first layout)",
+    "wait_seq" / Int32ul * "guest: seq of the request it halts for (ANSWER_IRQ), else 0",
+    "reserved0" / Reserved(28),
     "seq" / Int32ul * "guest: bumped last, after the request",
     "op" / Int32ul * "HVSIM_OP_*",
     "arg0" / Int64ul,
@@ -102,6 +120,9 @@ C_HEADER = HeaderSpec(
         Constant("SPIN_LIMIT_NS", SPIN_LIMIT_NS, "guest wait for an answer"),
         Constant("IDLE_POLL_NS", IDLE_POLL_NS, "default idle_poll_ns"),
         Constant("IDLE_POLL_MAX_NS", IDLE_POLL_MAX_NS, "the most idle_poll_ns the guest takes"),
+        Constant("FEATURE_ANSWER_IRQ", FEATURE_ANSWER_IRQ, "features: MSI-X for a guest halted on an answer"),
+        Constant("ANSWER_MSIX_ENTRY", ANSWER_MSIX_ENTRY, "MSI-X entry the model raises for a waiting guest"),
+        Constant("ANSWER_SPIN_NS", ANSWER_SPIN_NS, "guest spin on done_seq before it halts"),
     ],
     enums=[("HVSIM_OP", Op)],
     structs=[CStruct("hvsim_block", HVSIM_BLOCK, "the shared block at BAR2 offset 0")],

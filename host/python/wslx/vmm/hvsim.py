@@ -45,11 +45,13 @@ class ModelFailed(VMError):
 class HvsimMachine(HybridVsockHost, QemuMachine):
     """QemuMachine plus the Hyper-V model. Extra keywords: hv_profile ('hyperv', 'openvmm-kvm', 'none'),
     hvsock_ports (host ports guests may connect to; each is bridged to run_dir/vsock_P),
-    model_raise_after (tests: the model fails at that trap request), idle_poll_ns (how long an idle guest
+    model_raise_after (tests: the model fails at that trap request), model_answer_delay_us (tests: the
+    model answers each trap that late), idle_poll_ns (how long an idle guest
     polls for the model's interrupts before it halts: the host's halt-polling setting, as KVM's
     halt_poll_ns)."""
 
     def __init__(self, *args, hv_profile: str = "hyperv", hvsock_ports=(), model_raise_after: int = 0,
+                 model_answer_delay_us: int = 0,
                  idle_poll_ns: int = hvsim_spec.IDLE_POLL_NS, **kw):
         if hv_profile not in HV_PROFILES:
             raise ValueError(f"hv_profile must be one of {HV_PROFILES}, not {hv_profile!r}")
@@ -57,6 +59,7 @@ class HvsimMachine(HybridVsockHost, QemuMachine):
         self.hv_profile = hv_profile
         self.hvsock_ports = list(hvsock_ports)
         self.model_raise_after = model_raise_after
+        self.model_answer_delay_us = model_answer_delay_us
         self.idle_poll_ns = idle_poll_ns
         self.model: subprocess.Popen | None = None
         self._model_log = None
@@ -117,6 +120,8 @@ class HvsimMachine(HybridVsockHost, QemuMachine):
             argv += ["--listen-port", str(p)]
         if self.model_raise_after:
             argv += ["--raise-after", str(self.model_raise_after)]
+        if self.model_answer_delay_us:
+            argv += ["--answer-delay-us", str(self.model_answer_delay_us)]
         argv += ["--idle-poll-ns", str(self.idle_poll_ns)]
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
         env[OWNER_ENV] = str(os.getpid())

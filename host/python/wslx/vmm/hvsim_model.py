@@ -11,19 +11,25 @@ listening server). It
 - maps the guest's RAM file (GuestMemory.q35: GPA -> file offset, RAM above 4 GiB included) and runs a
   Partition on it with a MonotonicClock;
 - trap thread: wakes on the doorbell eventfd, answers the request in the shared block (CPUID, MSRs,
-  hypercalls) and publishes done_seq;
+  hypercalls) and publishes done_seq; if the guest halted for that answer (wait_seq, feature
+  ANSWER_IRQ, which the block offers) it raises MSI-X entry ANSWER_MSIX_ENTRY; then it does a
+  hypercall's host work (Partition.defer_service: the guest runs on meanwhile);
 - I/O thread: moves hv_sock data and fires timers (Partition.poll), and takes host-initiated
   connections on the hybrid-vsock socket V ("CONNECT <port>\\n" -> "OK <port>\\n"); guest connections to
   host port P are bridged to the Unix socket V_P (the OpenVMM convention, so the host side is the same
   for both VMMs);
-- raises guest interrupts by writing QEMU's eventfd for MSI-X entry (vector - msix_vector_base).
+- raises guest interrupts by writing QEMU's eventfd for MSI-X entry (vector - msix_vector_base), after the
+  partition lock is released (raise_pending): the write wakes QEMU's main loop, which on a busy host may
+  take this thread's CPU, and the other thread must not wait for the lock meanwhile.
 It exits when QEMU disconnects, on SIGTERM, or (status 3) when the model itself fails; its log is
-D/model.log. --raise-after N makes the trap thread raise at the Nth request (tests: a failing model).
+D/model.log. --raise-after N makes the trap thread raise at the Nth request (tests: a failing model);
+--answer-delay-us N makes it answer each request N us late (tests: a slow model, the guest halts).
 """
 from __future__ import annotations
 
 import argparse
 import array
+import collections
 import mmap
 import os
 import select
@@ -50,6 +56,7 @@ ACCEPT_TIMEOUT_S = 60.0                      # QEMU connects right after it star
 IO_TICK_S = 0.05                             # the I/O thread re-reads its socket list at least this often
 CONNECT_LINE_MAX = 64
 TSC_REFIT_S = 1.0                            # the reference TSC page is refitted this often
+GIL_SWITCH_S = 0.0002                        # a thread waiting for the GIL gets it within this (default 5 ms)
 
 
 def _host_rdtsc():
@@ -167,14 +174,17 @@ class Model:
         self.stop = threading.Event()
         self.failed: BaseException | None = None
         self.requests = 0
+        self.answer_irqs = 0              # answers a halted guest was woken for (ANSWER_IRQ)
         self.injected = self.dropped_vectors = 0
         self.by_vector: dict[int, int] = {}
+        self.pending_irqs: collections.deque[int] = collections.deque()   # MSI-X entries to raise
         # the shared block (ivshmem BAR2)
         self.shm_fd = os.memfd_create("hvsim-shm")
         os.ftruncate(self.shm_fd, S.SHM_SIZE)
         self.shm = mmap.mmap(self.shm_fd, S.SHM_SIZE, mmap.MAP_SHARED)
         S.HVSIM_BLOCK.build_stream(dict(magic=S.MAGIC, version=S.VERSION, model_peer=MODEL_PEER, msix_vector_base=0,
-                                        msix_vectors=0, irq_seq=0, idle_poll_ns=args.idle_poll_ns, seq=0, op=0, arg0=0, arg1=0, arg2=0, guest_tsc=0,
+                                        msix_vectors=0, irq_seq=0, idle_poll_ns=args.idle_poll_ns,
+                                        features=S.FEATURE_ANSWER_IRQ, wait_seq=0, seq=0, op=0, arg0=0, arg1=0, arg2=0, guest_tsc=0,
                                         done_seq=0, fault=0, result=[0] * 4), _Writer(self.shm))
         self.model_efd = [os.eventfd(0, os.EFD_CLOEXEC) for _ in range(S.MSIX_VECTORS)]   # guest doorbells
         self.guest_efd = [os.eventfd(0, os.EFD_CLOEXEC) for _ in range(S.MSIX_VECTORS)]   # MSI-X entries
@@ -183,6 +193,7 @@ class Model:
         self.ram = mmap.mmap(self.ram_fd, args.ram_size, mmap.MAP_SHARED)
         self.partition = HvsimPartition(GuestMemory.q35(self.ram, args.ram_size), args.profile,
                                         clock=MonotonicClock(), inject=self.inject, log=self.log)
+        self.partition.defer_service = True
         self.vsock_path = args.vsock_path
         for port in args.listen_port:
             self.partition.hvsock_listen(port, dial=lambda p=port: self.dial_host(p))
@@ -222,14 +233,29 @@ class Model:
             return
         self.injected += 1
         self.by_vector[vector] = self.by_vector.get(vector, 0) + 1
-        os.eventfd_write(self.guest_efd[i], 1)
-        # after the MSI-X is on its way: a guest that sees the bump has an interrupt coming
-        U32.pack_into(self.shm, S.OFF_IRQ_SEQ, (U32.unpack_from(self.shm, S.OFF_IRQ_SEQ)[0] + 1) & 0xFFFFFFFF)
+        self.pending_irqs.append(i)          # raised by raise_pending, once the caller's lock is released
+
+    def raise_entry(self, i: int) -> None:
+        """Raise MSI-X entry i if the guest programmed it."""
+        if U32.unpack_from(self.shm, 12)[0] and i < min(U32.unpack_from(self.shm, 16)[0], S.MSIX_VECTORS):
+            os.eventfd_write(self.guest_efd[i], 1)
+
+    def raise_pending(self) -> None:
+        """Raise the MSI-X the model queued (called without the partition lock)."""
+        while self.pending_irqs:
+            try:
+                i = self.pending_irqs.popleft()
+            except IndexError:               # the other thread took the last one
+                return
+            os.eventfd_write(self.guest_efd[i], 1)
+            # after the MSI-X is on its way: a guest that sees the bump has an interrupt coming
+            U32.pack_into(self.shm, S.OFF_IRQ_SEQ, (U32.unpack_from(self.shm, S.OFF_IRQ_SEQ)[0] + 1) & 0xFFFFFFFF)
 
     # -- trap thread -----------------------------------------------------------------------------------------
     def trap_loop(self) -> None:
         efd = self.model_efd[S.TRAP_DOORBELL_VECTOR]
         shm = self.shm
+        fence = threading.Lock()
         poller = select.poll()            # QEMU makes the eventfd non-blocking (a shared file description)
         poller.register(efd, select.POLLIN)
         while not self.stop.is_set():
@@ -243,10 +269,18 @@ class Model:
                 if seq == U32.unpack_from(shm, S.OFF_DONE_SEQ)[0]:
                     break
                 fault, result = self.answer(op, a0, a1, a2, tsc)
+                if self.args.answer_delay_us:                   # tests: a slow model
+                    time.sleep(self.args.answer_delay_us / 1e6)
                 ANSWER.pack_into(shm, S.OFF_DONE_SEQ + 4, fault, *result)
                 U32.pack_into(shm, S.OFF_DONE_SEQ, seq)          # last: the guest stops spinning
-                if op == S.Op.HYPERCALL:
-                    self.wake_io_if_streams_changed()
+                with fence:                                     # a locked instruction: done_seq before wait_seq
+                    pass
+                if U32.unpack_from(shm, S.OFF_WAIT_SEQ)[0] == seq:    # it halted: wake it (ANSWER_IRQ)
+                    self.raise_entry(S.ANSWER_MSIX_ENTRY)
+                    self.answer_irqs += 1
+                if op == S.Op.HYPERCALL:                        # its channel work, now the VP runs
+                    self.after_hypercall()
+                self.raise_pending()
 
     def answer(self, op, a0, a1, a2, tsc):
         p = self.partition
@@ -284,10 +318,15 @@ class Model:
             bridges = self.partition.vmbus.bridges()
             return [b for b in bridges if b.wants_read()], [b for b in bridges if b.to_host and not b.dead]
 
-    def wake_io_if_streams_changed(self) -> None:
-        """A hypercall may have opened a channel, made room for host data or left guest data the host has
-        not taken yet: the I/O thread must watch the new sets (woken only then, not on every trap)."""
-        r, w = self.streams()
+    def after_hypercall(self) -> None:
+        """The hypercall's deferred host work (Partition.defer_service), then: it may have opened a channel,
+        made room for host data or left guest data the host has not taken yet, so the I/O thread must watch
+        the new sets (woken only then, not on every trap). One lock acquisition for both."""
+        p = self.partition
+        with p._lock:
+            if p.service_due:
+                p.poll()
+            r, w = self.streams()
         if ({id(b) for b in r}, {id(b) for b in w}) != self.io_watching:
             os.write(self.wake_w, b"x")
 
@@ -352,6 +391,7 @@ class Model:
                 p.poll()
             else:                       # a timer deadline (or the tick): nothing else to move
                 p.fire_timers()
+            self.raise_pending()
 
 
 class _Writer:
@@ -390,8 +430,10 @@ def main(argv=None) -> int:
     ap.add_argument("--vsock-path", required=True)
     ap.add_argument("--listen-port", type=int, action="append", default=[])
     ap.add_argument("--raise-after", type=int, default=0)
+    ap.add_argument("--answer-delay-us", type=int, default=0)
     ap.add_argument("--idle-poll-ns", type=int, default=S.IDLE_POLL_NS)
     args = ap.parse_args(argv)
+    sys.setswitchinterval(GIL_SWITCH_S)     # the trap thread must not wait 5 ms behind a busy I/O thread
     model = Model(args)
     signal.signal(signal.SIGTERM, lambda *_: (model.stop.set(), os.write(model.wake_w, b"x")))
     ivs = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -415,7 +457,8 @@ def main(argv=None) -> int:
     os.eventfd_write(model.model_efd[S.TRAP_DOORBELL_VECTOR], 1)
     for t in threads:
         t.join(2.0)
-    model.log(f"model ends: {model.requests} trap requests, {model.injected} interrupts raised, "
+    model.log(f"model ends: {model.requests} trap requests ({model.answer_irqs} answers woke a halted guest), "
+              f"{model.injected} interrupts raised, "
               f"{model.dropped_vectors} dropped; by vector "
               + ", ".join(f"{v:#x}: {n}" for v, n in sorted(model.by_vector.items())))
     model.partition.close()
