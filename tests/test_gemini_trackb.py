@@ -11,7 +11,7 @@ from wslx.gemini import Busy
 from wslx.gemini.trackb import GeminiTrackBAgent, gemini_trackb_kw
 from wslx.guests.trackb import TrackBGuest
 from wslx.portal import Portal
-from wslx.spec.gemini import UPCALL_QUEUE_DEPTH
+from wslx.spec.gemini import UPCALL_QUEUE_DEPTH, VERSION
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -39,9 +39,12 @@ def test_calls_from_the_track_b_kernel(trackb):
     assert r.returncode == 0 and r.stdout == (export / "sub" / "blob.bin").read_bytes()
     r = g.client.run(["gemini", "call", "exec", "run", "echo", "hi"], timeout=120)
     assert r.returncode == 0 and r.stdout == b"hi\n"
-    for argv, err in ((["fs", "read", "../secret"], b"PERM"), (["no", "such"], b"NOSYS"), (["fs", "read", "x"], b"NOENT")):
+    assert d.version == VERSION and f"version {VERSION} (host status OK".encode() in agent.output
+    for argv, err, text in ((["fs", "read", "../secret"], b"PERM", b"'..' components"),
+                            (["no", "such"], b"NOSYS", b"no service no.such"),
+                            (["fs", "read", "x"], b"NOENT", b"no such file")):
         r = g.client.run(["gemini", "call", *argv], timeout=120)
-        assert r.returncode == 1 and err in r.stderr, r
+        assert r.returncode == 1 and err in r.stderr and text in r.stderr, r   # version 2: the host's text
     r = g.client.run(["gemini", "bench", "100", "0", "null", "call"], timeout=300)
     assert r.returncode == 0 and b"calls 100 " in r.stdout and b"status OK" in r.stdout, r
 
