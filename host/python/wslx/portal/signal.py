@@ -22,23 +22,34 @@ class SignalPort:
         self.rung = 0
         self.heard = 0
 
+    def _live(self) -> bool:
+        """False once the port is gone (closed here, or by its machine when the VM ended)."""
+        if self.sock is not None and self.sock.fileno() < 0:
+            self.sock = None
+        return self.sock is not None
+
     def ring(self, ring: RingId) -> None:
-        if self.sock is None:
+        if not self._live():
             return
         try:
             self.sock.send(bytes([ring]), socket.MSG_DONTWAIT)
             self.rung += 1
         except BlockingIOError:
             pass  # unread doorbells are waiting already: the guest will poll
+        except OSError:
+            self.close()  # the guest side went away: polling is left
 
     def wait(self, seconds: float) -> bytes | None:
-        if self.sock is None:
+        if not self._live():
             return None
-        r, _, _ = select.select([self.sock], [], [], max(0.0, seconds))
-        if not r:
-            return b""
-        data = self.sock.recv(4096)
-        if not data:
+        try:
+            r, _, _ = select.select([self.sock], [], [], max(0.0, seconds))
+            if not r:
+                return b""
+            data = self.sock.recv(4096)
+        except OSError:
+            data = b""
+        if not data:  # the guest side went away: polling is left
             self.close()
             return None
         self.heard += len(data)
