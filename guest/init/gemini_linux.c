@@ -7,9 +7,9 @@
  *        them it polls); serves local clients on the abstract unix socket @wslx-gemini. Started
  *        by the host with AgentX EXEC (stdin=True); ends when stdin closes. --portal: it also
  *        serves the Portal's SUBMIT -> COMPLETE (guest/portal's service), with the Portal
- *        doorbells on the signal port (byte SUBMIT from the host, COMPLETE to it) instead of
- *        `portal serve`'s STDIO bytes: a virtio-serial port has one opener, so one process
- *        owns the signal port.
+ *        doorbells on the signal port (byte SUBMIT from the host, COMPLETE to it) as
+ *        `portal serve` has them: a virtio-serial port has one opener, so one process owns
+ *        the signal port (a `portal serve` beside this agent finds it taken and polls).
  *   wslx-call [--reply-cap N] [--timeout-ms N] SERVICE METHOD [ARGS...]      (argv[0], /bin/wslx-call)
  *        one call through the agent; the reply on stdout; exit 0, or 1 with the error on stderr
  *   wslx-call --subscribe TOPIC [--count N]

@@ -39,8 +39,8 @@ class PortalService:
     """`/init portal serve` in a booted LinuxGuest, wired to a host Portal.
 
     The base of every guest's service (wslx.portal.trackb.TrackBPortalService): what
-    differs is the argv, whether the service has a stdin (the host -> guest doorbell)
-    and how it is asked to end (_end)."""
+    differs is the argv, whether the service has a stdin (its lifetime), its doorbells
+    (_doorbells) and how it is asked to end (_end)."""
 
     SERVE_ARGV = SERVE_ARGV
     STDIN = True                      # a stdin pipe: its EOF ends the service
