@@ -133,7 +133,8 @@ class Dispatcher:
                  max_upcalls: int = 128, native_null: bool = False, spin: float = 0.0,
                  versions: tuple[int, int] = (spec.VERSION_MIN, spec.VERSION)):
         """native_null: null.call is answered in C (gemini_host_serve), never reaching Python;
-        spin: seconds poll() spins in C for the first message (0: look once);
+        spin: seconds poll() spins in C for the first message (0: look once) and, with native_null,
+        for the next one of a burst of null.calls;
         versions: the record versions served (a narrower range stands in for an older host)."""
         if not 1 <= max_inflight <= spec.MAX_INFLIGHT:
             raise ValueError(f"max_inflight {max_inflight}: must be 1..{spec.MAX_INFLIGHT}")

@@ -67,7 +67,7 @@ int gemini_host_serve(struct portal_end *e, struct portal_msg *defer, unsigned m
                       uint32_t versions, unsigned *answered)
 {
     struct portal_msg in[64], out[64];
-    uint64_t deadline = now_ns() + spin_ns;
+    uint64_t start = now_ns(), deadline = start + spin_ns, hard = start + 8 * spin_ns;
     unsigned deferred = 0, k = 0;
     *answered = 0;
     for (;;) {
@@ -78,7 +78,13 @@ int gemini_host_serve(struct portal_end *e, struct portal_msg *defer, unsigned m
         int n = want ? portal_recv(e, PORTAL_RING_EVENT, in, want) : 0;
         if (n < 0) return n;
         if (n == 0) {
-            if (*answered || deferred) return (int)deferred;
+            if (deferred) return (int)deferred;
+            if (*answered) { /* a burst: keep answering until it pauses for spin_ns (never past `hard`) */
+                uint64_t now = now_ns();
+                if (now > deadline || now > hard) return 0;
+                __builtin_ia32_pause();
+                continue;
+            }
             if ((++k & 255) == 0) {
                 int rc = portal_check(e);
                 if (rc) return rc;
@@ -104,6 +110,9 @@ int gemini_host_serve(struct portal_end *e, struct portal_msg *defer, unsigned m
             int sent = portal_send(e, PORTAL_RING_UPCALL, out, replies);
             if (sent != (int)replies) return sent < 0 ? sent : PERR(PORTAL_ERR_PROTO);
             *answered += replies;
+            deadline = now_ns() + spin_ns;
+            /* a guest that sleeps on UPCALL needs the doorbell, which the caller rings */
+            if (portal_peer_wants_wakeup(e, PORTAL_RING_UPCALL)) return (int)deferred;
         }
         if (deferred == max || want < 64) return (int)deferred;
     }

@@ -25,8 +25,10 @@ int gemini_host_check_call(const struct portal_end *e, const struct portal_msg *
                            struct gemini_host_call *out);
 
 /* Take up to max messages from EVENT (never more than UPCALL has room for replies), spinning up
- * to spin_ns for the first. Valid CALLs of null.call are answered on UPCALL here; every other
- * message is copied to defer[] for the caller. Returns the number deferred (>= 0) or a negative
+ * to spin_ns for the first, and while null.calls keep coming, answering them until the burst
+ * pauses for spin_ns (at most 8 * spin_ns in all), a message needs the caller, or the guest
+ * sleeps on UPCALL (the caller rings its doorbell). Valid CALLs of null.call are answered on
+ * UPCALL here; every other message is copied to defer[] for the caller. Returns the number deferred (>= 0) or a negative
  * PORTAL_ERR_*; *answered gets the number answered here. */
 int gemini_host_serve(struct portal_end *e, struct portal_msg *defer, unsigned max, uint64_t spin_ns,
                       uint32_t versions, unsigned *answered);
