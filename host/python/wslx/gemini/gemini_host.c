@@ -3,6 +3,7 @@
  * looked at, and every offset is checked against the span, which the Portal core checks
  * against the host's private copy of the arena bounds. */
 #define _GNU_SOURCE
+#include <sched.h>
 #include <time.h>
 
 #include "gemini_host.h"
@@ -82,7 +83,7 @@ int gemini_host_serve(struct portal_end *e, struct portal_msg *defer, unsigned m
             if (*answered) { /* a burst: keep answering until it pauses for spin_ns (never past `hard`) */
                 uint64_t now = now_ns();
                 if (now > deadline || now > hard) return 0;
-                __builtin_ia32_pause();
+                sched_yield(); /* the guest's vCPU may need this core to make the next call */
                 continue;
             }
             if ((++k & 255) == 0) {
