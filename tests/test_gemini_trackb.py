@@ -87,3 +87,18 @@ def test_upcalls_reach_the_built_in_subscriber_and_overflow_is_reported(trackb):
     dropped = d.stats.upcalls_dropped - base[1]
     assert d.stats.upcalls_unsubscribed - base[2] == 1
     assert delivered + dropped + 1 == sent and dropped >= 1
+
+
+def test_the_kernel_rings_the_signal_port_when_the_host_sleeps(trackb):
+    """Track B's virtio-console driver opens org.wslx.gemini.signal beside the AgentX port
+    (MULTIPORT) and rings EVENT there after a submit while the host loop sleeps on EVENT."""
+    g, d, agent, _ = trackb
+    assert agent.host.signal is not None
+    before = agent.host.doorbells_heard
+    deadline = time.monotonic() + 120
+    while agent.host.doorbells_heard == before:    # each EXEC outlasts the host's 5 ms spin: it sleeps
+        assert time.monotonic() < deadline, "no doorbell from the Track B kernel"
+        r = g.client.run(["gemini", "call", "null", "call"], timeout=120)
+        assert r.returncode == 0, r
+    assert agent.host.stray_bytes == 0
+

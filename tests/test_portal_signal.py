@@ -72,3 +72,24 @@ def test_a_machine_without_the_signal_port_gets_a_polled_service(tmp_path):
         print(f"50 polled echos in {elapsed:.3f} s")
     finally:
         p.close()
+
+
+def test_track_b_portal_doorbells_ride_the_signal_port(tmp_path):
+    """The Track B kernel's `portal serve` rings COMPLETE on the signal port (its driver opens
+    it beside the AgentX port): the host sleeps on it, and the service's stdout stays empty."""
+    from wslx.guests.trackb import TrackBGuest
+    from wslx.portal.trackb import TrackBPortalService, trackb_portal_kw
+    with Portal.create(tmp_path / "portal.img", 16 << 20) as p, \
+            TrackBGuest(log=lambda s: None, timeout=120, **trackb_portal_kw(p)) as g:
+        with TrackBPortalService(g, p, timeout=120) as svc:
+            assert svc.signal is not None and p.doorbell_ring is None and p.doorbell_wait is not None
+            span = p.alloc(4 << 20)
+            p.view(span)[:] = bytes(4 << 20)
+            deadline = time.monotonic() + 120
+            while svc.signal.heard == 0:               # a checksum long enough for the host to sleep
+                assert time.monotonic() < deadline, "no COMPLETE doorbell from the Track B kernel"
+                assert p.checksum(span, timeout=60) == 0
+        out = svc.output
+        g.shutdown()
+    assert b"!" not in out.replace(b"portal:", b""), out   # no STDIO doorbell bytes
+

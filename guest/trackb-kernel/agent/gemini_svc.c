@@ -14,8 +14,10 @@
  *   gemini bench COUNT REPLY_CAP SERVICE METHOD [ARGS...]
  *        COUNT sequential calls on one span; prints "gemini bench calls N ns T bytes B status S"
  *
- * No doorbells: the Track B kernel has one virtio-console port (the AgentX one), and the
- * agent loop polls anyway (as `portal serve` does). The client is shared by every gemini
+ * Doorbells: after a submit the byte EVENT goes to the host on the signal port when the host
+ * sleeps on EVENT (env_signal; without the port the host polls). None is needed the other
+ * way: the agent loop polls UPCALL anyway (bytes the host sends are drained). The client is
+ * shared by every gemini
  * program (one EVENT producer / UPCALL consumer per region): the agent loop is single-
  * threaded, so whichever program steps polls for all of them. */
 #include "agent_int.h"
@@ -79,7 +81,8 @@ static int ensure_client(void *pmem, uint64_t pmem_size)
     if (rc) return rc;
     gemini_client_set_deliver(&client, deliver, 0);
     attached = 1;
-    gemini_hello(&client); /* EVENT full (AGAIN): poll_client sends it later */
+    if (gemini_hello(&client) == 0 && gemini_host_wants_wakeup(&client)) /* AGAIN: poll_client sends it */
+        env_signal(PORTAL_RING_EVENT);
     return 0;
 }
 
@@ -89,8 +92,10 @@ static void release(struct gprog *g);
 static void poll_client(void)
 {
     if (!attached) return;
-    if (client.hello_state == GEMINI_HELLO_NONE) gemini_hello(&client);
+    if (client.hello_state == GEMINI_HELLO_NONE && gemini_hello(&client) == 0 && gemini_host_wants_wakeup(&client))
+        env_signal(PORTAL_RING_EVENT);
     int rc = gemini_poll(&client);
+    env_signal_drain();
     for (unsigned i = 0; i < PROGS; i++)
         if (progs[i].mode == G_DONE && progs[i].call.done) release(&progs[i]); /* a late reply came */
     if (rc >= 0) return;
@@ -220,6 +225,8 @@ static int drive(struct gprog *g)
             return -1;
         }
         g->submitted = 1;
+        if (gemini_host_wants_wakeup(&client))
+            env_signal(PORTAL_RING_EVENT);
         g->deadline_ns = env_now_ns() + GEMINI_DEFAULT_TIMEOUT_MS * 1000000ull + CALL_GRACE_NS;
     }
     poll_client();

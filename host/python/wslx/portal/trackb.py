@@ -11,17 +11,17 @@ Differences from wslx.portal.guest.PortalService (Linux), its base class:
 - No host -> guest doorbell. The Track B agent has no STDIN, and none is needed:
   the service is stepped on every iteration of the agent's polling loop, so it
   polls SUBMIT all the time (interrupts are off; nothing in the kernel sleeps).
-- The guest -> host doorbell is still a "!" on the service's stdout while the host
-  sleeps on COMPLETE (waiting for it pumps the AgentX client): the Track B kernel's
-  virtio-console driver has one port, AgentX's, so there is no signal port to ring
-  on. This is the one STDIO-byte doorbell left (the Linux guest's went to the signal
-  port, wslx.portal.signal).
+- The guest -> host doorbell is the byte COMPLETE on the signal port, as on Linux
+  (the kernel's virtio-console driver opens org.wslx.gemini.signal beside the AgentX
+  port, VIRTIO_CONSOLE_F_MULTIPORT); the host sleeps on it while it waits on
+  COMPLETE. The harness target and hv_sock have no signal port: the host polls.
+  No doorbell rides on STDIO.
 - It stops on SIGNAL (SIGTERM), not on stdin EOF: its EXIT is SIGNALED 15.
 """
 from __future__ import annotations
 
 from ..agentx.client import ExitStatus
-from .guest import PortalService, pmem_kw
+from .guest import PortalService, portal_machine_kw
 from .region import Portal
 
 SERVE_ARGV = ["portal", "serve"]
@@ -30,9 +30,9 @@ SIGTERM = 15
 
 def trackb_portal_kw(portal: Portal) -> dict:
     """TrackBGuest keywords that attach the Portal's file as its virtio-pmem device, at the
-    pinned address (instead of the scratch pmem file TrackBGuest makes by default); no
-    signal port (one virtio-console port)."""
-    return pmem_kw(portal)
+    pinned address (instead of the scratch pmem file TrackBGuest makes by default), and the
+    signal port for the doorbells."""
+    return portal_machine_kw(portal)
 
 
 class TrackBPortalService(PortalService):
@@ -43,9 +43,8 @@ class TrackBPortalService(PortalService):
     WHAT = "the Track B Portal service"
 
     def _doorbells(self):
-        # no host -> guest doorbell (the guest polls SUBMIT); the guest's "!" on stdout ends a
-        # wait early: any AgentX frame does
-        return None, self.guest.client.pump
+        # no host -> guest doorbell (the guest polls SUBMIT); the guest's COMPLETE ends a wait early
+        return None, (self._wait if self.signal is not None else None)
 
     def _end(self) -> None:
         self.guest.client.signal(self.proc.pid, SIGTERM, timeout=self.timeout)
