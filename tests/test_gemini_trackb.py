@@ -90,7 +90,7 @@ def test_upcalls_reach_the_built_in_subscriber_and_overflow_is_reported(trackb):
 
 
 def test_the_kernel_rings_the_signal_port_when_the_host_sleeps(trackb):
-    """Track B's virtio-console driver opens org.wslx.gemini.signal beside the AgentX port
+    """Track B's virtio-console driver opens the SIGNAL port by name beside the AgentX port
     (MULTIPORT) and rings EVENT there after a submit while the host loop sleeps on EVENT."""
     g, d, agent, _ = trackb
     assert agent.host.signal is not None

@@ -1,4 +1,4 @@
-"""The Linux guest's Portal doorbells on the signal port (org.wslx.gemini.signal), not as
+"""The Linux guest's Portal doorbells on the SIGNAL port (a named virtio-serial port), not as
 STDIO bytes: the host rings SUBMIT there when `/init portal serve` sleeps, the service
 rings COMPLETE there when the host sleeps; its stdout carries no doorbell bytes. Without
 the port the service is polled and still serves."""

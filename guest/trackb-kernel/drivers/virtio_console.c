@@ -53,6 +53,13 @@ static void pool_add(struct vcon_pool *p, uint8_t *va, uint64_t pa)
     p->n++;
 }
 
+/* n buffers of `stride` bytes from offset `off` of the page at (va, pa). */
+static void pool_add_page(struct vcon_pool *p, uint8_t *va, uint64_t pa, uint32_t off, unsigned n, uint32_t stride)
+{
+    for (unsigned i = 0; i < n; i++)
+        pool_add(p, va + off + i * stride, pa + off + i * stride);
+}
+
 static int pool_take(struct vcon_pool *p)
 {
     if (!p->free_mask)
@@ -457,21 +464,15 @@ static int alloc_buffers(struct virtio_console *vc)
     uint8_t *page = phys_ptr(vc->ctrl_page_pa, 4096);
     pool_init(&vc->ctrl_in, VCON_CTRL_BUF_SIZE);
     pool_init(&vc->ctrl_out, VIRTIO_CONSOLE_CONTROL_SIZE);
-    for (unsigned i = 0; i < VCON_CTRL_BUFS; i++)
-        pool_add(&vc->ctrl_in, page + i * VCON_CTRL_BUF_SIZE, vc->ctrl_page_pa + i * VCON_CTRL_BUF_SIZE);
-    for (unsigned i = 0; i < VCON_CTRL_TX_SLOTS; i++)
-        pool_add(&vc->ctrl_out, page + CTRL_OUT_OFFSET + i * CTRL_OUT_STRIDE,
-                 vc->ctrl_page_pa + CTRL_OUT_OFFSET + i * CTRL_OUT_STRIDE);
+    pool_add_page(&vc->ctrl_in, page, vc->ctrl_page_pa, 0, VCON_CTRL_BUFS, VCON_CTRL_BUF_SIZE);
+    pool_add_page(&vc->ctrl_out, page, vc->ctrl_page_pa, CTRL_OUT_OFFSET, VCON_CTRL_TX_SLOTS, CTRL_OUT_STRIDE);
     if (!(vc->sig_page_pa = pmm_alloc_zeroed()))
         return ERR_NOMEM;
     uint8_t *sp = phys_ptr(vc->sig_page_pa, 4096);
     pool_init(&vc->sig_rx, VCON_SIG_RX_SIZE);
     pool_init(&vc->sig_tx, VCON_SIG_TX_SIZE);
-    for (unsigned i = 0; i < VCON_SIG_RX_BUFS; i++)
-        pool_add(&vc->sig_rx, sp + i * VCON_SIG_RX_SIZE, vc->sig_page_pa + i * VCON_SIG_RX_SIZE);
-    for (unsigned i = 0; i < VCON_SIG_TX_BUFS; i++)
-        pool_add(&vc->sig_tx, sp + SIG_TX_OFFSET + i * VCON_SIG_TX_SIZE,
-                 vc->sig_page_pa + SIG_TX_OFFSET + i * VCON_SIG_TX_SIZE);
+    pool_add_page(&vc->sig_rx, sp, vc->sig_page_pa, 0, VCON_SIG_RX_BUFS, VCON_SIG_RX_SIZE);
+    pool_add_page(&vc->sig_tx, sp, vc->sig_page_pa, SIG_TX_OFFSET, VCON_SIG_TX_BUFS, VCON_SIG_TX_SIZE);
     pool_init(&vc->rx, VCON_BUF_SIZE);
     pool_init(&vc->tx, VCON_BUF_SIZE);
     for (unsigned i = 0; i < VCON_RX_BUFS + VCON_TX_BUFS; i++) {

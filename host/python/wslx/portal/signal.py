@@ -1,6 +1,6 @@
 """The host side of the SIGNAL port: Portal and Gemini doorbells as single bytes, each the
 RingId of the ring that has news for the reader (docs/gemini.md, wslx.spec.gemini).
-Under QEMU here the port is the named virtio-serial port org.wslx.gemini.signal; where
+Under QEMU here the port is a named virtio-serial port (spec: VIRTIO_SERIAL_NAMES); where
 vsock exists it is vsock port 50011. Doorbells are hints: a lost byte costs a poll."""
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ Differences from wslx.portal.guest.PortalService (Linux), its base class:
   the service is stepped on every iteration of the agent's polling loop, so it
   polls SUBMIT all the time (interrupts are off; nothing in the kernel sleeps).
 - The guest -> host doorbell is the byte COMPLETE on the signal port, as on Linux
-  (the kernel's virtio-console driver opens org.wslx.gemini.signal beside the AgentX
+  (the kernel's virtio-console driver opens the SIGNAL port by its name beside the AgentX
   port, VIRTIO_CONSOLE_F_MULTIPORT); the host sleeps on it while it waits on
   COMPLETE. The harness target and hv_sock have no signal port: the host polls.
   No doorbell rides on STDIO.
