@@ -7,6 +7,7 @@ encode_frames) reports the same frames, bytes and errors, in the same order, as
 the frame-by-frame Python path."""
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from test_codec_properties import MESSAGE_AND_BODY
 from wslx.agentx import ccodec, codec
 from wslx.agentx.errors import InvalidMessage, ProtocolError
+from wslx.codegen import c_host_capi
 from wslx.spec import agentx as spec
 
 
@@ -29,7 +31,16 @@ def c_codec(repo_root):
     ccodec.load.cache_clear()
     c = ccodec.load()
     assert c is not None, f"{ccodec.library_path()} was built but does not load"
+    assert c.capi is not None, f"{ccodec.library_path(c_host_capi.MODULE)} was built but does not load"
     return c
+
+
+@pytest.fixture(params=["capi", "cffi"])
+def batch_path(request, c_codec, monkeypatch):
+    """Each C batch path in turn: the CPython extension, and the cffi glue it falls back to."""
+    if request.param == "cffi":
+        monkeypatch.setattr(c_codec, "capi", None)
+    return request.param
 
 
 def _outcome(fn, *args, **kw):
@@ -47,7 +58,7 @@ def test_the_codec_uses_the_c_path_when_it_is_built(c_codec):
 
 @settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(MESSAGE_AND_BODY, st.integers(0, 2**32 - 1), st.sampled_from([0, 1]))
-def test_c_and_python_agree_byte_for_byte(c_codec, mb, request_id, flags):
+def test_c_and_python_agree_byte_for_byte(c_codec, batch_path, mb, request_id, flags):
     msg, body = mb
     python = codec.encode_frame_python(msg.type, body, request_id=request_id, flags=flags)
     c = c_codec.encode_frame(int(msg.type), body, request_id, flags)
@@ -65,19 +76,25 @@ JUNK = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.text(m
                  st.just("x" * 70000), st.just(["y" * 5000]), st.just(["z"] * 300), st.just("\udcff"))
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(MESSAGE_AND_BODY, st.data())
-def test_bad_bodies_fail_the_same_way_on_both_paths(c_codec, mb, data):
-    """One field replaced by junk, one dropped or one added: the same bytes or the same typed error."""
-    msg, body = mb
+def spoiled(body: dict, data, hows=("junk", "drop", "add")) -> dict:
+    """A copy of body with one field replaced by junk, one dropped, one added, or ("none") as it was."""
     body = dict(body)
-    how = data.draw(st.sampled_from(["junk", "drop", "add"]))
+    how = data.draw(st.sampled_from(hows))
     if how == "junk" and body:
         body[data.draw(st.sampled_from(sorted(body)))] = data.draw(JUNK)
     elif how == "drop" and body:
         del body[data.draw(st.sampled_from(sorted(body)))]
-    else:
+    elif how != "none":
         body["extra"] = 1
+    return body
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(MESSAGE_AND_BODY, st.data())
+def test_bad_bodies_fail_the_same_way_on_both_paths(c_codec, batch_path, mb, data):
+    """One field replaced by junk, one dropped or one added: the same bytes or the same typed error."""
+    msg, body = mb
+    body = spoiled(body, data)
     python = _outcome(codec.encode_frame_python, msg.type, body, request_id=9)
     assert _outcome(codec.encode_frame, msg.type, body, request_id=9) == python
     if not isinstance(python, bytes):
@@ -87,7 +104,7 @@ def test_bad_bodies_fail_the_same_way_on_both_paths(c_codec, mb, data):
 @settings(max_examples=800, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(MESSAGE_AND_BODY, st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4),
        st.booleans())
-def test_mutated_frames_decode_the_same_or_fail_the_same(c_codec, mb, writes, reseal):
+def test_mutated_frames_decode_the_same_or_fail_the_same(c_codec, batch_path, mb, writes, reseal):
     msg, body = mb
     frame = bytearray(codec.encode_frame_python(msg.type, body, request_id=7))
     for pos, value in writes:
@@ -117,7 +134,7 @@ def test_str_subclasses_encode_the_same_on_both_paths(c_codec):
 
 def test_missing_or_stale_library_means_the_python_path(c_codec, monkeypatch, tmp_path):
     try:
-        monkeypatch.setattr(ccodec, "library_path", lambda: tmp_path / "nothing.so")
+        monkeypatch.setattr(ccodec, "library_path", lambda module=None: tmp_path / "nothing.so")
         ccodec.load.cache_clear()
         assert ccodec.load() is None
         monkeypatch.undo()
@@ -125,6 +142,29 @@ def test_missing_or_stale_library_means_the_python_path(c_codec, monkeypatch, tm
         monkeypatch.setattr(c_host_codec, "spec_digest", lambda: 0)  # the library was built from another spec
         ccodec.load.cache_clear()
         assert ccodec.load() is None
+    finally:
+        monkeypatch.undo()
+        ccodec.load.cache_clear()
+
+
+def test_missing_or_stale_extension_means_the_cffi_path(c_codec, monkeypatch, tmp_path):
+    real = ccodec.library_path
+    try:
+        monkeypatch.setattr(ccodec, "library_path", lambda module=ccodec.c_host_codec.MODULE: (
+            tmp_path / "nothing.so" if module == c_host_capi.MODULE else real(module)))
+        ccodec.load.cache_clear()
+        c = ccodec.load()
+        assert c is not None and c.capi is None
+        monkeypatch.undo()
+        monkeypatch.setattr(c_host_capi, "spec_digest", lambda: 0)  # built from another spec or interface
+        ccodec.load.cache_clear()
+        c = ccodec.load()
+        assert c is not None and c.capi is None
+        monkeypatch.undo()
+        monkeypatch.setenv("WSLX_CODEC", "cffi")  # switched off
+        ccodec.load.cache_clear()
+        c = ccodec.load()
+        assert c is not None and c.capi is None
     finally:
         monkeypatch.undo()
         ccodec.load.cache_clear()
@@ -166,8 +206,8 @@ FRAMES = st.lists(st.tuples(MESSAGE_AND_BODY, st.integers(0, 2**32 - 1), st.samp
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(FRAMES, st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=6), st.booleans(),
        st.binary(max_size=40), st.lists(st.integers(1, 400), max_size=6))
-def test_batch_reader_reports_what_the_frame_by_frame_reader_reports(c_codec, frames, writes, reseal_last, junk,
-                                                                     chunks):
+def test_batch_reader_reports_what_the_frame_by_frame_reader_reports(c_codec, batch_path, frames, writes, reseal_last,
+                                                                     junk, chunks):
     """Good, mutated and garbage bytes, fed in arbitrary chunks: the batch path (C decodes whole
     buffers) gives the same frames and the same typed errors, in the same order, as the pure
     Python frame-by-frame reader, and leaves the same bytes pending; no frame is swallowed."""
@@ -192,14 +232,14 @@ def test_batch_reader_reports_what_the_frame_by_frame_reader_reports(c_codec, fr
         assert [f.body for f in batch[0]] == [b for (_, b), _, _ in frames]  # untouched: every frame, in order
 
 
-def test_batch_reader_decodes_a_burst_in_one_call_and_stops_at_a_bad_frame(c_codec):
+def test_batch_reader_decodes_a_burst_in_one_call_and_stops_at_a_bad_frame(c_codec, batch_path):
     good = [codec.encode_frame(spec.MsgType.EXEC, dict(flags=0, argv=["/bin/true"], env=[], cwd="/"), request_id=i)
             for i in range(1, 2001)]
     bad = bytearray(good[0])
     bad[-1] ^= 1  # payload CRC mismatch
-    frames, values = c_codec.decode_frames(b"".join(good) + bytes(bad) + good[1], codec.Frame)
+    frames, ends = c_codec.decode_frames(b"".join(good) + bytes(bad) + good[1], codec.Frame)
     assert [f.request_id for f in frames] == list(range(1, 2001))
-    assert c_codec.frame_ends(values, len(frames)) == sum(map(len, good))
+    assert list(ends) == list(itertools.accumulate(map(len, good)))
     r = codec.FrameReader()
     r.feed(b"".join(good) + bytes(bad) + good[1])
     got = [r.next() for _ in range(2000)]
@@ -210,25 +250,15 @@ def test_batch_reader_decodes_a_burst_in_one_call_and_stops_at_a_bad_frame(c_cod
     assert r.next().request_id == 2 and r.next() is None and r.pending == 0
 
 
-ITEM_JUNK = st.sampled_from(["junk", "drop", "add", "none"])
+ITEM_JUNK = ("junk", "drop", "add", "none")
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(FRAMES, st.data())
-def test_batch_encoder_gives_the_frame_by_frame_bytes_or_the_first_error(c_codec, frames, data):
+def test_batch_encoder_gives_the_frame_by_frame_bytes_or_the_first_error(c_codec, batch_path, frames, data):
     """encode_frames of many items: exactly the Python path's frames joined, or the typed error
     the first bad item raises on the Python path (bad items: a field junk, dropped or added)."""
-    items = []
-    for (msg, body), rid, fl in frames:
-        body = dict(body)
-        how = data.draw(ITEM_JUNK)
-        if how == "junk" and body:
-            body[data.draw(st.sampled_from(sorted(body)))] = data.draw(JUNK)
-        elif how == "drop" and body:
-            del body[data.draw(st.sampled_from(sorted(body)))]
-        elif how == "add":
-            body["extra"] = 1
-        items.append((msg.type, body, rid, fl))
+    items = [(msg.type, spoiled(body, data, ITEM_JUNK), rid, fl) for (msg, body), rid, fl in frames]
 
     def python():
         return b"".join(codec.encode_frame_python(t, b, request_id=r, flags=f) for t, b, r, f in items)
@@ -245,7 +275,7 @@ def test_batch_encoder_gives_the_frame_by_frame_bytes_or_the_first_error(c_codec
         assert str(e_batch.value) == str(e_python.value)  # ...for the same item
 
 
-def test_batch_encoder_spans_many_calls_and_hands_what_c_declines_to_python(c_codec):
+def test_batch_encoder_spans_many_calls_and_hands_what_c_declines_to_python(c_codec, batch_path):
     small = dict(flags=0, argv=["/bin/true"], env=[], cwd="/")
     big = dict(pid=1, stream=1, flags=0, offset=0, data=bytes(range(256)) * 200)
     items = [(spec.MsgType.EXEC, small, i, 0) for i in range(1, 9000)]

@@ -203,7 +203,7 @@ def test_fuzzed_vmbus_messages_and_rings_under_asan(repo_root, tmp_path):
     exe = tmp_path / "hv_fuzz"
     src = [repo_root / "tests/c/hv_fuzz.c"] + [repo_root / "guest/trackb-kernel" / f for f in
                                                ("hv/hv_parse.c", "hv/vmbus_ring.c", "hv/vmbus_client.c", "hv/stimer.c",
-                                                "kernel/errno.c")]
+                                                "kernel/errno.c", "kernel/pmm_zeroed.c")]
     cc = ["gcc", "-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
           "-fno-sanitize-recover=undefined", f"-I{repo_root}/build/gen", f"-I{repo_root}/guest/trackb-kernel",
           *map(str, src), "-o", str(exe)]

@@ -531,9 +531,9 @@ void agent_run(void)
 
     /* proc.c reaches the host and the event loop only through this */
     static struct proc_host host = {
-        .error = send_error, .ok = send_ok, .exec_started = send_exec_started, .stdio = send_stdio,
-        .exit = send_exit, .stdin_ack = send_stdin_ack, .connected = agent_connected, .bulk_ok = agent_bulk_ok,
-        .events_ok = agent_events_ok, .version = agent_session_version,
+        .send = {.error = send_error, .ok = send_ok, .exec_started = send_exec_started, .stdio = send_stdio,
+                 .exit = send_exit, .events_ok = agent_events_ok, .version = agent_session_version},
+        .stdin_ack = send_stdin_ack, .connected = agent_connected, .bulk_ok = agent_bulk_ok,
         .output_paused = agent_output_paused,
         .flush_blocking = agent_flush_blocking, .ev_add = ev_add, .ev_mod = ev_mod, .ev_del = ev_del,
     };

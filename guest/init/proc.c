@@ -41,9 +41,7 @@ struct proc {
     int used;
     pid_t pid;
     int fd[3];        /* [0] stdin write end, [1] stdout read end, [2] stderr read end; -1 when closed */
-    int eof[3];       /* [1], [2]: the pipe ended (its EOF frame follows the held bytes) */
-    int reaped;
-    int status;
+    int reaped;       /* its status is in tx.how, tx.code */
     int stdin_piped;
     int stdin_eof;    /* host sent EOF (close once the queue drains), or stdin is closed */
     int stdin_out_registered; /* fd[0] is watched for EPOLLOUT (queue not empty) */
@@ -60,10 +58,9 @@ struct proc {
     uint64_t eof_deadline;
     int closing;          /* deadline passed: streams end once tail_left[s] more bytes are relayed */
     size_t tail_left[3];  /* bytes that were in the pipe at the deadline */
-    struct agx_outq out[3];   /* [1], [2] (agentx_out.h); .ended is unused: eof[] says it */
-    int finished;         /* reaped, pipes done, stdin closed: the EXIT follows the held output */
-    int exit_sent;        /* on this connection (version 2: the slot stays until OUTPUT_ACK EXIT) */
-    int exit_ever_sent;
+    /* output and EXIT for the host (agentx_out.h): out[s].ended, the pipe ended (its EOF frame
+     * follows the held bytes); finished, reaped, pipes done, stdin closed */
+    struct agx_proc_out tx;
     uint64_t stdin_accepted;  /* stdin bytes queued: the offset a version-2 stdin frame must have */
 };
 
@@ -161,22 +158,22 @@ static void close_stdin(struct proc *p)
 static void maybe_exit(struct proc *p)
 {
     if (!p->used || !p->reaped) return;
-    if (!p->eof[1] || !p->eof[2]) {
+    if (!p->tx.out[1].ended || !p->tx.out[2].ended) {
         /* background children may hold the pipes: wait at most AGX_EXIT_EOF_GRACE_MS (proc_timers) */
         if (!p->eof_deadline) p->eof_deadline = now_ns(CLOCK_MONOTONIC) + AGX_EXIT_EOF_GRACE_MS * 1000000ull;
         return;
     }
-    if (p->finished) return;
+    if (p->tx.finished) return;
     close_stdin(p);
     ack_flush(p, 1); /* every STDIN_ACK goes out before the EXIT */
-    p->finished = 1; /* proc_pump_output sends the EXIT after the held output and the EOFs */
+    p->tx.finished = 1; /* proc_pump_output sends the EXIT after the held output and the EOFs */
 }
 
 static void proc_free(struct proc *p)
 {
     for (int s = 1; s <= 2; s++) {
-        free(p->out[s].buf);
-        p->out[s].buf = NULL;
+        free(p->tx.out[s].buf);
+        p->tx.out[s].buf = NULL;
     }
     free(p->inq);
     p->inq = NULL;
@@ -188,27 +185,7 @@ void proc_pump_output(void)
     for (int i = 0; i < PROC_MAX; i++) {
         struct proc *p = &procs[i];
         if (!p->used) continue;
-        for (int s = 1; s <= 2; s++) {
-            struct agx_outq *o = &p->out[s];
-            const uint8_t *data;
-            uint64_t off;
-            size_t n;
-            while (H->events_ok() && (n = agx_outq_unsent(o, &data, &off))) {
-                H->stdio((uint32_t)p->pid, (uint8_t)s, 0, off, data, (uint32_t)n);
-                agx_outq_framed(o, n, H->version());
-            }
-            o->ended = p->eof[s];
-            if (agx_outq_eof_due(o) && H->events_ok()) {
-                H->stdio((uint32_t)p->pid, (uint8_t)s, AGX_STDIO_EOF, o->sent, NULL, 0);
-                o->eof_sent = 1;
-            }
-        }
-        if (p->finished && !p->exit_sent && p->out[1].eof_sent && p->out[2].eof_sent && H->events_ok()) {
-            if (WIFSIGNALED(p->status)) H->exit((uint32_t)p->pid, AGX_EXIT_SIGNALED, WTERMSIG(p->status));
-            else H->exit((uint32_t)p->pid, AGX_EXIT_EXITED, WEXITSTATUS(p->status));
-            p->exit_sent = p->exit_ever_sent = 1;
-            if (H->version() < 2) proc_free(p);
-        }
+        if (agx_proc_pump(&p->tx, (uint32_t)p->pid, &H->send) & AGX_PUMP_RELEASE) proc_free(p);
     }
 }
 
@@ -217,27 +194,21 @@ void proc_new_session(void)
     for (int i = 0; i < PROC_MAX; i++) {
         struct proc *p = &procs[i];
         if (!p->used) continue;
-        for (int s = 1; s <= 2; s++) agx_outq_rewind(&p->out[s]);
-        p->exit_sent = 0;
+        agx_proc_rewind(&p->tx);
     }
 }
 
 void proc_output_ack(const struct agx_output_ack *m)
 {
     struct proc *p = find_pid(m->pid);
-    if (!p && !agx_output_ack_check(m, H->error)) {
-        H->error(0, AGX_MSG_OUTPUT_ACK, AGX_ESRCH, "OUTPUT_ACK for process %u, which this agent does not hold",
-                 (unsigned)m->pid);
-        return;
-    }
-    if (p && agx_output_ack_apply(p->out, p->exit_ever_sent, m, H->error) == 1) proc_free(p);
+    if (agx_proc_output_ack(p ? &p->tx : NULL, m, &H->send) == 1) proc_free(p);
 }
 
 /* Watch (or stop watching) an output pipe. While the host is slow the pipes leave the epoll set
  * altogether: a pipe whose writers are gone reports EPOLLHUP whatever events are asked for. */
 static void out_watch(struct proc *p, int s, int on)
 {
-    on = on && p->out[s].len < AGX_OUTPUT_BUFFER;   /* a full ring: the process blocks on its pipe */
+    on = on && p->tx.out[s].len < AGX_OUTPUT_BUFFER;   /* a full ring: the process blocks on its pipe */
     if (p->fd[s] < 0 || on == p->out_registered[s]) return;
     if (on) {
         if (H->ev_add(p->fd[s], EPOLLIN, ev_tag(EV_PROC_OUT, (uint32_t)(p - procs), (uint32_t)s)) < 0) {
@@ -257,7 +228,7 @@ static void stream_eof(struct proc *p, int s)
         close(p->fd[s]);
         p->fd[s] = -1;
     }
-    p->eof[s] = 1;
+    p->tx.out[s].ended = 1;
     maybe_exit(p);
 }
 
@@ -280,9 +251,9 @@ void proc_set_reading(int on)
 static ssize_t out_fill(struct proc *p, int s, size_t want)
 {
     size_t room;
-    uint8_t *tail = agx_outq_tail(&p->out[s], &room);
+    uint8_t *tail = agx_outq_tail(&p->tx.out[s], &room);
     ssize_t n = read(p->fd[s], tail, want < room ? want : room);
-    if (n > 0) agx_outq_commit(&p->out[s], (size_t)n);
+    if (n > 0) agx_outq_commit(&p->tx.out[s], (size_t)n);
     return n;
 }
 
@@ -293,7 +264,7 @@ void proc_on_output(uint32_t idx, uint32_t stream)
     if (!p->used || p->fd[stream] < 0 || H->output_paused()) return;
     /* several reads per wakeup, while the ring has room */
     for (int i = 0; i < 8; i++) {
-        size_t want = AGX_OUTPUT_BUFFER - p->out[stream].len;
+        size_t want = AGX_OUTPUT_BUFFER - p->tx.out[stream].len;
         if (p->closing && !p->tail_left[stream]) {
             stream_eof(p, (int)stream); /* grace over and the tail relayed: end the stream */
             return;
@@ -374,10 +345,10 @@ void proc_on_stdin_writable(uint32_t idx, uint32_t events)
 void proc_stdin(uint8_t version, const struct agx_stdio *m)
 {
     /* STDIO is an event: errors go out with request_id 0 */
-    if (agx_stdin_check(m, H->error)) return;
+    if (agx_stdin_check(m, H->send.error)) return;
     struct proc *p = find_pid(m->pid);
     if (!p) {
-        H->error(0, AGX_MSG_STDIO, AGX_ESRCH, "no process %u", (unsigned)m->pid);
+        H->send.error(0, AGX_MSG_STDIO, AGX_ESRCH, "no process %u", (unsigned)m->pid);
         return;
     }
     /* from here on every data byte is acknowledged exactly once: written, CLOSED or DROPPED */
@@ -385,7 +356,7 @@ void proc_stdin(uint8_t version, const struct agx_stdio *m)
         if (m->data.len) { /* an EOF-only frame for a closed stdin is a no-op */
             p->ack_pending[ACK_CLOSED] += m->data.len;
             ack_flush(p, 0);
-            H->error(0, AGX_MSG_STDIO, ERR_STDIN_CLOSED, "stdin of process %u is %s", (unsigned)m->pid,
+            H->send.error(0, AGX_MSG_STDIO, ERR_STDIN_CLOSED, "stdin of process %u is %s", (unsigned)m->pid,
                        !p->stdin_piped ? "not a pipe (EXEC without STDIN_PIPE)"
                        : p->reaped     ? "closed (the process ended)"
                                        : "closed");
@@ -395,7 +366,7 @@ void proc_stdin(uint8_t version, const struct agx_stdio *m)
     if (version >= 2 && m->offset != p->stdin_accepted) {
         p->ack_pending[ACK_DROPPED] += m->data.len;
         ack_flush(p, 0);
-        H->error(0, AGX_MSG_STDIO, AGX_EINVAL, "stdin of process %u: frame at offset %llu, expected %llu",
+        H->send.error(0, AGX_MSG_STDIO, AGX_EINVAL, "stdin of process %u: frame at offset %llu, expected %llu",
                  (unsigned)m->pid, (unsigned long long)m->offset, (unsigned long long)p->stdin_accepted);
         return;
     }
@@ -406,7 +377,7 @@ void proc_stdin(uint8_t version, const struct agx_stdio *m)
         if (mine + m->data.len > AGX_STDIN_WINDOW || p->inq_len + m->data.len > STDIN_QUEUE_CAP) {
             p->ack_pending[ACK_DROPPED] += m->data.len;
             ack_flush(p, 0);
-            H->error(0, AGX_MSG_STDIO, AGX_EAGAIN,
+            H->send.error(0, AGX_MSG_STDIO, AGX_EAGAIN,
                        "stdin queue of process %u full (%u bytes, window %u); %u bytes dropped", (unsigned)m->pid,
                        (unsigned)mine, AGX_STDIN_WINDOW, (unsigned)m->data.len);
             return;
@@ -415,7 +386,7 @@ void proc_stdin(uint8_t version, const struct agx_stdio *m)
         if (!p->inq) {
             p->ack_pending[ACK_DROPPED] += m->data.len;
             ack_flush(p, 0);
-            H->error(0, AGX_MSG_STDIO, AGX_ENOMEM, "no memory for the stdin queue; %u bytes dropped",
+            H->send.error(0, AGX_MSG_STDIO, AGX_ENOMEM, "no memory for the stdin queue; %u bytes dropped",
                        (unsigned)m->data.len);
             return;
         }
@@ -429,19 +400,19 @@ void proc_stdin(uint8_t version, const struct agx_stdio *m)
 
 void proc_signal(uint32_t rid, const struct agx_signal *m)
 {
-    if (agx_signal_check(rid, m, H->error)) return;
+    if (agx_signal_check(rid, m, H->send.error)) return;
     struct proc *p = find_pid(m->pid);
     if (!p || p->reaped) {
-        H->error(rid, AGX_MSG_SIGNAL, AGX_ESRCH, "no running process %u started by this agent", (unsigned)m->pid);
+        H->send.error(rid, AGX_MSG_SIGNAL, AGX_ESRCH, "no running process %u started by this agent", (unsigned)m->pid);
         return;
     }
     /* the process leads its own group (setsid): signal the whole group */
     if (kill(-p->pid, (int)m->signo) < 0 && kill(p->pid, (int)m->signo) < 0) {
         int e = errno;
-        H->error(rid, AGX_MSG_SIGNAL, e, "kill %u: %s", (unsigned)m->pid, strerror(e));
+        H->send.error(rid, AGX_MSG_SIGNAL, e, "kill %u: %s", (unsigned)m->pid, strerror(e));
         return;
     }
-    H->ok(rid);
+    H->send.ok(rid);
 }
 
 static void mark_reaped(pid_t pid, int status)
@@ -450,7 +421,8 @@ static void mark_reaped(pid_t pid, int status)
     struct proc *p = find_live((uint32_t)pid);
     if (!p) return; /* an orphan PID 1 inherited, or a failed exec: nothing to report */
     p->reaped = 1;
-    p->status = status;
+    p->tx.how = WIFSIGNALED(status) ? AGX_EXIT_SIGNALED : AGX_EXIT_EXITED;
+    p->tx.code = WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status);
     /* nobody reads its stdin any more */
     if (p->fd[0] >= 0) close_stdin(p);
     maybe_exit(p);
@@ -491,7 +463,7 @@ void proc_timers(void)
         if (!p->used || !p->eof_deadline || p->closing || now < p->eof_deadline) continue;
         p->closing = 1;
         for (int s = 1; s <= 2 && p->used; s++) {
-            if (p->eof[s] || p->fd[s] < 0) continue;
+            if (p->tx.out[s].ended || p->fd[s] < 0) continue;
             int avail = 0;
             if (ioctl(p->fd[s], FIONREAD, &avail) < 0 || avail < 0) avail = 0;
             p->tail_left[s] = (size_t)avail;
@@ -546,14 +518,14 @@ static void close_pair(int p[2])
 void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv, size_t ndef)
 {
     if (m->argv_count == 0) {
-        H->error(rid, AGX_MSG_EXEC, AGX_EINVAL, "argv is empty");
+        H->send.error(rid, AGX_MSG_EXEC, AGX_EINVAL, "argv is empty");
         return;
     }
     int slot = -1;
     for (int i = 0; i < PROC_MAX; i++)
         if (!procs[i].used) { slot = i; break; }
     if (slot < 0) {
-        H->error(rid, AGX_MSG_EXEC, AGX_EAGAIN, "too many processes (%d)", PROC_MAX);
+        H->send.error(rid, AGX_MSG_EXEC, AGX_EAGAIN, "too many processes (%d)", PROC_MAX);
         return;
     }
 
@@ -598,7 +570,7 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv
         pipe2(pfail, O_CLOEXEC) < 0 || (!piped && (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)) {
         int e = errno;
         close_pair(pin), close_pair(pout), close_pair(perr), close_pair(pfail);
-        H->error(rid, AGX_MSG_EXEC, e, "pipe: %s", strerror(e));
+        H->send.error(rid, AGX_MSG_EXEC, e, "pipe: %s", strerror(e));
         return;
     }
     fcntl(pout[0], F_SETPIPE_SZ, PIPE_SIZE);
@@ -640,7 +612,7 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv
         if (pin[1] >= 0) close(pin[1]);
         close(pout[0]);
         if (perr[0] >= 0) close(perr[0]);
-        H->error(rid, AGX_MSG_EXEC, fork_err, "fork: %s", strerror(fork_err));
+        H->send.error(rid, AGX_MSG_EXEC, fork_err, "fork: %s", strerror(fork_err));
         return;
     }
 
@@ -656,9 +628,9 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv
         if (pin[1] >= 0) close(pin[1]);
         close(pout[0]);
         if (perr[0] >= 0) close(perr[0]);
-        if (f.stage == 1) H->error(rid, AGX_MSG_EXEC, f.err, "chdir %s: %s", cwd, strerror(f.err));
-        else if (f.stage == 2) H->error(rid, AGX_MSG_EXEC, f.err, "execve %s: %s", argv_c[0], strerror(f.err));
-        else H->error(rid, AGX_MSG_EXEC, f.err, "spawn %s: %s", argv_c[0], strerror(f.err));
+        if (f.stage == 1) H->send.error(rid, AGX_MSG_EXEC, f.err, "chdir %s: %s", cwd, strerror(f.err));
+        else if (f.stage == 2) H->send.error(rid, AGX_MSG_EXEC, f.err, "execve %s: %s", argv_c[0], strerror(f.err));
+        else H->send.error(rid, AGX_MSG_EXEC, f.err, "spawn %s: %s", argv_c[0], strerror(f.err));
         return;
     }
 
@@ -672,13 +644,13 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv
         if (pin[1] >= 0) close(pin[1]);
         close(pout[0]);
         if (perr[0] >= 0) close(perr[0]);
-        H->error(rid, AGX_MSG_EXEC, AGX_ENOMEM, "no memory for the output buffers of %s", argv_c[0]);
+        H->send.error(rid, AGX_MSG_EXEC, AGX_ENOMEM, "no memory for the output buffers of %s", argv_c[0]);
         return;
     }
     struct proc *p = &procs[slot];
     memset(p, 0, sizeof *p);
-    p->out[1].buf = ring1;
-    p->out[2].buf = ring2;
+    p->tx.out[1].buf = ring1;
+    p->tx.out[2].buf = ring2;
     p->used = 1;
     p->pid = pid;
     p->fd[0] = pin[1];
@@ -695,7 +667,7 @@ void proc_exec(uint32_t rid, const struct agx_exec *m, const char *const *defenv
         set_nonblock(p->fd[0]);
         H->ev_add(p->fd[0], 0, ev_tag(EV_PROC_IN, (uint32_t)slot, 0));
     }
-    H->exec_started(rid, (uint32_t)pid);
+    H->send.exec_started(rid, (uint32_t)pid);
     /* merged stderr: the stream has no data of its own; end it right away */
     if (merge) stream_eof(p, 2);
 }
@@ -746,7 +718,7 @@ void proc_drain_finished(void)
         for (int i = 0; i < PROC_MAX; i++) {
             struct proc *p = &procs[i];
             for (int s = 1; s <= 2 && p->used; s++) {
-                while (p->used && p->fd[s] >= 0 && p->out[s].len < AGX_OUTPUT_BUFFER) {
+                while (p->used && p->fd[s] >= 0 && p->tx.out[s].len < AGX_OUTPUT_BUFFER) {
                     ssize_t n = out_fill(p, s, AGX_OUTPUT_BUFFER);
                     if (n > 0) continue;
                     if (n < 0 && errno == EINTR) continue;

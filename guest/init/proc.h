@@ -9,21 +9,14 @@
 #include <stdint.h>
 
 #include "agentx_wire.h"
-#include "../agentx/agentx_rx.h"
+#include "../agentx/agentx_out.h"
 
 struct proc_host {
-    /* frames towards the host; they silently drop while disconnected */
-    agx_error_fn *error;
-    void (*ok)(uint32_t rid);
-    void (*exec_started)(uint32_t rid, uint32_t pid);
-    void (*stdio)(uint32_t pid, uint8_t stream, uint8_t flags, uint64_t offset, const uint8_t *data, uint32_t len);
-    void (*exit)(uint32_t pid, uint8_t how, int32_t code);
+    struct agx_proc_sink send;   /* frames towards the host (agentx_out.h) */
     /* STDIN_ACK: 0 when queued; -1 when disconnected or (unless force) the output is too full */
     int (*stdin_ack)(uint32_t pid, uint32_t bytes, uint32_t flags, int force);
     int (*connected)(void);
     int (*bulk_ok)(void);                 /* room for bulk output (child stdout/stderr) right now? */
-    int (*events_ok)(void);               /* process events (STDIO, EXIT) may be framed now (session open) */
-    uint8_t (*version)(void);             /* the session's protocol version (1: no offsets, no acks) */
     int (*output_paused)(void);           /* quiesced: leave child output in the pipes */
     void (*flush_blocking)(int timeout_ms);
     /* the event loop: watch fds with an ev_tag() (init.h) */

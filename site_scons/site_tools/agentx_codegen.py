@@ -1,6 +1,6 @@
 """SCons tool: AgentX generated files (C headers, Markdown reference).
 
-Builder AgentXGen(target, GENERATOR='header'|'examples'|'markdown'|'cffi'). The
+Builder AgentXGen(target, GENERATOR='header'|'examples'|'markdown'|'cffi'|'capi'). The
 emitter makes every target depend on the spec and the generator's own Python
 sources, so editing either regenerates; SCons' content signatures make an
 unchanged regeneration a no-op."""
@@ -16,9 +16,9 @@ def _emitter(target, source, env):
 
 
 def _action(target, source, env):
-    from wslx.codegen import c_header, c_host_codec, markdown
+    from wslx.codegen import c_header, c_host_capi, c_host_codec, markdown
     gen = {"header": c_header.generate, "examples": c_header.generate_examples, "markdown": markdown.generate,
-           "cffi": c_host_codec.generate_cffi_module}
+           "cffi": c_host_codec.generate_cffi_module, "capi": c_host_capi.generate_source}
     with open(str(target[0]), "w") as f:
         f.write(gen[env["GENERATOR"]]())
     return 0

@@ -260,12 +260,6 @@ uint32_t hv_post_message(uint32_t connection_id, uint32_t message_type, const vo
 
 /* Pages: exact 4 KiB heap blocks, so the ring code's page walks are bounds-checked. */
 uint64_t pmm_alloc_page(void) { return (uint64_t)(uintptr_t)aligned_alloc(PAGE_SIZE, PAGE_SIZE); }
-uint64_t pmm_alloc_zeroed(void)
-{
-    void *p = aligned_alloc(PAGE_SIZE, PAGE_SIZE);
-    memset(p, 0, PAGE_SIZE);
-    return (uint64_t)(uintptr_t)p;
-}
 void pmm_free_page(uint64_t pa) { free((void *)(uintptr_t)pa); }
 void *phys_ptr(uint64_t pa, uint64_t len) { return len ? (void *)(uintptr_t)pa : NULL; }
 

@@ -113,9 +113,9 @@ static void h_ev_del(int fd)
 static int h_output_paused(void) { return 0; }
 
 static const struct proc_host host = {
-    .error = h_error, .ok = h_ok, .exec_started = h_exec_started, .stdio = h_stdio, .exit = h_exit,
-    .stdin_ack = h_stdin_ack, .connected = h_connected, .bulk_ok = h_bulk_ok, .events_ok = h_bulk_ok,
-    .version = h_version, .output_paused = h_output_paused, .flush_blocking = h_flush_blocking,
+    .send = {.error = h_error, .ok = h_ok, .exec_started = h_exec_started, .stdio = h_stdio, .exit = h_exit,
+             .events_ok = h_bulk_ok, .version = h_version},
+    .stdin_ack = h_stdin_ack, .connected = h_connected, .bulk_ok = h_bulk_ok, .output_paused = h_output_paused, .flush_blocking = h_flush_blocking,
     .ev_add = h_ev_add, .ev_mod = h_ev_mod, .ev_del = h_ev_del, .pid1 = 0, .test_mode = 1,
 };
 

@@ -387,13 +387,6 @@ uint64_t pmm_alloc_page(void)
     model_pages_out++;
     return (uint64_t)(uintptr_t)p;
 }
-uint64_t pmm_alloc_zeroed(void)
-{
-    uint64_t pa = pmm_alloc_page();
-    if (pa)
-        memset((void *)(uintptr_t)pa, 0, PAGE_SIZE);
-    return pa;
-}
 void pmm_free_page(uint64_t pa)
 {
     uint8_t *p = (uint8_t *)(uintptr_t)pa;

@@ -16,8 +16,10 @@ TESTS_C = ROOT / "tests" / "c"
 SANITIZED = ["gcc", "-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Werror",
              "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
 # What every device model runs on: PCI enumeration, the virtio-pci transport, virtqueues,
-# the page tables (kernel/vm.c), and the parsers they use.
-TRANSPORT = ["drivers/pci.c", "drivers/virtio_pci.c", "drivers/virtqueue.c", "kernel/string.c", "kernel/vm.c"]
+# the page tables (kernel/vm.c), zeroed pages on the model's allocator (kernel/pmm_zeroed.c), and
+# the parsers they use.
+TRANSPORT = ["drivers/pci.c", "drivers/virtio_pci.c", "drivers/virtqueue.c", "kernel/string.c", "kernel/vm.c",
+             "kernel/pmm_zeroed.c"]
 
 
 def write_headers(d: Path, *spec_modules: str, agentx: bool = False) -> None:

@@ -258,8 +258,9 @@ static void shutdown_now(uint32_t rid, const struct agx_shutdown *m)
 
 /* proc.c reaches the host and the CONFIG state only through this */
 static const struct proc_host proc_host = {
-    .error = send_error, .ok = send_ok, .exec_started = send_exec_started, .stdio = send_stdio, .exit = send_exit,
-    .events_ok = events_ok, .version = version, .hostname = config_hostname, .default_env = config_default_env,
+    .send = {.error = send_error, .ok = send_ok, .exec_started = send_exec_started, .stdio = send_stdio,
+             .exit = send_exit, .events_ok = events_ok, .version = version},
+    .hostname = config_hostname, .default_env = config_default_env,
 };
 
 /* Scratch for decoded views (they point into rx; large arrays, so not on the stack). */

@@ -37,13 +37,10 @@ struct bg_job {
 struct proc {
     int used;
     uint32_t pid;
-    int reaped;            /* the program ended (status below); background jobs may still write */
-    uint8_t how;
-    int32_t code;
+    int reaped;            /* the program ended (tx.how, tx.code); background jobs may still write */
     int merge;             /* EXEC STDERR_TO_STDOUT */
-    struct agx_outq out[3];    /* [1], [2] (agentx_out.h); their buffers are rings[slot] */
-    int finished;          /* ended: only held output, EOFs and the EXIT remain */
-    int exit_sent, exit_ever_sent;
+    /* output and EXIT for the host (agentx_out.h); the buffers of tx.out[] are rings[slot] */
+    struct agx_proc_out tx;
     uint64_t eof_deadline;
     struct prog prog;
     struct bg_job bg[BG_MAX];
@@ -85,7 +82,7 @@ static char *arena_str(struct proc *p, const char *s, size_t n)
 static void proc_out(struct proc *p, int s, const void *data, size_t len)
 {
     if (p->merge && s == AGX_STREAM_STDERR) s = AGX_STREAM_STDOUT;
-    struct agx_outq *o = &p->out[s];
+    struct agx_outq *o = &p->tx.out[s];
     if (o->ended || !len) return;
     step_progress = 1;
     if (len > agx_outq_room(o)) {
@@ -98,7 +95,7 @@ static void proc_out(struct proc *p, int s, const void *data, size_t len)
 
 static int room_for_a_step(const struct proc *p)
 {
-    return agx_outq_room(&p->out[1]) >= STEP_OUTPUT_MAX && agx_outq_room(&p->out[2]) >= STEP_OUTPUT_MAX;
+    return agx_outq_room(&p->tx.out[1]) >= STEP_OUTPUT_MAX && agx_outq_room(&p->tx.out[2]) >= STEP_OUTPUT_MAX;
 }
 
 void proc_pump_output(void)
@@ -106,28 +103,9 @@ void proc_pump_output(void)
     for (int i = 0; i < PROC_MAX; i++) {
         struct proc *p = &procs[i];
         if (!p->used) continue;
-        for (int s = 1; s <= 2; s++) {
-            struct agx_outq *o = &p->out[s];
-            const uint8_t *data;
-            uint64_t off;
-            size_t n;
-            while (H->events_ok() && (n = agx_outq_unsent(o, &data, &off))) {
-                H->stdio(p->pid, (uint8_t)s, 0, off, data, (uint32_t)n);
-                agx_outq_framed(o, n, H->version());
-                step_progress = 1;
-            }
-            if (agx_outq_eof_due(o) && H->events_ok()) {
-                H->stdio(p->pid, (uint8_t)s, AGX_STDIO_EOF, o->sent, NULL, 0);
-                o->eof_sent = 1;
-                step_progress = 1;
-            }
-        }
-        if (p->finished && !p->exit_sent && p->out[1].eof_sent && p->out[2].eof_sent && H->events_ok()) {
-            H->exit(p->pid, p->how, p->code);
-            p->exit_sent = p->exit_ever_sent = 1;
-            step_progress = 1;
-            if (H->version() < 2) p->used = 0;
-        }
+        int r = agx_proc_pump(&p->tx, p->pid, &H->send);
+        if (r) step_progress = 1;
+        if (r & AGX_PUMP_RELEASE) p->used = 0;
     }
 }
 
@@ -136,8 +114,7 @@ void proc_new_session(void)
     for (int i = 0; i < PROC_MAX; i++) {
         struct proc *p = &procs[i];
         if (!p->used) continue;
-        for (int s = 1; s <= 2; s++) agx_outq_rewind(&p->out[s]);
-        p->exit_sent = 0;
+        agx_proc_rewind(&p->tx);
     }
 }
 
@@ -177,8 +154,8 @@ static const char *io_hostname(void *ctx)
 static void finish(struct proc *p)
 {
     for (int i = 0; i < BG_MAX; i++) p->bg[i].used = 0;
-    for (int s = 1; s <= 2; s++) p->out[s].ended = 1;
-    p->finished = 1;   /* proc_pump_output sends the EOFs and the EXIT after the held output */
+    for (int s = 1; s <= 2; s++) p->tx.out[s].ended = 1;
+    p->tx.finished = 1;   /* proc_pump_output sends the EOFs and the EXIT after the held output */
     step_progress = 1;
 }
 
@@ -188,8 +165,8 @@ static void proc_step(struct proc *p)
         int r = p->prog.b->step(&p->prog);
         if (r != RUN) {
             p->reaped = 1;
-            p->how = AGX_EXIT_EXITED;
-            p->code = r & 0xFF;
+            p->tx.how = AGX_EXIT_EXITED;
+            p->tx.code = r & 0xFF;
             p->eof_deadline = env_now_ns() + AGX_EXIT_EOF_GRACE_MS * 1000000ull;
             step_progress = 1;
         }
@@ -212,7 +189,7 @@ int proc_step_all(void)
 {
     step_progress = 0;
     for (int i = 0; i < PROC_MAX; i++)
-        if (procs[i].used && !procs[i].finished && room_for_a_step(&procs[i])) proc_step(&procs[i]);
+        if (procs[i].used && !procs[i].tx.finished && room_for_a_step(&procs[i])) proc_step(&procs[i]);
     proc_pump_output();
     return step_progress;
 }
@@ -235,12 +212,7 @@ static struct proc *find_pid(uint32_t pid)
 void proc_output_ack(const struct agx_output_ack *m)
 {
     struct proc *p = find_pid(m->pid);
-    if (!p && !agx_output_ack_check(m, H->error)) {
-        H->error(0, AGX_MSG_OUTPUT_ACK, AGX_ESRCH, "OUTPUT_ACK for process %u, which this agent does not hold",
-                 (unsigned)m->pid);
-        return;
-    }
-    if (p && agx_output_ack_apply(p->out, p->exit_ever_sent, m, H->error) == 1) p->used = 0;
+    if (agx_proc_output_ack(p ? &p->tx : NULL, m, &H->send) == 1) p->used = 0;
 }
 
 static void terminate(struct proc *p, int signo)
@@ -248,10 +220,10 @@ static void terminate(struct proc *p, int signo)
     if (!p->reaped) {
         if (p->prog.b->kill) p->prog.b->kill(&p->prog, signo);
         p->reaped = 1;
-        p->how = AGX_EXIT_SIGNALED;
-        p->code = signo;
+        p->tx.how = AGX_EXIT_SIGNALED;
+        p->tx.code = signo;
     }
-    if (!p->finished) finish(p);
+    if (!p->tx.finished) finish(p);
 }
 
 void proc_kill_all(int signo)
@@ -275,26 +247,26 @@ static int signal_terminates(uint32_t s)
 
 void proc_signal(uint32_t rid, const struct agx_signal *m)
 {
-    if (agx_signal_check(rid, m, H->error)) return;
+    if (agx_signal_check(rid, m, H->send.error)) return;
     struct proc *p = find_pid(m->pid);
     if (!p || p->reaped) {
-        H->error(rid, AGX_MSG_SIGNAL, AGX_ESRCH, "no running process %u started by this agent", (unsigned)m->pid);
+        H->send.error(rid, AGX_MSG_SIGNAL, AGX_ESRCH, "no running process %u started by this agent", (unsigned)m->pid);
         return;
     }
     if (signal_terminates(m->signo)) terminate(p, (int)m->signo);
-    H->ok(rid);
+    H->send.ok(rid);
 }
 
 void proc_stdin(const struct agx_stdio *m)
 {
-    if (agx_stdin_check(m, H->error)) return;
+    if (agx_stdin_check(m, H->send.error)) return;
     if (!find_pid(m->pid)) {
-        H->error(0, AGX_MSG_STDIO, AGX_ESRCH, "no process %u", (unsigned)m->pid);
+        H->send.error(0, AGX_MSG_STDIO, AGX_ESRCH, "no process %u", (unsigned)m->pid);
         return;
     }
     /* the agent does not offer STDIN: a stdin is never a pipe; an EOF-only frame is a no-op */
     if (m->data.len)
-        H->error(0, AGX_MSG_STDIO, AGX_EPIPE, "stdin of process %u is not a pipe (built-ins read no stdin)",
+        H->send.error(0, AGX_MSG_STDIO, AGX_EPIPE, "stdin of process %u is not a pipe (built-ins read no stdin)",
                  (unsigned)m->pid);
 }
 
@@ -303,31 +275,31 @@ void proc_exec(uint32_t rid, const struct agx_exec *m)
     static char argv0[AGX_EXEC_ARGV_MAX_LEN + 1];
 
     if (m->argv_count == 0) {
-        H->error(rid, AGX_MSG_EXEC, AGX_EINVAL, "argv is empty");
+        H->send.error(rid, AGX_MSG_EXEC, AGX_EINVAL, "argv is empty");
         return;
     }
     ag_memcpy(argv0, m->argv[0].ptr, m->argv[0].len);
     argv0[m->argv[0].len] = 0;
     const struct builtin *b = builtin_find(argv0);
     if (!b) {
-        H->error(rid, AGX_MSG_EXEC, AGX_ENOENT, "execve %s: No such file or directory (not a Track B built-in)", argv0);
+        H->send.error(rid, AGX_MSG_EXEC, AGX_ENOENT, "execve %s: No such file or directory (not a Track B built-in)", argv0);
         return;
     }
     /* no filesystem: any absolute path is a working directory (the program reports it as given) */
     if (m->cwd.len && (m->cwd.ptr[0] != '/' || m->cwd.len >= CWD_MAX)) {
-        H->error(rid, AGX_MSG_EXEC, AGX_ENOENT, "chdir %.*s: No such file or directory", (int)m->cwd.len, m->cwd.ptr);
+        H->send.error(rid, AGX_MSG_EXEC, AGX_ENOENT, "chdir %.*s: No such file or directory", (int)m->cwd.len, m->cwd.ptr);
         return;
     }
     struct proc *p = NULL;
     for (int i = 0; i < PROC_MAX && !p; i++)
         if (!procs[i].used) p = &procs[i];
     if (!p) {
-        H->error(rid, AGX_MSG_EXEC, AGX_EAGAIN, "too many processes (%d)", PROC_MAX);
+        H->send.error(rid, AGX_MSG_EXEC, AGX_EAGAIN, "too many processes (%d)", PROC_MAX);
         return;
     }
     ag_memset(p, 0, offsetof(struct proc, arena));
-    p->out[1].buf = rings[p - procs][0];
-    p->out[2].buf = rings[p - procs][1];
+    p->tx.out[1].buf = rings[p - procs][0];
+    p->tx.out[2].buf = rings[p - procs][1];
     if (m->cwd.len) ag_memcpy(p->cwd, m->cwd.ptr, m->cwd.len);
     else p->cwd[0] = '/';
 
@@ -352,11 +324,11 @@ void proc_exec(uint32_t rid, const struct agx_exec *m)
     p->pid = next_pid++;
     if (next_pid > 0x7FFFFFF0u) next_pid = 100;
     p->merge = (m->flags & AGX_EXEC_STDERR_TO_STDOUT) != 0;
-    H->exec_started(rid, p->pid);
+    H->send.exec_started(rid, p->pid);
     /* merged stderr: the stream has no data of its own; its EOF goes out first */
-    if (p->merge) p->out[2].ended = 1;
+    if (p->merge) p->tx.out[2].ended = 1;
     proc_pump_output();
     return;
 too_big:
-    H->error(rid, AGX_MSG_EXEC, AGX_E2BIG, "argv and env do not fit the %u-byte process arena", ARENA_SIZE);
+    H->send.error(rid, AGX_MSG_EXEC, AGX_E2BIG, "argv and env do not fit the %u-byte process arena", ARENA_SIZE);
 }

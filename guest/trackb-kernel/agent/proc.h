@@ -9,16 +9,10 @@
 #include <stdint.h>
 
 #include "agentx_wire.h"
-#include "../../agentx/agentx_rx.h"
+#include "../../agentx/agentx_out.h"
 
 struct proc_host {
-    agx_error_fn *error;
-    void (*ok)(uint32_t rid);
-    void (*exec_started)(uint32_t rid, uint32_t pid);
-    void (*stdio)(uint32_t pid, uint8_t stream, uint8_t flags, uint64_t offset, const uint8_t *data, uint32_t len);
-    void (*exit)(uint32_t pid, uint8_t how, int32_t code);
-    int (*events_ok)(void);      /* process events may be framed now (session open, room in tx) */
-    uint8_t (*version)(void);    /* the session's version (1: output counts as delivered once framed) */
+    struct agx_proc_sink send;   /* frames towards the host (agentx_out.h) */
     const char *(*hostname)(void);                 /* CONFIG hostname */
     size_t (*default_env)(const char *const **out); /* CONFIG env */
 };

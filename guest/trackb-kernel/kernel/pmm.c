@@ -74,17 +74,6 @@ uint64_t pmm_alloc_page(void)
     return 0;
 }
 
-uint64_t pmm_alloc_zeroed(void)
-{
-    uint64_t pa = pmm_alloc_page();
-    if (pa) {
-        uint64_t *p = (uint64_t *)(uintptr_t)pa;
-        for (unsigned i = 0; i < PAGE_SIZE / 8; i++)
-            p[i] = 0;
-    }
-    return pa;
-}
-
 void pmm_free_page(uint64_t pa)
 {
     if (!pa || (pa & (PAGE_SIZE - 1)))

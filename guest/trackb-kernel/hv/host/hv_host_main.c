@@ -150,13 +150,6 @@ uint64_t pmm_alloc_page(void)
     mem_next += PAGE_SIZE;
     return pa;
 }
-uint64_t pmm_alloc_zeroed(void)
-{
-    uint64_t pa = pmm_alloc_page();
-    if (pa)
-        memset((void *)(uintptr_t)pa, 0, PAGE_SIZE);
-    return pa;
-}
 void pmm_free_page(uint64_t pa)
 {
     if (pa < mem_base || pa >= mem_base + mem_size || pa % PAGE_SIZE || n_free == 4096)

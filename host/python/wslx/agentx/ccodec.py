@@ -8,6 +8,12 @@ or was built from another spec (wslx.agentx.codec then stays on its Python
 path). Every CCodec method returns None instead of raising: whatever C does not
 accept (a bad value, a malformed frame) is left to the Python codec, the
 reference, which raises the precise typed error.
+
+Where the CPython extension build/agentx/_agentx_capi.* (wslx.codegen.c_host_capi,
+the same generated C building the Python objects itself) is built from the same
+spec, CCodec.capi is it and the batch path and frame-at-a-time calls go through
+it first; anything it declines goes on to the cffi glue, then to Python. Without
+it (missing, stale, WSLX_CODEC=cffi) CCodec.capi is None and cffi does it all.
 """
 from __future__ import annotations
 
@@ -16,19 +22,34 @@ import importlib.machinery
 import importlib.util
 import os
 import struct
+import sys
 import sysconfig
 import threading
 
-from ..codegen import c_host_codec
+from ..codegen import c_host_capi, c_host_codec
 from ..codegen.c_host_codec import host_fields, int_limits
 
 _FRAME_VALUES = c_host_codec.FRAME_VALUES
 _CATCH = (KeyError, TypeError, ValueError, UnicodeError, OverflowError, AttributeError, struct.error)
 
 
-def library_path():
+def library_path(module: str = c_host_codec.MODULE):
     from .. import repo_root
-    return repo_root() / "build" / "agentx" / (c_host_codec.MODULE + sysconfig.get_config_var("EXT_SUFFIX"))
+    return repo_root() / "build" / "agentx" / (module + sysconfig.get_config_var("EXT_SUFFIX"))
+
+
+def _load_extension(module: str):
+    """The built extension module, or None (missing or not loadable)."""
+    path = library_path(module)
+    if not path.exists():
+        return None
+    try:
+        loader = importlib.machinery.ExtensionFileLoader(module, str(path))
+        mod = importlib.util.module_from_spec(importlib.util.spec_from_file_location(module, str(path), loader=loader))
+        loader.exec_module(mod)
+    except (ImportError, OSError):
+        return None
+    return mod
 
 
 def _encoder_source(msg, batch: bool = False) -> tuple[list[str], str]:
@@ -132,9 +153,10 @@ class _Buffers(threading.local):
 class CCodec:
     """Frames through the C codec. Each method returns None where C declines (then use Python)."""
 
-    def __init__(self, module):
+    def __init__(self, module, capi=None):
         from ..spec import agentx as spec
         self.ffi, self.lib = module.ffi, module.lib
+        self.capi = capi  # the CPython extension, tried first where built
         self._cap = spec.HEADER_SIZE + spec.MAX_PAYLOAD  # AGX_MAX_FRAME
         nvals = c_host_codec.max_values()
         self._tls = _Buffers(self.ffi, self._cap, nvals)
@@ -156,6 +178,10 @@ class CCodec:
         self.decoders = {int(m.type): _compile(_decoder_source(m), "decode") for m in spec.MESSAGES}
 
     def encode_frame(self, msg_type: int, body: dict, request_id: int, flags: int) -> bytes | None:
+        if self.capi is not None:
+            out, n = self.capi.encode_frames([(msg_type, body, request_id, flags)], 0, 1, 1)
+            if n:
+                return out
         prepare = self.preparers.get(msg_type)
         if prepare is None:
             return None
@@ -174,6 +200,8 @@ class CCodec:
         """The batch path: (the frames of items[start:], one after another, how many) for
         (msg_type, body, request_id, flags) items, up to the first one C declines (the caller
         encodes that one frame by frame: it raises the precise error) or as many as fit."""
+        if self.capi is not None:
+            return self.capi.encode_frames(items, start, self.BATCH_FRAMES, self.BATCH_WINDOW)
         b = self._tls
         vals, cap, preparers = b.batch, len(b.batch), self._batch_preparers
         texts, blobs, at, count = [], [], 0, 0
@@ -214,32 +242,36 @@ class CCodec:
     BATCH_FRAMES = 4096  # frames per encode_frames call
 
     def decode_frames(self, buf, make) -> tuple[list, list]:
-        """The batch path: (frames, values) for the whole frames at the start of buf, made by
-        make(type, request_id, flags, body), up to the first frame C does not decode (bad or
-        partial: the caller's frame-by-frame path decides what it is; nothing is skipped).
-        frame_ends(values, k) says where the first k of them end in buf."""
+        """The batch path: (frames, ends) for the whole frames at the start of buf, made by
+        make(type, request_id, flags, body, version) (codec.Frame), up to the first frame C does
+        not decode (bad, partial, older version: the caller's frame-by-frame path decides what
+        it is; nothing is skipped). ends[i]: where frame i ends in buf."""
+        if self.capi is not None:
+            frames, ends = self.capi.decode_frames(buf, make, self.BATCH_WINDOW, 1 << 30)
+            return frames, memoryview(ends).cast("I")
         data = bytes(buf[:self.BATCH_WINDOW])
         b = self._tls
         n = self._decode_frames(data, len(data), b.batch_ptr, b.batch_cap, b.used)
         if n <= 0:
             return [], []
-        decoders, frames, i = self.decoders, [], 0
+        decoders, frames, ends, i, end = self.decoders, [], [], 0, 0
         v = b.batch_view[:b.used[1]].tolist()
         app = frames.append
         for _ in range(n):
             t = v[i + 1]
             app(make(t, v[i + 2], v[i + 3], decoders[t](data, v, i + 5)))  # 5: the count, then FRAME_VALUES
+            end += v[i + 4]
+            ends.append(end)
             i += v[i]
-        return frames, v
+        return frames, ends
 
-    @staticmethod
-    def frame_ends(values: list, k: int) -> int:
-        """Bytes of the first k frames of a decode_frames batch (values: what it returned)."""
-        i = end = 0
-        for _ in range(k):
-            end += values[i + 4]
-            i += values[i]
-        return end
+    def decode_frame_object(self, buf, make):
+        """(make(...) of the frame at the start of buf, bytes used), or None: through the CPython
+        extension (None without it)."""
+        if self.capi is None:
+            return None
+        frames, ends = self.capi.decode_frames(buf, make, self._cap, 1)
+        return (frames[0], int.from_bytes(ends, sys.byteorder)) if frames else None
 
     def decode_body(self, msg_type: int, payload) -> dict | None:
         decode = self.decoders.get(msg_type)
@@ -254,19 +286,15 @@ class CCodec:
 
 @functools.lru_cache(maxsize=None)
 def load() -> CCodec | None:
-    """The C codec, or None (missing, unloadable or stale library; WSLX_CODEC=python forces None)."""
-    if os.environ.get("WSLX_CODEC") == "python":
+    """The C codec, or None (missing, unloadable or stale library; WSLX_CODEC=python forces None,
+    WSLX_CODEC=cffi leaves the CPython extension out)."""
+    choice = os.environ.get("WSLX_CODEC")
+    if choice == "python":
         return None
-    path = library_path()
-    if not path.exists():
-        return None
-    try:
-        loader = importlib.machinery.ExtensionFileLoader(c_host_codec.MODULE, str(path))
-        module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(
-            c_host_codec.MODULE, str(path), loader=loader))
-        loader.exec_module(module)
-    except (ImportError, OSError):
-        return None
-    if module.lib.agx_host_spec_digest() != c_host_codec.spec_digest():
-        return None  # built from another spec: rebuild with scons
-    return CCodec(module)
+    module = _load_extension(c_host_codec.MODULE)
+    if module is None or module.lib.agx_host_spec_digest() != c_host_codec.spec_digest():
+        return None  # missing, or built from another spec: rebuild with scons
+    capi = None if choice == "cffi" else _load_extension(c_host_capi.MODULE)
+    if capi is not None and capi.spec_digest() != c_host_capi.spec_digest():
+        capi = None
+    return CCodec(module, capi)

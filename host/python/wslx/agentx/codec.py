@@ -8,10 +8,12 @@ Three implementations of one spec (wslx.spec.agentx):
     the same spec into struct.Struct calls, because construct alone manages only
     ~10k frames/s;
   * the C path (wslx.agentx.ccodec): the generated C encoders/decoders the
-    guests run, through cffi. encode_frame, decode_frame and decode_body use it
-    when its library is built (BACKEND says which), and fall back to the Python
-    path for whatever C declines, so errors are always the Python path's typed
-    errors. Tests prove all three give identical bytes and values.
+    guests run, through a CPython extension that builds the Frame objects,
+    dicts, lists and strings itself (wslx.codegen.c_host_capi), else through
+    cffi. encode_frame, decode_frame and decode_body use it when its library is
+    built (BACKEND says which), and fall back to the Python path for whatever C
+    declines, so errors are always the Python path's typed errors. Tests prove
+    all of them give identical bytes and values.
     Its batch path is what a host reading and writing bursts uses: FrameReader
     has one C call decode every whole good frame at the front of its buffer,
     and encode_frames writes many frames with one C call; both hand whatever C
@@ -23,6 +25,7 @@ Bodies are plain dicts keyed by field name (reserved fields omitted).
 from __future__ import annotations
 
 import dataclasses
+import operator
 import struct
 import zlib
 
@@ -355,6 +358,9 @@ def decode_frame_python(buf) -> tuple[Frame, int]:
 
 _C = _ccodec.load()
 BACKEND = "c" if _C is not None else "python"
+if (tuple(f.name for f in dataclasses.fields(Frame)) != _ccodec.c_host_capi.FRAME_FIELDS
+        or hasattr(Frame, "__post_init__")):
+    raise TypeError("Frame changed: the C path sets c_host_capi.FRAME_FIELDS by name, without __init__")
 
 
 def encode_frame(msg_type: int, body: dict | None = None, *, request_id: int = 0, flags: int = 0,
@@ -390,6 +396,8 @@ def encode_frames(items) -> bytes:
 def decode_frame(buf) -> tuple[Frame, int]:
     """Decode one whole frame at the start of buf: (frame, bytes consumed); a typed ProtocolError if bad."""
     if _C is not None and len(buf) > _VERSION_AT and buf[_VERSION_AT] == spec.VERSION_MAX:
+        if _C.capi is not None:  # it declines exactly what the cffi decoder declines
+            return _C.decode_frame_object(buf, Frame) or decode_frame_python(buf)
         r = _C.decode_frame(buf)
         if r is not None:
             return Frame(r[0], r[1], r[2], r[3]), r[4]
@@ -426,9 +434,11 @@ class FrameReader:
         # The batch path (C, where built): one call decodes every whole good frame at the front of
         # the buffer; next() hands them out in order. Whatever it stops at goes the careful way below.
         self._batch = _C.decode_frames if batch and _C is not None else None
-        self._ready: list[Frame] = []   # decoded by the batch path, not handed out yet
-        self._ready_values: list = []   # the batch's values: its frames' lengths (for pending)
-        self._ready_next = 0
+        # The batch's frames not handed out yet, as an iterator: next() takes one with a bare for
+        # loop, the cheapest step Python has. _ready_ends: where each of them ended in the buffer.
+        self._ready = iter(())
+        self._ready_count = 0
+        self._ready_ends: list = []
 
     def feed(self, data) -> None:
         self._buf += data
@@ -436,29 +446,27 @@ class FrameReader:
     @property
     def pending(self) -> int:
         """Bytes fed and not yet handed out as frames or reported as errors."""
-        queued = 0
-        if self._ready_next < len(self._ready):
-            ends = _C.frame_ends
-            queued = ends(self._ready_values, len(self._ready)) - ends(self._ready_values, self._ready_next)
+        queued, left, ends = 0, operator.length_hint(self._ready), self._ready_ends
+        if left:
+            i = self._ready_count - left
+            queued = ends[-1] - (ends[i - 1] if i else 0)
         return len(self._buf) + queued
 
     def next(self) -> Frame | None:
-        i = self._ready_next
-        if i < len(self._ready):
-            self._ready_next = i + 1
-            return self._ready[i]
+        for frame in self._ready:
+            return frame
         buf = self._buf
         while True:
             # The first frame not all here (by its unchecked length) leaves C nothing to do: a big frame
             # arriving in pieces is not copied for C once per piece.
             if (self._batch is not None and self._reject is None and len(buf) >= spec.HEADER_SIZE
                     and len(buf) >= spec.HEADER_SIZE + _PAYLOAD_LEN.unpack_from(buf, _PAYLOAD_LEN_AT)[0]):
-                frames, values = self._batch(buf, Frame)
+                frames, ends = self._batch(buf, Frame)
                 if frames:
-                    del buf[:_C.frame_ends(values, len(frames))]
+                    del buf[:ends[-1]]
                     self._in_garbage = False
-                    self._ready, self._ready_values, self._ready_next = frames, values, 1
-                    return frames[0]
+                    self._ready, self._ready_count, self._ready_ends = iter(frames), len(frames), ends
+                    return next(self._ready)
             if self._reject is not None:
                 length, crc = self._reject
                 if len(buf) < length:

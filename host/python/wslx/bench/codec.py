@@ -8,15 +8,22 @@ small_frames_per_s_c       the batch path, as a host does it: BATCH small EXEC f
                            (argv ["/bin/true"], request ids 1..BATCH) encoded into one buffer
                            by codec.encode_frames (one C call), that buffer fed to a
                            FrameReader and every frame taken with next() (one C call decodes
-                           the whole buffer; wslx.agentx.ccodec), (target: >= 1,000,000/s);
-                           absent when the C library is not built
+                           the whole buffer into Frame objects; wslx.agentx.ccodec: the CPython
+                           extension where built, else the cffi glue), every Frame, body dict,
+                           list and str built, garbage collection included
+                           (target: >= 1,000,000/s); absent when the C library is not built
 small_frames_per_s_c_per_frame  the same frames one at a time through C: encode_frame then
-                           decode_frame, one cffi call each
+                           decode_frame, one C call each
 small_frames_per_s_python  the same one at a time through the Python path
                            (encode_frame_python / decode_frame_python; target: >= 150,000/s)
 small_frames_per_cpu_s_*   each of the above per second of this process's CPU time: what the
                            codec costs, without the time other helpers' QEMUs take the cores
+                           (the three small-frame paths take turns in short slices, wall and
+                           CPU time read around the same calls, so they see the same load)
 c_vs_python_x              small_frames_per_s_c / small_frames_per_s_python, same run
+c_vs_python_cpu_x          the same per CPU second
+c_batch_capi               1 when the C figures went through the CPython extension, 0 through
+                           the cffi glue (WSLX_CODEC=cffi); absent without C
 batch_frames               BATCH, the frames per buffer of the batch figures
 small_frames_per_s         one at a time through whichever path the codec chose (codec.BACKEND)
 stdio4k_frames_per_s       a STDIO frame with 4 KiB of data, one at a time, chosen path
@@ -50,6 +57,31 @@ def _rate(fn, seconds: float, clock=time.perf_counter, frames_per_call: int = 1)
             return n / dt
 
 
+SLICES = 20  # turns each small-frame path takes in _interleaved
+
+
+def _interleaved(paths, seconds: float) -> dict:
+    """{name: (frames per wall second, frames per CPU second)} of paths [(name, fn, frames per call)]
+    taking turns in SLICES short slices of 2 * seconds / SLICES each, both clocks read around the same
+    calls: on a shared machine the load changes within a second, and measured one after the other
+    the paths (and their ratio) would each see a different load."""
+    totals = {name: [0, 0.0, 0.0] for name, _, _ in paths}
+    for _ in range(SLICES):
+        for name, fn, per_call in paths:
+            calls, t = max(1, 200 // per_call), totals[name]
+            w0, c0 = time.perf_counter(), time.process_time()
+            while True:
+                for _ in range(calls):
+                    fn()
+                t[0] += calls * per_call
+                w = time.perf_counter() - w0
+                if w >= 2 * seconds / SLICES:
+                    break
+            t[1] += w
+            t[2] += time.process_time() - c0
+    return {name: (n / wall, n / cpu) for name, (n, wall, cpu) in totals.items()}
+
+
 def run_once(args, log) -> dict:
     stdio = dict(pid=42, stream=Stream.STDOUT, flags=0, offset=1 << 20, data=os.urandom(4096))
     burst = [(MsgType.EXEC, SMALL, rid, 0) for rid in range(1, BATCH + 1)]
@@ -77,13 +109,14 @@ def run_once(args, log) -> dict:
         codec.parse_header(f)
         codec.parse_body_reference(MsgType.EXEC, f[24:])
 
-    out = {}
+    out = {"c_batch_capi": int(codec._C.capi is not None)} if codec.BACKEND == "c" else {}
     paths = [("c", small_batch, BATCH), ("c_per_frame", small, 1)] if codec.BACKEND == "c" else []
-    for name, fn, per_call in paths + [("python", small_python, 1)]:
-        out[f"small_frames_per_s_{name}"] = _rate(fn, args.seconds, frames_per_call=per_call)
-        out[f"small_frames_per_cpu_s_{name}"] = _rate(fn, args.seconds, time.process_time, per_call)
+    for name, (wall, cpu) in _interleaved(paths + [("python", small_python, 1)], args.seconds).items():
+        out[f"small_frames_per_s_{name}"] = wall
+        out[f"small_frames_per_cpu_s_{name}"] = cpu
     if "small_frames_per_s_c" in out:
         out["c_vs_python_x"] = out["small_frames_per_s_c"] / out["small_frames_per_s_python"]
+        out["c_vs_python_cpu_x"] = out["small_frames_per_cpu_s_c"] / out["small_frames_per_cpu_s_python"]
         out["batch_frames"] = BATCH
     return out | {
         "small_frames_per_s": _rate(small, args.seconds),
@@ -111,7 +144,7 @@ BENCHMARK = Benchmark(name="codec", plot=plot, help="encode+decode rate of the A
                       add_arguments=add_arguments, default_runs=5,
                       units={"small_frames_per_s": "frames/s", "stdio4k_frames_per_s": "frames/s",
                              "construct_small_frames_per_s": "frames/s", "small_frames_per_s_c": "frames/s",
-                             "small_frames_per_s_python": "frames/s", "c_vs_python_x": "x", "host_loadavg_1m": "",
+                             "small_frames_per_s_python": "frames/s", "c_vs_python_x": "x", "c_vs_python_cpu_x": "x", "host_loadavg_1m": "",
                              "small_frames_per_cpu_s_c": "frames/CPU s", "small_frames_per_cpu_s_python": "frames/CPU s",
                              "small_frames_per_s_c_per_frame": "frames/s",
-                             "small_frames_per_cpu_s_c_per_frame": "frames/CPU s", "batch_frames": "frames"})
+                             "small_frames_per_cpu_s_c_per_frame": "frames/CPU s", "batch_frames": "frames", "c_batch_capi": ""})

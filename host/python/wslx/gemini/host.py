@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 
+from ..agentx.service import GuestService
 from ..portal.errors import PortalError
 from ..portal.guest import pmem_kw
 from ..portal.region import Portal
@@ -142,10 +143,10 @@ class GeminiHost:
         self.portal_bells.clear()
 
 
-class GeminiAgent:
+class GeminiAgent(GuestService):
     """A guest's Gemini agent started with AgentX EXEC, plus the host loop serving it. The base of
-    GeminiLinuxAgent and wslx.gemini.trackb.GeminiTrackBAgent: they say how to start (argv, stdin,
-    the ports) and how to end (_end) the guest side."""
+    GeminiLinuxAgent and wslx.gemini.trackb.GeminiTrackBAgent: they say how to start the guest side
+    (argv, stdin, the ports); it ends on EOF or SIGTERM (GuestService._end)."""
 
     STDIN = False          # an stdin pipe (its EOF ends the agent)
     MERGE_STDERR = False
@@ -169,9 +170,6 @@ class GeminiAgent:
     def _started(self) -> None:
         """After the guest side said it serves."""
 
-    def _end(self) -> None:
-        raise NotImplementedError
-
     # ---- shared ----
     def start(self):
         self.host = GeminiHost(self.d, *self._ports()).start()
@@ -186,32 +184,16 @@ class GeminiAgent:
                               f"{self.output + bytes(self.proc.stderr)!r}") from e
         return self
 
-    @property
-    def output(self) -> bytes:
-        return bytes(self.proc.stdout) if self.proc else b""
-
     def post_upcall(self, topic: str, data: bytes) -> int:
         return self.host.post_upcall(topic, data)
 
     def stop(self):
         try:
-            if self.proc is not None and not self.proc.done:
-                self._end()
-                self.status = self.proc.wait(self.timeout)
+            self._stop_program()
         finally:
             if self.host is not None:
                 self.host.stop()
         return self.status
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        try:
-            self.stop()
-        except Exception:
-            if exc[0] is None:
-                raise
 
 
 class GeminiLinuxAgent(GeminiAgent):
@@ -244,9 +226,6 @@ class GeminiLinuxAgent(GeminiAgent):
             if self.host.signal is not None:
                 self.portal.doorbell_ring = self.host.portal_ring
                 self.portal.doorbell_wait = self.host.portal_wait
-
-    def _end(self) -> None:
-        self.proc.close_stdin(timeout=self.timeout)
 
     def stop(self):
         if self.portal_service:

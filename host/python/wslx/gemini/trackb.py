@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..portal.region import Portal
 from ..portal.signal import SIGNAL_PORT
-from ..portal.trackb import SIGTERM, trackb_portal_kw
+from ..portal.trackb import trackb_portal_kw
 from .dispatcher import Dispatcher
 from .host import GeminiAgent
 
@@ -42,6 +42,3 @@ class GeminiTrackBAgent(GeminiAgent):
         if SIGNAL_PORT not in vm.named_ports:
             return None, None
         return vm.named_port_socket(SIGNAL_PORT, self.timeout), None
-
-    def _end(self) -> None:
-        self.guest.client.signal(self.proc.pid, SIGTERM, timeout=self.timeout)

@@ -17,6 +17,7 @@ connect it) gets a polled service: it sleeps at most 2 ms between looks.
 from __future__ import annotations
 
 from ..agentx.client import ExitStatus
+from ..agentx.service import GuestService
 from ..spec.portal import DEFAULT_PMEM_GPA, RingId
 from .errors import PortalError
 from .region import Portal
@@ -35,12 +36,12 @@ def portal_machine_kw(portal: Portal) -> dict:
     return dict(pmem_kw(portal), named_ports=[SIGNAL_PORT])
 
 
-class PortalService:
+class PortalService(GuestService):
     """`/init portal serve` in a booted LinuxGuest, wired to a host Portal.
 
     The base of every guest's service (wslx.portal.trackb.TrackBPortalService): what
-    differs is the argv, whether the service has a stdin (its lifetime), its doorbells
-    (_doorbells) and how it is asked to end (_end)."""
+    differs is the argv, whether the service has a stdin (its lifetime; without one it is
+    ended with SIGTERM, GuestService._end) and its doorbells (_doorbells)."""
 
     SERVE_ARGV = SERVE_ARGV
     STDIN = True                      # a stdin pipe: its EOF ends the service
@@ -113,25 +114,10 @@ class PortalService:
         if self.signal.wait(seconds) is None:
             self.portal.doorbell_ring, self.portal.doorbell_wait = None, None   # the port went away: poll
 
-    @property
-    def output(self) -> bytes:
-        return bytes(self.proc.stdout) if self.proc else b""
-
-    def _end(self) -> None:
-        """Ask the running service to end: close its stdin (it exits)."""
-        self.proc.close_stdin(timeout=self.timeout)
-
     def _stop(self) -> ExitStatus | None:
         self.portal.doorbell_ring = self.portal.doorbell_wait = None
         try:
-            if self.proc is None:
-                return None
-            if self.proc.done:
-                self.status = self.proc.status
-            else:
-                self._end()
-                self.status = self.proc.wait(self.timeout)
-            return self.status
+            return self._stop_program()
         finally:
             if self.signal is not None:
                 self.signal.close()
@@ -140,13 +126,3 @@ class PortalService:
         """End the service and wait for its EXIT; returns its exit code."""
         status = self._stop()
         return status.returncode if status else None
-
-    def __enter__(self) -> "PortalService":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        try:
-            self.stop()
-        except Exception:
-            if exc[0] is None:
-                raise

@@ -25,7 +25,6 @@ from .guest import PortalService, portal_machine_kw
 from .region import Portal
 
 SERVE_ARGV = ["portal", "serve"]
-SIGTERM = 15
 
 
 def trackb_portal_kw(portal: Portal) -> dict:
@@ -45,9 +44,6 @@ class TrackBPortalService(PortalService):
     def _doorbells(self):
         # no host -> guest doorbell (the guest polls SUBMIT); the guest's COMPLETE ends a wait early
         return None, (self._wait if self.signal is not None else None)
-
-    def _end(self) -> None:
-        self.guest.client.signal(self.proc.pid, SIGTERM, timeout=self.timeout)
 
     def stop(self) -> ExitStatus | None:
         """SIGTERM the service and wait for its EXIT (SIGNALED 15 when it was serving)."""
