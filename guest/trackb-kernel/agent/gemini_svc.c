@@ -95,7 +95,6 @@ static void poll_client(void)
     if (client.hello_state == GEMINI_HELLO_NONE && gemini_hello(&client) == 0 && gemini_host_wants_wakeup(&client))
         env_signal(PORTAL_RING_EVENT);
     int rc = gemini_poll(&client);
-    env_signal_drain();
     for (unsigned i = 0; i < PROGS; i++)
         if (progs[i].mode == G_DONE && progs[i].call.done) release(&progs[i]); /* a late reply came */
     if (rc >= 0) return;
@@ -239,6 +238,7 @@ static int step(void *state, int *status, agent_out_fn out, void *ctx)
     switch (g->mode) {
     case G_SERVE:
         poll_client();
+        env_signal_drain(); /* once per agent loop step: nothing waits on these bytes */
         if (!g->announced) {
             int v = gemini_version(&client);
             if (!v && env_now_ns() < g->deadline_ns) return 1;
