@@ -178,8 +178,9 @@ def test_reply_area_lies_are_refused(world):
     h = dict(spec.CallHeader.parse(base))
     h.pop("_io", None)
     cases = [dict(reply_offset=8), dict(reply_cap=call.span.length), dict(reply_offset=h["reply_offset"] + 1),
-             dict(args_len=spec.ARGS_MAX + 1), dict(service_len=0), dict(magic=0), dict(version=2)]
-    want = ["FAULT", "FAULT", "FAULT", "TOOBIG", "TOOBIG", "INVAL", "INVAL"]
+             dict(args_len=spec.ARGS_MAX + 1), dict(service_len=0), dict(magic=0), dict(version=0),
+             dict(version=spec.VERSION + 1)]
+    want = ["FAULT", "FAULT", "FAULT", "TOOBIG", "TOOBIG", "INVAL", "PROTONOSUPPORT", "PROTONOSUPPORT"]
     got = []
     for case in cases:
         p.window[hdr_off:hdr_off + spec.CALL_HEADER_SIZE] = spec.CallHeader.build({**h, **case})

@@ -14,7 +14,7 @@ from wslx.gemini import Dispatcher
 from wslx.gemini.host import SIGNAL_PORT, GeminiLinuxAgent, gemini_machine_kw
 from wslx.guests.linux import LinuxGuest
 from wslx.portal import Portal
-from wslx.spec.gemini import UPCALL_QUEUE_DEPTH
+from wslx.spec.gemini import HELLO_METHOD, HELLO_SERVICE, UPCALL_QUEUE_DEPTH, VERSION, VERSION_MIN
 from wslx.spec.portal import RingId
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
@@ -46,13 +46,42 @@ def test_wslx_call_reads_and_stats_exported_files(gemini):
     assert r.returncode == 0 and len(r.stdout) == 24
 
 
-@pytest.mark.parametrize("argv,err", [(["fs", "read", "../secret"], "PERM"), (["fs", "read", "link"], "PERM"),
-                                      (["fs", "read", "/etc/passwd"], "PERM"), (["fs", "read", "nope"], "NOENT"),
-                                      (["exec", "run", "sh", "-c", "id"], "PERM"), (["no", "such"], "NOSYS")])
-def test_wslx_call_reports_typed_errors(gemini, argv, err):
+@pytest.mark.parametrize("argv,err,text", [
+    (["fs", "read", "../secret"], "PERM", "'..' components"), (["fs", "read", "link"], "PERM", "is a symlink"),
+    (["fs", "read", "/etc/passwd"], "PERM", "only relative paths"), (["fs", "read", "nope"], "NOENT", "no such file"),
+    (["exec", "run", "sh", "-c", "id"], "PERM", "not allow-listed"), (["no", "such"], "NOSYS", "no service no.such")])
+def test_wslx_call_reports_typed_errors_with_the_hosts_text(gemini, argv, err, text):
+    """Version 2 (negotiated by the agent's HELLO): an error reply carries the host's message."""
     g, d, agent, _ = gemini
     r = g.client.run(["wslx-call", *argv], timeout=120)
-    assert r.returncode == 1 and f": {err} (".encode() in r.stderr, r
+    assert r.returncode == 1 and f": {err} (".encode() in r.stderr and text.encode() in r.stderr, r
+
+
+def test_the_agent_negotiated_the_newest_version(gemini):
+    g, d, agent, _ = gemini
+    assert d.version == VERSION and d.guest_versions == (VERSION_MIN, VERSION)
+    assert f"gemini: version {VERSION} (host status OK)".encode() in agent.output
+
+
+def test_a_host_that_predates_negotiation_is_served_version_1(tmp_path):
+    """A mismatched peer with the real guest: the host has no HELLO (answers NOSYS) and reads
+    only version-1 records; the agent falls back to version 1 and calls keep working."""
+    export = make_export(tmp_path)
+    portal = Portal.create(tmp_path / "portal.img", 16 << 20)
+    d = make_dispatcher(portal, export, versions=(1, 1))
+    del d.services[(HELLO_SERVICE, HELLO_METHOD)]
+    try:
+        with LinuxGuest(log=lambda s: None, timeout=120, **gemini_machine_kw(portal)) as g:
+            with GeminiLinuxAgent(g, portal, d, timeout=120) as agent:
+                r = g.client.run(["wslx-call", "fs", "read", "hello.txt"], timeout=120)
+                assert r.returncode == 0 and r.stdout == b"hello from the host\n", r
+                r = g.client.run(["wslx-call", "fs", "read", "nope"], timeout=120)
+                assert r.returncode == 1 and r.stderr.endswith(b": NOENT (2)\n"), r   # version 1: no text
+                assert b"gemini: version 1 (host status NOSYS)" in agent.output
+            g.shutdown()
+        assert d.version is None and d.stats.errors.get("PROTONOSUPPORT", 0) == 0
+    finally:
+        portal.close()
 
 
 def test_exec_run_of_an_allow_listed_program(gemini):

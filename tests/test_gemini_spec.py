@@ -58,6 +58,9 @@ def test_c_header_agrees_with_construct(tmp_path, generated):
             'printf("%s %s %s\\n", GEMINI_SIGNAL_PORT_NAME, GEMINI_UPCALL_PORT_NAME, gemini_err_name(GEMINI_ERR_NOSYS));',
             'printf("%zu %zu\\n", offsetof(struct gemini_call_header, reply_cap), '
             "offsetof(struct gemini_upcall_header, data_len));",
+            'printf("%zu %zu %s.%s %u %u %s\\n", sizeof(struct gemini_hello), offsetof(struct gemini_hello, host_max), '
+            "GEMINI_HELLO_SERVICE, GEMINI_HELLO_METHOD, GEMINI_VERSION_MIN, GEMINI_VERSION, "
+            "gemini_err_name(GEMINI_ERR_PROTONOSUPPORT));",
             "return 0; }"]
     (tmp_path / "t.c").write_text("\n".join(prog) + "\n")
     exe = tmp_path / "t"
@@ -75,6 +78,10 @@ def test_c_header_agrees_with_construct(tmp_path, generated):
     assert int(out[3].split()[0]) == ref.index(bytes.fromhex("DDCCBBAA"))
     uref = gemini.UpcallHeader.build(dict(magic=0, topic_len=0, flags=0, data_len=0xAABBCCDD))
     assert int(out[3].split()[1]) == uref.index(bytes.fromhex("DDCCBBAA"))
+    href = gemini.Hello.build(dict(version=0, host_min=0, host_max=0xAABB))
+    assert out[4].split() == [str(gemini.HELLO_SIZE), str(href.index(bytes.fromhex("BBAA"))),
+                              f"{gemini.HELLO_SERVICE}.{gemini.HELLO_METHOD}", str(gemini.VERSION_MIN),
+                              str(gemini.VERSION), "PROTONOSUPPORT"]
 
 
 def test_committed_docs_match_the_spec(repo_root):

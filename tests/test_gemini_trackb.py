@@ -11,7 +11,7 @@ from wslx.gemini import Busy
 from wslx.gemini.trackb import GeminiTrackBAgent, gemini_trackb_kw
 from wslx.guests.trackb import TrackBGuest
 from wslx.portal import Portal
-from wslx.spec.gemini import UPCALL_QUEUE_DEPTH
+from wslx.spec.gemini import UPCALL_QUEUE_DEPTH, VERSION
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -39,9 +39,12 @@ def test_calls_from_the_track_b_kernel(trackb):
     assert r.returncode == 0 and r.stdout == (export / "sub" / "blob.bin").read_bytes()
     r = g.client.run(["gemini", "call", "exec", "run", "echo", "hi"], timeout=120)
     assert r.returncode == 0 and r.stdout == b"hi\n"
-    for argv, err in ((["fs", "read", "../secret"], b"PERM"), (["no", "such"], b"NOSYS"), (["fs", "read", "x"], b"NOENT")):
+    assert d.version == VERSION and f"version {VERSION} (host status OK".encode() in agent.output
+    for argv, err, text in ((["fs", "read", "../secret"], b"PERM", b"'..' components"),
+                            (["no", "such"], b"NOSYS", b"no service no.such"),
+                            (["fs", "read", "x"], b"NOENT", b"no such file")):
         r = g.client.run(["gemini", "call", *argv], timeout=120)
-        assert r.returncode == 1 and err in r.stderr, r
+        assert r.returncode == 1 and err in r.stderr and text in r.stderr, r   # version 2: the host's text
     r = g.client.run(["gemini", "bench", "100", "0", "null", "call"], timeout=300)
     assert r.returncode == 0 and b"calls 100 " in r.stdout and b"status OK" in r.stdout, r
 
@@ -84,3 +87,18 @@ def test_upcalls_reach_the_built_in_subscriber_and_overflow_is_reported(trackb):
     dropped = d.stats.upcalls_dropped - base[1]
     assert d.stats.upcalls_unsubscribed - base[2] == 1
     assert delivered + dropped + 1 == sent and dropped >= 1
+
+
+def test_the_kernel_rings_the_signal_port_when_the_host_sleeps(trackb):
+    """Track B's virtio-console driver opens the SIGNAL port by name beside the AgentX port
+    (MULTIPORT) and rings EVENT there after a submit while the host loop sleeps on EVENT."""
+    g, d, agent, _ = trackb
+    assert agent.host.signal is not None
+    before = agent.host.doorbells_heard
+    deadline = time.monotonic() + 120
+    while agent.host.doorbells_heard == before:    # each EXEC outlasts the host's 5 ms spin: it sleeps
+        assert time.monotonic() < deadline, "no doorbell from the Track B kernel"
+        r = g.client.run(["gemini", "call", "null", "call"], timeout=120)
+        assert r.returncode == 0, r
+    assert agent.host.stray_bytes == 0
+

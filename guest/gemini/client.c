@@ -34,7 +34,23 @@ int gemini_client_init(struct gemini_client *c, void *base, uint64_t size)
     if (rc) return rc;
     portal_arena_init(&c->arena, &c->end, PORTAL_SIDE_GUEST);
     c->next_cookie = 1;
+    c->vmin = GEMINI_VERSION_MIN;
+    c->vmax = GEMINI_VERSION;
     return 0;
+}
+
+int gemini_client_set_versions(struct gemini_client *c, uint16_t lo, uint16_t hi)
+{
+    if (!lo || lo > hi || c->hello_state != GEMINI_HELLO_NONE) return GERR(GEMINI_ERR_INVAL);
+    c->vmin = lo;
+    c->vmax = hi;
+    return 0;
+}
+
+int gemini_version(const struct gemini_client *c)
+{
+    if (c->hello_state == GEMINI_HELLO_FAILED) return GERR(GEMINI_ERR_PROTONOSUPPORT);
+    return c->hello_state == GEMINI_HELLO_DONE ? c->version : 0;
 }
 
 void gemini_client_set_deliver(struct gemini_client *c, gemini_deliver_fn fn, void *ctx)
@@ -43,8 +59,8 @@ void gemini_client_set_deliver(struct gemini_client *c, gemini_deliver_fn fn, vo
     c->deliver_ctx = ctx;
 }
 
-int gemini_call_prepare(struct gemini_client *c, struct gemini_call *call, const char *service, const char *method,
-                        const void *args, uint32_t args_len, uint32_t reply_cap, uint32_t timeout_ms)
+static int prepare(struct gemini_client *c, struct gemini_call *call, const char *service, const char *method,
+                   const void *args, uint32_t args_len, uint32_t reply_cap, uint32_t timeout_ms, uint16_t version)
 {
     uint32_t slen = str_len(service), mlen = str_len(method);
     if (!gemini_name_ok(service, slen) || !gemini_name_ok(method, mlen)) return GERR(GEMINI_ERR_INVAL);
@@ -57,7 +73,7 @@ int gemini_call_prepare(struct gemini_client *c, struct gemini_call *call, const
     if ((rc = portal_span_check(&c->end, &call->span, &p))) return rc;
     struct gemini_call_header h = {0};
     h.magic = GEMINI_CALL_MAGIC;
-    h.version = GEMINI_VERSION;
+    h.version = version;
     h.service_len = (uint16_t)slen;
     h.method_len = (uint16_t)mlen;
     h.args_len = args_len;
@@ -71,11 +87,82 @@ int gemini_call_prepare(struct gemini_client *c, struct gemini_call *call, const
     if (args_len) bytes_copy(d + sizeof h + slen + mlen, (const unsigned char *)args, args_len);
     call->reply_offset = (uint32_t)reply_off;
     call->reply_cap = reply_cap;
+    call->version = version;
     call->cookie = 0;
     call->done = 0;
     call->status = 0;
     call->result = call->value = 0;
     return 0;
+}
+
+int gemini_call_prepare(struct gemini_client *c, struct gemini_call *call, const char *service, const char *method,
+                        const void *args, uint32_t args_len, uint32_t reply_cap, uint32_t timeout_ms)
+{
+    if (c->hello_state == GEMINI_HELLO_FAILED) return GERR(GEMINI_ERR_PROTONOSUPPORT);
+    return prepare(c, call, service, method, args, args_len, reply_cap, timeout_ms,
+                   c->hello_state == GEMINI_HELLO_DONE ? c->version : c->vmin);
+}
+
+/* "lo\0hi\0" in decimal; its length. */
+static uint32_t version_args(char *buf, uint16_t lo, uint16_t hi)
+{
+    uint32_t n = 0;
+    uint16_t v[2] = {lo, hi};
+    for (int k = 0; k < 2; k++) {
+        char tmp[5];
+        int d = 0;
+        do tmp[d++] = (char)('0' + v[k] % 10); while ((v[k] /= 10) && d < 5);
+        while (d) buf[n++] = tmp[--d];
+        buf[n++] = 0;
+    }
+    return n;
+}
+
+int gemini_hello(struct gemini_client *c)
+{
+    char args[12];
+    if (c->hello_state == GEMINI_HELLO_PENDING) return 0;
+    /* a version-1 record: every host parses it (one that predates HELLO answers NOSYS) */
+    int rc = prepare(c, &c->hello, GEMINI_HELLO_SERVICE, GEMINI_HELLO_METHOD, args, version_args(args, c->vmin, c->vmax),
+                     sizeof(struct gemini_hello), 0, 1);
+    if (rc) return rc;
+    if ((rc = gemini_call_submit(c, &c->hello))) {
+        portal_arena_free(&c->arena, &c->hello.span);
+        return rc;
+    }
+    c->hello_state = GEMINI_HELLO_PENDING;
+    return 0;
+}
+
+/* The HELLO reply came: settle the version. Everything in it is checked (the host is hostile). */
+static void hello_done(struct gemini_client *c)
+{
+    struct gemini_call *h = &c->hello;
+    int v = 0;
+    c->hello_status = h->status;
+    if (h->status == GEMINI_ERR_OK) {
+        const volatile unsigned char *p = gemini_call_reply(c, h);
+        struct gemini_hello r;
+        unsigned char *d = (unsigned char *)&r;
+        if (p && h->result == sizeof r) {
+            for (size_t i = 0; i < sizeof r; i++) d[i] = p[i];
+            if (r.version == h->value && r.host_min <= r.version && r.version <= r.host_max &&
+                c->vmin <= r.version && r.version <= c->vmax)
+                v = r.version;
+        }
+        if (!v) { /* a lying answer: keep to the lowest version we speak */
+            c->bad_messages++;
+            c->hello_status = GEMINI_ERR_INVAL;
+            v = c->vmin;
+        }
+    } else if (h->status == GEMINI_ERR_NOSYS) { /* a host older than HELLO speaks version 1 only */
+        v = c->vmin == 1 ? 1 : 0;
+    } else if (h->status != GEMINI_ERR_PROTONOSUPPORT) {
+        v = c->vmin; /* the host failed to answer (BUSY, TIMEDOUT, ...): the lowest version is the safe one */
+    }
+    c->version = (uint16_t)v;
+    c->hello_state = v ? GEMINI_HELLO_DONE : GEMINI_HELLO_FAILED;
+    portal_arena_free(&c->arena, &h->span);
 }
 
 int gemini_call_submit(struct gemini_client *c, struct gemini_call *call)
@@ -112,6 +199,9 @@ static void take_reply(struct gemini_client *c, const struct portal_msg *m)
         /* a length past the reply area is a lie: report it as a protocol error, never read past */
         if (m->status == GEMINI_ERR_OK && m->result > call->reply_cap) {
             call->status = GEMINI_ERR_FAULT;
+            call->result = 0;
+        } else if (m->status != GEMINI_ERR_OK && m->status != GEMINI_ERR_OVERFLOW && m->result > call->reply_cap) {
+            call->status = (int)m->status; /* error text longer than the area: a lie, never read */
             call->result = 0;
         } else {
             call->status = (int)m->status;
@@ -200,6 +290,7 @@ int gemini_poll(struct gemini_client *c)
             c->bad_messages++;
         }
     }
+    if (c->hello_state == GEMINI_HELLO_PENDING && c->hello.done) hello_done(c);
     return handled;
 }
 
@@ -209,6 +300,17 @@ const void *gemini_call_reply(const struct gemini_client *c, const struct gemini
     if (!call->done || call->status != GEMINI_ERR_OK || call->result > call->reply_cap) return 0;
     if (portal_span_check(&c->end, &call->span, &p)) return 0;
     return (const unsigned char *)p + call->reply_offset;
+}
+
+const char *gemini_call_error_text(const struct gemini_client *c, const struct gemini_call *call, uint32_t *len)
+{
+    void *p;
+    if (!call->done || call->status == GEMINI_ERR_OK || call->status == GEMINI_ERR_OVERFLOW ||
+        call->version < GEMINI_ERROR_TEXT_VERSION || call->result == 0 || call->result > call->reply_cap)
+        return 0;
+    if (portal_span_check(&c->end, &call->span, &p)) return 0;
+    *len = (uint32_t)call->result;
+    return (const char *)p + call->reply_offset;
 }
 
 int gemini_call_release(struct gemini_client *c, struct gemini_call *call)

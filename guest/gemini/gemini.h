@@ -12,6 +12,8 @@
  * span. Upcalls are handed to deliver(); its verdict goes back as UPCALL_DONE.
  * Everything the host writes is hostile: replies are matched to a pending call
  * by cookie and span, and a reply length is checked against the reply area.
+ * Versions: gemini_hello() asks the host for the highest common record version
+ * (docs/gemini.md); until its reply the client writes its lowest version.
  * Errors are negative errno values (GEMINI_ERR_* / PORTAL_ERR_*). */
 #ifndef WSLX_GEMINI_H
 #define WSLX_GEMINI_H
@@ -30,10 +32,11 @@ struct gemini_call {
     struct portal_span span;
     uint64_t cookie;
     uint32_t reply_offset, reply_cap;
+    uint16_t version;    /* of the record: says how the host answers it */
     /* filled by the reply */
     int done;
     int status;          /* GEMINI_ERR_* (0: OK) */
-    uint64_t result;     /* reply bytes (or bytes needed on OVERFLOW) */
+    uint64_t result;     /* reply bytes (OVERFLOW: bytes needed; other errors: error-text bytes) */
     uint64_t value;      /* service value (exec.run: exit status) */
 };
 
@@ -52,11 +55,27 @@ struct gemini_client {
     uint64_t calls, replies, upcalls, upcalls_dropped, bad_messages;
     struct portal_msg deferred_done; /* an UPCALL_DONE waiting for room on EVENT */
     int has_deferred;
+    uint16_t vmin, vmax;             /* record versions this client speaks */
+    uint16_t version;                /* what HELLO settled on (0: not yet) */
+    int hello_state;                 /* GEMINI_HELLO_* */
+    int hello_status;                /* the HELLO reply's status */
+    struct gemini_call hello;
 };
+
+enum { GEMINI_HELLO_NONE, GEMINI_HELLO_PENDING, GEMINI_HELLO_DONE, GEMINI_HELLO_FAILED };
 
 /* Attach to the region (base = window start, size bytes mapped). */
 int gemini_client_init(struct gemini_client *c, void *base, uint64_t size);
 void gemini_client_set_deliver(struct gemini_client *c, gemini_deliver_fn fn, void *ctx);
+/* The record versions to offer (default GEMINI_VERSION_MIN..GEMINI_VERSION; tests stand in
+ * for older or newer guests with others). Before gemini_hello. 0 or GERR(GEMINI_ERR_INVAL). */
+int gemini_client_set_versions(struct gemini_client *c, uint16_t lo, uint16_t hi);
+/* Submit the HELLO call (a version-1 record); gemini_poll settles the version when it is answered.
+ * 0, or the error of prepare/submit (PERR(PORTAL_ERR_AGAIN): EVENT full, try again). */
+int gemini_hello(struct gemini_client *c);
+/* The negotiated version (> 0), 0 while HELLO is unanswered (or not sent), or
+ * GERR(GEMINI_ERR_PROTONOSUPPORT): no common version, calls are refused here. */
+int gemini_version(const struct gemini_client *c);
 /* Allocate the call's span and write its record. */
 int gemini_call_prepare(struct gemini_client *c, struct gemini_call *call, const char *service, const char *method,
                         const void *args, uint32_t args_len, uint32_t reply_cap, uint32_t timeout_ms);
@@ -67,6 +86,9 @@ int gemini_call_submit(struct gemini_client *c, struct gemini_call *call);
 int gemini_poll(struct gemini_client *c);
 /* The reply bytes of a completed call (NULL unless done with OK or result 0). */
 const void *gemini_call_reply(const struct gemini_client *c, const struct gemini_call *call);
+/* The host's error text of a failed call of version >= GEMINI_ERROR_TEXT_VERSION (hostile bytes,
+ * not NUL-terminated; *len bytes), or NULL. */
+const char *gemini_call_error_text(const struct gemini_client *c, const struct gemini_call *call, uint32_t *len);
 /* Free the call's span (a pending call cannot be freed: its reply may still come). */
 int gemini_call_release(struct gemini_client *c, struct gemini_call *call);
 /* Consumer side of UPCALL: ask for the upcall doorbell before sleeping (then re-poll). */

@@ -7,9 +7,9 @@
  *        them it polls); serves local clients on the abstract unix socket @wslx-gemini. Started
  *        by the host with AgentX EXEC (stdin=True); ends when stdin closes. --portal: it also
  *        serves the Portal's SUBMIT -> COMPLETE (guest/portal's service), with the Portal
- *        doorbells on the signal port (byte SUBMIT from the host, COMPLETE to it) instead of
- *        `portal serve`'s STDIO bytes: a virtio-serial port has one opener, so one process
- *        owns the signal port.
+ *        doorbells on the signal port (byte SUBMIT from the host, COMPLETE to it) as
+ *        `portal serve` has them: a virtio-serial port has one opener, so one process owns
+ *        the signal port (a `portal serve` beside this agent finds it taken and polls).
  *   wslx-call [--reply-cap N] [--timeout-ms N] SERVICE METHOD [ARGS...]      (argv[0], /bin/wslx-call)
  *        one call through the agent; the reply on stdout; exit 0, or 1 with the error on stderr
  *   wslx-call --subscribe TOPIC [--count N]
@@ -199,8 +199,10 @@ static void finish_calls(void)
         struct client *c = &A.c[i];
         if (!c->used || !c->calling) continue;
         if (c->call.done) {
+            uint32_t tlen = 0;
+            const void *data = gemini_call_reply(&A.g, &c->call), *text = gemini_call_error_text(&A.g, &c->call, &tlen);
             c->calling = 0;
-            respond(c, c->call.status, c->call.value, gemini_call_reply(&A.g, &c->call), c->call.result, 0, 1);
+            respond(c, c->call.status, c->call.value, text ? text : data, text ? tlen : c->call.result, 0, 1);
             gemini_call_release(&A.g, &c->call);
             client_close(c);
         } else if (c->fd >= 0 && now > c->give_up_ns) {
@@ -261,6 +263,27 @@ static int await_reply(struct gemini_call *call, uint64_t deadline_ns)
         spin_until = mono_ns() + SPIN_NS;
     }
     return 0;
+}
+
+/* HELLO (docs/gemini.md): settle the record version before serving. A host that does not
+ * answer within wait_ms leaves the client on version 1 until the reply comes. */
+static void negotiate(uint64_t wait_ms)
+{
+    uint64_t deadline = mono_ns() + wait_ms * 1000000u;
+    int rc;
+    while ((rc = gemini_hello(&A.g)) == PERR(PORTAL_ERR_AGAIN) && mono_ns() < deadline) usleep(1000);
+    if (!rc) {
+        ring_host();
+        rc = await_reply(&A.g.hello, deadline);
+    }
+    int v = gemini_version(&A.g);
+    if (v > 0)
+        printf("gemini: version %d (host status %s)\n", v, gemini_err_name(A.g.hello_status));
+    else if (v < 0)
+        printf("gemini: no common version with the host: every call fails with PROTONOSUPPORT\n");
+    else
+        printf("gemini: HELLO unanswered (%s): version-%u records until it is\n",
+               rc ? gemini_err_name(-rc) : "pending", A.g.vmin);
 }
 
 /* IPC_BENCH: count calls in a row on one span (the record is written once). */
@@ -414,6 +437,7 @@ static int cmd_serve(int argc, char **argv)
         return 2;
     }
     fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+    negotiate(5000);
     if (portal) /* the Portal service too, its doorbells on the signal port (bytes SUBMIT / COMPLETE) */
         printf("portal: serving generation %llu (doorbells on %s)\n", (unsigned long long)P.end.info.generation,
                A.signal_fd >= 0 ? GEMINI_SIGNAL_PORT_NAME : "nothing: polled");
@@ -633,11 +657,16 @@ int wslx_call_main(int argc, char **argv)
                (unsigned long long)r.elapsed_ns, (unsigned long long)r.value, gemini_err_name(r.status));
         return r.status ? 1 : 0;
     }
-    if (r.status) {
-        fprintf(stderr, "wslx-call: %s.%s: %s (%d)\n", argv[i], argv[i + 1], gemini_err_name(r.status), r.status);
+    static unsigned char buf[1 << 16];
+    if (r.status) { /* with the host's text (version >= GEMINI_ERROR_TEXT_VERSION): hostile bytes, shown safely */
+        size_t k = r.len < 512 ? (size_t)r.len : 512;
+        if (k && read_all(fd, buf, k) < 0) k = 0;
+        for (size_t j = 0; j < k; j++)
+            if (buf[j] < 0x20 || buf[j] > 0x7e) buf[j] = '?';
+        fprintf(stderr, "wslx-call: %s.%s: %s (%d)%s%.*s\n", argv[i], argv[i + 1], gemini_err_name(r.status),
+                r.status, k ? ": " : "", (int)k, (const char *)buf);
         return 1;
     }
-    static unsigned char buf[1 << 16];
     for (uint64_t left = r.len; left;) {
         size_t k = left < sizeof buf ? (size_t)left : sizeof buf;
         if (read_all(fd, buf, k) < 0 || write_all(1, buf, k) < 0) return 1;

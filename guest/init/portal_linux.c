@@ -3,8 +3,10 @@
  *
  *   /init portal serve [--budget N] [--attach-timeout-ms N]
  *        map the region and serve SUBMIT -> COMPLETE until stdin closes. Started by the host
- *        with AgentX EXEC (stdin=True): a byte on stdin is the host's doorbell, a byte on
- *        stdout the guest's (only written while the host asked for it on COMPLETE).
+ *        with AgentX EXEC (stdin=True: only its EOF matters). Doorbells are bytes on the signal
+ *        port (GEMINI_SIGNAL_PORT_NAME, docs/gemini.md): SUBMIT from the host, COMPLETE to it
+ *        (only while the host asked for it on COMPLETE). Without that port, or while its host
+ *        side is not connected, the service polls (sleeping at most POLL_SLEEP_MS).
  *   /init portal probe [--rounds N] [--timeout-ms N]
  *        coherence: for r = 1..N spin until the host probe line holds r, then write r to the
  *        guest probe line (the host spins on that one).
@@ -32,7 +34,15 @@
 #include <unistd.h>
 
 #include "init.h"
+#include "gemini_wire.h"
 #include "../portal/portal.h"
+
+#define POLL_SLEEP_MS 2   /* longest sleep between looks at SUBMIT with no doorbell to wake us */
+
+static struct {
+    int fd;               /* the signal port, or -1 */
+    uint64_t rung, heard;
+} sig = {-1, 0, 0};
 
 #define ND "/sys/bus/nd"
 #define DAXBUS "/sys/bus/dax/devices"
@@ -282,14 +292,30 @@ static long opt_long(int argc, char **argv, const char *name, long def)
     return def;
 }
 
-/* Drain doorbell bytes; 1 when stdin has reached EOF (the host ended the service). */
+/* Sleep up to timeout_ms on stdin and the signal port's doorbells; 1 when stdin has reached
+ * EOF (the host ended the service). Bytes on stdin are read and ignored (no doorbell there). */
 static int drain_stdin(int timeout_ms)
 {
-    struct pollfd p = {.fd = 0, .events = POLLIN};
+    /* a port whose host side is closed polls POLLHUP at once: leave it out (-1 is skipped) */
+    int connected = sig.fd >= 0 && vport_host_connected(sig.fd);
+    struct pollfd p[2] = {{.fd = 0, .events = POLLIN}, {.fd = connected ? sig.fd : -1, .events = POLLIN}};
     char buf[256];
-    if (poll(&p, 1, timeout_ms) <= 0) return 0;
+    if (!connected && timeout_ms > POLL_SLEEP_MS) timeout_ms = POLL_SLEEP_MS;
+    if (poll(p, 2, timeout_ms) <= 0) return 0;
+    if (p[1].revents & POLLIN) {
+        ssize_t k = read(sig.fd, buf, sizeof buf);
+        if (k > 0) sig.heard += (uint64_t)k;
+    }
+    if (!p[0].revents) return 0;
     ssize_t n = read(0, buf, sizeof buf);
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
+}
+
+/* The guest -> host doorbell: one byte COMPLETE on the signal port (never blocks). */
+static void ring_complete(void)
+{
+    unsigned char b = PORTAL_RING_COMPLETE;
+    if (sig.fd >= 0 && write(sig.fd, &b, 1) == 1) sig.rung++;
 }
 
 /* Attach to a valid header, retrying with bounded backoff; skip generation `bad` (the one that failed). */
@@ -320,18 +346,20 @@ static int cmd_serve(int argc, char **argv)
         return 2;
     }
     fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
+    char port_dev[300];
+    sig.fd = vport_open(GEMINI_SIGNAL_PORT_NAME, port_dev, sizeof port_dev);
+    if (sig.fd >= 0) fcntl(sig.fd, F_SETFL, fcntl(sig.fd, F_GETFL) | O_NONBLOCK); /* a doorbell never blocks */
     int rc = attach(&g, &m, 0, attach_ms);
     if (rc) {
         printf("portal: %s\n", rc > 0 ? "stdin closed" : "no valid Portal header");
         return rc > 0 ? 0 : 3;
     }
-    printf("portal: serving generation %llu window %llu bytes on %s (data offset %#llx)\n",
+    printf("portal: serving generation %llu window %llu bytes on %s (data offset %#llx); doorbells on %s\n",
            (unsigned long long)g.end.info.generation, (unsigned long long)m.window_size, m.dev,
-           (unsigned long long)m.dataoff);
+           (unsigned long long)m.dataoff, sig.fd >= 0 ? GEMINI_SIGNAL_PORT_NAME : "nothing: polled");
     fflush(stdout);
-    fcntl(1, F_SETFL, fcntl(1, F_GETFL) | O_NONBLOCK); /* a doorbell must never block the loop */
 
-    /* Bounded backoff: spin, then yield, then sleep on the stdin doorbell for 1..64 ms. */
+    /* Bounded backoff: spin, then yield, then sleep on the signal port's doorbell for 1..64 ms. */
     unsigned idle = 0;
     int sleep_ms = 1;
     for (;;) {
@@ -339,7 +367,7 @@ static int cmd_serve(int argc, char **argv)
         if (n > 0) {
             idle = 0;
             sleep_ms = 1;
-            if (portal_guest_host_wants_wakeup(&g) && write(1, "!", 1) < 0) { /* best effort */ }
+            if (portal_guest_host_wants_wakeup(&g)) ring_complete();
             continue;
         }
         if (n < 0) {
@@ -363,7 +391,11 @@ static int cmd_serve(int argc, char **argv)
             continue;
         }
         portal_want_wakeup(&g.end, PORTAL_RING_SUBMIT, 1);
-        if (portal_pending(&g.end, PORTAL_RING_SUBMIT) == 0 && drain_stdin(sleep_ms)) return 0;
+        if (portal_pending(&g.end, PORTAL_RING_SUBMIT) == 0 && drain_stdin(sleep_ms)) {
+            printf("portal: stdin closed; doorbells rung %llu heard %llu\n", (unsigned long long)sig.rung,
+                   (unsigned long long)sig.heard);
+            return 0;
+        }
         portal_want_wakeup(&g.end, PORTAL_RING_SUBMIT, 0);
         if (sleep_ms < 64) sleep_ms *= 2;
     }

@@ -2,6 +2,8 @@
  * unchanged) run as cooperative agent programs over the Portal window in pmem.
  *
  *   gemini serve [--subscribe TOPIC]
+ *        says "gemini: serving ... version V" once HELLO settled the record version (or
+ *        after HELLO_WAIT_NS without an answer: version 1 until it comes), then
  *        keeps the client polled on every agent loop iteration and is the built-in
  *        subscriber of TOPIC: each upcall is printed on stdout as "TOPIC LEN DATA\n".
  *        Its queue holds GEMINI_UPCALL_QUEUE_DEPTH upcalls of up to SUB_DATA_MAX bytes;
@@ -12,8 +14,10 @@
  *   gemini bench COUNT REPLY_CAP SERVICE METHOD [ARGS...]
  *        COUNT sequential calls on one span; prints "gemini bench calls N ns T bytes B status S"
  *
- * No doorbells: the Track B kernel has one virtio-console port (the AgentX one), and the
- * agent loop polls anyway (as `portal serve` does). The client is shared by every gemini
+ * Doorbells: after a submit the byte EVENT goes to the host on the signal port when the host
+ * sleeps on EVENT (env_signal; without the port the host polls). None is needed the other
+ * way: the agent loop polls UPCALL anyway (bytes the host sends are drained). The client is
+ * shared by every gemini
  * program (one EVENT producer / UPCALL consumer per region): the agent loop is single-
  * threaded, so whichever program steps polls for all of them. */
 #include "agent_int.h"
@@ -26,6 +30,8 @@
 #define OUT_CHUNK 4096u
 #define CALL_GRACE_NS 5000000000ull
 #define BENCH_STEP_NS 5000000ull       /* a bench step yields to the agent loop after 5 ms */
+#define HELLO_WAIT_NS 5000000000ull    /* serve announces itself without a HELLO answer after 5 s */
+#define TEXT_MAX 256u                  /* bytes of a host's error text shown */
 
 enum { G_FREE, G_SERVE, G_CALL, G_BENCH, G_DONE };
 
@@ -37,7 +43,7 @@ struct queued {
 struct gprog {
     int mode, status;
     struct gemini_call call;
-    int submitted;
+    int submitted, announced;
     uint64_t deadline_ns, t0, count, done, bytes;
     uint64_t out_off;                  /* G_CALL: reply bytes written so far */
     char topic[GEMINI_NAME_MAX];
@@ -75,6 +81,8 @@ static int ensure_client(void *pmem, uint64_t pmem_size)
     if (rc) return rc;
     gemini_client_set_deliver(&client, deliver, 0);
     attached = 1;
+    if (gemini_hello(&client) == 0 && gemini_host_wants_wakeup(&client)) /* AGAIN: poll_client sends it */
+        env_signal(PORTAL_RING_EVENT);
     return 0;
 }
 
@@ -84,6 +92,8 @@ static void release(struct gprog *g);
 static void poll_client(void)
 {
     if (!attached) return;
+    if (client.hello_state == GEMINI_HELLO_NONE && gemini_hello(&client) == 0 && gemini_host_wants_wakeup(&client))
+        env_signal(PORTAL_RING_EVENT);
     int rc = gemini_poll(&client);
     for (unsigned i = 0; i < PROGS; i++)
         if (progs[i].mode == G_DONE && progs[i].call.done) release(&progs[i]); /* a late reply came */
@@ -143,8 +153,7 @@ static int start(void **state, int argc, char *const *argv, void *pmem, uint64_t
             return 2;
         }
         g->mode = G_SERVE;
-        ag_say(out, ctx, 1, "gemini: serving generation %llu (Track B, polled)\n",
-            (unsigned long long)client.end.info.generation);
+        g->deadline_ns = env_now_ns() + HELLO_WAIT_NS;
         *state = g;
         return 0;
     }
@@ -215,6 +224,8 @@ static int drive(struct gprog *g)
             return -1;
         }
         g->submitted = 1;
+        if (gemini_host_wants_wakeup(&client))
+            env_signal(PORTAL_RING_EVENT);
         g->deadline_ns = env_now_ns() + GEMINI_DEFAULT_TIMEOUT_MS * 1000000ull + CALL_GRACE_NS;
     }
     poll_client();
@@ -227,6 +238,15 @@ static int step(void *state, int *status, agent_out_fn out, void *ctx)
     switch (g->mode) {
     case G_SERVE:
         poll_client();
+        env_signal_drain(); /* once per agent loop step: nothing waits on these bytes */
+        if (!g->announced) {
+            int v = gemini_version(&client);
+            if (!v && env_now_ns() < g->deadline_ns) return 1;
+            ag_say(out, ctx, 1, "gemini: serving generation %llu version %d (host status %s; Track B, polled)\n",
+                (unsigned long long)client.end.info.generation, v > 0 ? v : v < 0 ? 0 : (int)client.vmin,
+                v ? gemini_err_name(client.hello_status) : "unanswered");
+            g->announced = 1;
+        }
         if (g == sub.owner && sub.count) { /* one upcall per step: the output channel paces us */
             struct queued *q = &sub.q[sub.head];
             ag_say(out, ctx, 1, "%.*s %u ", (int)g->topic_len, g->topic, q->data_len);
@@ -252,7 +272,14 @@ static int step(void *state, int *status, agent_out_fn out, void *ctx)
             }
         }
         if (g->call.status) { /* the reply may have been taken by another gemini program's poll */
-            ag_say(out, ctx, 2, "gemini call: %s (%d)\n", gemini_err_name(g->call.status), g->call.status);
+            uint32_t tlen = 0;
+            const char *text = gemini_call_error_text(&client, &g->call, &tlen);
+            char shown[TEXT_MAX];
+            if (!text || tlen > TEXT_MAX) tlen = text ? TEXT_MAX : 0;
+            for (uint32_t i = 0; i < tlen; i++) /* hostile bytes: printable ASCII only */
+                shown[i] = text[i] >= 0x20 && text[i] < 0x7f ? text[i] : '?';
+            ag_say(out, ctx, 2, "gemini call: %s (%d)%s%.*s\n", gemini_err_name(g->call.status), g->call.status,
+                tlen ? ": " : "", (int)tlen, shown);
             return finish(g, status, 1);
         }
         const unsigned char *reply = gemini_call_reply(&client, &g->call);

@@ -3,10 +3,11 @@
  *
  *   portal serve [--budget N] [--attach-timeout-ms N]
  *        attach to the window at pmem + PORTAL_WINDOW_OFFSET and serve SUBMIT ->
- *        COMPLETE until SIGNAL ends it. No doorbell towards the guest: Track B has
- *        no STDIN, and the service is stepped on every agent loop iteration anyway
- *        (a poll, as cheap as the loop's own UART poll). Towards the host a "!" on
- *        stdout is the doorbell, written only while the host asks for it on COMPLETE.
+ *        COMPLETE until SIGNAL ends it. No doorbell towards the guest is needed: the
+ *        service is stepped on every agent loop iteration anyway (a poll, as cheap as
+ *        the loop's own UART poll); bytes the host sends are drained. Towards the host
+ *        the doorbell is the byte COMPLETE on the signal port (env_signal), rung only
+ *        while the host asks for it on COMPLETE; without the port the host polls.
  *        A detach (header changed, ring corrupt) re-attaches to the next generation.
  *   portal memcpy [--bytes N] [--iters N]
  *        the guest's memcpy speed and that of TRANSFORM's loop in place (portal_xor64),
@@ -172,7 +173,8 @@ static int step(void *state, int *status, agent_out_fn out, void *ctx)
     }
     case M_SERVE: {
         int n = portal_service_step(&s->g, s->budget);
-        if (n > 0 && portal_guest_host_wants_wakeup(&s->g)) out(ctx, 1, "!", 1);
+        if (n > 0 && portal_guest_host_wants_wakeup(&s->g)) env_signal(PORTAL_RING_COMPLETE);
+        env_signal_drain();
         if (n < 0) {
             s->bad_gen = s->g.end.info.generation;
             ag_say(out, ctx, 1, "portal: detached from generation %llu: %s\n", (unsigned long long)s->bad_gen,

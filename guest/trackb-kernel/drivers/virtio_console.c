@@ -29,7 +29,10 @@
 #define CTRL_TX_TIMEOUT_NS 20000000ULL         /* the device completes control sends at once */
 #define MAX_USED_PER_CALL 64                   /* bound the work a racing used index can cause */
 
+#define SIG_TX_OFFSET 2048u                    /* signal page: rx buffers, then tx buffers */
 _Static_assert(VCON_CTRL_BUFS * VCON_CTRL_BUF_SIZE <= CTRL_OUT_OFFSET, "control buffers overlap");
+_Static_assert(VCON_SIG_RX_BUFS * VCON_SIG_RX_SIZE <= SIG_TX_OFFSET &&
+               SIG_TX_OFFSET + VCON_SIG_TX_BUFS * VCON_SIG_TX_SIZE <= 4096, "signal page overflows");
 _Static_assert(CTRL_OUT_OFFSET + VCON_CTRL_TX_SLOTS * CTRL_OUT_STRIDE <= 4096, "control page overflows");
 _Static_assert(VIRTIO_CONSOLE_CONTROL_SIZE <= CTRL_OUT_STRIDE, "control message size");
 _Static_assert(VCON_POOL_MAX <= 32 && VCON_RX_BUFS <= VCON_POOL_MAX && VCON_TX_BUFS <= VCON_POOL_MAX, "pool size");
@@ -48,6 +51,13 @@ static void pool_add(struct vcon_pool *p, uint8_t *va, uint64_t pa)
     p->pa[p->n] = pa;
     p->free_mask |= 1u << p->n;
     p->n++;
+}
+
+/* n buffers of `stride` bytes from offset `off` of the page at (va, pa). */
+static void pool_add_page(struct vcon_pool *p, uint8_t *va, uint64_t pa, uint32_t off, unsigned n, uint32_t stride)
+{
+    for (unsigned i = 0; i < n; i++)
+        pool_add(p, va + off + i * stride, pa + off + i * stride);
 }
 
 static int pool_take(struct vcon_pool *p)
@@ -150,6 +160,19 @@ static void found_port(struct virtio_console *vc, uint32_t id)
     send_ctrl(vc, id, VIRTIO_CONSOLE_PORT_OPEN, VCON_VALUE_OK);   /* our side is open */
 }
 
+/* The signal port: its receive buffers, our PORT_OPEN 1. */
+static void found_sig(struct virtio_console *vc, uint32_t id)
+{
+    int i, posted = 0;
+    vc->sig_port = (int)id;
+    vc->sig_connected = (vc->host_open_mask >> id) & 1;
+    while ((i = pool_take(&vc->sig_rx)) >= 0)
+        posted |= pool_lend(&vc->sig_rx, &vc->rxq[id], i, vc->sig_rx.size, 1) == 0;
+    if (posted)
+        virtio_pci_notify(&vc->vp, &vc->rxq[id]);
+    send_ctrl(vc, id, VIRTIO_CONSOLE_PORT_OPEN, VCON_VALUE_OK);
+}
+
 static void port_open_event(struct virtio_console *vc, uint32_t id, uint16_t value)
 {
     if (value > 1) {
@@ -157,6 +180,8 @@ static void port_open_event(struct virtio_console *vc, uint32_t id, uint16_t val
         return;
     }
     vc->host_open_mask = (vc->host_open_mask & ~(1u << id)) | (uint32_t)value << id;
+    if ((int)id == vc->sig_port)
+        vc->sig_connected = value;
     if ((int)id != vc->port)
         return;                                 /* another port's host side: not ours */
     if (value && !vc->host_connected)
@@ -193,6 +218,10 @@ static void handle_ctrl(struct virtio_console *vc, const uint8_t *b, uint32_t le
             vc->gone = 1;
             vc->host_connected = 0;
         }
+        if ((int)id == vc->sig_port) {          /* its lent buffers stay with the old queue: unused */
+            vc->sig_port = -1;
+            vc->sig_connected = 0;
+        }
         break;
     case VIRTIO_CONSOLE_PORT_NAME: {
         if (!known) {
@@ -207,6 +236,9 @@ static void handle_ctrl(struct virtio_console *vc, const uint8_t *b, uint32_t le
         size_t want = strlen(vc->want_name);
         if (vc->port < 0 && n == want && memcmp(name, vc->want_name, want) == 0)
             found_port(vc, id);
+        else if (vc->sig_name && vc->sig_port < 0 && (int)id != vc->port && vc->sig_page_pa &&
+                 n == strlen(vc->sig_name) && memcmp(name, vc->sig_name, n) == 0)
+            found_sig(vc, id);
         break;
     }
     case VIRTIO_CONSOLE_PORT_OPEN:
@@ -343,6 +375,54 @@ long virtio_console_write(struct virtio_console *vc, const void *buf, size_t len
     return (long)off;
 }
 
+/* ---- the signal port ---- */
+void virtio_console_want_signal(struct virtio_console *vc, const char *name)
+{
+    vc->sig_name = name;
+}
+
+int virtio_console_signal(struct virtio_console *vc, uint8_t b)
+{
+    virtio_console_poll(vc);
+    if (vc->sig_port < 0 || !vc->sig_connected)
+        return -1;
+    struct virtqueue *q = &vc->txq[vc->sig_port];
+    reclaim_sent(vc, &vc->sig_tx, q);
+    int i = pool_take(&vc->sig_tx);
+    if (i < 0)
+        return 0;                               /* doorbells are hints: the host polls anyway */
+    vc->sig_tx.va[i][0] = b;
+    if (pool_lend(&vc->sig_tx, q, i, 1, 0))
+        return 0;
+    virtio_pci_notify(&vc->vp, q);
+    return 1;
+}
+
+long virtio_console_signal_drain(struct virtio_console *vc)
+{
+    long n = 0;
+    int i, relent = 0;
+    uint32_t len;
+    if (vc->sig_port < 0)
+        return 0;
+    struct virtqueue *q = &vc->rxq[vc->sig_port];
+    for (int budget = MAX_USED_PER_CALL; budget > 0; budget--) {
+        int r = pool_reclaim(vc, &vc->sig_rx, q, &i, &len);
+        if (r == 0)
+            break;
+        if (r < 0)
+            continue;
+        if (len <= vc->sig_rx.size)
+            n += len;
+        else
+            vc->bad_len++;
+        relent |= pool_lend(&vc->sig_rx, q, i, vc->sig_rx.size, 1) == 0;
+    }
+    if (relent)
+        virtio_pci_notify(&vc->vp, q);
+    return n;
+}
+
 /* ---- bring-up ---- */
 static int setup_queue(struct virtio_console *vc, unsigned slot, uint16_t index, struct virtqueue *vq)
 {
@@ -384,11 +464,15 @@ static int alloc_buffers(struct virtio_console *vc)
     uint8_t *page = phys_ptr(vc->ctrl_page_pa, 4096);
     pool_init(&vc->ctrl_in, VCON_CTRL_BUF_SIZE);
     pool_init(&vc->ctrl_out, VIRTIO_CONSOLE_CONTROL_SIZE);
-    for (unsigned i = 0; i < VCON_CTRL_BUFS; i++)
-        pool_add(&vc->ctrl_in, page + i * VCON_CTRL_BUF_SIZE, vc->ctrl_page_pa + i * VCON_CTRL_BUF_SIZE);
-    for (unsigned i = 0; i < VCON_CTRL_TX_SLOTS; i++)
-        pool_add(&vc->ctrl_out, page + CTRL_OUT_OFFSET + i * CTRL_OUT_STRIDE,
-                 vc->ctrl_page_pa + CTRL_OUT_OFFSET + i * CTRL_OUT_STRIDE);
+    pool_add_page(&vc->ctrl_in, page, vc->ctrl_page_pa, 0, VCON_CTRL_BUFS, VCON_CTRL_BUF_SIZE);
+    pool_add_page(&vc->ctrl_out, page, vc->ctrl_page_pa, CTRL_OUT_OFFSET, VCON_CTRL_TX_SLOTS, CTRL_OUT_STRIDE);
+    if (!(vc->sig_page_pa = pmm_alloc_zeroed()))
+        return ERR_NOMEM;
+    uint8_t *sp = phys_ptr(vc->sig_page_pa, 4096);
+    pool_init(&vc->sig_rx, VCON_SIG_RX_SIZE);
+    pool_init(&vc->sig_tx, VCON_SIG_TX_SIZE);
+    pool_add_page(&vc->sig_rx, sp, vc->sig_page_pa, 0, VCON_SIG_RX_BUFS, VCON_SIG_RX_SIZE);
+    pool_add_page(&vc->sig_tx, sp, vc->sig_page_pa, SIG_TX_OFFSET, VCON_SIG_TX_BUFS, VCON_SIG_TX_SIZE);
     pool_init(&vc->rx, VCON_BUF_SIZE);
     pool_init(&vc->tx, VCON_BUF_SIZE);
     for (unsigned i = 0; i < VCON_RX_BUFS + VCON_TX_BUFS; i++) {
@@ -411,6 +495,10 @@ static void free_pages(struct virtio_console *vc)
             pmm_free_page(vc->data_pa[i]);
     if (vc->ctrl_page_pa)
         pmm_free_page(vc->ctrl_page_pa);
+    if (vc->sig_page_pa)
+        pmm_free_page(vc->sig_page_pa);
+    vc->sig_page_pa = 0;
+    vc->sig_port = -1;
     memset(vc->ring_pa, 0, sizeof vc->ring_pa);
     memset(vc->data_pa, 0, sizeof vc->data_pa);
     vc->ctrl_page_pa = 0;
@@ -422,8 +510,11 @@ int virtio_console_probe(struct pci_dev *d, struct virtio_console *vc, const cha
     uint8_t cfg[VIRTIO_CONSOLE_CONFIG_OFF_EMERG_WR];   /* cols, rows, max_nr_ports */
     int err;
 
+    const char *sig_name = vc->sig_name;       /* virtio_console_want_signal may come first */
     memset(vc, 0, sizeof *vc);
     vc->port = -1;
+    vc->sig_port = -1;
+    vc->sig_name = sig_name;
     vc->rx_cur = -1;
     vc->want_name = name;
     if (pci_enable(d) || virtio_pci_open(d, &vc->vp))

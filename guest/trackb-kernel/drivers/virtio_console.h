@@ -19,6 +19,10 @@
 #define VCON_TX_BUFS 16           /* transmit pages: 64 KiB in flight, one AgentX frame */
 #define VCON_BUF_SIZE 4096u
 #define VCON_POOL_MAX 16
+#define VCON_SIG_RX_BUFS 4        /* the signal port: doorbell bytes, in one page */
+#define VCON_SIG_RX_SIZE 256u
+#define VCON_SIG_TX_BUFS 4
+#define VCON_SIG_TX_SIZE 64u
 
 /* Buffers the driver owns and lends to a queue; the device holds them by head index. */
 struct vcon_pool {
@@ -50,6 +54,14 @@ struct virtio_console {
     int rx_cur;                    /* rx buffer being read, -1 none */
     uint32_t rx_off, rx_len;
 
+    /* The optional signal port (Gemini/Portal doorbells, docs/gemini.md): found by name like
+     * the named port, whenever its PORT_NAME comes; one byte per doorbell, never waited for. */
+    const char *sig_name;
+    int sig_port;                  /* -1 until found (or after it was removed) */
+    int sig_connected;             /* its host side is open */
+    struct vcon_pool sig_rx, sig_tx;
+    uint64_t sig_page_pa;
+
     /* hostile or unexpected input, counted (never trusted) */
     uint32_t bad_used;             /* used-ring id not lent out, or the index ran ahead */
     uint32_t bad_len;              /* used length shorter than a header or beyond the buffer */
@@ -63,6 +75,13 @@ struct virtio_console {
  * configuration or queue), ERR_NOMEM, ERR_NOENT (no port with the name within
  * timeout_ns). On any error the device is reset and every page freed. */
 int virtio_console_probe(struct pci_dev *d, struct virtio_console *vc, const char *name, uint64_t timeout_ns);
+/* Also look for the port named `name` (before or after probe; NULL: none) for doorbells. */
+void virtio_console_want_signal(struct virtio_console *vc, const char *name);
+/* Send the one-byte doorbell b on the signal port: 1 sent, 0 dropped (no free buffer: the host
+ * has unread doorbells), -1 no signal port or its host side is closed. Never waits. */
+int virtio_console_signal(struct virtio_console *vc, uint8_t b);
+/* Take (and discard) doorbell bytes the host sent on the signal port: their count. */
+long virtio_console_signal_drain(struct virtio_console *vc);
 /* Handle pending control messages (port added/named/opened/closed/removed). */
 void virtio_console_poll(struct virtio_console *vc);
 /* Up to cap received bytes without waiting; -1 if the port was removed. */

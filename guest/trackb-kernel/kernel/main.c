@@ -5,6 +5,7 @@
 #include "agent/portal_svc.h"
 #include "agent/gemini_svc.h"
 #include "agentx_wire.h"
+#include "gemini_wire.h"
 #include "hvsim.h"
 #include "drivers/hvsim_dev.h"
 #include "drivers/pci.h"
@@ -225,15 +226,16 @@ _Noreturn void kmain(uint32_t kind, uint64_t info)
     struct virtio_console *con = NULL;
     if (cd) {
         uint64_t t0 = timer_now_ns();
+        virtio_console_want_signal(&vcon, GEMINI_SIGNAL_PORT_NAME);   /* doorbells, when QEMU has it */
         int err = virtio_console_probe(cd, &vcon, AGX_VIRTIO_SERIAL_PORT_NAME, VCON_PROBE_NS);
         if (err)
             kprintf("vcon: %02x:%02x.%u has no usable port %s (%d)\n", cd->bus, cd->dev, cd->fn,
                     AGX_VIRTIO_SERIAL_PORT_NAME, err);
         else
             con = &vcon;
-        kdetail("vcon: probe %lu us, max_nr_ports %u, ports added %x, bad used %u len %u ctrl %u\n",
-                (timer_now_ns() - t0) / 1000, vcon.max_nr_ports, vcon.added, vcon.bad_used, vcon.bad_len,
-                vcon.bad_ctrl);
+        kdetail("vcon: probe %lu us, max_nr_ports %u, ports added %x, signal port %d, bad used %u len %u ctrl %u\n",
+                (timer_now_ns() - t0) / 1000, vcon.max_nr_ports, vcon.added, vcon.sig_port, vcon.bad_used,
+                vcon.bad_len, vcon.bad_ctrl);
     }
 
     /* hvsim: the wslx.hv model beside QEMU answers the hypervisor interface (else native). */

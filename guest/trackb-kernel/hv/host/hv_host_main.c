@@ -187,6 +187,9 @@ static struct hvsock sock;
 static int have_sock;
 static uint32_t connects_seen;
 
+int env_signal(uint8_t ring) { (void)ring; return -1; }   /* no signal port over hv_sock yet: polled */
+long env_signal_drain(void) { return 0; }
+
 uint32_t env_chan_connects(void)
 {
     if (!have_sock)

@@ -39,7 +39,8 @@ guest_inplace_xor_gbps   the same command: TRANSFORM's loop (portal_xor64) in pl
 control_bulk_gbps        `wslx-conform zeros N` in the guest: N bytes guest -> host through AgentX
                          STDIO over virtio-console (one way; Linux's `cat` goes both ways)
 the service              `portal serve` (TrackBPortalService): the guest polls SUBMIT in the agent
-                         loop, so there is no host -> guest doorbell to ring; it ends on SIGTERM
+                         loop, so there is no host -> guest doorbell to ring (its COMPLETE doorbell
+                         is on the signal port, as Linux's); it ends on SIGTERM
 """
 from __future__ import annotations
 

@@ -20,6 +20,11 @@ the guest arena. At most max_inflight calls are taken off EVENT at once, and
 only when UPCALL has room for their replies: the rest wait in the guest's own
 ring, so a flood costs the host nothing. Services run with a deadline (the
 call's timeout_ms, capped by max_timeout); an overrun is answered TIMEDOUT.
+
+Versions (docs/gemini.md): records of every version in `versions` are served, each
+answered as its own version says (version >= ERROR_TEXT_VERSION: error replies carry
+the message); any other version gets PROTONOSUPPORT with the host's range. The
+built-in gemini.hello call is the negotiation: the highest common version.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ from ..spec import gemini as spec
 from ..spec.portal import RingId
 from . import native
 from .errors import (BadSpan, GeminiError, Invalid, ReplyOverflow, TooLarge, UnknownService, Busy, CallTimeout,
-                     from_status)
+                     VersionUnsupported, from_status)
 
 Handler = Callable[["Call"], "bytes | bytearray | memoryview | int | None"]
 _NAME_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789._-")
@@ -102,6 +107,7 @@ class Stats:
     upcalls_dropped: int = 0   # guest queue full (NOSPC): reported, never silent
     upcalls_unsubscribed: int = 0
     upcalls_refused: int = 0   # the guest found the upcall malformed
+    hellos: int = 0            # gemini.hello calls answered (OK or PROTONOSUPPORT)
 
 
 def _args(raw: bytes) -> list[str]:
@@ -124,11 +130,21 @@ class Dispatcher:
     """Serve one guest's Gemini calls on `portal` (the host side must be initialised)."""
 
     def __init__(self, portal: Portal, *, max_inflight: int = spec.MAX_INFLIGHT, max_timeout: float = 30.0,
-                 max_upcalls: int = 128, native_null: bool = False, spin: float = 0.0):
+                 max_upcalls: int = 128, native_null: bool = False, spin: float = 0.0,
+                 versions: tuple[int, int] = (spec.VERSION_MIN, spec.VERSION)):
         """native_null: null.call is answered in C (gemini_host_serve), never reaching Python;
-        spin: seconds poll() spins in C for the first message (0: look once)."""
+        spin: seconds poll() spins in C for the first message (0: look once) and, with native_null,
+        for the next one of a burst of null.calls;
+        versions: the record versions served (a narrower range stands in for an older host)."""
         if not 1 <= max_inflight <= spec.MAX_INFLIGHT:
             raise ValueError(f"max_inflight {max_inflight}: must be 1..{spec.MAX_INFLIGHT}")
+        lo, hi = versions
+        if not spec.VERSION_MIN <= lo <= hi <= spec.VERSION:
+            raise ValueError(f"versions {versions}: this host speaks {spec.VERSION_MIN}..{spec.VERSION}")
+        self.versions = (lo, hi)
+        self._versions_arg = spec.version_range(lo, hi)
+        self.version: int | None = None         # what the last gemini.hello settled on (None: no hello yet)
+        self.guest_versions: tuple[int, int] | None = None
         self.portal = portal
         # Ring I/O and the record checks run in build/gemini/libgemini_guest.so (its own copy of the
         # Portal core) on the Portal's attachment, passed by address (another cffi instance's type).
@@ -150,6 +166,8 @@ class Dispatcher:
         self._next_upcall = 1
         self.upcall_results: list[tuple[str, int, spec.Err]] = []   # (topic, cookie, status), non-OK only
         self.doorbell_ring: Callable[[], None] | None = None         # UPCALL port, host -> guest
+        self._text_area: tuple[int, int] | None = None               # the current call's error-text area
+        self.services[(spec.HELLO_SERVICE, spec.HELLO_METHOD)] = self._hello
 
     # ------------------------------------------------------------------ registry
 
@@ -174,7 +192,7 @@ class Dispatcher:
             return 0
         answered = 0
         if self.native_null:
-            n = self.lib.gemini_host_serve(end, self._in, want, self.spin_ns, self._answered)
+            n = self.lib.gemini_host_serve(end, self._in, want, self.spin_ns, self._versions_arg, self._answered)
             answered = self._answered[0]
             self.stats.calls += answered
             self.stats.ok += answered
@@ -238,6 +256,7 @@ class Dispatcher:
         out.cookie, out.op, out.status, out.arg, out.result = m.cookie, spec.Op.REPLY, 0, 0, 0
         out.reserved0[0] = out.reserved0[1] = 0
         out.span = m.span  # echoed as sent (the guest matches it)
+        self._text_area = None
         try:
             value, length = self._run(m)
             out.arg, out.result = value & 0xFFFFFFFFFFFFFFFF, length
@@ -247,6 +266,13 @@ class Dispatcher:
             self._count(e.err)
         except GeminiError as e:
             out.status = e.err
+            if e.err == spec.Err.PROTONOSUPPORT:
+                out.arg = self._versions_arg
+            if self._text_area is not None:   # a checked record of a version with error text
+                off, cap = self._text_area
+                text = str(e).encode("utf-8", "replace")[:cap]
+                self.mem.view(off, len(text))[:] = text
+                out.result = len(text)
             self._count(e.err)
 
     def _count(self, err: spec.Err) -> None:
@@ -256,10 +282,12 @@ class Dispatcher:
         """Check the record (gemini_host_check_call: the one implementation of the checks), run the
         service, put its reply into the reply area. (value, reply bytes) or a GeminiError."""
         hc = self._hc
-        rc = self.lib.gemini_host_check_call(self.end, self.ffi.addressof(m), hc)
+        rc = self.lib.gemini_host_check_call(self.end, self.ffi.addressof(m), self._versions_arg, hc)
         if rc:
             raise from_status(-rc, f"call record in span {_span_from_c(m.span)}")
         h = hc.h
+        if h.version >= spec.ERROR_TEXT_VERSION:
+            self._text_area = (hc.reply_offset, h.reply_cap)
         service = self.ffi.unpack(hc.service, h.service_len).decode()
         method = self.ffi.unpack(hc.method, h.method_len).decode()
         raw_args = self.mem.read(hc.args_offset, h.args_len)
@@ -283,6 +311,22 @@ class Dispatcher:
         if not 0 <= call.reply_len <= h.reply_cap:
             raise GeminiError(f"{call.service}.{call.method} claims {call.reply_len} reply bytes")
         return call.value, call.reply_len
+
+    def _hello(self, call: Call) -> bytes:
+        """gemini.hello MIN MAX: the highest version both sides speak (docs/gemini.md)."""
+        self.stats.hellos += 1
+        if len(call.args) != 2 or not all(a.isdigit() and len(a) <= 5 for a in call.args):
+            raise Invalid(f"gemini.hello wants MIN MAX (decimal), got {call.args!r}")
+        lo, hi = (int(a) for a in call.args)
+        if not 1 <= lo <= hi <= 0xFFFF:
+            raise Invalid(f"gemini.hello: bad version range {lo}..{hi}")
+        self.guest_versions = (lo, hi)
+        picked = spec.pick_version(lo, hi, *self.versions)
+        if picked is None:
+            raise VersionUnsupported(f"guest speaks versions {lo}..{hi}, this host "
+                                     f"{self.versions[0]}..{self.versions[1]}")
+        self.version = call.value = picked
+        return spec.Hello.build(dict(version=picked, host_min=self.versions[0], host_max=self.versions[1]))
 
     # ------------------------------------------------------------------ upcalls
 

@@ -52,6 +52,11 @@ class ReplyOverflow(GeminiError):
         self.needed = needed
 
 
+class VersionUnsupported(GeminiError):
+    """A record version (or a HELLO range) the host does not speak; the guest hears the host's range."""
+    err = Err.PROTONOSUPPORT
+
+
 class GeminiProtocolError(GeminiError):
     """The guest broke the protocol on a message the host cannot answer (counted, never fatal)."""
     err = Err.INVAL
@@ -65,7 +70,8 @@ class GeminiRemoteError(GeminiError):
         self.status = status
 
 
-_BY_STATUS = {cls.err: cls for cls in (UnknownService, BadSpan, TooLarge, Denied, CallTimeout, NotFound, Busy, Invalid)}
+_BY_STATUS = {cls.err: cls for cls in (UnknownService, BadSpan, TooLarge, Denied, CallTimeout, NotFound, Busy, Invalid,
+                                          VersionUnsupported)}
 
 
 def from_status(code: int, what: str) -> GeminiError:

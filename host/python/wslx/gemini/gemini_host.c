@@ -3,6 +3,7 @@
  * looked at, and every offset is checked against the span, which the Portal core checks
  * against the host's private copy of the arena bounds. */
 #define _GNU_SOURCE
+#include <sched.h>
 #include <time.h>
 
 #include "gemini_host.h"
@@ -21,7 +22,8 @@ static void copy_out(void *dst, const void *src, uint64_t n)
     for (uint64_t i = 0; i < n; i++) d[i] = s[i];
 }
 
-int gemini_host_check_call(const struct portal_end *e, const struct portal_msg *m, struct gemini_host_call *out)
+int gemini_host_check_call(const struct portal_end *e, const struct portal_msg *m, uint32_t versions,
+                           struct gemini_host_call *out)
 {
     void *p;
     if (m->reserved0[0] || m->reserved0[1] || m->status || m->arg || m->result) return GERR(GEMINI_ERR_INVAL);
@@ -35,8 +37,11 @@ int gemini_host_check_call(const struct portal_end *e, const struct portal_msg *
     const struct gemini_call_header *h = &out->h;
     int reserved = 0;
     for (unsigned i = 0; i < sizeof h->reserved; i++) reserved |= h->reserved[i];
-    if (h->magic != GEMINI_CALL_MAGIC || h->version != GEMINI_VERSION || h->flags || reserved)
-        return GERR(GEMINI_ERR_INVAL);
+    if (h->magic != GEMINI_CALL_MAGIC) return GERR(GEMINI_ERR_INVAL);
+    /* a record of a version this host does not speak: typed, so the guest can fall back */
+    if (h->version < (versions & 0xFFFFu) || h->version > versions >> GEMINI_VERSION_RANGE_SHIFT)
+        return GERR(GEMINI_ERR_PROTONOSUPPORT);
+    if (h->flags || reserved) return GERR(GEMINI_ERR_INVAL);
     if (h->service_len < 1 || h->service_len > GEMINI_NAME_MAX || h->method_len < 1 || h->method_len > GEMINI_NAME_MAX)
         return GERR(GEMINI_ERR_TOOBIG);
     if (h->args_len > GEMINI_ARGS_MAX || h->reply_cap > GEMINI_REPLY_MAX) return GERR(GEMINI_ERR_TOOBIG);
@@ -60,10 +65,10 @@ static int is_null_call(const struct gemini_host_call *c)
 }
 
 int gemini_host_serve(struct portal_end *e, struct portal_msg *defer, unsigned max, uint64_t spin_ns,
-                      unsigned *answered)
+                      uint32_t versions, unsigned *answered)
 {
     struct portal_msg in[64], out[64];
-    uint64_t deadline = now_ns() + spin_ns;
+    uint64_t start = now_ns(), deadline = start + spin_ns, hard = start + 8 * spin_ns;
     unsigned deferred = 0, k = 0;
     *answered = 0;
     for (;;) {
@@ -74,7 +79,13 @@ int gemini_host_serve(struct portal_end *e, struct portal_msg *defer, unsigned m
         int n = want ? portal_recv(e, PORTAL_RING_EVENT, in, want) : 0;
         if (n < 0) return n;
         if (n == 0) {
-            if (*answered || deferred) return (int)deferred;
+            if (deferred) return (int)deferred;
+            if (*answered) { /* a burst: keep answering until it pauses for spin_ns (never past `hard`) */
+                uint64_t now = now_ns();
+                if (now > deadline || now > hard) return 0;
+                sched_yield(); /* the guest's vCPU may need this core to make the next call */
+                continue;
+            }
             if ((++k & 255) == 0) {
                 int rc = portal_check(e);
                 if (rc) return rc;
@@ -86,7 +97,7 @@ int gemini_host_serve(struct portal_end *e, struct portal_msg *defer, unsigned m
         unsigned replies = 0;
         for (int i = 0; i < n; i++) {
             struct gemini_host_call c;
-            if (in[i].op == GEMINI_OP_CALL && gemini_host_check_call(e, &in[i], &c) == 0 && is_null_call(&c)) {
+            if (in[i].op == GEMINI_OP_CALL && gemini_host_check_call(e, &in[i], versions, &c) == 0 && is_null_call(&c)) {
                 struct portal_msg *r = &out[replies++];
                 *r = in[i];
                 r->op = GEMINI_OP_REPLY;
@@ -100,6 +111,9 @@ int gemini_host_serve(struct portal_end *e, struct portal_msg *defer, unsigned m
             int sent = portal_send(e, PORTAL_RING_UPCALL, out, replies);
             if (sent != (int)replies) return sent < 0 ? sent : PERR(PORTAL_ERR_PROTO);
             *answered += replies;
+            deadline = now_ns() + spin_ns;
+            /* a guest that sleeps on UPCALL needs the doorbell, which the caller rings */
+            if (portal_peer_wants_wakeup(e, PORTAL_RING_UPCALL)) return (int)deferred;
         }
         if (deferred == max || want < 64) return (int)deferred;
     }

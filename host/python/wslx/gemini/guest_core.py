@@ -19,7 +19,8 @@ from .errors import GeminiRemoteError
 class GuestClient:
     """The C guest client attached to the guest side of `portal`'s region."""
 
-    def __init__(self, portal: Portal):
+    def __init__(self, portal: Portal, versions: tuple[int, int] | None = None):
+        """versions: the record versions this client offers (None: the tree's range)."""
         self.ffi, self.lib = load()
         self.portal = portal
         self._mm_ref = self.ffi.from_buffer(portal._mm)   # keep the buffer alive while we use it
@@ -33,6 +34,24 @@ class GuestClient:
         self._deliver = self.ffi.callback("gemini_deliver_fn", self._on_upcall)
         self.lib.gemini_client_set_deliver(self.c, self._deliver, self.ffi.NULL)
         self.subscribed: set[str] = set()
+        if versions is not None and self.lib.gemini_client_set_versions(self.c, *versions):
+            raise ValueError(f"versions {versions}")
+
+    def hello(self) -> None:
+        """Submit the HELLO call (gemini_poll settles the version when its reply comes)."""
+        rc = self.lib.gemini_hello(self.c)
+        if rc:
+            raise GeminiRemoteError(-rc, f"gemini_hello: {rc}")
+
+    @property
+    def version(self) -> int:
+        """gemini_version(): > 0 negotiated, 0 not yet, -PROTONOSUPPORT no common version."""
+        return self.lib.gemini_version(self.c)
+
+    def error_text(self, call) -> bytes | None:
+        n = self.ffi.new("uint32_t *")
+        p = self.lib.gemini_call_error_text(self.c, call, n)
+        return None if p == self.ffi.NULL else bytes(self.ffi.unpack(p, n[0]))
 
     def _on_upcall(self, _ctx, topic, topic_len, data, data_len):
         t = self.ffi.unpack(topic, topic_len).decode()

@@ -5,13 +5,15 @@ gemini_svc.c around guest/gemini's client, the same code as the Linux agent's).
         g.client.run(["gemini", "call", "fs", "read", "a.txt"])
         a.post_upcall("news", b"...")   # printed by the built-in subscriber on the serve program's stdout
 
-Track B has one virtio-console port (AgentX's): no SIGNAL/UPCALL ports, so no doorbells.
-The kernel steps the client on every agent loop iteration and the host loop polls EVENT
-(spinning 0.5 ms after traffic, then sleeping at most 20 ms), as the Portal service does.
+Doorbells: the kernel's virtio-console driver opens the SIGNAL port beside AgentX's and
+rings EVENT there when the host loop sleeps on EVENT; the host loop sleeps on that port.
+There is no UPCALL port: the kernel steps the client on every agent loop iteration, so it
+polls UPCALL anyway (interrupts are off; nothing in the kernel sleeps).
 """
 from __future__ import annotations
 
 from ..portal.region import Portal
+from ..portal.signal import SIGNAL_PORT
 from ..portal.trackb import trackb_portal_kw
 from .dispatcher import Dispatcher
 from .host import GeminiAgent
@@ -22,8 +24,8 @@ def gemini_trackb_kw(portal: Portal) -> dict:
 
 
 class GeminiTrackBAgent(GeminiAgent):
-    """`gemini serve [--subscribe TOPIC]` in a booted TrackBGuest plus the host loop (polled);
-    it ends on SIGNAL (no stdin on Track B)."""
+    """`gemini serve [--subscribe TOPIC]` in a booted TrackBGuest plus the host loop (woken by
+    the SIGNAL port when the machine has it, else polled); it ends on SIGNAL (no stdin on Track B)."""
 
     WHAT = "the Track B gemini built-in"
 
@@ -34,3 +36,9 @@ class GeminiTrackBAgent(GeminiAgent):
 
     def argv(self) -> list[str]:
         return ["gemini", "serve"] + (["--subscribe", self.subscribe] if self.subscribe else [])
+
+    def _ports(self):
+        vm = self.guest.vm
+        if SIGNAL_PORT not in vm.named_ports:
+            return None, None
+        return vm.named_port_socket(SIGNAL_PORT, self.timeout), None

@@ -11,8 +11,11 @@ Differences from wslx.portal.guest.PortalService (Linux), its base class:
 - No host -> guest doorbell. The Track B agent has no STDIN, and none is needed:
   the service is stepped on every iteration of the agent's polling loop, so it
   polls SUBMIT all the time (interrupts are off; nothing in the kernel sleeps).
-- The guest -> host doorbell is the same: a "!" on the service's stdout while the
-  host sleeps on COMPLETE; waiting for it pumps the AgentX client.
+- The guest -> host doorbell is the byte COMPLETE on the signal port, as on Linux
+  (the kernel's virtio-console driver opens the SIGNAL port by its name beside the AgentX
+  port, VIRTIO_CONSOLE_F_MULTIPORT); the host sleeps on it while it waits on
+  COMPLETE. The harness target and hv_sock have no signal port: the host polls.
+  No doorbell rides on STDIO.
 - It stops on SIGNAL (SIGTERM), not on stdin EOF: its EXIT is SIGNALED 15.
 """
 from __future__ import annotations
@@ -26,7 +29,8 @@ SERVE_ARGV = ["portal", "serve"]
 
 def trackb_portal_kw(portal: Portal) -> dict:
     """TrackBGuest keywords that attach the Portal's file as its virtio-pmem device, at the
-    pinned address (instead of the scratch pmem file TrackBGuest makes by default)."""
+    pinned address (instead of the scratch pmem file TrackBGuest makes by default), and the
+    signal port for the doorbells."""
     return portal_machine_kw(portal)
 
 
@@ -36,6 +40,10 @@ class TrackBPortalService(PortalService):
     SERVE_ARGV = SERVE_ARGV
     STDIN = False
     WHAT = "the Track B Portal service"
+
+    def _doorbells(self):
+        # no host -> guest doorbell (the guest polls SUBMIT); the guest's COMPLETE ends a wait early
+        return None, (self._wait if self.signal is not None else None)
 
     def stop(self) -> ExitStatus | None:
         """SIGTERM the service and wait for its EXIT (SIGNALED 15 when it was serving)."""

@@ -43,7 +43,8 @@ RAM_MODES = ("file", "stream")   # fast path (RAM in ram.img) / anonymous RAM (R
 
 # QemuMachine keywords that make up a guest's configuration (paths of per-run files excluded)
 MACHINE_KEYS = ("append", "quiet", "machine", "firmware", "accel", "memory", "cpus", "pvpanic", "virtio_serial_port",
-                "serial_transport", "pmem_size", "pmem_addr", "extra_args")
+                "serial_transport", "pmem_size", "pmem_addr", "extra_args", "named_ports")
+OPTIONAL_KEYS = {"named_ports": []}   # absent from manifests written before they were recorded
 
 
 def machine_config(vm: QemuMachine) -> dict:
@@ -51,13 +52,15 @@ def machine_config(vm: QemuMachine) -> dict:
     cfg["firmware"] = None if cfg["firmware"] is None else str(cfg["firmware"])
     cfg["panic_regex"] = vm.panic_re.pattern
     cfg["extra_args"] = list(cfg["extra_args"])
+    cfg["named_ports"] = list(cfg["named_ports"])
     if cfg["pmem_size"] is None and vm.pmem_path is not None:
         cfg["pmem_size"] = os.stat(vm.pmem_path).st_size
     return cfg
 
 
 def make_machine(kernel: Path, initrd: Path | None, cfg: dict, *, cls=QemuMachine, **kw) -> QemuMachine:
-    return cls(kernel, initrd, **{k: cfg[k] for k in MACHINE_KEYS}, panic_regex=cfg["panic_regex"], **kw)
+    return cls(kernel, initrd, **{k: cfg[k] if k in cfg else OPTIONAL_KEYS[k] for k in MACHINE_KEYS},
+               panic_regex=cfg["panic_regex"], **kw)
 
 
 def normalised_cmdline(vm: QemuMachine) -> list[str]:

@@ -1,4 +1,4 @@
-"""Gemini: the three ports and the call/upcall records carried in Portal spans, version 1.
+"""Gemini: the three ports and the call/upcall records carried in Portal spans, versions 1 and 2.
 
 Ports (seed note 5.3), one number each, mapped per transport:
 
@@ -50,6 +50,26 @@ of that span. Limits: NAME_MAX per name, ARGS_MAX, REPLY_MAX; at most
 MAX_INFLIGHT calls per guest are taken off EVENT before their replies are
 posted (the rest wait in the guest's ring: host memory stays bounded).
 
+Versions and negotiation. CallHeader.version says how the host answers that
+record. Version 1: an error REPLY has result 0 (OVERFLOW: the bytes needed).
+Version 2 adds error text: an error REPLY to a record that passed the checks
+carries the host's UTF-8 message in the reply area (result = its length, cut
+to reply_cap; none when the record itself failed the checks, as its reply
+area is not trusted then, and none for OVERFLOW). The host accepts every
+version in [VERSION_MIN, VERSION] and answers any other with PROTONOSUPPORT,
+arg = its range (VERSION_MIN | VERSION << VERSION_RANGE_SHIFT); never a crash.
+
+A guest learns what the host speaks with the HELLO call, its first call after
+attaching: service HELLO_SERVICE, method HELLO_METHOD, always a version-1
+record (every host parses it), args the guest's lowest and highest version as
+NUL-terminated decimal strings ("1", "2"). The host picks the highest common
+version: OK, arg = that version, reply = struct gemini_hello; no common
+version: PROTONOSUPPORT, arg = the host's range. A host older than
+negotiation answers NOSYS (an unknown service): the guest then speaks version
+1. Until the HELLO reply comes the guest writes its lowest version (1); a
+guest that never says HELLO (an older one) is served version 1 for as long as
+it writes version 1. Upcall records are unchanged by version 2.
+
 Ordering and loss: replies may come in any order (match by cookie). Upcalls of
 one topic reach a subscriber in posting order. Each guest subscriber has a
 queue of UPCALL_QUEUE_DEPTH upcalls; a full queue drops the new upcall and
@@ -67,7 +87,12 @@ from .vmbus import HVSOCK_GUID_TEMPLATE
 from .fields import Reserved
 from .header import Constant, CStruct, HeaderSpec
 
-VERSION = 1
+VERSION = 2                      # the newest call record version (what HELLO offers)
+VERSION_MIN = 1                  # the oldest one still accepted (older peers keep working)
+ERROR_TEXT_VERSION = 2           # the first version whose error replies carry the host's message
+VERSION_RANGE_SHIFT = 16         # a range in a u64 message field: min | max << VERSION_RANGE_SHIFT
+HELLO_SERVICE = "gemini"         # the negotiation call: gemini.hello MIN MAX
+HELLO_METHOD = "hello"
 CALL_MAGIC = 0x494E4D47          # the bytes "GMNI"
 UPCALL_MAGIC = 0x43505547        # the bytes "GUPC"
 NAME_MAX = 64                    # bytes per service, method or topic name
@@ -147,6 +172,7 @@ class Err(enum.IntEnum):
     NOSPC = 28            # UPCALL_DONE: subscriber queue full, upcall dropped
     NOSYS = 38            # unknown service or method
     OVERFLOW = 75         # reply larger than reply_cap (result = bytes needed)
+    PROTONOSUPPORT = 93   # record version (or HELLO range) not spoken by the host; arg = its range
     TIMEDOUT = 110        # the service did not answer before the call's deadline
     STALE = 116           # span of an older Portal generation
 
@@ -172,6 +198,13 @@ UpcallHeader = Struct(
     "reserved" / Reserved(4),
 )
 
+Hello = Struct(
+    "version" / Int16ul * "the version the host picked (also in REPLY.arg)",
+    "host_min" / Int16ul * "the host's VERSION_MIN",
+    "host_max" / Int16ul * "the host's VERSION",
+    "reserved" / Reserved(2),
+)
+
 FsStat = Struct(
     "size" / Int64ul * "bytes",
     "mtime_ns" / Int64ul * "modification time, ns since the epoch",
@@ -188,7 +221,20 @@ class FileKind(enum.IntEnum):
 
 CALL_HEADER_SIZE = 32
 UPCALL_HEADER_SIZE = 16
+HELLO_SIZE = 8
 assert CallHeader.sizeof() == CALL_HEADER_SIZE and UpcallHeader.sizeof() == UPCALL_HEADER_SIZE
+assert Hello.sizeof() == HELLO_SIZE
+
+
+def version_range(lo: int, hi: int) -> int:
+    """A version range as carried in REPLY.arg of a PROTONOSUPPORT answer."""
+    return lo | hi << VERSION_RANGE_SHIFT
+
+
+def pick_version(guest_lo: int, guest_hi: int, host_lo: int = VERSION_MIN, host_hi: int = VERSION) -> int | None:
+    """The highest version both ranges hold, or None."""
+    best = min(guest_hi, host_hi)
+    return best if best >= max(guest_lo, host_lo) else None
 
 ENUMS = [("GEMINI_PORT", Port), ("GEMINI_OP", Op), ("GEMINI_ERR", Err), ("GEMINI_KIND", FileKind)]
 
@@ -197,7 +243,12 @@ C_HEADER = HeaderSpec(
     title="Gemini ports, calls and upcalls",
     doc=__doc__,
     constants=[
-        Constant("VERSION", VERSION, "call record version"),
+        Constant("VERSION", VERSION, "newest call record version"),
+        Constant("VERSION_MIN", VERSION_MIN, "oldest call record version still accepted"),
+        Constant("ERROR_TEXT_VERSION", ERROR_TEXT_VERSION, "first version whose error replies carry text"),
+        Constant("VERSION_RANGE_SHIFT", VERSION_RANGE_SHIFT, "range in a u64: min | max << this"),
+        Constant("HELLO_SERVICE", HELLO_SERVICE, "the negotiation call's service"),
+        Constant("HELLO_METHOD", HELLO_METHOD, "the negotiation call's method"),
         Constant("CALL_MAGIC", CALL_MAGIC, "bytes 'GMNI'"),
         Constant("UPCALL_MAGIC", UPCALL_MAGIC, "bytes 'GUPC'"),
         Constant("NAME_MAX", NAME_MAX, "bytes per service, method or topic name"),
@@ -216,6 +267,7 @@ C_HEADER = HeaderSpec(
     structs=[
         CStruct("gemini_call_header", CallHeader, "Start of a call record in the caller's span."),
         CStruct("gemini_upcall_header", UpcallHeader, "Start of an upcall record in a host-arena span."),
+        CStruct("gemini_hello", Hello, "The HELLO call's reply."),
         CStruct("gemini_fs_stat", FsStat, "fs.stat's reply."),
     ],
 )
