@@ -66,9 +66,10 @@ def forged_call(d, g, version, service=b"null", method=b"call"):
 
 
 def test_the_spec_picks_the_highest_common_version():
-    assert (spec.VERSION_MIN, spec.VERSION) == (1, 2) and spec.ERROR_TEXT_VERSION == 2
-    assert spec.pick_version(1, 2) == 2 and spec.pick_version(1, 1) == 1 and spec.pick_version(2, 9) == 2
-    assert spec.pick_version(3, 4) is None and spec.pick_version(1, 5, 1, 1) == 1 and spec.pick_version(2, 2, 1, 1) is None
+    assert spec.VERSION_MIN <= spec.ERROR_TEXT_VERSION <= spec.VERSION
+    assert spec.pick_version(spec.VERSION_MIN, spec.VERSION) == spec.VERSION    # the defaults are this host's range
+    assert spec.pick_version(1, 2, 1, 2) == 2 and spec.pick_version(1, 1, 1, 2) == 1 and spec.pick_version(2, 9, 1, 2) == 2
+    assert spec.pick_version(3, 4, 1, 2) is None and spec.pick_version(1, 5, 1, 1) == 1 and spec.pick_version(2, 2, 1, 1) is None
     assert spec.version_range(1, 2) == 0x20001
     raw = spec.Hello.build(dict(version=2, host_min=1, host_max=2))
     assert len(raw) == spec.HELLO_SIZE and raw == bytes([2, 0, 1, 0, 2, 0, 0, 0])

@@ -162,7 +162,7 @@ def _read_ram(ram: Path, offset: int, n: int) -> bytes:
 def test_model_raises_interrupts_on_the_guests_msix_entries(model):
     """A SynIC message for a SINT raises MSI-X entry (vector - msix_vector_base): the eventfd QEMU got."""
     proc, q, ram, ram_size = model
-    struct.pack_into("<II", q.shm, 12, 0x30, S.MSIX_VECTORS)          # what drivers/hvsim.c writes
+    struct.pack_into("<II", q.shm, S.OFF_MSIX_VECTOR_BASE, 0x30, S.MSIX_VECTORS)  # what drivers/hvsim.c writes
     for msr, value in ((Msr.GUEST_OS_ID, 1 << 63), (Msr.SIMP, 0x10000 | 1), (Msr.SIEFP, 0x11000 | 1),
                        (Msr.SINT0 + 3, 0x31), (Msr.SCONTROL, 1)):
         assert q.trap(S.Op.WRMSR, msr, value)[0] == 0
@@ -179,7 +179,7 @@ def test_model_wakes_a_guest_halted_on_its_answer(model):
     does a wait_seq naming another request."""
     proc, q, ram, ram_size = model
     assert q.block().features & S.FEATURE_ANSWER_IRQ
-    struct.pack_into("<II", q.shm, 12, 0x30, S.MSIX_VECTORS)          # what drivers/hvsim.c writes
+    struct.pack_into("<II", q.shm, S.OFF_MSIX_VECTOR_BASE, 0x30, S.MSIX_VECTORS)  # what drivers/hvsim.c writes
     efd = q.own_efd[S.ANSWER_MSIX_ENTRY]
     assert q.trap(S.Op.RDMSR, Msr.SVERSION)[0] == 0                   # wait_seq 0: spinning guest
     struct.pack_into("<I", q.shm, S.OFF_WAIT_SEQ, q.seq + 7)          # names a later request

@@ -37,13 +37,13 @@ def test_portal_doorbells_ride_the_signal_port(tmp_path):
                 rung = svc.doorbells_rung
                 assert p.echo(7) == 7                      # woke the guest through the port
                 assert svc.doorbells_rung > rung
-                heard_before = svc.signal.heard
                 _until_guest_sleeps(g, p)
                 span = p.alloc(1 << 20)                    # a long request: the host sleeps on COMPLETE
                 p.view(span)[:] = bytes(1 << 20)
                 assert p.checksum(span, timeout=60) == 0
                 # every byte the guest sent on the port was a COMPLETE doorbell (none on stdout)
-                assert svc.signal.heard >= heard_before
+                assert set(svc.signal.heard_by_byte) <= {RingId.COMPLETE}, svc.signal.heard_by_byte
+                assert sum(svc.signal.heard_by_byte.values()) == svc.signal.heard
             finally:
                 assert svc.stop() == 0
             out = svc.output

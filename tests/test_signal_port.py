@@ -17,18 +17,21 @@ def test_ring_and_wait_carry_ring_ids_and_count_them():
         assert port.wait(0) == b""                        # nothing yet: a timeout, not an error
         guest.send(bytes([RingId.COMPLETE, RingId.COMPLETE]))
         assert port.wait(5) == bytes([RingId.COMPLETE] * 2) and port.heard == 2
+        assert port.heard_by_byte == {RingId.COMPLETE: 2}
         port.close()
 
 
 def test_a_full_port_never_blocks_the_ringer():
     host, guest = socket.socketpair()
     with guest:
+        host.settimeout(5)   # a socket in timeout mode: were ring() to wait on it, it would time out and close
         port = SignalPort(host)
         for _ in range(1 << 20):                          # far more than the socket buffers hold
             port.ring(RingId.SUBMIT)
             if port.rung and port.rung < _ + 1:           # a ring was dropped: the buffer is full
                 break
         assert 0 < port.rung < 1 << 20
+        assert port.sock is not None, "a full port was treated as a dead one"
         port.close()
 
 

@@ -60,9 +60,6 @@ def saved(tmp_path_factory, portal_built):
         assert g.client.run(["kill", "-STOP", str(svc.proc.pid)]).returncode == 0
         cookie = portal.submit(Op.CHECKSUM, span)
         result = save(g, d / "snap", portal=portal, **QUIET)
-        # the service's doorbells ride on this guest's connection, which ends here: after the restore
-        # the host polls (a restored service is adopted, not started, so nothing rebinds them)
-        portal.doorbell_ring = portal.doorbell_wait = None
         before = _numbers(bytes(counter.stdout))
         had = {Stream.STDOUT: len(counter.stdout)}  # what this host has: a restored agent sends the rest
     yield dict(dir=d, snap=d / "snap", portal=portal, counter_pid=counter.pid, before=before, had=had, svc_pid=svc.proc.pid,

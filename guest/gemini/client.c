@@ -122,9 +122,9 @@ int gemini_hello(struct gemini_client *c)
 {
     char args[12];
     if (c->hello_state == GEMINI_HELLO_PENDING) return 0;
-    /* a version-1 record: every host parses it (one that predates HELLO answers NOSYS) */
+    /* a record every host parses (one that predates HELLO answers NOSYS) */
     int rc = prepare(c, &c->hello, GEMINI_HELLO_SERVICE, GEMINI_HELLO_METHOD, args, version_args(args, c->vmin, c->vmax),
-                     sizeof(struct gemini_hello), 0, 1);
+                     sizeof(struct gemini_hello), 0, GEMINI_HELLO_RECORD_VERSION);
     if (rc) return rc;
     if ((rc = gemini_call_submit(c, &c->hello))) {
         portal_arena_free(&c->arena, &c->hello.span);
@@ -155,8 +155,8 @@ static void hello_done(struct gemini_client *c)
             c->hello_status = GEMINI_ERR_INVAL;
             v = c->vmin;
         }
-    } else if (h->status == GEMINI_ERR_NOSYS) { /* a host older than HELLO speaks version 1 only */
-        v = c->vmin == 1 ? 1 : 0;
+    } else if (h->status == GEMINI_ERR_NOSYS) { /* a host older than HELLO speaks only the hello record's version */
+        v = c->vmin <= GEMINI_HELLO_RECORD_VERSION ? GEMINI_HELLO_RECORD_VERSION : 0;
     } else if (h->status != GEMINI_ERR_PROTONOSUPPORT) {
         v = c->vmin; /* the host failed to answer (BUSY, TIMEDOUT, ...): the lowest version is the safe one */
     }

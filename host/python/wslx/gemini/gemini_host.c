@@ -39,7 +39,7 @@ int gemini_host_check_call(const struct portal_end *e, const struct portal_msg *
     for (unsigned i = 0; i < sizeof h->reserved; i++) reserved |= h->reserved[i];
     if (h->magic != GEMINI_CALL_MAGIC) return GERR(GEMINI_ERR_INVAL);
     /* a record of a version this host does not speak: typed, so the guest can fall back */
-    if (h->version < (versions & 0xFFFFu) || h->version > versions >> GEMINI_VERSION_RANGE_SHIFT)
+    if (h->version < (versions & ((1u << GEMINI_VERSION_RANGE_SHIFT) - 1)) || h->version > versions >> GEMINI_VERSION_RANGE_SHIFT)
         return GERR(GEMINI_ERR_PROTONOSUPPORT);
     if (h->flags || reserved) return GERR(GEMINI_ERR_INVAL);
     if (h->service_len < 1 || h->service_len > GEMINI_NAME_MAX || h->method_len < 1 || h->method_len > GEMINI_NAME_MAX)

@@ -81,8 +81,8 @@ class GeminiHost:
 
     def _drain_signal(self, timeout: float) -> None:
         data = self.signal.wait(timeout) if self.signal is not None else None
-        if data is None:  # no port, or its guest side went away: keep polling without it
-            time.sleep(timeout)
+        if data is None:  # no port, or its guest side went away: poll, at most 1 ms apart (nothing wakes us)
+            time.sleep(min(timeout, 1e-3))
             return
         self.stray_bytes += sum(b not in (RingId.COMPLETE, RingId.EVENT) for b in data)
         if RingId.COMPLETE in data:

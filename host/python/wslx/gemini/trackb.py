@@ -8,7 +8,8 @@ gemini_svc.c around guest/gemini's client, the same code as the Linux agent's).
 Doorbells: the kernel's virtio-console driver opens the SIGNAL port beside AgentX's and
 rings EVENT there when the host loop sleeps on EVENT; the host loop sleeps on that port.
 There is no UPCALL port: the kernel steps the client on every agent loop iteration, so it
-polls UPCALL anyway (interrupts are off; nothing in the kernel sleeps).
+polls UPCALL anyway (over virtio-console or serial the loop never sleeps; over hv_sock an
+idle loop halts until an interrupt or the 1 ms stimer tick, so an upcall waits at most about a tick).
 """
 from __future__ import annotations
 

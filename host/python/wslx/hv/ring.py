@@ -20,14 +20,9 @@ import struct
 
 from ..spec.hyperv import PAGE_SIZE
 from ..spec.vmbus import HV_RING_BUFFER, PACKET_ALIGN, PACKET_TRAILER_SIZE, VMPACKET_DESCRIPTOR
+from ..spec.fields import field_offsets
 from .errors import GuestMemoryError, RingError
 
-def field_offsets(body) -> dict[str, int]:
-    out, off = {}, 0
-    for sc in body.subcons:
-        out[sc.name] = off
-        off += sc.sizeof()
-    return out
 
 
 _RESERVED_FORMAT = {1: "B", 2: "H", 4: "I", 8: "Q"}

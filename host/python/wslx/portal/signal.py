@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import select
 import socket
+from collections import Counter
 
 from ..spec.gemini import VIRTIO_SERIAL_NAMES, Port
 from ..spec.portal import RingId
@@ -18,9 +19,11 @@ class SignalPort:
     (b"" on timeout) and None once the guest side is gone (then only polling is left)."""
 
     def __init__(self, sock: socket.socket):
+        sock.setblocking(False)   # whatever mode it came in (a timeout mode would make send wait)
         self.sock: socket.socket | None = sock
         self.rung = 0
         self.heard = 0
+        self.heard_by_byte: Counter[int] = Counter()   # what each heard doorbell named (a RingId, or junk)
 
     def _live(self) -> bool:
         """False once the port is gone (closed here, or by its machine when the VM ended)."""
@@ -47,12 +50,15 @@ class SignalPort:
             if not r:
                 return b""
             data = self.sock.recv(4096)
+        except BlockingIOError:
+            return b""      # readable, then not: nothing heard yet
         except OSError:
             data = b""
         if not data:  # the guest side went away: polling is left
             self.close()
             return None
         self.heard += len(data)
+        self.heard_by_byte.update(data)
         return data
 
     def close(self) -> None:

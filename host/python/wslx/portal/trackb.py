@@ -9,8 +9,9 @@ around guest/portal's freestanding core, the same code as the Linux guest's
 
 Differences from wslx.portal.guest.PortalService (Linux), its base class:
 - No host -> guest doorbell. The Track B agent has no STDIN, and none is needed:
-  the service is stepped on every iteration of the agent's polling loop, so it
-  polls SUBMIT all the time (interrupts are off; nothing in the kernel sleeps).
+  the service is stepped on every iteration of the agent's loop, so it polls SUBMIT
+  (over virtio-console or serial the loop never sleeps; over hv_sock an idle loop halts
+  until an interrupt or the 1 ms stimer tick, so a SUBMIT waits at most about a tick).
 - The guest -> host doorbell is the byte COMPLETE on the signal port, as on Linux
   (the kernel's virtio-console driver opens the SIGNAL port by its name beside the AgentX
   port, VIRTIO_CONSOLE_F_MULTIPORT); the host sleeps on it while it waits on

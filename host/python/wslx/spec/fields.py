@@ -131,3 +131,12 @@ def size_range(body: Struct) -> tuple[int, int]:
             hi += con.prefix_size + con.max_len
     return lo, hi
 
+
+def field_offsets(body: Struct) -> dict[str, int]:
+    """Byte offset of every field of a fixed-size Struct, in wire order: offsets come from the spec,
+    never typed again by hand."""
+    out, off = {}, 0
+    for sc in body.subcons:
+        out[sc.name] = off
+        off += sc.sizeof()
+    return out

@@ -92,6 +92,8 @@ VERSION_MIN = 1                  # the oldest one still accepted (older peers ke
 ERROR_TEXT_VERSION = 2           # the first version whose error replies carry the host's message
 VERSION_RANGE_SHIFT = 16         # a range in a u64 message field: min | max << VERSION_RANGE_SHIFT
 HELLO_SERVICE = "gemini"         # the negotiation call: gemini.hello MIN MAX
+HELLO_RECORD_VERSION = 1         # the hello call's own record version: one every host parses (a host
+                                 # older than hello answers it NOSYS and speaks only this version)
 HELLO_METHOD = "hello"
 CALL_MAGIC = 0x494E4D47          # the bytes "GMNI"
 UPCALL_MAGIC = 0x43505547        # the bytes "GUPC"
@@ -248,6 +250,7 @@ C_HEADER = HeaderSpec(
         Constant("ERROR_TEXT_VERSION", ERROR_TEXT_VERSION, "first version whose error replies carry text"),
         Constant("VERSION_RANGE_SHIFT", VERSION_RANGE_SHIFT, "range in a u64: min | max << this"),
         Constant("HELLO_SERVICE", HELLO_SERVICE, "the negotiation call's service"),
+        Constant("HELLO_RECORD_VERSION", HELLO_RECORD_VERSION, "the hello record's version; all a pre-hello host speaks"),
         Constant("HELLO_METHOD", HELLO_METHOD, "the negotiation call's method"),
         Constant("CALL_MAGIC", CALL_MAGIC, "bytes 'GMNI'"),
         Constant("UPCALL_MAGIC", UPCALL_MAGIC, "bytes 'GUPC'"),

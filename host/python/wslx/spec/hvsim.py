@@ -39,7 +39,7 @@ import enum
 
 from construct import Int32ul, Int64ul, Struct
 
-from .fields import Reserved
+from .fields import Reserved, field_offsets
 from .header import Constant, CStruct, HeaderSpec
 
 MAGIC = 0x4D535648               # "HVSM" little-endian: the model is serving this block
@@ -57,8 +57,6 @@ SPIN_LIMIT_NS = 2_000_000_000    # the guest waits this long for an answer, then
 # on a loaded host the spinning vCPU takes the CPU the model needs.
 IDLE_POLL_NS = 0
 IDLE_POLL_MAX_NS = 10_000_000    # the guest takes at most this much
-OFF_IRQ_SEQ = 20
-OFF_WAIT_SEQ = 32
 FEATURE_ANSWER_IRQ = 1           # features bit 0: the model raises ANSWER_MSIX_ENTRY for a waiting guest
 ANSWER_MSIX_ENTRY = 13           # MSI-X entry of "your answer is there" (one no SINT vector uses)
 # The guest spins this long on done_seq before it halts (ANSWER_IRQ): about what a halt costs (an MSI-X
@@ -99,8 +97,14 @@ HVSIM_BLOCK = Struct(
     "result" / Int64ul[4],
     "reserved2" / Reserved(24),
 )
-OFF_SEQ = 64
-OFF_DONE_SEQ = 128
+_OFF = field_offsets(HVSIM_BLOCK)
+OFF_MSIX_VECTOR_BASE = _OFF["msix_vector_base"]
+OFF_MSIX_VECTORS = _OFF["msix_vectors"]
+OFF_IRQ_SEQ = _OFF["irq_seq"]
+OFF_WAIT_SEQ = _OFF["wait_seq"]
+OFF_SEQ = _OFF["seq"]                 # the request, on its own 64-byte line
+OFF_DONE_SEQ = _OFF["done_seq"]       # the answer, on the next
+assert OFF_SEQ % 64 == 0 and OFF_DONE_SEQ - OFF_SEQ == 64
 assert HVSIM_BLOCK.sizeof() == 192
 
 C_HEADER = HeaderSpec(

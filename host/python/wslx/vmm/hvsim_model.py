@@ -225,7 +225,7 @@ class Model:
 
     # -- interrupts ------------------------------------------------------------------------------------------
     def inject(self, vector: int) -> None:
-        base, count = U32.unpack_from(self.shm, 12)[0], U32.unpack_from(self.shm, 16)[0]
+        base, count = U32.unpack_from(self.shm, S.OFF_MSIX_VECTOR_BASE)[0], U32.unpack_from(self.shm, S.OFF_MSIX_VECTORS)[0]
         i = vector - base
         if not base or not 0 <= i < min(count, S.MSIX_VECTORS):
             self.dropped_vectors += 1
@@ -237,7 +237,7 @@ class Model:
 
     def raise_entry(self, i: int) -> None:
         """Raise MSI-X entry i if the guest programmed it."""
-        if U32.unpack_from(self.shm, 12)[0] and i < min(U32.unpack_from(self.shm, 16)[0], S.MSIX_VECTORS):
+        if U32.unpack_from(self.shm, S.OFF_MSIX_VECTOR_BASE)[0] and i < min(U32.unpack_from(self.shm, S.OFF_MSIX_VECTORS)[0], S.MSIX_VECTORS):
             os.eventfd_write(self.guest_efd[i], 1)
 
     def raise_pending(self) -> None:
