@@ -19,7 +19,7 @@ from helpers import trackb_model
 from wslx.spec import virtio as V
 
 # The driver's fixed sizes (drivers/virtio_console.h), as the model sees them through the ring.
-PAGES_HELD = 2 + 2 * 4 + 1 + 8 + 16   # ring pages (control + 4 ports), control page, rx + tx pages
+PAGES_HELD = 2 + 2 * 4 + 1 + 1 + 8 + 16   # ring pages (control + 4 ports), control page, signal-port page, rx + tx pages
 STATUS_OK = V.DeviceStatus.ACKNOWLEDGE | V.DeviceStatus.DRIVER | V.DeviceStatus.FEATURES_OK | V.DeviceStatus.DRIVER_OK
 FEATURES = 1 << V.F_VERSION_1 | 1 << V.CONSOLE_F_MULTIPORT
 

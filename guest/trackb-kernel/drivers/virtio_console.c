@@ -218,9 +218,10 @@ static void handle_ctrl(struct virtio_console *vc, const uint8_t *b, uint32_t le
             vc->gone = 1;
             vc->host_connected = 0;
         }
-        if ((int)id == vc->sig_port) {          /* its lent buffers stay with the old queue: unused */
-            vc->sig_port = -1;
+        if ((int)id == vc->sig_port) {          /* its lent rx buffers stay with the old queue, so the */
+            vc->sig_port = -1;                  /* port is not taken again: doorbells end, both sides poll */
             vc->sig_connected = 0;
+            vc->sig_name = NULL;
         }
         break;
     case VIRTIO_CONSOLE_PORT_NAME: {
