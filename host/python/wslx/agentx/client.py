@@ -17,7 +17,7 @@ from typing import Callable
 
 from ..spec.agentx import (AgentKind, Capability, ErrorCode, ExecFlag, ExitHow, FrameFlag, MsgType, OutputAckFlag,
                            ShutdownMode, StdinAckFlag, Stream, StdioFlag, OUTPUT_BUFFER, SESSION_START_VERSION,
-                           STDIN_WINDOW, STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN, MAX_PAYLOAD)
+                           STDIN_WINDOW, STDIO_MAX_DATA, VERSION_MAX, VERSION_MIN, MAX_PAYLOAD, MAX_PAYLOAD_MIN)
 from . import codec
 from .errors import (AgentTimeout, AgentXError, ConnectionLost, OutputGap, ProtocolError, RemoteError, StdinClosed,
                      StdinDropped)
@@ -518,7 +518,8 @@ class AgentClient:
         (an unsolicited HELLO, seen by wait_hello/wait_new_hello). A serial line has
         no connect event, so a host that connects late asks this way."""
         self.send_raw(codec.encode_frame(MsgType.HELLO, self._host_hello(), version=SESSION_START_VERSION), timeout)
-        self.version, self._negotiated = SESSION_START_VERSION, False  # the agent starts a new session
+        if self.max_payload >= MAX_PAYLOAD_MIN:   # below it the agent refuses (EINVAL) and nothing changes
+            self.version, self._negotiated = SESSION_START_VERSION, False  # the agent starts a new session
 
     def ping(self, data: bytes = b"", timeout: float | None = None) -> bytes:
         return self.request(MsgType.PING, dict(data=data), timeout=timeout, expect=(MsgType.PONG,)).body["data"]

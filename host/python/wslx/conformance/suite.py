@@ -484,7 +484,7 @@ def host_max_payload_binds(ctx: Context):
         c.ping(b"", timeout=ctx.timeout)
         check(len(c.hellos) == hellos, "a refused HELLO with request_id 0 still started a new session")
         c.max_payload = limit
-        c.version, c._negotiated = h.version_selected, True   # the refused HELLO changed nothing
+        check(c.version == h.version_selected, f"the client left version {h.version_selected} after a refused HELLO")
         text = "".join(f"{i:05d}" for i in range(2000)).encode()   # 10,000 bytes, each position distinct
         steps = [w for k in range(0, len(text), 2500) for w in ("out", text[k:k + 2500].decode())]
         p = c.exec(conform(*steps), timeout=ctx.timeout)
