@@ -1,7 +1,9 @@
 """Gemini with the Track B kernel: the `gemini` built-in calls host services and its
-built-in subscriber receives upcalls; its bounded queue reports overflow to the host."""
+built-in subscriber receives upcalls, woken by the host's byte on the UPCALL port; its
+bounded queue reports overflow to the host."""
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -102,3 +104,42 @@ def test_the_kernel_rings_the_signal_port_when_the_host_sleeps(trackb):
         assert r.returncode == 0, r
     assert agent.host.stray_bytes == 0
 
+
+
+STAT = re.compile(rb"gemini: upcall doorbells heard (\d+) polls woken (\d+) \(upcalls (\d+)\) idle (\d+); "
+                  rb"upcalls (\d+) dropped (\d+)\n")
+
+
+def _stat(g) -> dict:
+    r = g.client.run(["gemini", "stat"], timeout=120)
+    m = STAT.fullmatch(r.stdout)
+    assert r.returncode == 0 and m, r
+    return dict(zip(("heard", "woken", "woken_upcalls", "idle", "upcalls", "dropped"), map(int, m.groups())))
+
+
+def test_a_host_upcall_rings_the_upcall_port(trackb):
+    """The kernel's virtio-console driver opens the UPCALL port beside SIGNAL and AgentX's;
+    `gemini serve`, with no call in flight, sleeps on it (want_wakeup on UPCALL). Each upcall
+    makes the host ring the port (its counter `rung`), the kernel hears the byte and polls:
+    every byte the host rang is heard in the guest, and the upcalls were taken by polls a
+    doorbell caused (serve also polls every 20 ms without one: doorbells are hints)."""
+    g, d, agent, _ = trackb
+    assert agent.host.upcall is not None
+    assert b"Track B, upcall port)" in agent.output, "serve saw the UPCALL port's host side"
+    _settle(g, d)
+    before, rung = _stat(g), agent.host.doorbells_rung
+    lines = len(_wait_lines(agent, 0, 0))
+    for i in range(5):                           # one at a time: serve is asleep again before each
+        agent.post_upcall("news", f"bell-{i}".encode())
+        got = _wait_lines(agent, lines + i + 1, 60)
+        assert got[lines + i:] == [f"news 6 bell-{i}"], got[lines:]
+        _settle(g, d)
+    assert agent.host.doorbells_rung - rung >= 5, "the host rang UPCALL for each upcall"
+    deadline = time.monotonic() + 60
+    while (after := _stat(g))["heard"] != agent.host.doorbells_rung:   # the last bytes may be on the way
+        assert time.monotonic() < deadline, (after, agent.host.doorbells_rung)
+        g.client.pump(0.05)
+    assert after["heard"] - before["heard"] >= 5
+    assert after["woken"] - before["woken"] >= 5
+    assert after["upcalls"] - before["upcalls"] == 5 and after["dropped"] == before["dropped"]
+    assert after["woken_upcalls"] - before["woken_upcalls"] >= 1, "an upcall taken on the doorbell's poll"

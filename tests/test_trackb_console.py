@@ -5,8 +5,10 @@ The kernel's PCI, virtio-pci transport, virtqueue and virtio-console code is com
 unchanged against tests/c/trackb_console_model.c, which implements platform.h with a
 virtio-console PCI function (MULTIPORT) that answers DEVICE_READY/PORT_READY/PORT_OPEN the
 way QEMU's virtio-serial-bus does, and can also write anything into the driver's control
-and data buffers and used rings. The headers are generated from the construct specs
-(wslx.spec.virtio, wslx.spec.agentx), so the model and the driver share one layout.
+and data buffers and used rings. The driver is asked for Gemini's SIGNAL and UPCALL ports
+as aux ports, as kernel/main.c asks. The headers are generated from the construct specs
+(wslx.spec.virtio, wslx.spec.agentx, wslx.spec.gemini), so the model and the driver share
+one layout and one set of port names.
 A sanitizer report, an abort() on an access the model does not expect, or a crash fails
 the test."""
 from __future__ import annotations
@@ -19,7 +21,7 @@ from helpers import trackb_model
 from wslx.spec import virtio as V
 
 # The driver's fixed sizes (drivers/virtio_console.h), as the model sees them through the ring.
-PAGES_HELD = 2 + 2 * 4 + 1 + 1 + 8 + 16   # ring pages (control + 4 ports), control page, signal-port page, rx + tx pages
+PAGES_HELD = 2 + 2 * 4 + 1 + 1 + 8 + 16   # ring pages (control + 4 ports), control page, aux-port page, rx + tx pages
 STATUS_OK = V.DeviceStatus.ACKNOWLEDGE | V.DeviceStatus.DRIVER | V.DeviceStatus.FEATURES_OK | V.DeviceStatus.DRIVER_OK
 FEATURES = 1 << V.F_VERSION_1 | 1 << V.CONSOLE_F_MULTIPORT
 
@@ -29,12 +31,12 @@ pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs host 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     gen = tmp_path_factory.mktemp("trackb-console")
-    trackb_model.write_headers(gen, "wslx.spec.x86boot", "wslx.spec.virtio", agentx=True)
+    trackb_model.write_headers(gen, "wslx.spec.x86boot", "wslx.spec.virtio", "wslx.spec.gemini", agentx=True)
     return trackb_model.build_model(gen, "trackb_console_model", "drivers/virtio_console.c")
 
 
 def run_model(model, scenario: str) -> dict:
-    return trackb_model.run_model(model, scenario, lists=("model_port",))
+    return trackb_model.run_model(model, scenario, lists=("model_port", "aux_host_rx"))
 
 
 def ports(r) -> dict:
@@ -156,3 +158,56 @@ def test_port_removed(model):
     r = run_model(model, "removed")
     assert_working(r)
     assert r["read_removed"] == "-1" and r["write_removed"] == "-1"
+
+
+def test_aux_ports_signal_and_upcall(model):
+    """QEMU's layout here (wslx.gemini.host.gemini_machine_kw): AgentX on port 1, then the
+    ports named SIGNAL and UPCALL, UPCALL's host side not connected yet. Both aux ports are
+    opened (PORT_OPEN 1) in the pages the driver already held; each byte goes out on its own
+    port and never into the AgentX stream; a closed host side drains -1 (poll) and sends
+    -1; host bytes are counted per port, and the four 256-byte receive buffers come back
+    after each drain (2,000 bytes through them)."""
+    r = run_model(model, "aux")
+    assert_working(r)
+    assert r["aux_ports"] == "2,3"
+    assert ports(r)[2] == ports(r)[3] == {"ready": 1, "guest_open": 1}, "opened before the host side is"
+    assert r["aux_sent"] == "2,-1", "two bytes on SIGNAL; UPCALL's host side closed"
+    assert r["aux_host_rx"] == ["2,7", "2,8"]
+    assert r["drain_closed"] == "-1" and r["drain_open_empty"] == "0"
+    assert r["host_sent"] == "7" and r["drained"] == "2,5"
+    assert r["drained_many"] == "2000"
+    assert r["host_bytes"] == "200000", "no doorbell byte in the AgentX stream"
+    assert (r["bad_used"], r["bad_len"], r["bad_ctrl"]) == ("0", "0", "0")
+    assert int(r["pages_out"]) == PAGES_HELD
+
+
+def test_removed_aux_port_is_not_taken_again(model):
+    """DEVICE_REMOVE of UPCALL: drain and send say -1 (both sides poll); the device adding a
+    port with the same name again gets PORT_READY 1 but no PORT_OPEN from us (the old
+    queue may still hold our receive buffers); SIGNAL keeps working."""
+    r = run_model(model, "aux")
+    assert r["removed_port"] == "-1" and r["removed_drain"] == "-1" and r["removed_send"] == "-1"
+    assert r["readded_ready"] == "1" and r["readded_guest_open"] == "0" and r["readded_port"] == "-1"
+    assert r["signal_after"] == "1"
+
+
+def test_aux_port_names_and_hostile_control_messages(model):
+    """Port 0 is a near miss of UPCALL, SIGNAL is named before AgentX, SIGNAL's name again on
+    a port without queues, port 3 unnamed at first. Then AgentX's port and SIGNAL's are
+    renamed UPCALL before port 3 gets that name (without a NUL), port 0 is renamed UPCALL
+    too, AgentX's port SIGNAL and UPCALL's AgentX, a bad PORT_OPEN value for UPCALL and one
+    for a port never added: every port keeps its first role (one receiveq never gets two
+    pools) and its host state; used entries never lent, a length past the 256-byte buffer and
+    a used index 5,000 ahead are counted, none counts as a doorbell, and the drain's work
+    stays bounded. AgentX traffic still flows."""
+    r = run_model(model, "aux_names")
+    assert_working(r, port=2)
+    p = ports(r)
+    assert p[0] == {"ready": 1, "guest_open": 0}
+    assert p[1]["guest_open"] == 1 and p[3]["guest_open"] == 0 and p[5]["ready"] == 0
+    assert r["upcall_before"] == "-1", "a port that already has a role is not taken as UPCALL"
+    assert r["hostile_roles"] == "2,1,3" and r["hostile_connected"] == "1,1" and r["upcall_guest_open"] == "1"
+    assert r["hostile_drain"] == "0" and r["runaway_drain_min"] == "0"
+    assert r["aux_bad"] == "2,1,1", "bad PORT_OPEN value and unknown port; one oversize length; an id never lent"
+    assert int(r["runaway_bad_used"]) >= 2
+    assert r["host_bytes"] == "200000"

@@ -6,7 +6,9 @@
  * page allocator, the timer) and this device. It answers
  * DEVICE_READY/PORT_READY/PORT_OPEN like QEMU's hw/char/virtio-serial-bus.c
  * and can also write anything it likes into the driver's control and data
- * buffers and used rings (the hostile scenarios).
+ * buffers and used rings (the hostile scenarios). The driver is asked for
+ * Gemini's SIGNAL and UPCALL ports as aux ports (as kernel/main.c does); the
+ * model keeps what it receives on each port apart.
  *
  *   trackb_console_model SCENARIO
  * prints key=value lines; abort() on any access the model does not expect. */
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "agentx_wire.h"
+#include "gemini_wire.h"
 #include "drivers/pci.h"
 #include "drivers/virtio_console.h"
 #include "drivers/virtio_console_defs.h"
@@ -23,6 +26,9 @@
 #include "virtio.h"
 
 #define PROBE_NS 20000000ULL
+#define SIG GEMINI_SIGNAL_PORT_NAME
+#define UPC GEMINI_UPCALL_PORT_NAME
+enum { AUX_SIG, AUX_UPC };                  /* the slots kernel/env.h gives them */
 
 /* ---- scenario knobs ---- */
 static int no_multiport, transitional, silent_tx;
@@ -44,7 +50,10 @@ static int nports_model;
 static int device_ready_seen;
 static uint8_t host_rx[1 << 20];    /* what the guest sent on the named port */
 static size_t host_rx_len;
+static uint8_t aux_rx[VCON_MAX_PORTS][64];   /* single bytes the guest sent on any other port */
+static size_t aux_rx_len[VCON_MAX_PORTS];
 static int port_ready_fail_id = -1;
+static struct virtio_console vc;
 
 static uint64_t dev_features(void)
 {
@@ -162,16 +171,25 @@ static void control_out(void)
     }
 }
 
-/* Data the driver sent on a port's transmitq. */
+/* Data the driver sent on a port's transmitq: the named port's into host_rx, single bytes
+ * (nothing else is expected) of an aux port into aux_rx. */
 static void data_out(unsigned n)
 {
     uint16_t head;
     struct virtq_desc *d;
+    uint32_t port = n == 1 ? 0 : (n - 3) / 2;
     if (silent_tx)
         return;
     while ((d = pop(n, &head))) {
-        if ((d->flags & VIRTQ_DESC_F_WRITE) || d->len == 0 || d->len > VCON_BUF_SIZE)
+        if ((d->flags & VIRTQ_DESC_F_WRITE) || d->len == 0 || d->len > VCON_BUF_SIZE || port >= VCON_MAX_PORTS)
             abort();
+        if ((int)port != vc.port) {
+            if (d->len != 1 || aux_rx_len[port] == sizeof aux_rx[port])
+                abort();
+            aux_rx[port][aux_rx_len[port]++] = *(uint8_t *)(uintptr_t)d->addr;
+            model_vq_push_used(n, head, 0);
+            continue;
+        }
         if (host_rx_len + d->len > sizeof host_rx)
             abort();
         memcpy(host_rx + host_rx_len, (void *)(uintptr_t)d->addr, d->len);
@@ -206,7 +224,6 @@ static void notify(unsigned n)
 }
 
 /* ---- scenarios ---- */
-static struct virtio_console vc;
 
 static void report(int rc)
 {
@@ -246,6 +263,90 @@ static int round_trip(size_t to_host, size_t to_guest)
 static void add_port(uint32_t id, const char *name, int nul, int host_open)
 {
     ports[nports_model++] = (struct mport){id, name, nul, host_open, 0, -1};
+}
+
+/* Aux ports: bytes each way kept apart per port and from the named port, a host side
+ * closed until it opens, more host bytes than the buffers hold at once. */
+static void aux_traffic(void)
+{
+    static uint8_t many[2000];
+    printf("aux_ports=%d,%d\n", vc.aux[AUX_SIG].port, vc.aux[AUX_UPC].port);
+    int sent = virtio_console_aux_send(&vc, AUX_SIG, 7) + virtio_console_aux_send(&vc, AUX_SIG, 8);
+    printf("aux_sent=%d,%d\n", sent, virtio_console_aux_send(&vc, AUX_UPC, 9));
+    for (int p = 0; p < VCON_MAX_PORTS; p++)
+        for (size_t i = 0; i < aux_rx_len[p]; i++)
+            printf("aux_host_rx=%d,%u\n", p, aux_rx[p][i]);
+    printf("drain_closed=%ld\n", virtio_console_aux_drain(&vc, AUX_UPC));
+    ctrl_send((uint32_t)vc.aux[AUX_UPC].port, VIRTIO_CONSOLE_PORT_OPEN, 1, NULL, 0);
+    virtio_console_poll(&vc);
+    printf("drain_open_empty=%ld\n", virtio_console_aux_drain(&vc, AUX_UPC));
+    size_t in = host_send((uint32_t)vc.aux[AUX_UPC].port, many, 5);
+    in += host_send((uint32_t)vc.aux[AUX_SIG].port, many, 2);
+    long up = virtio_console_aux_drain(&vc, AUX_UPC), sig = virtio_console_aux_drain(&vc, AUX_SIG);
+    printf("host_sent=%zu\ndrained=%ld,%ld\n", in, sig, up);
+    long total = 0;
+    size_t off = 0;
+    for (int i = 0; i < 100 && total < (long)sizeof many; i++) {   /* the buffers come back after each drain */
+        off += host_send((uint32_t)vc.aux[AUX_UPC].port, many + off, sizeof many - off);
+        total += virtio_console_aux_drain(&vc, AUX_UPC);
+    }
+    printf("drained_many=%ld\n", total);
+}
+
+/* Removal of the UPCALL port: its bytes end both ways; the same name on a port added again
+ * is not taken (the old queue may still hold its receive buffers); SIGNAL is unaffected. */
+static void aux_removed(void)
+{
+    uint32_t id = (uint32_t)vc.aux[AUX_UPC].port;
+    ctrl_send(id, VIRTIO_CONSOLE_DEVICE_REMOVE, 1, NULL, 0);
+    virtio_console_poll(&vc);
+    printf("removed_port=%d\nremoved_drain=%ld\nremoved_send=%d\n", vc.aux[AUX_UPC].port,
+           virtio_console_aux_drain(&vc, AUX_UPC), virtio_console_aux_send(&vc, AUX_UPC, 1));
+    struct mport *p = port_by_id(id);
+    p->guest_open = 0;
+    p->ready = -1;
+    ctrl_send(id, VIRTIO_CONSOLE_DEVICE_ADD, 1, NULL, 0);          /* back, named UPC again */
+    virtio_console_poll(&vc);
+    printf("readded_ready=%d\nreadded_guest_open=%d\nreadded_port=%d\n", p->ready, p->guest_open,
+           vc.aux[AUX_UPC].port);
+    printf("signal_after=%d\n", virtio_console_aux_send(&vc, AUX_SIG, 5));
+}
+
+/* Hostile control messages and used rings for the aux ports. */
+static void aux_hostile(void)
+{
+    uint32_t sig = (uint32_t)vc.aux[AUX_SIG].port, upc = 3, our = (uint32_t)vc.port;
+    uint32_t ctrl0 = vc.bad_ctrl, len0 = vc.bad_len, used0 = vc.bad_used;
+    ctrl_send(our, VIRTIO_CONSOLE_PORT_NAME, 1, UPC, 1);            /* our port renamed UPCALL */
+    ctrl_send(sig, VIRTIO_CONSOLE_PORT_NAME, 1, UPC, 1);            /* SIGNAL renamed UPCALL */
+    virtio_console_poll(&vc);
+    printf("upcall_before=%d\n", vc.aux[AUX_UPC].port);
+    ctrl_send(upc, VIRTIO_CONSOLE_PORT_NAME, 1, UPC, 0);            /* the real one, without a NUL */
+    ctrl_send(0, VIRTIO_CONSOLE_PORT_NAME, 1, UPC, 1);              /* a second UPCALL */
+    ctrl_send(our, VIRTIO_CONSOLE_PORT_NAME, 1, SIG, 1);            /* our port renamed SIGNAL */
+    ctrl_send(upc, VIRTIO_CONSOLE_PORT_NAME, 1, AGX_VIRTIO_SERIAL_PORT_NAME, 1);   /* UPCALL renamed ours */
+    ctrl_send(upc, VIRTIO_CONSOLE_PORT_OPEN, 5, NULL, 0);           /* bad value */
+    ctrl_send(77, VIRTIO_CONSOLE_PORT_OPEN, 0, NULL, 0);            /* no such port */
+    virtio_console_poll(&vc);
+    printf("hostile_roles=%d,%d,%d\nhostile_connected=%d,%d\nupcall_guest_open=%d\n", vc.port,
+           vc.aux[AUX_SIG].port, vc.aux[AUX_UPC].port, vc.aux[AUX_SIG].connected, vc.aux[AUX_UPC].connected,
+           port_by_id(upc)->guest_open);
+    unsigned rxq = vcon_rx_queue(upc);
+    struct virtq_used *u = MODEL_USED(rxq);
+    ((struct virtq_used_elem *)(u + 1))[u->idx % model_q[rxq].size] = (struct virtq_used_elem){999, 1};
+    u->idx++;                                                        /* an id never lent */
+    uint16_t head;
+    struct virtq_desc *d = pop(rxq, &head);
+    model_vq_push_used(rxq, head, d->len + 1);                       /* longer than the buffer */
+    printf("hostile_drain=%ld\n", virtio_console_aux_drain(&vc, AUX_UPC));
+    printf("aux_bad=%u,%u,%u\n", vc.bad_ctrl - ctrl0, vc.bad_len - len0, vc.bad_used - used0);
+    u->idx = (uint16_t)(u->idx + 5000);                              /* runs far ahead: bounded work */
+    long worst = 0;
+    for (int i = 0; i < 200; i++) {
+        long r = virtio_console_aux_drain(&vc, AUX_UPC);
+        worst = r < worst ? r : worst;
+    }
+    printf("runaway_drain_min=%ld\nrunaway_bad_used=%u\n", worst, vc.bad_used - used0);
 }
 
 /* Control messages a hostile device might send: short, oversize claims, unknown
@@ -344,7 +445,17 @@ int main(int argc, char **argv)
     if (!strcmp(s, "few_queues"))
         num_queues = 6;                             /* control + ports 0 and 1 despite max_nr_ports 31 */
 
-    if (!strcmp(s, "names")) {                      /* near misses first; the real one has no NUL */
+    if (!strcmp(s, "aux")) {                        /* QEMU here: AgentX, SIGNAL, UPCALL (host not there yet) */
+        add_port(1, AGX_VIRTIO_SERIAL_PORT_NAME, 1, 1);
+        add_port(2, SIG, 1, 1);
+        add_port(3, UPC, 1, 0);
+    } else if (!strcmp(s, "aux_names")) {           /* near misses; aux names before ours; no NUL */
+        add_port(0, UPC "-x", 1, 1);
+        add_port(1, SIG, 1, 1);
+        add_port(2, AGX_VIRTIO_SERIAL_PORT_NAME, 1, 1);
+        add_port(3, NULL, 0, 1);                                   /* named later (aux_hostile) */
+        add_port(5, SIG, 1, 1);                                    /* beyond the queues: refused */
+    } else if (!strcmp(s, "names")) {               /* near misses first; the real one has no NUL */
         add_port(1, "org.wslx.agentx-evil", 1, 0);
         add_port(2, "org.wslx.agen", 1, 0);
         add_port(3, AGX_VIRTIO_SERIAL_PORT_NAME, 0, 1);
@@ -370,6 +481,9 @@ int main(int argc, char **argv)
     if (!d)
         return 1;
     uint64_t t0 = timer_now_ns();
+    virtio_console_want_aux(&vc, AUX_SIG, SIG);
+    virtio_console_want_aux(&vc, AUX_UPC, UPC);
+    virtio_console_want_aux(&vc, VCON_AUX_MAX, "org.wslx.nowhere");   /* no such slot: ignored */
     int rc = virtio_console_probe(d, &vc, AGX_VIRTIO_SERIAL_PORT_NAME, PROBE_NS);
     printf("probe_ms=%llu\n", (unsigned long long)((timer_now_ns() - t0) / 1000000));
     report(rc);
@@ -391,6 +505,12 @@ int main(int argc, char **argv)
         hostile_control();
         hostile_used();
     }
+    if (!strcmp(s, "aux")) {
+        aux_traffic();
+        aux_removed();
+    }
+    if (!strcmp(s, "aux_names"))
+        aux_hostile();
     counters();
     int rt = round_trip(200000, 50000);
     printf("round_trip=%d\nhost_bytes=%zu\nnotifies=%d\n", rt, host_rx_len, model_notifies);

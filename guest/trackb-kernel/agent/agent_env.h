@@ -32,12 +32,14 @@ long env_chan_write(const void *buf, size_t len, uint32_t timeout_ms);
  * count, so no byte of the new host is ever dropped with the old. */
 uint32_t env_chan_connects(void);
 
-/* ---- doorbells (the signal port, docs/gemini.md) ---- */
-/* Ring the host: one byte, the RingId that has news for it. 1 sent, 0 dropped (unread
- * doorbells are waiting), -1 no signal port (or no host on it): the host polls. Never waits. */
+/* ---- doorbells (the SIGNAL and UPCALL ports, docs/gemini.md) ---- */
+/* Ring the host: one byte on SIGNAL, the RingId that has news for it. 1 sent, 0 dropped
+ * (unread doorbells are waiting), -1 no signal port (or no host on it): the host polls. Never waits. */
 int env_signal(uint8_t ring);
-/* Discard the host's doorbell bytes (this agent polls its rings anyway); their count. */
+/* Take (and discard) the host's doorbell bytes on SIGNAL / UPCALL: their count (0: none
+ * yet), or -1 when there is no such port or no host on it (none will come: poll). Never waits. */
 long env_signal_drain(void);
+long env_upcall_drain(void);
 
 /* ---- time ---- */
 uint64_t env_now_ns(void);      /* monotonic, calibrated; 0 at boot */

@@ -4,7 +4,7 @@
  *   gemini serve [--subscribe TOPIC]
  *        says "gemini: serving ... version V" once HELLO settled the record version (or
  *        after HELLO_WAIT_NS without an answer: version 1 until it comes), then
- *        keeps the client polled on every agent loop iteration and is the built-in
+ *        keeps the client polled (below) and is the built-in
  *        subscriber of TOPIC: each upcall is printed on stdout as "TOPIC LEN DATA\n".
  *        Its queue holds GEMINI_UPCALL_QUEUE_DEPTH upcalls of up to SUB_DATA_MAX bytes;
  *        when full (or an upcall is larger) the upcall is dropped and the host is told
@@ -13,11 +13,15 @@
  *        one call; the reply on stdout; exit 0, or 1 with the error on stderr
  *   gemini bench COUNT REPLY_CAP SERVICE METHOD [ARGS...]
  *        COUNT sequential calls on one span; prints "gemini bench calls N ns T bytes B status S"
+ *   gemini stat
+ *        the UPCALL doorbells heard and the polls they caused, upcalls taken and dropped
  *
- * Doorbells: after a submit the byte EVENT goes to the host on the signal port when the host
- * sleeps on EVENT (env_signal; without the port the host polls). None is needed the other
- * way: the agent loop polls UPCALL anyway (bytes the host sends are drained). The client is
- * shared by every gemini
+ * Doorbells: after a submit the byte EVENT goes to the host on the SIGNAL port when the host
+ * sleeps on EVENT (env_signal; without the port the host polls). The other way, serve sleeps
+ * on the UPCALL port while no call is in flight: it sets want_wakeup on UPCALL and polls the
+ * ring when the host's byte comes (env_upcall_drain), and every IDLE_POLL_NS as well
+ * (doorbells are hints). Calls in flight, or no UPCALL port (hv_sock, the host harness):
+ * UPCALL is polled on every agent loop step. The client is shared by every gemini
  * program (one EVENT producer / UPCALL consumer per region): the agent loop is single-
  * threaded, so whichever program steps polls for all of them. */
 #include "agent_int.h"
@@ -32,8 +36,9 @@
 #define BENCH_STEP_NS 5000000ull       /* a bench step yields to the agent loop after 5 ms */
 #define HELLO_WAIT_NS 5000000000ull    /* serve announces itself without a HELLO answer after 5 s */
 #define TEXT_MAX 256u                  /* bytes of a host's error text shown */
+#define IDLE_POLL_NS 20000000ull       /* serve asleep on the UPCALL port still polls every 20 ms */
 
-enum { G_FREE, G_SERVE, G_CALL, G_BENCH, G_DONE };
+enum { G_FREE, G_SERVE, G_CALL, G_BENCH, G_DONE, G_STAT };
 
 struct queued {
     uint32_t data_len;
@@ -58,6 +63,12 @@ static struct {
     unsigned head, count;
     struct gprog *owner;               /* the serve program that subscribed */
 } sub;
+static struct {
+    int asleep;                        /* want_wakeup is set on UPCALL and the ring was empty */
+    uint64_t next_poll_ns;
+    uint64_t heard, woken, idle_polls; /* doorbell bytes; polls made on one; polls without */
+    uint64_t woken_upcalls;            /* upcalls taken by the polls made on a doorbell */
+} bell;
 
 static int deliver(void *ctx, const char *topic, uint32_t topic_len, const void *data, uint32_t data_len)
 {
@@ -104,6 +115,48 @@ static void poll_client(void)
             progs[i].call.done = 1;
             progs[i].call.status = -rc;
         }
+}
+
+/* Calls in flight, HELLO unsettled or an UPCALL_DONE waiting: UPCALL is polled every step. */
+static int client_busy(void)
+{
+    if (client.hello_state <= GEMINI_HELLO_PENDING || client.has_deferred) return 1;
+    for (unsigned i = 0; i < PROGS; i++)
+        if (progs[i].mode == G_CALL || progs[i].mode == G_BENCH || progs[i].mode == G_DONE) return 1;
+    return 0;
+}
+
+static void awake(void)
+{
+    if (attached) gemini_want_wakeup(&client, 0); /* the host stops ringing after each reply */
+    bell.asleep = 0;
+}
+
+/* serve's poll of UPCALL: asleep on the UPCALL port when it can be, else every step. */
+static void serve_poll(void)
+{
+    long bells = env_upcall_drain();
+    uint64_t now = env_now_ns();
+    if (bells > 0) bell.heard += (uint64_t)bells;
+    if (!attached) return;
+    if (bells < 0 || client_busy()) {
+        awake();
+        poll_client();
+        return;
+    }
+    if (bell.asleep && !bells && now < bell.next_poll_ns) return;
+    if (bells)
+        bell.woken++;
+    else if (bell.asleep)
+        bell.idle_polls++;
+    uint64_t taken = client.upcalls;
+    gemini_want_wakeup(&client, 0);
+    poll_client();
+    if (bells) bell.woken_upcalls += client.upcalls - taken;
+    if (!attached) return;
+    gemini_want_wakeup(&client, 1); /* then look again: a post may have raced the flag */
+    bell.asleep = portal_pending(&client.end, PORTAL_RING_UPCALL) == 0;
+    bell.next_poll_ns = now + IDLE_POLL_NS;
 }
 
 /* "a\0b\0" from argv[from..argc) into buf; its length, or -1 if it does not fit. */
@@ -157,6 +210,11 @@ static int start(void **state, int argc, char *const *argv, void *pmem, uint64_t
         *state = g;
         return 0;
     }
+    if (ag_streq(cmd, "stat")) {
+        g->mode = G_STAT;
+        *state = g;
+        return 0;
+    }
     uint64_t reply_cap = 1u << 20, count = 1;
     int first = 2;
     if (ag_streq(cmd, "call") && argc >= 4 && ag_streq(argv[2], "--reply-cap")) {
@@ -171,7 +229,7 @@ static int start(void **state, int argc, char *const *argv, void *pmem, uint64_t
         first = 4;
     } else if (!ag_streq(cmd, "call")) {
         ag_say(out, ctx, 2, "usage: gemini serve [--subscribe TOPIC] | call [--reply-cap N] SERVICE METHOD [ARGS...] "
-                         "| bench COUNT REPLY_CAP SERVICE METHOD [ARGS...]\n");
+                         "| bench COUNT REPLY_CAP SERVICE METHOD [ARGS...] | stat\n");
         return 2;
     }
     long alen = argc - first >= 2 ? pack_args(argc, argv, first + 2, args) : -1;
@@ -186,6 +244,7 @@ static int start(void **state, int argc, char *const *argv, void *pmem, uint64_t
         return 1;
     }
     g->mode = ag_streq(cmd, "bench") ? G_BENCH : G_CALL;
+    awake(); /* its poll takes the replies: no doorbell per reply */
     g->count = count;
     g->t0 = env_now_ns();
     *state = g;
@@ -194,6 +253,7 @@ static int start(void **state, int argc, char *const *argv, void *pmem, uint64_t
 
 static void release(struct gprog *g)
 {
+    if (g->mode == G_SERVE) awake(); /* no one drains the port now */
     if (sub.owner == g) {
         sub.owner = 0;
         sub.count = 0;
@@ -237,14 +297,16 @@ static int step(void *state, int *status, agent_out_fn out, void *ctx)
     struct gprog *g = state;
     switch (g->mode) {
     case G_SERVE:
-        poll_client();
+        serve_poll();
         env_signal_drain(); /* once per agent loop step: nothing waits on these bytes */
         if (!g->announced) {
             int v = gemini_version(&client);
             if (!v && env_now_ns() < g->deadline_ns) return 1;
-            ag_say(out, ctx, 1, "gemini: serving generation %llu version %d (host status %s; Track B, polled)\n",
+            long bells = env_upcall_drain();
+            if (bells > 0) bell.heard += (uint64_t)bells;
+            ag_say(out, ctx, 1, "gemini: serving generation %llu version %d (host status %s; Track B, %s)\n",
                 (unsigned long long)client.end.info.generation, v > 0 ? v : v < 0 ? 0 : (int)client.vmin,
-                v ? gemini_err_name(client.hello_status) : "unanswered");
+                v ? gemini_err_name(client.hello_status) : "unanswered", bells < 0 ? "polled" : "upcall port");
             g->announced = 1;
         }
         if (g == sub.owner && sub.count) { /* one upcall per step: the output channel paces us */
@@ -316,6 +378,12 @@ static int step(void *state, int *status, agent_out_fn out, void *ctx)
             gemini_err_name(g->call.status));
         return finish(g, status, g->call.status ? 1 : 0);
     }
+    case G_STAT:
+        ag_say(out, ctx, 1, "gemini: upcall doorbells heard %llu polls woken %llu (upcalls %llu) idle %llu; "
+            "upcalls %llu dropped %llu\n", (unsigned long long)bell.heard, (unsigned long long)bell.woken,
+            (unsigned long long)bell.woken_upcalls, (unsigned long long)bell.idle_polls,
+            (unsigned long long)client.upcalls, (unsigned long long)client.upcalls_dropped);
+        return finish(g, status, 0);
     default:
         return finish(g, status, g->status);
     }

@@ -38,7 +38,8 @@ static void usage(void)
 
 uint32_t env_chan_connects(void) { return 0; }   /* one connection, dialled at start */
 int env_signal(uint8_t ring) { (void)ring; return -1; }   /* no signal port: the host polls */
-long env_signal_drain(void) { return 0; }
+long env_signal_drain(void) { return -1; }
+long env_upcall_drain(void) { return -1; }   /* no upcall port: the agent polls UPCALL */
 
 long env_chan_read(void *buf, size_t cap)
 {

@@ -8,7 +8,8 @@
  * PORT_READY, after which the device names it (PORT_NAME) and says whether
  * the host side is open (PORT_OPEN). The port with the wanted name gets its
  * receive buffers and our PORT_OPEN 1 (QEMU passes host data only to a port
- * the guest opened).
+ * the guest opened). Auxiliary ports (virtio_console_want_aux) are found by
+ * name the same way and carry single bytes.
  *
  * The device is not trusted: a used-ring entry must name a buffer we lent
  * (virtqueue.c checks the head), its length must fit that buffer, a control
@@ -29,10 +30,12 @@
 #define CTRL_TX_TIMEOUT_NS 20000000ULL         /* the device completes control sends at once */
 #define MAX_USED_PER_CALL 64                   /* bound the work a racing used index can cause */
 
-#define SIG_TX_OFFSET 2048u                    /* signal page: rx buffers, then tx buffers */
+#define AUX_STRIDE 2048u                       /* aux page: port k's rx then tx buffers at k * AUX_STRIDE */
+#define AUX_TX_OFFSET 1024u
 _Static_assert(VCON_CTRL_BUFS * VCON_CTRL_BUF_SIZE <= CTRL_OUT_OFFSET, "control buffers overlap");
-_Static_assert(VCON_SIG_RX_BUFS * VCON_SIG_RX_SIZE <= SIG_TX_OFFSET &&
-               SIG_TX_OFFSET + VCON_SIG_TX_BUFS * VCON_SIG_TX_SIZE <= 4096, "signal page overflows");
+_Static_assert(VCON_AUX_RX_BUFS * VCON_AUX_RX_SIZE <= AUX_TX_OFFSET &&
+               AUX_TX_OFFSET + VCON_AUX_TX_BUFS * VCON_AUX_TX_SIZE <= AUX_STRIDE &&
+               VCON_AUX_MAX * AUX_STRIDE <= 4096, "aux page overflows");
 _Static_assert(CTRL_OUT_OFFSET + VCON_CTRL_TX_SLOTS * CTRL_OUT_STRIDE <= 4096, "control page overflows");
 _Static_assert(VIRTIO_CONSOLE_CONTROL_SIZE <= CTRL_OUT_STRIDE, "control message size");
 _Static_assert(VCON_POOL_MAX <= 32 && VCON_RX_BUFS <= VCON_POOL_MAX && VCON_TX_BUFS <= VCON_POOL_MAX, "pool size");
@@ -138,15 +141,15 @@ static int send_ctrl(struct virtio_console *vc, uint32_t id, uint16_t event, uin
     return 0;
 }
 
-/* Lend every free receive buffer of the named port to its receiveq. */
-static int post_rx(struct virtio_console *vc)
+/* A port we took: every free buffer of its pool p to its receiveq, then our PORT_OPEN 1. */
+static void open_port(struct virtio_console *vc, struct vcon_pool *p, uint32_t id)
 {
-    struct virtqueue *q = &vc->rxq[vc->port];
     int i, posted = 0;
-    while ((i = pool_take(&vc->rx)) >= 0)
-        if (pool_lend(&vc->rx, q, i, vc->rx.size, 1) == 0)
-            posted = 1;
-    return posted;
+    while ((i = pool_take(p)) >= 0)
+        posted |= pool_lend(p, &vc->rxq[id], i, p->size, 1) == 0;
+    if (posted)
+        virtio_pci_notify(&vc->vp, &vc->rxq[id]);
+    send_ctrl(vc, id, VIRTIO_CONSOLE_PORT_OPEN, VCON_VALUE_OK);
 }
 
 static void found_port(struct virtio_console *vc, uint32_t id)
@@ -155,22 +158,37 @@ static void found_port(struct virtio_console *vc, uint32_t id)
     vc->host_connected = (vc->host_open_mask >> id) & 1;   /* a PORT_OPEN may have come first */
     if (vc->host_connected)
         vc->host_opens++;
-    if (post_rx(vc))
-        virtio_pci_notify(&vc->vp, &vc->rxq[id]);
-    send_ctrl(vc, id, VIRTIO_CONSOLE_PORT_OPEN, VCON_VALUE_OK);   /* our side is open */
+    open_port(vc, &vc->rx, id);
 }
 
-/* The signal port: its receive buffers, our PORT_OPEN 1. */
-static void found_sig(struct virtio_console *vc, uint32_t id)
+/* The aux port id's entry, or NULL. */
+static struct vcon_aux *aux_of(struct virtio_console *vc, uint32_t id)
 {
-    int i, posted = 0;
-    vc->sig_port = (int)id;
-    vc->sig_connected = (vc->host_open_mask >> id) & 1;
-    while ((i = pool_take(&vc->sig_rx)) >= 0)
-        posted |= pool_lend(&vc->sig_rx, &vc->rxq[id], i, vc->sig_rx.size, 1) == 0;
-    if (posted)
-        virtio_pci_notify(&vc->vp, &vc->rxq[id]);
-    send_ctrl(vc, id, VIRTIO_CONSOLE_PORT_OPEN, VCON_VALUE_OK);
+    for (unsigned k = 0; k < VCON_AUX_MAX; k++)
+        if (vc->aux[k].port >= 0 && vc->aux[k].port == (int)id)
+            return &vc->aux[k];
+    return NULL;
+}
+
+/* A port name (n bytes): the named port's, or a wanted aux port's. A port already taken
+ * keeps its role: a second name must not give one receiveq to two pools. */
+static void port_named(struct virtio_console *vc, uint32_t id, const uint8_t *name, uint32_t n)
+{
+    if ((int)id == vc->port || aux_of(vc, id))
+        return;
+    if (vc->port < 0 && n == strlen(vc->want_name) && memcmp(name, vc->want_name, n) == 0) {
+        found_port(vc, id);
+        return;
+    }
+    for (unsigned k = 0; k < VCON_AUX_MAX && vc->aux_page_pa; k++) {
+        struct vcon_aux *a = &vc->aux[k];
+        if (a->name && a->port < 0 && n == strlen(a->name) && memcmp(name, a->name, n) == 0) {
+            a->port = (int)id;
+            a->connected = (vc->host_open_mask >> id) & 1;
+            open_port(vc, &a->rx, id);
+            return;
+        }
+    }
 }
 
 static void port_open_event(struct virtio_console *vc, uint32_t id, uint16_t value)
@@ -180,8 +198,9 @@ static void port_open_event(struct virtio_console *vc, uint32_t id, uint16_t val
         return;
     }
     vc->host_open_mask = (vc->host_open_mask & ~(1u << id)) | (uint32_t)value << id;
-    if ((int)id == vc->sig_port)
-        vc->sig_connected = value;
+    struct vcon_aux *a = aux_of(vc, id);
+    if (a)
+        a->connected = value;
     if ((int)id != vc->port)
         return;                                 /* another port's host side: not ours */
     if (value && !vc->host_connected)
@@ -208,7 +227,7 @@ static void handle_ctrl(struct virtio_console *vc, const uint8_t *b, uint32_t le
             send_ctrl(vc, id, VIRTIO_CONSOLE_PORT_READY, VCON_VALUE_OK);
         }
         break;
-    case VIRTIO_CONSOLE_DEVICE_REMOVE:
+    case VIRTIO_CONSOLE_DEVICE_REMOVE: {
         if (!known) {
             vc->bad_ctrl++;
             break;
@@ -218,12 +237,14 @@ static void handle_ctrl(struct virtio_console *vc, const uint8_t *b, uint32_t le
             vc->gone = 1;
             vc->host_connected = 0;
         }
-        if ((int)id == vc->sig_port) {          /* its lent rx buffers stay with the old queue, so the */
-            vc->sig_port = -1;                  /* port is not taken again: doorbells end, both sides poll */
-            vc->sig_connected = 0;
-            vc->sig_name = NULL;
+        struct vcon_aux *a = aux_of(vc, id);
+        if (a) {                                /* its lent rx buffers stay with the old queue, so the */
+            a->port = -1;                       /* port is not taken again: its bytes end, both sides poll */
+            a->connected = 0;
+            a->name = NULL;
         }
         break;
+    }
     case VIRTIO_CONSOLE_PORT_NAME: {
         if (!known) {
             vc->bad_ctrl++;
@@ -234,12 +255,7 @@ static void handle_ctrl(struct virtio_console *vc, const uint8_t *b, uint32_t le
         uint32_t n = 0, max = len - VIRTIO_CONSOLE_CONTROL_SIZE;
         while (n < max && name[n])
             n++;
-        size_t want = strlen(vc->want_name);
-        if (vc->port < 0 && n == want && memcmp(name, vc->want_name, want) == 0)
-            found_port(vc, id);
-        else if (vc->sig_name && vc->sig_port < 0 && (int)id != vc->port && vc->sig_page_pa &&
-                 n == strlen(vc->sig_name) && memcmp(name, vc->sig_name, n) == 0)
-            found_sig(vc, id);
+        port_named(vc, id, name, n);
         break;
     }
     case VIRTIO_CONSOLE_PORT_OPEN:
@@ -376,52 +392,61 @@ long virtio_console_write(struct virtio_console *vc, const void *buf, size_t len
     return (long)off;
 }
 
-/* ---- the signal port ---- */
-void virtio_console_want_signal(struct virtio_console *vc, const char *name)
+/* ---- auxiliary ports ---- */
+void virtio_console_want_aux(struct virtio_console *vc, unsigned slot, const char *name)
 {
-    vc->sig_name = name;
+    if (slot < VCON_AUX_MAX)
+        vc->aux[slot].name = name;
 }
 
-int virtio_console_signal(struct virtio_console *vc, uint8_t b)
+/* The found aux port `slot`, or NULL. */
+static struct vcon_aux *aux_slot(struct virtio_console *vc, unsigned slot)
+{
+    return slot < VCON_AUX_MAX && vc->aux[slot].port >= 0 ? &vc->aux[slot] : NULL;
+}
+
+int virtio_console_aux_send(struct virtio_console *vc, unsigned slot, uint8_t b)
 {
     virtio_console_poll(vc);
-    if (vc->sig_port < 0 || !vc->sig_connected)
+    struct vcon_aux *a = aux_slot(vc, slot);
+    if (!a || !a->connected)
         return -1;
-    struct virtqueue *q = &vc->txq[vc->sig_port];
-    reclaim_sent(vc, &vc->sig_tx, q);
-    int i = pool_take(&vc->sig_tx);
+    struct virtqueue *q = &vc->txq[a->port];
+    reclaim_sent(vc, &a->tx, q);
+    int i = pool_take(&a->tx);
     if (i < 0)
         return 0;                               /* doorbells are hints: the host polls anyway */
-    vc->sig_tx.va[i][0] = b;
-    if (pool_lend(&vc->sig_tx, q, i, 1, 0))
+    a->tx.va[i][0] = b;
+    if (pool_lend(&a->tx, q, i, 1, 0))
         return 0;
     virtio_pci_notify(&vc->vp, q);
     return 1;
 }
 
-long virtio_console_signal_drain(struct virtio_console *vc)
+long virtio_console_aux_drain(struct virtio_console *vc, unsigned slot)
 {
     long n = 0;
     int i, relent = 0;
     uint32_t len;
-    if (vc->sig_port < 0)
-        return 0;
-    struct virtqueue *q = &vc->rxq[vc->sig_port];
+    struct vcon_aux *a = aux_slot(vc, slot);
+    if (!a)
+        return -1;
+    struct virtqueue *q = &vc->rxq[a->port];
     for (int budget = MAX_USED_PER_CALL; budget > 0; budget--) {
-        int r = pool_reclaim(vc, &vc->sig_rx, q, &i, &len);
+        int r = pool_reclaim(vc, &a->rx, q, &i, &len);
         if (r == 0)
             break;
         if (r < 0)
             continue;
-        if (len <= vc->sig_rx.size)
+        if (len <= a->rx.size)
             n += len;
         else
             vc->bad_len++;
-        relent |= pool_lend(&vc->sig_rx, q, i, vc->sig_rx.size, 1) == 0;
+        relent |= pool_lend(&a->rx, q, i, a->rx.size, 1) == 0;
     }
     if (relent)
         virtio_pci_notify(&vc->vp, q);
-    return n;
+    return n || a->connected ? n : -1;
 }
 
 /* ---- bring-up ---- */
@@ -467,13 +492,17 @@ static int alloc_buffers(struct virtio_console *vc)
     pool_init(&vc->ctrl_out, VIRTIO_CONSOLE_CONTROL_SIZE);
     pool_add_page(&vc->ctrl_in, page, vc->ctrl_page_pa, 0, VCON_CTRL_BUFS, VCON_CTRL_BUF_SIZE);
     pool_add_page(&vc->ctrl_out, page, vc->ctrl_page_pa, CTRL_OUT_OFFSET, VCON_CTRL_TX_SLOTS, CTRL_OUT_STRIDE);
-    if (!(vc->sig_page_pa = pmm_alloc_zeroed()))
+    if (!(vc->aux_page_pa = pmm_alloc_zeroed()))
         return ERR_NOMEM;
-    uint8_t *sp = phys_ptr(vc->sig_page_pa, 4096);
-    pool_init(&vc->sig_rx, VCON_SIG_RX_SIZE);
-    pool_init(&vc->sig_tx, VCON_SIG_TX_SIZE);
-    pool_add_page(&vc->sig_rx, sp, vc->sig_page_pa, 0, VCON_SIG_RX_BUFS, VCON_SIG_RX_SIZE);
-    pool_add_page(&vc->sig_tx, sp, vc->sig_page_pa, SIG_TX_OFFSET, VCON_SIG_TX_BUFS, VCON_SIG_TX_SIZE);
+    uint8_t *ap = phys_ptr(vc->aux_page_pa, 4096);
+    for (unsigned k = 0; k < VCON_AUX_MAX; k++) {
+        struct vcon_aux *a = &vc->aux[k];
+        pool_init(&a->rx, VCON_AUX_RX_SIZE);
+        pool_init(&a->tx, VCON_AUX_TX_SIZE);
+        pool_add_page(&a->rx, ap, vc->aux_page_pa, k * AUX_STRIDE, VCON_AUX_RX_BUFS, VCON_AUX_RX_SIZE);
+        pool_add_page(&a->tx, ap, vc->aux_page_pa, k * AUX_STRIDE + AUX_TX_OFFSET, VCON_AUX_TX_BUFS,
+                      VCON_AUX_TX_SIZE);
+    }
     pool_init(&vc->rx, VCON_BUF_SIZE);
     pool_init(&vc->tx, VCON_BUF_SIZE);
     for (unsigned i = 0; i < VCON_RX_BUFS + VCON_TX_BUFS; i++) {
@@ -496,10 +525,11 @@ static void free_pages(struct virtio_console *vc)
             pmm_free_page(vc->data_pa[i]);
     if (vc->ctrl_page_pa)
         pmm_free_page(vc->ctrl_page_pa);
-    if (vc->sig_page_pa)
-        pmm_free_page(vc->sig_page_pa);
-    vc->sig_page_pa = 0;
-    vc->sig_port = -1;
+    if (vc->aux_page_pa)
+        pmm_free_page(vc->aux_page_pa);
+    vc->aux_page_pa = 0;
+    for (unsigned k = 0; k < VCON_AUX_MAX; k++)
+        vc->aux[k].port = -1;
     memset(vc->ring_pa, 0, sizeof vc->ring_pa);
     memset(vc->data_pa, 0, sizeof vc->data_pa);
     vc->ctrl_page_pa = 0;
@@ -511,11 +541,15 @@ int virtio_console_probe(struct pci_dev *d, struct virtio_console *vc, const cha
     uint8_t cfg[VIRTIO_CONSOLE_CONFIG_OFF_EMERG_WR];   /* cols, rows, max_nr_ports */
     int err;
 
-    const char *sig_name = vc->sig_name;       /* virtio_console_want_signal may come first */
+    const char *aux_name[VCON_AUX_MAX];         /* virtio_console_want_aux comes first */
+    for (unsigned k = 0; k < VCON_AUX_MAX; k++)
+        aux_name[k] = vc->aux[k].name;
     memset(vc, 0, sizeof *vc);
     vc->port = -1;
-    vc->sig_port = -1;
-    vc->sig_name = sig_name;
+    for (unsigned k = 0; k < VCON_AUX_MAX; k++) {
+        vc->aux[k].name = aux_name[k];
+        vc->aux[k].port = -1;
+    }
     vc->rx_cur = -1;
     vc->want_name = name;
     if (pci_enable(d) || virtio_pci_open(d, &vc->vp))

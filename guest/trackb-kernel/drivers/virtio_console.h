@@ -1,8 +1,9 @@
 /* virtio_console.h: virtio-console (virtio-serial) driver with
  * VIRTIO_CONSOLE_F_MULTIPORT, polled (VIRTIO 1.2, 5.3; Linux
  * drivers/char/virtio_console.c). It finds the port with a given name and
- * moves bytes on that port only. Everything the device writes (used ring,
- * control messages, names, lengths) is checked before use. */
+ * moves bytes on it, and single bytes (doorbells) on up to VCON_AUX_MAX more
+ * named ports. Everything the device writes (used ring, control messages,
+ * names, lengths) is checked before use. */
 #ifndef TRACKB_VIRTIO_CONSOLE_H
 #define TRACKB_VIRTIO_CONSOLE_H
 
@@ -19,10 +20,11 @@
 #define VCON_TX_BUFS 16           /* transmit pages: 64 KiB in flight, one AgentX frame */
 #define VCON_BUF_SIZE 4096u
 #define VCON_POOL_MAX 16
-#define VCON_SIG_RX_BUFS 4        /* the signal port: doorbell bytes, in one page */
-#define VCON_SIG_RX_SIZE 256u
-#define VCON_SIG_TX_BUFS 4
-#define VCON_SIG_TX_SIZE 64u
+#define VCON_AUX_MAX 2            /* auxiliary ports (doorbell bytes), half a page of buffers each */
+#define VCON_AUX_RX_BUFS 4
+#define VCON_AUX_RX_SIZE 256u
+#define VCON_AUX_TX_BUFS 4
+#define VCON_AUX_TX_SIZE 64u
 
 /* Buffers the driver owns and lends to a queue; the device holds them by head index. */
 struct vcon_pool {
@@ -32,6 +34,16 @@ struct vcon_pool {
     uint8_t *va[VCON_POOL_MAX];
     uint64_t pa[VCON_POOL_MAX];
     int8_t of_head[VQ_MAX_SIZE];   /* buffer lent under a head, -1 none */
+};
+
+/* An auxiliary port: found by name like the named port, whenever its PORT_NAME comes; it
+ * carries single bytes, never waited for. Once removed it is not taken again (its lent
+ * receive buffers stay with the old queue). */
+struct vcon_aux {
+    const char *name;              /* the name wanted; NULL: none (or the port was removed) */
+    int port;                      /* -1 until found (or after it was removed) */
+    int connected;                 /* its host side is open */
+    struct vcon_pool rx, tx;
 };
 
 struct virtio_console {
@@ -54,13 +66,8 @@ struct virtio_console {
     int rx_cur;                    /* rx buffer being read, -1 none */
     uint32_t rx_off, rx_len;
 
-    /* The optional signal port (Gemini/Portal doorbells, docs/gemini.md): found by name like
-     * the named port, whenever its PORT_NAME comes; one byte per doorbell, never waited for. */
-    const char *sig_name;
-    int sig_port;                  /* -1 until found (or after it was removed) */
-    int sig_connected;             /* its host side is open */
-    struct vcon_pool sig_rx, sig_tx;
-    uint64_t sig_page_pa;
+    struct vcon_aux aux[VCON_AUX_MAX];   /* e.g. Gemini's SIGNAL and UPCALL ports (docs/gemini.md) */
+    uint64_t aux_page_pa;          /* every aux port's buffers */
 
     /* hostile or unexpected input, counted (never trusted) */
     uint32_t bad_used;             /* used-ring id not lent out, or the index ran ahead */
@@ -75,13 +82,15 @@ struct virtio_console {
  * configuration or queue), ERR_NOMEM, ERR_NOENT (no port with the name within
  * timeout_ns). On any error the device is reset and every page freed. */
 int virtio_console_probe(struct pci_dev *d, struct virtio_console *vc, const char *name, uint64_t timeout_ns);
-/* Also look for the port named `name` (before or after probe; NULL: none) for doorbells. */
-void virtio_console_want_signal(struct virtio_console *vc, const char *name);
-/* Send the one-byte doorbell b on the signal port: 1 sent, 0 dropped (no free buffer: the host
- * has unread doorbells), -1 no signal port or its host side is closed. Never waits. */
-int virtio_console_signal(struct virtio_console *vc, uint8_t b);
-/* Take (and discard) doorbell bytes the host sent on the signal port: their count. */
-long virtio_console_signal_drain(struct virtio_console *vc);
+/* Also look for the port named `name` as aux port `slot` (< VCON_AUX_MAX; NULL: none). Before
+ * probe: the device names its ports while probe waits for the named one. */
+void virtio_console_want_aux(struct virtio_console *vc, unsigned slot, const char *name);
+/* Send the byte b on aux port `slot`: 1 sent, 0 dropped (no free buffer: the host has
+ * unread bytes), -1 no such port or its host side is closed. Never waits. */
+int virtio_console_aux_send(struct virtio_console *vc, unsigned slot, uint8_t b);
+/* Take (and discard) the bytes the host sent on aux port `slot`: their count, or -1 when
+ * there is no such port or, with nothing received, its host side is closed (none will come). */
+long virtio_console_aux_drain(struct virtio_console *vc, unsigned slot);
 /* Handle pending control messages (port added/named/opened/closed/removed). */
 void virtio_console_poll(struct virtio_console *vc);
 /* Up to cap received bytes without waiting; -1 if the port was removed. */

@@ -55,16 +55,21 @@ void env_init(struct virtio_pmem *pm, struct hvsock *hs, struct virtio_console *
     kprintf("env: control channel COM2 %s\n", chan_ok ? "ready" : "missing");
 }
 
-/* Doorbells: the virtio-console signal port (QEMU); none over hv_sock or COM2 yet (vsock
- * port 50011 is where it would be): the host polls there. */
+/* Doorbells: the virtio-console's SIGNAL and UPCALL ports (QEMU); none over hv_sock or COM2
+ * yet (vsock would carry them on the SIGNAL and UPCALL port numbers): both sides poll there. */
 int env_signal(uint8_t ring)
 {
-    return vcon ? virtio_console_signal(vcon, ring) : -1;
+    return vcon ? virtio_console_aux_send(vcon, ENV_AUX_SIGNAL, ring) : -1;
 }
 
 long env_signal_drain(void)
 {
-    return vcon ? virtio_console_signal_drain(vcon) : 0;
+    return vcon ? virtio_console_aux_drain(vcon, ENV_AUX_SIGNAL) : -1;
+}
+
+long env_upcall_drain(void)
+{
+    return vcon ? virtio_console_aux_drain(vcon, ENV_AUX_UPCALL) : -1;
 }
 
 uint32_t env_chan_connects(void)

@@ -7,6 +7,10 @@
 #include "hv/hvsock.h"
 #include "kernel/acpi.h"
 
+/* The virtio-console's auxiliary ports (virtio_console_want_aux slots): Gemini's doorbells. */
+enum { ENV_AUX_SIGNAL, ENV_AUX_UPCALL, ENV_AUX_PORTS };
+_Static_assert(ENV_AUX_PORTS <= VCON_AUX_MAX, "aux port slots");
+
 /* pmem: the probed device or NULL; hs: hv_sock to the AgentX port (Hyper-V)
  * or NULL; con: the virtio-console with the AgentX port open, or NULL for
  * COM2; acpi: for S5 power-off. The first channel given wins. */

@@ -226,15 +226,17 @@ _Noreturn void kmain(uint32_t kind, uint64_t info)
     struct virtio_console *con = NULL;
     if (cd) {
         uint64_t t0 = timer_now_ns();
-        virtio_console_want_signal(&vcon, GEMINI_SIGNAL_PORT_NAME);   /* doorbells, when QEMU has it */
+        virtio_console_want_aux(&vcon, ENV_AUX_SIGNAL, GEMINI_SIGNAL_PORT_NAME);   /* doorbells, when QEMU */
+        virtio_console_want_aux(&vcon, ENV_AUX_UPCALL, GEMINI_UPCALL_PORT_NAME);   /* has the ports */
         int err = virtio_console_probe(cd, &vcon, AGX_VIRTIO_SERIAL_PORT_NAME, VCON_PROBE_NS);
         if (err)
             kprintf("vcon: %02x:%02x.%u has no usable port %s (%d)\n", cd->bus, cd->dev, cd->fn,
                     AGX_VIRTIO_SERIAL_PORT_NAME, err);
         else
             con = &vcon;
-        kdetail("vcon: probe %lu us, max_nr_ports %u, ports added %x, signal port %d, bad used %u len %u ctrl %u\n",
-                (timer_now_ns() - t0) / 1000, vcon.max_nr_ports, vcon.added, vcon.sig_port, vcon.bad_used,
+        kdetail("vcon: probe %lu us, max_nr_ports %u, ports added %x, signal port %d, upcall port %d, "
+                "bad used %u len %u ctrl %u\n", (timer_now_ns() - t0) / 1000, vcon.max_nr_ports, vcon.added,
+                vcon.aux[ENV_AUX_SIGNAL].port, vcon.aux[ENV_AUX_UPCALL].port, vcon.bad_used,
                 vcon.bad_len, vcon.bad_ctrl);
     }
 

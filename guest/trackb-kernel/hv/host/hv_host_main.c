@@ -188,7 +188,8 @@ static int have_sock;
 static uint32_t connects_seen;
 
 int env_signal(uint8_t ring) { (void)ring; return -1; }   /* no signal port over hv_sock yet: polled */
-long env_signal_drain(void) { return 0; }
+long env_signal_drain(void) { return -1; }
+long env_upcall_drain(void) { return -1; }   /* nor an upcall port: UPCALL is polled */
 
 uint32_t env_chan_connects(void)
 {

@@ -5,28 +5,31 @@ gemini_svc.c around guest/gemini's client, the same code as the Linux agent's).
         g.client.run(["gemini", "call", "fs", "read", "a.txt"])
         a.post_upcall("news", b"...")   # printed by the built-in subscriber on the serve program's stdout
 
-Doorbells: the kernel's virtio-console driver opens the SIGNAL port beside AgentX's and
-rings EVENT there when the host loop sleeps on EVENT; the host loop sleeps on that port.
-There is no UPCALL port: the kernel steps the client on every agent loop iteration, so it
-polls UPCALL anyway (over virtio-console or serial the loop never sleeps; over hv_sock an
-idle loop halts until an interrupt or the 1 ms stimer tick, so an upcall waits at most about a tick).
+Doorbells, as with Linux: the kernel's virtio-console driver opens the SIGNAL and UPCALL
+ports by name beside AgentX's (MULTIPORT). It rings EVENT on SIGNAL when the host loop
+sleeps on EVENT; the host rings UPCALL on UPCALL when `gemini serve` sleeps on it (no call
+in flight), and serve then polls the ring (and every 20 ms anyway: doorbells are hints).
+`gemini stat` in the guest counts what it heard. Without the ports (hv_sock, the host
+harness) both sides poll: the kernel steps the client on every agent loop iteration (over
+hv_sock an idle loop halts until an interrupt or the 1 ms stimer tick, so an upcall waits
+at most about a tick).
 """
 from __future__ import annotations
 
 from ..portal.region import Portal
-from ..portal.signal import SIGNAL_PORT
-from ..portal.trackb import trackb_portal_kw
 from .dispatcher import Dispatcher
-from .host import GeminiAgent
+from .host import SIGNAL_PORT, UPCALL_PORT, GeminiAgent, gemini_machine_kw
 
 
 def gemini_trackb_kw(portal: Portal) -> dict:
-    return trackb_portal_kw(portal)
+    """TrackBGuest keywords: the Portal as virtio-pmem at the pinned address and Gemini's two ports."""
+    return gemini_machine_kw(portal)
 
 
 class GeminiTrackBAgent(GeminiAgent):
     """`gemini serve [--subscribe TOPIC]` in a booted TrackBGuest plus the host loop (woken by
-    the SIGNAL port when the machine has it, else polled); it ends on SIGNAL (no stdin on Track B)."""
+    the SIGNAL port and ringing the UPCALL port when the machine has them, else polled); it
+    ends on SIGNAL (no stdin on Track B)."""
 
     WHAT = "the Track B gemini built-in"
 
@@ -40,6 +43,5 @@ class GeminiTrackBAgent(GeminiAgent):
 
     def _ports(self):
         vm = self.guest.vm
-        if SIGNAL_PORT not in vm.named_ports:
-            return None, None
-        return vm.named_port_socket(SIGNAL_PORT, self.timeout), None
+        return tuple(vm.named_port_socket(p, self.timeout) if p in vm.named_ports else None
+                     for p in (SIGNAL_PORT, UPCALL_PORT))
