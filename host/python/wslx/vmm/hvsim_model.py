@@ -10,19 +10,21 @@ listening server). It
   version 0; the client's id; -1 with the memory fd; then, per peer, one eventfd per vector);
 - maps the guest's RAM file (GuestMemory.q35: GPA -> file offset, RAM above 4 GiB included) and runs a
   Partition on it with a MonotonicClock;
-- serves the guest from one thread (serve_loop), woken by the doorbell eventfd, a host stream, a timer
-  deadline or a host connection: it first answers the request in the shared block (CPUID, MSRs,
-  hypercalls) and publishes done_seq; if the guest halted for that answer (wait_seq, feature ANSWER_IRQ,
-  which the block offers) it raises MSI-X entry ANSWER_MSIX_ENTRY; then it does a hypercall's host work
-  (Partition.defer_service: the guest runs on meanwhile), moves hv_sock data and fires timers
-  (Partition.poll), and takes host-initiated connections on the hybrid-vsock socket V ("CONNECT <port>\\n"
-  -> "OK <port>\\n"); guest connections to host port P are bridged to the Unix socket V_P (the OpenVMM
-  convention, so the host side is the same for both VMMs). One thread rather than a trap thread beside
-  an I/O thread: a PING round trip wakes the model twice (the host's data, the guest's SignalEvent) and
-  both wake-ups now run the same warm thread with no GIL or lock hand-off (interleaved, 6 rounds of 3000
-  PINGs: model CPU 123 -> 67 us per round trip, 4152 -> 8786 round trips/s);
+- serving thread (serve_loop): wakes on the doorbell eventfd or a host stream; answers the request in the
+  shared block (CPUID, MSRs, hypercalls) and publishes done_seq; if the guest halted for that answer
+  (wait_seq, feature ANSWER_IRQ, which the block offers) it raises MSI-X entry ANSWER_MSIX_ENTRY; then it
+  does a hypercall's host work (Partition.defer_service: the guest runs on meanwhile) and moves hv_sock
+  data both ways (Partition.poll). Traps and streams share this thread because a PING round trip wakes
+  the model twice (the host's data, then the guest's SignalEvent) and both then run one warm thread with
+  no GIL or lock hand-off (interleaved against a trap thread beside an I/O thread, 10 rounds of 3000
+  PINGs: faster in 8 of 10, model CPU per round trip lower in 8 of 10);
+- I/O thread (io_loop): fires timers, refits the reference TSC page, and takes host-initiated
+  connections on the hybrid-vsock socket V ("CONNECT <port>\\n" -> "OK <port>\\n"); guest connections to
+  host port P are bridged to the Unix socket V_P (the OpenVMM convention, so the host side is the same
+  for both VMMs);
 - raises guest interrupts by writing QEMU's eventfd for MSI-X entry (vector - msix_vector_base), after the
-  partition lock is released (raise_pending).
+  partition lock is released (raise_pending): the write wakes QEMU's main loop, which on a busy host may
+  take this thread's CPU, and the other thread must not wait for the lock meanwhile.
 It exits when QEMU disconnects, on SIGTERM, or (status 3) when the model itself fails; its log is
 D/model.log. --raise-after N makes the model raise at the Nth trap request (tests: a failing model);
 --answer-delay-us N makes it answer each request N us late (tests: a slow model, the guest halts).
@@ -55,9 +57,10 @@ REQ = struct.Struct("<II4Q")                 # seq, op, arg0, arg1, arg2, guest_
 ANSWER = struct.Struct("<I4Q")               # fault, result[4] (at OFF_DONE_SEQ + 4)
 U32 = struct.Struct("<I")
 ACCEPT_TIMEOUT_S = 60.0                      # QEMU connects right after it starts
-IO_TICK_S = 0.05                             # the serving thread re-reads its socket list at least this often
+IO_TICK_S = 0.05                             # each thread re-reads its sockets at least this often
 CONNECT_LINE_MAX = 64
 TSC_REFIT_S = 1.0                            # the reference TSC page is refitted this often
+GIL_SWITCH_S = 0.0002                        # a thread waiting for the GIL gets it within this (default 5 ms)
 
 
 def _host_rdtsc():
@@ -244,21 +247,26 @@ class Model:
     def raise_pending(self) -> None:
         """Raise the MSI-X the model queued (called without the partition lock)."""
         while self.pending_irqs:
-            i = self.pending_irqs.popleft()
+            try:
+                i = self.pending_irqs.popleft()
+            except IndexError:               # the other thread took the last one
+                return
             os.eventfd_write(self.guest_efd[i], 1)
             # after the MSI-X is on its way: a guest that sees the bump has an interrupt coming
             U32.pack_into(self.shm, S.OFF_IRQ_SEQ, (U32.unpack_from(self.shm, S.OFF_IRQ_SEQ)[0] + 1) & 0xFFFFFFFF)
 
     # -- traps ---------------------------------------------------------------------------------------------
-    def answer_traps(self) -> None:
+    def answer_traps(self) -> bool:
         """Answer every request the guest posted (CPUID, MSRs, hypercalls) and publish done_seq; if the guest
-        halted for that answer (wait_seq, ANSWER_IRQ) raise MSI-X entry ANSWER_MSIX_ENTRY. A hypercall's
-        host work (Partition.defer_service: service_due) is left to the caller: the VP runs on meanwhile."""
-        shm = self.shm
+        halted for that answer (wait_seq, ANSWER_IRQ) raise MSI-X entry ANSWER_MSIX_ENTRY. True if one was a
+        hypercall, whose host work (Partition.defer_service: service_due) is left to the caller: the VP runs
+        on meanwhile."""
+        shm, hypercall = self.shm, False
         while True:
             seq, op, a0, a1, a2, tsc = REQ.unpack_from(shm, S.OFF_SEQ)
             if seq == U32.unpack_from(shm, S.OFF_DONE_SEQ)[0]:
-                return
+                return hypercall
+            hypercall |= op == S.Op.HYPERCALL
             fault, result = self.answer(op, a0, a1, a2, tsc)
             if self.args.answer_delay_us:                   # tests: a slow model
                 time.sleep(self.args.answer_delay_us / 1e6)
@@ -343,12 +351,52 @@ class Model:
             self.log(f"hybrid vsock: {e}")
             conn.close()
 
-    def serve_loop(self, vsock_listener: socket.socket, qemu: socket.socket) -> None:
-        """The one thread that serves the guest: trap doorbells first, then hv_sock streams, timers and
-        host connections. One thread, so a round trip's two wake-ups (the host's data, the guest's
-        SignalEvent) run the same warm thread with no GIL or lock hand-off between threads."""
+    def serve_loop(self) -> None:
+        """Traps and hv_sock streams, in one thread: a PING round trip wakes the model twice (the host's
+        data, then the guest's SignalEvent doorbell), and both wake-ups run this warm thread, with no GIL or
+        partition-lock hand-off to another thread. An MSR or CPUID trap costs a poll, the answer and nothing
+        else; the streams' poll registrations are redone only after data moved or a hypercall."""
         p = self.partition
         efd = self.model_efd[S.TRAP_DOORBELL_VECTOR]
+        poller = select.poll()                            # QEMU makes the eventfd non-blocking (shared)
+        poller.register(efd, select.POLLIN)
+        watched: dict[int, int] = {}
+        while not self.stop.is_set():
+            events = poller.poll(IO_TICK_S * 1000)
+            trap = streams = False
+            for fd, _ in events:
+                if fd == efd:
+                    trap = True
+                else:
+                    streams = True
+            if trap:
+                try:
+                    os.eventfd_read(efd)
+                except BlockingIOError:
+                    pass
+            hypercall = self.answer_traps()               # the guest may be spinning on the answer: first
+            if not (streams or hypercall or p.service_due or not events):
+                continue                                  # an MSR/CPUID trap: nothing else changed
+            with p._lock:
+                if streams or p.service_due:
+                    p.poll()
+                readers, writers = self.streams()
+            self.raise_pending()
+            want = {}
+            for b in readers:
+                want[b.fileno()] = select.POLLIN
+            for b in writers:
+                want[b.fileno()] = want.get(b.fileno(), 0) | select.POLLOUT
+            for fd in watched.keys() - want.keys():
+                poller.unregister(fd)
+            for fd, mask in want.items():
+                if watched.get(fd) != mask:
+                    poller.register(fd, mask)
+            watched = want
+
+    def io_loop(self, vsock_listener: socket.socket, qemu: socket.socket) -> None:
+        """Timers, the reference TSC page's refit, host-initiated connections and QEMU's disconnect."""
+        p = self.partition
         next_refit = time.monotonic() + TSC_REFIT_S
         while not self.stop.is_set():
             if time.monotonic() >= next_refit:
@@ -356,15 +404,7 @@ class Model:
                 next_refit += TSC_REFIT_S
             deadline = p.next_deadline()
             wait = IO_TICK_S if deadline is None else min(IO_TICK_S, max(0.0, (deadline - p.clock.now()) / 1e7))
-            readers, writers = self.streams()
-            r, w, _ = select.select(readers + [efd, vsock_listener, qemu, self.wake_r], writers, [], wait)
-            if efd in r:
-                try:                      # QEMU makes the eventfd non-blocking (a shared file description)
-                    os.eventfd_read(efd)
-                except BlockingIOError:
-                    pass
-            # the guest may be spinning on an answer: before anything else (its doorbell may also be late)
-            self.answer_traps()
+            r, _, _ = select.select([vsock_listener, qemu, self.wake_r], [], [], wait)
             if qemu in r:
                 if not qemu.recv(64):
                     self.log("ivshmem: QEMU disconnected; the model ends")
@@ -373,10 +413,8 @@ class Model:
                 os.read(self.wake_r, 4096)
             if vsock_listener in r:
                 self.take_connect(vsock_listener)
-            if p.service_due or r or w:
-                p.poll()
-            else:                       # a timer deadline (or the tick): nothing else to move
-                p.fire_timers()
+                os.eventfd_write(self.model_efd[S.TRAP_DOORBELL_VECTOR], 1)   # the serving thread looks again
+            p.fire_timers()
             self.raise_pending()
 
 
@@ -419,6 +457,7 @@ def main(argv=None) -> int:
     ap.add_argument("--answer-delay-us", type=int, default=0)
     ap.add_argument("--idle-poll-ns", type=int, default=S.IDLE_POLL_NS)
     args = ap.parse_args(argv)
+    sys.setswitchinterval(GIL_SWITCH_S)     # neither a trap answer nor a timer waits 5 ms behind the other thread
     model = Model(args)
     signal.signal(signal.SIGTERM, lambda *_: (model.stop.set(), os.write(model.wake_w, b"x")))
     ivs = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -435,9 +474,11 @@ def main(argv=None) -> int:
         model.log(f"ivshmem: no QEMU connected: {e}")
         return 2
     ivs.close()
-    threads = [_thread(model, "serve", model.serve_loop, vsock, qemu)]
+    threads = [_thread(model, "serve", model.serve_loop), _thread(model, "io", model.io_loop, vsock, qemu)]
     while not model.stop.is_set():
         model.stop.wait(1.0)
+    # the serving thread may sit in poll: wake it so it sees stop
+    os.eventfd_write(model.model_efd[S.TRAP_DOORBELL_VECTOR], 1)
     for t in threads:
         t.join(2.0)
     model.log(f"model ends: {model.requests} trap requests ({model.answer_irqs} answers woke a halted guest), "
