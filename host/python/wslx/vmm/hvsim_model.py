@@ -376,7 +376,8 @@ class Model:
                     pass
             hypercall = self.answer_traps()               # the guest may be spinning on the answer: first
             if not (streams or hypercall or p.service_due or not events):
-                continue                                  # an MSR/CPUID trap: nothing else changed
+                self.raise_pending()                      # an EOM or a timer MSR may have queued one
+                continue                                  # an MSR/CPUID trap: the streams are as they were
             with p._lock:
                 if streams or p.service_due:
                     p.poll()
