@@ -15,6 +15,7 @@ apt_packages=(
   linux-source-6.12    # second Kconfig tree (bookworm-security): `wslx kconfig check --source 6.12`
   build-essential bc flex bison libelf-dev libssl-dev xz-utils kmod
   python3-venv
+  git                  # the constants lint lists the tree's files; benchmarks record the commit
   python3-dev          # Python.h: the host codec's C extension (build/agentx, wslx.agentx.ccodec)
 )
 missing=()

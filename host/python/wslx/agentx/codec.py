@@ -32,7 +32,7 @@ import zlib
 from construct import Const, ConstructError
 
 from ..spec import agentx as spec
-from ..spec.fields import BoundedBytes, BoundedString, BoundedStringArray, split_fields
+from ..spec.fields import BoundedBytes, BoundedString, BoundedStringArray, field_offsets, split_fields
 from . import ccodec as _ccodec
 from .errors import (BadChecksum, BadFlags, BadMagic, FrameTooLarge, InvalidMessage, MalformedPayload, Truncated,
                      UnknownType, UnsupportedVersion)
@@ -47,15 +47,12 @@ def _header_layout():
     fixed, variable = split_fields(spec.FrameHeader)
     if variable or tuple(f[0] for f in fixed) != _FAST_PATH_ORDER:
         raise TypeError(f"spec.FrameHeader changed its fields {[f[0] for f in fixed]}: update the codec's fast paths")
-    names, formats, offsets, off = [], {}, {}, 0
-    for name, con, _ in fixed:
-        names.append(name)
-        formats[name] = con.fmtstr.lstrip("<")
-        offsets[name] = off
-        off += con.sizeof()
-    if off != spec.HEADER_SIZE:
-        raise TypeError(f"spec.FrameHeader is {off} bytes, HEADER_SIZE says {spec.HEADER_SIZE}")
-    return tuple(names), formats, offsets
+    names = tuple(name for name, _, _ in fixed)
+    formats = {name: con.fmtstr.lstrip("<") for name, con, _ in fixed}
+    size = spec.FrameHeader.sizeof()
+    if size != spec.HEADER_SIZE:
+        raise TypeError(f"spec.FrameHeader is {size} bytes, HEADER_SIZE says {spec.HEADER_SIZE}")
+    return names, formats, field_offsets(spec.FrameHeader)
 
 
 HEADER_FIELDS, _FORMATS, HEADER_OFFSETS = _header_layout()

@@ -182,4 +182,4 @@ class HostWriter(Ring):
             self.ctrl_set("pending_send_sz", 0)
 
 
-__all__ = ["Ring", "HostReader", "HostWriter", "RingError", "GuestMemoryError", "align8", "field_offsets"]
+__all__ = ["Ring", "HostReader", "HostWriter", "RingError", "GuestMemoryError", "align8"]

@@ -24,7 +24,8 @@ from ..spec import hyperv as H
 from ..spec import vmbus as V
 from ..spec.hyperv import HvStatus, Msr
 from ..spec.vmbus import ChannelMessageType as M
-from .ring import field_offsets, packer   # layouts of spec Structs (no model state)
+from ..spec.fields import field_offsets
+from .ring import packer   # layouts of spec Structs (no model state)
 
 GUEST_OS_ID = H.GUEST_OS_ID_OPEN_SOURCE | (0x7F << 56) | (0x57 << 48) | (1 << 16)   # open source, "WSLX", v1
 VMBUS_VECTOR = 0x40
