@@ -637,6 +637,7 @@ int hvr_start(struct hvr *h)
 
     if (err)
         return HVR_E_SYS;
+    pthread_setname_np(h->thread, "hvrelay");  /* per-thread CPU in /proc names it */
     h->started = 1;
     return HVR_OK;
 }
