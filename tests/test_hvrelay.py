@@ -278,3 +278,13 @@ def test_a_hostile_ring_stops_the_channel_with_a_typed_error(relay):
     seq = _trap(env, S.Op.HYPERCALL, SIGNAL, CONN)
     select.select([env["relay"].note_r], [], [], WAIT_S)
     assert env["relay"].notes() == ([seq], False)
+
+
+def test_a_signal_python_answered_still_moves_the_data(relay):
+    """A SignalEvent in a form the relay does not answer (memory form, say) is the Python model's; its
+    service pass (bridge.pump) has the relay move the channel's data at once."""
+    env = relay
+    env["g2h"].write_packet(PacketType.DATA_INBAND, struct.pack("<II", PIPE_MSG_DATA, 3) + b"abc")
+    assert env["bridge"].pump() is False
+    env["host"].settimeout(WAIT_S)
+    assert env["host"].recv(64) == b"abc"

@@ -763,16 +763,18 @@ void hvr_detach(struct hvr *h, uint32_t relid)
     }
 }
 
-int hvr_chan_error(struct hvr *h, uint32_t relid, char *msg, uint32_t cap)
+int hvr_pump(struct hvr *h, uint32_t relid, char *msg, uint32_t cap)
 {
     struct chan **pc;
     int err = 0;
 
     pthread_mutex_lock(&h->mu);
     pc = find(h, relid);
-    if (pc && (*pc)->err) {
+    if (pc) {
+        pump(h, *pc);
         err = (*pc)->err;
-        snprintf(msg, cap, "%s", (*pc)->msg);
+        if (err)
+            snprintf(msg, cap, "%s", (*pc)->msg);
     }
     pthread_mutex_unlock(&h->mu);
     return err;

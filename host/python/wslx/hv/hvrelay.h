@@ -9,7 +9,8 @@
  * for the connection id of a channel attached to it, moves that channel's data between the
  * rings and the host socket, sets the event flag and raises the MSI-X as the Python model
  * does. Every other trap is forwarded, untouched, to the Python model through a pipe
- * (struct hvr_note records); a channel whose ring is broken stops, and the pipe says so. */
+ * (struct hvr_note records); a channel whose ring is broken stops, and the pipe says so (hvr_pump
+ * returns its error). */
 
 /* return codes (negative: the ring is broken; hvr_strerror names them) */
 #define HVR_OK 0
@@ -27,7 +28,7 @@
 /* pipe records to the Python model */
 #define HVR_NOTE_WAKE 0      /* value 0: look again */
 #define HVR_NOTE_TRAP 1      /* value: the request seq the Python model must answer */
-#define HVR_NOTE_BROKEN 2    /* value: the relid of a channel the relay stopped (hvr_chan_error) */
+#define HVR_NOTE_BROKEN 2    /* value: the relid of a channel the relay stopped (hvr_pump) */
 
 struct hvr_note {
     uint32_t kind;
@@ -72,7 +73,8 @@ int hvr_attach(struct hvr *h, uint32_t relid, uint32_t connection_id, int sock_f
                uint32_t from_host_limit);
 /* take it back (a last pump of what the guest wrote first); the caller closes the socket */
 void hvr_detach(struct hvr *h, uint32_t relid);
-/* 0, or the HVR_E_* that stopped the channel with its message in msg */
-int hvr_chan_error(struct hvr *h, uint32_t relid, char *msg, uint32_t cap);
+/* move what can move now (a SignalEvent the Python model answered, its service pass): 0, or the
+ * HVR_E_* that stopped the channel, its message in msg */
+int hvr_pump(struct hvr *h, uint32_t relid, char *msg, uint32_t cap);
 /* counters: answered, forwarded, injected, dropped_vectors, answer_irqs, bytes_to_host, bytes_to_guest */
 void hvr_stats(struct hvr *h, uint64_t *out7);

@@ -197,8 +197,9 @@ class NativeRelay:
 
 class NativeBridge:
     """HvSockBridge's place in a Channel when the relay moves the data: the model's poll leaves its socket
-    alone (wants_read False, nothing buffered here); pump() reports a ring the relay found broken as the
-    RingError the VMBus host rescinds the channel for; close() takes the channel back from the relay."""
+    alone (wants_read False, nothing buffered here); pump() has the relay move what can move (a SignalEvent
+    the Python model answered: any other form than the relay's) and reports a ring the relay found broken
+    as the RingError the VMBus host rescinds the channel for; close() takes the channel back."""
 
     to_host = b""
 
@@ -221,7 +222,7 @@ class NativeBridge:
     def pump(self) -> bool:
         if self.dead:
             return False
-        r = self.relay.lib.hvr_chan_error(self.relay.h, self.relid, self.relay._msg, 256)
+        r = self.relay.lib.hvr_pump(self.relay.h, self.relid, self.relay._msg, 256)
         if r:
             raise RingError(f"{self.relay.ffi.string(self.relay._msg).decode()} (HVR {r})")
         return False
