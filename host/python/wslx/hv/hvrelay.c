@@ -257,6 +257,7 @@ struct hvr {
     int signal_ok;
     uint32_t forwarded;           /* the request seq the Python model owns */
     int forwarding;
+    hvr_trap_fn trap_fn;          /* answers a forwarded trap on this thread (no second wake-up), or NULL */
     uint64_t answered, nforwarded, injected, dropped, answer_irqs, to_host, to_guest;
     struct chan *ch[MAX_CHANNELS];
 };
@@ -511,8 +512,17 @@ static void answer_traps(struct hvr *h)
             h->forwarding = 1;
             h->forwarded = seq;
             h->nforwarded++;
-            note(h, HVR_NOTE_TRAP, seq);
-            return;
+            if (!h->trap_fn) {
+                note(h, HVR_NOTE_TRAP, seq);
+                return;
+            }
+            /* the Python model answers it here and may call back in (attach, sync, pump): unlocked */
+            pthread_mutex_unlock(&h->mu);
+            h->trap_fn(seq);
+            pthread_mutex_lock(&h->mu);
+            if (h->stop)
+                return;
+            continue;
         }
         h->answered++;
         memcpy(h->shm + HVSIM_BLOCK_OFF_FAULT, &zero32, 4);
@@ -677,6 +687,13 @@ void hvr_free(struct hvr *h)
     munmap(h->ram, h->ram_size);
     close(h->ctl_efd);
     free(h);
+}
+
+void hvr_set_trap_handler(struct hvr *h, hvr_trap_fn fn)
+{
+    pthread_mutex_lock(&h->mu);
+    h->trap_fn = fn;
+    pthread_mutex_unlock(&h->mu);
 }
 
 void hvr_set_synic(struct hvr *h, int64_t sief_area_offset, uint64_t sint_reg, int signal_ok)

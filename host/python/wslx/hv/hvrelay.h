@@ -8,8 +8,8 @@
  * The relay: one pthread that owns the trap doorbell. It answers the fast HvCallSignalEvent
  * for the connection id of a channel attached to it, moves that channel's data between the
  * rings and the host socket, sets the event flag and raises the MSI-X as the Python model
- * does. Every other trap is forwarded, untouched, to the Python model through a pipe
- * (struct hvr_note records); a channel whose ring is broken stops, and the pipe says so (hvr_pump
+ * does. Every other trap is forwarded, untouched, to the Python model: a callback on the relay's
+ * thread (hvr_set_trap_handler), else a record in a pipe (struct hvr_note); a channel whose ring is broken stops, and the pipe says so (hvr_pump
  * returns its error). */
 
 /* return codes (negative: the ring is broken; hvr_strerror names them) */
@@ -37,6 +37,9 @@ struct hvr_note {
 
 struct hvr_ring;
 struct hvr;
+/* answers request seq in the block (the Python model, through a cffi callback); called on the relay's
+ * thread with the relay unlocked, so the answer may attach, detach, sync and pump */
+typedef int (*hvr_trap_fn)(uint32_t seq);
 
 const char *hvr_strerror(int code);
 
@@ -61,6 +64,8 @@ void hvr_ring_clear_want(struct hvr_ring *r);
 struct hvr *hvr_new(int shm_fd, uint64_t shm_size, int ram_fd, uint64_t ram_size, int trap_efd,
                     const int *guest_efd, uint32_t n_guest_efd, int note_fd);
 int hvr_start(struct hvr *h);
+/* forwarded traps go to fn on the relay's thread instead of a HVR_NOTE_TRAP (one wake-up per trap) */
+void hvr_set_trap_handler(struct hvr *h, hvr_trap_fn fn);
 void hvr_stop(struct hvr *h);  /* joins the thread; channels stay attached until detached or freed */
 void hvr_free(struct hvr *h);  /* stops the thread first */
 /* what the Python model owns, pushed after every trap that may change it: the offset of the

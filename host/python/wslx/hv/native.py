@@ -139,6 +139,12 @@ class NativeRelay:
             raise NativeMissing("hvr_new failed (mmap or eventfd)")
         self._msg = self.ffi.new("char[]", 256)
 
+    def set_trap_handler(self, fn) -> None:
+        """fn(seq) answers a forwarded trap, called on the relay's thread (cffi takes the GIL): one wake-up per
+        trap, not the relay's and then the serving thread's. Exceptions are fn's to handle."""
+        self._trap_cb = self.ffi.callback("hvr_trap_fn", lambda seq: fn(seq) or 0)
+        self.lib.hvr_set_trap_handler(self.h, self._trap_cb)
+
     def start(self) -> None:
         if self.lib.hvr_start(self.h):
             raise NativeMissing("hvr_start: pthread_create failed")

@@ -219,8 +219,28 @@ class Model:
             self.log(f"hvsim: native hot path unavailable ({e}): hv_sock and traps stay in Python")
             return None
         self.partition.vmbus.bridge_factory = relay.bridge
+        relay.set_trap_handler(self.relay_trap)
         self.log(f"hvsim: native hot path {native.library_path()}: SignalEvent and hv_sock data in C")
         return relay
+
+    def relay_trap(self, seq: int) -> None:
+        """A trap the relay forwarded, answered on the relay's thread (one wake-up, as when the serving thread
+        owned the doorbell), with the serving thread's follow-up: a hypercall's host work, queued MSI-X, and
+        a wake so the serving thread re-reads the streams it watches."""
+        p = self.partition
+        try:
+            if self.answer_traps(only=seq) or p.service_due:
+                with p._lock:
+                    p.poll()
+                self.raise_pending()
+                self.relay.wake()
+            else:
+                self.raise_pending()
+        except BaseException as e:     # the model failed: as a failing serving thread (_thread)
+            self.failed = e
+            self.log(f"relay trap: {type(e).__name__}: {e}\n{traceback.format_exc()}")
+            self.stop.set()
+            os.write(self.wake_w, b"x")
 
     def wake_serve(self) -> None:
         """Make the serving thread look again (it polls the relay's notes when the relay owns the doorbell)."""
