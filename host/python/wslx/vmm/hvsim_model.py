@@ -232,8 +232,10 @@ class Model:
             if self.answer_traps(only=seq) or p.service_due:
                 with p._lock:
                     p.poll()
+                    python_streams = any(b.wants_read() or b.to_host for b in p.vmbus.bridges())
                 self.raise_pending()
-                self.relay.wake()
+                if python_streams:             # only bridges the relay does not own have sockets to watch
+                    self.relay.wake()
             else:
                 self.raise_pending()
         except BaseException as e:     # the model failed: as a failing serving thread (_thread)
