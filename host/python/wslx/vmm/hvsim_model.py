@@ -18,6 +18,16 @@ listening server). It
   the model twice (the host's data, then the guest's SignalEvent) and both then run one warm thread with
   no GIL or lock hand-off (interleaved against a trap thread beside an I/O thread, 10 rounds of 3000
   PINGs: faster in 8 of 10, model CPU per round trip lower in 8 of 10);
+- with --native (the default when build/hv/libhvrelay.so is built; wslx.hv.native, hvrelay.c) a C
+  thread owns the doorbell instead: it answers the fast HvCallSignalEvent to an hv_sock channel's
+  connection id and moves that channel's data between its rings and its host stream (reading the host's
+  data, writing packets, the event flag and the MSI-X) with no Python and no GIL; every other trap it
+  hands, untouched, to relay_trap on its own thread (answer_traps(only=seq) and the follow-up above);
+  the serving thread then watches only streams the relay does not own and the relay's notes (a ring it
+  found broken: the channel is rescinded as in Python). The Python model keeps every other piece of
+  state and pushes what the relay needs (message SINT, its SIEFP area, hypercall page and privilege)
+  after each trap that may change it; the Python bridge (hvsock.py, ring.py) stays the reference the C
+  one is tested against byte for byte (tests/test_hvrelay.py);
 - I/O thread (io_loop): fires timers, refits the reference TSC page, and takes host-initiated
   connections on the hybrid-vsock socket V ("CONNECT <port>\\n" -> "OK <port>\\n"); guest connections to
   host port P are bridged to the Unix socket V_P (the OpenVMM convention, so the host side is the same
@@ -226,7 +236,7 @@ class Model:
     def relay_trap(self, seq: int) -> None:
         """A trap the relay forwarded, answered on the relay's thread (one wake-up, as when the serving thread
         owned the doorbell), with the serving thread's follow-up: a hypercall's host work, queued MSI-X, and
-        a wake so the serving thread re-reads the streams it watches."""
+        a wake so the serving thread re-reads the streams it watches (if it watches any)."""
         p = self.partition
         try:
             if self.answer_traps(only=seq) or p.service_due:
