@@ -337,4 +337,7 @@ def test_bench_hv_writes_its_keys_and_a_plot(built, tmp_path):
     assert m["stimer_late_us_p50"] <= m["stimer_late_us_p99"] <= 1000     # within one 1 ms period by definition
     assert abs(m["hvsock_vs_virtio_console_roundtrips"]
                - m["hvsock_roundtrips_per_s"] / m["virtio_console_roundtrips_per_s"]) < 1e-9
+    if m["hvsock_native"]:        # the same run on the model's Python path beside it (--native-ab)
+        assert m["hvsock_python_roundtrips_per_s"] > 0 and m["model_cpu_us_per_roundtrip_python"] > 0
+        assert 0 < m["trap_rtt_us_python"] < 10_000
     assert (tmp_path / "hv.png").stat().st_size > 1000

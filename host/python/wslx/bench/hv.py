@@ -20,6 +20,7 @@ hvsock_native                           1 if the hv_sock figures above ran on th
 hvsock_python_roundtrips_per_s          with --native-ab (the default when the library is built): a third
                                         boot, the same PINGs with the model's Python path (--no-native)
 hvsock_python_vs_virtio_console_roundtrips                     its same-run ratio
+trap_rtt_us_python, hypercall_rtt_us_python                     that boot's trap and hypercall medians
 model_cpu_us_per_roundtrip[_python]     the model process's CPU (/proc utime+stime, every thread) per PING
 """
 from __future__ import annotations
@@ -98,8 +99,11 @@ def run_once(args, log) -> dict:
         out["hvsock_bulk_mb_per_s"] = _bulk(g.client, args.bulk_mib)
         g.shutdown()
     if args.native_ab if args.native_ab is not None else out["hvsock_native"]:
-        with TrackBHvsimGuest(args.kernel, hv_profile="hyperv", native=False, hello_timeout=120, timeout=60,
-                              log=lambda s: None) as g:
+        with TrackBHvsimGuest(args.kernel, hv_profile="hyperv", native=False, append=f"trackb.hvbench={args.traps}",
+                              hello_timeout=120, timeout=60, log=lambda s: None) as g:
+            m = HVBENCH_RE.search(g.vm.read_console())
+            assert m, f"no hvbench line on the console:\n{g.vm.console_tail()}"
+            out["trap_rtt_us_python"], out["hypercall_rtt_us_python"] = int(m.group(2)) / 1000, int(m.group(3)) / 1000
             out["hvsock_python_roundtrips_per_s"], out["model_cpu_us_per_roundtrip_python"] = \
                 _hvsock_pings(g, args.seconds)
             g.shutdown()
@@ -118,7 +122,8 @@ def run_once(args, log) -> dict:
 def plot(doc: dict, png) -> None:
     from .plot import grouped_runs_and_medians
     grouped_runs_and_medians(doc, [
-        ("trap path (us, guest-measured)", ["trap_rtt_us", "hypercall_rtt_us"]),
+        ("trap path (us, guest-measured)", [k for k in ("trap_rtt_us", "hypercall_rtt_us", "trap_rtt_us_python",
+                                                        "hypercall_rtt_us_python") if k in doc["median"]]),
         ("stimer lateness (us)", ["stimer_late_us_p50", "stimer_late_us_p99"]),
         ("PING round trips/s", [k for k in ("hvsock_roundtrips_per_s", "hvsock_python_roundtrips_per_s",
                                             "virtio_console_roundtrips_per_s") if k in doc["median"]]),
@@ -136,4 +141,5 @@ BENCHMARK = Benchmark(name="hv", help="hvsim trap round trips, stimer lateness, 
                              "virtio_console_bulk_mb_per_s": "MB/s", "hvsock_vs_virtio_console_roundtrips": "",
                              "hvsock_native": "", "hvsock_python_roundtrips_per_s": "1/s",
                              "hvsock_python_vs_virtio_console_roundtrips": "", "model_cpu_us_per_roundtrip": "us",
-                             "model_cpu_us_per_roundtrip_python": "us"})
+                             "model_cpu_us_per_roundtrip_python": "us", "trap_rtt_us_python": "us",
+                             "hypercall_rtt_us_python": "us"})
