@@ -288,3 +288,28 @@ def test_a_signal_python_answered_still_moves_the_data(relay):
     assert env["bridge"].pump() is False
     env["host"].settimeout(WAIT_S)
     assert env["host"].recv(64) == b"abc"
+
+
+def test_channels_past_the_relays_slots_stay_on_python(relay):
+    from wslx.hv.hvsock import HvSockBridge
+    env = relay
+    mem = GuestMemory(env["ram"])
+    made, socks = [], []
+    try:
+        for relid in range(100, 100 + 64):
+            a, b = socket.socketpair()
+            socks += [a, b]
+
+            class Ch:
+                pass
+            Ch.relid, Ch.connection_id, Ch.model_sock = relid, 0x3000 + relid, b
+            made.append(env["relay"].bridge(Ch, HostReader(mem, G2H, "g2h"), HostWriter(mem, H2G, "h2g"),
+                                            lambda: None))
+        kinds = [type(m).__name__ for m in made]
+        assert kinds[:63] == ["NativeBridge"] * 63 and kinds[63] == HvSockBridge.__name__   # 64 slots, 1 taken
+    finally:
+        for m in made:
+            m.close()
+        for s in socks:
+            s.close()
+        del mem

@@ -182,8 +182,14 @@ class NativeRelay:
         self.lib.hvr_set_synic(self.h, sief, syn.sint[sint], int(ok))
 
     def bridge(self, ch, reader, writer, signal_guest):
-        """VmbusHost.bridge_factory: the channel's data moves here from now on."""
-        return NativeBridge(self, ch, reader, writer)
+        """VmbusHost.bridge_factory: the channel's data moves here from now on, or (every relay slot taken)
+        in Python as before."""
+        try:
+            return NativeBridge(self, ch, reader, writer)
+        except RingError as e:
+            from .hvsock import HvSockBridge
+            self.log(f"native relay: {e}: relid {ch.relid} stays on the Python path")
+            return HvSockBridge(ch.model_sock, reader, writer, signal_guest, self.log)
 
     def stats(self) -> dict[str, int]:
         out = self.ffi.new("uint64_t[7]")
