@@ -20,12 +20,11 @@ from pathlib import Path
 from .. import repo_root
 from ..spec import hyperv as H
 from .errors import GuestMemoryError, HvError, RingError
+from .hvsock import FROM_HOST_LIMIT, TO_HOST_LIMIT, HvSockBridge      # the same limits per channel
 
 _HERE = Path(__file__).resolve().parent
 HEADER = _HERE / "hvrelay.h"
 NOTE = struct.Struct("<II")        # struct hvr_note: kind, value
-TO_HOST_LIMIT = 256 << 10          # hvsock.py's limits, the same per channel
-FROM_HOST_LIMIT = 64 << 10
 
 
 class NativeMissing(HvError):
@@ -187,7 +186,6 @@ class NativeRelay:
         try:
             return NativeBridge(self, ch, reader, writer)
         except RingError as e:
-            from .hvsock import HvSockBridge
             self.log(f"native relay: {e}: relid {ch.relid} stays on the Python path")
             return HvSockBridge(ch.model_sock, reader, writer, signal_guest, self.log)
 
