@@ -238,6 +238,7 @@ struct chan {
     uint32_t to_host_len, to_host_limit;
     uint8_t *from_host;
     uint32_t from_host_len, from_host_limit;
+    uint32_t chunk;               /* host bytes per packet (hvsock.py packet_chunk) */
     int guest_closed, host_closed, eof_sent, shut_wr;
     int err;
     char msg[200];
@@ -429,11 +430,9 @@ static int send_packet(struct hvr *h, struct chan *c, const uint8_t *data, uint3
 /* HvSockBridge._host_to_guest */
 static int host_to_guest(struct hvr *h, struct chan *c)
 {
-    uint32_t chunk = c->tx->size / 2 > 64 + 8 ? c->tx->size / 2 - 64 : 8, done = 0;
+    uint32_t chunk = c->chunk, done = 0;
     int r = 0;
 
-    if (chunk > VMBUS_HVSOCK_MTU)
-        chunk = VMBUS_HVSOCK_MTU;
     while (done < c->from_host_len) {
         uint32_t part = c->from_host_len - done < chunk ? c->from_host_len - done : chunk;
         r = send_packet(h, c, c->from_host + done, part);
@@ -710,7 +709,7 @@ void hvr_set_synic(struct hvr *h, int64_t sief_area_offset, uint64_t sint_reg, i
 
 int hvr_attach(struct hvr *h, uint32_t relid, uint32_t connection_id, int sock_fd, const uint64_t *g2h,
                uint32_t n_g2h, const uint64_t *h2g, uint32_t n_h2g, uint32_t to_host_limit,
-               uint32_t from_host_limit)
+               uint32_t from_host_limit, uint32_t chunk)
 {
     struct chan *c = calloc(1, sizeof *c);
     int slot = -1, err = HVR_E_NOMEM;
@@ -722,11 +721,12 @@ int hvr_attach(struct hvr *h, uint32_t relid, uint32_t connection_id, int sock_f
     c->sock = sock_fd;
     c->rx = hvr_ring_new(h->ram, h->ram_size, g2h, n_g2h);
     c->tx = hvr_ring_new(h->ram, h->ram_size, h2g, n_h2g);
-    if (!c->rx || !c->tx || !to_host_limit || !from_host_limit) {
+    if (!c->rx || !c->tx || !to_host_limit || !from_host_limit || !chunk || chunk > c->tx->size) {
         err = HVR_E_ARG;
         goto fail;
     }
     c->to_host_limit = to_host_limit;
+    c->chunk = chunk;
     c->from_host_limit = from_host_limit;
     c->pkt = malloc(c->rx->size);
     c->to_host = malloc((size_t)to_host_limit + c->rx->size);  /* a whole packet past the limit */

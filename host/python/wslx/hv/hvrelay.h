@@ -72,10 +72,11 @@ void hvr_free(struct hvr *h);  /* stops the thread first */
  * message SINT's event-flag area in the RAM file (-1: no SIEFP), that SINT's register, and
  * whether a fast SignalEvent may be answered here at all (hypercall page, privilege) */
 void hvr_set_synic(struct hvr *h, int64_t sief_area_offset, uint64_t sint_reg, int signal_ok);
-/* hand an open hv_sock channel to the relay: ring pages as RAM-file offsets (control first) */
+/* hand an open hv_sock channel to the relay: ring pages as RAM-file offsets (control first); the
+ * buffer limits and the host bytes per packet are hvsock.py's */
 int hvr_attach(struct hvr *h, uint32_t relid, uint32_t connection_id, int sock_fd, const uint64_t *g2h,
                uint32_t n_g2h, const uint64_t *h2g, uint32_t n_h2g, uint32_t to_host_limit,
-               uint32_t from_host_limit);
+               uint32_t from_host_limit, uint32_t chunk);
 /* take it back (a last pump of what the guest wrote first); the caller closes the socket */
 void hvr_detach(struct hvr *h, uint32_t relid);
 /* move what can move now (a SignalEvent the Python model answered, its service pass): 0, or the

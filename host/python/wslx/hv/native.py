@@ -20,7 +20,7 @@ from pathlib import Path
 from .. import repo_root
 from ..spec import hyperv as H
 from .errors import GuestMemoryError, HvError, RingError
-from .hvsock import FROM_HOST_LIMIT, TO_HOST_LIMIT, HvSockBridge      # the same limits per channel
+from .hvsock import FROM_HOST_LIMIT, TO_HOST_LIMIT, HvSockBridge, packet_chunk   # the same limits per channel
 
 _HERE = Path(__file__).resolve().parent
 HEADER = _HERE / "hvrelay.h"
@@ -219,7 +219,7 @@ class NativeBridge:
         self.dead = False
         g2h, h2g = ring_offsets(reader), ring_offsets(writer)
         r = relay.lib.hvr_attach(relay.h, ch.relid, ch.connection_id, self.sock.fileno(), g2h, len(g2h), h2g,
-                                 len(h2g), TO_HOST_LIMIT, FROM_HOST_LIMIT)
+                                 len(h2g), TO_HOST_LIMIT, FROM_HOST_LIMIT, packet_chunk(writer.size))
         if r:
             raise _error(r, f"relid {ch.relid}: attach")
 
