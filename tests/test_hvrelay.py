@@ -313,3 +313,27 @@ def test_channels_past_the_relays_slots_stay_on_python(relay):
         for s in socks:
             s.close()
         del mem
+
+
+def test_hostile_rings_and_the_relay_under_asan(tmp_path):
+    """This file's other tests again against build/hv/asan/libhvrelay.so (ASan+UBSan, every report fatal):
+    the hostile ring states and the relay thread never read or write outside what they were given."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    from wslx import repo_root
+    lib = repo_root() / "build" / "hv" / "asan" / "libhvrelay.so"
+    if not lib.exists():
+        pytest.skip(f"{lib} is not built (scons hvrelay)")
+    preload = []
+    for name in ("libasan.so", "libubsan.so"):
+        out = subprocess.run(["gcc", f"-print-file-name={name}"], capture_output=True, text=True, timeout=30)
+        if out.returncode or not Path(out.stdout.strip()).is_absolute():
+            pytest.skip(f"gcc does not know where {name} is")
+        preload.append(out.stdout.strip())
+    env = dict(os.environ, LD_PRELOAD=" ".join(preload), ASAN_OPTIONS="detect_leaks=0:abort_on_error=1",
+               UBSAN_OPTIONS="halt_on_error=1", **{native.LIBRARY_ENV: str(lib)})
+    r = subprocess.run([sys.executable, "-m", "pytest", __file__, "-q", "-x", "-p", "no:cacheprovider",
+                        "-k", "not under_asan"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert " passed" in r.stdout and "ERROR: AddressSanitizer" not in r.stderr

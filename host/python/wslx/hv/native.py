@@ -31,8 +31,11 @@ class NativeMissing(HvError):
     """build/hv/libhvrelay.so is not built (or does not load)."""
 
 
+LIBRARY_ENV = "WSLX_HVRELAY_LIB"     # another build of it (tests: the ASan one)
+
+
 def library_path() -> Path:
-    return repo_root() / "build" / "hv" / "libhvrelay.so"
+    return Path(os.environ.get(LIBRARY_ENV) or repo_root() / "build" / "hv" / "libhvrelay.so")
 
 
 def constants() -> dict[str, int]:
