@@ -16,6 +16,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hvsim.h"
@@ -219,6 +220,7 @@ void hvr_ring_want_space(struct hvr_ring *r, uint32_t total)
 {
     if (ld32(r->ctrl + HV_RING_BUFFER_OFF_FEATURE_BITS) & VMBUS_RING_FEATURE_PENDING_SEND_SIZE)
         st32(r->ctrl + HV_RING_BUFFER_OFF_PENDING_SEND_SZ, total);
+    mb();                         /* pending_send_sz out before the caller looks at read_index again */
 }
 
 void hvr_ring_clear_want(struct hvr_ring *r)
@@ -415,12 +417,15 @@ static int send_packet(struct hvr *h, struct chan *c, const uint8_t *data, uint3
     memcpy(head + VMPIPE_PROTO_HEADER_OFF_PKT_TYPE, &t, 4);
     memcpy(head + VMPIPE_PROTO_HEADER_OFF_DATA_SIZE, &len, 4);
     r = hvr_ring_write(c->tx, VM_PKT_DATA_INBAND, head, sizeof head, data, len, 0, 0);
+    if (r == HVR_FULL) {
+        /* the guest may have drained the ring before it could see pending_send_sz: look again after */
+        hvr_ring_want_space(c->tx, hvr_packet_size(sizeof head + len));
+        r = hvr_ring_write(c->tx, VM_PKT_DATA_INBAND, head, sizeof head, data, len, 0, 0);
+        if (r == HVR_FULL)
+            return 0;
+    }
     if (r < 0)
         return broken(c, r, "host-to-guest ring");
-    if (r == HVR_FULL) {
-        hvr_ring_want_space(c->tx, hvr_packet_size(sizeof head + len));
-        return 0;
-    }
     hvr_ring_clear_want(c->tx);
     if (r == HVR_SIGNAL)
         signal_guest(h, c);
@@ -552,6 +557,9 @@ static void *run(void *arg)
 {
     struct hvr *h = arg;
     struct pollfd fds[2 + MAX_CHANNELS];
+    struct timespec now, last;
+
+    clock_gettime(CLOCK_MONOTONIC, &last);
 
     for (;;) {
         int n = 2;
@@ -576,9 +584,20 @@ static void *run(void *arg)
                 fds[n++] = (struct pollfd){.fd = c->sock, .events = ev};
         }
         pthread_mutex_unlock(&h->mu);
-        if (poll(fds, n, TICK_MS) < 0 && errno != EINTR)
+        int ready = poll(fds, n, TICK_MS);
+        if (ready < 0 && errno != EINTR)
             return NULL;
         pthread_mutex_lock(&h->mu);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - last.tv_sec > 1 ||
+            (now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000 >= TICK_MS) {
+            /* backstop, every tick: host data still waiting for ring room gets another look (a lost
+             * pending_send_sz wake-up was seen under load: h2g ring empty, pending set, data waiting) */
+            last = now;
+            for (int i = 0; i < MAX_CHANNELS; i++)
+                if (h->ch[i] && (h->ch[i]->from_host_len || h->ch[i]->to_host_len))
+                    pump(h, h->ch[i]);
+        }
         if (fds[1].revents)
             drain(h->ctl_efd);
         if (fds[0].revents)

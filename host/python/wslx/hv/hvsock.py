@@ -163,7 +163,10 @@ class HvSockBridge:
         r = self.writer.write_packet(PacketType.DATA_INBAND, payload)
         if r is None:
             self.writer.want_space(self.writer.packet_size(len(payload)))
-            return False
+            # the guest may have drained the ring before it could see pending_send_sz: look again after
+            r = self.writer.write_packet(PacketType.DATA_INBAND, payload)
+            if r is None:
+                return False
         self.writer.clear_want()
         if r:
             self.signal_guest()

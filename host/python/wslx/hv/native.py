@@ -225,6 +225,8 @@ class NativeBridge:
                                  len(h2g), TO_HOST_LIMIT, FROM_HOST_LIMIT, packet_chunk(writer.size))
         if r:
             raise _error(r, f"relid {ch.relid}: attach")
+        relay.log(f"native relay: relid {ch.relid} (connection {ch.connection_id:#x}) attached, control pages at "
+                  f"{reader.ctrl:#x} (guest to host) and {writer.ctrl:#x} (host to guest)")
 
     def fileno(self) -> int:
         return self.sock.fileno()
