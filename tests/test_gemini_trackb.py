@@ -1,6 +1,8 @@
 """Gemini with the Track B kernel: the `gemini` built-in calls host services and its
 built-in subscriber receives upcalls, woken by the host's byte on the UPCALL port; its
-bounded queue reports overflow to the host."""
+bounded queue reports overflow to the host. Each test runs twice: under QEMU, where the
+SIGNAL and UPCALL ports are named virtio-serial ports, and under hvsim (Hyper-V), where
+they are hv_sock streams to ports 50011 and 50012 over VMBus (wslx.spec.gemini)."""
 from __future__ import annotations
 
 import re
@@ -12,25 +14,43 @@ from helpers.gemini_world import make_dispatcher, make_export
 from wslx.gemini import Busy
 from wslx.gemini.trackb import GeminiTrackBAgent, gemini_trackb_kw
 from wslx.guests.trackb import TrackBGuest
+from wslx.guests.trackb_hvsim import TrackBHvsimGuest
 from wslx.portal import Portal
-from wslx.spec.gemini import UPCALL_QUEUE_DEPTH, VERSION
+from wslx.spec.gemini import UPCALL_QUEUE_DEPTH, VERSION, VIRTIO_SERIAL_NAMES, Port
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def trackb(tmp_path_factory):
+@pytest.fixture(scope="module", params=["qemu", "hvsim"])
+def trackb(request, tmp_path_factory):
     d0 = tmp_path_factory.mktemp("gemini-trackb")
     export = make_export(d0, blob_bytes=200_000)
     portal = Portal.create(d0 / "portal.img", 64 << 20)
     d = make_dispatcher(portal, export)
+    guest = TrackBHvsimGuest if request.param == "hvsim" else TrackBGuest
     try:
-        with TrackBGuest(log=lambda s: None, timeout=120, **gemini_trackb_kw(portal)) as g:
+        with guest(log=lambda s: None, timeout=120, **gemini_trackb_kw(portal)) as g:
             with GeminiTrackBAgent(g, portal, d, timeout=120, subscribe="news") as agent:
                 yield g, d, agent, export
             g.shutdown()
     finally:
         portal.close()
+
+
+def test_doorbells_ride_the_transports_ports(trackb):
+    """QEMU: the host sides of the two ports are virtio-serial chardevs. hvsim: the machine has no
+    virtio-serial Gemini port; the kernel dialled hv_sock ports 50011 and 50012 and the model
+    bridged each connection to the host listener the agent's sockets were accepted from."""
+    g, d, agent, _ = trackb
+    vm = g.vm
+    sockets = {Port.SIGNAL: agent.host.signal.sock, Port.UPCALL: agent.host.upcall.sock}
+    for port, sock in sockets.items():
+        if isinstance(g, TrackBHvsimGuest):
+            assert VIRTIO_SERIAL_NAMES[port] not in vm.named_ports
+            assert sock.getsockname().endswith(f"vsock_{int(port)}"), sock.getsockname()
+            assert f"guest connection to host port {int(port)} bridged" in vm.model_log.read_text()
+        else:
+            assert sock.getpeername().endswith(f"port-{VIRTIO_SERIAL_NAMES[port]}.sock"), sock.getpeername()
 
 
 def test_calls_from_the_track_b_kernel(trackb):

@@ -43,5 +43,5 @@ class GeminiTrackBAgent(GeminiAgent):
 
     def _ports(self):
         vm = self.guest.vm
-        return tuple(vm.named_port_socket(p, self.timeout) if p in vm.named_ports else None
+        return tuple(vm.named_port_socket(p, self.timeout) if vm.has_named_port(p) else None
                      for p in (SIGNAL_PORT, UPCALL_PORT))

@@ -142,6 +142,11 @@ def hvsock_service_id(port: Port) -> str:
     return _guid_text(int(port).to_bytes(4, "little") + HVSOCK_GUID_TEMPLATE[4:])
 
 
+def port_named(name: str) -> Port | None:
+    """The port whose virtio-serial name is `name`, or None (not a Gemini port)."""
+    return next((p for p, n in VIRTIO_SERIAL_NAMES.items() if n == name), None)
+
+
 def endpoint(port: Port, transport: Transport) -> int | str:
     """Where `port` lives on `transport`: a vsock port, an hv_sock service id or a virtio-serial name."""
     port = Port(port)

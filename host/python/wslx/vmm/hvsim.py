@@ -13,6 +13,9 @@ whose QEMU gets, besides the usual devices:
     ivshmem.sock    the model's ivshmem server
     vsock           hybrid vsock: the host reaches guest port P with "CONNECT P\\n" here
     vsock_P         guest connections to host port P arrive here (hvsock_listen(P) before launch)
+Gemini's named ports (named_ports=[org.wslx.gemini.signal, ...]) are hv_sock ports here unless the
+profile is 'none': the guest dials each one's port number (50011, 50012) and named_port_socket(name)
+accepts that connection, so wslx.gemini uses the same call as with QEMU's virtio-serial ports.
 
 The model is ended with QEMU (after it: SIGTERM, then SIGKILL), dies with its owner (PDEATHSIG), and a
 model that exits or fails makes check_alive() raise ModelFailed, naming model.log.
@@ -27,6 +30,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..spec import gemini as gemini_spec
 from ..spec import hvsim as hvsim_spec
 from .errors import LaunchError, VMError
 from .hybrid_vsock import HybridVsockHost
@@ -52,12 +56,16 @@ class HvsimMachine(HybridVsockHost, QemuMachine):
 
     def __init__(self, *args, hv_profile: str = "hyperv", hvsock_ports=(), model_raise_after: int = 0,
                  model_answer_delay_us: int = 0,
-                 idle_poll_ns: int = hvsim_spec.IDLE_POLL_NS, **kw):
+                 idle_poll_ns: int = hvsim_spec.IDLE_POLL_NS, named_ports=(), **kw):
         if hv_profile not in HV_PROFILES:
             raise ValueError(f"hv_profile must be one of {HV_PROFILES}, not {hv_profile!r}")
-        super().__init__(*args, **kw)
+        # Gemini's named ports ride hv_sock when the guest has Hyper-V (wslx.spec.gemini's mapping);
+        # other names, and all of them with profile 'none', stay virtio-serial ports
+        hv = hv_profile != "none"
+        self.hvsock_named = {n: int(p) for n in named_ports if hv and (p := gemini_spec.port_named(n)) is not None}
+        super().__init__(*args, named_ports=[n for n in named_ports if n not in self.hvsock_named], **kw)
         self.hv_profile = hv_profile
-        self.hvsock_ports = list(hvsock_ports)
+        self.hvsock_ports = list(hvsock_ports) + [p for p in self.hvsock_named.values() if p not in hvsock_ports]
         self.model_raise_after = model_raise_after
         self.model_answer_delay_us = model_answer_delay_us
         self.idle_poll_ns = idle_poll_ns
@@ -69,6 +77,16 @@ class HvsimMachine(HybridVsockHost, QemuMachine):
         if port not in self.hvsock_ports:     # the model bridges guest connections to this port
             self.hvsock_ports.append(port)
         return super().hvsock_listen(port)
+
+    def has_named_port(self, name: str) -> bool:
+        return name in self.hvsock_named or super().has_named_port(name)
+
+    def named_port_socket(self, name: str, timeout: float = 10.0) -> socket.socket:
+        """As QemuMachine's; a Gemini port under Hyper-V is the guest's hv_sock connection to its port
+        (hvsock_service_id in wslx.spec.gemini), accepted here."""
+        if name in self.hvsock_named:
+            return self.hvsock_accept(self.hvsock_named[name], timeout)
+        return super().named_port_socket(name, timeout)
 
     # ---- paths
     @property
@@ -99,6 +117,8 @@ class HvsimMachine(HybridVsockHost, QemuMachine):
             self._given_run_dir = Path(tempfile.mkdtemp(prefix="wslx-run-", dir=default_run_root()))
         self.run_dir = self._given_run_dir
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        for port in self.hvsock_named.values():   # before the guest's first dial
+            self.hvsock_listen(port)
         self._start_model()
         try:
             super()._start_process()

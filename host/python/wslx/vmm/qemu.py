@@ -601,6 +601,10 @@ class QemuMachine:
     def named_port_path(self, name: str) -> Path:
         return self._path(f"port-{name}.sock")
 
+    def has_named_port(self, name: str) -> bool:
+        """Whether named_port_socket(name) has something to connect to."""
+        return name in self.named_ports
+
     def named_port_socket(self, name: str, timeout: float = 10.0) -> socket.socket:
         """Connect to the host side of the named virtio-serial port `name` (named_ports)."""
         if name not in self.named_ports:
