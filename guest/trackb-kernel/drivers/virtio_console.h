@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "drivers/aux_port.h"
+#include "kernel/aux_port.h"
 #include "drivers/virtio_pci.h"
 
 #define VCON_MAX_PORTS 4          /* ports 0..3 get queues (QEMU numbers virtserialports from 1) */

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "drivers/aux_port.h"
+#include "kernel/aux_port.h"
 #include "hv/vmbus_client.h"
 
 #define HVSOCK_PKT_MAX (VMPACKET_DESCRIPTOR_SIZE + VMPIPE_PROTO_HEADER_SIZE + VMBUS_HVSOCK_MTU)

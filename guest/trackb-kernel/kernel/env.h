@@ -7,7 +7,7 @@
 #include "hv/hvsock.h"
 #include "kernel/acpi.h"
 
-/* Aux-port slots (drivers/aux_port.h) of Gemini's doorbells: virtio-serial or hv_sock. */
+/* Aux-port slots (kernel/aux_port.h) of Gemini's doorbells: virtio-serial or hv_sock. */
 enum { ENV_AUX_SIGNAL, ENV_AUX_UPCALL, ENV_AUX_PORTS };
 _Static_assert(ENV_AUX_PORTS <= VCON_AUX_MAX && ENV_AUX_PORTS <= HVSOCK_AUX_MAX, "aux port slots");
 
