@@ -127,3 +127,26 @@ def test_the_linux_init_opens_the_doorbell_ports_where_its_transport_goes(cmdlin
             assert f"{gemini.endpoint(port, Transport.VIRTIO_SERIAL)} (virtio-serial)" in line and "vsock" not in line
         else:
             assert "no doorbell port on transport serial" in line
+
+
+def test_machines_map_the_named_ports_per_transport(tmp_path):
+    """QEMU: virtio-serial ports; with a vsock device: vsock ports; hvsim: hv_sock ports the model
+    bridges (--listen-port), unless the profile is 'none' (no Hyper-V: virtio-serial again)."""
+    from wslx.vmm.hvsim import HvsimMachine
+    from wslx.vmm.qemu import QemuMachine
+    names = [gemini.endpoint(p, Transport.VIRTIO_SERIAL) for p in (Port.SIGNAL, Port.UPCALL)]
+    streams = {n: int(gemini.port_named(n)) for n in names}
+    plain = QemuMachine("k", named_ports=names)
+    plain.run_dir = tmp_path                        # build_cmdline needs one; nothing is launched
+    assert plain.named_ports == names and not plain.stream_ports
+    assert sum("virtserialport" in a for a in plain.build_cmdline()) == 2
+    vs = QemuMachine("k", named_ports=names, vsock_cid=52)
+    vs.run_dir = tmp_path
+    assert not vs.named_ports and vs.stream_ports == streams == {names[0]: 50011, names[1]: 50012}
+    args = vs.build_cmdline()
+    assert "vhost-vsock-pci,guest-cid=52" in args and not any("virtserialport" in a for a in args)
+    hv = HvsimMachine("k", named_ports=names, run_dir=tmp_path)
+    assert not hv.named_ports and hv.stream_ports == streams and {50011, 50012} <= set(hv.hvsock_ports)
+    assert all(hv.has_named_port(n) for n in names)
+    none = HvsimMachine("k", named_ports=names, hv_profile="none", run_dir=tmp_path)
+    assert none.named_ports == names and not none.stream_ports

@@ -15,7 +15,8 @@ whose QEMU gets, besides the usual devices:
     vsock_P         guest connections to host port P arrive here (hvsock_listen(P) before launch)
 Gemini's named ports (named_ports=[org.wslx.gemini.signal, ...]) are hv_sock ports here unless the
 profile is 'none': the guest dials each one's port number (50011, 50012) and named_port_socket(name)
-accepts that connection, so wslx.gemini uses the same call as with QEMU's virtio-serial ports.
+accepts that connection (QemuMachine's stream ports), so wslx.gemini uses the same call as with
+QEMU's virtio-serial ports.
 
 The model is ended with QEMU (after it: SIGTERM, then SIGKILL), dies with its owner (PDEATHSIG), and a
 model that exits or fails makes check_alive() raise ModelFailed, naming model.log.
@@ -30,7 +31,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..spec import gemini as gemini_spec
 from ..spec import hvsim as hvsim_spec
 from .errors import LaunchError, VMError
 from .hybrid_vsock import HybridVsockHost
@@ -56,16 +56,12 @@ class HvsimMachine(HybridVsockHost, QemuMachine):
 
     def __init__(self, *args, hv_profile: str = "hyperv", hvsock_ports=(), model_raise_after: int = 0,
                  model_answer_delay_us: int = 0,
-                 idle_poll_ns: int = hvsim_spec.IDLE_POLL_NS, named_ports=(), **kw):
+                 idle_poll_ns: int = hvsim_spec.IDLE_POLL_NS, **kw):
         if hv_profile not in HV_PROFILES:
             raise ValueError(f"hv_profile must be one of {HV_PROFILES}, not {hv_profile!r}")
-        # Gemini's named ports ride hv_sock when the guest has Hyper-V (wslx.spec.gemini's mapping);
-        # other names, and all of them with profile 'none', stay virtio-serial ports
-        hv = hv_profile != "none"
-        self.hvsock_named = {n: int(p) for n in named_ports if hv and (p := gemini_spec.port_named(n)) is not None}
-        super().__init__(*args, named_ports=[n for n in named_ports if n not in self.hvsock_named], **kw)
-        self.hv_profile = hv_profile
-        self.hvsock_ports = list(hvsock_ports) + [p for p in self.hvsock_named.values() if p not in hvsock_ports]
+        self.hv_profile = hv_profile              # before QemuMachine's init asks gemini_streams()
+        super().__init__(*args, **kw)
+        self.hvsock_ports = list(hvsock_ports) + [p for p in self.stream_ports.values() if p not in hvsock_ports]
         self.model_raise_after = model_raise_after
         self.model_answer_delay_us = model_answer_delay_us
         self.idle_poll_ns = idle_poll_ns
@@ -78,15 +74,15 @@ class HvsimMachine(HybridVsockHost, QemuMachine):
             self.hvsock_ports.append(port)
         return super().hvsock_listen(port)
 
-    def has_named_port(self, name: str) -> bool:
-        return name in self.hvsock_named or super().has_named_port(name)
+    # ---- Gemini's named ports: hv_sock streams when the guest has Hyper-V (profile 'none': virtio-serial)
+    def gemini_streams(self) -> bool:
+        return self.hv_profile != "none"
 
-    def named_port_socket(self, name: str, timeout: float = 10.0) -> socket.socket:
-        """As QemuMachine's; a Gemini port under Hyper-V is the guest's hv_sock connection to its port
-        (hvsock_service_id in wslx.spec.gemini), accepted here."""
-        if name in self.hvsock_named:
-            return self.hvsock_accept(self.hvsock_named[name], timeout)
-        return super().named_port_socket(name, timeout)
+    def _stream_listen(self, port: int) -> None:
+        self.hvsock_listen(port)
+
+    def _stream_accept(self, port: int, timeout: float) -> socket.socket:
+        return self.hvsock_accept(port, timeout)
 
     # ---- paths
     @property
@@ -117,8 +113,6 @@ class HvsimMachine(HybridVsockHost, QemuMachine):
             self._given_run_dir = Path(tempfile.mkdtemp(prefix="wslx-run-", dir=default_run_root()))
         self.run_dir = self._given_run_dir
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        for port in self.hvsock_named.values():   # before the guest's first dial
-            self.hvsock_listen(port)
         self._start_model()
         try:
             super()._start_process()
