@@ -163,3 +163,24 @@ def test_a_host_upcall_rings_the_upcall_port(trackb):
     assert after["woken"] - before["woken"] >= 5
     assert after["upcalls"] - before["upcalls"] == 5 and after["dropped"] == before["dropped"]
     assert after["woken_upcalls"] - before["woken_upcalls"] >= 1, "an upcall taken on the doorbell's poll"
+
+
+def test_the_kernel_redials_the_hv_sock_ports_for_the_next_host_agent(tmp_path):
+    """Under hvsim an agent's end closes both doorbell streams; the kernel notices on its idle path
+    (nobody reads the ports between agents) and dials again, so the next agent accepts fresh ones."""
+    export = make_export(tmp_path)
+    with Portal.create(tmp_path / "portal.img", 64 << 20) as portal:
+        d = make_dispatcher(portal, export)
+        with TrackBHvsimGuest(log=lambda s: None, timeout=120, **gemini_trackb_kw(portal)) as g:
+            for i in range(2):
+                with GeminiTrackBAgent(g, portal, d, timeout=60, subscribe="news") as agent:
+                    assert b"Track B, upcall port)" in agent.output
+                    r = g.client.run(["gemini", "call", "fs", "read", "hello.txt"], timeout=120)
+                    assert r.returncode == 0 and r.stdout == b"hello from the host\n", r
+                    agent.post_upcall("news", f"round-{i}".encode())
+                    assert _wait_lines(agent, 1, 60)[:1] == [f"news 7 round-{i}"]
+            console = g.vm.read_console()
+            g.shutdown()
+    for port in (int(Port.SIGNAL), int(Port.UPCALL)):
+        assert f"hvsock: port {port} stream closed (peer closed)" in console
+        assert re.search(rf"hvsock: port {port} open on channel \d+ \(connection 2\)", console), console[-2000:]
