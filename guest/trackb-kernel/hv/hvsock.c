@@ -301,6 +301,8 @@ static void aux_idle(void *dev)
     struct hvsock_aux *a = dev;
     for (unsigned k = 0; k < a->n; k++) {
         struct hvsock *s = &a->s[k];
+        if (s->state == HVSOCK_IDLE && timer_now_ns() < s->retry_at_ns)
+            continue;                               /* backing off (nobody listens): nothing to do yet */
         if (s->state != HVSOCK_OPEN)
             hvsock_poll(s);
         else if (s->rx_len || vmbus_ring_avail(&s->chan->in) || s->chan->rescinded || s->chan->in.broken)
