@@ -142,11 +142,11 @@ def test_machines_map_the_named_ports_per_transport(tmp_path):
     assert sum("virtserialport" in a for a in plain.build_cmdline()) == 2
     vs = QemuMachine("k", named_ports=names, vsock_cid=52)
     vs.run_dir = tmp_path
-    assert not vs.named_ports and vs.stream_ports == streams == {names[0]: 50011, names[1]: 50012}
+    assert not vs.named_ports and vs.stream_ports == streams == {names[0]: Port.SIGNAL, names[1]: Port.UPCALL}
     args = vs.build_cmdline()
     assert "vhost-vsock-pci,guest-cid=52" in args and not any("virtserialport" in a for a in args)
     hv = HvsimMachine("k", named_ports=names, run_dir=tmp_path)
-    assert not hv.named_ports and hv.stream_ports == streams and {50011, 50012} <= set(hv.hvsock_ports)
+    assert not hv.named_ports and hv.stream_ports == streams and {Port.SIGNAL, Port.UPCALL} <= set(hv.hvsock_ports)
     assert all(hv.has_named_port(n) for n in names)
     none = HvsimMachine("k", named_ports=names, hv_profile="none", run_dir=tmp_path)
     assert none.named_ports == names and not none.stream_ports

@@ -2,7 +2,7 @@
 built-in subscriber receives upcalls, woken by the host's byte on the UPCALL port; its
 bounded queue reports overflow to the host. Each test runs twice: under QEMU, where the
 SIGNAL and UPCALL ports are named virtio-serial ports, and under hvsim (Hyper-V), where
-they are hv_sock streams to ports 50011 and 50012 over VMBus (wslx.spec.gemini)."""
+they are hv_sock streams to the spec's port numbers over VMBus (wslx.spec.gemini)."""
 from __future__ import annotations
 
 import re
@@ -39,7 +39,7 @@ def trackb(request, tmp_path_factory):
 
 def test_doorbells_ride_the_transports_ports(trackb):
     """QEMU: the host sides of the two ports are virtio-serial chardevs. hvsim: the machine has no
-    virtio-serial Gemini port; the kernel dialled hv_sock ports 50011 and 50012 and the model
+    virtio-serial Gemini port; the kernel dialled both hv_sock ports (the spec's numbers) and the model
     bridged each connection to the host listener the agent's sockets were accepted from."""
     g, d, agent, _ = trackb
     vm = g.vm

@@ -23,7 +23,7 @@ agentx_cat_1m_mb_per_s      AgentX EXEC of `cat` of a 1 MiB file in the guest (L
                             host, fs.read host -> guest: each is that channel's bulk path
 null_vs_exec_x, read_vs_cat_x  ratios in the same run (targets 100x and 20x)
 --vmm hvsim                 Track B under the Hyper-V model: AgentX on hv_sock port 50010 and
-                            Gemini's doorbells on hv_sock ports 50011/50012, all over VMBus rings
+                            Gemini's doorbells on the SIGNAL and UPCALL hv_sock ports, all over VMBus rings
 host_loadavg_1m, host_qemu_processes  how busy the shared host was (other QEMUs compete for the cores)
 """
 from __future__ import annotations

@@ -7,7 +7,7 @@ gemini_svc.c around guest/gemini's client, the same code as the Linux agent's).
 
 Doorbells, as with Linux: under QEMU the kernel's virtio-console driver opens the SIGNAL
 and UPCALL ports by name beside AgentX's (MULTIPORT); under hvsim (Hyper-V) the kernel dials
-hv_sock ports 50011 and 50012 beside AgentX's 50010 (the machine's named_port_socket accepts
+the SIGNAL and UPCALL hv_sock ports beside AgentX's (the machine's named_port_socket accepts
 them: the same call). It rings EVENT on SIGNAL when the host loop sleeps on EVENT; the host
 rings UPCALL on UPCALL when `gemini serve` sleeps on it (no call in flight), and serve then
 polls the ring (and every 20 ms anyway: doorbells are hints). `gemini stat` in the guest

@@ -13,8 +13,8 @@ whose QEMU gets, besides the usual devices:
     ivshmem.sock    the model's ivshmem server
     vsock           hybrid vsock: the host reaches guest port P with "CONNECT P\\n" here
     vsock_P         guest connections to host port P arrive here (hvsock_listen(P) before launch)
-Gemini's named ports (named_ports=[org.wslx.gemini.signal, ...]) are hv_sock ports here unless the
-profile is 'none': the guest dials each one's port number (50011, 50012) and named_port_socket(name)
+Gemini's named ports (named_ports=[its SIGNAL and UPCALL names]) are hv_sock ports here unless the
+profile is 'none': the guest dials each one's port number (wslx.spec.gemini) and named_port_socket(name)
 accepts that connection (QemuMachine's stream ports), so wslx.gemini uses the same call as with
 QEMU's virtio-serial ports.
 

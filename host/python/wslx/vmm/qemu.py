@@ -154,7 +154,7 @@ class QemuMachine:
         control_socket: a second QMP monitor at qmp-ctl.sock, for another process (e.g.
         `wslx snapshot save --vm RUNDIR`) while this one holds qmp.sock.
         vsock_cid: give the guest a virtio-vsock device (vhost-vsock-pci, needs /dev/vhost-vsock)
-        with this CID; Gemini's named ports are then vsock ports (wslx.spec.gemini: 50011, 50012)
+        with this CID; Gemini's named ports are then vsock ports (the numbers in wslx.spec.gemini)
         that the guest dials and named_port_socket(name) accepts, not virtio-serial ports.
         """
         self.kernel = Path(kernel)
