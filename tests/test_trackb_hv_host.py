@@ -156,6 +156,23 @@ def test_doorbell_ports_open_beside_agentx_and_carry_bytes(binary, profile):
     assert r["hvsock_open"] == "1" and r["unload"] == "0"
 
 
+def test_a_hostile_doorbell_ring_ends_that_stream_only(binary):
+    """The host's first ring write (the UPCALL bytes: in boot mode AgentX carries nothing) publishes an
+    impossible write index: the kernel counts nothing from it, drops that stream (drain then says -1:
+    poll instead) and neither reads out of bounds (ASan) nor loses AgentX's stream or VMBus."""
+    with HvHostHarness("hyperv", mode="boot", binary=binary, doorbell_ports=True,
+                       faults=Faults(corrupt_ring_indices=True)) as h:
+        sig = h.doorbells[Port.SIGNAL].accept(20)
+        upc = h.doorbells[Port.UPCALL].accept(20)
+        upc.sendall(bytes([RingId.UPCALL]) * 4)
+        assert h.wait() == 0, h.log_tail()
+        log = h.log_tail(200)
+        sig.close(), upc.close()
+    r = h.report
+    assert (r["aux_open"], r["aux_upcall_heard"], r["hvsock_open"], r["vmbus_connected"]) == ("1,1", "0", "1", "1"), r
+    assert f"port {int(Port.UPCALL)} stream closed (impossible ring index or packet)" in log, log
+
+
 @pytest.mark.parametrize("profile", HV_PROFILES)
 def test_conformance_suite_over_hvsock(binary, profile):
     with TARGETS["trackb-hv-host"](timeout=20, hv_profile=profile) as t:
