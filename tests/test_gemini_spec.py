@@ -150,3 +150,6 @@ def test_machines_map_the_named_ports_per_transport(tmp_path):
     assert all(hv.has_named_port(n) for n in names)
     none = HvsimMachine("k", named_ports=names, hv_profile="none", run_dir=tmp_path)
     assert none.named_ports == names and not none.stream_ports
+    from wslx.vmm.openvmm_machine import OpenVMMMachine   # hybrid vsock, as hvsim
+    assert OpenVMMMachine("k", named_ports=names).stream_ports == streams
+    assert not OpenVMMMachine("k", named_ports=names, hv=False).stream_ports

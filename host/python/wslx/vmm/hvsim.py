@@ -74,15 +74,9 @@ class HvsimMachine(HybridVsockHost, QemuMachine):
             self.hvsock_ports.append(port)
         return super().hvsock_listen(port)
 
-    # ---- Gemini's named ports: hv_sock streams when the guest has Hyper-V (profile 'none': virtio-serial)
     def gemini_streams(self) -> bool:
+        """Gemini's named ports are hv_sock ports when the guest has Hyper-V (profile 'none': virtio-serial)."""
         return self.hv_profile != "none"
-
-    def _stream_listen(self, port: int) -> None:
-        self.hvsock_listen(port)
-
-    def _stream_accept(self, port: int, timeout: float) -> socket.socket:
-        return self.hvsock_accept(port, timeout)
 
     # ---- paths
     @property
