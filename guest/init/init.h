@@ -45,6 +45,11 @@ const char *transport_kind_name(void);
 /* The virtio-serial port `name`, non-blocking: fd (its host side may be closed), or -1 (errno ENOENT: none). */
 int vport_open(const char *name, char *dev, size_t cap);
 int vport_host_connected(int fd);
+/* Gemini's doorbell port `port` (wslx.spec.gemini; virtio-serial name `name`): a virtio-serial
+ * port or a vsock stream, as the transport allows (transport.c). fd, or -1 (errno); desc: where. */
+int gemini_port_open(unsigned port, const char *name, char *desc, size_t cap);
+/* /proc/cmdline into buf (empty if unreadable). */
+void read_cmdline(char *buf, size_t cap);
 
 /* ---- agent.c: event loop and output ---- */
 #define EV_CTL 1u
