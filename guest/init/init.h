@@ -41,6 +41,8 @@ void transport_force_unix(const char *path);
 /* The connected channel fd went away: close it, but keep a virtio-serial port open (the kind
  * stays chosen). */
 void transport_disconnected(int fd);
+/* fd is the virtio-serial port, which stays open from one host to the next (one byte stream). */
+int transport_is_port(int fd);
 const char *transport_kind_name(void);
 /* The virtio-serial port `name`, non-blocking: fd (its host side may be closed), or -1 (errno ENOENT: none). */
 int vport_open(const char *name, char *dev, size_t cap);

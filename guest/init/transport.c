@@ -274,6 +274,8 @@ void transport_disconnected(int fd)
     if (fd != vport_fd) close(fd);   /* the virtio-serial port stays open (see try_vport) */
 }
 
+int transport_is_port(int fd) { return fd >= 0 && fd == vport_fd; }
+
 const char *transport_kind_name(void)
 {
     return kind_names[T.forced != K_AUTO ? T.forced : T.locked];
