@@ -31,6 +31,7 @@ import os
 import pytest
 
 from helpers.reconnect_storm import storm
+from wslx.spec.agentx import Signal
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -72,5 +73,5 @@ def test_linux_every_reconnecting_host_that_asks_gets_hello_and_answers():
         g.client = g.reconnect(g.client)
         g.client.wait_hello()
         for pid in busy:   # the loops survived every host
-            g.client.signal(pid, 9)
+            g.client.signal(pid, Signal.SIGKILL)
         g.shutdown()
