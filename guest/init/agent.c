@@ -490,7 +490,7 @@ static void dispatch(const struct agx_header *h, const uint8_t *p)
             else session_start();                           /* a new host on a line we cannot watch */
             session_limit = limit;                    /* binds from the reply on */
             size_t at = send_hello(rid, selected);
-            if (!rid && out_session_at == NO_MARK) out_session_at = at;   /* see ctl_down */
+            if (!rid) out_session_at = at;   /* the newest host's session: see ctl_down */
         }
         break;
     }
