@@ -40,10 +40,16 @@ def header(msg_type: int = MsgType.PING, rid: int = 5, length: int = 0, payload_
                            flags=flags)
 
 
-def c_events(driver, data: bytes, chunk: int = 4096, new_peer: bool = False) -> tuple[list[tuple], int]:
-    """(events, bytes left pending) of the C receive path for data pushed in chunks."""
-    out = subprocess.run([str(driver), "--chunk", str(chunk)] + (["--new-peer"] if new_peer else []), input=data,
-                         capture_output=True, check=True, timeout=60).stdout.decode()
+def c_events(driver, data: bytes, chunk: int = 4096, new_peer: bool = False, cuts=(),
+             hunt_at: int | None = None) -> tuple[list[tuple], int]:
+    """(events, bytes left pending) of the C receive path for data pushed in chunks (cut also at
+    the offsets `cuts`); hunt_at: agx_rx_hunt once that many bytes are in."""
+    argv = [str(driver), "--chunk", str(chunk)] + (["--new-peer"] if new_peer else [])
+    if cuts:
+        argv += ["--cuts", ",".join(str(c) for c in sorted(cuts))]
+    if hunt_at is not None:
+        argv += ["--hunt-at", str(hunt_at)]
+    out = subprocess.run(argv, input=data, capture_output=True, check=True, timeout=60).stdout.decode()
     events, pending = [], None
     for line in out.splitlines():
         kind, *fields = line.split()
@@ -220,3 +226,47 @@ def test_a_new_peer_gets_all_its_frames_whatever_the_old_tail(rx_driver, tail, c
     frames = [rid for kind, _, rid in events if kind == "frame"]
     assert frames[-count:] == list(range(1, count + 1)), events
     assert pending == 0
+
+
+# A reconnect-storm round on Linux's virtio-serial port: the old host left a header promising 100
+# bytes; the new host sends HELLO with request_id 0 (it asks for the announcement, since the agent
+# may not see it arrive) and three PINGs at once, 147 bytes in all.
+ASKING_HOST = codec.encode_frame(MsgType.HELLO, dict(version_min=1, version_max=VERSION_MAX, version_selected=0,
+                                                     agent_kind=0, capabilities=0, max_payload=65536, uptime_ms=0,
+                                                     name="storm", os_release="")) + ping(1, b"s7") + ping(2, b"s7") + ping(3, b"s7")
+ASKING_HOST_FRAMES = [("frame", MsgType.HELLO, 0)] + [("frame", MsgType.PING, r) for r in (1, 2, 3)]
+
+
+def _asking_host_served(events, pending, old_errors_allowed: bool) -> None:
+    assert [e for e in events if e[0] == "frame"] == ASKING_HOST_FRAMES, events
+    errors = [e for e in events if e[0] == "error"]
+    # only the old host's lying header may draw an ERROR, with its own request id
+    assert errors == ([("error", 74, 0x77)] if errors and old_errors_allowed else []), events
+    assert pending == 0
+
+
+@pytest.mark.parametrize("mode", ["unseen", "new_peer", "hunt"])
+def test_a_host_asking_for_hello_behind_an_old_lying_header_gets_every_frame_however_split(rx_driver, mode):
+    """Every two-piece split of old tail + new host. unseen: the agent never saw the reconnect
+    (the lying header takes 100 of the new bytes, its CRC fails, scanning resumes right after it);
+    new_peer: the reconnect was seen before any byte came; hunt: wslx-init saw it only after the
+    bytes up to the split were read (agx_rx_hunt keeps them: they may be the new host's)."""
+    data = OLD_TAILS["lying_header"] + ASKING_HOST
+    for cut in range(1, len(data)):
+        if mode == "hunt":
+            events, pending = c_events(rx_driver, data, hunt_at=cut)
+        else:
+            events, pending = c_events(rx_driver, data, cuts=[cut], new_peer=mode == "new_peer")
+        _asking_host_served(events, pending, old_errors_allowed=mode != "new_peer")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sets(st.integers(1, HEADER_SIZE + len(ASKING_HOST) - 1), max_size=12),
+       st.sampled_from(["unseen", "new_peer", "hunt"]), st.integers(0, HEADER_SIZE + len(ASKING_HOST)))
+def test_a_host_asking_for_hello_gets_every_frame_whatever_the_pieces(rx_driver, cuts, mode, hunt_at):
+    """The same with the bytes in up to 13 pieces cut anywhere (and, for hunt, the reconnect
+    noticed at any offset)."""
+    data = OLD_TAILS["lying_header"] + ASKING_HOST
+    events, pending = c_events(rx_driver, data, cuts=cuts, new_peer=mode == "new_peer",
+                               hunt_at=hunt_at if mode == "hunt" else None)
+    _asking_host_served(events, pending, old_errors_allowed=mode != "new_peer")

@@ -14,7 +14,7 @@ from wslx.gemini import Dispatcher
 from wslx.gemini.host import SIGNAL_PORT, GeminiLinuxAgent, gemini_machine_kw
 from wslx.guests.linux import LinuxGuest
 from wslx.portal import Portal
-from wslx.spec.gemini import HELLO_METHOD, HELLO_SERVICE, UPCALL_QUEUE_DEPTH, VERSION, VERSION_MIN
+from wslx.spec.gemini import HELLO_METHOD, HELLO_SERVICE, UPCALL_QUEUE_DEPTH, VERSION, VERSION_MIN, Port
 from wslx.spec.portal import RingId
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
@@ -166,3 +166,33 @@ def test_portal_requests_with_their_doorbells_on_the_signal_port(tmp_path):
         assert heard and int(heard.group(1)) >= 1, out  # and was woken by the signal-port byte
     finally:
         portal.close()
+
+
+VSOCK_GUEST_CID = 52
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/vhost-vsock"),
+                    reason="no /dev/vhost-vsock on this host: QEMU cannot give the guest a virtio-vsock device")
+def test_doorbells_over_vsock_ports(tmp_path):
+    """With a virtio-vsock device Gemini's SIGNAL and UPCALL ports are vsock ports (their numbers in the spec)
+    (the machine makes no virtio-serial port for them): `gemini serve` dials both, the host
+    accepts them (named_port_socket), and a call and an upcall ring them."""
+    import socket
+    export = make_export(tmp_path)
+    with Portal.create(tmp_path / "portal.img", 64 << 20) as portal:
+        d = make_dispatcher(portal, export)
+        with LinuxGuest(log=lambda s: None, timeout=120, vsock_cid=VSOCK_GUEST_CID, **gemini_machine_kw(portal)) as g:
+            assert not g.vm.named_ports and g.vm.has_named_port(SIGNAL_PORT)
+            with GeminiLinuxAgent(g, portal, d, timeout=120) as agent:
+                assert agent.host.signal.sock.family == socket.AF_VSOCK
+                assert agent.host.upcall.sock.family == socket.AF_VSOCK
+                for what, port in (("signal", Port.SIGNAL), ("upcall", Port.UPCALL)):
+                    assert f"{what} port {int(port)} on vsock".encode() in agent.output, agent.output
+                sub = g.client.exec(["wslx-call", "--subscribe", "news", "--count", "1"], timeout=120)
+                sub.wait_for_output(b"subscribed news", timeout=120)
+                agent.post_upcall("news", b"over-vsock")
+                assert sub.wait(120).returncode == 0 and b"news 10 over-vsock" in sub.stdout
+                r = g.client.run(["wslx-call", "--bench", "50", "null", "call"], timeout=300)
+                assert r.returncode == 0 and b"calls 50 " in r.stdout, r.stdout
+                assert agent.host.doorbells_heard + agent.host.doorbells_rung > 0 and agent.host.stray_bytes == 0
+            g.shutdown()

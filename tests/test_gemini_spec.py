@@ -90,3 +90,66 @@ def test_committed_docs_match_the_spec(repo_root):
         "docs/gemini.md drifted from the spec: regenerate with .venv/bin/python -c 'from wslx.codegen import "
         "c_structs; from wslx.spec import gemini; print(c_structs.generate_markdown(gemini.C_HEADER), end=\"\")' "
         "> docs/gemini.md (PYTHONPATH=host/python)")
+
+
+def test_port_named_inverts_the_virtio_serial_names():
+    for p in Port:
+        assert gemini.port_named(gemini.endpoint(p, Transport.VIRTIO_SERIAL)) is p
+    assert gemini.port_named("org.wslx.other") is None
+
+
+def _init_ports(cmdline: str) -> list[str]:
+    from wslx.guests.linux import ensure_built, images_dir
+    ensure_built(log=lambda s: None)
+    r = subprocess.run([str(images_dir() / "wslx-init"), "gemini", "ports", "--cmdline", cmdline],
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r
+    return r.stdout.decode().splitlines()
+
+
+@pytest.mark.parametrize("cmdline, tries", [
+    ("", "vsock"),                                   # auto: no port by that name here, so vsock next
+    ("wslx.transport=vsock", "vsock"),
+    ("wslx.transport=virtio-serial", "virtio-serial"),
+    ("wslx.transport=serial", None),                 # a serial line has no second channel
+])
+def test_the_linux_init_opens_the_doorbell_ports_where_its_transport_goes(cmdline, tries):
+    """`wslx-init gemini ports` (what `gemini serve` and `portal serve` open, run on this host,
+    which has no virtio-serial ports and no vsock peer at CID 2): the transport decides what is
+    tried, and vsock dials the SIGNAL and UPCALL port numbers of the spec."""
+    lines = _init_ports(cmdline)
+    assert len(lines) == 2 and all("polling instead" in line for line in lines), lines
+    for line, port, what in zip(lines, (Port.SIGNAL, Port.UPCALL), ("signal", "upcall")):
+        assert line.startswith(f"gemini: no {what} port: ")
+        if tries == "vsock":
+            assert f"vsock cid {agentx.VSOCK_HOST_CID} port {int(port)}:" in line, line
+        elif tries == "virtio-serial":
+            assert f"{gemini.endpoint(port, Transport.VIRTIO_SERIAL)} (virtio-serial)" in line and "vsock" not in line
+        else:
+            assert "no doorbell port on transport serial" in line
+
+
+def test_machines_map_the_named_ports_per_transport(tmp_path):
+    """QEMU: virtio-serial ports; with a vsock device: vsock ports; hvsim: hv_sock ports the model
+    bridges (--listen-port), unless the profile is 'none' (no Hyper-V: virtio-serial again)."""
+    from wslx.vmm.hvsim import HvsimMachine
+    from wslx.vmm.qemu import QemuMachine
+    names = [gemini.endpoint(p, Transport.VIRTIO_SERIAL) for p in (Port.SIGNAL, Port.UPCALL)]
+    streams = {n: int(gemini.port_named(n)) for n in names}
+    plain = QemuMachine("k", named_ports=names)
+    plain.run_dir = tmp_path                        # build_cmdline needs one; nothing is launched
+    assert plain.named_ports == names and not plain.stream_ports
+    assert sum("virtserialport" in a for a in plain.build_cmdline()) == 2
+    vs = QemuMachine("k", named_ports=names, vsock_cid=52)
+    vs.run_dir = tmp_path
+    assert not vs.named_ports and vs.stream_ports == streams == {names[0]: Port.SIGNAL, names[1]: Port.UPCALL}
+    args = vs.build_cmdline()
+    assert "vhost-vsock-pci,guest-cid=52" in args and not any("virtserialport" in a for a in args)
+    hv = HvsimMachine("k", named_ports=names, run_dir=tmp_path)
+    assert not hv.named_ports and hv.stream_ports == streams and {Port.SIGNAL, Port.UPCALL} <= set(hv.hvsock_ports)
+    assert all(hv.has_named_port(n) for n in names)
+    none = HvsimMachine("k", named_ports=names, hv_profile="none", run_dir=tmp_path)
+    assert none.named_ports == names and not none.stream_ports
+    from wslx.vmm.openvmm_machine import OpenVMMMachine   # hybrid vsock, as hvsim
+    assert OpenVMMMachine("k", named_ports=names).stream_ports == streams
+    assert not OpenVMMMachine("k", named_ports=names, hv=False).stream_ports

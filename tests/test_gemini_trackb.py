@@ -1,6 +1,8 @@
 """Gemini with the Track B kernel: the `gemini` built-in calls host services and its
 built-in subscriber receives upcalls, woken by the host's byte on the UPCALL port; its
-bounded queue reports overflow to the host."""
+bounded queue reports overflow to the host. Each test runs twice: under QEMU, where the
+SIGNAL and UPCALL ports are named virtio-serial ports, and under hvsim (Hyper-V), where
+they are hv_sock streams to the spec's port numbers over VMBus (wslx.spec.gemini)."""
 from __future__ import annotations
 
 import re
@@ -12,25 +14,43 @@ from helpers.gemini_world import make_dispatcher, make_export
 from wslx.gemini import Busy
 from wslx.gemini.trackb import GeminiTrackBAgent, gemini_trackb_kw
 from wslx.guests.trackb import TrackBGuest
+from wslx.guests.trackb_hvsim import TrackBHvsimGuest
 from wslx.portal import Portal
-from wslx.spec.gemini import UPCALL_QUEUE_DEPTH, VERSION
+from wslx.spec.gemini import UPCALL_QUEUE_DEPTH, VERSION, VIRTIO_SERIAL_NAMES, Port
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def trackb(tmp_path_factory):
+@pytest.fixture(scope="module", params=["qemu", "hvsim"])
+def trackb(request, tmp_path_factory):
     d0 = tmp_path_factory.mktemp("gemini-trackb")
     export = make_export(d0, blob_bytes=200_000)
     portal = Portal.create(d0 / "portal.img", 64 << 20)
     d = make_dispatcher(portal, export)
+    guest = TrackBHvsimGuest if request.param == "hvsim" else TrackBGuest
     try:
-        with TrackBGuest(log=lambda s: None, timeout=120, **gemini_trackb_kw(portal)) as g:
+        with guest(log=lambda s: None, timeout=120, **gemini_trackb_kw(portal)) as g:
             with GeminiTrackBAgent(g, portal, d, timeout=120, subscribe="news") as agent:
                 yield g, d, agent, export
             g.shutdown()
     finally:
         portal.close()
+
+
+def test_doorbells_ride_the_transports_ports(trackb):
+    """QEMU: the host sides of the two ports are virtio-serial chardevs. hvsim: the machine has no
+    virtio-serial Gemini port; the kernel dialled both hv_sock ports (the spec's numbers) and the model
+    bridged each connection to the host listener the agent's sockets were accepted from."""
+    g, d, agent, _ = trackb
+    vm = g.vm
+    sockets = {Port.SIGNAL: agent.host.signal.sock, Port.UPCALL: agent.host.upcall.sock}
+    for port, sock in sockets.items():
+        if isinstance(g, TrackBHvsimGuest):
+            assert VIRTIO_SERIAL_NAMES[port] not in vm.named_ports
+            assert sock.getsockname().endswith(f"vsock_{int(port)}"), sock.getsockname()
+            assert f"guest connection to host port {int(port)} bridged" in vm.model_log.read_text()
+        else:
+            assert sock.getpeername().endswith(f"port-{VIRTIO_SERIAL_NAMES[port]}.sock"), sock.getpeername()
 
 
 def test_calls_from_the_track_b_kernel(trackb):
@@ -143,3 +163,24 @@ def test_a_host_upcall_rings_the_upcall_port(trackb):
     assert after["woken"] - before["woken"] >= 5
     assert after["upcalls"] - before["upcalls"] == 5 and after["dropped"] == before["dropped"]
     assert after["woken_upcalls"] - before["woken_upcalls"] >= 1, "an upcall taken on the doorbell's poll"
+
+
+def test_the_kernel_redials_the_hv_sock_ports_for_the_next_host_agent(tmp_path):
+    """Under hvsim an agent's end closes both doorbell streams; the kernel notices on its idle path
+    (nobody reads the ports between agents) and dials again, so the next agent accepts fresh ones."""
+    export = make_export(tmp_path)
+    with Portal.create(tmp_path / "portal.img", 64 << 20) as portal:
+        d = make_dispatcher(portal, export)
+        with TrackBHvsimGuest(log=lambda s: None, timeout=120, **gemini_trackb_kw(portal)) as g:
+            for i in range(2):
+                with GeminiTrackBAgent(g, portal, d, timeout=60, subscribe="news") as agent:
+                    assert b"Track B, upcall port)" in agent.output
+                    r = g.client.run(["gemini", "call", "fs", "read", "hello.txt"], timeout=120)
+                    assert r.returncode == 0 and r.stdout == b"hello from the host\n", r
+                    agent.post_upcall("news", f"round-{i}".encode())
+                    assert _wait_lines(agent, 1, 60)[:1] == [f"news 7 round-{i}"]
+            console = g.vm.read_console()
+            g.shutdown()
+    for port in (int(Port.SIGNAL), int(Port.UPCALL)):
+        assert f"hvsock: port {port} stream closed (peer closed)" in console
+        assert re.search(rf"hvsock: port {port} open on channel \d+ \(connection 2\)", console), console[-2000:]

@@ -19,6 +19,8 @@ from wslx.conformance.targets import TARGETS
 from wslx.conformance.trackb_hv_host import HvHostHarness
 from wslx.hv import PROFILES, Faults
 from wslx.spec.hyperv import Msr
+from wslx.spec.gemini import Port
+from wslx.spec.portal import RingId
 from wslx.spec.vmbus import AGENTX_HVSOCK_PORT, Version
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs host gcc")
@@ -128,6 +130,47 @@ def test_host_initiated_offer_is_accepted(binary, profile):
         finally:
             c.close()
         assert h.error is None
+
+
+@pytest.mark.parametrize("profile", HV_PROFILES)
+def test_doorbell_ports_open_beside_agentx_and_carry_bytes(binary, profile):
+    """--aux-ports: the kernel's hvsock_aux dials Gemini's SIGNAL and UPCALL ports (two more channels,
+    2-page rings) beside AgentX's; EVENT arrives as one byte on SIGNAL, and the UPCALL bytes the host
+    sends are all counted by the drains until the host closes that stream (then drain says -1)."""
+    with HvHostHarness(profile, mode="boot", binary=binary, doorbell_ports=True) as h:
+        sig = h.doorbells[Port.SIGNAL].accept(20)
+        upc = h.doorbells[Port.UPCALL].accept(20)
+        sig.settimeout(20)
+        assert sig.recv(16) == bytes([RingId.EVENT])
+        with h.partition._lock:                      # while open (unload tears the GPADLs down)
+            rings = sorted(len(rng[2]) for g in h.partition.vmbus.gpadls.values() if g.complete for rng in g.ranges)
+        assert rings.count(4) == 2 and len(rings) == 3, rings   # 2 pages a direction for each doorbell channel
+        upc.sendall(bytes([RingId.UPCALL]) * 3)
+        upc.sendall(bytes([RingId.UPCALL]) * 2)
+        upc.close()
+        sig.close()
+        assert h.wait() == 0, h.log_tail()
+    assert h.error is None
+    r = h.report
+    assert (r["aux_open"], r["aux_signal_sent"], r["aux_upcall_heard"], r["aux_bad_packets"]) == ("1,1", "1", "5", "0"), r
+    assert r["hvsock_open"] == "1" and r["unload"] == "0"
+
+
+def test_a_hostile_doorbell_ring_ends_that_stream_only(binary):
+    """The host's first ring write (the UPCALL bytes: in boot mode AgentX carries nothing) publishes an
+    impossible write index: the kernel counts nothing from it, drops that stream (drain then says -1:
+    poll instead) and neither reads out of bounds (ASan) nor loses AgentX's stream or VMBus."""
+    with HvHostHarness("hyperv", mode="boot", binary=binary, doorbell_ports=True,
+                       faults=Faults(corrupt_ring_indices=True)) as h:
+        sig = h.doorbells[Port.SIGNAL].accept(20)
+        upc = h.doorbells[Port.UPCALL].accept(20)
+        upc.sendall(bytes([RingId.UPCALL]) * 4)
+        assert h.wait() == 0, h.log_tail()
+        log = h.log_tail(200)
+        sig.close(), upc.close()
+    r = h.report
+    assert (r["aux_open"], r["aux_upcall_heard"], r["hvsock_open"], r["vmbus_connected"]) == ("1,1", "0", "1", "1"), r
+    assert f"port {int(Port.UPCALL)} stream closed (impossible ring index or packet)" in log, log
 
 
 @pytest.mark.parametrize("profile", HV_PROFILES)

@@ -37,7 +37,13 @@ static void rx_consume(struct agx_rx *rx, size_t n)
 void agx_rx_new_peer(struct agx_rx *rx)
 {
     agx_rx_reset(rx);
+    agx_rx_hunt(rx);
+}
+
+void agx_rx_hunt(struct agx_rx *rx)
+{
     rx->hunting = 1;
+    rx->hunt_scanned = 0;
 }
 
 /* Offset of the next magic at or after `from`; without one, where a partial magic could begin

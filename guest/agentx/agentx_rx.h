@@ -50,6 +50,9 @@ void agx_rx_reset(struct agx_rx *rx);
  * peer's and go unreported, and a valid header whose frame is incomplete is passed over when a
  * complete frame with good CRCs follows it (a new peer starts at a frame boundary). */
 void agx_rx_new_peer(struct agx_rx *rx);
+/* The same hunt, keeping what is buffered: for a channel where bytes read before the new peer
+ * was noticed may already be its own (Linux's virtio-serial port: data overtakes connect events). */
+void agx_rx_hunt(struct agx_rx *rx);
 
 /* Free room at the tail: read into agx_rx_tail(rx), up to agx_rx_room(rx) bytes, then
  * agx_rx_push(rx, n) handles every complete frame. */

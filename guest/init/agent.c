@@ -50,6 +50,10 @@ static struct agx_rx rx = {.buf = rx_buf, .cap = RX_CAP, .deliver = dispatch, .e
 
 static uint8_t out[OUT_CAP];
 static size_t out_head, out_tail;
+/* virtio-serial: where in out the session that a host HELLO with request_id 0 started begins (its
+ * HELLO), as long as none of it has been written; NO_MARK otherwise. See ctl_down. */
+#define NO_MARK SIZE_MAX
+static size_t out_session_at = NO_MARK;
 
 /* state set by requests */
 static int quiesced;
@@ -98,6 +102,7 @@ static uint8_t *frame_begin(void)
     if (out_head == out_tail) out_head = out_tail = 0;
     if (OUT_CAP - out_tail < AGX_MAX_FRAME) {
         memmove(out, out + out_head, out_pending());
+        if (out_session_at != NO_MARK) out_session_at -= out_head;   /* never below out_head */
         out_tail -= out_head;
         out_head = 0;
     }
@@ -108,13 +113,15 @@ static uint8_t *frame_begin(void)
     return out + out_tail;
 }
 
-static void frame_commit(uint8_t *f, uint16_t type, uint8_t flags, uint32_t rid, long plen)
+/* The frame's offset in out, or NO_MARK if it could not be encoded. */
+static size_t frame_commit(uint8_t *f, uint16_t type, uint8_t flags, uint32_t rid, long plen)
 {
     if (plen < 0) {
         wlog("cannot encode %s frame (%ld)", agx_msg_type_name(type), plen);
-        return;
+        return NO_MARK;
     }
     out_tail += agentx_frame_seal(f, session_version, type, flags, rid, (uint32_t)plen);
+    return (size_t)(f - out);
 }
 
 #define PAYLOAD(f) ((f) + AGX_HEADER_SIZE)
@@ -210,10 +217,11 @@ static uint64_t capabilities(void)
     return c;
 }
 
-static void send_hello(uint32_t rid, uint16_t selected)
+/* The HELLO's offset in out, or NO_MARK if none was queued. */
+static size_t send_hello(uint32_t rid, uint16_t selected)
 {
     uint8_t *f = frame_begin();
-    if (!f) return;
+    if (!f) return NO_MARK;
     struct utsname u;
     if (uname(&u) < 0) snprintf(u.release, sizeof u.release, "unknown");
     utf8_truncate(u.release, AGX_HELLO_OS_RELEASE_MAX_LEN);
@@ -228,7 +236,8 @@ static void send_hello(uint32_t rid, uint16_t selected)
         .name = agx_str_from_c("wslx-init " WSLX_INIT_VERSION),
         .os_release = agx_str_from_c(u.release),
     };
-    frame_commit(f, AGX_MSG_HELLO, rid ? AGX_FLAG_REPLY : 0, rid, agx_hello_encode(PAYLOAD(f), session_limit, &h));
+    return frame_commit(f, AGX_MSG_HELLO, rid ? AGX_FLAG_REPLY : 0, rid,
+                        agx_hello_encode(PAYLOAD(f), session_limit, &h));
 }
 
 /* ---- control channel ---- */
@@ -249,31 +258,56 @@ static void ctl_reset_buffers(void)
 {
     agx_rx_reset(&rx);
     out_head = out_tail = 0;
+    out_session_at = NO_MARK;
 }
 
+/* A socket connection starts clean. The virtio-serial port is one byte stream from host to host
+ * (see ctl_down): what ctl_down kept stays. If the new host's HELLO with request_id 0 was read
+ * before the hangup was noticed, its session is running already and its HELLO is first in out.
+ * Otherwise the new host gets an unsolicited HELLO and the receiver hunts for the new host's
+ * first frame (agx_rx_hunt): the bytes it holds may end in the previous host's unfinished frame. */
 static void ctl_up(int fd, const char *desc)
 {
     static unsigned ups;
+    int resumed = 0;
     ctl = fd;
     snprintf(ctl_desc, sizeof ctl_desc, "%s", desc);
-    ctl_reset_buffers();
-    /* a host back on the virtio-serial port: the previous one's last bytes may still come (data
-     * and connect events travel on separate queues); a socket connection starts clean */
-    if (ups++ && !strcmp(transport_kind_name(), "virtio-serial")) agx_rx_new_peer(&rx);
+    if (!ups++ || !transport_is_port(fd)) ctl_reset_buffers();
+    else if (out_session_at != NO_MARK) resumed = 1;
+    else agx_rx_hunt(&rx);
     ctl_events = EPOLLIN;
     if (ev_add(ctl, EPOLLIN, ev_tag(EV_CTL, 0, 0)) < 0) wlog("epoll add control fd: %s", strerror(errno));
+    if (resumed) {
+        wlog("the new host's session began before the old host's hangup was seen; answering it");
+        return;
+    }
     session_start();
     send_hello(0, 0);
 }
 
+/* On the virtio-serial port the next host's bytes can come before the old host's hangup shows:
+ * the driver takes data at interrupt time but the port's open/close events later, in a work
+ * queue, so the agent may read, answer and even find the reply unwritable (EAGAIN while the
+ * host side looks closed) for the new host's first frames before read() returns 0 here. So the
+ * port's receive buffer is kept (ctl_up hunts past an old unfinished frame), and of the output
+ * the session a HELLO with request_id 0 started, if none of it was written yet: that HELLO came
+ * from the host that is coming (hosts the agent may not see arrive start with it). The rest of
+ * the output was the old host's and goes. */
 static void ctl_down(const char *why)
 {
     if (ctl < 0) return;
     int fd = ctl;
     ev_del(ctl);
     ctl = -1;
-    ctl_reset_buffers();
-    proc_connection_lost();
+    if (!transport_is_port(fd)) {
+        ctl_reset_buffers();
+        proc_connection_lost();
+    } else if (out_session_at != NO_MARK) {
+        out_head = out_session_at;   /* the HELLO goes first; the session's stdin credit stands */
+    } else {
+        out_head = out_tail = 0;
+        proc_connection_lost();
+    }
     if (g_opts.agent_fd >= 0) {
         /* host test mode: the one channel is gone; nothing to reconnect to */
         proc_terminate_all(0);
@@ -289,6 +323,7 @@ static void flush_out(void)
         ssize_t n = write(ctl, out + out_head, out_pending());
         if (n > 0) {
             out_head += (size_t)n;
+            if (out_session_at != NO_MARK && out_head > out_session_at) out_session_at = NO_MARK;
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
@@ -454,7 +489,8 @@ static void dispatch(const struct agx_header *h, const uint8_t *p)
             if (rid) session_version = (uint8_t)selected;   /* the reply is the first frame in it */
             else session_start();                           /* a new host on a line we cannot watch */
             session_limit = limit;                    /* binds from the reply on */
-            send_hello(rid, selected);
+            size_t at = send_hello(rid, selected);
+            if (!rid) out_session_at = at;   /* the newest host's session: see ctl_down */
         }
         break;
     }

@@ -387,13 +387,25 @@ static void accept_client(void)
     free(args);
 }
 
-static int open_port(const char *name, const char *what)
+static int open_port(unsigned port, const char *name, const char *what)
 {
-    char dev[300];
-    int fd = vport_open(name, dev, sizeof dev);
-    if (fd < 0) printf("gemini: no %s port %s (%s): polling instead\n", what, name, strerror(errno));
-    else printf("gemini: %s port %s on %s\n", what, name, dev);
+    char where[400];
+    int fd = gemini_port_open(port, name, where, sizeof where);
+    if (fd < 0) printf("gemini: no %s port: %s: %s: polling instead\n", what, where, strerror(errno));
+    else printf("gemini: %s port %u on %s\n", what, port, where);
     return fd;
+}
+
+/* `gemini ports [--cmdline STR]`: where serve's doorbells would go (tests: the transport choice). */
+static int cmd_ports(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[0], "--cmdline")) transport_init(argv[1]);
+    for (int i = 0; i < 2; i++) {
+        int fd = open_port(i ? GEMINI_PORT_UPCALL : GEMINI_PORT_SIGNAL, i ? GEMINI_UPCALL_PORT_NAME
+                           : GEMINI_SIGNAL_PORT_NAME, i ? "upcall" : "signal");
+        if (fd >= 0) close(fd);
+    }
+    return 0;
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -427,8 +439,8 @@ static int cmd_serve(int argc, char **argv)
         return 3;
     }
     for (unsigned i = 0; i < CLIENTS_MAX; i++) A.c[i].fd = -1;
-    A.signal_fd = open_port(GEMINI_SIGNAL_PORT_NAME, "signal");
-    A.upcall_fd = open_port(GEMINI_UPCALL_PORT_NAME, "upcall");
+    A.signal_fd = open_port(GEMINI_PORT_SIGNAL, GEMINI_SIGNAL_PORT_NAME, "signal");
+    A.upcall_fd = open_port(GEMINI_PORT_UPCALL, GEMINI_UPCALL_PORT_NAME, "upcall");
     struct sockaddr_un addr;
     socklen_t alen = ipc_addr(&addr);
     A.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -543,6 +555,7 @@ int gemini_main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc >= 2 && !strcmp(argv[1], "serve")) return cmd_serve(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "ports")) return cmd_ports(argc - 2, argv + 2);
     fprintf(stderr, "usage: wslx-init gemini serve [--portal] [--attach-timeout-ms N]\n");
     return 2;
 }

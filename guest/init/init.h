@@ -41,10 +41,17 @@ void transport_force_unix(const char *path);
 /* The connected channel fd went away: close it, but keep a virtio-serial port open (the kind
  * stays chosen). */
 void transport_disconnected(int fd);
+/* fd is the virtio-serial port, which stays open from one host to the next (one byte stream). */
+int transport_is_port(int fd);
 const char *transport_kind_name(void);
 /* The virtio-serial port `name`, non-blocking: fd (its host side may be closed), or -1 (errno ENOENT: none). */
 int vport_open(const char *name, char *dev, size_t cap);
 int vport_host_connected(int fd);
+/* Gemini's doorbell port `port` (wslx.spec.gemini; virtio-serial name `name`): a virtio-serial
+ * port or a vsock stream, as the transport allows (transport.c). fd, or -1 (errno); desc: where. */
+int gemini_port_open(unsigned port, const char *name, char *desc, size_t cap);
+/* /proc/cmdline into buf (empty if unreadable). */
+void read_cmdline(char *buf, size_t cap);
 
 /* ---- agent.c: event loop and output ---- */
 #define EV_CTL 1u

@@ -47,7 +47,7 @@ static void usage(void)
             "       wslx-init [--assume-hypervisor hyperv|other] --modules-dry-run LIST\n");
 }
 
-static void read_cmdline(char *buf, size_t cap)
+void read_cmdline(char *buf, size_t cap)
 {
     buf[0] = 0;
     int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);

@@ -347,7 +347,7 @@ static int cmd_serve(int argc, char **argv)
     }
     fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
     char port_dev[300];
-    sig.fd = vport_open(GEMINI_SIGNAL_PORT_NAME, port_dev, sizeof port_dev);
+    sig.fd = gemini_port_open(GEMINI_PORT_SIGNAL, GEMINI_SIGNAL_PORT_NAME, port_dev, sizeof port_dev);
     if (sig.fd >= 0) fcntl(sig.fd, F_SETFL, fcntl(sig.fd, F_GETFL) | O_NONBLOCK); /* a doorbell never blocks */
     int rc = attach(&g, &m, 0, attach_ms);
     if (rc) {
@@ -356,7 +356,7 @@ static int cmd_serve(int argc, char **argv)
     }
     printf("portal: serving generation %llu window %llu bytes on %s (data offset %#llx); doorbells on %s\n",
            (unsigned long long)g.end.info.generation, (unsigned long long)m.window_size, m.dev,
-           (unsigned long long)m.dataoff, sig.fd >= 0 ? GEMINI_SIGNAL_PORT_NAME : "nothing: polled");
+           (unsigned long long)m.dataoff, sig.fd >= 0 ? port_dev : "nothing: polled");
     fflush(stdout);
 
     /* Bounded backoff: spin, then yield, then sleep on the signal port's doorbell for 1..64 ms. */

@@ -103,28 +103,40 @@ void transport_init(const char *cmdline)
     if (v[0]) snprintf(T.serial, sizeof T.serial, "%s", v);
 }
 
-static int try_vsock(char *desc, size_t cap)
+/* A non-blocking AF_VSOCK stream to the host's `port`: its fd, or -1 (errno set). */
+static int vsock_dial(unsigned port, char *desc, size_t cap)
 {
+    snprintf(desc, cap, "vsock cid %u port %u", (unsigned)AGX_VSOCK_HOST_CID, port);
     int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return -1;
     struct wslx_sockaddr_vm sa;
     memset(&sa, 0, sizeof sa);
     sa.svm_family = AF_VSOCK;
     sa.svm_cid = AGX_VSOCK_HOST_CID;
-    sa.svm_port = T.port;
+    sa.svm_port = port;
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        if (errno != EINPROGRESS) { close(fd); return -1; }
+        if (errno != EINPROGRESS) goto fail;
         struct pollfd p = {.fd = fd, .events = POLLOUT};
         int err = 0;
         socklen_t el = sizeof err;
-        if (poll(&p, 1, VSOCK_CONNECT_TIMEOUT_MS) <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 ||
-            err) {
-            close(fd);
-            return -1;
+        int r = poll(&p, 1, VSOCK_CONNECT_TIMEOUT_MS);
+        if (r <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
+            errno = r == 0 ? ETIMEDOUT : err ? err : errno;
+            goto fail;
         }
     }
-    snprintf(desc, cap, "vsock cid %u port %u", (unsigned)AGX_VSOCK_HOST_CID, T.port);
     return fd;
+fail: {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+}
+
+static int try_vsock(char *desc, size_t cap)
+{
+    return vsock_dial(T.port, desc, cap);
 }
 
 /* A virtio-serial port whose host side is closed polls POLLHUP: not connected (yet). */
@@ -262,7 +274,39 @@ void transport_disconnected(int fd)
     if (fd != vport_fd) close(fd);   /* the virtio-serial port stays open (see try_vport) */
 }
 
+int transport_is_port(int fd) { return fd >= 0 && fd == vport_fd; }
+
 const char *transport_kind_name(void)
 {
     return kind_names[T.forced != K_AUTO ? T.forced : T.locked];
+}
+
+/* Gemini's SIGNAL and UPCALL ports (docs/gemini.md) for the programs the init runs (`gemini
+ * serve`, `portal serve`), on the control channel's kind of transport: the virtio-serial port
+ * `name` when the machine has one (QEMU), else a vsock stream to the host's `port` (the number
+ * wslx.spec.gemini gives it; hv_sock under Hyper-V is the same socket family). wslx.transport=
+ * virtio-serial or vsock allows only that one; serial has neither. An applet that did not call
+ * transport_init gets /proc/cmdline's. */
+int gemini_port_open(unsigned port, const char *name, char *desc, size_t cap)
+{
+    char dev[300];
+    int fd = -1;
+    if (!T.start_ns) {
+        static char cmdline[4096];
+        read_cmdline(cmdline, sizeof cmdline);
+        transport_init(cmdline);
+    }
+    errno = ENOENT;
+    snprintf(desc, cap, "no doorbell port on transport %s", kind_names[T.forced]);
+    if (T.forced == K_AUTO || T.forced == K_VPORT) {
+        fd = vport_open(name, dev, sizeof dev);
+        if (fd >= 0 || errno != ENOENT) {
+            snprintf(desc, cap, "%s (virtio-serial %s)", name, fd >= 0 ? dev : "unusable");
+            return fd;
+        }
+        snprintf(desc, cap, "%s (virtio-serial)", name);
+    }
+    if (T.forced == K_AUTO || T.forced == K_VSOCK)
+        fd = vsock_dial(port, desc, cap);
+    return fd;
 }

@@ -1,12 +1,15 @@
 /* agentx_rx_driver: guest/agentx/agentx_rx.c on the host, fed from stdin.
  *
- *   agentx-rx-driver [--chunk N] [--cap N] [--new-peer] < bytes
+ *   agentx-rx-driver [--chunk N] [--cuts A,B,...] [--cap N] [--new-peer] [--hunt-at N] < bytes
  *
  * --new-peer starts the receiver with agx_rx_new_peer (a host that just reconnected, whose
  * input may begin with the previous host's bytes) instead of agx_rx_reset.
+ * --hunt-at N calls agx_rx_hunt once the first N bytes are pushed (wslx-init noticing a
+ * virtio-serial reconnect late: what it holds stays, and may be either host's).
  * Reads all of stdin, then pushes it through agx_rx in chunks of N bytes (default 4096,
- * about what a virtio-console read returns) with a receive buffer of cap bytes (default
- * AGX_MAX_FRAME + 4096, the Track B agent's). Prints one line per event, in order:
+ * about what a virtio-console read returns), cut also at the offsets --cuts lists (ascending),
+ * with a receive buffer of cap bytes (default AGX_MAX_FRAME + 4096, the Track B agent's).
+ * Prints one line per event, in order:
  *   frame TYPE REQUEST_ID PAYLOAD_LEN
  *   error CODE REQUEST_ID REQUEST_TYPE
  * then `pending LEN` (bytes left buffered) and `last_frame_ns NS`: nanoseconds from the
@@ -65,12 +68,21 @@ int main(int argc, char **argv)
     }
     setvbuf(stdout, 0, _IOFBF, 1 << 16);
     int new_peer = 0;
-    for (int i = 1; i < argc; i++) new_peer |= !strcmp(argv[i], "--new-peer");
+    const char *cuts = "";
+    for (int i = 1; i < argc; i++) {
+        new_peer |= !strcmp(argv[i], "--new-peer");
+        if (!strcmp(argv[i], "--cuts") && i + 1 < argc) cuts = argv[i + 1];
+    }
+    size_t hunt_at = arg(argc, argv, "--hunt-at", (size_t)-1);
     if (new_peer) agx_rx_new_peer(&rx);
     else agx_rx_reset(&rx);
     t0 = now_ns();
     for (size_t off = 0; off < size;) {
+        if (off == hunt_at) agx_rx_hunt(&rx);
         size_t n = size - off < chunk ? size - off : chunk;
+        while (*cuts && strtoull(cuts, 0, 10) <= off) cuts += strcspn(cuts, ",") + (strchr(cuts, ',') != 0);
+        if (*cuts && strtoull(cuts, 0, 10) - off < n) n = strtoull(cuts, 0, 10) - off;
+        if (hunt_at > off && hunt_at - off < n) n = hunt_at - off;
         if (n > agx_rx_room(&rx)) n = agx_rx_room(&rx);
         if (n == 0) {
             fprintf(stderr, "agentx-rx-driver: receive buffer full with %zu bytes pending\n", rx.len);

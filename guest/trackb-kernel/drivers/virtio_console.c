@@ -449,6 +449,10 @@ long virtio_console_aux_drain(struct virtio_console *vc, unsigned slot)
     return n || a->connected ? n : -1;
 }
 
+static int aux_send_op(void *vc, unsigned slot, uint8_t b) { return virtio_console_aux_send(vc, slot, b); }
+static long aux_drain_op(void *vc, unsigned slot) { return virtio_console_aux_drain(vc, slot); }
+const struct aux_port_ops virtio_console_aux_ops = { aux_send_op, aux_drain_op, NULL };
+
 /* ---- bring-up ---- */
 static int setup_queue(struct virtio_console *vc, unsigned slot, uint16_t index, struct virtqueue *vq)
 {

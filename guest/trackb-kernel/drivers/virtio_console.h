@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernel/aux_port.h"
 #include "drivers/virtio_pci.h"
 
 #define VCON_MAX_PORTS 4          /* ports 0..3 get queues (QEMU numbers virtserialports from 1) */
@@ -91,6 +92,8 @@ int virtio_console_aux_send(struct virtio_console *vc, unsigned slot, uint8_t b)
 /* Take (and discard) the bytes the host sent on aux port `slot`: their count, or -1 when
  * there is no such port or, with nothing received, its host side is closed (none will come). */
 long virtio_console_aux_drain(struct virtio_console *vc, unsigned slot);
+/* The two above as an aux-port backend (dev: the struct virtio_console). */
+extern const struct aux_port_ops virtio_console_aux_ops;
 /* Handle pending control messages (port added/named/opened/closed/removed). */
 void virtio_console_poll(struct virtio_console *vc);
 /* Up to cap received bytes without waiting; -1 if the port was removed. */

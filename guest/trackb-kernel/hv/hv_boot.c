@@ -10,6 +10,8 @@
 
 #define VMBUS_STEP_TIMEOUT_NS 1000000000ULL   /* per VMBus handshake step */
 
+static uint8_t agent_rx[HVSOCK_PKT_MAX];              /* the AgentX stream's packets, up to the MTU */
+
 struct hvsock *hv_boot(struct hv_caps *caps, int poll, struct hvsock *agent_sock)
 {
     int err;
@@ -34,7 +36,7 @@ struct hvsock *hv_boot(struct hv_caps *caps, int poll, struct hvsock *agent_sock
     if ((err = vmbus_connect(caps, VMBUS_STEP_TIMEOUT_NS)))  /* 6. VMBus */
         return NULL;
     uint32_t ring_pages = agent_sock->ring_pages;           /* a caller's choice survives hvsock_init */
-    hvsock_init(agent_sock, VMBUS_AGENTX_HVSOCK_PORT);       /* 7. AgentX over hv_sock, connected in the loop */
+    hvsock_init(agent_sock, VMBUS_AGENTX_HVSOCK_PORT, agent_rx, sizeof agent_rx);     /* 7. AgentX over hv_sock, connected in the loop */
     if (ring_pages)
         agent_sock->ring_pages = ring_pages;
     hvsock_poll(agent_sock);

@@ -62,10 +62,12 @@ static void drop(struct hvsock *s, const char *why)
     back_off(s);
 }
 
-void hvsock_init(struct hvsock *s, uint32_t port)
+void hvsock_init(struct hvsock *s, uint32_t port, uint8_t *rx_buf, uint32_t rx_cap)
 {
     memset(s, 0, sizeof *s);
     s->port = port;
+    s->rx_pkt = rx_buf;
+    s->rx_cap = rx_cap;
     s->ring_pages = VMBUS_HVSOCK_RING_PAGES;
     s->state = HVSOCK_IDLE;
 }
@@ -151,7 +153,7 @@ static int next_packet(struct hvsock *s)
     struct vmbus_chan *c = s->chan;
     for (int budget = 0; budget < 64; budget++) {       /* skip what is not stream data, boundedly */
         int signal;
-        long n = vmbus_ring_read(&c->in, s->rx_pkt, sizeof s->rx_pkt, &signal);
+        long n = vmbus_ring_read(&c->in, s->rx_pkt, s->rx_cap, &signal);
         if (signal)
             vmbus_signal(c);
         if (n == 0)
@@ -250,3 +252,62 @@ long hvsock_write(struct hvsock *s, const void *buf, size_t len, uint64_t timeou
     }
     return (long)(p - (const uint8_t *)buf);
 }
+
+/* ---- doorbell streams (aux ports) ---- */
+void hvsock_aux_init(struct hvsock_aux *a, const uint32_t *ports, unsigned n)
+{
+    memset(a, 0, sizeof *a);
+    a->n = n < HVSOCK_AUX_MAX ? n : HVSOCK_AUX_MAX;
+    for (unsigned k = 0; k < a->n; k++) {
+        hvsock_init(&a->s[k], ports[k], a->rx[k], HVSOCK_AUX_PKT_MAX);
+        a->s[k].ring_pages = HVSOCK_AUX_RING_PAGES;
+        hvsock_poll(&a->s[k]);                      /* the TlConnectRequest goes now */
+    }
+}
+
+/* Read and count what waits on slot k (boundedly): the count, or -1 when closed and none held. */
+static long aux_take(struct hvsock_aux *a, unsigned k)
+{
+    uint8_t b[64];
+    long n;
+    for (int budget = 0; budget < 64 && (n = hvsock_read(&a->s[k], b, sizeof b)) > 0; budget++)
+        a->held[k] += (uint32_t)n;
+    return a->held[k] || a->s[k].state == HVSOCK_OPEN ? (long)a->held[k] : -1;
+}
+
+static int aux_send(void *dev, unsigned k, uint8_t b)
+{
+    struct hvsock_aux *a = dev;
+    if (k >= a->n || a->s[k].state != HVSOCK_OPEN)
+        return -1;
+    long n = hvsock_write(&a->s[k], &b, 1, 0);      /* a full ring: dropped (doorbells are hints) */
+    return n < 0 ? -1 : (int)n;
+}
+
+static long aux_drain(void *dev, unsigned k)
+{
+    struct hvsock_aux *a = dev;
+    if (k >= a->n)
+        return -1;
+    long n = aux_take(a, k);
+    a->held[k] = 0;
+    return n;
+}
+
+/* Open streams with news are read now (a host's close is noticed, and the stream redialled,
+ * without a reader); the others take their next connection step. */
+static void aux_idle(void *dev)
+{
+    struct hvsock_aux *a = dev;
+    for (unsigned k = 0; k < a->n; k++) {
+        struct hvsock *s = &a->s[k];
+        if (s->state == HVSOCK_IDLE && timer_now_ns() < s->retry_at_ns)
+            continue;                               /* backing off (nobody listens): nothing to do yet */
+        if (s->state != HVSOCK_OPEN)
+            hvsock_poll(s);
+        else if (s->rx_len || vmbus_ring_avail(&s->chan->in) || s->chan->rescinded || s->chan->in.broken)
+            aux_take(a, k);
+    }
+}
+
+const struct aux_port_ops hvsock_aux_ops = { aux_send, aux_drain, aux_idle };

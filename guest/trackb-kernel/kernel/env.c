@@ -28,6 +28,8 @@ static struct hvsock *hvs;               /* hv_sock to the AgentX port, or NULL 
 static uint32_t hvs_connects_seen;
 static struct virtio_console *vcon;      /* the AgentX port, or NULL: COM2 */
 static uint32_t vcon_opens_seen;         /* host connects the agent has been told of */
+static const struct aux_port_ops *aux;   /* Gemini's doorbell ports, or NULL */
+static void *aux_dev;
 static struct virtio_pmem *pmem;
 static const struct acpi_facts *acpi;
 
@@ -55,21 +57,27 @@ void env_init(struct virtio_pmem *pm, struct hvsock *hs, struct virtio_console *
     kprintf("env: control channel COM2 %s\n", chan_ok ? "ready" : "missing");
 }
 
-/* Doorbells: the virtio-console's SIGNAL and UPCALL ports (QEMU); none over hv_sock or COM2
- * yet (vsock would carry them on the SIGNAL and UPCALL port numbers): both sides poll there. */
+/* Doorbells: the SIGNAL and UPCALL aux ports, virtio-serial (QEMU) or hv_sock (Hyper-V);
+ * none over COM2: both sides poll there. */
+void env_set_aux(const struct aux_port_ops *ops, void *dev)
+{
+    aux = ops;
+    aux_dev = dev;
+}
+
 int env_signal(uint8_t ring)
 {
-    return vcon ? virtio_console_aux_send(vcon, ENV_AUX_SIGNAL, ring) : -1;
+    return aux ? aux->send(aux_dev, ENV_AUX_SIGNAL, ring) : -1;
 }
 
 long env_signal_drain(void)
 {
-    return vcon ? virtio_console_aux_drain(vcon, ENV_AUX_SIGNAL) : -1;
+    return aux ? aux->drain(aux_dev, ENV_AUX_SIGNAL) : -1;
 }
 
 long env_upcall_drain(void)
 {
-    return vcon ? virtio_console_aux_drain(vcon, ENV_AUX_UPCALL) : -1;
+    return aux ? aux->drain(aux_dev, ENV_AUX_UPCALL) : -1;
 }
 
 uint32_t env_chan_connects(void)
@@ -162,6 +170,8 @@ long env_chan_write(const void *buf, size_t len, uint32_t timeout_ms)
 uint64_t env_now_ns(void) { return timer_now_ns(); }
 void env_relax(void)
 {
+    if (aux && aux->idle)
+        aux->idle(aux_dev);                     /* doorbell streams: connect, notice a closed host */
     if (hvs)
         hvsock_idle(hvs);                       /* poll a while after traffic, then hlt until an interrupt or the tick */
     else

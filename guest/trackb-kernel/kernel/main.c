@@ -43,6 +43,7 @@ static struct virtio_pmem pmem;
 static struct virtio_console vcon;
 static struct hv_caps hv;
 static struct hvsock agent_hvsock;
+static struct hvsock_aux hv_aux;               /* Gemini's doorbells under Hyper-V */
 /* `ret` in .data (volatile: never promoted to .rodata) for trackb.fault=xdata. */
 static volatile uint8_t xdata_code[16] = {0xC3};
 
@@ -252,6 +253,12 @@ _Noreturn void kmain(uint32_t kind, uint64_t info)
         hvbench_run(fault);
 
     env_init(pm, hs, con, &acpi);                     /* agent environment: hv_sock, virtio-console or COM2, pmem, power */
+    if (hs) {                                         /* Gemini's doorbells: hv_sock to the SIGNAL and UPCALL ports */
+        static const uint32_t aux_ports[ENV_AUX_PORTS] = {GEMINI_PORT_SIGNAL, GEMINI_PORT_UPCALL};
+        hvsock_aux_init(&hv_aux, aux_ports, ENV_AUX_PORTS);
+        env_set_aux(&hvsock_aux_ops, &hv_aux);
+    } else if (con)                                   /* ... or QEMU's named virtio-serial ports */
+        env_set_aux(&virtio_console_aux_ops, con);
     agent_register_portal(&portal_service_ops);       /* `portal serve`: guest/portal's service */
     agent_register_gemini(&gemini_service_ops);       /* `gemini`: guest/gemini's client */
     kprintf("trackb: ready after %lu us\n", timer_now_ns() / 1000);

@@ -7,8 +7,11 @@
  * taken only in cpu_wait_for_interrupt, where the kernel has them enabled.
  *
  *   trackb-hv-host --mem-fd N --mem-base GPA --mem-size BYTES --req-fd N --resp-fd N
- *                  [--poll] [--mode boot|agent] [--ticks N] [--ring-pages N]
+ *                  [--poll] [--mode boot|agent] [--ticks N] [--ring-pages N] [--aux-ports]
  *
+ * --aux-ports: also dial Gemini's SIGNAL and UPCALL hv_sock ports (hvsock_aux, the kernel's
+ * doorbells); boot mode then rings EVENT on SIGNAL and counts UPCALL bytes until the host closes. */
+/*
  * Driven by host/python/wslx/conformance/trackb_hv_host.py (protocol there). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,6 +24,8 @@
 
 #include "agent/agent_env.h"
 #include "agent/portal_svc.h"
+#include "gemini_wire.h"
+#include "portal_layout.h"
 #include "hv/hv_boot.h"
 #include "hv/stimer.h"
 #include "hv/synic.h"
@@ -187,9 +192,14 @@ static struct hvsock sock;
 static int have_sock;
 static uint32_t connects_seen;
 
-int env_signal(uint8_t ring) { (void)ring; return -1; }   /* no signal port over hv_sock yet: polled */
-long env_signal_drain(void) { return -1; }
-long env_upcall_drain(void) { return -1; }   /* nor an upcall port: UPCALL is polled */
+/* Gemini's doorbell ports (--aux-ports): hv_sock streams beside AgentX's, as main.c sets them up */
+enum { AUX_SIGNAL, AUX_UPCALL, AUX_PORTS };
+static struct hvsock_aux aux;
+static int have_aux;
+
+int env_signal(uint8_t ring) { return have_aux ? hvsock_aux_ops.send(&aux, AUX_SIGNAL, ring) : -1; }
+long env_signal_drain(void) { return have_aux ? hvsock_aux_ops.drain(&aux, AUX_SIGNAL) : -1; }
+long env_upcall_drain(void) { return have_aux ? hvsock_aux_ops.drain(&aux, AUX_UPCALL) : -1; }
 
 uint32_t env_chan_connects(void)
 {
@@ -209,7 +219,12 @@ long env_chan_write(const void *buf, size_t len, uint32_t timeout_ms)
     return have_sock ? hvsock_write(&sock, buf, len, (uint64_t)timeout_ms * 1000000ULL) : -1;
 }
 uint64_t env_now_ns(void) { return timer_now_ns(); }
-void env_relax(void) { have_sock ? hvsock_idle(&sock) : vmbus_wait(); }
+void env_relax(void)
+{
+    if (have_aux)
+        hvsock_aux_ops.idle(&aux);
+    have_sock ? hvsock_idle(&sock) : vmbus_wait();
+}
 const char *env_uname(void) { return "wslx-trackb 0.1 x86_64-hv-host-harness"; }
 uint64_t env_mem_total_bytes(void) { return mem_size; }
 uint64_t env_mem_free_bytes(void) { return mem_base + mem_size - mem_next + (uint64_t)n_free * PAGE_SIZE; }
@@ -250,6 +265,20 @@ static int boot_report(struct hv_caps *caps, struct hvsock *hs, unsigned ticks)
     printf("\nvmbus_connected=%d\nvmbus_version=%x\nmsg_conn_id=%u\n", vmbus.connected, vmbus.version,
            vmbus.msg_conn_id);
     printf("hvsock_open=%d\nhvsock_connects=%u\n", hs && hs->state == HVSOCK_OPEN, hs ? hs->connects : 0);
+    if (have_aux) {   /* doorbells: EVENT to the host on SIGNAL; count UPCALL bytes until the host closes it */
+        while ((aux.s[AUX_SIGNAL].state != HVSOCK_OPEN || aux.s[AUX_UPCALL].state != HVSOCK_OPEN) &&
+               timer_now_ns() < deadline)
+            env_relax();
+        printf("aux_open=%d,%d\n", aux.s[AUX_SIGNAL].state == HVSOCK_OPEN, aux.s[AUX_UPCALL].state == HVSOCK_OPEN);
+        printf("aux_signal_sent=%d\n", env_signal(PORTAL_RING_EVENT));
+        long heard = 0, n;
+        while ((n = env_upcall_drain()) >= 0 && timer_now_ns() < deadline + 5000000000ULL) {
+            heard += n;
+            if (!n)
+                env_relax();
+        }
+        printf("aux_upcall_heard=%ld\naux_bad_packets=%u\n", heard, aux.s[AUX_UPCALL].bad_packets);
+    }
     printf("messages=%u\nbad_messages=%u\nunknown_messages=%u\nrescinds=%u\npost_retries=%u\npost_failures=%u\n",
            vmbus.stats.messages, vmbus.stats.bad_messages, vmbus.stats.unknown_messages, vmbus.stats.rescinds,
            hv_post_retries, hv_post_failures);
@@ -266,6 +295,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--poll")) poll = 1;
+        else if (!strcmp(a, "--aux-ports")) have_aux = 1;
         else if (!v) die("usage: see hv_host_main.c");
         else if (!strcmp(a, "--mem-fd")) mem_fd = atoi(v), i++;
         else if (!strcmp(a, "--mem-base")) mem_base = strtoull(v, NULL, 0), i++;
@@ -289,6 +319,11 @@ int main(int argc, char **argv)
     sock.ring_pages = ring_pages;                       /* hv_boot keeps it (tests: GPADL body messages) */
     struct hvsock *hs = hv_boot(&caps, poll, &sock);
     have_sock = hs != NULL;
+    if (have_aux && hs) {
+        static const uint32_t ports[AUX_PORTS] = {GEMINI_PORT_SIGNAL, GEMINI_PORT_UPCALL};
+        hvsock_aux_init(&aux, ports, AUX_PORTS);
+    } else
+        have_aux = 0;
     if (!agent)
         return boot_report(&caps, hs, ticks);
     if (!hs)

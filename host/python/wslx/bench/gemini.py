@@ -22,6 +22,8 @@ agentx_cat_1m_mb_per_s      AgentX EXEC of `cat` of a 1 MiB file in the guest (L
                             the same 1 MiB guest -> host over STDIO. AgentX moves the bytes guest ->
                             host, fs.read host -> guest: each is that channel's bulk path
 null_vs_exec_x, read_vs_cat_x  ratios in the same run (targets 100x and 20x)
+--vmm hvsim                 Track B under the Hyper-V model: AgentX on hv_sock port 50010 and
+                            Gemini's doorbells on the SIGNAL and UPCALL hv_sock ports, all over VMBus rings
 host_loadavg_1m, host_qemu_processes  how busy the shared host was (other QEMUs compete for the cores)
 """
 from __future__ import annotations
@@ -47,6 +49,8 @@ BENCH_RE = re.compile(rb"calls (\d+) ns (\d+) bytes (\d+) status (\w+)")
 
 def add_arguments(p):
     p.add_argument("--guest", choices=["linux", "trackb"], default="linux")
+    p.add_argument("--vmm", choices=["qemu", "hvsim"], default="qemu",
+                   help="hvsim: Track B under the Hyper-V model, AgentX and Gemini's two doorbell ports on hv_sock")
     p.add_argument("--kernel", type=kernel_image, help="guest kernel (default: the guest's usual one)")
     p.add_argument("--null-calls", type=positive_int, default=20000, help="Gemini null calls per run")
     p.add_argument("--reads", type=positive_int, default=100, help="1 MiB fs.read calls per run")
@@ -76,7 +80,9 @@ def _linux(args, portal, d):
 def _trackb(args, portal, d):
     from ..gemini.trackb import GeminiTrackBAgent, gemini_trackb_kw
     from ..guests.trackb import TrackBGuest
-    return TrackBGuest(args.kernel, log=lambda s: None, timeout=300, **gemini_trackb_kw(portal)), GeminiTrackBAgent
+    from ..guests.trackb_hvsim import TrackBHvsimGuest
+    guest = TrackBHvsimGuest if args.vmm == "hvsim" else TrackBGuest
+    return guest(args.kernel, log=lambda s: None, timeout=300, **gemini_trackb_kw(portal)), GeminiTrackBAgent
 
 
 GUESTS = {
@@ -96,6 +102,8 @@ def run_once(args, log) -> dict:
     from ..portal import Portal
     from ..vmm.qemu import default_run_root
     boot, null_argv, read_argv, exec_argv, bulk_argv = GUESTS[args.guest]
+    if getattr(args, "vmm", "qemu") == "hvsim" and args.guest != "trackb":
+        raise ValueError("--vmm hvsim runs the Track B kernel only (--guest trackb)")
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="wslx-bench-gemini-", dir=default_run_root()) as tmp:
         export = Path(tmp) / "export"
@@ -155,8 +163,10 @@ def plot(doc: dict, png) -> None:
                                           "agentx_cat_1m_mb_per_s"]),
               ("ratios (x)", ["null_vs_exec_x", "read_vs_cat_x", "null_vs_exec_guest_clock_x",
                               "read_vs_cat_guest_clock_x"])]
-    guest = {"linux": "Linux guest", "trackb": "Track B kernel"}.get(doc.get("parameters", {}).get("guest"), "guest")
-    grouped_runs_and_medians(doc, groups, png, title=f"Gemini vs AgentX EXEC, {guest} (TCG)", log=True)
+    params = doc.get("parameters", {})
+    guest = {"linux": "Linux guest", "trackb": "Track B kernel"}.get(params.get("guest"), "guest")
+    vmm = ", hvsim (hv_sock)" if params.get("vmm") == "hvsim" else ""
+    grouped_runs_and_medians(doc, groups, png, title=f"Gemini vs AgentX EXEC, {guest} (TCG{vmm})", log=True)
 
 
 BENCHMARK = Benchmark(name="gemini", help="Gemini calls vs AgentX EXEC (null round trips, 1 MiB reads)",

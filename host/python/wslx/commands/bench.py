@@ -13,7 +13,8 @@ def register(sub):
     for name, b in sorted(all_benchmarks().items()):
         bp = bsub.add_parser(name, help=b.help)
         bp.add_argument("--out", type=output_dir, default=None,
-                        help="output folder (default images/bench; images/bench/GUEST for a --guest other than linux)")
+                        help="output folder (default images/bench; images/bench/GUEST for a --guest other than linux, "
+                             "images/bench/GUEST-VMM for a --vmm other than qemu)")
         bp.add_argument("--runs", type=positive_int, default=b.default_runs, help=f"number of runs (default {b.default_runs})")
         if b.add_arguments:
             b.add_arguments(bp)
@@ -24,6 +25,7 @@ def _run(bench, args) -> int:
     if args.out is None:  # another guest's figures must not overwrite the Linux ones
         guest = getattr(args, "guest", "linux")
         base = repo_root() / "images" / "bench"   # not the working directory's images/
-        args.out = base if guest == "linux" else base / guest
+        vmm = getattr(args, "vmm", "qemu")
+        args.out = base / (guest if vmm == "qemu" else f"{guest}-{vmm}") if (guest, vmm) != ("linux", "qemu") else base
     run_benchmark(bench, args, args.runs, args.out)
     return 0

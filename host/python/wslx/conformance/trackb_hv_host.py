@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from ..hv import Faults, GuestFault, GuestMemory, HvError, Partition, Region, VirtualClock
+from ..spec.gemini import Port as GeminiPort
 from ..spec.vmbus import AGENTX_HVSOCK_PORT as AGENTX_PORT
 
 REQ = struct.Struct("<IIQQQ")
@@ -46,12 +47,14 @@ class HvHostHarness:
 
     def __init__(self, profile="hyperv", *, mode: str = "agent", poll: bool = False, faults: Faults | None = None,
                  mem_size: int = 16 << 20, ticks: int = 8, timeout: float = 20.0, binary: Path | None = None,
-                 listen: bool = True, ring_pages: int | None = None):
+                 listen: bool = True, ring_pages: int | None = None, doorbell_ports: bool = False):
         self.profile, self.mode, self.poll, self.faults = profile, mode, poll, faults or Faults()
         self.mem_size, self.ticks, self.timeout = mem_size, ticks, timeout
         self.binary = Path(binary) if binary else binary_path()
         self.ring_pages = ring_pages    # hv_sock ring pages per direction (default: the kernel's 6)
         self.listen = listen            # False: no host listener on the AgentX port (only host-initiated offers)
+        self.doorbell_ports = doorbell_ports   # True: the guest also dials Gemini's SIGNAL and UPCALL ports
+        self.doorbells: dict = {}       # Port -> its HvSockListener
         self.vectors: list[int] = []
         self.requests = 0
         self.msr_writes: dict[int, int] = {}     # MSR -> how many times the guest wrote it
@@ -72,12 +75,15 @@ class HvHostHarness:
         self.partition = Partition(mem, self.profile, clock=VirtualClock(), inject=self.vectors.append,
                                    faults=self.faults, log=lambda s: print(s, file=self.model_log))
         self.listener = self.partition.hvsock_listen(AGENTX_PORT) if self.listen else None
+        if self.doorbell_ports:
+            self.doorbells = {p: self.partition.hvsock_listen(int(p)) for p in (GeminiPort.SIGNAL, GeminiPort.UPCALL)}
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
         argv = [str(self.binary), "--mem-fd", str(self.memfd), "--mem-base", hex(MEM_BASE), "--mem-size",
                 str(self.mem_size), "--req-fd", str(req_w), "--resp-fd", str(resp_r), "--mode", self.mode,
                 "--ticks", str(self.ticks)] + (["--poll"] if self.poll else []) \
-            + (["--ring-pages", str(self.ring_pages)] if self.ring_pages else [])
+            + (["--ring-pages", str(self.ring_pages)] if self.ring_pages else []) \
+            + (["--aux-ports"] if self.doorbell_ports else [])
         self._log = open(self.log_path, "wb")
         env = dict(os.environ, ASAN_OPTIONS="abort_on_error=0:exitcode=99:detect_leaks=0")
         self.proc = subprocess.Popen(argv, pass_fds=(self.memfd, req_w, resp_r), stdout=subprocess.PIPE,

@@ -5,14 +5,14 @@ gemini_svc.c around guest/gemini's client, the same code as the Linux agent's).
         g.client.run(["gemini", "call", "fs", "read", "a.txt"])
         a.post_upcall("news", b"...")   # printed by the built-in subscriber on the serve program's stdout
 
-Doorbells, as with Linux: the kernel's virtio-console driver opens the SIGNAL and UPCALL
-ports by name beside AgentX's (MULTIPORT). It rings EVENT on SIGNAL when the host loop
-sleeps on EVENT; the host rings UPCALL on UPCALL when `gemini serve` sleeps on it (no call
-in flight), and serve then polls the ring (and every 20 ms anyway: doorbells are hints).
-`gemini stat` in the guest counts what it heard. Without the ports (hv_sock, the host
-harness) both sides poll: the kernel steps the client on every agent loop iteration (over
-hv_sock an idle loop halts until an interrupt or the 1 ms stimer tick, so an upcall waits
-at most about a tick).
+Doorbells, as with Linux: under QEMU the kernel's virtio-console driver opens the SIGNAL
+and UPCALL ports by name beside AgentX's (MULTIPORT); under hvsim (Hyper-V) the kernel dials
+the SIGNAL and UPCALL hv_sock ports beside AgentX's (the machine's named_port_socket accepts
+them: the same call). It rings EVENT on SIGNAL when the host loop sleeps on EVENT; the host
+rings UPCALL on UPCALL when `gemini serve` sleeps on it (no call in flight), and serve then
+polls the ring (and every 20 ms anyway: doorbells are hints). `gemini stat` in the guest
+counts what it heard. Without the ports (the host harness) both sides poll: the kernel steps
+the client on every agent loop iteration.
 """
 from __future__ import annotations
 
@@ -43,5 +43,5 @@ class GeminiTrackBAgent(GeminiAgent):
 
     def _ports(self):
         vm = self.guest.vm
-        return tuple(vm.named_port_socket(p, self.timeout) if p in vm.named_ports else None
+        return tuple(vm.named_port_socket(p, self.timeout) if vm.has_named_port(p) else None
                      for p in (SIGNAL_PORT, UPCALL_PORT))

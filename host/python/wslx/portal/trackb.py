@@ -14,8 +14,9 @@ Differences from wslx.portal.guest.PortalService (Linux), its base class:
   until an interrupt or the 1 ms stimer tick, so a SUBMIT waits at most about a tick).
 - The guest -> host doorbell is the byte COMPLETE on the signal port, as on Linux
   (the kernel's virtio-console driver opens the SIGNAL port by its name beside the AgentX
-  port, VIRTIO_CONSOLE_F_MULTIPORT); the host sleeps on it while it waits on
-  COMPLETE. The harness target and hv_sock have no signal port: the host polls.
+  port, VIRTIO_CONSOLE_F_MULTIPORT; under hvsim it is an hv_sock stream to port 50011);
+  the host sleeps on it while it waits on COMPLETE. The harness target has no signal
+  port: the host polls.
   No doorbell rides on STDIO.
 - It stops on SIGNAL (SIGTERM), not on stdin EOF: its EXIT is SIGNALED 15.
 """

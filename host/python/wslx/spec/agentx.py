@@ -458,7 +458,10 @@ ERROR (request_id 0 when the header could not be trusted or the frame is an even
 """),
     ("Connection lifetime", """A connection is one host attached to the agent's channel (a vsock or Unix connection, a virtio-serial
 port opened by the host, or, on a serial line where the agent cannot see the host, the span between two
-host HELLOs with request_id 0).
+host HELLOs with request_id 0). A host the agent may not see arrive starts with HELLO request_id 0: on a
+serial line, and on Linux's virtio-serial port, where a quick close and reopen leave no trace and the new
+host's first bytes can reach the agent before it notices the old host left. What the agent reads after
+that HELLO is the new host's, and it is answered on the new connection, that HELLO's reply first.
 
 * **HELLO first.** On every new connection the agent's first frame is its unsolicited HELLO. Bytes of a
   frame the previous host left unfinished are dropped, in both directions: the agent discards what the

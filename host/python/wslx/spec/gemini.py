@@ -9,8 +9,13 @@ Ports (seed note 5.3), one number each, mapped per transport:
 
 An hv_sock service id is the vsock port in the first 32 bits (little-endian
 data1) of the template GUID 00000000-facb-11e6-bd58-64006a7986d3, as Linux's
-hyperv_transport.c maps them. QEMU here has no vsock to the host, so each port
-is a named virtio-serial port.
+hyperv_transport.c maps them. Who uses which: Track B under Hyper-V (hvsim
+here) dials all three hv_sock ports, the doorbell ports on small rings (2
+pages a direction); a Linux guest with a virtio-vsock device opens SIGNAL and
+UPCALL as vsock streams to the host (AgentX as its transport chooses); under
+plain QEMU, which here has no vsock to the host (no /dev/vhost-vsock), each
+port is a named virtio-serial port. The guest dials in every case; a doorbell
+stream that closes is dialled again, so the next host agent gets fresh ones.
 
 Signal bytes: a doorbell is one byte, the RingId of the ring that has news for
 the reader (SUBMIT host->guest, COMPLETE guest->host and EVENT guest->host on
@@ -140,6 +145,11 @@ VIRTIO_SERIAL_NAMES = {
 def hvsock_service_id(port: Port) -> str:
     """The hv_sock service GUID of a port (Linux hyperv_transport.c's vsock mapping)."""
     return _guid_text(int(port).to_bytes(4, "little") + HVSOCK_GUID_TEMPLATE[4:])
+
+
+def port_named(name: str) -> Port | None:
+    """The port whose virtio-serial name is `name`, or None (not a Gemini port)."""
+    return next((p for p, n in VIRTIO_SERIAL_NAMES.items() if n == name), None)
 
 
 def endpoint(port: Port, transport: Transport) -> int | str:

@@ -13,6 +13,10 @@ whose QEMU gets, besides the usual devices:
     ivshmem.sock    the model's ivshmem server
     vsock           hybrid vsock: the host reaches guest port P with "CONNECT P\\n" here
     vsock_P         guest connections to host port P arrive here (hvsock_listen(P) before launch)
+Gemini's named ports (named_ports=[its SIGNAL and UPCALL names]) are hv_sock ports here unless the
+profile is 'none': the guest dials each one's port number (wslx.spec.gemini) and named_port_socket(name)
+accepts that connection (QemuMachine's stream ports), so wslx.gemini uses the same call as with
+QEMU's virtio-serial ports.
 
 The model is ended with QEMU (after it: SIGTERM, then SIGKILL), dies with its owner (PDEATHSIG), and a
 model that exits or fails makes check_alive() raise ModelFailed, naming model.log.
@@ -57,9 +61,9 @@ class HvsimMachine(HybridVsockHost, QemuMachine):
                  idle_poll_ns: int = hvsim_spec.IDLE_POLL_NS, native: bool | None = None, **kw):
         if hv_profile not in HV_PROFILES:
             raise ValueError(f"hv_profile must be one of {HV_PROFILES}, not {hv_profile!r}")
+        self.hv_profile = hv_profile              # before QemuMachine's init asks gemini_streams()
         super().__init__(*args, **kw)
-        self.hv_profile = hv_profile
-        self.hvsock_ports = list(hvsock_ports)
+        self.hvsock_ports = list(hvsock_ports) + [p for p in self.stream_ports.values() if p not in hvsock_ports]
         self.model_raise_after = model_raise_after
         self.model_answer_delay_us = model_answer_delay_us
         self.idle_poll_ns = idle_poll_ns
@@ -72,6 +76,10 @@ class HvsimMachine(HybridVsockHost, QemuMachine):
         if port not in self.hvsock_ports:     # the model bridges guest connections to this port
             self.hvsock_ports.append(port)
         return super().hvsock_listen(port)
+
+    def gemini_streams(self) -> bool:
+        """Gemini's named ports are hv_sock ports when the guest has Hyper-V (profile 'none': virtio-serial)."""
+        return self.hv_profile != "none"
 
     # ---- paths
     @property

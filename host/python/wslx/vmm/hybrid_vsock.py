@@ -52,6 +52,16 @@ class HybridVsockHost:
     def vsock_path(self) -> Path:
         return self._path("vsock")
 
+    # ---- Gemini's named ports as hv_sock ports the guest dials (QemuMachine's stream ports)
+    def gemini_streams(self) -> bool:
+        return True
+
+    def _stream_listen(self, port: int) -> None:
+        self.hvsock_listen(port)
+
+    def _stream_accept(self, port: int, timeout: float) -> socket.socket:
+        return self.hvsock_accept(port, timeout)
+
     def hvsock_listen(self, port: int) -> socket.socket:
         """Listen for the guest's connections to host port `port` (run_dir/vsock_P). Call before launch, with
         a run_dir, so that the guest's first dial finds it."""

@@ -29,9 +29,13 @@ class OpenVMMMachine(HybridVsockHost, QemuMachine):
 
     def __init__(self, kernel, initrd=None, *, hv: bool = True, binary: str = OPENVMM_BINARY, **kw):
         kw.setdefault("pvpanic", False)
+        self.hv = hv                      # before QemuMachine's init asks gemini_streams()
         super().__init__(kernel, initrd, qemu_binary=binary, **kw)
-        self.hv = hv
         self._listeners: dict[int, socket.socket] = {}
+
+    def gemini_streams(self) -> bool:
+        """Gemini's named ports are hv_sock ports (through hybrid vsock) when the guest has VMBus."""
+        return self.hv
 
     @property
     def qemu_log(self) -> Path:           # the VMM's own output

@@ -47,6 +47,7 @@ from typing import Callable, Sequence
 
 from .errors import (ChannelTimeout, ConsoleTimeout, GuestExited, GuestPanicked, LaunchError,
                      MigrationError, ShutdownError, VMError)
+from ..spec import gemini as gemini_spec
 from .procs import processes
 
 _log = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ class QemuMachine:
         ram_shared: bool = True,
         incoming: bool = False,
         control_socket: bool = False,
+        vsock_cid: int | None = None,
     ):
         """machine: 'q35' or 'microvm' (microvm gets pcie=on; no virtio-pmem there).
         firmware: 'auto' (qboot if installed, else SeaBIOS), 'seabios'/None, 'qboot', or a ROM path.
@@ -151,6 +153,9 @@ class QemuMachine:
         incoming: start paused with `-incoming defer`, waiting for migrate_incoming().
         control_socket: a second QMP monitor at qmp-ctl.sock, for another process (e.g.
         `wslx snapshot save --vm RUNDIR`) while this one holds qmp.sock.
+        vsock_cid: give the guest a virtio-vsock device (vhost-vsock-pci, needs /dev/vhost-vsock)
+        with this CID; Gemini's named ports are then vsock ports (the numbers in wslx.spec.gemini)
+        that the guest dials and named_port_socket(name) accepts, not virtio-serial ports.
         """
         self.kernel = Path(kernel)
         self.initrd = Path(initrd) if initrd is not None else None
@@ -163,7 +168,12 @@ class QemuMachine:
         self.cpus = cpus
         self.pvpanic = pvpanic
         self.virtio_serial_port = virtio_serial_port
-        self.named_ports = list(named_ports)
+        self.vsock_cid = vsock_cid
+        # Gemini's named ports that are streams the guest dials (vsock; hv_sock under hvsim), by name
+        self.stream_ports = {n: int(p) for n in named_ports
+                             if self.gemini_streams() and (p := gemini_spec.port_named(n)) is not None}
+        self.named_ports = [n for n in named_ports if n not in self.stream_ports]
+        self._stream_listeners: dict[int, socket.socket] = {}
         self.serial_transport = serial_transport
         self.pmem_path = Path(pmem_path) if pmem_path is not None else None
         self.pmem_size = pmem_size
@@ -308,6 +318,8 @@ class QemuMachine:
         for i, name in enumerate(self.named_ports):
             args += ["-chardev", f"socket,id=nport{i},path={self.named_port_path(name)},server=on,wait=off",
                      "-device", f"virtserialport,bus=vser0.0,chardev=nport{i},name={name}"]
+        if self.vsock_cid is not None:
+            args += ["-device", f"vhost-vsock-pci,guest-cid={self.vsock_cid}"]
         if self.pvpanic:
             args += ["-device", "pvpanic"]
         if self.pmem_path is not None:
@@ -377,6 +389,8 @@ class QemuMachine:
                 os.unlink(self._path(n))
             except FileNotFoundError:
                 pass
+        for port in self.stream_ports.values():   # before the guest's first dial
+            self._stream_listen(port)
         self.cmdline = self.build_cmdline()
         self._path("cmdline.txt").write_text(shlex.join(self.cmdline) + "\n")
         env = dict(os.environ)
@@ -601,8 +615,45 @@ class QemuMachine:
     def named_port_path(self, name: str) -> Path:
         return self._path(f"port-{name}.sock")
 
+    def gemini_streams(self) -> bool:
+        """Whether Gemini's named ports are streams the guest dials (here: with a vsock device)."""
+        return self.vsock_cid is not None
+
+    def _stream_listen(self, port: int) -> None:
+        s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+        try:
+            s.bind((socket.VMADDR_CID_ANY, port))
+            s.listen(4)
+        except OSError as e:
+            s.close()
+            raise LaunchError(f"cannot listen on vsock port {port}: {e}", log_dir=self.run_dir) from e
+        self._stream_listeners[port] = s
+
+    def _stream_accept(self, port: int, timeout: float) -> socket.socket:
+        """The guest's next vsock connection to host port `port` (another CID's is refused)."""
+        listener = self._stream_listeners[port]
+        deadline = time.monotonic() + timeout
+        while True:
+            if select.select([listener], [], [], min(0.2, max(0.0, deadline - time.monotonic())))[0]:
+                conn, (cid, _) = listener.accept()
+                if cid == self.vsock_cid:
+                    self._sockets.append(conn)
+                    return conn
+                conn.close()
+            self.check_alive(f"waiting for the guest's vsock connection to port {port}")
+            if time.monotonic() >= deadline:
+                raise ChannelTimeout(f"no guest vsock connection to host port {port} within {timeout} s",
+                                     **self._common())
+
+    def has_named_port(self, name: str) -> bool:
+        """Whether named_port_socket(name) has something to connect to."""
+        return name in self.named_ports or name in self.stream_ports
+
     def named_port_socket(self, name: str, timeout: float = 10.0) -> socket.socket:
-        """Connect to the host side of the named virtio-serial port `name` (named_ports)."""
+        """Connect to the host side of the named virtio-serial port `name` (named_ports), or accept
+        the guest's connection to it when it is a stream port (stream_ports: vsock, hv_sock)."""
+        if name in self.stream_ports:
+            return self._stream_accept(self.stream_ports[name], timeout)
         if name not in self.named_ports:
             raise VMError(f"machine was created without the virtio-serial port {name}", log_dir=self.run_dir)
         return self._connect_unix(self.named_port_path(name), timeout, f"virtio-serial port {name}")
@@ -779,12 +830,13 @@ class QemuMachine:
                 qmp.close()
             except (EOFError, Exception):  # disconnect() after quit raises EOFError
                 pass
-        for s in self._sockets:
+        for s in [*self._sockets, *self._stream_listeners.values()]:
             try:
                 s.close()
             except OSError:
                 pass
         self._sockets.clear()
+        self._stream_listeners.clear()
         if self._qemu_log is not None:
             self._qemu_log.close()
             self._qemu_log = None
