@@ -10,6 +10,7 @@ from __future__ import annotations
 import array
 import mmap
 import os
+import re
 import select
 import socket
 import struct
@@ -209,14 +210,20 @@ def _no_leftovers(run_dir: Path):
 
 
 @vm
+@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
 @pytest.mark.parametrize("profile", ["hyperv", "openvmm-kvm"])
-def test_hello_exec_and_portal_over_hvsock(built, profile, tmp_path):
+def test_hello_exec_and_portal_over_hvsock(built, profile, native, tmp_path):
+    """Both model paths: the native hot path (SignalEvent and ring data in the relay thread) and Python."""
     from test_trackb_agent import check_portal_rpcs
     from wslx.guests.trackb_hvsim import TrackBHvsimGuest
+    from wslx.hv import native as hv_native
     from wslx.portal import Portal
     from wslx.portal.trackb import TrackBPortalService, trackb_portal_kw
+    if native and not hv_native.library_path().exists():
+        pytest.skip(f"{hv_native.library_path()} is not built (scons hvrelay)")
     with Portal.create(tmp_path / "portal.img", 16 << 20) as p, \
-            TrackBHvsimGuest(built, hv_profile=profile, build=False, log=lambda s: None, **trackb_portal_kw(p)) as g:
+            TrackBHvsimGuest(built, hv_profile=profile, build=False, log=lambda s: None, native=native,
+                             **trackb_portal_kw(p)) as g:
         assert g.hello.name.startswith("wslx-trackb")
         assert g.client.ping(b"over VMBus", timeout=10) == b"over VMBus"
         r = g.client.run(["echo", "hv_sock"], timeout=30)
@@ -231,6 +238,12 @@ def test_hello_exec_and_portal_over_hvsock(built, profile, tmp_path):
         assert g.shutdown() is not None
     model_log = (run_dir / "model.log").read_text()
     assert "vmbus: connected" in model_log and "by vector 0x30:" in model_log, model_log[-2000:]   # SynIC MSI-X
+    if native:        # the relay answered SignalEvents and moved the AgentX bytes, and ended with the model
+        m = re.search(r"native relay: answered (\d+), forwarded (\d+), .* bytes_to_host (\d+), bytes_to_guest (\d+)",
+                      model_log)
+        assert m and all(int(x) > 0 for x in m.groups()), model_log[-2000:]
+    else:
+        assert "hot path in Python (--no-native)" in model_log and "native relay" not in model_log
     _no_leftovers(run_dir)
 
 
@@ -337,4 +350,7 @@ def test_bench_hv_writes_its_keys_and_a_plot(built, tmp_path):
     assert m["stimer_late_us_p50"] <= m["stimer_late_us_p99"] <= 1000     # within one 1 ms period by definition
     assert abs(m["hvsock_vs_virtio_console_roundtrips"]
                - m["hvsock_roundtrips_per_s"] / m["virtio_console_roundtrips_per_s"]) < 1e-9
+    if m["hvsock_native"]:        # the same run on the model's Python path beside it (--native-ab)
+        assert m["hvsock_python_roundtrips_per_s"] > 0 and m["model_cpu_us_per_roundtrip_python"] > 0
+        assert 0 < m["trap_rtt_us_python"] < 10_000
     assert (tmp_path / "hv.png").stat().st_size > 1000

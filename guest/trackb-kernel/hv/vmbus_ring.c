@@ -80,7 +80,13 @@ int vmbus_ring_write(struct vmbus_ring *r, const void *head, uint32_t hlen, cons
     if (r->size - used(r, w, (uint32_t)rd) <= total) {      /* never fill completely */
         CTRL32(r, HV_RING_BUFFER_OFF_PENDING_SEND_SZ) = total;
         mb();
-        return 0;
+        /* look again: the host may have emptied the ring before it could see pending_send_sz, and then
+         * no signal comes (a native host drains while the guest writes) */
+        rd = host_index(r, HV_RING_BUFFER_OFF_READ_INDEX);
+        if (rd < 0)
+            return (int)rd;
+        if (r->size - used(r, w, (uint32_t)rd) <= total)
+            return 0;
     }
     CTRL32(r, HV_RING_BUFFER_OFF_PENDING_SEND_SZ) = 0;
     uint64_t trailer = (uint64_t)w << 32;                   /* upper half: where the packet starts */
@@ -143,7 +149,9 @@ long vmbus_ring_read(struct vmbus_ring *r, uint8_t *buf, uint32_t cap, int *sign
     CTRL32(r, HV_RING_BUFFER_OFF_READ_INDEX) = r->own;
     mb();
     uint32_t pending = CTRL32(r, HV_RING_BUFFER_OFF_PENDING_SEND_SZ);
-    if (pending && before < pending && before + skip >= pending)
+    /* ring_buffer.c hv_pkt_iter_close: free space crossed to above pending (the writer needs more free
+     * than its packet); >= here left a writer that needs one byte more waiting for a signal that never came */
+    if (pending && before <= pending && before + skip > pending)
         *signal = 1;
     return fits ? (long)k.len : ERR_RANGE;
 }

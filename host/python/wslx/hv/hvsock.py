@@ -20,6 +20,12 @@ TO_HOST_LIMIT = 256 << 10     # guest bytes buffered for a slow host reader befo
 FROM_HOST_LIMIT = 64 << 10
 
 
+def packet_chunk(ring_size: int) -> int:
+    """Host bytes per packet into a host-to-guest ring of ring_size data bytes: at most the MTU and half the
+    ring, so a reader that frees half the ring always has room for the next one."""
+    return max(8, min(HVSOCK_MTU, ring_size // 2 - 64))
+
+
 class HvSockListener:
     """A host port guests connect to (TlConnectRequest); accept() hands out the host end of each
     connection once the guest has opened its channel."""
@@ -139,7 +145,7 @@ class HvSockBridge:
 
     def _host_to_guest(self) -> bool:
         moved = False
-        chunk = max(8, min(HVSOCK_MTU, self.writer.size // 2 - 64))
+        chunk = packet_chunk(self.writer.size)
         while self.from_host:
             part = bytes(self.from_host[:chunk])
             if not self._send_packet(part):
@@ -157,7 +163,10 @@ class HvSockBridge:
         r = self.writer.write_packet(PacketType.DATA_INBAND, payload)
         if r is None:
             self.writer.want_space(self.writer.packet_size(len(payload)))
-            return False
+            # the guest may have drained the ring before it could see pending_send_sz: look again after
+            r = self.writer.write_packet(PacketType.DATA_INBAND, payload)
+            if r is None:
+                return False
         self.writer.clear_want()
         if r:
             self.signal_guest()

@@ -117,6 +117,9 @@ class VmbusHost:
         self.paused = False
         self.inbound: collections.deque = collections.deque()
         self.dropped: list[str] = []
+        # (channel, reader, writer, signal_guest) -> the bridge that moves an open channel's data; None:
+        # HvSockBridge (the hvsim model sets wslx.hv.native's relay here)
+        self.bridge_factory = None
         self._reset_connection()
 
     def _reset_connection(self) -> None:
@@ -448,7 +451,11 @@ class VmbusHost:
             ch.host_sock, ch.model_sock = socket.socketpair()
             if ch.listener is not None:
                 ch.listener._deliver(ch.host_sock)
-        ch.bridge = HvSockBridge(ch.model_sock, reader, writer, lambda: self.signal_guest(ch), self.log)
+        signal = lambda: self.signal_guest(ch)    # noqa: E731
+        if self.bridge_factory is not None and not writer.corrupt_next_write:
+            ch.bridge = self.bridge_factory(ch, reader, writer, signal)
+        else:
+            ch.bridge = HvSockBridge(ch.model_sock, reader, writer, signal, self.log)
 
     def _close(self, m, payload) -> None:
         ch = self.channels.get(m.child_relid)

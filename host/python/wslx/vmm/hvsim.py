@@ -39,6 +39,7 @@ from .qemu import OWNER_ENV, SESSION_ENV, QemuMachine, _make_preexec
 
 MODEL_MODULE = "wslx.vmm.hvsim_model"
 MODEL_READY_TIMEOUT = 20.0
+NATIVE_ENV = "WSLX_HVSIM_NATIVE"
 HV_PROFILES = ("hyperv", "openvmm-kvm", "none")
 
 
@@ -52,11 +53,12 @@ class HvsimMachine(HybridVsockHost, QemuMachine):
     model_raise_after (tests: the model fails at that trap request), model_answer_delay_us (tests: the
     model answers each trap that late), idle_poll_ns (how long an idle guest
     polls for the model's interrupts before it halts: the host's halt-polling setting, as KVM's
-    halt_poll_ns)."""
+    halt_poll_ns), native (the model's hv_sock hot path in C when build/hv/libhvrelay.so is built; None:
+    the environment's WSLX_HVSIM_NATIVE, on unless it is 0)."""
 
     def __init__(self, *args, hv_profile: str = "hyperv", hvsock_ports=(), model_raise_after: int = 0,
                  model_answer_delay_us: int = 0,
-                 idle_poll_ns: int = hvsim_spec.IDLE_POLL_NS, **kw):
+                 idle_poll_ns: int = hvsim_spec.IDLE_POLL_NS, native: bool | None = None, **kw):
         if hv_profile not in HV_PROFILES:
             raise ValueError(f"hv_profile must be one of {HV_PROFILES}, not {hv_profile!r}")
         self.hv_profile = hv_profile              # before QemuMachine's init asks gemini_streams()
@@ -65,6 +67,7 @@ class HvsimMachine(HybridVsockHost, QemuMachine):
         self.model_raise_after = model_raise_after
         self.model_answer_delay_us = model_answer_delay_us
         self.idle_poll_ns = idle_poll_ns
+        self.native = native if native is not None else os.environ.get(NATIVE_ENV, "1") != "0"
         self.model: subprocess.Popen | None = None
         self._model_log = None
         self._listeners: dict[int, socket.socket] = {}
@@ -130,7 +133,7 @@ class HvsimMachine(HybridVsockHost, QemuMachine):
             argv += ["--raise-after", str(self.model_raise_after)]
         if self.model_answer_delay_us:
             argv += ["--answer-delay-us", str(self.model_answer_delay_us)]
-        argv += ["--idle-poll-ns", str(self.idle_poll_ns)]
+        argv += ["--idle-poll-ns", str(self.idle_poll_ns), "--native" if self.native else "--no-native"]
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
         env[OWNER_ENV] = str(os.getpid())
         env[SESSION_ENV] = os.environ.get(SESSION_ENV, str(os.getpid()))

@@ -18,6 +18,16 @@ listening server). It
   the model twice (the host's data, then the guest's SignalEvent) and both then run one warm thread with
   no GIL or lock hand-off (interleaved against a trap thread beside an I/O thread, 10 rounds of 3000
   PINGs: faster in 8 of 10, model CPU per round trip lower in 8 of 10);
+- with --native (the default when build/hv/libhvrelay.so is built; wslx.hv.native, hvrelay.c) a C
+  thread owns the doorbell instead: it answers the fast HvCallSignalEvent to an hv_sock channel's
+  connection id and moves that channel's data between its rings and its host stream (reading the host's
+  data, writing packets, the event flag and the MSI-X) with no Python and no GIL; every other trap it
+  hands, untouched, to relay_trap on its own thread (answer_traps(only=seq) and the follow-up above);
+  the serving thread then watches only streams the relay does not own and the relay's notes (a ring it
+  found broken: the channel is rescinded as in Python). The Python model keeps every other piece of
+  state and pushes what the relay needs (message SINT, its SIEFP area, hypercall page and privilege)
+  after each trap that may change it; the Python bridge (hvsock.py, ring.py) stays the reference the C
+  one is tested against byte for byte (tests/test_hvrelay.py);
 - I/O thread (io_loop): fires timers, refits the reference TSC page, and takes host-initiated
   connections on the hybrid-vsock socket V ("CONNECT <port>\\n" -> "OK <port>\\n"); guest connections to
   host port P are bridged to the Unix socket V_P (the OpenVMM convention, so the host side is the same
@@ -203,6 +213,53 @@ class Model:
             self.partition.hvsock_listen(port, dial=lambda p=port: self.dial_host(p))
         self.wake_r, self.wake_w = os.pipe()
         self.fence = threading.Lock()        # `with fence: pass` is a locked instruction (a full barrier)
+        self.relay = self._native_relay() if args.native else None
+        if args.native is False:
+            self.log("hvsim: hv_sock hot path in Python (--no-native)")
+
+    def _native_relay(self):
+        """The native hot path (wslx.hv.native): a C thread owns the trap doorbell, answers the fast
+        SignalEvent of the hv_sock channels it moves and forwards every other trap here; None (the Python
+        path, said in the log) when the library is not built."""
+        from ..hv import native
+        try:
+            relay = native.NativeRelay(self.shm_fd, S.SHM_SIZE, self.ram_fd, self.args.ram_size,
+                                       self.model_efd[S.TRAP_DOORBELL_VECTOR], self.guest_efd, self.log)
+        except native.NativeMissing as e:
+            self.log(f"hvsim: native hot path unavailable ({e}): hv_sock and traps stay in Python")
+            return None
+        self.partition.vmbus.bridge_factory = relay.bridge
+        relay.set_trap_handler(self.relay_trap)
+        self.log(f"hvsim: native hot path {native.library_path()}: SignalEvent and hv_sock data in C")
+        return relay
+
+    def relay_trap(self, seq: int) -> None:
+        """A trap the relay forwarded, answered on the relay's thread (one wake-up, as when the serving thread
+        owned the doorbell), with the serving thread's follow-up: a hypercall's host work, queued MSI-X, and
+        a wake so the serving thread re-reads the streams it watches (if it watches any)."""
+        p = self.partition
+        try:
+            if self.answer_traps(only=seq) or p.service_due:
+                with p._lock:
+                    p.poll()
+                    python_streams = any(b.wants_read() or b.to_host for b in p.vmbus.bridges())
+                self.raise_pending()
+                if python_streams:             # only bridges the relay does not own have sockets to watch
+                    self.relay.wake()
+            else:
+                self.raise_pending()
+        except BaseException as e:     # the model failed: as a failing serving thread (_thread)
+            self.failed = e
+            self.log(f"relay trap: {type(e).__name__}: {e}\n{traceback.format_exc()}")
+            self.stop.set()
+            os.write(self.wake_w, b"x")
+
+    def wake_serve(self) -> None:
+        """Make the serving thread look again (it polls the relay's notes when the relay owns the doorbell)."""
+        if self.relay is not None:
+            self.relay.wake()
+        else:
+            os.eventfd_write(self.model_efd[S.TRAP_DOORBELL_VECTOR], 1)
 
     def log(self, line: str) -> None:
         self.log_file.write(f"{time.monotonic():.6f} {line}\n")
@@ -256,18 +313,21 @@ class Model:
             U32.pack_into(self.shm, S.OFF_IRQ_SEQ, (U32.unpack_from(self.shm, S.OFF_IRQ_SEQ)[0] + 1) & 0xFFFFFFFF)
 
     # -- traps ---------------------------------------------------------------------------------------------
-    def answer_traps(self) -> bool:
+    def answer_traps(self, only: int | None = None) -> bool:
         """Answer every request the guest posted (CPUID, MSRs, hypercalls) and publish done_seq; if the guest
         halted for that answer (wait_seq, ANSWER_IRQ) raise MSI-X entry ANSWER_MSIX_ENTRY. True if one was a
         hypercall, whose host work (Partition.defer_service: service_due) is left to the caller: the VP runs
-        on meanwhile."""
+        on meanwhile. only: answer just request `only` (the native relay forwarded it; the next one is the
+        relay's)."""
         shm, hypercall = self.shm, False
         while True:
             seq, op, a0, a1, a2, tsc = REQ.unpack_from(shm, S.OFF_SEQ)
-            if seq == U32.unpack_from(shm, S.OFF_DONE_SEQ)[0]:
+            if seq == U32.unpack_from(shm, S.OFF_DONE_SEQ)[0] or (only is not None and seq != only):
                 return hypercall
             hypercall |= op == S.Op.HYPERCALL
             fault, result = self.answer(op, a0, a1, a2, tsc)
+            if self.relay is not None and op in (S.Op.WRMSR, S.Op.HYPERCALL):
+                self.relay.sync(self.partition)             # before the guest runs on: SynIC, hypercall page
             if self.args.answer_delay_us:                   # tests: a slow model
                 time.sleep(self.args.answer_delay_us / 1e6)
             ANSWER.pack_into(shm, S.OFF_DONE_SEQ + 4, fault, *result)
@@ -277,6 +337,8 @@ class Model:
             if U32.unpack_from(shm, S.OFF_WAIT_SEQ)[0] == seq:    # it halted: wake it (ANSWER_IRQ)
                 self.raise_entry(S.ANSWER_MSIX_ENTRY)
                 self.answer_irqs += 1
+            if only is not None:
+                return hypercall
 
     def answer(self, op, a0, a1, a2, tsc):
         p = self.partition
@@ -357,7 +419,8 @@ class Model:
         partition-lock hand-off to another thread. An MSR or CPUID trap costs a poll, the answer and nothing
         else; the streams' poll registrations are redone only after data moved or a hypercall."""
         p = self.partition
-        efd = self.model_efd[S.TRAP_DOORBELL_VECTOR]
+        relay = self.relay                                # it owns the doorbell and says what is ours
+        efd = self.model_efd[S.TRAP_DOORBELL_VECTOR] if relay is None else relay.note_r
         poller = select.poll()                            # QEMU makes the eventfd non-blocking (shared)
         poller.register(efd, select.POLLIN)
         watched: dict[int, int] = {}
@@ -369,12 +432,20 @@ class Model:
                     trap = True
                 else:
                     streams = True
-            if trap:
-                try:
-                    os.eventfd_read(efd)
-                except BlockingIOError:
-                    pass
-            hypercall = self.answer_traps()               # the guest may be spinning on the answer: first
+            if relay is not None:
+                seqs, broke = relay.notes() if trap else ([], False)
+                if broke:
+                    p.service_due = True                  # pump() raises its RingError: rescinded
+                hypercall = False
+                for seq in seqs:
+                    hypercall |= self.answer_traps(only=seq)
+            else:
+                if trap:
+                    try:
+                        os.eventfd_read(efd)
+                    except BlockingIOError:
+                        pass
+                hypercall = self.answer_traps()           # the guest may be spinning on the answer: first
             if not (streams or hypercall or p.service_due or not events):
                 self.raise_pending()                      # an EOM or a timer MSR may have queued one
                 continue                                  # an MSR/CPUID trap: the streams are as they were
@@ -414,7 +485,7 @@ class Model:
                 os.read(self.wake_r, 4096)
             if vsock_listener in r:
                 self.take_connect(vsock_listener)
-                os.eventfd_write(self.model_efd[S.TRAP_DOORBELL_VECTOR], 1)   # the serving thread looks again
+                self.wake_serve()                                              # the serving thread looks again
             p.fire_timers()
             self.raise_pending()
 
@@ -457,6 +528,8 @@ def main(argv=None) -> int:
     ap.add_argument("--raise-after", type=int, default=0)
     ap.add_argument("--answer-delay-us", type=int, default=0)
     ap.add_argument("--idle-poll-ns", type=int, default=S.IDLE_POLL_NS)
+    ap.add_argument("--native", action=argparse.BooleanOptionalAction, default=True,
+                    help="SignalEvent and hv_sock data in C (build/hv/libhvrelay.so) when it is built")
     args = ap.parse_args(argv)
     sys.setswitchinterval(GIL_SWITCH_S)     # neither a trap answer nor a timer waits 5 ms behind the other thread
     model = Model(args)
@@ -475,18 +548,25 @@ def main(argv=None) -> int:
         model.log(f"ivshmem: no QEMU connected: {e}")
         return 2
     ivs.close()
+    if model.relay is not None:
+        model.relay.start()
     threads = [_thread(model, "serve", model.serve_loop), _thread(model, "io", model.io_loop, vsock, qemu)]
     while not model.stop.is_set():
         model.stop.wait(1.0)
     # the serving thread may sit in poll: wake it so it sees stop
-    os.eventfd_write(model.model_efd[S.TRAP_DOORBELL_VECTOR], 1)
+    model.wake_serve()
     for t in threads:
         t.join(2.0)
+    if model.relay is not None:
+        model.relay.stop()                  # before the partition ends its channels (hvr_detach)
+        model.log("native relay: " + ", ".join(f"{k} {v}" for k, v in model.relay.stats().items()))
     model.log(f"model ends: {model.requests} trap requests ({model.answer_irqs} answers woke a halted guest), "
               f"{model.injected} interrupts raised, "
               f"{model.dropped_vectors} dropped; by vector "
               + ", ".join(f"{v:#x}: {n}" for v, n in sorted(model.by_vector.items())))
     model.partition.close()
+    if model.relay is not None:
+        model.relay.close()
     return 3 if model.failed else 0
 
 
