@@ -113,6 +113,38 @@ def test_reader_agrees_byte_for_byte_through_wraparound(layout):
         assert a == b, f"step {step}: buffers differ"
 
 
+def test_reader_signals_a_writer_that_filled_the_ring_during_its_commit():
+    """The lost wake-up, exactly: the host has read a packet's index; before it moves read_index the guest
+    fills the ring, sets pending_send_sz and looks again (still full). The commit frees a packet, so the
+    guest's next one fits: commit must say signal (free space from the write index read after read_index
+    is out, as ring_buffer.c hv_pkt_iter_close does; the index read before said the ring was never short)."""
+    pfns = PFN_LAYOUTS["contiguous"]
+    mem = GuestMemory(bytearray(24 * PAGE))
+    host = HostReader(mem, pfns, "host's reader")
+    guest = HostWriter(mem, pfns, "guest's writer")        # writes what the guest would
+    payload = bytes(3000)
+    assert guest.write_packet(PacketType.DATA_INBAND, payload) is not None
+    nxt = host.peek()[4]
+    blocked = []
+
+    def guest_fills_the_ring():
+        while guest.write_packet(PacketType.DATA_INBAND, payload) is not None:
+            pass
+        guest.ctrl_set("pending_send_sz", guest.packet_size(len(payload)))
+        blocked.append(guest.write_packet(PacketType.DATA_INBAND, payload) is None)
+
+    set_ctrl = host.ctrl_set
+
+    def racing_set(field, value):
+        if field == "read_index":
+            guest_fills_the_ring()
+        set_ctrl(field, value)
+
+    host.ctrl_set = racing_set
+    assert host.commit(nxt) is True and blocked == [True]
+    assert guest.write_packet(PacketType.DATA_INBAND, payload) is not None   # the room the signal is for
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_hostile_indices_and_descriptors_agree(seed):
     """Random control pages and data (indices out of range, unaligned, descriptors lying about lengths):
@@ -247,6 +279,21 @@ def test_signal_event_answered_and_data_both_ways(relay):
     assert os.eventfd_read(env["guest"][SINT_VECTOR - MSIX_BASE]) >= 1
     st = env["relay"].stats()
     assert st["answered"] == 1 and st["bytes_to_host"] == 5 and st["bytes_to_guest"] == 6
+    assert st["rescues"] == 0                    # every byte moved on an event
+
+
+def test_the_safety_net_moves_and_counts_what_no_signal_moved(relay):
+    """A guest packet with no SignalEvent (a lost wake-up): the relay's tick moves it after a whole tick
+    without progress, counts a rescue and notes it for the model log."""
+    env, logged = relay, []
+    env["relay"].log = logged.append
+    env["g2h"].write_packet(PacketType.DATA_INBAND, struct.pack("<II", PIPE_MSG_DATA, 4) + b"lost")
+    env["host"].settimeout(WAIT_S)
+    assert env["host"].recv(64) == b"lost"
+    assert env["relay"].stats()["rescues"] == 1
+    r, _, _ = select.select([env["relay"].note_r], [], [], WAIT_S)
+    assert r and env["relay"].notes() == ([], False)
+    assert logged == [f"native relay: relid {RELID}: the safety-net tick moved data no signal moved (a lost wake-up)"]
 
 
 def test_other_traps_are_forwarded_untouched(relay):

@@ -173,6 +173,29 @@ def test_a_hostile_doorbell_ring_ends_that_stream_only(binary):
     assert f"port {int(Port.UPCALL)} stream closed (impossible ring index or packet)" in log, log
 
 
+def test_ring_hand_shake_interleavings_lose_no_wake_up(repo_root, generated, tmp_path):
+    """tests/c/hv_ring_race.c: the guest's vmbus_ring.c and the relay's ring code (hvrelay.c) on one ring,
+    the host's steps run inside the guest's barriers (ASan/UBSan). Host-to-guest: the host fills the ring
+    and sets pending_send_sz while the guest is mid-read; the read frees room, so the guest signals (it
+    did not when it judged by the write index it began with: the host then waited on an empty ring).
+    Guest-to-host: the host drains the ring between the guest's pending_send_sz and its second look;
+    the second look writes."""
+    exe = tmp_path / "hv_ring_race"
+    subprocess.run(["gcc", "-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
+                    "-fno-sanitize-recover=undefined", "-pthread", f"-I{generated}",
+                    f"-I{repo_root / 'guest/trackb-kernel'}", f"-I{repo_root / 'host/python/wslx/hv'}",
+                    str(repo_root / "tests/c/hv_ring_race.c"), str(repo_root / "guest/trackb-kernel/hv/vmbus_ring.c"),
+                    str(repo_root / "guest/trackb-kernel/hv/hv_parse.c"),
+                    str(repo_root / "host/python/wslx/hv/hvrelay.c"), "-o", str(exe)], check=True)
+    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = dict(line.split("=", 1) for line in r.stdout.split())
+    assert got["reader_host_blocked"] == "1" and int(got["reader_read"]) > 0, got
+    assert got["reader_signal"] == "1" and got["reader_host_write_after"] == "1", got
+    assert int(got["reader_drain_signals"]) >= 1, got
+    assert got["writer_wrote"] == "1", got
+
+
 @pytest.mark.parametrize("profile", HV_PROFILES)
 def test_conformance_suite_over_hvsock(binary, profile):
     with TARGETS["trackb-hv-host"](timeout=20, hv_profile=profile) as t:

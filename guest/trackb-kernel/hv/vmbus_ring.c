@@ -135,7 +135,6 @@ long vmbus_ring_read(struct vmbus_ring *r, uint8_t *buf, uint32_t cap, int *sign
         r->broken = 1;
         return ERR_RANGE;
     }
-    uint32_t before = r->size - avail;                      /* free space the host sees now */
     int fits = k.len <= cap;
     if (fits)
         copy_from_ring(r, r->own, buf, k.len);
@@ -149,10 +148,19 @@ long vmbus_ring_read(struct vmbus_ring *r, uint8_t *buf, uint32_t cap, int *sign
     CTRL32(r, HV_RING_BUFFER_OFF_READ_INDEX) = r->own;
     mb();
     uint32_t pending = CTRL32(r, HV_RING_BUFFER_OFF_PENDING_SEND_SZ);
-    /* ring_buffer.c hv_pkt_iter_close: free space crossed to above pending (the writer needs more free
-     * than its packet); >= here left a writer that needs one byte more waiting for a signal that never came */
-    if (pending && before <= pending && before + skip > pending)
-        *signal = 1;
+    if (pending) {
+        /* ring_buffer.c hv_pkt_iter_close: free space crossed to above pending (the writer needs more free
+         * than its packet). Free space from the write index read NOW, not the one this read began with:
+         * the host may have filled the ring and set pending_send_sz since, and the stale index said it
+         * was never short of room, so nobody signalled and the host waited on an empty ring. */
+        w = host_index(r, HV_RING_BUFFER_OFF_WRITE_INDEX);
+        if (w < 0)
+            return w;
+        uint32_t now = r->size - used(r, (uint32_t)w, r->own);
+        uint32_t before = now > skip ? now - skip : 0;       /* the host wrote into what we freed: it saw it */
+        if (before <= pending && now > pending)
+            *signal = 1;
+    }
     return fits ? (long)k.len : ERR_RANGE;
 }
 

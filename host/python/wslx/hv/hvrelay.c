@@ -25,7 +25,7 @@
 #include "hvrelay.h"
 
 #define MAX_CHANNELS 64
-#define TICK_MS 50                /* the thread re-reads its sockets at least this often */
+#define TICK_MS 50                /* a channel stalled this long with data waiting gets a look (a rescue) */
 
 static const char *const errnames[] = {
     [0] = "ok", [1] = "index outside the data area or unaligned", [2] = "not a whole packet",
@@ -165,18 +165,24 @@ int hvr_ring_peek(struct hvr_ring *r, uint16_t *type, uint16_t *flags, uint64_t 
 
 int hvr_ring_commit(struct hvr_ring *r, uint32_t next_read)
 {
-    uint32_t w, rd, pending, free_before, free_now;
+    uint32_t w, rd, pending, freed, free_before, free_now;
     int err = indices(r, &w, &rd);
 
     if (err)
         return err;
-    free_before = r->size - (w >= rd ? w - rd : r->size - rd + w);
+    freed = next_read >= rd ? next_read - rd : r->size - rd + next_read;
     st32(r->ctrl + HV_RING_BUFFER_OFF_READ_INDEX, next_read);
     mb();                         /* read_index out before pending_send_sz in (ring_buffer.c hv_pkt_iter_close) */
     pending = ld32(r->ctrl + HV_RING_BUFFER_OFF_PENDING_SEND_SZ);
     if (!pending)
         return HVR_OK;
+    /* free space from the write index read now (hv_get_bytes_to_write): the guest may have filled the
+     * ring and set pending_send_sz since the one above, which would say it was never short of room */
+    err = indices(r, &w, &rd);
+    if (err)
+        return err;
     free_now = r->size - (w >= next_read ? w - next_read : r->size - next_read + w);
+    free_before = free_now > freed ? free_now - freed : 0;
     return free_now > pending && pending >= free_before ? HVR_SIGNAL : HVR_OK;
 }
 
@@ -241,6 +247,7 @@ struct chan {
     uint8_t *from_host;
     uint32_t from_host_len, from_host_limit;
     uint32_t chunk;               /* host bytes per packet (hvsock.py packet_chunk) */
+    uint64_t moved, moved_at_tick; /* ring bytes both ways; the count at the last tick */
     int guest_closed, host_closed, eof_sent, shut_wr;
     int err;
     char msg[200];
@@ -262,6 +269,7 @@ struct hvr {
     int forwarding;
     hvr_trap_fn trap_fn;          /* answers a forwarded trap on this thread (no second wake-up), or NULL */
     uint64_t answered, nforwarded, injected, dropped, answer_irqs, to_host, to_guest;
+    uint64_t rescues;             /* ticks that moved data no event moved: each one a lost wake-up */
     struct chan *ch[MAX_CHANNELS];
 };
 
@@ -346,6 +354,7 @@ static int guest_to_host(struct hvr *h, struct chan *c)
             c->guest_closed = 1;
         memcpy(c->to_host + c->to_host_len, c->pkt + VMPIPE_PROTO_HEADER_SIZE, size);
         c->to_host_len += size;
+        c->moved += size;
         h->to_host += size;
         r = hvr_ring_commit(c->rx, next);
         if (r < 0)
@@ -444,6 +453,7 @@ static int host_to_guest(struct hvr *h, struct chan *c)
         if (r <= 0)
             break;
         done += part;
+        c->moved += part;
         h->to_guest += part;
     }
     if (done) {
@@ -553,6 +563,37 @@ static void drain(int fd)
     (void)r;
 }
 
+/* bytes published in a ring and not yet consumed (0 when its indices are impossible: pump says so) */
+static uint32_t ring_used(const struct hvr_ring *r)
+{
+    uint32_t w, rd;
+
+    if (indices(r, &w, &rd))
+        return 0;
+    return w >= rd ? w - rd : r->size - rd + w;
+}
+
+/* The safety net, after the events: a channel with data waiting that moved nothing for a whole tick
+ * gets a look. Every signal the rings call for is sent (hv_pkt_iter_close's rule on both sides, from
+ * the write index read after the read index is out), so this should find nothing to move; when it
+ * does, a wake-up was lost: counted (hvr_stats rescues) and noted for the model log. */
+static void tick(struct hvr *h)
+{
+    for (int i = 0; i < MAX_CHANNELS; i++) {
+        struct chan *c = h->ch[i];
+        if (!c || c->err)
+            continue;
+        if ((c->from_host_len || c->to_host_len || ring_used(c->rx)) && c->moved == c->moved_at_tick) {
+            pump(h, c);
+            if (c->moved != c->moved_at_tick) {
+                h->rescues++;
+                note(h, HVR_NOTE_RESCUE, c->relid);
+            }
+        }
+        c->moved_at_tick = c->moved;
+    }
+}
+
 static void *run(void *arg)
 {
     struct hvr *h = arg;
@@ -588,16 +629,6 @@ static void *run(void *arg)
         if (ready < 0 && errno != EINTR)
             return NULL;
         pthread_mutex_lock(&h->mu);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - last.tv_sec > 1 ||
-            (now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000 >= TICK_MS) {
-            /* backstop, every tick: host data still waiting for ring room gets another look (a lost
-             * pending_send_sz wake-up was seen under load: h2g ring empty, pending set, data waiting) */
-            last = now;
-            for (int i = 0; i < MAX_CHANNELS; i++)
-                if (h->ch[i] && (h->ch[i]->from_host_len || h->ch[i]->to_host_len))
-                    pump(h, h->ch[i]);
-        }
         if (fds[1].revents)
             drain(h->ctl_efd);
         if (fds[0].revents)
@@ -609,6 +640,12 @@ static void *run(void *arg)
             for (int j = 0; j < MAX_CHANNELS; j++)
                 if (h->ch[j] && h->ch[j]->sock == fds[i].fd)
                     pump(h, h->ch[j]);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - last.tv_sec > 1 ||
+            (now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000 >= TICK_MS) {
+            last = now;
+            tick(h);
         }
         pthread_mutex_unlock(&h->mu);
     }
@@ -826,5 +863,6 @@ void hvr_stats(struct hvr *h, uint64_t *out)
     out[4] = h->answer_irqs;
     out[5] = h->to_host;
     out[6] = h->to_guest;
+    out[7] = h->rescues;
     pthread_mutex_unlock(&h->mu);
 }

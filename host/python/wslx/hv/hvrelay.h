@@ -29,6 +29,7 @@
 #define HVR_NOTE_WAKE 0      /* value 0: look again */
 #define HVR_NOTE_TRAP 1      /* value: the request seq the Python model must answer */
 #define HVR_NOTE_BROKEN 2    /* value: the relid of a channel the relay stopped (hvr_pump) */
+#define HVR_NOTE_RESCUE 3    /* value: a relid whose data only the tick moved (a lost wake-up) */
 
 struct hvr_note {
     uint32_t kind;
@@ -82,5 +83,6 @@ void hvr_detach(struct hvr *h, uint32_t relid);
 /* move what can move now (a SignalEvent the Python model answered, its service pass): 0, or the
  * HVR_E_* that stopped the channel, its message in msg */
 int hvr_pump(struct hvr *h, uint32_t relid, char *msg, uint32_t cap);
-/* counters: answered, forwarded, injected, dropped_vectors, answer_irqs, bytes_to_host, bytes_to_guest */
-void hvr_stats(struct hvr *h, uint64_t *out7);
+/* counters: answered, forwarded, injected, dropped_vectors, answer_irqs, bytes_to_host, bytes_to_guest,
+ * rescues (data only the safety-net tick moved: lost wake-ups, 0 when the signal rules hold) */
+void hvr_stats(struct hvr *h, uint64_t *out8);

@@ -126,7 +126,7 @@ class NativeRelay:
     """The relay thread of one hvsim model (see the module docstring). The model polls `note_fd`."""
 
     STATS = ("answered", "forwarded", "injected", "dropped_vectors", "answer_irqs", "bytes_to_host",
-             "bytes_to_guest")
+             "bytes_to_guest", "rescues")
 
     def __init__(self, shm_fd: int, shm_size: int, ram_fd: int, ram_size: int, trap_efd: int,
                  guest_efd: list[int], log):
@@ -167,6 +167,9 @@ class NativeRelay:
                 seqs.append(value)
             elif kind == C["HVR_NOTE_BROKEN"]:
                 broke = True
+            elif kind == C["HVR_NOTE_RESCUE"]:
+                self.log(f"native relay: relid {value}: the safety-net tick moved data no signal moved "
+                         "(a lost wake-up)")
         return seqs, broke
 
     def sync(self, p) -> None:
@@ -193,7 +196,7 @@ class NativeRelay:
             return HvSockBridge(ch.model_sock, reader, writer, signal_guest, self.log)
 
     def stats(self) -> dict[str, int]:
-        out = self.ffi.new("uint64_t[7]")
+        out = self.ffi.new(f"uint64_t[{len(self.STATS)}]")
         self.lib.hvr_stats(self.h, out)
         return dict(zip(self.STATS, out))
 

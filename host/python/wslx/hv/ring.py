@@ -139,14 +139,17 @@ class HostReader(Ring):
 
     def commit(self, next_read: int) -> bool:
         """Move read_index; True if the guest (writer) must be signalled (pending_send_sz crossed)."""
-        w, r = self._indices()
-        free_before = self.size - (w - r) % self.size
+        _w, r = self._indices()
+        freed = (next_read - r) % self.size
         self.ctrl_set("read_index", next_read)
         pending = self.ctrl_get("pending_send_sz")
         if not pending:
             return False
+        # free space from the write index read now (hv_get_bytes_to_write): the guest may have filled the ring
+        # and set pending_send_sz since the read above, which would say it was never short of room
+        w, _r = self._indices()
         free_now = self.size - (w - next_read) % self.size
-        return free_now > pending >= free_before
+        return free_now > pending >= max(0, free_now - freed)
 
 
 class HostWriter(Ring):

@@ -103,7 +103,7 @@ class GuestRing:
     def read(self) -> tuple[list[bytes], bool]:
         """All whole packets' payloads, and whether the host waits for room (pending_send_sz crossed)."""
         w, r = self._indices()
-        free_before = self.size - (w - r) % self.size
+        start = r
         out = []
         while (w - r) % self.size:
             _t, off8, len8, _f, _id = DESC.unpack(self._copy_out(r, DESC.size))
@@ -113,8 +113,11 @@ class GuestRing:
             r = (r + len8 * 8 + 8) % self.size
         self.set("read_index", r)
         pending = self.get("pending_send_sz")
+        if not pending:
+            return out, False
+        w, _ = self._indices()      # now: the host may have filled the ring and set pending since (ring.py commit)
         free_now = self.size - (w - r) % self.size
-        return out, bool(pending) and free_now > pending >= free_before
+        return out, free_now > pending >= max(0, free_now - (r - start) % self.size)
 
 
 _CTRL = field_offsets(V.HV_RING_BUFFER)
