@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import repo_root
 from ..portal.errors import PortalLibraryMissing
-from ..portal.native import cdef_from_headers
+from ..portal.native import open_library
 
 
 def library_path():
@@ -24,10 +24,4 @@ def header_paths():
 
 @functools.lru_cache(maxsize=None)
 def load():
-    import cffi
-    missing = [p for p in [library_path(), *header_paths()] if not p.exists()]
-    if missing:
-        raise PortalLibraryMissing(f"{missing[0]} is missing: build it with `.venv/bin/scons -Q gemini`")
-    ffi = cffi.FFI()
-    ffi.cdef(cdef_from_headers([p.read_text() for p in header_paths()]))
-    return ffi, ffi.dlopen(str(library_path()))
+    return open_library(library_path(), header_paths(), PortalLibraryMissing, ".venv/bin/scons -Q gemini")

@@ -5,7 +5,8 @@ The declarations are read from hvrelay.h, the header the library is compiled aga
   byte for byte on the same ring states;
 - the hvsim model: NativeRelay, a pthread that owns the trap doorbell, answers the fast HvCallSignalEvent
   of the hv_sock channels handed to it (NativeBridge, VmbusHost.bridge_factory) and moves their data, and
-  forwards every other trap to the Python model through a pipe (note records). The Python model keeps
+  hands every other trap to the Python model (a callback on the relay's thread once the model sets one,
+  else a note record in a pipe; notes also report broken channels and rescues). The Python model keeps
   every other piece of state; it pushes the SynIC facts the relay needs (sync) after each trap that may
   change them.
 """
@@ -48,15 +49,10 @@ C = constants()
 @functools.lru_cache(maxsize=None)
 def load():
     """(ffi, lib); NativeMissing says how to build it."""
-    import cffi
-    from ..portal.native import cdef_from_headers
+    from ..portal.native import open_library
     path = library_path()
-    if not path.exists():
-        raise NativeMissing(f"{path} is missing: build it with `.venv/bin/scons -Q hvrelay`")
-    ffi = cffi.FFI()
-    ffi.cdef(cdef_from_headers([HEADER.read_text()]))
     try:
-        return ffi, ffi.dlopen(str(path))
+        return open_library(path, [HEADER], NativeMissing, ".venv/bin/scons -Q hvrelay")
     except OSError as e:
         raise NativeMissing(f"{path}: {e}") from e
 

@@ -68,23 +68,33 @@ def cdef_from_headers(texts: list[str]) -> str:
     return "\n".join(line.rstrip() for line in body.splitlines() if line.strip()) + "\n"
 
 
+def open_library(path: Path, headers: list[Path], missing: type[Exception], build: str):
+    """(ffi, lib) for the C library at `path`, declared by `headers` (cdef_from_headers); a missing
+    file raises `missing` saying how to build it (`build`, a command line)."""
+    import cffi
+    absent = [p for p in (*headers, path) if not p.exists()]
+    if absent:
+        raise missing(f"{absent[0]} is missing: build it with `{build}`")
+    ffi = cffi.FFI()
+    ffi.cdef(cdef_from_headers([p.read_text() for p in headers]))
+    return ffi, ffi.dlopen(str(path))
+
+
+_BUILD = ".venv/bin/python -m SCons -Q portal"
+
+
 def cdef() -> str:
     missing = [p for p in header_paths() if not p.exists()]
     if missing:
-        raise PortalLibraryMissing(f"{missing[0]} is missing: build it with `.venv/bin/python -m SCons -Q portal`")
+        raise PortalLibraryMissing(f"{missing[0]} is missing: build it with `{_BUILD}`")
     return cdef_from_headers([p.read_text() for p in header_paths()])
 
 
 @functools.lru_cache(maxsize=None)
 def load():
     """(ffi, lib); PortalLibraryMissing tells how to build the library."""
-    import cffi
     path = library_path()
-    if not path.exists():
-        raise PortalLibraryMissing(f"{path} is missing: build it with `.venv/bin/python -m SCons -Q portal`")
-    ffi = cffi.FFI()
-    ffi.cdef(cdef())
-    lib = ffi.dlopen(str(path))
+    ffi, lib = open_library(path, header_paths(), PortalLibraryMissing, _BUILD)
     sizes = {"struct portal_msg": SLOT_SIZE, "struct portal_end": lib.portal_end_size(),
              "struct portal_arena": lib.portal_arena_size(), "struct portal_guest": lib.portal_guest_size()}
     wrong = {t: (ffi.sizeof(t), n) for t, n in sizes.items() if ffi.sizeof(t) != n}
